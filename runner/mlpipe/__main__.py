@@ -1,0 +1,3 @@
+from mlpipe.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""Command line: parses arguments, calls the package's functions, prints their results."""

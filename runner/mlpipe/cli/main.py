@@ -1,0 +1,62 @@
+"""The `mlpipe` command group and the one place user errors become messages and exit codes."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from mlpipe import __version__
+from mlpipe.errors import MlpipeError
+
+# Subcommands are imported only when invoked, so `mlpipe --help` stays fast.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "ci-run": ("mlpipe.cli.ci_run", "Plan, run or reuse every step, record the run, print a summary."),
+    "plan": ("mlpipe.cli.plan", "Say for each step whether it would run or be reused, and why."),
+    "validate": ("mlpipe.cli.validate", "Check the pipeline file and report every problem."),
+    "snapshot": ("mlpipe.cli.snapshot", "Print a directory's code snapshot: its git tree hash and files."),
+    "runs": ("mlpipe.cli.runs", "List recorded runs, newest first."),
+    "show": ("mlpipe.cli.show", "Show one run record."),
+    "pull": ("mlpipe.cli.pull", "Check a step's stored outputs out into the workspace."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module = importlib.import_module(COMMANDS[cmd_name][0])
+        command: click.Command = module.command
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mlpipe")
+def cli() -> None:
+    """mlpipe runs the ML pipeline in mlpipe.yaml, reusing every step whose inputs did not change."""
+
+
+def main(argv: list[str] | None = None) -> Any:
+    try:
+        return cli.main(args=argv, prog_name="mlpipe", standalone_mode=False)
+    except MlpipeError as error:
+        click.echo(f"error: {error}" if "\n" not in str(error) else str(error), err=True)
+        sys.exit(error.exit_code)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except click.exceptions.Exit as done:
+        sys.exit(done.exit_code)

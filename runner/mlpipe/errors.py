@@ -1,0 +1,65 @@
+"""Errors a user can act on. `cli/main.py` is the only place that catches them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+class MlpipeError(Exception):
+    """An error the user can fix; printed without a traceback."""
+
+    exit_code = 1
+
+
+class UsageError(MlpipeError):
+    """A command was called wrongly (bad option value, unknown run id, ...)."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True, kw_only=True)
+class Problem:
+    """One thing wrong with a pipeline file, located at the node that is wrong."""
+
+    file: str
+    line: int
+    col: int
+    key: str
+    message: str
+    fix: str = ""
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}:{self.col}"
+        key = f" {self.key}:" if self.key else ""
+        fix = f"; {self.fix}" if self.fix else ""
+        return f"{where}:{key} {self.message}{fix}"
+
+
+class SpecError(MlpipeError):
+    """The pipeline file is wrong; carries every problem found, not just the first."""
+
+    exit_code = 2
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = tuple(problems)
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return "\n".join(str(p) for p in self.problems)
+
+
+class GitError(MlpipeError):
+    """A git command failed or the repository is not in a usable state."""
+
+
+class CacheError(MlpipeError):
+    """The result store cannot be used."""
+
+
+class PipelineFailed(MlpipeError):
+    """At least one selected step failed or was cancelled."""
+
+    def __init__(self, message: str, *, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

@@ -1,0 +1,48 @@
+"""Every on-disk location mlpipe uses, in one place."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+STATE_DIR = ".mlpipe"
+"""Per-workspace state directory; never part of a snapshot or of the dirty paths."""
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Locations under one workspace (the repository root, or the pipeline file's dir outside git)."""
+
+    root: Path
+    cache_override: Path | None = None
+
+    @property
+    def state(self) -> Path:
+        return self.root / STATE_DIR
+
+    @property
+    def runs(self) -> Path:
+        return self.state / "runs"
+
+    @property
+    def logs(self) -> Path:
+        return self.state / "logs"
+
+    @property
+    def tmp(self) -> Path:
+        return self.state / "tmp"
+
+    @property
+    def snapshots(self) -> Path:
+        """Materialized read-only copies of code snapshots, one per tree hash."""
+        return self.state / "snapshots"
+
+    @property
+    def cache(self) -> Path:
+        if self.cache_override is not None:
+            return self.cache_override
+        env = os.environ.get("MLPIPE_CACHE")
+        if env and "://" not in env:
+            return Path(env).expanduser().resolve()
+        return self.state / "cache"

@@ -1,0 +1,1 @@
+"""The pipeline file: loading with line:col, validation, the frozen model, `${{ }}` references."""

@@ -1,0 +1,111 @@
+"""The resolved pipeline: frozen, keyword-only dataclasses. Nothing past `spec/` sees a raw dict."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+ParamValue = bool | int | float | str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Location:
+    """Where a node sits in the pipeline file (1-based line and column)."""
+
+    file: str
+    line: int
+    col: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Param:
+    name: str
+    default: ParamValue
+    value: ParamValue
+    """The default, or the `-p name=value` override converted to the default's type."""
+    loc: Location
+
+
+@dataclass(frozen=True, kw_only=True)
+class RepoInput:
+    """An input read from the repository/workspace: a file or directory, relative to the workspace root."""
+
+    name: str
+    path: str
+    """Workspace-relative, '/'-separated, normalized (no '..', no leading './')."""
+    loc: Location
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepInput:
+    """An input that is another step's output: `${{ steps.S.outputs.O }}`."""
+
+    name: str
+    step: str
+    output: str
+    loc: Location
+
+
+Input = RepoInput | StepInput
+
+
+@dataclass(frozen=True, kw_only=True)
+class Output:
+    name: str
+    type: Literal["dir", "file"]
+    """A directory mlpipe creates empty before the step runs, or a file path whose parent exists."""
+    kind: Literal["data", "metrics"] = "data"
+    """`metrics`: a JSON file mapping names to numbers (implies type `file`)."""
+    path: str | None = None
+    """Workspace-relative path the output is checked out to after the run (like DVC outs), if any."""
+    loc: Location
+
+
+@dataclass(frozen=True, kw_only=True)
+class Step:
+    name: str
+    code: str
+    """Code directory, workspace-relative and '/'-separated; '.' is the workspace root."""
+    run: str
+    """The command template, given to a shell after substitution."""
+    inputs: Mapping[str, Input] = field(default_factory=dict)
+    outputs: Mapping[str, Output] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict)
+    """Variable -> value template."""
+    reuse: bool = True
+    needs: tuple[str, ...] = ()
+    """Ordering without data: these steps must finish first."""
+    image: str | None = None
+    gpus: int = 0
+    runs_on: tuple[str, ...] = ()
+    timeout_minutes: float | None = None
+    environment: tuple[str, ...] = ()
+    """Workspace-relative lock/requirements files whose content enters the fingerprint."""
+    loc: Location
+
+    def upstream(self) -> tuple[str, ...]:
+        """Every step this one waits for: data dependencies (inputs and `${{ steps.* }}` refs) and `needs`."""
+        from mlpipe.spec.refs import step_refs
+
+        names = [i.step for i in self.inputs.values() if isinstance(i, StepInput)]
+        for template in (self.run, *self.env.values()):
+            names.extend(ref.step for ref in step_refs(template))
+        names.extend(self.needs)
+        return tuple(dict.fromkeys(n for n in names if n is not None))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Pipeline:
+    name: str
+    file: Path
+    """Absolute path of the pipeline file."""
+    root: Path
+    """Absolute workspace root: the git work tree holding the file, else the file's directory."""
+    params: Mapping[str, Param] = field(default_factory=dict)
+    steps: Mapping[str, Step] = field(default_factory=dict)
+    """In file order."""

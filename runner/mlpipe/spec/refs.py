@@ -1,0 +1,97 @@
+"""`${{ ... }}` references: parsed into literal text and Ref parts, substituted, never evaluated."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+NAME = r"[A-Za-z_][A-Za-z0-9_-]*"
+_EXPRESSION = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
+_REF = re.compile(
+    rf"^\s*(?:(?P<scope>params|inputs|outputs)\.(?P<name>{NAME})"
+    rf"|steps\.(?P<step>{NAME})\.outputs\.(?P<output>{NAME}))\s*$"
+)
+
+Scope = Literal["params", "inputs", "outputs", "steps"]
+
+
+@dataclass(frozen=True)
+class Ref:
+    scope: Scope
+    name: str
+    """Param, input or output name; for `steps.S.outputs.O` the output O."""
+    step: str | None
+    """S for `steps.S.outputs.O`, else None."""
+    text: str
+    """The whole `${{ ... }}` as written."""
+    offset: int
+    """Where it starts in its template."""
+
+
+class RefSyntaxError(ValueError):
+    def __init__(self, text: str, offset: int) -> None:
+        super().__init__(text)
+        self.text = text
+        self.offset = offset
+
+
+Part = str | Ref
+
+
+def parse(template: str) -> list[Part]:
+    """Split a template into literal strings and references; raise RefSyntaxError on a malformed one."""
+    parts: list[Part] = []
+    pos = 0
+    for match in _EXPRESSION.finditer(template):
+        if match.start() > pos:
+            parts.append(template[pos : match.start()])
+        ref = _REF.match(match.group(1))
+        if ref is None:
+            raise RefSyntaxError(match.group(0), match.start())
+        if ref.group("step"):
+            parts.append(Ref("steps", ref.group("output"), ref.group("step"), match.group(0), match.start()))
+        else:
+            scope: Scope = ref.group("scope")  # type: ignore[assignment]
+            parts.append(Ref(scope, ref.group("name"), None, match.group(0), match.start()))
+        pos = match.end()
+    unclosed = template.find("${{", pos)
+    if unclosed >= 0:
+        raise RefSyntaxError(template[unclosed:], unclosed)
+    if pos < len(template):
+        parts.append(template[pos:])
+    return parts
+
+
+def refs(template: str) -> Iterator[Ref]:
+    """The references in a template; malformed ones are skipped (the loader reports them)."""
+    try:
+        parts = parse(template)
+    except RefSyntaxError:
+        return
+    yield from (p for p in parts if isinstance(p, Ref))
+
+
+def step_refs(template: str) -> Iterator[Ref]:
+    return (r for r in refs(template) if r.scope == "steps")
+
+
+def render(template: str, value_of: Callable[[Ref], str], *, quote: bool) -> str:
+    """Substitute every reference by `value_of(ref)`, shell-quoted when `quote` (for `run:` lines)."""
+    out: list[str] = []
+    for part in parse(template):
+        if isinstance(part, str):
+            out.append(part)
+        else:
+            value = value_of(part)
+            out.append(shlex.quote(value) if quote else value)
+    return "".join(out)
+
+
+def param_text(value: bool | int | float | str) -> str:
+    """How a param value reads in a command: YAML's spelling for booleans, repr for numbers."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
