@@ -1,0 +1,1 @@
+"""Result stores: where step results are kept and found by fingerprint."""

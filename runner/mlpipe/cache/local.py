@@ -1,0 +1,250 @@
+"""The local content-addressed store (default `.mlpipe/cache`).
+
+Layout, versioned by `LAYOUT`:
+  objects/ab/cdef...     file content by sha256, read-only; `.x` suffix for the executable variant
+  results/ab/<fp>.json   a complete step result, written last and atomically (first complete entry wins)
+  latest/<pipeline>/<step>.json   the step's most recent result fingerprint, for `plan`
+  trees/ab/<tree>.json   file listings of code snapshots, so `plan` can name the files that changed
+  materialized/<digest>/ read-only hard-link farms of outputs, shared by every step that reads them
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import stat
+import sys
+import uuid
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from mlpipe.cache.base import Published, StepResult
+from mlpipe.digest import Entry, FileHasher, Manifest, walk_files
+
+LAYOUT = 1
+
+
+def _warn(message: str) -> None:
+    print(f"mlpipe: warning: {message}", file=sys.stderr)
+
+
+def _safe_relpath(rel: str) -> str:
+    parts = rel.split("/")
+    if rel.startswith("/") or any(p in {"", ".", ".."} for p in parts if rel):
+        raise ValueError(f"refusing a path that escapes its output: {rel!r}")
+    return rel
+
+
+class LocalStore:
+    def __init__(self, root: Path, *, hasher: FileHasher | None = None) -> None:
+        self.root = root
+        self.hasher = hasher or FileHasher()
+        self._tmp = root / "tmp"
+
+    # -- paths ---------------------------------------------------------------------------------------------
+    def object_path(self, entry: Entry) -> Path:
+        suffix = ".x" if entry.executable else ""
+        return self.root / "objects" / entry.sha256[:2] / (entry.sha256[2:] + suffix)
+
+    def _result_path(self, fingerprint: str) -> Path:
+        return self.root / "results" / fingerprint[:2] / f"{fingerprint}.json"
+
+    def _latest_path(self, pipeline: str, step: str) -> Path:
+        return self.root / "latest" / _slug(pipeline) / f"{_slug(step)}.json"
+
+    def _tree_path(self, tree: str) -> Path:
+        return self.root / "trees" / tree[:2] / f"{tree}.json"
+
+    def _temp_path(self, hint: str = "") -> Path:
+        self._tmp.mkdir(parents=True, exist_ok=True)
+        return self._tmp / f"{uuid.uuid4().hex}{hint}"
+
+    # -- results -------------------------------------------------------------------------------------------
+    def lookup(self, fingerprint: str) -> StepResult | None:
+        path = self._result_path(fingerprint)
+        try:
+            data = json.loads(path.read_bytes())
+            result = StepResult.from_json(data)
+        except FileNotFoundError:
+            return None
+        except (ValueError, KeyError, TypeError) as error:
+            _warn(f"ignoring corrupt cache entry {path}: {error}")
+            return None
+        missing = next((e for m in result.outputs.values() for e in m.entries if not self._has(e)), None)
+        if missing is not None:
+            _warn(f"ignoring incomplete cache entry {fingerprint[:12]}: object of {missing.path!r} is missing")
+            return None
+        return result
+
+    def _has(self, entry: Entry) -> bool:
+        return self.object_path(entry).exists()
+
+    def publish(self, result: StepResult, staged: Mapping[str, Path]) -> Published:
+        """Ingest every staged output, then write the entry; the entry appearing is the commit point."""
+        manifests = {name: self.ingest(path) for name, path in staged.items()}
+        result = StepResult(
+            fingerprint=result.fingerprint,
+            parts=result.parts,
+            outputs=manifests,
+            metrics=result.metrics,
+            provenance=result.provenance,
+        )
+        final = self._result_path(result.fingerprint)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        temp = self._temp_path(".json")
+        temp.write_bytes(json.dumps(result.to_json(), indent=1, sort_keys=True).encode())
+        try:
+            os.link(temp, final)  # fails if an entry exists: never overwrite the first complete one
+            stored, already = result, False
+        except FileExistsError:
+            existing = self.lookup(result.fingerprint)
+            stored, already = (existing, True) if existing is not None else (result, False)
+            if existing is None:
+                os.replace(temp, final)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
+        nondeterministic = already and stored.output_digests() != result.output_digests()
+        return Published(result=stored, already_stored=already, nondeterministic=nondeterministic)
+
+    def ingest(self, path: Path) -> Manifest:
+        """Move a staged file or directory's content into objects/ and return its manifest."""
+        manifest = self.hasher.manifest(path)
+        for entry in manifest.entries:
+            source = path / entry.path if entry.path else path
+            self._store_object(source, entry)
+        return manifest
+
+    def _store_object(self, source: Path, entry: Entry) -> None:
+        target = self.object_path(entry)
+        if target.exists():
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temp = self._temp_path()
+        if entry.kind == "link":
+            temp.write_bytes(os.readlink(source).encode())
+        else:
+            try:
+                os.link(source, temp)  # same filesystem: no copy at all
+            except OSError:
+                shutil.copyfile(source, temp)
+        os.chmod(temp, 0o555 if entry.executable else 0o444)
+        os.replace(temp, target)
+
+    # -- reading outputs -----------------------------------------------------------------------------------
+    def materialize(self, manifest: Manifest, name: str) -> Path:
+        digest = manifest.digest.removeprefix("sha256:")
+        top = self.root / "materialized" / digest
+        if not top.exists():
+            temp = self._temp_path()
+            temp.mkdir()
+            self._build(manifest, temp / name if manifest.type == "file" else temp / "d", link=True)
+            try:
+                os.rename(temp, top)
+            except OSError:  # another process materialized it first
+                shutil.rmtree(temp, ignore_errors=True)
+        if manifest.type == "file":
+            existing = next(top.iterdir())
+            if existing.name != name:  # same content under another output name
+                alias = top.parent / f"{digest}-{_slug(name)}"
+                if not alias.exists():
+                    with contextlib.suppress(FileExistsError):
+                        os.symlink(existing, alias)
+                return alias
+            return existing
+        return top / "d"
+
+    def forget_materialized(self, manifest: Manifest) -> None:
+        """Drop a materialization (and the objects behind it) that a step was found to have modified."""
+        top = self.root / "materialized" / manifest.digest.removeprefix("sha256:")
+        _rmtree(top)
+        for entry in manifest.entries:
+            path = self.object_path(entry)
+            if path.exists() and entry.kind == "file":
+                with contextlib.suppress(OSError):
+                    if self.hasher.hash_file(path, path.stat()) != entry.sha256:
+                        path.unlink()
+
+    def checkout(self, manifest: Manifest, dest: Path) -> None:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        temp = dest.parent / f".{dest.name}.mlpipe-{uuid.uuid4().hex[:8]}"
+        self._build(manifest, temp, link=False)
+        old = None
+        if dest.is_dir() and not dest.is_symlink():
+            old = dest.parent / f".{dest.name}.mlpipe-old-{uuid.uuid4().hex[:8]}"
+            os.rename(dest, old)
+        os.replace(temp, dest)
+        if old is not None:
+            _rmtree(old)
+
+    def _build(self, manifest: Manifest, dest: Path, *, link: bool) -> None:
+        if manifest.type == "dir":
+            dest.mkdir(parents=True)
+        for entry in manifest.entries:
+            target = dest / _safe_relpath(entry.path) if entry.path else dest
+            target.parent.mkdir(parents=True, exist_ok=True)
+            source = self.object_path(entry)
+            if entry.kind == "link":
+                os.symlink(source.read_bytes().decode(), target)
+            elif link:
+                os.link(source, target)
+            else:
+                shutil.copyfile(source, target)
+                os.chmod(target, 0o755 if entry.executable else 0o644)
+
+    # -- indexes for plan ----------------------------------------------------------------------------------
+    def latest(self, pipeline: str, step: str) -> StepResult | None:
+        try:
+            pointer = json.loads(self._latest_path(pipeline, step).read_bytes())
+        except (FileNotFoundError, ValueError):
+            return None
+        fingerprint = pointer.get("fingerprint") if isinstance(pointer, dict) else None
+        return self.lookup(fingerprint) if isinstance(fingerprint, str) else None
+
+    def set_latest(self, pipeline: str, step: str, fingerprint: str) -> None:
+        _atomic_write(self._latest_path(pipeline, step), {"fingerprint": fingerprint}, self._temp_path())
+
+    def save_listing(self, tree: str, files: list[list[Any]]) -> None:
+        path = self._tree_path(tree)
+        if not path.exists():
+            _atomic_write(path, {"tree": tree, "files": files}, self._temp_path())
+
+    def listing(self, tree: str) -> list[list[Any]] | None:
+        try:
+            files: list[list[Any]] = json.loads(self._tree_path(tree).read_bytes())["files"]
+            return files
+        except (FileNotFoundError, ValueError, KeyError):
+            return None
+
+    def results(self) -> Iterator[Path]:
+        yield from (self.root / "results").glob("*/*.json")
+
+
+def _atomic_write(path: Path, data: Any, temp: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp.write_bytes(json.dumps(data, sort_keys=True).encode())
+    os.replace(temp, path)
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_.[]=," else "_" for c in name)
+
+
+def _rmtree(path: Path) -> None:
+    """Remove a tree whose directories may have been made read-only."""
+
+    def onerror(func: Any, p: str, exc: Any) -> None:
+        with contextlib.suppress(OSError):
+            os.chmod(os.path.dirname(p), stat.S_IRWXU)
+            func(p)
+
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path, onerror=onerror)
+
+
+__all__ = ["LocalStore", "walk_files"]

@@ -1,0 +1,66 @@
+"""`mlpipe ci-run`: what CI runs, and what users run to do what CI does."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import click
+
+from mlpipe.cli.run_options import pipeline_options, selection_options
+from mlpipe.errors import PipelineFailed, UsageError
+from mlpipe.prepare import Selected, prepare
+from mlpipe.report import run_summary
+from mlpipe.run import RunOptions, Runner
+from mlpipe.session import open_session
+from mlpipe.ui import choose_reporter
+
+
+@click.command("ci-run")
+@pipeline_options
+@selection_options
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, help="Steps run at once (default: cores).")
+@click.option("--fail-fast", is_flag=True, help="Stop every running step when one fails.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run record as JSON at the end.")
+def command(
+    file: str | None,
+    params: tuple[str, ...],
+    cache: str | None,
+    only: tuple[str, ...],
+    from_: tuple[str, ...],
+    with_upstream: bool,
+    no_reuse: bool,
+    jobs: int | None,
+    fail_fast: bool,
+    as_json: bool,
+) -> None:
+    """Plan, run or reuse every selected step, record the run, and print a summary.
+
+    Exits 0 only when every selected step ran or was reused successfully.
+    """
+    session = open_session(file, params, cache)
+    prepared = prepare(
+        session.pipeline,
+        session.workspace,
+        session.store,
+        Selected(only=only, from_=from_, with_upstream=with_upstream, no_reuse=no_reuse),
+        hasher=session.hasher,
+    )
+    missing = prepared.plan.missing()
+    if missing:
+        names = ", ".join(missing)
+        raise UsageError(
+            f"upstream step(s) {names} have no stored result for the current code, params and inputs; "
+            "run them first, or add --with-upstream"
+        )
+    options = RunOptions(jobs=jobs or os.cpu_count() or 1, fail_fast=fail_fast)
+    record = Runner(prepared, choose_reporter(), options).run()
+    if as_json:
+        click.echo(json.dumps(record.to_json(), indent=1, sort_keys=True))
+    else:
+        click.echo(run_summary(record))
+    if record.status == "cancelled":
+        raise PipelineFailed(f"run {record.run_id} was cancelled", exit_code=130)
+    if record.status != "succeeded":
+        failed = [n for n, s in record.steps.items() if s.status not in {"ran", "reused"}]
+        raise PipelineFailed(f"run {record.run_id} failed: {', '.join(failed)} did not succeed")

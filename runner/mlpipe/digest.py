@@ -1,0 +1,120 @@
+"""Content digests of files and directory trees (sha256, streamed: memory does not grow with data size)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+_CHUNK = 1 << 20
+
+
+def file_sha256(path: Path | str) -> str:
+    with open(path, "rb", buffering=0) as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def bytes_sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def canonical_json(value: Any) -> bytes:
+    """The one serialization every digest of structured data is taken over."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def json_digest(value: Any) -> str:
+    return "sha256:" + bytes_sha256(canonical_json(value))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Entry:
+    """One file of a tree: a regular file (with its exec bit) or a symbolic link (sha256 of its target)."""
+
+    path: str
+    """'/'-separated, relative to the tree's top; '' when the tree is a single file."""
+    kind: str  # "file" | "link"
+    executable: bool
+    size: int
+    sha256: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "kind": self.kind, "x": self.executable, "size": self.size, "sha256": self.sha256}
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> Entry:
+        return Entry(
+            path=data["path"], kind=data["kind"], executable=data["x"], size=data["size"], sha256=data["sha256"]
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Manifest:
+    """A file or directory's content, independent of where it lies: the unit outputs and inputs are keyed by."""
+
+    type: str  # "file" | "dir"
+    entries: tuple[Entry, ...]
+
+    @property
+    def digest(self) -> str:
+        return json_digest({"type": self.type, "entries": [e.to_json() for e in self.entries]})
+
+    @property
+    def size(self) -> int:
+        return sum(e.size for e in self.entries)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.type, "entries": [e.to_json() for e in self.entries]}
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> Manifest:
+        return Manifest(type=data["type"], entries=tuple(Entry.from_json(e) for e in data["entries"]))
+
+
+def walk_files(top: Path) -> Iterator[tuple[str, os.stat_result]]:
+    """Every file and link under `top` as ('/'-separated relative path, lstat), in sorted order."""
+
+    def walk(directory: Path, prefix: str) -> Iterator[tuple[str, os.stat_result]]:
+        with os.scandir(directory) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        for entry in entries:
+            st = entry.stat(follow_symlinks=False)
+            rel = prefix + entry.name
+            if stat.S_ISDIR(st.st_mode):
+                yield from walk(Path(entry.path), rel + "/")
+            elif stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
+                yield rel, st
+
+    yield from walk(top, "")
+
+
+class FileHasher:
+    """Hashes files; a stat cache can be plugged in so unchanged files are not read again."""
+
+    def hash_file(self, path: Path, st: os.stat_result) -> str:
+        return file_sha256(path)
+
+    def entry(self, path: Path, rel: str, st: os.stat_result) -> Entry:
+        if stat.S_ISLNK(st.st_mode):
+            target = os.readlink(path).encode()
+            return Entry(path=rel, kind="link", executable=False, size=len(target), sha256=bytes_sha256(target))
+        return Entry(
+            path=rel,
+            kind="file",
+            executable=bool(st.st_mode & stat.S_IXUSR),
+            size=st.st_size,
+            sha256=self.hash_file(path, st),
+        )
+
+    def manifest(self, path: Path) -> Manifest:
+        """The manifest of a file or a directory (symlinks inside are recorded as links, not followed)."""
+        st = path.stat()
+        if stat.S_ISDIR(st.st_mode):
+            entries = tuple(self.entry(path / rel, rel, est) for rel, est in walk_files(path))
+            return Manifest(type="dir", entries=entries)
+        return Manifest(type="file", entries=(self.entry(path, "", path.lstat()),))

@@ -1,0 +1,49 @@
+"""The executor interface: a StepRequest goes in, a StepOutcome comes out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepRequest:
+    step: str
+    command: str
+    """The substituted `run:` line, given to a shell."""
+    cwd: Path
+    env: Mapping[str, str]
+    """The complete environment of the step."""
+    log_path: Path
+    on_line: Callable[[str, str], None] = lambda step, line: None
+    """Called with (step, line) for every line of output, as it arrives."""
+    rewrites: Sequence[tuple[str, str]] = ()
+    """(prefix, replacement) applied to output lines: materialized snapshot paths become repo paths."""
+    timeout_s: float | None = None
+    kill_grace_s: float = 10.0
+    """How long a stopped step gets after SIGINT, and again after SIGTERM, before the next signal."""
+    gpus: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepOutcome:
+    exit_code: int
+    duration_s: float
+    timed_out: bool = False
+    cancelled: bool = False
+    error: str | None = None
+    """Why the step could not be started or finished, when the exit code alone does not say."""
+
+
+class RunningStep(Protocol):
+    def wait(self) -> StepOutcome: ...
+
+    def cancel(self) -> None:
+        """Stop the step (thread-safe, returns at once); wait() then reports cancelled."""
+        ...
+
+
+class Executor(Protocol):
+    def start(self, request: StepRequest) -> RunningStep: ...

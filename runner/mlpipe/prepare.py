@@ -1,0 +1,127 @@
+"""Everything measured before a plan: git provenance, code snapshots, input digests, selection, the plan."""
+
+from __future__ import annotations
+
+import platform
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlpipe import dag
+from mlpipe.cache.local import LocalStore
+from mlpipe.digest import FileHasher
+from mlpipe.paths import Workspace
+from mlpipe.plan import Facts, Plan, make_plan
+from mlpipe.provenance import GitInfo, git_info
+from mlpipe.snapshot import Snapshot, Snapshotter, SnapshotFile, diff_files
+from mlpipe.spec.model import Pipeline, RepoInput
+
+
+def platform_id() -> str:
+    return f"{sys.platform}-{platform.machine().lower()}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Selected:
+    only: tuple[str, ...] = ()
+    from_: tuple[str, ...] = ()
+    with_upstream: bool = False
+    no_reuse: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Prepared:
+    pipeline: Pipeline
+    workspace: Workspace
+    store: LocalStore
+    git: GitInfo
+    snapshotter: Snapshotter
+    snapshots: dict[str, Snapshot]
+    """Code dir -> its snapshot."""
+    facts: Facts
+    order: list[str]
+    selected: frozenset[str]
+    needed: frozenset[str]
+    plan: Plan
+
+
+def prepare(
+    pipeline: Pipeline, workspace: Workspace, store: LocalStore, selection: Selected, *, hasher: FileHasher
+) -> Prepared:
+    graph = dag.Dag.from_pipeline(pipeline)
+    chosen = graph.select(only=selection.only, from_=selection.from_, with_upstream=selection.with_upstream)
+    selected = frozenset(chosen.steps)
+    needed = selected | set(chosen.required)
+    order = [name for name in graph.order() if name in needed]
+
+    snapshotter = Snapshotter(workspace.root, exclude=[workspace.cache])
+    snapshots: dict[str, Snapshot] = {}
+    for name in order:
+        code = pipeline.steps[name].code
+        if code not in snapshots:
+            snapshots[code] = snapshotter.snapshot(workspace.root / code)
+    for snap in snapshots.values():
+        store.save_listing(snap.tree, [[f.path, f.mode, f.blob] for f in snap.files])
+
+    facts = Facts(
+        code_trees={code: snap.tree for code, snap in snapshots.items()},
+        input_digests={name: _input_digests(pipeline, name, hasher) for name in order},
+        environment_digests={name: _environment_digests(pipeline, name, hasher) for name in order},
+        platform=platform_id(),
+    )
+
+    def code_changes(old: str, new: str) -> list[tuple[str, str]] | None:
+        before, after = store.listing(old), store.listing(new)
+        if before is None or after is None:
+            return None
+        return diff_files(_files(before), _files(after))
+
+    plan = make_plan(
+        pipeline,
+        order,
+        selected=selected,
+        forced=frozenset(chosen.forced),
+        needed=needed,
+        facts=facts,
+        lookup=store.lookup,
+        latest=lambda step: store.latest(pipeline.name, step),
+        code_changes=code_changes,
+        no_reuse=selection.no_reuse,
+    )
+    return Prepared(
+        pipeline=pipeline,
+        workspace=workspace,
+        store=store,
+        git=git_info(workspace.root),
+        snapshotter=snapshotter,
+        snapshots=snapshots,
+        facts=facts,
+        order=order,
+        selected=selected,
+        needed=frozenset(needed),
+        plan=plan,
+    )
+
+
+def _files(listing: Sequence[Sequence[Any]]) -> tuple[SnapshotFile, ...]:
+    return tuple(SnapshotFile(path=p, mode=m, blob=b, size=0) for p, m, b in listing)
+
+
+def _input_digests(pipeline: Pipeline, step: str, hasher: FileHasher) -> dict[str, str]:
+    inputs = pipeline.steps[step].inputs.values()
+    return {i.name: hasher.manifest(pipeline.root / i.path).digest for i in inputs if isinstance(i, RepoInput)}
+
+
+def _environment_digests(pipeline: Pipeline, step: str, hasher: FileHasher) -> dict[str, str]:
+    files = pipeline.steps[step].environment
+    return {path: hasher.manifest(pipeline.root / path).digest for path in files}
+
+
+def workspace_path(root: Path, path: Path) -> str:
+    """A path as shown to users: relative to the workspace root when inside it."""
+    try:
+        return path.relative_to(root).as_posix() or "."
+    except ValueError:
+        return str(path)

@@ -1,0 +1,124 @@
+"""Run records and plans as text tables and versioned JSON. Pure: data in, strings and dicts out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from mlpipe.plan import Plan
+from mlpipe.runs import RunRecord
+
+PLAN_FORMAT = "mlpipe.plan/1"
+RUNS_FORMAT = "mlpipe.runs/1"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    lines.extend("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+    return "\n".join(lines)
+
+
+def _metrics_text(metrics: dict[str, dict[str, float]], limit: int = 3) -> str:
+    flat = [(k, v) for values in metrics.values() for k, v in values.items()]
+    shown = ", ".join(f"{k}={v:.4g}" for k, v in flat[:limit])
+    return shown + (", ..." if len(flat) > limit else "")
+
+
+def run_summary(record: RunRecord) -> str:
+    rows = []
+    for name, step in record.steps.items():
+        if step.status == "reused":
+            source = (step.reused_from or {}).get("run_id") or ""
+            detail = f"from {source}"
+        elif step.status == "ran":
+            detail = "; ".join(step.reasons)
+            if step.nondeterministic:
+                detail = "NONDETERMINISTIC: output differs from the stored result; " + detail
+        else:
+            detail = step.error or ""
+        duration = f"{step.duration_s:.1f}s" if step.duration_s is not None else ""
+        rows.append([name, step.status, duration, _metrics_text(step.metrics), detail])
+    counts = record.counts()
+    tally = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    commit = (record.git.get("commit") or "no commit")[:12]
+    dirty = " dirty" if record.git.get("dirty") else ""
+    head = f"run {record.run_id}: {record.status} ({tally}) at {commit}{dirty}"
+    return head + "\n" + table(["step", "status", "time", "metrics", "detail"], rows)
+
+
+def plan_text(plan: Plan) -> str:
+    rows = []
+    for name, step in plan.steps.items():
+        action = {"missing": "MISSING"}.get(step.action, step.action)
+        rows.append([name, action, "; ".join(step.reasons)])
+    return table(["step", "action", "why"], rows)
+
+
+def plan_json(pipeline: str, plan: Plan) -> dict[str, Any]:
+    return {
+        "format": PLAN_FORMAT,
+        "pipeline": pipeline,
+        "steps": [
+            {
+                "name": name,
+                "action": s.action,
+                "selected": s.selected,
+                "forced": s.forced,
+                "fingerprint": s.fingerprint.key if s.fingerprint else None,
+                "reasons": list(s.reasons),
+                "reused_from": dict(s.result.provenance).get("run_id") if s.result else None,
+            }
+            for name, s in plan.steps.items()
+        ],
+    }
+
+
+def runs_json(records: Sequence[RunRecord]) -> dict[str, Any]:
+    return {"format": RUNS_FORMAT, "runs": [run_row(r) for r in records]}
+
+
+def run_row(record: RunRecord) -> dict[str, Any]:
+    return {
+        "run_id": record.run_id,
+        "pipeline": record.pipeline,
+        "status": record.status,
+        "started_at": record.started_at,
+        "ended_at": record.ended_at,
+        "commit": record.git.get("commit"),
+        "branch": record.git.get("branch"),
+        "dirty": bool(record.git.get("dirty")),
+        "steps": record.counts(),
+    }
+
+
+def runs_text(records: Sequence[RunRecord]) -> str:
+    rows = []
+    for r in records:
+        row = run_row(r)
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(row["steps"].items()))
+        commit = (row["commit"] or "-")[:10] + ("*" if row["dirty"] else "")
+        rows.append([r.run_id, r.pipeline, r.status, commit, counts])
+    return table(["run", "pipeline", "status", "commit", "steps"], rows)
+
+
+def show_text(record: RunRecord) -> str:
+    git = record.git
+    lines = [
+        f"run:       {record.run_id}",
+        f"pipeline:  {record.pipeline} ({record.pipeline_file})",
+        f"status:    {record.status}",
+        f"started:   {record.started_at}",
+        f"ended:     {record.ended_at or '-'}",
+        f"commit:    {git.get('commit') or '-'} on {git.get('branch') or git.get('ref') or '-'}",
+        f"dirty:     {'yes' if git.get('dirty') else 'no'}"
+        + (f" ({len(git.get('dirty_paths') or [])} paths)" if git.get("dirty") else ""),
+    ]
+    if git.get("snapshot_ref"):
+        lines.append(f"code ref:  {git['snapshot_ref']}")
+    if record.params:
+        lines.append("params:    " + ", ".join(f"{k}={v}" for k, v in record.params.items()))
+    lines.append("")
+    lines.append(run_summary(record).split("\n", 1)[1])
+    return "\n".join(lines)

@@ -1,0 +1,485 @@
+"""Carries out a plan: walks the DAG, runs or reuses each step, stores results, keeps the run record current."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import queue
+import shutil
+import signal
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from mlpipe import __version__
+from mlpipe.cache.base import StepResult
+from mlpipe.digest import Manifest, walk_files
+from mlpipe.executors.base import Executor, RunningStep, StepOutcome, StepRequest
+from mlpipe.executors.host import HostExecutor
+from mlpipe.plan import fingerprint_step, output_refs
+from mlpipe.prepare import Prepared, workspace_path
+from mlpipe.provenance import write_snapshot_ref
+from mlpipe.runs import RunHistory, RunRecord, StepRecord, new_run_id, utc_now
+from mlpipe.spec import refs
+from mlpipe.spec.model import Output, RepoInput, Step
+from mlpipe.ui import Reporter
+from mlpipe.workdir import materialize_snapshot
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunOptions:
+    jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
+    fail_fast: bool = False
+    kill_grace_s: float = 10.0
+    max_recoverable_file: int = 100 * 2**20
+    """Files above this size are left out of a dirty run's snapshot commit (listed as not recoverable)."""
+
+
+class StepError(Exception):
+    """The step ran but its result is unusable (missing output, bad metrics, modified input)."""
+
+
+@dataclass
+class _Finished:
+    name: str
+    outcome: StepOutcome | None
+    result: StepResult | None = None
+    nondeterministic: bool = False
+    error: str | None = None
+
+
+class Runner:
+    def __init__(
+        self,
+        prepared: Prepared,
+        reporter: Reporter,
+        options: RunOptions,
+        *,
+        executor: Executor | None = None,
+        run_id: str | None = None,
+    ) -> None:
+        self.p = prepared
+        self.reporter = reporter
+        self.options = options
+        self.executor = executor or HostExecutor()
+        self.run_id = run_id or new_run_id()
+        self.history = RunHistory(prepared.workspace.runs)
+        self.produced: dict[str, StepResult] = {}
+        self.running: dict[str, RunningStep] = {}
+        self.cancel_requested = False
+        self.interrupted = False
+        """Stopped by SIGINT/SIGTERM (the run is `cancelled`), not by --fail-fast (the run is `failed`)."""
+        self._done: queue.Queue[_Finished] = queue.Queue()
+        self._lock = threading.Lock()
+        self.record = self._new_record()
+
+    # -- the run -------------------------------------------------------------------------------------------
+    def run(self) -> RunRecord:
+        with self._signals():
+            try:
+                self._prepare_git()
+                self.history.write(self.record)
+                self.reporter.run_started(self.record, self.p.plan)
+                self._schedule()
+            finally:
+                self._finish()
+        return self.record
+
+    def _new_record(self) -> RunRecord:
+        p = self.p
+        steps = {}
+        for name in p.order:
+            step = p.pipeline.steps[name]
+            steps[name] = StepRecord(code=step.code, tree=p.facts.code_trees[step.code])
+        return RunRecord(
+            run_id=self.run_id,
+            pipeline=p.pipeline.name,
+            pipeline_file=workspace_path(p.workspace.root, p.pipeline.file),
+            started_at=utc_now(),
+            git=p.git.to_json(),
+            snapshots=dict(p.facts.code_trees),
+            params={name: param.value for name, param in p.pipeline.params.items()},
+            options={"jobs": self.options.jobs, "fail_fast": self.options.fail_fast},
+            steps=steps,
+            platform=p.facts.platform,
+            mlpipe_version=__version__,
+        )
+
+    def _prepare_git(self) -> None:
+        git = self.p.git
+        self.record.git["snapshot_ref"] = None
+        if git.in_repo and git.dirty:
+            ref = write_snapshot_ref(
+                git.root, self.run_id, self.p.snapshotter, max_file_size=self.options.max_recoverable_file
+            )
+            self.record.git["snapshot_ref"] = ref.ref
+            self.record.git["snapshot_commit"] = ref.commit
+            self.record.git["unrecoverable"] = list(ref.unrecoverable)
+
+    def _schedule(self) -> None:
+        pending = [n for n in self.p.order]
+        finished: set[str] = set()
+        while pending or self.running:
+            if not self.cancel_requested:
+                for name in list(pending):
+                    if len(self.running) >= max(1, self.options.jobs):
+                        break
+                    upstream = self.p.pipeline.steps[name].upstream()
+                    if any(u in self.p.needed and u not in finished for u in upstream):
+                        continue
+                    pending.remove(name)
+                    self._begin(name, finished)
+            else:
+                for name in pending:
+                    self._mark(name, "cancelled", error="run cancelled before the step started")
+                pending.clear()
+            if not self.running:
+                if pending and not self.cancel_requested:
+                    continue
+                break
+            try:
+                done = self._done.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            self.running.pop(done.name, None)
+            self._complete(done)
+            finished.add(done.name)
+            if self.record.steps[done.name].status == "failed" and self.options.fail_fast:
+                self._cancel_all()
+
+    def _begin(self, name: str, finished: set[str]) -> None:
+        """Decide a ready step now that its upstream digests are known: skip, reuse, or start it."""
+        step = self.p.pipeline.steps[name]
+        record = self.record.steps[name]
+        bad = [u for u in step.upstream() if u in self.p.needed and self.record.steps[u].status not in {"ran", "reused"}]
+        if bad:
+            finished.add(name)
+            self._mark(name, "skipped", error=f"upstream {', '.join(bad)} did not succeed")
+            return
+        produced = {n: r.output_digests() for n, r in self.produced.items()}
+        fingerprint = fingerprint_step(self.p.pipeline, step, self.p.facts, produced)
+        assert fingerprint is not None
+        record.fingerprint, record.parts = fingerprint.key, fingerprint.parts
+        planned = self.p.plan.steps[name]
+        record.reasons = list(planned.reasons)
+        result = None if planned.forced else self.p.store.lookup(fingerprint.key)
+        if result is not None:
+            self._reuse(name, result, early_cutoff=planned.action != "reuse")
+            finished.add(name)
+            return
+        if name not in self.p.selected:
+            finished.add(name)
+            self._mark(name, "failed", error="no stored result for this upstream step; run it first")
+            return
+        self._start(name, step, fingerprint.key, fingerprint.parts)
+
+    def _reuse(self, name: str, result: StepResult, *, early_cutoff: bool) -> None:
+        record = self.record.steps[name]
+        prov = result.provenance
+        record.status = "reused"
+        record.reused_from = {"run_id": prov.get("run_id"), "commit": prov.get("commit")}
+        record.outputs = result.output_digests()
+        record.metrics = {k: dict(v) for k, v in result.metrics.items()}
+        if early_cutoff:
+            record.reasons = ["upstream reran but produced identical outputs", *record.reasons[1:]]
+        self.produced[name] = result
+        self.p.store.set_latest(self.p.pipeline.name, name, result.fingerprint)
+        self._check_out_paths(self.p.pipeline.steps[name], result)
+        self.reporter.step_finished(name, record)
+        self.history.write(self.record)
+
+    def _start(self, name: str, step: Step, key: str, parts: dict[str, Any]) -> None:
+        record = self.record.steps[name]
+        staging = self.p.workspace.tmp / self.run_id / name
+        if staging.exists():
+            shutil.rmtree(staging)
+        outputs = {o.name: _prepare_output(staging / "outputs", o) for o in step.outputs.values()}
+        inputs = self._input_paths(step)
+        snapshot = self.p.snapshots[step.code]
+        cwd = materialize_snapshot(snapshot, self.p.workspace.snapshots)
+        command = refs.render(step.run, self._resolver(step, inputs, outputs), quote=True)
+        env = self._environment(step, inputs, outputs)
+        code_shown = "" if step.code == "." else step.code + "/"
+        log_path = self.p.workspace.logs / self.run_id / f"{name}.log"
+        request = StepRequest(
+            step=name,
+            command=command,
+            cwd=cwd,
+            env=env,
+            log_path=log_path,
+            on_line=self.reporter.step_line,
+            rewrites=((f"{cwd}/", code_shown), (str(cwd), step.code)),
+            timeout_s=step.timeout_minutes * 60 if step.timeout_minutes else None,
+            kill_grace_s=self.options.kill_grace_s,
+        )
+        record.status = "running"
+        record.started_at = utc_now()
+        record.log = workspace_path(self.p.workspace.root, log_path)
+        self.reporter.step_started(name, record)
+        before = {n: _signature(path) for n, path in inputs.items()}
+        running = self.executor.start(request)
+        self.running[name] = running
+        self.history.write(self.record)
+
+        def work() -> None:
+            outcome = running.wait()
+            finished = _Finished(name=name, outcome=outcome)
+            try:
+                if outcome.exit_code == 0 and not outcome.cancelled and not self.cancel_requested:
+                    self._check_inputs(step, inputs, before)
+                    metrics = _read_metrics(step, outputs)
+                    _check_outputs(step, outputs)
+                    published = self.p.store.publish(
+                        StepResult(
+                            fingerprint=key,
+                            parts=parts,
+                            outputs={},
+                            metrics=metrics,
+                            provenance=self._provenance(name, outcome),
+                        ),
+                        outputs,
+                    )
+                    finished.result = published.result
+                    finished.nondeterministic = published.nondeterministic
+                    self._check_out_paths(step, published.result)
+            except StepError as error:
+                finished.error = str(error)
+            except Exception as error:  # noqa: BLE001 - reported on the step, never lost
+                finished.error = f"storing the result failed: {error!r}"
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+                self._done.put(finished)
+
+        threading.Thread(target=work, name=f"mlpipe-{name}", daemon=True).start()
+
+    def _complete(self, done: _Finished) -> None:
+        record = self.record.steps[done.name]
+        outcome = done.outcome
+        record.ended_at = utc_now()
+        if outcome is not None:
+            record.exit_code = outcome.exit_code
+            record.duration_s = round(outcome.duration_s, 3)
+        if outcome is not None and (outcome.cancelled or (self.cancel_requested and done.result is None)):
+            record.status = "cancelled"
+            record.error = "cancelled"
+        elif done.result is not None and done.error is None:
+            record.status = "ran"
+            record.outputs = done.result.output_digests()
+            record.metrics = {k: dict(v) for k, v in done.result.metrics.items()}
+            record.nondeterministic = done.nondeterministic
+            self.produced[done.name] = done.result
+            self.p.store.set_latest(self.p.pipeline.name, done.name, done.result.fingerprint)
+        else:
+            record.status = "failed"
+            if done.error:
+                record.error = done.error
+            elif outcome is not None and outcome.error:
+                record.error = outcome.error
+            elif outcome is not None:
+                record.error = f"exited with code {outcome.exit_code}"
+        self.reporter.step_finished(done.name, record)
+        self.history.write(self.record)
+
+    def _mark(self, name: str, status: Any, *, error: str) -> None:
+        record = self.record.steps[name]
+        record.status = status
+        record.error = error
+        self.reporter.step_finished(name, record)
+
+    def _finish(self) -> None:
+        for name, record in self.record.steps.items():
+            if record.status in {"pending", "running"}:
+                self._mark(name, "cancelled", error="run ended before the step finished")
+        statuses = {r.status for n, r in self.record.steps.items() if n in self.p.selected}
+        if self.interrupted:
+            self.record.status = "cancelled"
+        elif statuses <= {"ran", "reused"}:
+            self.record.status = "succeeded"
+        else:
+            self.record.status = "failed"
+        self.record.ended_at = utc_now()
+        self.history.write(self.record)
+        shutil.rmtree(self.p.workspace.tmp / self.run_id, ignore_errors=True)
+        self.reporter.run_finished(self.record)
+
+    # -- cancellation --------------------------------------------------------------------------------------
+    def _cancel_all(self) -> None:
+        self.cancel_requested = True
+        for running in list(self.running.values()):
+            running.cancel()
+
+    @contextlib.contextmanager
+    def _signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum: int, frame: FrameType | None) -> None:
+            if not self.interrupted:
+                self.reporter.message(f"received {signal.Signals(signum).name}: stopping running steps")
+            self.interrupted = True
+            self._cancel_all()
+
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+    # -- step wiring ---------------------------------------------------------------------------------------
+    def _input_paths(self, step: Step) -> dict[str, Path]:
+        paths: dict[str, Path] = {}
+        for name, item in step.inputs.items():
+            if isinstance(item, RepoInput):
+                paths[name] = self.p.pipeline.root / item.path
+        for key, (upstream, output) in output_refs(step).items():
+            manifest = self.produced[upstream].outputs[output]
+            paths[key] = self.p.store.materialize(manifest, output)
+        return paths
+
+    def _resolver(self, step: Step, inputs: Mapping[str, Path], outputs: Mapping[str, Path]) -> Any:
+        params = self.p.pipeline.params
+
+        def value_of(ref: refs.Ref) -> str:
+            if ref.scope == "params":
+                return refs.param_text(params[ref.name].value)
+            if ref.scope == "inputs":
+                return str(inputs[ref.name])
+            if ref.scope == "outputs":
+                return str(outputs[ref.name])
+            return str(inputs[f"{ref.step}.{ref.name}"])
+
+        return value_of
+
+    def _environment(self, step: Step, inputs: Mapping[str, Path], outputs: Mapping[str, Path]) -> dict[str, str]:
+        env = dict(os.environ)
+        env.setdefault("PYTHONPYCACHEPREFIX", str(self.p.workspace.state / "pycache"))
+        env["MLPIPE_RUN_ID"] = self.run_id
+        env["MLPIPE_STEP"] = step.name
+        for name, path in inputs.items():
+            if name in step.inputs:
+                env[f"MLPIPE_INPUT_{_env_name(name)}"] = str(path)
+        for name, path in outputs.items():
+            env[f"MLPIPE_OUTPUT_{_env_name(name)}"] = str(path)
+        resolver = self._resolver(step, inputs, outputs)
+        for name, template in step.env.items():
+            env[name] = refs.render(template, resolver, quote=False)
+        return env
+
+    def _provenance(self, name: str, outcome: StepOutcome) -> dict[str, Any]:
+        git = self.p.git
+        return {
+            "run_id": self.run_id,
+            "pipeline": self.p.pipeline.name,
+            "step": name,
+            "commit": git.commit,
+            "ref": git.ref,
+            "dirty": git.dirty,
+            "created_at": utc_now(),
+            "duration_s": round(outcome.duration_s, 3),
+        }
+
+    def _check_inputs(self, step: Step, inputs: Mapping[str, Path], before: Mapping[str, Any]) -> None:
+        for name, path in inputs.items():
+            after = _signature(path)
+            if after != before[name]:
+                changed = sorted(set(after.items()) ^ set(before[name].items()))
+                first = changed[0][0] if changed else ""
+                for key, (upstream, output) in output_refs(step).items():
+                    if key == name:
+                        self.p.store.forget_materialized(self.produced[upstream].outputs[output])
+                shown = f" ({first})" if first else ""
+                raise StepError(
+                    f"the step modified its input {name!r}{shown}; inputs must stay unchanged: "
+                    f"write to an output instead"
+                )
+
+    def _check_out_paths(self, step: Step, result: StepResult) -> None:
+        for output in step.outputs.values():
+            if output.path is None:
+                continue
+            dest = self.p.pipeline.root / output.path
+            manifest = result.outputs[output.name]
+            if dest.exists() and _same_content(self.p.store, dest, manifest):
+                continue
+            self.p.store.checkout(manifest, dest)
+
+
+def _env_name(name: str) -> str:
+    return name.upper().replace("-", "_")
+
+
+def _prepare_output(outputs_dir: Path, output: Output) -> Path:
+    path = outputs_dir / output.name
+    if output.type == "dir":
+        path.mkdir(parents=True)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _check_outputs(step: Step, outputs: Mapping[str, Path]) -> None:
+    for name, path in outputs.items():
+        output = step.outputs[name]
+        env = f"$MLPIPE_OUTPUT_{_env_name(name)}"
+        if output.type == "file" and not path.is_file():
+            raise StepError(f"the step exited 0 but did not write its output {name!r} (a file at {env})")
+        if output.type == "dir" and not any(path.iterdir()):
+            raise StepError(f"the step exited 0 but wrote nothing to its output {name!r} (the directory {env})")
+
+
+def _read_metrics(step: Step, outputs: Mapping[str, Path]) -> dict[str, dict[str, float]]:
+    metrics: dict[str, dict[str, float]] = {}
+    for output in step.outputs.values():
+        if output.kind != "metrics":
+            continue
+        path = outputs[output.name]
+        if not path.is_file():
+            continue  # reported by _check_outputs
+        try:
+            data = json.loads(path.read_bytes())
+        except (ValueError, UnicodeDecodeError) as error:
+            raise StepError(f"metrics output {output.name!r} is not valid JSON: {error}") from None
+        if not isinstance(data, dict):
+            raise StepError(f"metrics output {output.name!r} must be a JSON object of name -> number")
+        metrics[output.name] = _flatten_metrics(output.name, data, "")
+    return metrics
+
+
+def _flatten_metrics(output: str, data: Mapping[str, Any], prefix: str) -> dict[str, float]:
+    flat: dict[str, float] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten_metrics(output, value, name + "."))
+        elif isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise StepError(f"metrics output {output!r}: {name!r} is {value!r}, expected a finite number")
+        else:
+            flat[name] = value
+    return flat
+
+
+def _signature(path: Path) -> dict[str, tuple[int, int, int]]:
+    """What a step must not change about an input: each file's size, mtime and inode."""
+    if path.is_dir() and not path.is_symlink():
+        return {rel: (st.st_size, st.st_mtime_ns, st.st_ino) for rel, st in walk_files(path)}
+    st = path.lstat()
+    return {"": (st.st_size, st.st_mtime_ns, st.st_ino)}
+
+
+def _same_content(store: Any, dest: Path, manifest: Manifest) -> bool:
+    try:
+        return bool(store.hasher.manifest(dest).digest == manifest.digest)
+    except OSError:
+        return False
+
+
+def wait_ms(start: float) -> int:
+    return int((time.monotonic() - start) * 1000)

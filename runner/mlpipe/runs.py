@@ -1,0 +1,135 @@
+"""Run records: one versioned JSON file per run in `.mlpipe/runs/`, listed newest first."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from mlpipe.errors import UsageError
+
+RUN_FORMAT = "mlpipe.run/1"
+
+RunStatus = Literal["running", "succeeded", "failed", "cancelled"]
+StepStatus = Literal["pending", "running", "ran", "reused", "failed", "skipped", "cancelled"]
+
+
+def new_run_id(now: float | None = None) -> str:
+    """Sortable by time (UTC, milliseconds) and unique across machines (64 random bits)."""
+    now = time.time() if now is None else now
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now))
+    return f"{stamp}{int(now * 1000) % 1000:03d}Z-{secrets.token_hex(8)}"
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(kw_only=True)
+class StepRecord:
+    status: StepStatus = "pending"
+    fingerprint: str | None = None
+    parts: dict[str, Any] | None = None
+    reasons: list[str] = field(default_factory=list)
+    reused_from: dict[str, Any] | None = None
+    """run_id and commit of the run that produced the reused result."""
+    started_at: str | None = None
+    ended_at: str | None = None
+    duration_s: float | None = None
+    outputs: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    exit_code: int | None = None
+    log: str | None = None
+    error: str | None = None
+    nondeterministic: bool = False
+    code: str | None = None
+    """The step's code dir and its snapshot tree."""
+    tree: str | None = None
+
+
+@dataclass(kw_only=True)
+class RunRecord:
+    run_id: str
+    pipeline: str
+    pipeline_file: str
+    started_at: str
+    status: RunStatus = "running"
+    ended_at: str | None = None
+    git: dict[str, Any] = field(default_factory=dict)
+    snapshots: dict[str, str] = field(default_factory=dict)
+    """Code dir -> tree hash."""
+    params: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    steps: dict[str, StepRecord] = field(default_factory=dict)
+    platform: str = ""
+    mlpipe_version: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": RUN_FORMAT, **asdict(self)}
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> RunRecord:
+        if data.get("format") != RUN_FORMAT:
+            raise ValueError(f"unknown run record format {data.get('format')!r}")
+        fields = {k: v for k, v in data.items() if k != "format"}
+        steps = {name: StepRecord(**s) for name, s in fields.pop("steps", {}).items()}
+        return RunRecord(**fields, steps=steps)
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for step in self.steps.values():
+            counts[step.status] = counts.get(step.status, 0) + 1
+        return counts
+
+
+class RunHistory:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def path(self, run_id: str) -> Path:
+        return self.directory / f"{run_id}.json"
+
+    def write(self, record: RunRecord) -> Path:
+        """Atomically (re)write a record; called as the run progresses, so a killed run still says how far it got."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.path(record.run_id)
+        temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        temp.write_text(json.dumps(record.to_json(), indent=1, sort_keys=True) + "\n")
+        os.replace(temp, path)
+        return path
+
+    def ids(self) -> list[str]:
+        """Run ids, newest first."""
+        if not self.directory.is_dir():
+            return []
+        names = (p.name for p in os.scandir(self.directory))
+        return sorted((n[:-5] for n in names if n.endswith(".json") and not n.startswith(".")), reverse=True)
+
+    def load(self, run_id: str) -> RunRecord:
+        return RunRecord.from_json(json.loads(self.path(run_id).read_text()))
+
+    def records(self) -> Iterator[RunRecord]:
+        for run_id in self.ids():
+            try:
+                yield self.load(run_id)
+            except (OSError, ValueError, TypeError, KeyError):
+                continue
+
+    def resolve(self, prefix: str) -> str:
+        """A full run id from a unique prefix (or 'latest')."""
+        ids = self.ids()
+        if prefix in {"latest", "last", "@"} and ids:
+            return ids[0]
+        matches = [i for i in ids if i.startswith(prefix)]
+        if len(matches) == 1:
+            return matches[0]
+        if not matches:
+            raise UsageError(f"no run matches {prefix!r}; `mlpipe runs` lists them")
+        shown = ", ".join(matches[:5])
+        raise UsageError(f"run id prefix {prefix!r} is ambiguous ({len(matches)} runs: {shown}); give more characters")

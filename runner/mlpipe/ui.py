@@ -1,0 +1,148 @@
+"""What a run shows while it happens: a live status display on a terminal, plain greppable lines elsewhere,
+and one `::group::` per step in GitHub Actions (steps run in parallel, so each group is written when its
+step ends, as turborepo's grouped log order does)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from typing import IO, Any, Protocol
+
+from mlpipe.plan import Plan
+from mlpipe.runs import RunRecord, StepRecord
+
+SYMBOLS = {"ran": "✔", "reused": "↺", "failed": "✘", "skipped": "-", "cancelled": "■", "running": "▶"}
+
+
+class Reporter(Protocol):
+    def run_started(self, record: RunRecord, plan: Plan) -> None: ...
+    def step_started(self, name: str, step: StepRecord) -> None: ...
+    def step_line(self, name: str, line: str) -> None:
+        """Called from reader threads as output arrives."""
+        ...
+    def step_finished(self, name: str, step: StepRecord) -> None: ...
+    def run_finished(self, record: RunRecord) -> None: ...
+    def message(self, text: str) -> None: ...
+
+
+def step_outcome_line(name: str, step: StepRecord) -> str:
+    if step.status == "reused":
+        source = (step.reused_from or {}).get("run_id") or "?"
+        return f"{name}: reused (from run {source})"
+    if step.status == "ran":
+        extra = " [nondeterministic: output differs from the stored result]" if step.nondeterministic else ""
+        return f"{name}: ran in {step.duration_s:.1f}s{extra}"
+    detail = f": {step.error}" if step.error else ""
+    return f"{name}: {step.status}{detail}"
+
+
+class PlainReporter:
+    """One line per event, every output line prefixed with its step: greppable, safe to interleave."""
+
+    def __init__(self, stream: IO[str] | None = None, *, github: bool = False) -> None:
+        self.stream = stream or sys.stdout
+        self.github = github
+        self._lock = threading.Lock()
+        self._buffers: dict[str, list[str]] = {}
+
+    def _print(self, text: str) -> None:
+        with self._lock:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+
+    def run_started(self, record: RunRecord, plan: Plan) -> None:
+        runs = sum(1 for s in plan.steps.values() if s.action == "run")
+        reuses = sum(1 for s in plan.steps.values() if s.action == "reuse")
+        dirty = " (dirty)" if record.git.get("dirty") else ""
+        commit = (record.git.get("commit") or "no commit")[:12]
+        self._print(
+            f"mlpipe: run {record.run_id} of {record.pipeline} at {commit}{dirty}: "
+            f"{runs} to run, {reuses} to reuse"
+        )
+
+    def step_started(self, name: str, step: StepRecord) -> None:
+        self._buffers[name] = []
+        self._print(f"mlpipe: {name}: started ({'; '.join(step.reasons)})")
+
+    def step_line(self, name: str, line: str) -> None:
+        if self.github:
+            with self._lock:
+                self._buffers.setdefault(name, []).append(line)
+        else:
+            self._print(f"[{name}] {line}")
+
+    def step_finished(self, name: str, step: StepRecord) -> None:
+        if self.github and name in self._buffers:
+            lines = self._buffers.pop(name)
+            self._print("\n".join([f"::group::{name} ({step.status})", *lines, "::endgroup::"]))
+        self._print(f"mlpipe: {step_outcome_line(name, step)}")
+        if self.github and step.status == "failed":
+            self._print(f"::error title=mlpipe step {name} failed::{_escape(step.error or 'failed')}")
+
+    def run_finished(self, record: RunRecord) -> None:
+        pass
+
+    def message(self, text: str) -> None:
+        self._print(f"mlpipe: {text}")
+
+
+def _escape(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+class TerminalReporter(PlainReporter):
+    """Prefixed live output above a status display of every step of the DAG (rich, imported only here)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stdout)
+        from rich.console import Console
+        from rich.live import Live
+
+        self.console = Console(stderr=False, highlight=False)
+        self._states: dict[str, str] = {}
+        self._started: dict[str, float] = {}
+        self._live = Live(console=self.console, refresh_per_second=8, transient=True, get_renderable=self._render)
+
+    def _render(self) -> Any:
+        from rich.table import Table
+
+        table = Table.grid(padding=(0, 1))
+        for name, state in self._states.items():
+            symbol = SYMBOLS.get(state, "·")
+            detail = state
+            if state == "running":
+                detail = f"running {time.monotonic() - self._started[name]:.0f}s"
+            table.add_row(symbol, name, detail)
+        return table
+
+    def _print(self, text: str) -> None:
+        with self._lock:
+            self.console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+    def run_started(self, record: RunRecord, plan: Plan) -> None:
+        self._states = {name: "pending" for name in plan.steps}
+        super().run_started(record, plan)
+        self._live.start()
+
+    def step_started(self, name: str, step: StepRecord) -> None:
+        self._states[name] = "running"
+        self._started[name] = time.monotonic()
+        super().step_started(name, step)
+
+    def step_finished(self, name: str, step: StepRecord) -> None:
+        self._states[name] = step.status
+        super().step_finished(name, step)
+
+    def run_finished(self, record: RunRecord) -> None:
+        self._live.stop()
+
+
+def choose_reporter(stream: IO[str] | None = None) -> Reporter:
+    stream = stream or sys.stdout
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        return PlainReporter(stream, github=True)
+    if os.environ.get("CI") or not stream.isatty() or os.environ.get("TERM") == "dumb":
+        return PlainReporter(stream)
+    return TerminalReporter()
