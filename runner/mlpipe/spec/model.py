@@ -92,7 +92,7 @@ class Step:
         """Every step this one waits for: data dependencies (inputs and `${{ steps.* }}` refs) and `needs`."""
         from mlpipe.spec.refs import step_refs
 
-        names = [i.step for i in self.inputs.values() if isinstance(i, StepInput)]
+        names: list[str | None] = [i.step for i in self.inputs.values() if isinstance(i, StepInput)]
         for template in (self.run, *self.env.values()):
             names.extend(ref.step for ref in step_refs(template))
         names.extend(self.needs)

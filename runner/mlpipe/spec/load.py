@@ -1,0 +1,184 @@
+"""`mlpipe.yaml` -> `Pipeline`, reporting every problem at its line:col instead of stopping at the first."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from pathlib import Path
+
+import yaml
+from yaml.nodes import MappingNode, Node
+
+from mlpipe.errors import SpecError, UsageError
+from mlpipe.spec.checks import check_links
+from mlpipe.spec.model import Param, ParamValue, Pipeline
+from mlpipe.spec.steps import NAME, Draft, build_step, check_name
+from mlpipe.spec.yamlnodes import Entry, Reader, compose, did_you_mean, join
+
+TOP_KEYS = ("name", "params", "steps")
+CONFLICT_MARKER = re.compile(r"(<{7}|={7}|>{7}|\|{7})(?:\s|$)")
+TRUE, FALSE = {"true", "1", "yes"}, {"false", "0", "no"}
+
+
+def load_pipeline(path: Path, *, overrides: Mapping[str, str] = {}, root: Path | None = None) -> Pipeline:
+    """Load and check a pipeline file; raise SpecError with every problem found.
+
+    `root` is the workspace root every path is relative to: by default the git work tree holding the file,
+    else the file's directory. `overrides` are `-p name=value` strings, converted to each param's type.
+    """
+    reader = Reader(display_path(path))
+    text = _read(reader, path)
+    file = path.resolve()
+    workspace = (root or find_root(file.parent)).resolve()
+    pipeline = None if text is None else _build(reader, text, file, workspace, overrides)
+    if reader.problems or pipeline is None:
+        raise SpecError(sorted(dict.fromkeys(reader.problems), key=lambda p: (p.line, p.col)))
+    return pipeline
+
+
+def parse_overrides(items: Iterable[str]) -> dict[str, str]:
+    """`["lr=0.1", ...]` -> `{"lr": "0.1"}`; the last of repeated names wins."""
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not NAME.fullmatch(name.strip()):
+            raise UsageError(f"-p {item}: expected NAME=VALUE, e.g. -p lr=0.01")
+        out[name.strip()] = value
+    return out
+
+
+def find_root(start: Path) -> Path:
+    """The nearest directory at or above `start` holding `.git` (a work tree), else `start`."""
+    for directory in (start, *start.parents):
+        if (directory / ".git").exists():
+            return directory
+    return start
+
+
+def display_path(path: Path) -> str:
+    """The file as messages name it: relative to the current directory when under it, else as given."""
+    try:
+        return path.absolute().relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def convert(text: str, default: ParamValue) -> ParamValue:
+    """A `-p` value in the type of the param's default; ValueError says what was expected."""
+    if isinstance(default, bool):
+        word = text.strip().lower()
+        if word in TRUE | FALSE:
+            return word in TRUE
+        raise ValueError("true or false (or yes/no, 1/0)")
+    if isinstance(default, str):
+        return text
+    try:
+        return int(text.strip()) if isinstance(default, int) else float(text)
+    except ValueError:
+        raise ValueError("an integer" if isinstance(default, int) else "a number") from None
+
+
+def _read(reader: Reader, path: Path) -> str | None:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"{reader.file}: no such file") from None
+    except OSError as error:
+        raise UsageError(f"{reader.file}: cannot read: {error.strerror}") from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        reader.add_at(line, 1, "", "the file is not UTF-8 text", "save it as UTF-8")
+        return None
+
+
+def _build(
+    reader: Reader, text: str, file: Path, root: Path, overrides: Mapping[str, str]
+) -> Pipeline | None:
+    if _conflict_markers(reader, text):
+        return None
+    try:
+        doc = compose(text)
+    except yaml.YAMLError as error:
+        _yaml_problem(reader, text, error)
+        return None
+    if doc is None:
+        reader.add_at(1, 1, "", "the file is empty", "a pipeline needs 'name' and 'steps'")
+        return None
+    if not isinstance(doc, MappingNode):
+        reader.expected(doc, "", "a mapping with 'name' and 'steps' at the top level")
+        return None
+    top = reader.fields(doc, "", TOP_KEYS, required=("name", "steps"), owner=doc) or {}
+    name = reader.string(top["name"].value, "name") if "name" in top else None
+    params, declared = _params(reader, top.get("params"), overrides, doc)
+    drafts = _steps(reader, root, top.get("steps"))
+    check_links(reader, declared, drafts)
+    steps = {name: draft.step for name, draft in drafts.items()}
+    return Pipeline(name=name or "", file=file, root=root, params=params, steps=steps)
+
+
+def _conflict_markers(reader: Reader, text: str) -> bool:
+    """Report git merge-conflict marker lines; YAML would misread them or fail far away."""
+    found = False
+    for number, line in enumerate(text.splitlines(), 1):
+        match = CONFLICT_MARKER.match(line)
+        if match:
+            fix = "resolve the merge conflict and delete the marker lines"
+            reader.add_at(number, 1, "", f"git merge conflict marker {match.group(1)!r}", fix)
+            found = True
+    return found
+
+
+def _yaml_problem(reader: Reader, text: str, error: yaml.YAMLError) -> None:
+    """The parser's own words at its line:col, with the line it stumbled on."""
+    if not isinstance(error, yaml.MarkedYAMLError) or error.problem_mark is None:
+        reader.add_at(1, 1, "", f"invalid YAML: {error}")
+        return
+    mark, context_mark = error.problem_mark, error.context_mark
+    words = [f"{error.context} at line {context_mark.line + 1}"] if error.context and context_mark else []
+    words += [error.problem] if error.problem else []
+    lines = text.splitlines()
+    snippet = lines[mark.line].strip() if mark.line < len(lines) else ""
+    if not snippet and context_mark is not None and context_mark.line < len(lines):
+        snippet = lines[context_mark.line].strip()
+    fix = f"near {snippet!r}" if snippet else ""
+    reader.add_at(mark.line + 1, mark.column + 1, "", f"invalid YAML: {', '.join(words)}", fix)
+
+
+def _params(
+    reader: Reader, entry: Entry | None, overrides: Mapping[str, str], doc: Node
+) -> tuple[dict[str, Param], dict[str, Node]]:
+    """The params with overrides applied, and every declared name's key node (valid or not)."""
+    entries = (reader.entries(entry.value, "params") or []) if entry is not None else []
+    declared = {e.name: e.key for e in entries}
+    params: dict[str, Param] = {}
+    for e in entries:
+        key = join("params", e.name)
+        what = "a boolean, integer, number or string default"
+        default = reader.scalar(e.value, key, (bool, int, float, str), what)
+        if check_name(reader, e, key, "param") and default is not None:
+            params[e.name] = Param(name=e.name, default=default, value=default, loc=reader.location(e.key))
+    for name, text in overrides.items():
+        if name not in declared:
+            fix = did_you_mean(name, declared) or "declare it under params"
+            reader.add(entry.key if entry else doc, "params", f"-p {name}={text}: no param {name!r}", fix)
+        elif name in params:
+            try:
+                params[name] = replace(params[name], value=convert(text, params[name].default))
+            except ValueError as error:
+                message = f"-p {name}={text}: expected {error}, found {text!r}"
+                reader.add(declared[name], join("params", name), message)
+    return params, declared
+
+
+def _steps(reader: Reader, root: Path, entry: Entry | None) -> dict[str, Draft]:
+    if entry is None:
+        return {}
+    entries = reader.entries(entry.value, "steps", what="step")
+    if entries is None:
+        return {}
+    if not entries:
+        reader.add(entry.value, "steps", "expected at least one step")
+    return {e.name: build_step(reader, root, e) for e in entries}

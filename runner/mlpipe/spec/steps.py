@@ -1,0 +1,293 @@
+"""One step's nodes -> a `Step`, reporting every problem in the step; cross-step checks come later."""
+
+from __future__ import annotations
+
+import difflib
+import posixpath
+import re
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any, Literal
+
+from yaml.nodes import Node, ScalarNode
+
+from mlpipe.spec import refs
+from mlpipe.spec.model import Input, Location, Output, RepoInput, Step, StepInput
+from mlpipe.spec.yamlnodes import Entry, Reader, join, plain
+
+STEP_KEYS = (
+    "code", "run", "inputs", "outputs", "env", "reuse", "needs",
+    "image", "resources", "runs-on", "timeout-minutes", "environment",
+)  # fmt: skip
+FIELDS = {"resources": "gpus", "runs-on": "runs_on", "timeout-minutes": "timeout_minutes"}
+"""Step keys whose model field has another name."""
+OUTPUT_KEYS = ("kind", "type", "path")
+NAME = re.compile(refs.NAME)
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+REF_FORMS = (
+    "expected ${{ params.NAME }}, ${{ inputs.NAME }}, ${{ outputs.NAME }} or ${{ steps.STEP.outputs.NAME }}"
+)
+
+
+@dataclass(frozen=True)
+class Site:
+    """A reference, a `needs` entry or an input, with the node and key path it was written at."""
+
+    node: Node
+    key: str
+    ref: refs.Ref | None = None
+    offset: int | None = None
+
+
+@dataclass
+class Draft:
+    """A step built from its nodes, plus the sites that cross-step checks point at."""
+
+    step: Step
+    key: str
+    refs: list[Site] = field(default_factory=list)
+    """Every well-formed `${{ }}` in `run` and `env`, and every step-output input."""
+    needs: list[tuple[str, Site]] = field(default_factory=list)
+
+
+def check_name(reader: Reader, entry: Entry, key: str, what: str, pattern: re.Pattern[str] = NAME) -> bool:
+    if pattern.fullmatch(entry.name):
+        return True
+    chars = "letters, digits and '_'" if pattern is ENV_NAME else "letters, digits, '_' and '-'"
+    fix = f"use {chars}, starting with a letter or '_'"
+    reader.add(entry.key, key, f"invalid {what} name {entry.name!r}", fix)
+    return False
+
+
+def build_step(reader: Reader, root: Path, entry: Entry) -> Draft:
+    key = join("steps", entry.name)
+    check_name(reader, entry, key, "step")
+    builder = _StepBuilder(reader, root, key)
+    fields = reader.fields(entry.value, key, STEP_KEYS, required=("run",), owner=entry.key) or {}
+    values = {FIELDS.get(name, name): builder.field(name, e.value) for name, e in fields.items()}
+    values = {"code": ".", "run": ""} | {name: value for name, value in values.items() if value is not None}
+    step = Step(name=entry.name, loc=reader.location(entry.key), **values)
+    return Draft(step=step, key=key, refs=builder.refs, needs=builder.need_sites)
+
+
+class _StepBuilder:
+    def __init__(self, reader: Reader, root: Path, key: str) -> None:
+        self.reader, self.root, self.key = reader, root, key
+        self.refs: list[Site] = []
+        self.need_sites: list[tuple[str, Site]] = []
+
+    def field(self, name: str, node: Node) -> Any:
+        """The model value for one step key, or None when it is wrong (and reported)."""
+        key = join(self.key, name)
+        if name in {"image", "run"}:
+            text = self.reader.string(node, key)
+            if name == "run" and text is not None:
+                self.template(node, key, text)
+            return text
+        if name == "reuse":
+            return self.reader.scalar(node, key, (bool,), "true or false")
+        if name == "runs-on":
+            return tuple(text for text, _ in self.reader.strings(node, key))
+        method = getattr(self, name.replace("-", "_"))
+        return method(node, key)
+
+    def template(self, node: Node, key: str, text: str) -> None:
+        try:
+            parts = refs.parse(text)
+        except refs.RefSyntaxError as error:
+            syntax_problem(self.reader, node, key, error)
+            return
+        for part in parts:
+            if isinstance(part, refs.Ref):
+                self.refs.append(Site(node, key, part, part.offset))
+
+    def code(self, node: Node, key: str) -> str | None:
+        rel = workspace_path(self.reader, node, key)
+        if rel is None:
+            return None
+        if not (self.root / rel).is_dir():
+            missing = not (self.root / rel).exists()
+            message = (
+                f"code directory {rel!r} does not exist" if missing else f"code {rel!r} is not a directory"
+            )
+            self.reader.add(node, key, message, missing_fix(self.root, rel))
+        return rel
+
+    def env(self, node: Node, key: str) -> dict[str, str] | None:
+        entries = self.reader.entries(node, key)
+        if entries is None:
+            return None
+        out: dict[str, str] = {}
+        for entry in entries:
+            var_key = join(key, entry.name)
+            check_name(self.reader, entry, var_key, "environment variable", ENV_NAME)
+            if not isinstance(entry.value, ScalarNode):
+                self.reader.expected(entry.value, var_key, "a string, number or boolean")
+                continue
+            out[entry.name] = env_text(entry.value)
+            self.template(entry.value, var_key, out[entry.name])
+        return out
+
+    def inputs(self, node: Node, key: str) -> dict[str, Input] | None:
+        entries = self.reader.entries(node, key)
+        if entries is None:
+            return None
+        out: dict[str, Input] = {}
+        for entry in entries:
+            in_key = join(key, entry.name)
+            check_name(self.reader, entry, in_key, "input")
+            text = self.reader.string(entry.value, in_key)
+            if text is not None:
+                loc = self.reader.location(entry.key)
+                out[entry.name] = self.one_input(entry.name, entry.value, in_key, text, loc)
+        return out
+
+    def one_input(self, name: str, node: Node, key: str, text: str, loc: Location) -> Input:
+        if "${{" not in text:
+            rel = workspace_path(self.reader, node, key)
+            if rel is not None and not (self.root / rel).exists():
+                fix = missing_fix(self.root, rel)
+                self.reader.add(node, key, f"input path {rel!r} does not exist", fix)
+            return RepoInput(name=name, path=rel or text, loc=loc)
+        try:
+            parts = refs.parse(text.strip())
+        except refs.RefSyntaxError as error:
+            syntax_problem(self.reader, node, key, error)
+            parts = []
+        ref = parts[0] if len(parts) == 1 else None
+        if isinstance(ref, refs.Ref) and ref.step is not None:
+            self.refs.append(Site(node, key, ref))
+            return StepInput(name=name, step=ref.step, output=ref.name, loc=loc)
+        if parts:
+            message = "an input is a workspace path or exactly '${{ steps.STEP.outputs.NAME }}'"
+            self.reader.add(node, key, f"{message}, found {text!r}")
+        return RepoInput(name=name, path=text, loc=loc)
+
+    def outputs(self, node: Node, key: str) -> dict[str, Output] | None:
+        entries = self.reader.entries(node, key)
+        if entries is None:
+            return None
+        out: dict[str, Output] = {}
+        for entry in entries:
+            out_key = join(key, entry.name)
+            check_name(self.reader, entry, out_key, "output")
+            out[entry.name] = self.one_output(entry, out_key, self.reader.location(entry.key))
+        return out
+
+    def one_output(self, entry: Entry, key: str, loc: Location) -> Output:
+        if isinstance(entry.value, ScalarNode) and plain(entry.value) is None:
+            return Output(name=entry.name, type="dir", loc=loc)
+        fields = self.reader.fields(entry.value, key, OUTPUT_KEYS, owner=entry.key) or {}
+        kind = self.choice(fields.get("kind"), join(key, "kind"), ("data", "metrics")) or "data"
+        type_ = self.choice(fields.get("type"), join(key, "type"), ("dir", "file"))
+        if kind == "metrics" and type_ == "dir":
+            fix = "remove 'type' or set it to file"
+            self.reader.add(fields["type"].value, join(key, "type"), "a metrics output is a JSON file", fix)
+        path = None
+        if "path" in fields:
+            path = workspace_path(self.reader, fields["path"].value, join(key, "path"))
+        out_type: Literal["dir", "file"] = "file" if kind == "metrics" or type_ == "file" else "dir"
+        out_kind: Literal["data", "metrics"] = "metrics" if kind == "metrics" else "data"
+        return Output(name=entry.name, type=out_type, kind=out_kind, path=path, loc=loc)
+
+    def choice(self, entry: Entry | None, key: str, choices: tuple[str, ...]) -> str | None:
+        if entry is None:
+            return None
+        value = plain(entry.value) if isinstance(entry.value, ScalarNode) else None
+        if value in choices:
+            return str(value)
+        expected = " or ".join(repr(c) for c in choices)
+        fix = ""
+        if isinstance(value, str):
+            close = difflib.get_close_matches(value, choices, n=1)
+            fix = f"did you mean {close[0]!r}?" if close else ""
+        self.reader.expected(entry.value, key, expected, fix)
+        return None
+
+    def needs(self, node: Node, key: str) -> tuple[str, ...]:
+        items = self.reader.strings(node, key)
+        self.need_sites.extend((name, Site(item, key)) for name, item in items)
+        return tuple(name for name, _ in items)
+
+    def resources(self, node: Node, key: str) -> int | None:
+        """The `gpus` count, the one resource so far."""
+        fields = self.reader.fields(node, key, ("gpus",), owner=node)
+        if not fields or "gpus" not in fields:
+            return None
+        gpus_node = fields["gpus"].value
+        gpus: int | None = self.reader.scalar(gpus_node, join(key, "gpus"), (int,), "a non-negative integer")
+        if gpus is not None and gpus < 0:
+            self.reader.expected(gpus_node, join(key, "gpus"), "a non-negative integer")
+            return None
+        return gpus
+
+    def timeout_minutes(self, node: Node, key: str) -> float | None:
+        minutes = self.reader.scalar(node, key, (int, float), "a positive number of minutes")
+        if minutes is not None and minutes <= 0:
+            self.reader.expected(node, key, "a positive number of minutes")
+            return None
+        return None if minutes is None else float(minutes)
+
+    def environment(self, node: Node, key: str) -> tuple[str, ...]:
+        out: list[str] = []
+        for _, item in self.reader.strings(node, key):
+            rel = workspace_path(self.reader, item, key)
+            if rel is None:
+                continue
+            if not (self.root / rel).is_file():
+                fix = missing_fix(self.root, rel)
+                self.reader.add(item, key, f"environment file {rel!r} does not exist", fix)
+            out.append(rel)
+        return tuple(out)
+
+
+def syntax_problem(reader: Reader, node: Node, key: str, error: refs.RefSyntaxError) -> None:
+    """A malformed `${{ }}`, pointed at its column when the string sits on one line as written."""
+    if not error.text.endswith("}}"):
+        text = error.text.splitlines()[0][:40]
+        reader.add(node, key, f"unclosed expression {text!r}", "close it with '}}'", offset=error.offset)
+        return
+    head, dot, rest = error.text[3:-2].strip().partition(".")
+    close = difflib.get_close_matches(head, ("params", "inputs", "outputs", "steps"), n=1)
+    fix = f"did you mean '${{{{ {close[0]}.{rest} }}}}'?" if dot and close and close[0] != head else REF_FORMS
+    reader.add(node, key, f"malformed expression {error.text!r}", fix, offset=error.offset)
+
+
+def env_text(node: ScalarNode) -> str:
+    """An env value as a string: numbers as written, booleans as true/false, null as empty."""
+    value = plain(node)
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return refs.param_text(value)
+    return value if isinstance(value, str) else str(node.value)
+
+
+def workspace_path(reader: Reader, node: Node, key: str) -> str | None:
+    """A workspace-relative, normalized, '/'-separated path, or None when it is not one (reported)."""
+    text = reader.string(node, key)
+    if text is None:
+        return None
+    if not text.strip():
+        reader.expected(node, key, "a path relative to the workspace root")
+        return None
+    if PurePosixPath(text).is_absolute() or PureWindowsPath(text).is_absolute():
+        reader.add(node, key, f"path {text!r} is absolute", "give it relative to the workspace root")
+        return None
+    rel = posixpath.normpath(text)
+    if rel == ".." or rel.startswith("../"):
+        fix = "mlpipe only reads files inside the workspace (the git work tree)"
+        reader.add(node, key, f"path {text!r} is outside the workspace root", fix)
+        return None
+    return rel
+
+
+def missing_fix(root: Path, rel: str) -> str:
+    """'did you mean' a sibling with a close name, else where paths are relative to."""
+    parent = (root / rel).parent
+    if parent.is_dir():
+        siblings = sorted(p.name for p in parent.iterdir())
+        close = difflib.get_close_matches(PurePosixPath(rel).name, siblings, n=1)
+        if close:
+            return f"did you mean {posixpath.join(posixpath.dirname(rel), close[0])!r}?"
+    return f"paths are relative to the workspace root {root}"
