@@ -105,12 +105,13 @@ class _StepBuilder:
         rel = workspace_path(self.reader, node, key)
         if rel is None:
             return None
-        if not (self.root / rel).is_dir():
-            missing = not (self.root / rel).exists()
-            message = (
-                f"code directory {rel!r} does not exist" if missing else f"code {rel!r} is not a directory"
-            )
+        if not (self.root / rel).exists():
+            message = f"code directory {rel!r} does not exist"
             self.reader.add(node, key, message, missing_fix(self.root, rel))
+        elif not (self.root / rel).is_dir():
+            self.reader.add(
+                node, key, f"code {rel!r} is not a directory", "give the directory holding the code"
+            )
         return rel
 
     def env(self, node: Node, key: str) -> dict[str, str] | None:
@@ -234,9 +235,13 @@ class _StepBuilder:
             rel = workspace_path(self.reader, item, key)
             if rel is None:
                 continue
-            if not (self.root / rel).is_file():
+            if not (self.root / rel).exists():
                 fix = missing_fix(self.root, rel)
                 self.reader.add(item, key, f"environment file {rel!r} does not exist", fix)
+            elif not (self.root / rel).is_file():
+                self.reader.add(
+                    item, key, f"environment file {rel!r} is not a file", "list the files themselves"
+                )
             out.append(rel)
         return tuple(out)
 
