@@ -124,8 +124,15 @@ def make_plan(
         elif is_selected:
             action = "run"
             will_run.add(name)
-            reasons = _why_run(step, is_forced, no_reuse, name in forced, waiting_on, step_fp, latest(name),
-                               code_changes)
+            reasons = why_run(
+                forced=is_forced,
+                no_reuse=no_reuse,
+                from_flag=name in forced,
+                waiting_on=waiting_on,
+                new=step_fp,
+                previous=latest(name),
+                code_changes=code_changes,
+            )
         else:
             action = "missing"
             will_run.add(name)
@@ -150,16 +157,17 @@ def _reused_from(result: StepResult) -> str:
     return f"same fingerprint as run {prov.get('run_id', '?')}{where}{dirty}"
 
 
-def _why_run(
-    step: Step,
+def why_run(
+    *,
     forced: bool,
     no_reuse: bool,
     from_flag: bool,
-    waiting_on: list[str],
+    waiting_on: Sequence[str],
     new: fp.Fingerprint | None,
     previous: StepResult | None,
     code_changes: Callable[[str, str], list[tuple[str, str]] | None],
 ) -> list[str]:
+    """Why a step runs: what differs from its most recent stored result, or what forces it."""
     if forced:
         if from_flag:
             return ["forced by --from"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import platform
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,7 @@ class Prepared:
     selected: frozenset[str]
     needed: frozenset[str]
     plan: Plan
+    code_changes: Callable[[str, str], list[tuple[str, str]] | None]
 
 
 def prepare(
@@ -102,6 +103,7 @@ def prepare(
         selected=selected,
         needed=frozenset(needed),
         plan=plan,
+        code_changes=code_changes,
     )
 
 

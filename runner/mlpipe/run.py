@@ -22,7 +22,7 @@ from mlpipe.cache.base import StepResult
 from mlpipe.digest import Manifest, walk_files
 from mlpipe.executors.base import Executor, RunningStep, StepOutcome, StepRequest
 from mlpipe.executors.host import HostExecutor
-from mlpipe.plan import fingerprint_step, output_refs
+from mlpipe.plan import fingerprint_step, output_refs, why_run
 from mlpipe.prepare import Prepared, workspace_path
 from mlpipe.provenance import write_snapshot_ref
 from mlpipe.runs import RunHistory, RunRecord, StepRecord, new_run_id, utc_now
@@ -173,6 +173,16 @@ class Runner:
             self._reuse(name, result, early_cutoff=planned.action != "reuse")
             finished.add(name)
             return
+        if planned.fingerprint is None:  # decided now that the upstream steps have run
+            record.reasons = why_run(
+                forced=planned.forced,
+                no_reuse=False,
+                from_flag=False,
+                waiting_on=(),
+                new=fingerprint,
+                previous=self.p.store.latest(self.p.pipeline.name, name),
+                code_changes=self.p.code_changes,
+            )
         if name not in self.p.selected:
             finished.add(name)
             self._mark(name, "failed", error="no stored result for this upstream step; run it first")
@@ -187,7 +197,7 @@ class Runner:
         record.outputs = result.output_digests()
         record.metrics = {k: dict(v) for k, v in result.metrics.items()}
         if early_cutoff:
-            record.reasons = ["upstream reran but produced identical outputs", *record.reasons[1:]]
+            record.reasons = ["upstream reran but produced identical outputs"]
         self.produced[name] = result
         self.p.store.set_latest(self.p.pipeline.name, name, result.fingerprint)
         self._check_out_paths(self.p.pipeline.steps[name], result)

@@ -48,7 +48,9 @@ def cache_dir(workspace_root: Path, cache: str | None) -> Path | None:
 
 
 def open_session(file: str | None, params: Sequence[str] = (), cache: str | None = None) -> Session:
-    pipeline = load_pipeline(pipeline_path(file).resolve(), overrides=parse_overrides(list(params)))
+    path = pipeline_path(file).resolve()
+    # Paths in the file are relative to its directory (as in dvc.yaml), so a pipeline can live in a subdir.
+    pipeline = load_pipeline(path, overrides=parse_overrides(list(params)), root=path.parent)
     workspace = Workspace(pipeline.root, cache_override=cache_dir(pipeline.root, cache))
     hasher = FileHasher()
     return Session(pipeline, workspace, LocalStore(workspace.cache, hasher=hasher), hasher)

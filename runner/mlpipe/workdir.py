@@ -38,6 +38,7 @@ def materialize_snapshot(snapshot: Snapshot, pool: Path) -> Path:
         else:
             os.link(_pooled_blob(blobs, source, f.blob, executable=f.mode == 0o100755), target)
     _make_read_only(temp)
+    top.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.rename(temp, top)
     except OSError:  # built concurrently by another step or run

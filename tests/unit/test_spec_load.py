@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from mlpipe.cli.main import cli, main
 from mlpipe.errors import SpecError, UsageError
-from mlpipe.spec.load import convert, find_root, load_pipeline, parse_overrides
+from mlpipe.spec.load import convert, load_pipeline, parse_overrides
 from mlpipe.spec.model import Location, Output, RepoInput, StepInput
 
 
@@ -145,23 +145,15 @@ def test_full_pipeline_builds_the_model(ws: Path) -> None:
     assert report.upstream() == ("train", "prepare")
 
 
-def test_root_is_the_git_work_tree_above_the_file(ws: Path) -> None:
-    path = write(ws, "name: x\nsteps:\n  a:\n    code: sub\n    run: 'true'\n", name="sub/mlpipe.yaml")
+def test_root_is_the_pipeline_files_directory(ws: Path) -> None:
+    path = write(ws, "name: x\nsteps:\n  a:\n    code: src\n    run: 'true'\n", {"sub/src/x.py": ""}, name="sub/mlpipe.yaml")
 
     pipeline = load_pipeline(path)
 
-    assert pipeline.root == ws.resolve()
-    assert pipeline.steps["a"].code == "sub"
+    assert pipeline.root == (ws / "sub").resolve()
+    assert pipeline.steps["a"].code == "src"
     assert pipeline.steps["a"].loc.file == "sub/mlpipe.yaml"
 
-
-def test_root_outside_git_is_the_file_directory(tmp_path: Path) -> None:
-    (tmp_path / "a" / "b").mkdir(parents=True)
-
-    if not any((parent / ".git").exists() for parent in tmp_path.parents):
-        assert find_root(tmp_path / "a" / "b") == tmp_path / "a" / "b"
-    (tmp_path / "a" / ".git").write_text("gitdir: elsewhere\n")  # a worktree or submodule has a .git file
-    assert find_root(tmp_path / "a" / "b") == tmp_path / "a"
 
 
 def test_explicit_root_and_file_outside_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -447,12 +439,12 @@ def test_paths_must_stay_in_the_workspace_and_exist(ws: Path) -> None:
     assert problems(ws, text, {"data/raw.csv": "", "uv.lock": ""}) == [
         (
             "mlpipe.yaml:4:11: steps.a.code: path '../elsewhere' is outside the workspace root; "
-            "mlpipe only reads files inside the workspace (the git work tree)"
+            "mlpipe only reads files inside the workspace (the pipeline file's directory)"
         ),
         "mlpipe.yaml:7:12: steps.a.inputs.abs: path '/etc/passwd' is absolute; give it relative to the workspace root",
         (
             "mlpipe.yaml:8:11: steps.a.inputs.up: path 'data/../../x' is outside the workspace root; "
-            "mlpipe only reads files inside the workspace (the git work tree)"
+            "mlpipe only reads files inside the workspace (the pipeline file's directory)"
         ),
         (
             "mlpipe.yaml:9:13: steps.a.inputs.gone: input path 'data/raw.cvs' does not exist; "
@@ -469,7 +461,7 @@ def test_paths_must_stay_in_the_workspace_and_exist(ws: Path) -> None:
         ),
         (
             "mlpipe.yaml:13:17: steps.a.outputs.o.path: path '../out' is outside the workspace root; "
-            "mlpipe only reads files inside the workspace (the git work tree)"
+            "mlpipe only reads files inside the workspace (the pipeline file's directory)"
         ),
         (
             "mlpipe.yaml:15:11: steps.b.code: code directory 'src' does not exist; "

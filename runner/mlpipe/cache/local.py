@@ -142,6 +142,7 @@ class LocalStore:
             temp = self._temp_path()
             temp.mkdir()
             self._build(manifest, temp / name if manifest.type == "file" else temp / "d", link=True)
+            top.parent.mkdir(parents=True, exist_ok=True)
             try:
                 os.rename(temp, top)
             except OSError:  # another process materialized it first

@@ -53,7 +53,8 @@ def command(
             f"upstream step(s) {names} have no stored result for the current code, params and inputs; "
             "run them first, or add --with-upstream"
         )
-    options = RunOptions(jobs=jobs or os.cpu_count() or 1, fail_fast=fail_fast)
+    grace = float(os.environ.get("MLPIPE_KILL_GRACE_S", "10"))
+    options = RunOptions(jobs=jobs or os.cpu_count() or 1, fail_fast=fail_fast, kill_grace_s=grace)
     record = Runner(prepared, choose_reporter(), options).run()
     if as_json:
         click.echo(json.dumps(record.to_json(), indent=1, sort_keys=True))

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from mlpipe import __version__
-from mlpipe.errors import MlpipeError
+from mlpipe.errors import MlpipeError, SpecError
 
 # Subcommands are imported only when invoked, so `mlpipe --help` stays fast.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> Any:
     try:
         return cli.main(args=argv, prog_name="mlpipe", standalone_mode=False)
     except MlpipeError as error:
-        click.echo(f"error: {error}" if "\n" not in str(error) else str(error), err=True)
+        # Spec problems already start with file:line:col, like a compiler's.
+        click.echo(str(error) if isinstance(error, SpecError) else f"error: {error}", err=True)
         sys.exit(error.exit_code)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)

@@ -24,13 +24,13 @@ TRUE, FALSE = {"true", "1", "yes"}, {"false", "0", "no"}
 def load_pipeline(path: Path, *, overrides: Mapping[str, str] = {}, root: Path | None = None) -> Pipeline:
     """Load and check a pipeline file; raise SpecError with every problem found.
 
-    `root` is the workspace root every path is relative to: by default the git work tree holding the file,
-    else the file's directory. `overrides` are `-p name=value` strings, converted to each param's type.
+    `root` is the workspace root every path is relative to: by default the file's directory (as with dvc.yaml,
+    so a pipeline can live in a subdirectory of its repository). `overrides` are `-p name=value` strings, converted to each param's type.
     """
     reader = Reader(display_path(path))
     text = _read(reader, path)
     file = path.resolve()
-    workspace = (root or find_root(file.parent)).resolve()
+    workspace = (root or file.parent).resolve()
     pipeline = None if text is None else _build(reader, text, file, workspace, overrides)
     if reader.problems or pipeline is None:
         raise SpecError(sorted(dict.fromkeys(reader.problems), key=lambda p: (p.line, p.col)))
@@ -46,14 +46,6 @@ def parse_overrides(items: Iterable[str]) -> dict[str, str]:
             raise UsageError(f"-p {item}: expected NAME=VALUE, e.g. -p lr=0.01")
         out[name.strip()] = value
     return out
-
-
-def find_root(start: Path) -> Path:
-    """The nearest directory at or above `start` holding `.git` (a work tree), else `start`."""
-    for directory in (start, *start.parents):
-        if (directory / ".git").exists():
-            return directory
-    return start
 
 
 def display_path(path: Path) -> str:

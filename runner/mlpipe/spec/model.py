@@ -105,7 +105,7 @@ class Pipeline:
     file: Path
     """Absolute path of the pipeline file."""
     root: Path
-    """Absolute workspace root: the git work tree holding the file, else the file's directory."""
+    """Absolute workspace root: the pipeline file's directory; every path in the file is relative to it."""
     params: Mapping[str, Param] = field(default_factory=dict)
     steps: Mapping[str, Step] = field(default_factory=dict)
     """In file order."""

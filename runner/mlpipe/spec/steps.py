@@ -281,7 +281,7 @@ def workspace_path(reader: Reader, node: Node, key: str) -> str | None:
         return None
     rel = posixpath.normpath(text)
     if rel == ".." or rel.startswith("../"):
-        fix = "mlpipe only reads files inside the workspace (the git work tree)"
+        fix = "mlpipe only reads files inside the workspace (the pipeline file's directory)"
         reader.add(node, key, f"path {text!r} is outside the workspace root", fix)
         return None
     return rel
