@@ -87,7 +87,9 @@ class Outcome:
         return self
 
     def assert_code(self, code: int) -> Outcome:
-        assert self.code == code, f"mlpipe {' '.join(self.args)} exited {self.code}, not {code}:\n{self.output}"
+        assert self.code == code, (
+            f"mlpipe {' '.join(self.args)} exited {self.code}, not {code}:\n{self.output}"
+        )
         return self
 
     def json(self) -> Any:
@@ -114,6 +116,7 @@ class Project:
         full_env = {**os.environ, **(env or {})}
         completed = subprocess.run(
             [sys.executable, "-m", "mlpipe", *args],
+            check=False,
             cwd=self.root,
             env=full_env,
             capture_output=True,

@@ -44,12 +44,22 @@ class Entry:
     sha256: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"path": self.path, "kind": self.kind, "x": self.executable, "size": self.size, "sha256": self.sha256}
+        return {
+            "path": self.path,
+            "kind": self.kind,
+            "x": self.executable,
+            "size": self.size,
+            "sha256": self.sha256,
+        }
 
     @staticmethod
     def from_json(data: dict[str, Any]) -> Entry:
         return Entry(
-            path=data["path"], kind=data["kind"], executable=data["x"], size=data["size"], sha256=data["sha256"]
+            path=data["path"],
+            kind=data["kind"],
+            executable=data["x"],
+            size=data["size"],
+            sha256=data["sha256"],
         )
 
 
@@ -102,7 +112,9 @@ class FileHasher:
     def entry(self, path: Path, rel: str, st: os.stat_result) -> Entry:
         if stat.S_ISLNK(st.st_mode):
             target = os.readlink(path).encode()
-            return Entry(path=rel, kind="link", executable=False, size=len(target), sha256=bytes_sha256(target))
+            return Entry(
+                path=rel, kind="link", executable=False, size=len(target), sha256=bytes_sha256(target)
+            )
         return Entry(
             path=rel,
             kind="file",

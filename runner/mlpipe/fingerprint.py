@@ -106,7 +106,19 @@ def changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[tuple[str, s
     return found
 
 
-_ORDER = ("schema", "code", "params", "inputs", "upstream", "run", "env", "environment", "outputs", "image", "platform")
+_ORDER = (
+    "schema",
+    "code",
+    "params",
+    "inputs",
+    "upstream",
+    "run",
+    "env",
+    "environment",
+    "outputs",
+    "image",
+    "platform",
+)
 
 
 def describe_change(part: str, item: str, old: Any, new: Any) -> str:

@@ -15,7 +15,7 @@ from mlpipe.digest import FileHasher
 from mlpipe.paths import Workspace
 from mlpipe.plan import Facts, Plan, make_plan
 from mlpipe.provenance import GitInfo, git_info
-from mlpipe.snapshot import Snapshot, Snapshotter, SnapshotFile, diff_files
+from mlpipe.snapshot import Snapshot, SnapshotFile, Snapshotter, diff_files
 from mlpipe.spec.model import Pipeline, RepoInput
 
 
@@ -113,7 +113,9 @@ def _files(listing: Sequence[Sequence[Any]]) -> tuple[SnapshotFile, ...]:
 
 def _input_digests(pipeline: Pipeline, step: str, hasher: FileHasher) -> dict[str, str]:
     inputs = pipeline.steps[step].inputs.values()
-    return {i.name: hasher.manifest(pipeline.root / i.path).digest for i in inputs if isinstance(i, RepoInput)}
+    return {
+        i.name: hasher.manifest(pipeline.root / i.path).digest for i in inputs if isinstance(i, RepoInput)
+    }
 
 
 def _environment_digests(pipeline: Pipeline, step: str, hasher: FileHasher) -> dict[str, str]:

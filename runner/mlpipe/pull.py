@@ -32,14 +32,18 @@ def pull(session: Session, target: str, to: Path | None = None) -> Pulled:
     if output_name and output_name not in step.outputs:
         fix = did_you_mean(output_name, step.outputs)
         raise UsageError(f"step {step_name!r} has no output {output_name!r}" + (f"; {fix}" if fix else ""))
-    prepared = prepare(pipeline, session.workspace, session.store, Selected(only=(step_name,)), hasher=session.hasher)
+    prepared = prepare(
+        pipeline, session.workspace, session.store, Selected(only=(step_name,)), hasher=session.hasher
+    )
     planned = prepared.plan.steps[step_name]
     result: StepResult | None = planned.result
     current = result is not None
     if result is None:
         result = session.store.latest(pipeline.name, step_name)
     if result is None:
-        raise UsageError(f"step {step_name!r} has no stored result; run `mlpipe ci-run --only {step_name}` first")
+        raise UsageError(
+            f"step {step_name!r} has no stored result; run `mlpipe ci-run --only {step_name}` first"
+        )
     written: dict[str, str] = {}
     for name in [output_name] if output_name else list(step.outputs):
         output = step.outputs[name]

@@ -123,7 +123,7 @@ class Runner:
             self.record.git["unrecoverable"] = list(ref.unrecoverable)
 
     def _schedule(self) -> None:
-        pending = [n for n in self.p.order]
+        pending = list(self.p.order)
         finished: set[str] = set()
         while pending or self.running:
             if not self.cancel_requested:
@@ -157,7 +157,11 @@ class Runner:
         """Decide a ready step now that its upstream digests are known: skip, reuse, or start it."""
         step = self.p.pipeline.steps[name]
         record = self.record.steps[name]
-        bad = [u for u in step.upstream() if u in self.p.needed and self.record.steps[u].status not in {"ran", "reused"}]
+        bad = [
+            u
+            for u in step.upstream()
+            if u in self.p.needed and self.record.steps[u].status not in {"ran", "reused"}
+        ]
         if bad:
             finished.add(name)
             self._mark(name, "skipped", error=f"upstream {', '.join(bad)} did not succeed")
@@ -368,7 +372,9 @@ class Runner:
 
         return value_of
 
-    def _environment(self, step: Step, inputs: Mapping[str, Path], outputs: Mapping[str, Path]) -> dict[str, str]:
+    def _environment(
+        self, step: Step, inputs: Mapping[str, Path], outputs: Mapping[str, Path]
+    ) -> dict[str, str]:
         env = dict(os.environ)
         env.setdefault("PYTHONPYCACHEPREFIX", str(self.p.workspace.state / "pycache"))
         env["MLPIPE_RUN_ID"] = self.run_id
@@ -442,7 +448,9 @@ def _check_outputs(step: Step, outputs: Mapping[str, Path]) -> None:
         if output.type == "file" and not path.is_file():
             raise StepError(f"the step exited 0 but did not write its output {name!r} (a file at {env})")
         if output.type == "dir" and not any(path.iterdir()):
-            raise StepError(f"the step exited 0 but wrote nothing to its output {name!r} (the directory {env})")
+            raise StepError(
+                f"the step exited 0 but wrote nothing to its output {name!r} (the directory {env})"
+            )
 
 
 def _read_metrics(step: Step, outputs: Mapping[str, Path]) -> dict[str, dict[str, float]]:

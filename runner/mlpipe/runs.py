@@ -132,4 +132,6 @@ class RunHistory:
         if not matches:
             raise UsageError(f"no run matches {prefix!r}; `mlpipe runs` lists them")
         shown = ", ".join(matches[:5])
-        raise UsageError(f"run id prefix {prefix!r} is ambiguous ({len(matches)} runs: {shown}); give more characters")
+        raise UsageError(
+            f"run id prefix {prefix!r} is ambiguous ({len(matches)} runs: {shown}); give more characters"
+        )

@@ -47,10 +47,19 @@ def cache_dir(workspace_root: Path, cache: str | None) -> Path | None:
     return Path(value).expanduser().resolve()
 
 
-def open_session(file: str | None, params: Sequence[str] = (), cache: str | None = None) -> Session:
-    path = pipeline_path(file).resolve()
+def load(file: str | None, params: Sequence[str] = ()) -> Pipeline:
     # Paths in the file are relative to its directory (as in dvc.yaml), so a pipeline can live in a subdir.
-    pipeline = load_pipeline(path, overrides=parse_overrides(list(params)), root=path.parent)
+    overrides = parse_overrides(list(params))
+    return load_pipeline(pipeline_path(file), overrides=overrides)
+
+
+def workspace_for(file: str | None) -> Workspace:
+    """The workspace of a pipeline file, without loading it (history commands work on a broken file)."""
+    return Workspace(pipeline_path(file).resolve().parent)
+
+
+def open_session(file: str | None, params: Sequence[str] = (), cache: str | None = None) -> Session:
+    pipeline = load(file, params)
     workspace = Workspace(pipeline.root, cache_override=cache_dir(pipeline.root, cache))
     hasher = FileHasher()
     return Session(pipeline, workspace, LocalStore(workspace.cache, hasher=hasher), hasher)

@@ -22,6 +22,7 @@ class Reporter(Protocol):
     def step_line(self, name: str, line: str) -> None:
         """Called from reader threads as output arrives."""
         ...
+
     def step_finished(self, name: str, step: StepRecord) -> None: ...
     def run_finished(self, record: RunRecord) -> None: ...
     def message(self, text: str) -> None: ...
@@ -103,7 +104,9 @@ class TerminalReporter(PlainReporter):
         self.console = Console(stderr=False, highlight=False)
         self._states: dict[str, str] = {}
         self._started: dict[str, float] = {}
-        self._live = Live(console=self.console, refresh_per_second=8, transient=True, get_renderable=self._render)
+        self._live = Live(
+            console=self.console, refresh_per_second=8, transient=True, get_renderable=self._render
+        )
 
     def _render(self) -> Any:
         from rich.table import Table
@@ -122,7 +125,7 @@ class TerminalReporter(PlainReporter):
             self.console.print(text, markup=False, highlight=False, soft_wrap=True)
 
     def run_started(self, record: RunRecord, plan: Plan) -> None:
-        self._states = {name: "pending" for name in plan.steps}
+        self._states = dict.fromkeys(plan.steps, "pending")
         super().run_started(record, plan)
         self._live.start()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -123,10 +124,8 @@ def test_kill_9_leaves_no_half_entry_and_a_rerun_reuses_finished_steps(project_f
     step_pid = int(wait_for(markers / "slow.pid"))
     proc.kill()
     proc.wait(timeout=10)
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(step_pid, signal.SIGKILL)  # the orphaned step, as a CI runner would clean up
-    except ProcessLookupError:
-        pass
 
     assert len(results(project)) == 1
     killed = project.record()

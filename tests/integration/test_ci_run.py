@@ -89,8 +89,12 @@ def test_param_change_reruns_only_the_steps_that_use_it(project):
 
 def test_early_cutoff_reuses_downstream_when_upstream_output_is_identical(project):
     project.run("ci-run").assert_success()
-    project.write({"a/a.sh": '#!/bin/sh\nset -e\n# a comment changes the code, not the output\n'
-                   'head -c 100 "$1" > "$2/copy.txt"\necho "n=$3" > "$2/n.txt"\n'})
+    project.write(
+        {
+            "a/a.sh": "#!/bin/sh\nset -e\n# a comment changes the code, not the output\n"
+            'head -c 100 "$1" > "$2/copy.txt"\necho "n=$3" > "$2/n.txt"\n'
+        }
+    )
     project.commit()
     plan = project.run("plan", "--json").assert_success().json()
     actions = {s["name"]: s["action"] for s in plan["steps"]}
@@ -128,8 +132,9 @@ def test_two_clones_at_different_paths_reuse_each_others_results(project, tmp_pa
 
 
 def test_failing_step_stops_its_downstream_but_independent_branches_finish(project_factory):
-    project = project_factory({
-        "mlpipe.yaml": """\
+    project = project_factory(
+        {
+            "mlpipe.yaml": """\
 name: branches
 steps:
   bad:
@@ -143,7 +148,8 @@ steps:
     run: sleep 0.5; echo fine > ${{ outputs.o }}/f
     outputs: {o: {}}
 """,
-    })
+        }
+    )
     outcome = project.run("ci-run").assert_code(1)
     assert "[bad] about to fail" in outcome.stdout
     record = project.record()
@@ -155,8 +161,9 @@ steps:
 
 
 def test_fail_fast_stops_the_other_branches(project_factory):
-    project = project_factory({
-        "mlpipe.yaml": """\
+    project = project_factory(
+        {
+            "mlpipe.yaml": """\
 name: branches
 steps:
   bad:
@@ -165,7 +172,8 @@ steps:
     run: sleep 30; touch ${{ outputs.o }}/done
     outputs: {o: {}}
 """,
-    })
+        }
+    )
     project.run("ci-run", "--fail-fast", "--jobs", "2").assert_code(1)
     record = project.record()
     assert statuses(record) == {"bad": "failed", "slow": "cancelled"}
@@ -173,28 +181,33 @@ steps:
 
 
 def test_step_without_declared_output_fails_naming_it(project_factory):
-    project = project_factory({
-        "mlpipe.yaml": "name: x\nsteps:\n  s:\n    run: 'true'\n    outputs:\n      model: {type: file}\n"
-                       "      stats: {kind: metrics}\n",
-    })
+    project = project_factory(
+        {
+            "mlpipe.yaml": "name: x\nsteps:\n  s:\n    run: 'true'\n    outputs:\n      model: {type: file}\n"
+            "      stats: {kind: metrics}\n",
+        }
+    )
     project.run("ci-run").assert_code(1)
     error = project.record()["steps"]["s"]["error"]
     assert error == "the step exited 0 but did not write its output 'model' (a file at $MLPIPE_OUTPUT_MODEL)"
 
 
 def test_non_json_metrics_fail_naming_the_output(project_factory):
-    project = project_factory({
-        "mlpipe.yaml": "name: x\nsteps:\n  s:\n    run: echo nope > $MLPIPE_OUTPUT_STATS\n"
-                       "    outputs:\n      stats: {kind: metrics}\n",
-    })
+    project = project_factory(
+        {
+            "mlpipe.yaml": "name: x\nsteps:\n  s:\n    run: echo nope > $MLPIPE_OUTPUT_STATS\n"
+            "    outputs:\n      stats: {kind: metrics}\n",
+        }
+    )
     project.run("ci-run").assert_code(1)
     error = project.record()["steps"]["s"]["error"]
     assert error.startswith("metrics output 'stats' is not valid JSON: ")
 
 
 def test_step_that_modifies_its_input_fails(project_factory):
-    project = project_factory({
-        "mlpipe.yaml": """\
+    project = project_factory(
+        {
+            "mlpipe.yaml": """\
 name: x
 steps:
   up:
@@ -205,7 +218,8 @@ steps:
     inputs: {x: "${{ steps.up.outputs.o }}"}
     outputs: {o: {}}
 """,
-    })
+        }
+    )
     project.run("ci-run").assert_code(1)
     record = project.record()
     assert record["steps"]["down"]["error"] == (
@@ -247,9 +261,11 @@ def test_reuse_false_and_no_reuse_always_run(project):
 
 
 def test_nondeterministic_rerun_keeps_the_stored_entry_and_flags_the_step(project_factory):
-    project = project_factory({
-        "mlpipe.yaml": "name: x\nsteps:\n  s:\n    run: date +%s%N > $MLPIPE_OUTPUT_O/t\n    outputs: {o: {}}\n",
-    })
+    project = project_factory(
+        {
+            "mlpipe.yaml": "name: x\nsteps:\n  s:\n    run: date +%s%N > $MLPIPE_OUTPUT_O/t\n    outputs: {o: {}}\n",
+        }
+    )
     project.run("ci-run").assert_success()
     first = project.record()
     project.run("ci-run", "--no-reuse").assert_success()
@@ -260,25 +276,29 @@ def test_nondeterministic_rerun_keeps_the_stored_entry_and_flags_the_step(projec
 
 
 def test_paths_in_step_logs_point_at_the_repo_not_the_snapshot_copy(project_factory):
-    project = project_factory({
-        "mlpipe.yaml": "name: x\nsteps:\n  s:\n    code: src\n    run: python3 fail.py\n",
-        "src/fail.py": "import os\nprint(os.path.abspath('fail.py'))\nraise SystemExit(2)\n",
-    })
+    project = project_factory(
+        {
+            "mlpipe.yaml": "name: x\nsteps:\n  s:\n    code: src\n    run: python3 fail.py\n",
+            "src/fail.py": "import os\nprint(os.path.abspath('fail.py'))\nraise SystemExit(2)\n",
+        }
+    )
     outcome = project.run("ci-run").assert_code(1)
     assert "[s] src/fail.py" in outcome.stdout
     assert ".mlpipe/snapshots" not in outcome.stdout
 
 
 def test_step_sees_only_its_snapshot_and_the_mlpipe_variables(project_factory):
-    project = project_factory({
-        ".gitignore": ".mlpipe/\nsecret.txt\n",
-        "mlpipe.yaml": "name: x\nsteps:\n  s:\n    code: src\n    env: {GREETING: 'hi ${{ params.who }}'}\n"
-                       "    run: ls -A > $MLPIPE_OUTPUT_O/ls; env | grep -E '^(MLPIPE_|GREETING)' | sort > $MLPIPE_OUTPUT_O/env\n"
-                       "    outputs: {o: {}}\n"
-                       "params: {who: you}\n",
-        "src/tool.py": "pass\n",
-        "src/secret.txt": "ignored\n",
-    })
+    project = project_factory(
+        {
+            ".gitignore": ".mlpipe/\nsecret.txt\n",
+            "mlpipe.yaml": "name: x\nsteps:\n  s:\n    code: src\n    env: {GREETING: 'hi ${{ params.who }}'}\n"
+            "    run: ls -A > $MLPIPE_OUTPUT_O/ls; env | grep -E '^(MLPIPE_|GREETING)' | sort > $MLPIPE_OUTPUT_O/env\n"
+            "    outputs: {o: {}}\n"
+            "params: {who: you}\n",
+            "src/tool.py": "pass\n",
+            "src/secret.txt": "ignored\n",
+        }
+    )
     (project.root / "src/untracked.py").write_text("new\n")
     project.run("ci-run").assert_success()
     project.run("pull", "s.o", "--to", "got").assert_success()
@@ -318,7 +338,12 @@ def test_outside_git_it_still_runs_and_says_so(tmp_path):
     from conftest import Project, write_files
 
     root = tmp_path / "plain"
-    write_files(root, {"mlpipe.yaml": "name: x\nsteps:\n  s:\n    run: echo hi > $MLPIPE_OUTPUT_O/f\n    outputs: {o: {}}\n"})
+    write_files(
+        root,
+        {
+            "mlpipe.yaml": "name: x\nsteps:\n  s:\n    run: echo hi > $MLPIPE_OUTPUT_O/f\n    outputs: {o: {}}\n"
+        },
+    )
     project = Project(root)
     project.run("ci-run").assert_success()
     record = project.record()

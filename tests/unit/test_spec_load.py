@@ -146,14 +146,18 @@ def test_full_pipeline_builds_the_model(ws: Path) -> None:
 
 
 def test_root_is_the_pipeline_files_directory(ws: Path) -> None:
-    path = write(ws, "name: x\nsteps:\n  a:\n    code: src\n    run: 'true'\n", {"sub/src/x.py": ""}, name="sub/mlpipe.yaml")
+    path = write(
+        ws,
+        "name: x\nsteps:\n  a:\n    code: src\n    run: 'true'\n",
+        {"sub/src/x.py": ""},
+        name="sub/mlpipe.yaml",
+    )
 
     pipeline = load_pipeline(path)
 
     assert pipeline.root == (ws / "sub").resolve()
     assert pipeline.steps["a"].code == "src"
     assert pipeline.steps["a"].loc.file == "sub/mlpipe.yaml"
-
 
 
 def test_explicit_root_and_file_outside_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -686,4 +690,11 @@ def test_cli_validate_bad_param_syntax_and_missing_file(ws: Path, capsys: pytest
     with pytest.raises(SystemExit) as exit_info:
         main(["validate"])
     assert exit_info.value.code == 2
-    assert capsys.readouterr().err == "error: mlpipe.yaml: no such file\n"
+    assert capsys.readouterr().err == (
+        f"error: no mlpipe.yaml in {ws}; run mlpipe where the pipeline file is, or pass -f FILE\n"
+    )
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["validate", "-f", "other.yaml"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == "error: pipeline file other.yaml does not exist\n"

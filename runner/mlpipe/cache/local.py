@@ -75,7 +75,9 @@ class LocalStore:
             return None
         missing = next((e for m in result.outputs.values() for e in m.entries if not self._has(e)), None)
         if missing is not None:
-            _warn(f"ignoring incomplete cache entry {fingerprint[:12]}: object of {missing.path!r} is missing")
+            _warn(
+                f"ignoring incomplete cache entry {fingerprint[:12]}: object of {missing.path!r} is missing"
+            )
             return None
         return result
 

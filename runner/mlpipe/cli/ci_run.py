@@ -7,11 +7,11 @@ import os
 
 import click
 
-from mlpipe.cli.run_options import pipeline_options, selection_options
+from mlpipe.cli.options import pipeline_options, selection_options
 from mlpipe.errors import PipelineFailed, UsageError
 from mlpipe.prepare import Selected, prepare
 from mlpipe.report import run_summary
-from mlpipe.run import RunOptions, Runner
+from mlpipe.run import Runner, RunOptions
 from mlpipe.session import open_session
 from mlpipe.ui import choose_reporter
 
@@ -19,7 +19,9 @@ from mlpipe.ui import choose_reporter
 @click.command("ci-run")
 @pipeline_options
 @selection_options
-@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, help="Steps run at once (default: cores).")
+@click.option(
+    "-j", "--jobs", type=click.IntRange(min=1), default=None, help="Steps run at once (default: cores)."
+)
 @click.option("--fail-fast", is_flag=True, help="Stop every running step when one fails.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run record as JSON at the end.")
 def command(

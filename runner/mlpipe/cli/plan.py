@@ -6,7 +6,7 @@ import json
 
 import click
 
-from mlpipe.cli.run_options import pipeline_options, selection_options
+from mlpipe.cli.options import json_option, pipeline_options, selection_options
 from mlpipe.prepare import Selected, prepare
 from mlpipe.report import plan_json, plan_text
 from mlpipe.session import open_session
@@ -15,7 +15,7 @@ from mlpipe.session import open_session
 @click.command("plan")
 @pipeline_options
 @selection_options
-@click.option("--json", "as_json", is_flag=True, help="Print the plan as versioned JSON.")
+@json_option
 def command(
     file: str | None,
     params: tuple[str, ...],

@@ -6,17 +6,24 @@ from pathlib import Path
 
 import click
 
-from mlpipe.cli.run_options import pipeline_options
+from mlpipe.cli.options import pipeline_options
 from mlpipe.pull import pull
 from mlpipe.session import open_session
 
 
 @click.command("pull")
 @click.argument("target", metavar="STEP[.OUTPUT]")
-@click.option("--to", "to", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Write into DIR/OUTPUT (default: the output's `path:`, else the workspace root).")
+@click.option(
+    "--to",
+    "to",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write into DIR/OUTPUT (default: the output's `path:`, else the workspace root).",
+)
 @pipeline_options
-def command(target: str, to: Path | None, file: str | None, params: tuple[str, ...], cache: str | None) -> None:
+def command(
+    target: str, to: Path | None, file: str | None, params: tuple[str, ...], cache: str | None
+) -> None:
     """Materialize a step's stored outputs for the current code and params (else its most recent result)."""
     session = open_session(file, params, cache)
     pulled = pull(session, target, to)

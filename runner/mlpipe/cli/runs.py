@@ -6,19 +6,19 @@ import json
 
 import click
 
+from mlpipe.cli.options import file_option, json_option
 from mlpipe.report import runs_json, runs_text
 from mlpipe.runs import RunHistory
-from mlpipe.session import open_session
+from mlpipe.session import workspace_for
 
 
 @click.command("runs")
-@click.option("-f", "--file", "file", default=None, help="Pipeline file (default: ./mlpipe.yaml).")
+@file_option
 @click.option("-n", "--limit", type=click.IntRange(min=1), default=20, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print versioned JSON.")
+@json_option
 def command(file: str | None, limit: int, as_json: bool) -> None:
     """List recorded runs, newest first."""
-    session = open_session(file)
-    history = RunHistory(session.workspace.runs)
+    history = RunHistory(workspace_for(file).runs)
     records = []
     for record in history.records():
         records.append(record)

@@ -90,7 +90,7 @@ def render(template: str, value_of: Callable[[Ref], str], *, quote: bool) -> str
     return "".join(out)
 
 
-def param_text(value: bool | int | float | str) -> str:
+def param_text(value: bool | float | str) -> str:
     """How a param value reads in a command: YAML's spelling for booleans, repr for numbers."""
     if isinstance(value, bool):
         return "true" if value else "false"
