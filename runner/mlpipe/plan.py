@@ -114,7 +114,9 @@ def make_plan(
         step = pipeline.steps[name]
         is_selected = name in selected
         is_forced = is_selected and (name in forced or no_reuse or not step.reuse)
-        waiting_on = [u for u in step.upstream() if u in will_run]
+        # `needs` only orders steps: a step whose outputs are not read leaves the fingerprint known.
+        reads = {upstream for upstream, _ in output_refs(step).values()}
+        waiting_on = [u for u in step.upstream() if u in will_run and u in reads]
         step_fp = None if waiting_on else fingerprint_step(pipeline, step, facts, produced)
         result = lookup(step_fp.key) if step_fp and not is_forced else None
         if result is not None:
@@ -133,6 +135,9 @@ def make_plan(
                 previous=latest(name),
                 code_changes=code_changes,
             )
+            lacking = [u for u in waiting_on if plans[u].action == "missing"]
+            if lacking and not is_forced:
+                reasons = [f"upstream {', '.join(lacking)} has no stored result to read"]
         else:
             action = "missing"
             will_run.add(name)
