@@ -73,6 +73,8 @@ def prepare(
         platform=platform_id(),
     )
 
+    hasher.save()
+
     def code_changes(old: str, new: str) -> list[tuple[str, str]] | None:
         before, after = store.listing(old), store.listing(new)
         if before is None or after is None:

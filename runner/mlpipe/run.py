@@ -319,6 +319,7 @@ class Runner:
             self.record.status = "failed"
         self.record.ended_at = utc_now()
         self.history.write(self.record)
+        self.p.store.hasher.save()
         shutil.rmtree(self.p.workspace.tmp / self.run_id, ignore_errors=True)
         self.reporter.run_finished(self.record)
 

@@ -13,6 +13,7 @@ from mlpipe.errors import UsageError
 from mlpipe.paths import Workspace
 from mlpipe.spec.load import load_pipeline, parse_overrides
 from mlpipe.spec.model import Pipeline
+from mlpipe.statcache import StatCache
 
 DEFAULT_FILE = "mlpipe.yaml"
 
@@ -61,5 +62,5 @@ def workspace_for(file: str | None) -> Workspace:
 def open_session(file: str | None, params: Sequence[str] = (), cache: str | None = None) -> Session:
     pipeline = load(file, params)
     workspace = Workspace(pipeline.root, cache_override=cache_dir(pipeline.root, cache))
-    hasher = FileHasher()
+    hasher = FileHasher(StatCache(workspace.state / "statcache.json", workspace.root, exclude=workspace.state))
     return Session(pipeline, workspace, LocalStore(workspace.cache, hasher=hasher), hasher)

@@ -367,3 +367,22 @@ def test_metrics_path_checkout_is_writable_and_restored(project):
     target.unlink()
     project.run("ci-run").assert_success()
     assert json.loads(target.read_text()) == {"score": 0.5}
+
+
+def test_touching_an_input_without_changing_it_reruns_nothing(project):
+    project.run("ci-run").assert_success()
+    (project.root / "data/input.txt").touch()
+    project.run("ci-run").assert_success()
+    assert set(statuses(project.record()).values()) == {"reused"}
+
+
+def test_same_size_change_with_the_old_mtime_is_still_detected(project):
+    project.run("ci-run").assert_success()
+    data = project.root / "data/input.txt"
+    before = data.stat()
+    data.write_text("uno\ndos\n")  # the same size as before
+    import os
+
+    os.utime(data, ns=(before.st_atime_ns, before.st_mtime_ns))  # and the same mtime, as a fast edit would have
+    project.run("ci-run").assert_success()
+    assert statuses(project.record())["a"] == "ran"

@@ -1,0 +1,82 @@
+"""Digests of workspace files remembered by their stat data, so unchanged files are not read again.
+
+An entry is trusted only while the file's (size, mtime_ns, ctime_ns, inode) are unchanged and, as git's
+racy-clean rule has it, its mtime is older than the moment the cache was written: a file modified within the
+same clock tick as that write could change again without its stat data changing, so it is hashed again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+
+FORMAT = "mlpipe.statcache/1"
+
+Signature = tuple[int, int, int, int]
+
+
+def signature(st: os.stat_result) -> Signature:
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+class StatCache:
+    def __init__(self, path: Path, root: Path, *, exclude: Path | None = None) -> None:
+        self.path = path
+        self.root = str(root) + os.sep
+        self.exclude = str(exclude) + os.sep if exclude else None
+        """Not cached: mlpipe's own state (staged outputs come and go)."""
+        self._entries: dict[str, list[object]] | None = None
+        self._written_ns = 0
+        self._dirty = False
+
+    def _load(self) -> dict[str, list[object]]:
+        if self._entries is None:
+            self._entries = {}
+            try:
+                with open(self.path, "rb") as f:
+                    self._written_ns = os.fstat(f.fileno()).st_mtime_ns
+                    data = json.loads(f.read())
+                if data.get("format") == FORMAT and isinstance(data.get("entries"), dict):
+                    self._entries = data["entries"]
+            except (OSError, ValueError, AttributeError):
+                pass  # no cache, or an unreadable one: everything is hashed again
+        return self._entries
+
+    def _key(self, path: str) -> str | None:
+        """Workspace-relative key; files outside the workspace are not cached."""
+        if not path.startswith(self.root) or (self.exclude and path.startswith(self.exclude)):
+            return None
+        return path[len(self.root) :]
+
+    def get(self, path: str, st: os.stat_result) -> str | None:
+        key = self._key(path)
+        if key is None:
+            return None
+        entry = self._load().get(key)
+        if entry is None or tuple(entry[:4]) != signature(st) or st.st_mtime_ns >= self._written_ns:
+            return None
+        digest = entry[4]
+        return digest if isinstance(digest, str) else None
+
+    def put(self, path: str, st: os.stat_result, digest: str) -> None:
+        key = self._key(path)
+        if key is None:
+            return
+        entries = self._load()
+        value: list[object] = [*signature(st), digest]
+        if entries.get(key) != value:
+            entries[key] = value
+            self._dirty = True
+
+    def save(self) -> None:
+        """Write the cache if it changed; entries that were racy now are trusted after a later save."""
+        if not self._dirty or self._entries is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:8]}")
+        temp.write_text(json.dumps({"format": FORMAT, "entries": self._entries}, separators=(",", ":")))
+        os.replace(temp, self.path)
+        self._written_ns = self.path.stat().st_mtime_ns
+        self._dirty = False

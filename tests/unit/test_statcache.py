@@ -1,0 +1,86 @@
+"""The stat cache trusts a digest only for unchanged, non-racy files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from mlpipe.digest import FileHasher, file_sha256
+from mlpipe.statcache import StatCache
+
+
+def fake_stat(size: int, mtime_ns: int, ctime_ns: int = 1, ino: int = 7) -> os.stat_result:
+    # st_mode, st_ino, st_dev, st_nlink, st_uid, st_gid, st_size, st_atime, st_mtime, st_ctime, then the _ns fields
+    fields = (0o100644, ino, 1, 1, 0, 0, size, 0, mtime_ns // 10**9, ctime_ns // 10**9)
+    extra = {"st_atime_ns": 0, "st_mtime_ns": mtime_ns, "st_ctime_ns": ctime_ns}
+    return os.stat_result(fields, extra)
+
+
+def written_at(cache_file: Path, ns: int, root: Path) -> StatCache:
+    os.utime(cache_file, ns=(ns, ns))
+    return StatCache(cache_file, root)
+
+
+def test_entries_older_than_the_cache_write_are_trusted_and_racy_ones_are_not(tmp_path: Path) -> None:
+    cache_file = tmp_path / ".mlpipe" / "statcache.json"
+    cache = StatCache(cache_file, tmp_path)
+    old = fake_stat(10, mtime_ns=1_000_000_000_000)
+    racy = fake_stat(10, mtime_ns=2_000_000_000_000)
+    cache.put(str(tmp_path / "old"), old, "d-old")
+    cache.put(str(tmp_path / "racy"), racy, "d-racy")
+    cache.save()
+
+    reloaded = written_at(cache_file, 2_000_000_000_000, tmp_path)  # written in the same tick as `racy`
+    assert reloaded.get(str(tmp_path / "old"), old) == "d-old"
+    assert reloaded.get(str(tmp_path / "racy"), racy) is None
+
+
+def test_any_stat_change_is_a_miss(tmp_path: Path) -> None:
+    cache_file = tmp_path / "c.json"
+    cache = StatCache(cache_file, tmp_path)
+    st = fake_stat(10, mtime_ns=1_000, ctime_ns=5, ino=3)
+    cache.put(str(tmp_path / "f"), st, "d")
+    cache.save()
+    reloaded = written_at(cache_file, 10**18, tmp_path)
+    assert reloaded.get(str(tmp_path / "f"), st) == "d"
+    for changed in (
+        fake_stat(11, 1_000, 5, 3),
+        fake_stat(10, 1_001, 5, 3),
+        fake_stat(10, 1_000, 6, 3),
+        fake_stat(10, 1_000, 5, 4),
+    ):
+        assert reloaded.get(str(tmp_path / "f"), changed) is None
+
+
+def test_files_outside_the_workspace_or_in_its_state_are_not_cached(tmp_path: Path) -> None:
+    cache = StatCache(tmp_path / "c.json", tmp_path / "ws", exclude=tmp_path / "ws" / ".mlpipe")
+    st = fake_stat(1, 1)
+    cache.put(str(tmp_path / "elsewhere"), st, "d")
+    cache.put(str(tmp_path / "ws" / ".mlpipe" / "tmp" / "x"), st, "d")
+    cache.save()
+    assert not (tmp_path / "c.json").exists()
+
+
+def test_a_corrupt_cache_file_means_hashing_again(tmp_path: Path) -> None:
+    (tmp_path / "c.json").write_text("{not json")
+    cache = StatCache(tmp_path / "c.json", tmp_path)
+    assert cache.get(str(tmp_path / "f"), fake_stat(1, 1)) is None
+
+
+def test_hasher_reads_a_file_only_when_its_stat_changed(tmp_path: Path) -> None:
+    data = tmp_path / "data.bin"
+    data.write_bytes(b"x" * 1000)
+    os.utime(data, ns=(10**9, 10**9))  # well before the cache write: not racy
+    cache_file = tmp_path / ".mlpipe" / "statcache.json"
+    hasher = FileHasher(StatCache(cache_file, tmp_path))
+    assert hasher.hash_file(data, data.stat()) == file_sha256(data)
+    hasher.save()
+
+    trusting = FileHasher(StatCache(cache_file, tmp_path))
+    assert trusting.stat_cache is not None
+    assert trusting.stat_cache.get(str(data), data.stat()) == file_sha256(data)
+    st = data.stat()
+    trusting.stat_cache.put(str(data), st, "pretend")
+    trusting.save()
+    again = FileHasher(StatCache(cache_file, tmp_path))
+    assert again.hash_file(data, st) == "pretend"  # served from the cache, not from the file
