@@ -9,15 +9,17 @@ file and deciding between rule files follow git's `dir.c`, because dulwich's rea
 - it strips every trailing CR, skips whitespace-only lines and keeps a UTF-8 BOM as part of the first
   pattern; git strips one CR before LF, keeps a line like a lone tab as a pattern and skips the BOM.
 
-and its pattern translation (checked against `git ls-files --others` by tests/integration/test_snapshot.py):
+and its pattern translation differs from git's too (found by fuzzing against `git ls-files --others`;
+tests/unit/test_ignore.py pins each case). `as_dulwich_patterns` rewrites a pattern so dulwich agrees:
 
 - a run of three or more `*` forming a whole path component (`***/x`) is a plain `*` to dulwich; git's
-  wildmatch treats any run of stars between slashes as `**`. We collapse each run to at most two stars,
-  which means the same to git and makes dulwich see the `**`.
-- a pattern ending in `//`: git strips one slash for "directory only" and the rest can never match (paths
-  have no trailing slash); dulwich strips every slash and matches. We drop such patterns.
-- a pattern ending in an unescaped backslash: git's wildmatch never matches it; dulwich matches a literal
-  backslash. We drop such patterns.
+  wildmatch treats any run of stars between slashes as `**`. We shorten each run to two stars.
+- `**\\/` is `**/` to git's wildmatch (though it must span a directory), and `\\/` elsewhere is '/';
+  dulwich sees a component "**/" that is not `**`. We write `\\/` as '/' and `**\\/` as `*/**/`, except
+  at the start of a path pattern, where git can never match it.
+- a pattern ending in `//`, or in an unescaped backslash (after git strips one trailing slash), or a
+  path pattern starting with `\\/`, never matches in git; dulwich strips all slashes or matches a literal
+  backslash or slash. We drop such patterns.
 - git's `match_pathname` compares a pattern's literal prefix first and hands wildmatch only the rest, so
   in `a**/b` or `x/a**` the `**` starts wildmatch's pattern and spans directories (`ax/y/b` is matched);
   dulwich reads it as `a*/b`. We rewrite such a pattern into dulwich patterns meaning what git does.
@@ -62,31 +64,6 @@ def trim_trailing_spaces(line: bytes) -> bytes:
     return line[:last_space] if last_space >= 0 else line
 
 
-def collapse_stars(pattern: bytes) -> bytes:
-    """Shorten every unescaped run of `*` to at most two; git's wildmatch reads them the same."""
-    if b"***" not in pattern:
-        return pattern
-    out = bytearray()
-    run = 0
-    i, n = 0, len(pattern)
-    while i < n:
-        c = pattern[i]
-        if c == 0x5C:  # backslash: copy it with the byte it escapes
-            out += pattern[i : i + 2]
-            i += 2
-            run = 0
-            continue
-        run = run + 1 if c == 0x2A else 0
-        if run <= 2:
-            out.append(c)
-        i += 1
-    return bytes(out)
-
-
-def _ends_in_lone_backslash(line: bytes) -> bool:
-    return (len(line) - len(line.rstrip(b"\\"))) % 2 == 1
-
-
 def parse_patterns(data: bytes, *, source: str = "<patterns>") -> list[Pattern]:
     """The patterns of one ignore file, in file order (git's `add_patterns_from_buffer`)."""
     data = data.removeprefix(_BOM)
@@ -95,10 +72,7 @@ def parse_patterns(data: bytes, *, source: str = "<patterns>") -> list[Pattern]:
         line = raw[:-1] if raw.endswith(b"\r") else raw
         if not line or line.startswith(b"#"):
             continue
-        line = trim_trailing_spaces(line)
-        if not line or line.removeprefix(b"!").endswith(b"//") or _ends_in_lone_backslash(line):
-            continue
-        for rewritten in expand_prefix_stars(collapse_stars(line)):
+        for rewritten in as_dulwich_patterns(trim_trailing_spaces(line)):
             try:
                 patterns.append(Pattern(rewritten))
             except MalformedPattern:
@@ -107,28 +81,96 @@ def parse_patterns(data: bytes, *, source: str = "<patterns>") -> list[Pattern]:
     return patterns
 
 
-_PREFIX_STARS = re.compile(rb"(/?)([^*?\\\[]*[^*?\\\[/])\*\*(/.*|)", re.DOTALL)
-"""A literal prefix not ending in '/', then `**` that ends the pattern or is followed by '/'."""
+def as_dulwich_patterns(line: bytes) -> list[bytes]:
+    """Patterns that dulwich matches exactly as git matches the (trimmed) `line`; [] if it never matches.
 
-
-def expand_prefix_stars(line: bytes) -> list[bytes]:
-    """Patterns that dulwich matches the way git matches `line` (see the module docstring)."""
+    Works around the deviations listed in the module docstring, reading the pattern as git's
+    `parse_path_pattern` and `match_pathname` do.
+    """
     negate = b"!" if line.startswith(b"!") else b""
     body = line[len(negate) :]
-    directory_only = b"/" if body.endswith(b"/") else b""
-    body = body.removesuffix(b"/")
-    if b"/" not in body:
-        return [line]  # matched against the basename with no prefix step: no quirk
+    suffix = b"/" if body.endswith(b"/") else b""
+    body = body.removesuffix(b"/")  # git strips one slash and remembers "directory only"
+    anchor = b""
+    bodies = [body]
+    if b"/" in body:  # matched against the path relative to the rule file's directory
+        if body.startswith(b"\\/"):
+            return []  # wildmatch would need a '/' at the start of a relative path
+        if body.startswith(b"/"):
+            anchor, body = b"/", body[1:]
+        bodies = _expand_prefix_stars(body)
+        if bodies != [body]:
+            anchor = b"/"
+    return [
+        negate + anchor + _normalize(b) + suffix
+        for b in bodies
+        # paths never end in '/' (nor in a lone backslash, which wildmatch rejects)
+        if b and not b.endswith(b"/") and not _ends_in_lone_backslash(b)
+    ]
+
+
+def _ends_in_lone_backslash(pattern: bytes) -> bool:
+    return (len(pattern) - len(pattern.rstrip(b"\\"))) % 2 == 1
+
+
+_PREFIX_STARS = re.compile(rb"([^*?\\\[]*[^*?\\\[/])\*\*+(/|\\/|)(.*)", re.DOTALL)
+"""git's literal prefix (up to the first of `*?[\\`) not ending in '/', then `**` ending the pattern or
+followed by a slash: after the prefix step, wildmatch sees that `**` at its start, so it spans directories."""
+
+
+def _expand_prefix_stars(body: bytes) -> list[bytes]:
+    """`P**/S` is `PS` or `P*/**/S`; `P**\\/S` only the latter; `P**` is `P*` or `P*/**`."""
     m = _PREFIX_STARS.fullmatch(body)
     if m is None:
-        return [line]
-    prefix, rest = m.group(2), m.group(3)
-    if rest:
-        # "<P>**/<S>": wildmatch's "**/S" matches "S" or anything ending in "/S".
-        alternatives = [b"/" + prefix + rest[1:], b"/" + prefix + b"*/**" + rest]
-    else:
-        alternatives = [b"/" + prefix + b"*", b"/" + prefix + b"*/**"]
-    return [negate + alt + directory_only for alt in alternatives]
+        return [body]
+    prefix, slash, rest = m.groups()
+    if not slash:
+        if rest:
+            return [body]  # "P**x": the stars are a plain '*' to git, as to dulwich
+        return [prefix + b"*", prefix + b"*/**"]
+    # wildmatch lets "**/" match no directory at all, but not "**\\/" (it only checks for a plain '/')
+    spans = [prefix + b"*/**/" + rest]
+    return [prefix + rest, *spans] if slash == b"/" else spans
+
+
+def _normalize(pattern: bytes) -> bytes:
+    """The same pattern to git's wildmatch, written so dulwich's translation agrees with it.
+
+    Runs of `*` are shortened to two. `\\/` becomes '/', except after a `**` that starts a component:
+    wildmatch takes `**\\/` as `**/` that must span at least one directory, which is `*/**/`.
+    """
+    if b"***" not in pattern and b"\\/" not in pattern:
+        return pattern
+    out = bytearray()
+    run = 0  # unescaped stars just written
+    after_slash = True  # the last byte was a '/' (or nothing yet)
+    run_starts_component = False
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == 0x5C:  # a backslash and the byte it escapes
+            pair = pattern[i : i + 2]
+            if pair == b"\\/":
+                if run >= 2 and run_starts_component:
+                    out[-2:] = b"*/**"
+                out += b"/"
+            else:
+                out += pair
+            run, after_slash = 0, pair == b"\\/"
+            i += 2
+            continue
+        if c == 0x2A:
+            if run == 0:
+                run_starts_component = after_slash
+            run += 1
+            if run <= 2:
+                out.append(c)
+        else:
+            out.append(c)
+            run = 0
+        after_slash = c == 0x2F
+        i += 1
+    return bytes(out)
 
 
 def read_rules(directory: str, names: Sequence[str] = RULE_FILES) -> list[Pattern]:
