@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Protocol
 
 from dulwich.index import EXTENDED_FLAG_SKIP_WORKTREE, FLAG_STAGEMASK, SerializedIndexEntry, read_index
-from dulwich.objects import Tree
+from dulwich.objects import ObjectID, Tree
 
 from mlpipe.errors import MlpipeError
 from mlpipe.gitcmd import RepoPaths, find_repo, run_git
@@ -88,7 +88,7 @@ class _Rec:
 class ObjectStore(Protocol):
     """The part of a dulwich object store `write_tree` uses."""
 
-    def __contains__(self, sha: bytes) -> bool: ...
+    def __contains__(self, sha: ObjectID) -> bool: ...
 
     def add_object(self, obj: Tree) -> None: ...
 
@@ -324,7 +324,7 @@ def build_trees(files: Iterable[SnapshotFile]) -> tuple[str, list[Tree]]:
             child = node.setdefault(d, {})
             assert isinstance(child, dict)
             node = child
-        node[name] = (f.mode, f.blob.encode())
+        node[name] = (f.mode, ObjectID(f.blob.encode()))
     trees: list[Tree] = []
     tree = _build(root, trees)
     return tree.id.decode(), trees
