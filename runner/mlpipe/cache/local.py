@@ -38,6 +38,15 @@ def _safe_relpath(rel: str) -> str:
     return rel
 
 
+def _check_paths(manifest: Manifest) -> None:
+    """Refuse, before writing anything, a manifest whose paths leave its top: `..`, absolute, or via a link."""
+    links = {_safe_relpath(e.path) for e in manifest.entries if e.kind == "link" and e.path}
+    for entry in manifest.entries:
+        parts = _safe_relpath(entry.path).split("/") if entry.path else []
+        if any("/".join(parts[:i]) in links for i in range(1, len(parts))):
+            raise ValueError(f"refusing a path that escapes its output: {entry.path!r}")
+
+
 class LocalStore:
     def __init__(self, root: Path, *, hasher: FileHasher | None = None) -> None:
         self.root = root
@@ -68,12 +77,12 @@ class LocalStore:
         try:
             data = json.loads(path.read_bytes())
             result = StepResult.from_json(data)
+            missing = next((e for m in result.outputs.values() for e in m.entries if not self._has(e)), None)
         except FileNotFoundError:
             return None
-        except (ValueError, KeyError, TypeError) as error:
+        except (ValueError, KeyError, TypeError, AttributeError) as error:  # valid JSON of the wrong shape too
             _warn(f"ignoring corrupt cache entry {path}: {error}")
             return None
-        missing = next((e for m in result.outputs.values() for e in m.entries if not self._has(e)), None)
         if missing is not None:
             _warn(
                 f"ignoring incomplete cache entry {fingerprint[:12]}: object of {missing.path!r} is missing"
@@ -143,7 +152,11 @@ class LocalStore:
         if not top.exists():
             temp = self._temp_path()
             temp.mkdir()
-            self._build(manifest, temp / name if manifest.type == "file" else temp / "d", link=True)
+            try:
+                self._build(manifest, temp / name if manifest.type == "file" else temp / "d", link=True)
+            except BaseException:
+                _rmtree(temp)
+                raise
             top.parent.mkdir(parents=True, exist_ok=True)
             try:
                 os.rename(temp, top)
@@ -174,9 +187,14 @@ class LocalStore:
     def checkout(self, manifest: Manifest, dest: Path) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)
         temp = dest.parent / f".{dest.name}.mlpipe-{uuid.uuid4().hex[:8]}"
-        self._build(manifest, temp, link=False)
+        try:
+            self._build(manifest, temp, link=False)
+        except BaseException:
+            _rmtree(temp)
+            raise
         old = None
-        if dest.is_dir() and not dest.is_symlink():
+        # A file replaces a file or link atomically; anything else is moved aside first (rename cannot).
+        if os.path.lexists(dest) and (manifest.type == "dir" or (dest.is_dir() and not dest.is_symlink())):
             old = dest.parent / f".{dest.name}.mlpipe-old-{uuid.uuid4().hex[:8]}"
             os.rename(dest, old)
         os.replace(temp, dest)
@@ -184,10 +202,11 @@ class LocalStore:
             _rmtree(old)
 
     def _build(self, manifest: Manifest, dest: Path, *, link: bool) -> None:
+        _check_paths(manifest)
         if manifest.type == "dir":
             dest.mkdir(parents=True)
         for entry in manifest.entries:
-            target = dest / _safe_relpath(entry.path) if entry.path else dest
+            target = dest / entry.path if entry.path else dest
             target.parent.mkdir(parents=True, exist_ok=True)
             source = self.object_path(entry)
             if entry.kind == "link":
@@ -219,7 +238,7 @@ class LocalStore:
         try:
             files: list[list[Any]] = json.loads(self._tree_path(tree).read_bytes())["files"]
             return files
-        except (FileNotFoundError, ValueError, KeyError):
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
             return None
 
     def results(self) -> Iterator[Path]:
