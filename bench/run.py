@@ -1,0 +1,394 @@
+"""mlpipe vs DVC vs bare scripts on one generated scenario: prints a markdown table, writes JSON.
+
+    python3 bench/run.py --preset small|large
+
+See bench/README.md for what each case means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import scenario
+from timing import Result, Spec, measure, run_once
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+CASES = {
+    "first": "first run, data hashed before",
+    "cold": "first run, nothing cached",
+    "noop": "no-op rerun",
+    "plan": "plan / status, nothing changed",
+    "code": "rerun, one s05 code file changed",
+    "data": "rerun, one data file changed",
+    "help": "--help",
+    "validate": "validate",
+    "limit": "limit",
+}
+BASES = {
+    "first": "bare + 40 ms/step",
+    "cold": "bare + sha256",
+    "noop": "pass + walk",
+    "plan": "pass + walk",
+    "code": "bare",
+    "data": "bare + walk",
+    "help": "100 ms",
+    "validate": "100 ms",
+}
+"""What the "vs limit" column divides by, per case (the legend under the table spells them out)."""
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    measured: float
+    bound: float
+    unit: str
+    at_least: bool = False
+    """True for speed-ups (measured must reach the bound); otherwise measured must stay under it."""
+
+    @property
+    def met(self) -> bool:
+        return self.measured >= self.bound if self.at_least else self.measured <= self.bound
+
+    @property
+    def ratio(self) -> float:
+        return self.measured / self.bound
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    preset = scenario.PRESETS[args.preset]
+    work = args.work.resolve() / preset.name
+    python = real_python(args.python)
+    env = child_env(python)
+    dvc = ensure_dvc(args.dvc, python)
+    mlpipe = str(args.mlpipe.resolve())
+    fast, slow = args.reps_fast, args.reps_slow
+
+    origin, mp, dv = work / "origin", work / "mlpipe", work / "dvc"
+    started = time.perf_counter()
+    built = scenario.generate(preset, origin, dvc)
+    say(f"scenario {'generated' if built else 'reused'} in {time.perf_counter() - started:.1f} s: {origin}")
+    logs = work / "logs"
+    scenario.remove_tree(logs)
+    for clone in (mp, dv):
+        scenario.clone(origin, clone)
+
+    def once(argv: list[str], cwd: Path, name: str) -> None:
+        run_once(argv, cwd, env, logs / f"setup-{name}.log")
+
+    say("setup: one untimed run per tool, so data is hashed once and every result is stored")
+    once([mlpipe, "ci-run"], mp, "mlpipe")
+    once([dvc, "repro"], dv, "dvc")
+    once(["bash", "bare.sh"], origin, "bare")
+    agree = same_outputs([origin, mp, dv])
+
+    results: list[Result] = []
+
+    def bench(reps: int, *specs: Spec) -> None:
+        say(f"timing {', '.join(f'{s.case}/{s.tool}' for s in specs)} x{reps}")
+        results.extend(measure(specs, reps, env, logs))
+
+    report = work / "inner-seconds"
+    data, code_dirs = str(origin / scenario.DATA), str(origin / "steps")
+    bench(fast, Spec(case="limit", tool="python -c pass", argv=["python3", "-c", "pass"], cwd=origin))
+    limits = ["python3", str(BENCH / "limits.py")]
+    walk = Spec(
+        case="limit", tool="stat walk", argv=[*limits, "walk", str(report), data, code_dirs], cwd=origin,
+        inner_report=report,
+    )  # fmt: skip
+    bench(fast, walk)
+    sha = Spec(
+        case="limit", tool="sha256 hashlib", argv=[*limits, "sha256", str(report), data], cwd=origin,
+        inner_report=report,
+    )  # fmt: skip
+    bench(slow, sha)
+    openssl = "find data -type f -exec openssl dgst -sha256 {} + > /dev/null"
+    bench(slow, Spec(case="limit", tool="sha256 openssl", argv=["sh", "-c", openssl], cwd=origin))
+    bench(fast, Spec(case="limit", tool="git status", argv=["git", "status", "--porcelain"], cwd=mp))
+    clean_out = lambda _rep: scenario.remove_tree(origin / "out")
+    bench(
+        slow, Spec(case="limit", tool="bare scripts", argv=["bash", "bare.sh"], cwd=origin, before=clean_out)
+    )
+
+    bench(
+        fast,
+        Spec(case="help", tool="mlpipe", argv=[mlpipe, "--help"], cwd=mp),
+        Spec(case="help", tool="dvc", argv=[dvc, "--help"], cwd=dv),
+    )
+    bench(fast, Spec(case="validate", tool="mlpipe", argv=[mlpipe, "validate"], cwd=mp))
+    bench(
+        slow,
+        Spec(case="first", tool="mlpipe", argv=[mlpipe, "ci-run", "--no-reuse"], cwd=mp),
+        Spec(case="first", tool="dvc", argv=[dvc, "repro", "--force"], cwd=dv),
+    )
+    bench(
+        fast,
+        Spec(case="noop", tool="mlpipe", argv=[mlpipe, "ci-run"], cwd=mp),
+        Spec(case="noop", tool="dvc", argv=[dvc, "repro"], cwd=dv),
+    )
+    bench(
+        fast,
+        Spec(case="plan", tool="mlpipe", argv=[mlpipe, "plan"], cwd=mp),
+        Spec(case="plan", tool="dvc", argv=[dvc, "status"], cwd=dv),
+    )
+    bench(
+        slow,
+        Spec(case="code", tool="mlpipe", argv=[mlpipe, "ci-run"], cwd=mp, before=lambda r: scenario.change_code(mp, r)),
+        Spec(case="code", tool="dvc", argv=[dvc, "repro"], cwd=dv, before=lambda r: scenario.change_code(dv, r)),
+    )  # fmt: skip
+    bench(
+        slow,
+        Spec(
+            case="data", tool="mlpipe", argv=[mlpipe, "ci-run"], cwd=mp,
+            before=lambda r: scenario.change_data(mp, preset, r),
+        ),
+        Spec(
+            case="data", tool="dvc", argv=[dvc, "repro"], cwd=dv,
+            before=lambda r: scenario.change_data(dv, preset, r),
+        ),
+    )  # fmt: skip
+    agree = agree and same_outputs([mp, dv])
+    cold_mp, cold_dv = work / "cold-mlpipe", work / "cold-dvc"
+    bench(
+        slow,
+        Spec(case="cold", tool="mlpipe", argv=[mlpipe, "ci-run"], cwd=cold_mp, before=lambda _r: scenario.clone(origin, cold_mp)),
+        Spec(case="cold", tool="dvc", argv=[dvc, "repro"], cwd=cold_dv, before=lambda _r: scenario.clone(origin, cold_dv)),
+    )  # fmt: skip
+    agree = agree and same_outputs([cold_mp, cold_dv, origin])
+    for path in (cold_mp, cold_dv):
+        scenario.remove_tree(path)
+
+    goals = targets(results)
+    machine = machine_info(python, mlpipe, dvc)
+    size = sum(f.stat().st_size for f in (origin / scenario.DATA).rglob("*") if f.is_file())
+    text = render(preset, machine, results, goals, size, agree)
+    print(text)
+    out = args.work.resolve() / f"results-{preset.name}.json"
+    out.write_text(
+        json.dumps(
+            {
+                "format": 1,
+                "preset": asdict(preset),
+                "data_bytes": size,
+                "machine": machine,
+                "outputs_agree": agree,
+                "results": [r.to_json() for r in results],
+                "targets": [asdict(t) | {"met": t.met, "ratio": t.ratio} for t in goals],
+                "total_seconds": time.perf_counter() - started,
+            },
+            indent=1,
+        )
+        + "\n"
+    )
+    (args.work.resolve() / f"results-{preset.name}.md").write_text(text)
+    say(f"wrote {out} in {time.perf_counter() - started:.0f} s total")
+    return 0
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--preset", choices=sorted(scenario.PRESETS), default="small")
+    parser.add_argument("--work", type=Path, default=BENCH / "work", help="scratch dir (default: bench/work)")
+    parser.add_argument("--mlpipe", type=Path, default=REPO / ".venv" / "bin" / "mlpipe")
+    parser.add_argument(
+        "--dvc", type=Path, default=None, help="dvc executable (default: install one in --work)"
+    )
+    parser.add_argument("--python", default="python3", help="interpreter the steps and limits run with")
+    parser.add_argument("--reps-fast", type=int, default=5, help="repetitions of the fast cases")
+    parser.add_argument("--reps-slow", type=int, default=3, help="repetitions of the slow cases")
+    return parser.parse_args(argv)
+
+
+def say(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def real_python(name: str) -> str:
+    """The interpreter behind `name`, resolved once: a pyenv shim would add its own start-up to every step."""
+    found = subprocess.run(
+        [name, "-c", "import sys; print(sys.executable)"], capture_output=True, text=True, check=True
+    )
+    return found.stdout.strip()
+
+
+def child_env(python: str) -> dict[str, str]:
+    """A small, fixed environment: `python3` is `python`, no CI variables, no colours, pinned git identity."""
+    bindir = BENCH / "work" / "bin"
+    bindir.mkdir(parents=True, exist_ok=True)
+    link = bindir / "python3"
+    if not link.is_symlink() or os.readlink(link) != python:
+        link.unlink(missing_ok=True)
+        link.symlink_to(python)
+    path = os.pathsep.join([str(bindir), "/usr/local/bin", "/usr/bin", "/bin"])
+    return {"PATH": path, "HOME": os.environ["HOME"], "LANG": "C.UTF-8", "NO_COLOR": "1"} | scenario.GIT_ENV
+
+
+def ensure_dvc(given: Path | None, python: str) -> str:
+    if given is not None:
+        return str(given.resolve())
+    venv = BENCH / "work" / "dvc-venv"
+    dvc = venv / "bin" / "dvc"
+    if not dvc.exists():
+        say(f"installing dvc into {venv}")
+        subprocess.run([python, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "dvc"], check=True)
+    return str(dvc)
+
+
+def same_outputs(roots: Sequence[Path]) -> bool:
+    """The tools ran the same pipeline: every root's out/s10.json is identical."""
+    contents = {(root / "out" / "s10.json").read_bytes() for root in roots}
+    if len(contents) != 1:
+        say(f"WARNING: out/s10.json differs between {', '.join(str(r) for r in roots)}")
+    return len(contents) == 1
+
+
+# -- targets and rendering -----------------------------------------------------------------------------------
+def pick(results: Sequence[Result], case: str, tool: str) -> Result:
+    return next(r for r in results if r.case == case and r.tool == tool)
+
+
+def bases(results: Sequence[Result]) -> dict[str, float]:
+    """Seconds each case is compared with: sums of limits, by BASES name."""
+    py = pick(results, "limit", "python -c pass").median
+    walk = pick(results, "limit", "stat walk").inner_median or 0.0
+    sha = pick(results, "limit", "sha256 hashlib").inner_median or 0.0
+    bare = pick(results, "limit", "bare scripts").median
+    return {
+        "bare + 40 ms/step": bare + 0.040 * len(scenario.STEPS),
+        "bare + sha256": bare + sha,
+        "pass + walk": py + walk,
+        "bare": bare,
+        "bare + walk": bare + walk,
+        "100 ms": 0.100,
+    }
+
+
+def targets(results: Sequence[Result]) -> list[Target]:
+    base = bases(results)
+
+    def med(case: str, tool: str = "mlpipe") -> float:
+        return pick(results, case, tool).median
+
+    peak = max(r.peak_rss_kib for r in results if r.tool == "mlpipe") / 1024
+    return [
+        Target("no-op rerun <= 2x (python -c pass + stat walk)", med("noop"), 2 * base["pass + walk"], "s"),
+        Target("no-op rerun >= 10x faster than dvc repro", med("noop", "dvc") / med("noop"), 10, "x", True),
+        Target("plan <= 2x (python -c pass + stat walk)", med("plan"), 2 * base["pass + walk"], "s"),
+        Target("plan >= 10x faster than dvc status", med("plan", "dvc") / med("plan"), 10, "x", True),
+        Target("first run <= bare scripts + 40 ms/step", med("first"), base["bare + 40 ms/step"], "s"),
+        Target("nothing cached <= 1.3x (bare + hashlib sha256 of data)", med("cold"), 1.3 * base["bare + sha256"], "s"),
+        Target("one data change <= 1.3x (bare + stat walk)", med("data"), 1.3 * base["bare + walk"], "s"),
+        Target("mlpipe --help < 100 ms", med("help"), 0.100, "s"),
+        Target("mlpipe validate < 100 ms", med("validate"), 0.100, "s"),
+        Target("mlpipe plan < 100 ms", med("plan"), 0.100, "s"),
+        Target("mlpipe peak RSS < 100 MiB (every case)", peak, 100, "MiB"),
+    ]  # fmt: skip
+
+
+def seconds(value: float) -> str:
+    return f"{value * 1000:.0f} ms" if value < 10 else f"{value:.1f} s"
+
+
+def amount(value: float, unit: str) -> str:
+    return seconds(value) if unit == "s" else f"{value:.1f} {unit}"
+
+
+def render(
+    preset: scenario.Preset,
+    machine: dict[str, str],
+    results: Sequence[Result],
+    goals: Sequence[Target],
+    size: int,
+    agree: bool,
+) -> str:
+    base = bases(results)
+    lines = [
+        (
+            f"## mlpipe benchmark, preset `{preset.name}`: {preset.files} data files, {size / 1e6:.0f} MB, "
+            f"{len(scenario.STEPS)} steps"
+        ),
+        "",
+        "Machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()),
+        "",
+        "| case | tool | median | min-max | vs limit | vs DVC | peak RSS |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        vs_limit = vs_dvc = ""
+        if r.case in BASES:
+            vs_limit = f"{r.median / base[BASES[r.case]]:.2f}x {BASES[r.case]}"
+        dvc = next((d for d in results if d.case == r.case and d.tool == "dvc"), None)
+        if r.tool == "mlpipe" and dvc is not None:
+            vs_dvc = f"{r.median / dvc.median:.2f}x"
+        inner = f" ({seconds(r.inner_median)} in-process)" if r.inner_median is not None else ""
+        lines.append(
+            f"| {CASES[r.case]} | {r.tool} | {seconds(r.median)}{inner} | {seconds(r.low)}-{seconds(r.high)} "
+            f"| {vs_limit} | {vs_dvc} | {'<= ' if r.at_floor else ''}{r.peak_rss_kib / 1024:.0f} MiB |"
+        )
+    lines += [
+        "",
+        (
+            "Limits: pass = `python3 -c pass`; walk = os.walk + lstat of data/ and steps/; sha256 = hashlib over data/"
+            " (walk and sha256 after interpreter start-up); bare = bare.sh, the 10 steps in a row."
+        ),
+        (
+            "Peak RSS: the largest process of the command's tree (os.wait4); `<=` marks values at the floor"
+            " that the forked harness itself sets."
+        ),
+        f"Outputs of mlpipe, DVC and bare scripts agree: {'yes' if agree else 'NO'}.",
+        "",
+        "| target | measured | bound | ratio | met |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for t in goals:
+        lines.append(
+            f"| {t.name} | {amount(t.measured, t.unit)} | {amount(t.bound, t.unit)} | {t.ratio:.2f} "
+            f"| {'met' if t.met else 'MISSED'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def machine_info(python: str, mlpipe: str, dvc: str) -> dict[str, str]:
+    def version(*argv: str) -> str:
+        """The version number a tool prints (`git version 2.39.5` -> `2.39.5`)."""
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        words = (done.stdout or done.stderr).split()
+        return next((w for w in words if w[:1].isdigit()), "?") if done.returncode == 0 else "?"
+
+    cpu = "?"
+    with open("/proc/cpuinfo") as f:
+        cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    with open("/proc/meminfo") as f:
+        mem_kib = int(next(line.split()[1] for line in f if line.startswith("MemTotal")))
+    return {
+        "cpu": cpu,
+        "cores": str(os.cpu_count()),
+        "ram": f"{mem_kib / 2**20:.1f} GiB",
+        "kernel": platform.release(),
+        "python": version(python, "--version"),
+        "git": version("git", "--version"),
+        "mlpipe": version(mlpipe, "--version"),
+        "dvc": version(dvc, "--version"),
+        "openssl": version(shutil.which("openssl") or "openssl", "version"),
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())
