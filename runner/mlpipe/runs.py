@@ -118,13 +118,15 @@ class RunHistory:
         for run_id in self.ids():
             try:
                 yield self.load(run_id)
-            except (OSError, ValueError, TypeError, KeyError):
+            except (OSError, ValueError, TypeError, KeyError, AttributeError):  # JSON of any shape
                 continue
 
     def resolve(self, prefix: str) -> str:
         """A full run id from a unique prefix (or 'latest')."""
         ids = self.ids()
-        if prefix in {"latest", "last", "@"} and ids:
+        if not ids:
+            raise UsageError("no runs recorded yet; `mlpipe ci-run` makes one")
+        if prefix in {"latest", "last", "@"}:
             return ids[0]
         matches = [i for i in ids if i.startswith(prefix)]
         if len(matches) == 1:
