@@ -1,0 +1,247 @@
+"""Text tables and `--json` envelopes rendered from hand-built run records and plans."""
+
+from __future__ import annotations
+
+from mlpipe.cache.base import StepResult
+from mlpipe.fingerprint import Fingerprint
+from mlpipe.plan import Plan, StepPlan
+from mlpipe.report import plan_json, plan_text, run_summary, runs_json, runs_text, show_text, table
+from mlpipe.runs import RunRecord, StepRecord
+
+RUN_ID = "20260102T030405006Z-0123456789abcdef"
+OLD_RUN_ID = "20260101T000000000Z-aa"
+COMMIT = "c0ffee" * 6 + "abcd"
+
+
+def failed_run() -> RunRecord:
+    return RunRecord(
+        run_id=RUN_ID,
+        pipeline="demo",
+        pipeline_file="ml/mlpipe.yaml",
+        started_at="2026-01-02T03:04:05.006Z",
+        ended_at="2026-01-02T03:05:00.000Z",
+        status="failed",
+        git={
+            "commit": COMMIT,
+            "branch": "main",
+            "dirty": True,
+            "dirty_paths": ["a.py", "b.py"],
+            "snapshot_ref": "refs/mlpipe/runs/x",
+        },
+        params={"lr": 0.2, "greeting": "hi"},
+        steps={
+            "prep": StepRecord(status="ran", duration_s=1.5, reasons=["no stored result for this step yet"]),
+            "train": StepRecord(
+                status="ran",
+                duration_s=12.0,
+                nondeterministic=True,
+                reasons=["param lr: 0.1 -> 0.2", "command changed"],
+                metrics={"scores": {"acc": 0.91234, "loss": 0.1}},
+            ),
+            "eval": StepRecord(
+                status="reused",
+                reused_from={"run_id": OLD_RUN_ID, "commit": None},
+                metrics={"m": {"a": 1, "b": 2.0, "c": 1e-7, "d": 4}},
+            ),
+            "deploy": StepRecord(status="failed", duration_s=0.3, error="exited with code 3"),
+            "notify": StepRecord(status="skipped", error="upstream deploy did not succeed"),
+        },
+    )
+
+
+def clean_run() -> RunRecord:
+    return RunRecord(
+        run_id=OLD_RUN_ID,
+        pipeline="demo",
+        pipeline_file="mlpipe.yaml",
+        started_at="2026-01-01T00:00:00.000Z",
+        status="succeeded",
+        steps={"a": StepRecord(status="ran")},
+    )
+
+
+STEPS_TABLE = """\
+step    status   time   metrics                 detail
+------  -------  -----  ----------------------  ----------------------------------------------------------------------------------------------
+prep    ran      1.5s                           no stored result for this step yet
+train   ran      12.0s  acc=0.9123, loss=0.1    NONDETERMINISTIC: output differs from the stored result; param lr: 0.1 -> 0.2; command changed
+eval    reused          a=1, b=2, c=1e-07, ...  from 20260101T000000000Z-aa
+deploy  failed   0.3s                           exited with code 3
+notify  skipped                                 upstream deploy did not succeed"""
+
+
+def test_table_pads_columns_and_strips_trailing_spaces() -> None:
+    assert table(["a", "long header"], [["xyz", ""], ["", "v"]]) == (
+        "a    long header\n---  -----------\nxyz\n     v"
+    )
+    assert table(["a", "bb"], []) == "a  bb\n-  --"
+
+
+def test_run_summary() -> None:
+    assert run_summary(failed_run()) == (
+        f"run {RUN_ID}: failed (1 failed, 2 ran, 1 reused, 1 skipped) at c0ffeec0ffee dirty\n" + STEPS_TABLE
+    )
+    assert run_summary(clean_run()) == (
+        f"run {OLD_RUN_ID}: succeeded (1 ran) at no commit\n"
+        "step  status  time  metrics  detail\n"
+        "----  ------  ----  -------  ------\n"
+        "a     ran"
+    )
+
+
+def test_show_text() -> None:
+    assert show_text(failed_run()) == (
+        f"run:       {RUN_ID}\n"
+        "pipeline:  demo (ml/mlpipe.yaml)\n"
+        "status:    failed\n"
+        "started:   2026-01-02T03:04:05.006Z\n"
+        "ended:     2026-01-02T03:05:00.000Z\n"
+        f"commit:    {COMMIT} on main\n"
+        "dirty:     yes (2 paths)\n"
+        "code ref:  refs/mlpipe/runs/x\n"
+        "params:    lr=0.2, greeting=hi\n"
+        "\n" + STEPS_TABLE
+    )
+    assert show_text(clean_run()).split("\n")[:7] == [
+        f"run:       {OLD_RUN_ID}",
+        "pipeline:  demo (mlpipe.yaml)",
+        "status:    succeeded",
+        "started:   2026-01-01T00:00:00.000Z",
+        "ended:     -",
+        "commit:    - on -",
+        "dirty:     no",
+    ]
+
+
+def test_runs_text() -> None:
+    assert runs_text([failed_run(), clean_run()]) == (
+        "run                                   pipeline  status     commit       steps\n"
+        "------------------------------------  --------  ---------  -----------  ------------------------------------\n"
+        f"{RUN_ID}  demo      failed     c0ffeec0ff*  1 failed, 2 ran, 1 reused, 1 skipped\n"
+        f"{OLD_RUN_ID}                demo      succeeded  -            1 ran"
+    )
+
+
+def test_runs_json_envelope() -> None:
+    assert runs_json([failed_run(), clean_run()]) == {
+        "format": "mlpipe.runs/1",
+        "runs": [
+            {
+                "run_id": RUN_ID,
+                "pipeline": "demo",
+                "status": "failed",
+                "started_at": "2026-01-02T03:04:05.006Z",
+                "ended_at": "2026-01-02T03:05:00.000Z",
+                "commit": COMMIT,
+                "branch": "main",
+                "dirty": True,
+                "steps": {"ran": 2, "reused": 1, "failed": 1, "skipped": 1},
+            },
+            {
+                "run_id": OLD_RUN_ID,
+                "pipeline": "demo",
+                "status": "succeeded",
+                "started_at": "2026-01-01T00:00:00.000Z",
+                "ended_at": None,
+                "commit": None,
+                "branch": None,
+                "dirty": False,
+                "steps": {"ran": 1},
+            },
+        ],
+    }
+    assert runs_json([]) == {"format": "mlpipe.runs/1", "runs": []}
+
+
+def make_plan() -> Plan:
+    stored = StepResult(fingerprint="a" * 64, parts={}, outputs={}, provenance={"run_id": OLD_RUN_ID})
+    return Plan(
+        steps={
+            "prep": StepPlan(
+                name="prep",
+                action="reuse",
+                selected=False,
+                fingerprint=Fingerprint(key="a" * 64, parts={}),
+                result=stored,
+                reasons=(f"same fingerprint as run {OLD_RUN_ID}",),
+            ),
+            "train": StepPlan(
+                name="train",
+                action="run",
+                selected=True,
+                forced=True,
+                fingerprint=Fingerprint(key="b" * 64, parts={}),
+                reasons=("forced by --from",),
+            ),
+            "eval": StepPlan(
+                name="eval",
+                action="run",
+                selected=True,
+                reasons=("upstream train will run", "param x now used"),
+            ),
+            "fetch": StepPlan(
+                name="fetch",
+                action="missing",
+                selected=False,
+                fingerprint=Fingerprint(key="c" * 64, parts={}),
+                reasons=("no stored result for its current code, params and inputs",),
+            ),
+        }
+    )
+
+
+def test_plan_text() -> None:
+    assert plan_text(make_plan()) == (
+        "step   action   why\n"
+        "-----  -------  " + "-" * len("no stored result for its current code, params and inputs") + "\n"
+        f"prep   reuse    same fingerprint as run {OLD_RUN_ID}\n"
+        "train  run      forced by --from\n"
+        "eval   run      upstream train will run; param x now used\n"
+        "fetch  MISSING  no stored result for its current code, params and inputs"
+    )
+
+
+def test_plan_json_envelope() -> None:
+    assert plan_json("demo", make_plan()) == {
+        "format": "mlpipe.plan/1",
+        "pipeline": "demo",
+        "steps": [
+            {
+                "name": "prep",
+                "action": "reuse",
+                "selected": False,
+                "forced": False,
+                "fingerprint": "a" * 64,
+                "reasons": [f"same fingerprint as run {OLD_RUN_ID}"],
+                "reused_from": OLD_RUN_ID,
+            },
+            {
+                "name": "train",
+                "action": "run",
+                "selected": True,
+                "forced": True,
+                "fingerprint": "b" * 64,
+                "reasons": ["forced by --from"],
+                "reused_from": None,
+            },
+            {
+                "name": "eval",
+                "action": "run",
+                "selected": True,
+                "forced": False,
+                "fingerprint": None,
+                "reasons": ["upstream train will run", "param x now used"],
+                "reused_from": None,
+            },
+            {
+                "name": "fetch",
+                "action": "missing",
+                "selected": False,
+                "forced": False,
+                "fingerprint": "c" * 64,
+                "reasons": ["no stored result for its current code, params and inputs"],
+                "reused_from": None,
+            },
+        ],
+    }
+    assert plan_json("demo", Plan()) == {"format": "mlpipe.plan/1", "pipeline": "demo", "steps": []}
