@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -162,15 +162,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         ),
     )  # fmt: skip
     agree = agree and same_outputs([mp, dv])
-    cold_mp, cold_dv = work / "cold-mlpipe", work / "cold-dvc"
+
+    # A new path per repetition: DVC keeps its state db outside the repo, keyed by the repo's path.
+    def cold(tool: str) -> Callable[[int], Path]:
+        return lambda rep: work / f"cold-{tool}-{rep}"
+
+    def fresh(tool: str) -> Callable[[int], None]:
+        def make(rep: int) -> None:
+            scenario.remove_tree(cold(tool)(rep - 1))
+            scenario.clone(origin, cold(tool)(rep))
+
+        return make
+
     bench(
         slow,
-        Spec(case="cold", tool="mlpipe", argv=[mlpipe, "ci-run"], cwd=cold_mp, before=lambda _r: scenario.clone(origin, cold_mp)),
-        Spec(case="cold", tool="dvc", argv=[dvc, "repro"], cwd=cold_dv, before=lambda _r: scenario.clone(origin, cold_dv)),
-    )  # fmt: skip
-    agree = agree and same_outputs([cold_mp, cold_dv, origin])
-    for path in (cold_mp, cold_dv):
-        scenario.remove_tree(path)
+        Spec(case="cold", tool="mlpipe", argv=[mlpipe, "ci-run"], cwd=cold("mlpipe"), before=fresh("mlpipe")),
+        Spec(case="cold", tool="dvc", argv=[dvc, "repro"], cwd=cold("dvc"), before=fresh("dvc")),
+    )
+    agree = agree and same_outputs([cold("mlpipe")(slow - 1), cold("dvc")(slow - 1), origin])
+    for tool in ("mlpipe", "dvc"):
+        scenario.remove_tree(cold(tool)(slow - 1))
 
     goals = targets(results)
     machine = machine_info(python, mlpipe, dvc)
@@ -385,9 +396,21 @@ def machine_info(python: str, mlpipe: str, dvc: str) -> dict[str, str]:
         "python": version(python, "--version"),
         "git": version("git", "--version"),
         "mlpipe": version(mlpipe, "--version"),
+        "mlpipe commit": repo_commit(),
         "dvc": version(dvc, "--version"),
         "openssl": version(shutil.which("openssl") or "openssl", "version"),
     }
+
+
+def repo_commit() -> str:
+    """The mlpipe checkout measured: HEAD, plus `+dirty` when runner/ has uncommitted changes."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=REPO, capture_output=True, text=True, check=False
+        ).stdout.strip()
+
+    return git("rev-parse", "--short", "HEAD") + ("+dirty" if git("status", "--porcelain", "runner") else "")
 
 
 if __name__ == "__main__":

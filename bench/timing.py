@@ -42,7 +42,8 @@ class Spec:
     case: str
     tool: str
     argv: Sequence[str]
-    cwd: Path
+    cwd: Path | Callable[[int], Path]
+    """A directory, or the directory for repetition `rep`."""
     before: Callable[[int], Any] | None = None
     inner_report: Path | None = None
 
@@ -125,7 +126,8 @@ def measure(specs: Sequence[Spec], reps: int, env: Mapping[str, str], logs: Path
         for spec, result in zip(specs, results, strict=True):
             if spec.before is not None:
                 spec.before(rep)
-            sample = run_once(spec.argv, spec.cwd, env, logs / f"{spec.case}-{_slug(spec.tool)}.log")
+            cwd = spec.cwd(rep) if callable(spec.cwd) else spec.cwd
+            sample = run_once(spec.argv, cwd, env, logs / f"{spec.case}-{_slug(spec.tool)}.log")
             if spec.inner_report is not None:
                 inner = float(spec.inner_report.read_text())
                 sample = replace(sample, inner_seconds=inner)
