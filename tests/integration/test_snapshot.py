@@ -407,3 +407,39 @@ def test_cli_prints_tree_and_files(tmp_path: Path) -> None:
     assert data["files"] == [".gitignore", "a.py", "b/c.py"]
     plain = CliRunner().invoke(snapshot_command, [str(repo / "src")])
     assert plain.output.splitlines() == [data["tree"], *data["files"]]
+
+
+def forge_index_entry(repo: Path, rel: str, blob: str, *, ctime_delta: int = 0, index_age_s: int) -> None:
+    """Make the index claim `rel` holds `blob`, with the file's current stat data (ctime shifted).
+
+    `index_age_s` is how much newer the index file's mtime is than the file's: 0 makes the entry racy.
+    """
+    from dulwich.index import Index, index_entry_from_stat
+
+    st = (repo / rel).stat()
+    index = Index(repo / ".git/index")
+    entry = index_entry_from_stat(st, blob.encode())
+    if ctime_delta:
+        sec, nsec = entry.ctime if isinstance(entry.ctime, tuple) else (int(entry.ctime), 0)
+        entry.ctime = (sec + ctime_delta, nsec)
+    index[rel.encode()] = entry
+    index.write()
+    os.utime(repo / ".git/index", ns=(st.st_mtime_ns + index_age_s * 10**9,) * 2)
+
+
+@pytest.mark.parametrize(
+    ("index_age_s", "ctime_delta", "trusted"),
+    [(5, 0, True), (0, 0, False), (5, 1, False)],
+    ids=["stat-clean", "racy", "ctime-differs"],
+)
+def test_index_blob_used_only_when_git_would_trust_it(
+    tmp_path: Path, index_age_s: int, ctime_delta: int, trusted: bool
+) -> None:
+    repo = make_repo(tmp_path / "repo", {"a.txt": "old!\n"})
+    old_blob = git(repo, "rev-parse", "HEAD:a.txt").strip()
+    (repo / "a.txt").write_text("new!\n")  # same size
+    forge_index_entry(repo, "a.txt", old_blob, ctime_delta=ctime_delta, index_age_s=index_age_s)
+    blob = {f.path: f.blob for f in take_snapshot(repo).files}["a.txt"]
+    # git is the oracle: `add -A` keeps the index's blob exactly when it trusts the stat data
+    assert take_snapshot(repo).tree == index_tree(repo)
+    assert (blob == old_blob) is trusted
