@@ -1,0 +1,97 @@
+"""Every module imports alone (no hidden import cycles), and the CLI's start-up imports no heavy backend.
+
+Each check runs in a fresh interpreter, as pip-tools' tests/test_circular_imports.py does: inside this
+process the modules are already imported and a cycle would go unnoticed.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import mlpipe
+from mlpipe.cli.main import COMMANDS
+
+PACKAGE = Path(mlpipe.__file__).parent
+
+
+def module_names() -> list[str]:
+    names = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        if parts[-1] == "__main__":
+            continue  # runs the CLI when imported; checked by test_python_dash_m_runs_the_cli
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        names.append(".".join(parts))
+    return names
+
+
+def python(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60
+    )
+
+
+def test_the_module_list_is_complete() -> None:
+    names = module_names()
+    assert {"mlpipe", "mlpipe.cli.main", "mlpipe.cache.local", "mlpipe.spec.model", "mlpipe.plan"} <= set(
+        names
+    )
+    assert len(names) == len(set(names)) > 30
+
+
+@pytest.mark.parametrize("module", module_names())
+def test_each_module_imports_alone(module: str) -> None:
+    result = python(f"import {module}")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+
+
+HEAVY = ("docker", "oras", "requests", "git", "rich")
+"""Imported only inside the backend that uses them, so `mlpipe --help` and `mlpipe plan` start fast."""
+
+
+@pytest.mark.parametrize("module", ["mlpipe.cli.main", *sorted(module for module, _ in COMMANDS.values())])
+def test_cli_modules_do_not_import_heavy_libraries(module: str) -> None:
+    result = python(
+        f"import sys, {module}\n"
+        f"print(sorted({{name.split('.')[0] for name in sys.modules}} & {set(HEAVY)!r}))"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "[]\n"
+
+
+def test_the_check_sees_a_heavy_import() -> None:
+    # Guards the test above against checking nothing: a module that does import one is caught.
+    result = python(
+        "import sys, json\n"
+        f"print(sorted({{name.split('.')[0] for name in sys.modules}} & {{'json', *{HEAVY!r}}}))"
+    )
+    assert result.stdout == "['json']\n"
+
+
+def test_help_imports_no_command_module() -> None:
+    result = python(
+        "import sys\nfrom mlpipe.cli.main import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(name for name in sys.modules if name.startswith('mlpipe.cli.') and name != 'mlpipe.cli.main'))"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.endswith("\n[]\n")
+    for name in COMMANDS:
+        assert f"  {name} " in result.stdout
+
+
+def test_python_dash_m_runs_the_cli() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "mlpipe", "--version"], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (
+        0,
+        f"mlpipe, version {mlpipe.__version__}\n",
+        "",
+    )
