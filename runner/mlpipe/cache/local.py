@@ -80,7 +80,7 @@ class LocalStore:
             missing = next((e for m in result.outputs.values() for e in m.entries if not self._has(e)), None)
         except FileNotFoundError:
             return None
-        except (ValueError, KeyError, TypeError, AttributeError) as error:  # valid JSON of the wrong shape too
+        except (ValueError, KeyError, TypeError, AttributeError) as error:  # also JSON of the wrong shape
             _warn(f"ignoring corrupt cache entry {path}: {error}")
             return None
         if missing is not None:
