@@ -176,7 +176,11 @@ def _templates_digest() -> str:
 
 
 def clone(origin: Path, dest: Path) -> None:
-    """A fresh clone with the origin's data hard-linked in (data is never modified in place)."""
+    """A fresh clone with a copy of the origin's data.
+
+    Copies, not hard links: linking or unlinking a file changes its inode's ctime, which would make one
+    clone's setup invalidate another tool's stat cache (mlpipe's and DVC's both key on ctime or inode).
+    """
     if dest.exists():
         remove_tree(dest)
     git(origin.parent, "clone", "-q", str(origin), str(dest))
@@ -184,7 +188,7 @@ def clone(origin: Path, dest: Path) -> None:
         target = dest / os.path.relpath(dirpath, origin)
         target.mkdir(exist_ok=True)
         for name in filenames:
-            os.link(os.path.join(dirpath, name), target / name)
+            shutil.copyfile(os.path.join(dirpath, name), target / name)
 
 
 # -- changes -------------------------------------------------------------------------------------------------
@@ -196,7 +200,7 @@ def change_code(root: Path, revision: int) -> None:
 
 
 def change_data(root: Path, preset: Preset, revision: int) -> str:
-    """Replaces one data file with new bytes of the same size (a new inode: hard-linked copies stay intact)."""
+    """Replaces one data file with new bytes of the same size (written aside, then renamed over it)."""
     rng = random.Random(preset.seed * 1000 + revision)
     rel = rng.choice(data_files(preset))
     path = root / DATA / rel
