@@ -144,10 +144,14 @@ class FileHasher:
         )
 
     def manifest(self, path: Path) -> Manifest:
-        """The manifest of a file or a directory (symlinks inside are recorded as links, not followed)."""
+        """The manifest of a file or a directory (symlinks inside are recorded as links, not followed).
+
+        `path` itself is followed, a file as a directory is: a data file linked in from elsewhere is
+        hashed by its content, so editing it changes the digest.
+        """
         st = path.stat()
         if not stat.S_ISDIR(st.st_mode):
-            return Manifest(type="file", entries=(self.entry(path, "", path.lstat()),))
+            return Manifest(type="file", entries=(self.entry(path, "", st),))
         files = list(walk_files(path))
         new_bytes = sum(est.st_size for rel, est in files if not self._cached(path / rel, est))
         if self.workers > 1 and new_bytes >= self.PARALLEL_BYTES:

@@ -390,3 +390,23 @@ def test_listings_are_written_once_and_read_back(store: LocalStore) -> None:
     for corrupt in ("{oops", "{}", "[]"):
         path.write_text(corrupt)
         assert store.listing(tree) is None
+
+
+def test_a_file_reachable_elsewhere_is_copied_into_the_store_not_linked(
+    store: LocalStore, tmp_path: Path
+) -> None:
+    # A step may hard-link or symlink a workspace file into its output: the store must not share (and
+    # chmod) that inode, or a later edit of the workspace file would change a stored result.
+    workspace_file = stage(tmp_path, {"data.csv": b"1,2\n"}) / "data.csv"
+    out = tmp_path / "staging/o"
+    out.mkdir(parents=True)
+    os.link(workspace_file, out / "hard.csv")
+    os.symlink(workspace_file, tmp_path / "staging/linked.csv")
+    workspace_mode = mode(workspace_file)
+    result = store.publish(pending(), {"o": out, "f": tmp_path / "staging/linked.csv"}).result
+    assert result.outputs["f"].entries[0].kind == "file"
+    assert mode(workspace_file) == workspace_mode
+    workspace_file.write_bytes(b"edited")
+    assert store.lookup(FP) == result
+    assert store.materialize(result.outputs["o"], "o").joinpath("hard.csv").read_bytes() == b"1,2\n"
+    assert store.materialize(result.outputs["f"], "f").read_bytes() == b"1,2\n"

@@ -137,11 +137,15 @@ class LocalStore:
         temp = self._temp_path()
         if entry.kind == "link":
             temp.write_bytes(os.readlink(source).encode())
-        else:
+        elif os.lstat(source).st_nlink == 1:
             try:
                 os.link(source, temp)  # same filesystem: no copy at all
             except OSError:
                 shutil.copyfile(source, temp)
+        else:
+            # A link, or a file also reachable elsewhere (the step hard-linked it in): the object gets its
+            # own inode, so the chmod below and later edits of that file cannot reach the store.
+            shutil.copyfile(source, temp)
         os.chmod(temp, 0o555 if entry.executable else 0o444)
         os.replace(temp, target)
 
