@@ -13,7 +13,7 @@ import hashlib
 import io
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -23,7 +23,7 @@ from dulwich.objects import ObjectID, Tree
 
 from mlpipe.errors import MlpipeError
 from mlpipe.gitcmd import RepoPaths, find_repo, run_git
-from mlpipe.ignore import RuleStack, is_excluded, read_rules
+from mlpipe.ignore import RULE_FILES, RuleStack, is_excluded, read_rules
 from mlpipe.paths import STATE_DIR
 
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
@@ -117,8 +117,10 @@ class Snapshotter:
         rel = _relative(self.root, directory)
         if rel is None:
             raise MlpipeError(f"{directory} is not inside {self.root}; cannot snapshot it")
-        stack = self._stack_for(rel)
-        records = [] if stack is None or not directory.is_dir() else self._walk(rel, stack)
+        above = self._stack_above(rel)
+        records: list[_Rec] = []
+        if above is not None and directory.is_dir():
+            records = self._walk(rel, above, top=True) or []
         self._hash_pending(records)
         cut = len(rel) + 1 if rel else 0
         files = tuple(
@@ -139,92 +141,89 @@ class Snapshotter:
 
     # -- rules -------------------------------------------------------------------------------------------
 
-    def _stack_for(self, rel: str) -> RuleStack | None:
-        """The rule files applying inside `rel`, root first; None when `rel` or a parent is left out."""
-        if rel in self._rules:
-            return self._rules[rel]
-        stack = self._rules.get("")
-        if stack is None:
-            stack = self._rules[""] = self._push((), "")
+    def _stack_above(self, rel: str) -> RuleStack | None:
+        """The rule files applying to `rel` itself (from its parents), root first; None if it is left out."""
         if not rel:
-            return stack
+            return ()
+        stack: RuleStack = ()
         parts = rel.split("/")
-        for i in range(1, len(parts) + 1):
-            sub = "/".join(parts[:i])
-            if sub in self._rules:
-                stack = self._rules[sub]
-                continue
-            if parts[i - 1] in _NEVER or sub in self._excluded:
+        for i, name in enumerate(parts):
+            sub = "/".join(parts[: i + 1])
+            stack = self._dir_rules("/".join(parts[:i]), stack)
+            if name in _NEVER or sub in self._excluded or is_excluded(stack, os.fsencode(sub), True):
                 return None
-            if is_excluded(stack, os.fsencode(sub), True):
-                return None
-            stack = self._push(stack, sub)
-            self._rules[sub] = stack
         return stack
 
-    def _push(self, stack: RuleStack, rel: str) -> RuleStack:
+    def _dir_rules(self, rel: str, above: RuleStack, names: frozenset[str] | None = None) -> RuleStack:
+        """`above` plus the rule file of directory `rel`; `names` are its entries when it was scanned."""
+        known = self._rules.get(rel)
+        if known is not None:
+            return known
         directory = self._abs(rel)
-        if os.path.lexists(directory + "/.gitattributes"):
-            self._attributes_seen = True
-        patterns = read_rules(directory)
-        if not patterns:
-            return stack
+        if names is None:  # a parent of a snapshot dir, not walked: look for the files themselves
+            if os.path.lexists(directory + "/.gitattributes"):
+                self._attributes_seen = True
+            candidates: Sequence[str] = RULE_FILES
+        else:
+            candidates = [n for n in RULE_FILES if n in names]
+        patterns = read_rules(directory, candidates) if candidates else []
         prefix = len(os.fsencode(rel)) + 1 if rel else 0
-        return (*stack, (prefix, patterns))
+        known = self._rules[rel] = (*above, (prefix, patterns)) if patterns else above
+        return known
 
     # -- walk --------------------------------------------------------------------------------------------
 
-    def _walk(self, rel: str, stack: RuleStack) -> list[_Rec]:
-        """Every kept file under `rel` (root-relative), hashed from the index where its stat still matches."""
-        done = self._walked.get(rel)
+    def _walk(self, rel: str, above: RuleStack, *, top: bool = False) -> list[_Rec] | None:
+        """Every kept file under `rel` (root-relative), hashed from the index where its stat still matches.
+
+        None when `rel` holds a nested repository (`.git`), which its parent records as a gitlink.
+        """
+        key = rel + "\0" if top else rel
+        done = self._walked.get(key)
         if done is not None:
             return done
+        with os.scandir(self._abs(rel)) as scan:
+            entries = list(scan)
+        names = frozenset(e.name for e in entries)
+        if ".git" in names and rel and not top:
+            return None
+        if ".gitattributes" in names:
+            self._attributes_seen = True  # it applies even when ignored
+        stack = self._dir_rules(rel, above, names)
         index = self._load_index()
         records: list[_Rec] = []
         prefix = rel + "/" if rel else ""
-        directory = self._abs(rel)
-        with os.scandir(directory) as entries:
-            for entry in entries:
-                name = entry.name
-                if name == ".gitattributes":
-                    self._attributes_seen = True  # it applies even when ignored
-                path = prefix + name
-                if name in _NEVER or path in self._excluded:
-                    continue
-                is_dir = entry.is_dir(follow_symlinks=False)
-                path_bytes = os.fsencode(path)
-                if is_excluded(stack, path_bytes, is_dir):
-                    continue
-                if is_dir:
-                    indexed = index.get(path_bytes)
-                    if (indexed is not None and indexed.mode == MODE_GITLINK) or os.path.lexists(
-                        entry.path + "/.git"
-                    ):
-                        link = self._gitlink(path, entry.path, indexed)
-                        if link is not None:
-                            records.append(link)
-                        continue
-                    sub = self._stack_for_child(stack, path)
-                    records.extend(self._walk(path, sub))
-                    continue
-                st = entry.stat(follow_symlinks=False)
-                if stat.S_ISLNK(st.st_mode):
-                    target = os.fsencode(Path(entry.path).readlink())
-                    records.append(_Rec(path, MODE_LINK, len(target), _blob_id(target)))
-                elif stat.S_ISREG(st.st_mode):
-                    mode = MODE_EXEC if st.st_mode & stat.S_IXUSR else MODE_FILE
-                    indexed = index.get(path_bytes)
-                    blob = indexed.sha.decode() if indexed and self._stat_matches(indexed, st, mode) else None
-                    records.append(_Rec(path, mode, st.st_size, blob))
-                # sockets, fifos and devices are not content; git skips them too
-        self._walked[rel] = records
+        for entry in entries:
+            name = entry.name
+            path = prefix + name
+            if name in _NEVER or path in self._excluded:
+                continue
+            is_dir = entry.is_dir(follow_symlinks=False)
+            path_bytes = os.fsencode(path)
+            if is_excluded(stack, path_bytes, is_dir):
+                continue
+            if is_dir:
+                indexed = index.get(path_bytes)
+                sub = (
+                    None if indexed is not None and indexed.mode == MODE_GITLINK else self._walk(path, stack)
+                )
+                if sub is not None:
+                    records.extend(sub)
+                elif (link := self._gitlink(path, entry.path, indexed)) is not None:
+                    records.append(link)
+                continue
+            st = entry.stat(follow_symlinks=False)
+            if stat.S_ISLNK(st.st_mode):
+                target = os.fsencode(Path(entry.path).readlink())
+                records.append(_Rec(path, MODE_LINK, len(target), _blob_id(target)))
+            elif stat.S_ISREG(st.st_mode):
+                mode = MODE_EXEC if st.st_mode & stat.S_IXUSR else MODE_FILE
+                indexed = index.get(path_bytes)
+                blob = indexed.sha.decode() if indexed and self._stat_matches(indexed, st, mode) else None
+                records.append(_Rec(path, mode, st.st_size, blob))
+            # sockets, fifos and devices are not content; git skips them too
+        self._walked[key] = records
         return records
-
-    def _stack_for_child(self, stack: RuleStack, rel: str) -> RuleStack:
-        known = self._rules.get(rel)
-        if known is None:
-            known = self._rules[rel] = self._push(stack, rel)
-        return known
 
     def _gitlink(self, rel: str, path: str, indexed: SerializedIndexEntry | None) -> _Rec | None:
         """A submodule or embedded repository: its checked-out commit, else the one the index records."""
