@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import shutil
 import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -280,7 +281,7 @@ class Snapshotter:
                 self._attributes_seen
                 or (self.repo.common_dir / "info" / "attributes").exists()
                 or _global_attributes_file().exists()
-                or _config_sets_filters(self.repo.root)
+                or _config_sets_filters(self.repo)
             )
         return self._filters
 
@@ -392,7 +393,41 @@ def hash_with_git(root: Path, paths: list[str], *, write: bool = False) -> list[
     return out.decode().split()
 
 
-def _config_sets_filters(root: Path) -> bool:
+def _config_sets_filters(repo: RepoPaths) -> bool:
+    """Whether git's configuration sets core.autocrlf or core.attributesFile.
+
+    Asking `git config` costs a process; the config files are read first, and only one that mentions
+    either key (or an include, or config given in the environment) sends the question to git.
+    """
+    if any(name in os.environ for name in ("GIT_CONFIG_PARAMETERS", "GIT_CONFIG_COUNT")):
+        return _git_config_sets_filters(repo.root)
+    for path in _config_files(repo):
+        try:
+            text = path.read_bytes().lower()
+        except OSError:
+            continue
+        if b"autocrlf" in text or b"attributesfile" in text or b"include" in text:
+            return _git_config_sets_filters(repo.root)
+    return False
+
+
+def _config_files(repo: RepoPaths) -> list[Path]:
+    xdg = os.environ.get("XDG_CONFIG_HOME")
+    files = [
+        repo.common_dir / "config",
+        repo.git_dir / "config.worktree",
+        Path(os.environ.get("GIT_CONFIG_GLOBAL") or Path.home() / ".gitconfig"),
+        (Path(xdg) if xdg else Path.home() / ".config") / "git" / "config",
+    ]
+    if not os.environ.get("GIT_CONFIG_NOSYSTEM"):
+        files.append(Path(os.environ.get("GIT_CONFIG_SYSTEM") or "/etc/gitconfig"))
+        git = shutil.which("git")
+        if git:  # $(prefix)/etc/gitconfig of a git installed elsewhere (Homebrew, /usr/local)
+            files.append(Path(git).resolve().parent.parent / "etc" / "gitconfig")
+    return files
+
+
+def _git_config_sets_filters(root: Path) -> bool:
     out = run_git(
         ["config", "-z", "--get-regexp", r"^core\.(autocrlf|attributesfile)$"], root, ok_codes=(0, 1)
     )

@@ -330,11 +330,25 @@ def test_filters_apply_as_git_applies_them(tmp_path: Path) -> None:
     assert snapshot.tree != raw
 
 
-def test_autocrlf_applies_without_attributes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("scope", ["--local", "--global"])
+def test_autocrlf_applies_without_attributes(tmp_path: Path, scope: str) -> None:
     work = tmp_path / "work"
     write_files(work, {"win.txt": b"a\r\nb\r\n"})
     git(work, "init", "-q")
-    git(work, "config", "core.autocrlf", "true")
+    git(work, "config", scope, "core.autocrlf", "true")
+    snapshot = take_snapshot(work)
+    assert snapshot.tree == index_tree(work)
+    raw = git(work, "hash-object", "--no-filters", "win.txt").strip()
+    assert snapshot.files[0].blob != raw  # git converted the line endings
+
+
+def test_global_attributes_file_applies(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    write_files(work, {"win.txt": b"a\r\nb\r\n"})
+    git(work, "init", "-q")
+    attributes = Path(os.environ["HOME"]) / "attrs"
+    attributes.write_text("*.txt text eol=lf\n")
+    git(work, "config", "--global", "core.attributesFile", str(attributes))
     assert take_snapshot(work).tree == index_tree(work)
 
 
