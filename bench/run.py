@@ -95,6 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     once([dvc, "repro"], dv, "dvc")
     once(["bash", "bare.sh"], origin, "bare")
     agree = same_outputs([origin, mp, dv])
+    os.sync()
 
     results: list[Result] = []
 

@@ -189,6 +189,7 @@ def clone(origin: Path, dest: Path) -> None:
         target.mkdir(exist_ok=True)
         for name in filenames:
             shutil.copyfile(os.path.join(dirpath, name), target / name)
+    os.sync()  # write the copies back now, not while the next command is being timed
 
 
 # -- changes -------------------------------------------------------------------------------------------------
