@@ -126,8 +126,8 @@ def parse_status(output: bytes) -> tuple[str | None, str | None, tuple[str, ...]
             paths.append(record.split(" ", 10)[10])
         elif kind == "?":
             paths.append(record[2:])
-    state = STATE_DIR + "/"
-    kept = sorted({p for p in paths if p != STATE_DIR and not p.startswith(state)})
+    # mlpipe's state dir lives beside each pipeline file, at any depth; snapshots leave it out there too.
+    kept = sorted({p for p in paths if STATE_DIR not in p.rstrip("/").split("/")})
     return commit, branch, tuple(kept)
 
 

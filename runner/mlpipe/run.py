@@ -74,6 +74,7 @@ class Runner:
         self.running: dict[str, RunningStep] = {}
         self.cancel_requested = False
         self.interrupted = False
+        self._signal_received = ""
         """Stopped by SIGINT/SIGTERM (the run is `cancelled`), not by --fail-fast (the run is `failed`)."""
         self._done: queue.Queue[_Finished] = queue.Queue()
         self._lock = threading.Lock()
@@ -126,6 +127,9 @@ class Runner:
         pending = list(self.p.order)
         finished: set[str] = set()
         while pending or self.running:
+            if self.interrupted and not self.cancel_requested:
+                self.reporter.message(f"received {self._signal_received}: stopping running steps")
+                self._cancel_all()
             if not self.cancel_requested:
                 for name in list(pending):
                     if len(self.running) >= max(1, self.options.jobs):
@@ -237,9 +241,9 @@ class Runner:
         record.log = workspace_path(self.p.workspace.root, log_path)
         self.reporter.step_started(name, record)
         before = {n: _signature(path) for n, path in inputs.items()}
+        self.history.write(self.record)  # before the step starts: a kill -9 from now on leaves it `running`
         running = self.executor.start(request)
         self.running[name] = running
-        self.history.write(self.record)
 
         def work() -> None:
             outcome = running.wait()
@@ -336,10 +340,10 @@ class Runner:
             return
 
         def handler(signum: int, frame: FrameType | None) -> None:
-            if not self.interrupted:
-                self.reporter.message(f"received {signal.Signals(signum).name}: stopping running steps")
+            # Only set flags: the main thread may hold the reporter's lock right now. The scheduler loop,
+            # which wakes at least every 0.2 s, does the stopping and the reporting.
+            self._signal_received = signal.Signals(signum).name
             self.interrupted = True
-            self._cancel_all()
 
         previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import secrets
@@ -77,8 +78,14 @@ class RunRecord:
     def from_json(data: dict[str, Any]) -> RunRecord:
         if data.get("format") != RUN_FORMAT:
             raise ValueError(f"unknown run record format {data.get('format')!r}")
-        fields = {k: v for k, v in data.items() if k != "format"}
-        steps = {name: StepRecord(**s) for name, s in fields.pop("steps", {}).items()}
+        # Fields a newer mlpipe added under the same format are ignored, not fatal.
+        known = {f.name for f in dataclasses.fields(RunRecord)} - {"steps"}
+        step_known = {f.name for f in dataclasses.fields(StepRecord)}
+        fields = {k: v for k, v in data.items() if k in known}
+        steps = {
+            name: StepRecord(**{k: v for k, v in s.items() if k in step_known})
+            for name, s in data.get("steps", {}).items()
+        }
         return RunRecord(**fields, steps=steps)
 
     def counts(self) -> dict[str, int]:
@@ -112,13 +119,17 @@ class RunHistory:
         return sorted((n[:-5] for n in names if n.endswith(".json") and not n.startswith(".")), reverse=True)
 
     def load(self, run_id: str) -> RunRecord:
-        return RunRecord.from_json(json.loads(self.path(run_id).read_text()))
+        path = self.path(run_id)
+        try:
+            return RunRecord.from_json(json.loads(path.read_text()))
+        except (ValueError, TypeError, KeyError, AttributeError) as error:
+            raise UsageError(f"run record {path} is unreadable ({error}); delete it or restore it") from None
 
     def records(self) -> Iterator[RunRecord]:
         for run_id in self.ids():
             try:
                 yield self.load(run_id)
-            except (OSError, ValueError, TypeError, KeyError, AttributeError):  # JSON of any shape
+            except (OSError, UsageError):  # unreadable, or JSON of the wrong shape
                 continue
 
     def resolve(self, prefix: str) -> str:

@@ -62,5 +62,7 @@ def workspace_for(file: str | None) -> Workspace:
 def open_session(file: str | None, params: Sequence[str] = (), cache: str | None = None) -> Session:
     pipeline = load(file, params)
     workspace = Workspace(pipeline.root, cache_override=cache_dir(pipeline.root, cache))
-    hasher = FileHasher(StatCache(workspace.state / "statcache.json", workspace.root, exclude=workspace.state))
+    hasher = FileHasher(
+        StatCache(workspace.state / "statcache.json", workspace.root, exclude=workspace.state)
+    )
     return Session(pipeline, workspace, LocalStore(workspace.cache, hasher=hasher), hasher)

@@ -96,12 +96,12 @@ def _escape(text: str) -> str:
 class TerminalReporter(PlainReporter):
     """Prefixed live output above a status display of every step of the DAG (rich, imported only here)."""
 
-    def __init__(self) -> None:
-        super().__init__(sys.stdout)
+    def __init__(self, stream: IO[str]) -> None:
+        super().__init__(stream)
         from rich.console import Console
         from rich.live import Live
 
-        self.console = Console(stderr=False, highlight=False)
+        self.console = Console(file=stream, highlight=False)
         self._states: dict[str, str] = {}
         self._started: dict[str, float] = {}
         self._live = Live(
@@ -148,4 +148,4 @@ def choose_reporter(stream: IO[str] | None = None) -> Reporter:
         return PlainReporter(stream, github=True)
     if os.environ.get("CI") or not stream.isatty() or os.environ.get("TERM") == "dumb":
         return PlainReporter(stream)
-    return TerminalReporter()
+    return TerminalReporter(stream)

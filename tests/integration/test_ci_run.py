@@ -383,6 +383,8 @@ def test_same_size_change_with_the_old_mtime_is_still_detected(project):
     data.write_text("uno\ndos\n")  # the same size as before
     import os
 
-    os.utime(data, ns=(before.st_atime_ns, before.st_mtime_ns))  # and the same mtime, as a fast edit would have
+    os.utime(
+        data, ns=(before.st_atime_ns, before.st_mtime_ns)
+    )  # and the same mtime, as a fast edit would have
     project.run("ci-run").assert_success()
     assert statuses(project.record())["a"] == "ran"

@@ -48,7 +48,10 @@ def test_digits_runs_then_reuses_then_reruns_only_what_a_param_touches(digits: P
 
     plan = digits.run("plan", "-p", "C=5", "--json").assert_success().json()
     assert {s["name"]: s["action"] for s in plan["steps"]} == {
-        "prepare": "reuse", "featurize": "reuse", "train": "run", "evaluate": "run",
+        "prepare": "reuse",
+        "featurize": "reuse",
+        "train": "run",
+        "evaluate": "run",
     }
     digits.run("ci-run", "-p", "C=5", timeout=300).assert_success()
     third = digits.record()

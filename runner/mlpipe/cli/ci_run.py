@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 import click
 
@@ -57,7 +58,9 @@ def command(
         )
     grace = float(os.environ.get("MLPIPE_KILL_GRACE_S", "10"))
     options = RunOptions(jobs=jobs or os.cpu_count() or 1, fail_fast=fail_fast, kill_grace_s=grace)
-    record = Runner(prepared, choose_reporter(), options).run()
+    # With --json, stdout carries only the record; progress goes to stderr.
+    reporter = choose_reporter(sys.stderr if as_json else sys.stdout)
+    record = Runner(prepared, reporter, options).run()
     if as_json:
         click.echo(json.dumps(record.to_json(), indent=1, sort_keys=True))
     else:
