@@ -388,3 +388,16 @@ def test_same_size_change_with_the_old_mtime_is_still_detected(project):
     )  # and the same mtime, as a fast edit would have
     project.run("ci-run").assert_success()
     assert statuses(project.record())["a"] == "ran"
+
+
+def test_pull_falls_back_to_the_most_recent_result_and_says_so(project):
+    project.run("ci-run").assert_success()
+    project.write({"data/input.txt": "changed\n"})
+    project.commit()
+    out = project.run("pull", "a.out").assert_success()
+    assert "no stored result of a matches the current code, params and inputs; pulling its most recent one" in (
+        out.stderr
+    )
+    assert (project.root / "out/copy.txt").read_text() == "one\ntwo\n"
+    missing = project.run("pull", "a.nope").assert_code(2)
+    assert missing.stderr == "error: step 'a' has no output 'nope'; expected one of: out\n"

@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from mlpipe.cli.options import pipeline_options, selection_options
+from mlpipe.cli.options import json_option, pipeline_options, selection_options
 from mlpipe.errors import PipelineFailed, UsageError
 from mlpipe.prepare import Selected, prepare
 from mlpipe.report import run_summary
@@ -24,7 +24,16 @@ from mlpipe.ui import choose_reporter
     "-j", "--jobs", type=click.IntRange(min=1), default=None, help="Steps run at once (default: cores)."
 )
 @click.option("--fail-fast", is_flag=True, help="Stop every running step when one fails.")
-@click.option("--json", "as_json", is_flag=True, help="Print the run record as JSON at the end.")
+@click.option(
+    "--snapshot-max-file-size",
+    type=click.IntRange(min=0),
+    default=100 * 2**20,
+    envvar="MLPIPE_SNAPSHOT_MAX_FILE_SIZE",
+    show_default=True,
+    metavar="BYTES",
+    help="Files above this size are left out of a dirty run's code commit (listed as not recoverable).",
+)
+@json_option
 def command(
     file: str | None,
     params: tuple[str, ...],
@@ -35,6 +44,7 @@ def command(
     no_reuse: bool,
     jobs: int | None,
     fail_fast: bool,
+    snapshot_max_file_size: int,
     as_json: bool,
 ) -> None:
     """Plan, run or reuse every selected step, record the run, and print a summary.
@@ -57,7 +67,12 @@ def command(
             "run them first, or add --with-upstream"
         )
     grace = float(os.environ.get("MLPIPE_KILL_GRACE_S", "10"))
-    options = RunOptions(jobs=jobs or os.cpu_count() or 1, fail_fast=fail_fast, kill_grace_s=grace)
+    options = RunOptions(
+        jobs=jobs or os.cpu_count() or 1,
+        fail_fast=fail_fast,
+        kill_grace_s=grace,
+        max_recoverable_file=snapshot_max_file_size,
+    )
     # With --json, stdout carries only the record; progress goes to stderr.
     reporter = choose_reporter(sys.stderr if as_json else sys.stdout)
     record = Runner(prepared, reporter, options).run()
