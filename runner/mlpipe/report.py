@@ -26,6 +26,16 @@ def _metrics_text(metrics: dict[str, dict[str, float]], limit: int = 3) -> str:
     return shown + (", ..." if len(flat) > limit else "")
 
 
+def where(record: RunRecord) -> str:
+    """The code a run ran on, in words: a commit, a dirty tree, or no git at all."""
+    git = record.git
+    if not git.get("in_repo"):
+        return "outside a git repository (no commit recorded)"
+    commit = (git.get("commit") or "")[:12] or "an unborn branch"
+    dirty = f" + {len(git.get('dirty_paths') or [])} uncommitted change(s)" if git.get("dirty") else ""
+    return f"at {commit}{dirty}"
+
+
 def run_summary(record: RunRecord) -> str:
     rows = []
     for name, step in record.steps.items():
@@ -42,9 +52,7 @@ def run_summary(record: RunRecord) -> str:
         rows.append([name, step.status, duration, _metrics_text(step.metrics), detail])
     counts = record.counts()
     tally = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-    commit = (record.git.get("commit") or "no commit")[:12]
-    dirty = " dirty" if record.git.get("dirty") else ""
-    head = f"run {record.run_id}: {record.status} ({tally}) at {commit}{dirty}"
+    head = f"run {record.run_id}: {record.status} ({tally}) {where(record)}"
     return head + "\n" + table(["step", "status", "time", "metrics", "detail"], rows)
 
 

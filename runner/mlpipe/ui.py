@@ -11,6 +11,7 @@ import time
 from typing import IO, Any, Protocol
 
 from mlpipe.plan import Plan
+from mlpipe.report import where
 from mlpipe.runs import RunRecord, StepRecord
 
 SYMBOLS = {"ran": "✔", "reused": "↺", "failed": "✘", "skipped": "-", "cancelled": "■", "running": "▶"}
@@ -56,11 +57,8 @@ class PlainReporter:
     def run_started(self, record: RunRecord, plan: Plan) -> None:
         runs = sum(1 for s in plan.steps.values() if s.action == "run")
         reuses = sum(1 for s in plan.steps.values() if s.action == "reuse")
-        dirty = " (dirty)" if record.git.get("dirty") else ""
-        commit = (record.git.get("commit") or "no commit")[:12]
         self._print(
-            f"mlpipe: run {record.run_id} of {record.pipeline} at {commit}{dirty}: "
-            f"{runs} to run, {reuses} to reuse"
+            f"mlpipe: run {record.run_id} of {record.pipeline} {where(record)}: {runs} to run, {reuses} to reuse"
         )
 
     def step_started(self, name: str, step: StepRecord) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from mlpipe.cache.base import StepResult
 from mlpipe.fingerprint import Fingerprint
 from mlpipe.plan import Plan, StepPlan
-from mlpipe.report import plan_json, plan_text, run_summary, runs_json, runs_text, show_text, table
+from mlpipe.report import plan_json, plan_text, run_summary, runs_json, runs_text, show_text, table, where
 from mlpipe.runs import RunRecord, StepRecord
 
 RUN_ID = "20260102T030405006Z-0123456789abcdef"
@@ -22,6 +22,7 @@ def failed_run() -> RunRecord:
         ended_at="2026-01-02T03:05:00.000Z",
         status="failed",
         git={
+            "in_repo": True,
             "commit": COMMIT,
             "branch": "main",
             "dirty": True,
@@ -79,7 +80,7 @@ def test_table_pads_columns_and_strips_trailing_spaces() -> None:
 
 def test_run_summary() -> None:
     assert run_summary(failed_run()) == (
-        f"run {RUN_ID}: failed (1 failed, 2 ran, 1 reused, 1 skipped) at c0ffeec0ffee dirty\n" + STEPS_TABLE
+        f"run {RUN_ID}: failed (1 failed, 2 ran, 1 reused, 1 skipped) at c0ffeec0ffee + 2 uncommitted change(s)\n" + STEPS_TABLE
     )
     assert run_summary(clean_run()) == (
         f"run {OLD_RUN_ID}: succeeded (1 ran) at no commit\n"
@@ -245,3 +246,12 @@ def test_plan_json_envelope() -> None:
         ],
     }
     assert plan_json("demo", Plan()) == {"format": "mlpipe.plan/1", "pipeline": "demo", "steps": []}
+
+
+def test_where_says_how_the_code_that_ran_is_known() -> None:
+    def run(git: dict[str, object]) -> RunRecord:
+        return RunRecord(run_id="r", pipeline="p", pipeline_file="mlpipe.yaml", started_at="t", git=git)
+
+    assert where(run({"in_repo": False})) == "outside a git repository (no commit recorded)"
+    assert where(run({"in_repo": True, "commit": None})) == "at an unborn branch"
+    assert where(run({"in_repo": True, "commit": "ab" * 20, "dirty": False})) == "at abababababab"
