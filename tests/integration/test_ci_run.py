@@ -395,8 +395,9 @@ def test_pull_falls_back_to_the_most_recent_result_and_says_so(project):
     project.write({"data/input.txt": "changed\n"})
     project.commit()
     out = project.run("pull", "a.out").assert_success()
-    assert "no stored result of a matches the current code, params and inputs; pulling its most recent one" in (
-        out.stderr
+    assert (
+        "no stored result of a matches the current code, params and inputs; pulling its most recent one"
+        in (out.stderr)
     )
     assert (project.root / "out/copy.txt").read_text() == "one\ntwo\n"
     missing = project.run("pull", "a.nope").assert_code(2)

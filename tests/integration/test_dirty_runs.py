@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 
-PIPELINE = "name: x\nsteps:\n  s:\n    code: src\n    run: cat *.py > $MLPIPE_OUTPUT_O/all\n    outputs: {o: {}}\n"
+PIPELINE = (
+    "name: x\nsteps:\n  s:\n    code: src\n    run: cat *.py > $MLPIPE_OUTPUT_O/all\n    outputs: {o: {}}\n"
+)
 
 
 def test_clean_run_writes_no_ref(project_factory):
@@ -18,7 +20,9 @@ def test_clean_run_writes_no_ref(project_factory):
 
 
 def test_dirty_run_records_its_paths_and_a_ref_holding_the_code_that_ran(project_factory, tmp_path):
-    project = project_factory({"mlpipe.yaml": PIPELINE, "src/a.py": "a = 1\n", ".gitignore": ".mlpipe/\n*.log\n"})
+    project = project_factory(
+        {"mlpipe.yaml": PIPELINE, "src/a.py": "a = 1\n", ".gitignore": ".mlpipe/\n*.log\n"}
+    )
     project.write({"src/a.py": "a = 2\n", "src/new.py": "b = 3\n", "src/debug.log": "ignored\n"})
     project.git("add", "src/a.py")
     project.write({"src/a.py": "a = 22\n"})  # staged and modified again: the working tree is what runs

@@ -80,10 +80,11 @@ def test_table_pads_columns_and_strips_trailing_spaces() -> None:
 
 def test_run_summary() -> None:
     assert run_summary(failed_run()) == (
-        f"run {RUN_ID}: failed (1 failed, 2 ran, 1 reused, 1 skipped) at c0ffeec0ffee + 2 uncommitted change(s)\n" + STEPS_TABLE
+        f"run {RUN_ID}: failed (1 failed, 2 ran, 1 reused, 1 skipped) at c0ffeec0ffee + 2 uncommitted change(s)\n"
+        + STEPS_TABLE
     )
     assert run_summary(clean_run()) == (
-        f"run {OLD_RUN_ID}: succeeded (1 ran) at no commit\n"
+        f"run {OLD_RUN_ID}: succeeded (1 ran) outside a git repository (no commit recorded)\n"
         "step  status  time  metrics  detail\n"
         "----  ------  ----  -------  ------\n"
         "a     ran"
