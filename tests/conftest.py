@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json as json_module
 import os
-import subprocess
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from mlpipe_testing import Project, git, make_repo, write_files  # noqa: F401 - re-exported
 
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "Test Author",
@@ -39,96 +39,12 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.
         monkeypatch.setenv(name, value)
 
 
-def git(cwd: Path, *args: str) -> str:
-    result = subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True)
-    return result.stdout
-
-
-def write_files(root: Path, files: Mapping[str, str | bytes]) -> None:
-    for rel, content in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, bytes):
-            path.write_bytes(content)
-        else:
-            path.write_text(content)
-
-
-def make_repo(root: Path, files: Mapping[str, str | bytes], *, commit: bool = True) -> Path:
-    """A real git repository at `root` holding `files`, committed on branch main."""
-    root.mkdir(parents=True, exist_ok=True)
-    git(root, "init", "-q", "-b", "main")
-    write_files(root, files)
-    if commit:
-        git(root, "add", "-A")
-        git(root, "commit", "-q", "-m", "initial")
-    return root
-
-
 @pytest.fixture
 def repo_factory(tmp_path: Path) -> Iterator[object]:
     def factory(files: Mapping[str, str | bytes], *, name: str = "repo", commit: bool = True) -> Path:
         return make_repo(tmp_path / name, files, commit=commit)
 
     yield factory
-
-
-class Outcome:
-    def __init__(self, args: tuple[str, ...], completed: subprocess.CompletedProcess[str]) -> None:
-        self.args = args
-        self.code = completed.returncode
-        self.stdout = completed.stdout
-        self.stderr = completed.stderr
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
-
-    def assert_success(self) -> Outcome:
-        assert self.code == 0, f"mlpipe {' '.join(self.args)} exited {self.code}:\n{self.output}"
-        return self
-
-    def assert_code(self, code: int) -> Outcome:
-        assert self.code == code, (
-            f"mlpipe {' '.join(self.args)} exited {self.code}, not {code}:\n{self.output}"
-        )
-        return self
-
-    def json(self) -> Any:
-        return json_module.loads(self.stdout)
-
-
-class Project:
-    """A pipeline in a real, committed git repository; `.run(...)` runs the real `mlpipe` command in it."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def write(self, files: Mapping[str, str | bytes]) -> None:
-        write_files(self.root, files)
-
-    def git(self, *args: str) -> str:
-        return git(self.root, *args)
-
-    def commit(self, message: str = "change") -> None:
-        self.git("add", "-A")
-        self.git("commit", "-q", "-m", message)
-
-    def run(self, *args: str, env: Mapping[str, str] | None = None, timeout: float = 120) -> Outcome:
-        full_env = {**os.environ, **(env or {})}
-        completed = subprocess.run(
-            [sys.executable, "-m", "mlpipe", *args],
-            check=False,
-            cwd=self.root,
-            env=full_env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        return Outcome(args, completed)
-
-    def record(self, run_id: str = "latest") -> Any:
-        return self.run("show", run_id, "--json").assert_success().json()
 
 
 @pytest.fixture

@@ -88,21 +88,31 @@ class Manifest:
         return Manifest(type=data["type"], entries=tuple(Entry.from_json(e) for e in data["entries"]))
 
 
-def walk_files(top: Path) -> Iterator[tuple[str, os.stat_result]]:
+def walk_files(top: Path | str) -> Iterator[tuple[str, os.stat_result]]:
     """Every file and link under `top` as ('/'-separated relative path, lstat), in sorted order."""
 
-    def walk(directory: Path, prefix: str) -> Iterator[tuple[str, os.stat_result]]:
+    def walk(directory: str, prefix: str) -> Iterator[tuple[str, os.stat_result]]:
         with os.scandir(directory) as it:
             entries = sorted(it, key=lambda e: e.name)
         for entry in entries:
             st = entry.stat(follow_symlinks=False)
-            rel = prefix + entry.name
-            if stat.S_ISDIR(st.st_mode):
-                yield from walk(Path(entry.path), rel + "/")
-            elif stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
-                yield rel, st
+            mode = st.st_mode
+            if stat.S_ISDIR(mode):
+                yield from walk(entry.path, prefix + entry.name + "/")
+            elif stat.S_ISREG(mode) or stat.S_ISLNK(mode):
+                yield prefix + entry.name, st
 
-    yield from walk(top, "")
+    yield from walk(os.fspath(top), "")
+
+
+def tree_signature(files: list[tuple[str, os.stat_result]]) -> tuple[str, int]:
+    """A digest of every file's path and stat data, and the newest mtime: what the tree cache is keyed by."""
+    lines = "\n".join(
+        f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0{st.st_ino}\0{st.st_mode}"
+        for rel, st in files
+    )
+    newest = max((st.st_mtime_ns for _, st in files), default=0)
+    return hashlib.blake2b(lines.encode("utf-8", "surrogateescape"), digest_size=20).hexdigest(), newest
 
 
 class FileHasher:
@@ -119,17 +129,17 @@ class FileHasher:
         if self.stat_cache is not None:
             self.stat_cache.save()
 
-    def hash_file(self, path: Path, st: os.stat_result) -> str:
-        name = str(path)
+    def hash_file(self, path: Path | str, st: os.stat_result) -> str:
+        name = os.fspath(path)
         cached = self.stat_cache.get(name, st) if self.stat_cache else None
         if cached is not None:
             return cached
-        digest = file_sha256(path)
+        digest = file_sha256(name)
         if self.stat_cache:
             self.stat_cache.put(name, st, digest)
         return digest
 
-    def entry(self, path: Path, rel: str, st: os.stat_result) -> Entry:
+    def entry(self, path: Path | str, rel: str, st: os.stat_result) -> Entry:
         if stat.S_ISLNK(st.st_mode):
             target = os.readlink(path).encode()
             return Entry(
@@ -143,6 +153,26 @@ class FileHasher:
             sha256=self.hash_file(path, st),
         )
 
+    def digest(self, path: Path) -> str:
+        """The content digest of a file or directory, as `manifest(path).digest`.
+
+        A directory whose files' stat data all match the last time it was hashed is not hashed again, not even
+        file by file: one walk decides (this is what keeps a no-op run close to a bare stat walk).
+        """
+        if self.stat_cache is None:
+            return self.manifest(path).digest
+        top = os.fspath(path)
+        st = os.stat(top)
+        is_dir = stat.S_ISDIR(st.st_mode)
+        files = list(walk_files(top)) if is_dir else [("", st)]
+        signature, newest = tree_signature(files)
+        cached = self.stat_cache.get_tree(top, signature, newest)
+        if cached is not None:
+            return cached
+        digest = (self._dir_manifest(top, files) if is_dir else self.manifest(path)).digest
+        self.stat_cache.put_tree(top, signature, digest)
+        return digest
+
     def manifest(self, path: Path) -> Manifest:
         """The manifest of a file or a directory (symlinks inside are recorded as links, not followed).
 
@@ -152,18 +182,39 @@ class FileHasher:
         st = path.stat()
         if not stat.S_ISDIR(st.st_mode):
             return Manifest(type="file", entries=(self.entry(path, "", st),))
-        files = list(walk_files(path))
-        new_bytes = sum(est.st_size for rel, est in files if not self._cached(path / rel, est))
+        top = os.fspath(path)
+        return self._dir_manifest(top, list(walk_files(top)))
+
+    def _dir_manifest(self, top: str, files: list[tuple[str, os.stat_result]]) -> Manifest:
+        base = top + os.sep
+        cache = self.stat_cache
+        known: dict[str, str] = {}
+        new_bytes = 0
+        for rel, st in files:
+            if stat.S_ISREG(st.st_mode):
+                hit = cache.get(base + rel, st) if cache else None
+                if hit is None:
+                    new_bytes += st.st_size
+                else:
+                    known[rel] = hit
+
+        def entry(item: tuple[str, os.stat_result]) -> Entry:
+            rel, st = item
+            if rel in known:
+                return Entry(
+                    path=rel,
+                    kind="file",
+                    executable=bool(st.st_mode & stat.S_IXUSR),
+                    size=st.st_size,
+                    sha256=known[rel],
+                )
+            return self.entry(base + rel, rel, st)
+
         if self.workers > 1 and new_bytes >= self.PARALLEL_BYTES:
             from concurrent.futures import ThreadPoolExecutor  # hashlib releases the GIL while it hashes
 
             with ThreadPoolExecutor(self.workers) as pool:
-                entries = tuple(pool.map(lambda item: self.entry(path / item[0], item[0], item[1]), files))
+                entries = tuple(pool.map(entry, files, chunksize=64))
         else:
-            entries = tuple(self.entry(path / rel, rel, est) for rel, est in files)
+            entries = tuple(map(entry, files))
         return Manifest(type="dir", entries=entries)
-
-    def _cached(self, path: Path, st: os.stat_result) -> bool:
-        return stat.S_ISLNK(st.st_mode) or (
-            self.stat_cache is not None and self.stat_cache.get(str(path), st) is not None
-        )

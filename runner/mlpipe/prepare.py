@@ -115,14 +115,12 @@ def _files(listing: Sequence[Sequence[Any]]) -> tuple[SnapshotFile, ...]:
 
 def _input_digests(pipeline: Pipeline, step: str, hasher: FileHasher) -> dict[str, str]:
     inputs = pipeline.steps[step].inputs.values()
-    return {
-        i.name: hasher.manifest(pipeline.root / i.path).digest for i in inputs if isinstance(i, RepoInput)
-    }
+    return {i.name: hasher.digest(pipeline.root / i.path) for i in inputs if isinstance(i, RepoInput)}
 
 
 def _environment_digests(pipeline: Pipeline, step: str, hasher: FileHasher) -> dict[str, str]:
     files = pipeline.steps[step].environment
-    return {path: hasher.manifest(pipeline.root / path).digest for path in files}
+    return {path: hasher.digest(pipeline.root / path) for path in files}
 
 
 def workspace_path(root: Path, path: Path) -> str:

@@ -210,7 +210,7 @@ class Runner:
         self.p.store.set_latest(self.p.pipeline.name, name, result.fingerprint)
         self._check_out_paths(self.p.pipeline.steps[name], result)
         self.reporter.step_finished(name, record)
-        self.history.write(self.record)
+        # No record write here: a reuse changes nothing on disk, and the next write or the last one says it.
 
     def _start(self, name: str, step: Step, key: str, parts: dict[str, Any]) -> None:
         record = self.record.steps[name]
@@ -499,7 +499,7 @@ def _signature(path: Path) -> dict[str, tuple[int, int, int]]:
 
 def _same_content(store: Any, dest: Path, manifest: Manifest) -> bool:
     try:
-        return bool(store.hasher.manifest(dest).digest == manifest.digest)
+        return bool(store.hasher.digest(dest) == manifest.digest)
     except OSError:
         return False
 

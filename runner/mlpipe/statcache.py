@@ -3,6 +3,9 @@
 An entry is trusted only while the file's (size, mtime_ns, ctime_ns, inode) are unchanged and, as git's
 racy-clean rule has it, its mtime is older than the moment the cache was written: a file modified within the
 same clock tick as that write could change again without its stat data changing, so it is hashed again.
+
+Whole directories are remembered too (a digest of every file's path and stat data -> the directory's digest),
+in a table of their own, so that a run in which nothing changed reads one small file, not one entry per file.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import json
 import os
 import uuid
 from pathlib import Path
+from typing import Any
 
 FORMAT = "mlpipe.statcache/1"
 
@@ -21,28 +25,53 @@ def signature(st: os.stat_result) -> Signature:
     return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
-class StatCache:
-    def __init__(self, path: Path, root: Path, *, exclude: Path | None = None) -> None:
+class _Table:
+    """A JSON mapping on disk, loaded on first use, written atomically when changed."""
+
+    def __init__(self, path: Path) -> None:
         self.path = path
-        self.root = str(root) + os.sep
-        self.exclude = str(exclude) + os.sep if exclude else None
-        """Not cached: mlpipe's own state (staged outputs come and go)."""
-        self._entries: dict[str, list[object]] | None = None
-        self._written_ns = 0
+        self._entries: dict[str, Any] | None = None
+        self.written_ns = 0
         self._dirty = False
 
-    def _load(self) -> dict[str, list[object]]:
+    @property
+    def entries(self) -> dict[str, Any]:
         if self._entries is None:
             self._entries = {}
             try:
                 with open(self.path, "rb") as f:
-                    self._written_ns = os.fstat(f.fileno()).st_mtime_ns
+                    self.written_ns = os.fstat(f.fileno()).st_mtime_ns
                     data = json.loads(f.read())
                 if data.get("format") == FORMAT and isinstance(data.get("entries"), dict):
                     self._entries = data["entries"]
             except (OSError, ValueError, AttributeError):
                 pass  # no cache, or an unreadable one: everything is hashed again
         return self._entries
+
+    def put(self, key: str, value: list[Any]) -> None:
+        if self.entries.get(key) != value:
+            self.entries[key] = value
+            self._dirty = True
+
+    def save(self) -> None:
+        if not self._dirty or self._entries is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:8]}")
+        temp.write_text(json.dumps({"format": FORMAT, "entries": self._entries}, separators=(",", ":")))
+        os.replace(temp, self.path)
+        self.written_ns = self.path.stat().st_mtime_ns
+        self._dirty = False
+
+
+class StatCache:
+    def __init__(self, path: Path, root: Path, *, exclude: Path | None = None) -> None:
+        self.path = path
+        self.root = str(root) + os.sep
+        self.exclude = str(exclude) + os.sep if exclude else None
+        """Not cached: mlpipe's own state (staged outputs come and go)."""
+        self._files = _Table(path)
+        self._trees = _Table(path.with_name(f"{path.stem}-trees{path.suffix}"))
 
     def _key(self, path: str) -> str | None:
         """Workspace-relative key; files outside the workspace are not cached."""
@@ -54,29 +83,38 @@ class StatCache:
         key = self._key(path)
         if key is None:
             return None
-        entry = self._load().get(key)
-        if entry is None or tuple(entry[:4]) != signature(st) or st.st_mtime_ns >= self._written_ns:
+        entry = self._files.entries.get(key)
+        if entry is None or tuple(entry[:4]) != signature(st) or st.st_mtime_ns >= self._files.written_ns:
             return None
         digest = entry[4]
         return digest if isinstance(digest, str) else None
 
     def put(self, path: str, st: os.stat_result, digest: str) -> None:
         key = self._key(path)
+        if key is not None:
+            self._files.put(key, [*signature(st), digest])
+
+    def get_tree(self, path: str, tree_signature: str, newest_mtime_ns: int) -> str | None:
+        """A directory's digest, if every file's stat data is as when it was cached and none is racy."""
+        key = self._key(path)
         if key is None:
-            return
-        entries = self._load()
-        value: list[object] = [*signature(st), digest]
-        if entries.get(key) != value:
-            entries[key] = value
-            self._dirty = True
+            return None
+        entry = self._trees.entries.get(key)
+        if (
+            not isinstance(entry, list)
+            or entry[0] != tree_signature
+            or newest_mtime_ns >= self._trees.written_ns
+        ):
+            return None
+        digest = entry[1]
+        return digest if isinstance(digest, str) else None
+
+    def put_tree(self, path: str, tree_signature: str, digest: str) -> None:
+        key = self._key(path)
+        if key is not None:
+            self._trees.put(key, [tree_signature, digest])
 
     def save(self) -> None:
-        """Write the cache if it changed; entries that were racy now are trusted after a later save."""
-        if not self._dirty or self._entries is None:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:8]}")
-        temp.write_text(json.dumps({"format": FORMAT, "entries": self._entries}, separators=(",", ":")))
-        os.replace(temp, self.path)
-        self._written_ns = self.path.stat().st_mtime_ns
-        self._dirty = False
+        """Write what changed; entries that were racy now are trusted after a later save."""
+        self._files.save()
+        self._trees.save()

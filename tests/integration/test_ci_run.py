@@ -122,7 +122,7 @@ def test_two_clones_at_different_paths_reuse_each_others_results(project, tmp_pa
     clone = tmp_path / "elsewhere" / "clone"
     clone.parent.mkdir()
     shutil.copytree(project.root, clone, ignore=shutil.ignore_patterns(".mlpipe"), symlinks=True)
-    from conftest import Project
+    from mlpipe_testing import Project
 
     other = Project(clone)
     other.run("ci-run", env={"MLPIPE_CACHE": str(cache)}).assert_success()
@@ -335,7 +335,7 @@ def test_pull_checks_out_outputs(project):
 
 
 def test_outside_git_it_still_runs_and_says_so(tmp_path):
-    from conftest import Project, write_files
+    from mlpipe_testing import Project, write_files
 
     root = tmp_path / "plain"
     write_files(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Project, git
+from mlpipe_testing import Project, git
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "digits"
 

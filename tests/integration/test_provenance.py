@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import git, make_repo, write_files
 from mlpipe.provenance import GitInfo, git_info, strip_credentials, write_snapshot_ref
 from mlpipe.snapshot import Snapshotter
+from mlpipe_testing import git, make_repo, write_files
 
 
 def loose_objects(repo: Path) -> int:

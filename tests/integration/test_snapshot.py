@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conftest import git, make_repo, write_files
 from mlpipe.cli.snapshot import command as snapshot_command
 from mlpipe.snapshot import EMPTY_TREE, Snapshot, SnapshotFile, Snapshotter, diff_files, take_snapshot
+from mlpipe_testing import git, make_repo, write_files
 
 # -- oracles -------------------------------------------------------------------------------------------------
 
