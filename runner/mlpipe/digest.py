@@ -124,6 +124,8 @@ class FileHasher:
     def __init__(self, stat_cache: StatCache | None = None, *, workers: int | None = None) -> None:
         self.stat_cache = stat_cache
         self.workers = workers or min(8, os.cpu_count() or 1)
+        self.signatures: dict[str, str] = {}
+        """Path -> tree_signature of the last `digest()` walk, so callers need not walk it again."""
 
     def save(self) -> None:
         if self.stat_cache is not None:
@@ -166,6 +168,7 @@ class FileHasher:
         is_dir = stat.S_ISDIR(st.st_mode)
         files = list(walk_files(top)) if is_dir else [("", st)]
         signature, newest = tree_signature(files)
+        self.signatures[top] = signature
         cached = self.stat_cache.get_tree(top, signature, newest)
         if cached is not None:
             return cached

@@ -9,6 +9,7 @@ import os
 import queue
 import shutil
 import signal
+import stat
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -19,7 +20,7 @@ from typing import Any
 
 from mlpipe import __version__
 from mlpipe.cache.base import StepResult
-from mlpipe.digest import Manifest, walk_files
+from mlpipe.digest import FileHasher, Manifest, tree_signature, walk_files
 from mlpipe.executors.base import Executor, RunningStep, StepOutcome, StepRequest
 from mlpipe.executors.host import HostExecutor
 from mlpipe.plan import fingerprint_step, output_refs, why_run
@@ -240,7 +241,8 @@ class Runner:
         record.started_at = utc_now()
         record.log = workspace_path(self.p.workspace.root, log_path)
         self.reporter.step_started(name, record)
-        before = {n: _signature(path) for n, path in inputs.items()}
+        known = self.p.store.hasher.signatures  # repo inputs were walked once already, to digest them
+        before = {n: known.get(os.fspath(path)) or _state(path) for n, path in inputs.items()}
         self.history.write(self.record)  # before the step starts: a kill -9 from now on leaves it `running`
         running = self.executor.start(request)
         self.running[name] = running
@@ -407,20 +409,20 @@ class Runner:
             "duration_s": round(outcome.duration_s, 3),
         }
 
-    def _check_inputs(self, step: Step, inputs: Mapping[str, Path], before: Mapping[str, Any]) -> None:
+    def _check_inputs(self, step: Step, inputs: Mapping[str, Path], before: Mapping[str, str]) -> None:
         for name, path in inputs.items():
-            after = _signature(path)
-            if after != before[name]:
-                changed = sorted(set(after.items()) ^ set(before[name].items()))
-                first = changed[0][0] if changed else ""
-                for key, (upstream, output) in output_refs(step).items():
-                    if key == name:
-                        self.p.store.forget_materialized(self.produced[upstream].outputs[output])
-                shown = f" ({first})" if first else ""
-                raise StepError(
-                    f"the step modified its input {name!r}{shown}; inputs must stay unchanged: "
-                    f"write to an output instead"
-                )
+            if _state(path) == before[name]:
+                continue
+            first = ""
+            for key, (upstream, output) in output_refs(step).items():
+                if key == name:
+                    manifest = self.produced[upstream].outputs[output]
+                    first = _first_changed(self.p.store.hasher, manifest, path)
+                    self.p.store.forget_materialized(manifest)
+            shown = f" ({first})" if first else ""
+            raise StepError(
+                f"the step modified its input {name!r}{shown}; inputs must stay unchanged: write to an output instead"
+            )
 
     def _check_out_paths(self, step: Step, result: StepResult) -> None:
         for output in step.outputs.values():
@@ -489,12 +491,21 @@ def _flatten_metrics(output: str, data: Mapping[str, Any], prefix: str) -> dict[
     return flat
 
 
-def _signature(path: Path) -> dict[str, tuple[int, int, int]]:
-    """What a step must not change about an input: each file's size, mtime and inode."""
-    if path.is_dir() and not path.is_symlink():
-        return {rel: (st.st_size, st.st_mtime_ns, st.st_ino) for rel, st in walk_files(path)}
-    st = path.lstat()
-    return {"": (st.st_size, st.st_mtime_ns, st.st_ino)}
+def _state(path: Path) -> str:
+    """What a step must not change about an input: every file's path and stat data, as one digest."""
+    st = os.stat(path)
+    files = list(walk_files(path)) if stat.S_ISDIR(st.st_mode) else [("", st)]
+    return tree_signature(files)[0]
+
+
+def _first_changed(hasher: FileHasher, manifest: Manifest, path: Path) -> str:
+    """The first file of a stored output that is no longer as stored (for the error message)."""
+    current = {e.path: e for e in hasher.manifest(path).entries} if path.exists() else {}
+    for entry in manifest.entries:
+        if current.get(entry.path) != entry:
+            return entry.path
+    extra = sorted(set(current) - {e.path for e in manifest.entries})
+    return extra[0] if extra else ""
 
 
 def _same_content(store: Any, dest: Path, manifest: Manifest) -> bool:

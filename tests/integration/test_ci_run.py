@@ -402,3 +402,17 @@ def test_pull_falls_back_to_the_most_recent_result_and_says_so(project):
     assert (project.root / "out/copy.txt").read_text() == "one\ntwo\n"
     missing = project.run("pull", "a.nope").assert_code(2)
     assert missing.stderr == "error: step 'a' has no output 'nope'; expected one of: out\n"
+
+
+def test_step_that_modifies_a_workspace_input_fails(project_factory):
+    project = project_factory(
+        {
+            "mlpipe.yaml": "name: x\nsteps:\n  s:\n    run: echo more >> ${{ inputs.data }}/a.txt\n"
+            "    inputs: {data: data}\n",
+            "data/a.txt": "a\n",
+        }
+    )
+    project.run("ci-run").assert_code(1)
+    assert project.record()["steps"]["s"]["error"] == (
+        "the step modified its input 'data'; inputs must stay unchanged: write to an output instead"
+    )
