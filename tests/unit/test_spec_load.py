@@ -698,3 +698,26 @@ def test_cli_validate_bad_param_syntax_and_missing_file(ws: Path, capsys: pytest
         main(["validate", "-f", "other.yaml"])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err == "error: pipeline file other.yaml does not exist\n"
+
+
+def test_exponent_numbers_are_numbers_as_in_json(ws: Path) -> None:
+    text = "name: x\nparams: {a: 1e-3, b: 2E+20, c: '1e3', d: -1.5e-7}\nsteps:\n  s: {run: 'true'}\n"
+
+    pipeline = load_pipeline(write(ws, text))
+
+    assert {n: p.value for n, p in pipeline.params.items()} == {
+        "a": 0.001,
+        "b": 2e20,
+        "c": "1e3",
+        "d": -1.5e-7,
+    }
+
+
+def test_format_names_the_exported_form(ws: Path) -> None:
+    ok = load_pipeline(write(ws, "format: mlpipe.pipeline/1\nname: x\nsteps:\n  s: {run: 'true'}\n"))
+    assert ok.name == "x"
+
+    assert problems(ws, "format: mlpipe.pipeline/2\nname: x\nsteps:\n  s: {run: 'true'}\n") == [
+        "mlpipe.yaml:1:9: format: unsupported format 'mlpipe.pipeline/2'; "
+        "this mlpipe reads 'mlpipe.pipeline/1'; export the pipeline again with this version, or upgrade mlpipe"
+    ]

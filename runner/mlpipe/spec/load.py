@@ -16,7 +16,9 @@ from mlpipe.spec.model import Param, ParamValue, Pipeline
 from mlpipe.spec.steps import NAME, Draft, build_step, check_name
 from mlpipe.spec.yamlnodes import Entry, Reader, compose, did_you_mean, join
 
-TOP_KEYS = ("name", "params", "steps")
+TOP_KEYS = ("format", "name", "params", "steps")
+FORMAT = "mlpipe.pipeline/1"
+"""The `format` an exported pipeline carries; a hand-written file may leave it out."""
 CONFLICT_MARKER = re.compile(r"(<{7}|={7}|>{7}|\|{7})(?:\s|$)")
 TRUE, FALSE = {"true", "1", "yes"}, {"false", "0", "no"}
 
@@ -104,11 +106,20 @@ def _build(
         return None
     top = reader.fields(doc, "", TOP_KEYS, required=("name", "steps"), owner=doc) or {}
     name = reader.string(top["name"].value, "name") if "name" in top else None
+    if "format" in top:
+        _check_format(reader, top["format"].value)
     params, declared = _params(reader, top.get("params"), overrides, doc)
     drafts = _steps(reader, root, top.get("steps"))
     check_links(reader, declared, drafts)
     steps = {name: draft.step for name, draft in drafts.items()}
     return Pipeline(name=name or "", file=file, root=root, params=params, steps=steps)
+
+
+def _check_format(reader: Reader, node: Node) -> None:
+    value = reader.string(node, "format")
+    if value is not None and value != FORMAT:
+        fix = f"this mlpipe reads {FORMAT!r}; export the pipeline again with this version, or upgrade mlpipe"
+        reader.add(node, "format", f"unsupported format {value!r}", fix)
 
 
 def _conflict_markers(reader: Reader, text: str) -> bool:

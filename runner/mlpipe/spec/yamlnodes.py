@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,9 +60,21 @@ def describe(node: Node) -> str:
     return f"the {kind} {node.value}"
 
 
+class Loader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no types
+    """YAML 1.1 as PyYAML reads it, except that `1e-3` and `1E+5` are numbers (as in YAML 1.2 and JSON):
+    an exported pipeline is JSON, and `json.dumps` writes small and large floats that way."""
+
+
+Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:0|[1-9][0-9]*)(?:\.[0-9]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
 def compose(text: str) -> Node | None:
     """The document's node tree (None for an empty file); raises yaml.YAMLError."""
-    node: Node | None = yaml.compose(text, Loader=yaml.SafeLoader)
+    node: Node | None = yaml.compose(text, Loader=Loader)
     return node
 
 

@@ -1,0 +1,205 @@
+"""The shipped JSON Schema and the loader agree: what one accepts the other accepts, and every problem the
+schema can express is rejected by both, at the same key path."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+from click.testing import CliRunner
+from test_spec_load import FULL, FULL_FILES
+
+from mlpipe.cli.main import cli
+from mlpipe.cli.schema import schema_text
+from mlpipe.errors import SpecError
+from mlpipe.spec.load import load_pipeline
+from mlpipe.spec.yamlnodes import Loader
+
+REPO = Path(__file__).resolve().parents[2]
+SCHEMA = json.loads(schema_text())
+VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
+
+
+def schema_errors(text: str) -> list[jsonschema.ValidationError]:
+    return list(VALIDATOR.iter_errors(yaml.load(text, Loader=Loader)))
+
+
+def loader_problems(root: Path, text: str, files: dict[str, str] | None = None) -> list[Any]:
+    for rel, content in (files or {}).items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(content)
+    path = root / "mlpipe.yaml"
+    path.write_text(text)
+    try:
+        load_pipeline(path)
+    except SpecError as error:
+        return list(error.problems)
+    return []
+
+
+@pytest.fixture
+def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_the_schema_is_a_valid_draft_2020_12_schema() -> None:
+    assert SCHEMA["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    jsonschema.Draft202012Validator.check_schema(SCHEMA)
+
+
+def test_mlpipe_schema_prints_the_shipped_file() -> None:
+    result = CliRunner().invoke(cli, ["schema"])
+
+    assert result.exit_code == 0
+    assert result.output == (REPO / "runner/mlpipe/mlpipe.schema.json").read_text()
+
+
+@pytest.mark.parametrize("path", sorted(REPO.glob("examples/*/mlpipe.yaml")), ids=lambda p: p.parent.name)
+def test_every_example_is_valid(path: Path) -> None:
+    assert sorted(REPO.glob("examples/*/mlpipe.yaml")), "no examples found"
+    assert schema_errors(path.read_text()) == []
+    load_pipeline(path)
+
+
+VALID = {
+    "full": (FULL, FULL_FILES),
+    "minimal": ("name: x\nsteps:\n  a: {run: 'true'}\n", {}),
+    "merge keys": (
+        "name: x\nsteps:\n  base: &b\n    run: base\n    reuse: false\n  child:\n    <<: *b\n    run: child\n",
+        {},
+    ),
+    "scalars everywhere": (
+        """
+        format: mlpipe.pipeline/1
+        name: "x"
+        params: {a: 1, b: 1e-3, c: true, d: s, _e-f: -2.5}
+        steps:
+          s_1-x:
+            run: echo
+            env: {A: 1, B: 1.5, C: true, D: , _E1: "${{ params.a }}"}
+            needs: []
+            runs-on: label
+            environment: req.txt
+            timeout-minutes: 0.5
+            resources: {gpus: 0}
+            outputs: {o: {type: file}, m: {kind: metrics, type: file}, d: {kind: data}, e: {}}
+            inputs: {i: ./req.txt, j: "${{ steps.t.outputs.o }}"}
+          t: {run: x, outputs: {o: }, code: ./}
+        """,
+        {"req.txt": ""},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", VALID)
+def test_valid_files_pass_both(ws: Path, case: str) -> None:
+    text, files = VALID[case]
+    text = textwrap.dedent(text).lstrip("\n")
+
+    assert loader_problems(ws, text, files) == []
+    assert schema_errors(text) == []
+
+
+STEP = "name: x\nsteps:\n  a:\n    run: 'true'\n"
+"""A valid file; cases append keys to step a."""
+
+INVALID = {
+    # unknown keys
+    "unknown top key": ("stepz: {}\n" + STEP, "stepz"),
+    "unknown step key": (STEP + "    ouputs: {}\n", "steps.a.ouputs"),
+    "unknown output key": (STEP + "    outputs: {o: {knd: metrics}}\n", "steps.a.outputs.o.knd"),
+    "unknown resource": (STEP + "    resources: {gpu: 1}\n", "steps.a.resources.gpu"),
+    # required keys
+    "no name": ("steps:\n  a: {run: 'true'}\n", ""),
+    "no steps key": ("name: x\n", ""),
+    "no steps": ("name: x\nsteps: {}\n", "steps"),
+    "no run": ("name: x\nsteps:\n  a: {code: .}\n", "steps.a"),
+    # wrong types
+    "name list": ("name: [x]\nsteps:\n  a: {run: 'true'}\n", "name"),
+    "name number": ("name: 3\nsteps:\n  a: {run: 'true'}\n", "name"),
+    "name date": ("name: 2024-01-01\nsteps:\n  a: {run: 'true'}\n", "name"),
+    "param null": ("params: {C: }\n" + STEP, "params.C"),
+    "param list": ("params: {C: [1]}\n" + STEP, "params.C"),
+    "params list": ("params: [C]\n" + STEP, "params"),
+    "steps list": ("name: x\nsteps: [a]\n", "steps"),
+    "step null": ("name: x\nsteps:\n  a:\n", "steps.a"),
+    "run list": ("name: x\nsteps:\n  a: {run: [a]}\n", "steps.a.run"),
+    "reuse string": (STEP + "    reuse: 'yes'\n", "steps.a.reuse"),
+    "gpus negative": (STEP + "    resources: {gpus: -1}\n", "steps.a.resources.gpus"),
+    "gpus float": (STEP + "    resources: {gpus: 1.5}\n", "steps.a.resources.gpus"),
+    "timeout zero": (STEP + "    timeout-minutes: 0\n", "steps.a.timeout-minutes"),
+    "timeout bool": (STEP + "    timeout-minutes: true\n", "steps.a.timeout-minutes"),
+    "runs-on mapping": (STEP + "    runs-on: {a: b}\n", "steps.a.runs-on"),
+    "image number": (STEP + "    image: 3\n", "steps.a.image"),
+    "env list": (STEP + "    env: [A]\n", "steps.a.env"),
+    "env value list": (STEP + "    env: {A: [1]}\n", "steps.a.env.A"),
+    "input number": (STEP + "    inputs: {d: 1}\n", "steps.a.inputs.d"),
+    "input blank": (STEP + "    inputs: {d: ' '}\n", "steps.a.inputs.d"),
+    "output kind": (STEP + "    outputs: {o: {kind: metric}}\n", "steps.a.outputs.o.kind"),
+    "output type": (STEP + "    outputs: {o: {type: folder}}\n", "steps.a.outputs.o.type"),
+    "metrics dir": (STEP + "    outputs: {o: {kind: metrics, type: dir}}\n", "steps.a.outputs.o.type"),
+    "output list": (STEP + "    outputs: {o: []}\n", "steps.a.outputs.o"),
+    "environment bool": (STEP + "    environment: true\n", "steps.a.environment"),
+    "needs mapping": (STEP + "    needs: {}\n", "steps.a.needs"),
+    "needs number": (STEP + "    needs: [3]\n", "steps.a.needs"),
+    "format": ("format: mlpipe.pipeline/9\n" + STEP, "format"),
+    # bad names
+    "param name": ("params: {'l r': 1}\n" + STEP, "params.l r"),
+    "step name": ("name: x\nsteps:\n  'a b': {run: 'true'}\n", "steps.a b"),
+    "step name digit": ("name: x\nsteps:\n  1a: {run: 'true'}\n", "steps.1a"),
+    "output name": (STEP + "    outputs: {o.p: }\n", "steps.a.outputs.o.p"),
+    "input name": (STEP + "    inputs: {'x y': x}\n", "steps.a.inputs.x y"),
+    "env name": (STEP + "    env: {1X: a}\n", "steps.a.env.1X"),
+    "env name dash": (STEP + "    env: {A-B: a}\n", "steps.a.env.A-B"),
+    # paths outside the workspace
+    "absolute code": (STEP + "    code: /etc\n", "steps.a.code"),
+    "parent code": (STEP + "    code: ../x\n", "steps.a.code"),
+    "absolute input": (STEP + "    inputs: {d: /etc/passwd}\n", "steps.a.inputs.d"),
+    "windows input": (STEP + "    inputs: {d: 'C:\\data'}\n", "steps.a.inputs.d"),
+    "parent output path": (STEP + "    outputs: {o: {path: ../o}}\n", "steps.a.outputs.o.path"),
+    "absolute environment": (STEP + "    environment: [/uv.lock]\n", "steps.a.environment"),
+}
+
+
+def schema_paths(errors: list[jsonschema.ValidationError]) -> list[str]:
+    return [".".join(str(p) for p in error.absolute_path) for error in errors]
+
+
+@pytest.mark.parametrize("case", INVALID)
+def test_invalid_files_fail_both_at_the_same_key(ws: Path, case: str) -> None:
+    text, key = INVALID[case]
+
+    problems = loader_problems(ws, text, {"x": ""})
+    errors = schema_errors(text)
+
+    assert [p.key for p in problems] == [key], problems
+    assert errors, "the schema accepts what the loader rejects"
+    # The schema points at the key itself, or at the mapping that holds a bad or unknown key.
+    for path in schema_paths(errors):
+        assert key == path or key.startswith(f"{path}.") or (path == "" and "." not in key), (path, key)
+
+
+LOADER_ONLY = {
+    "reference to a missing step": STEP + "    inputs: {d: '${{ steps.b.outputs.o }}'}\n",
+    "reference to a missing param": "name: x\nsteps:\n  a: {run: 'echo ${{ params.p }}'}\n",
+    "missing input path": STEP + "    inputs: {d: nowhere}\n",
+    "missing code dir": STEP + "    code: src\n",
+    "needs itself": STEP + "    needs: a\n",
+    "path leaving through a subdirectory": STEP + "    inputs: {d: x/../../y}\n",
+    "duplicate key": STEP + "    run: 'false'\n",
+}
+
+
+@pytest.mark.parametrize("case", LOADER_ONLY)
+def test_what_only_the_loader_checks(ws: Path, case: str) -> None:
+    """References, cycles, duplicate keys and the file system are beyond a schema: it accepts these."""
+    text = LOADER_ONLY[case]
+
+    assert loader_problems(ws, text, {"x": ""}) != []
+    assert schema_errors(text) == []
