@@ -366,7 +366,7 @@ def render(
         ),
         f"Outputs of mlpipe, DVC and bare scripts agree: {'yes' if agree else 'NO'}.",
         "",
-        "| target | measured | bound | ratio | met |",
+        "| target | measured | bound | measured / bound | met |",
         "|---|---:|---:|---:|---|",
     ]
     for t in goals:
