@@ -324,6 +324,12 @@ class Runner:
         else:
             self.record.status = "failed"
         self.record.ended_at = utc_now()
+        # A registry behind the store: wait for the background pushes, push this record, note the outcome.
+        cache = self.p.store.sync(self.record.to_json())
+        if cache:
+            self.record.options["cache"] = cache
+            if cache.get("required") and cache.get("unavailable") and self.record.status == "succeeded":
+                self.record.status = "failed"
         self.history.write(self.record)
         self.p.store.hasher.save()
         shutil.rmtree(self.p.workspace.tmp / self.run_id, ignore_errors=True)

@@ -42,9 +42,13 @@ def cache_dir(workspace_root: Path, cache: str | None) -> Path | None:
     value = cache or os.environ.get("MLPIPE_CACHE")
     if not value:
         return None
+    if value.startswith("oci://"):
+        return None  # a registry behind the workspace's local store; see remote_cache
     if "://" in value:
         scheme = value.split("://", 1)[0]
-        raise UsageError(f"cache {value!r}: {scheme}:// caches are not supported yet; give a local directory")
+        raise UsageError(
+            f"cache {value!r}: {scheme}:// caches are not supported; give a directory or oci://HOST/REPO"
+        )
     return Path(value).expanduser().resolve()
 
 
@@ -65,4 +69,17 @@ def open_session(file: str | None, params: Sequence[str] = (), cache: str | None
     hasher = FileHasher(
         StatCache(workspace.state / "statcache.json", workspace.root, exclude=workspace.state)
     )
-    return Session(pipeline, workspace, LocalStore(workspace.cache, hasher=hasher), hasher)
+    remote = remote_cache(cache)
+    if remote is not None:
+        from mlpipe.cache.tiered import open_tiered  # requests and oras only when a registry is used
+
+        store: LocalStore = open_tiered(workspace.cache, hasher, remote, workspace.root)
+    else:
+        store = LocalStore(workspace.cache, hasher=hasher)
+    return Session(pipeline, workspace, store, hasher)
+
+
+def remote_cache(cache: str | None) -> str | None:
+    """The `oci://` URL from `--cache` or MLPIPE_CACHE, if that is what they name."""
+    value = cache or os.environ.get("MLPIPE_CACHE") or ""
+    return value if value.startswith("oci://") else None

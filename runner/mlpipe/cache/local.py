@@ -103,6 +103,10 @@ class LocalStore:
             metrics=result.metrics,
             provenance=result.provenance,
         )
+        return self.commit_result(result)
+
+    def commit_result(self, result: StepResult) -> Published:
+        """Write the entry of a result whose objects are all stored; the first complete entry wins."""
         final = self._result_path(result.fingerprint)
         final.parent.mkdir(parents=True, exist_ok=True)
         temp = self._temp_path(".json")
@@ -244,6 +248,17 @@ class LocalStore:
             return files
         except (FileNotFoundError, ValueError, KeyError, TypeError):
             return None
+
+    def has_object(self, entry: Entry) -> bool:
+        return self._has(entry)
+
+    def temp_path(self, hint: str = "") -> Path:
+        """A fresh path in the store's own temp dir (same filesystem as objects/, so renames are atomic)."""
+        return self._temp_path(hint)
+
+    def sync(self, run: Mapping[str, Any]) -> dict[str, Any]:
+        """Wait for background work (a registry behind this store pushes); the local store has none."""
+        return {}
 
     def results(self) -> Iterator[Path]:
         yield from (self.root / "results").glob("*/*.json")

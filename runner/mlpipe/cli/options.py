@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -23,14 +24,66 @@ param_option = click.option(
 )
 
 cache_option = click.option(
-    "--cache", default=None, metavar="DIR", help="Result store (default: $MLPIPE_CACHE, else .mlpipe/cache)."
+    "--cache",
+    default=None,
+    metavar="DIR|oci://HOST/REPO",
+    help="Result store, or a registry behind the local one (default: $MLPIPE_CACHE, else .mlpipe/cache).",
 )
+
+
+def _to_env(name: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+    """Registry settings travel as MLPIPE_* variables, the env's own names: a flag given beats the env."""
+
+    def store(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+        if value is None or value is False or ctx.resilient_parsing:
+            return
+        os.environ[name] = "true" if value is True else str(value)
+
+    return store
+
+
+def cache_settings_options(func: F) -> F:
+    decorators = [
+        click.option(
+            "--cache-mode",
+            type=click.Choice(["auto", "read-write", "read", "off"]),
+            default=None,
+            expose_value=False,
+            callback=_to_env("MLPIPE_CACHE_MODE"),
+            help="Registry access; auto follows the trust rules for this ref and event [env MLPIPE_CACHE_MODE].",
+        ),
+        click.option(
+            "--allow-dirty-push",
+            is_flag=True,
+            expose_value=False,
+            callback=_to_env("MLPIPE_ALLOW_DIRTY_PUSH"),
+            help="Push results of a run with uncommitted changes to the registry.",
+        ),
+        click.option(
+            "--insecure",
+            is_flag=True,
+            expose_value=False,
+            callback=_to_env("MLPIPE_INSECURE_REGISTRY"),
+            help="Talk plain HTTP to a registry that is not on this machine.",
+        ),
+        click.option(
+            "--cache-required",
+            is_flag=True,
+            expose_value=False,
+            callback=_to_env("MLPIPE_CACHE_REQUIRED"),
+            help="Fail when the registry cannot be used (default: warn and go on without it).",
+        ),
+    ]
+    for decorate in reversed(decorators):
+        func = decorate(func)
+    return func
+
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print versioned JSON.")
 
 
 def pipeline_options(func: F) -> F:
-    return file_option(param_option(cache_option(func)))
+    return file_option(param_option(cache_option(cache_settings_options(func))))
 
 
 def _names(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:

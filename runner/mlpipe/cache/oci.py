@@ -1,0 +1,308 @@
+"""Step results and run records as OCI artifacts, pulled into and pushed from the local store.
+
+A result is one manifest tagged `result-<fingerprint>`: mlpipe's artifactType, a config blob holding the
+result record (fingerprint, parts, output file index, metrics, provenance, trust) and which object each layer
+holds, and deterministic layers (see layers.py). A run record is a manifest tagged `run.<commit>.<run_id>`
+whose config is the record. The registry's tags are the index (distribution 2.8 has no referrers API).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import posixpath
+import re
+import shutil
+import tarfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from mlpipe.cache.base import StepResult
+from mlpipe.cache.layers import RAW_MEDIA_TYPE, TAR_MEDIA_TYPE, ObjectKey, plan_layers, write_tar
+from mlpipe.cache.local import LocalStore, _check_paths
+from mlpipe.cache.registry import MANIFEST_TYPE, BlobCorrupt, RegistryClient, file_opener
+from mlpipe.digest import Entry, Manifest, canonical_json
+
+ARTIFACT_TYPE = "application/vnd.mlpipe.result.v1+json"
+CONFIG_TYPE = "application/vnd.mlpipe.result.config.v1+json"
+RUN_ARTIFACT_TYPE = "application/vnd.mlpipe.run.v1+json"
+RUN_CONFIG_TYPE = "application/vnd.mlpipe.run.config.v1+json"
+CONFIG_FORMAT = "mlpipe.oci-result/1"
+MAX_CONFIG = 256 << 20
+_FINGERPRINT = re.compile(r"[0-9a-f]{64}")
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
+
+
+def result_tag(fingerprint: str) -> str:
+    if not _FINGERPRINT.fullmatch(fingerprint):
+        raise ValueError(f"not a fingerprint: {fingerprint!r}")
+    return f"result-{fingerprint}"
+
+
+def run_tag(commit: str | None, run_id: str) -> str:
+    tag = f"run.{commit or 'none'}.{run_id}"
+    if not _TAG.fullmatch(tag):
+        raise ValueError(f"cannot tag run {run_id!r}")
+    return tag
+
+
+def _digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _key_entry(key: ObjectKey) -> Entry:
+    return Entry(path="", kind="file", executable=key.executable, size=0, sha256=key.sha256)
+
+
+class Refused(Exception):
+    """An artifact that must not be used (wrong type, escaping paths, corrupt): a miss with a warning."""
+
+
+class OciCache:
+    def __init__(self, client: RegistryClient, store: LocalStore) -> None:
+        self.client = client
+        self.store = store
+
+    # -- pull ------------------------------------------------------------------------------------------
+    def fetch(
+        self, repo: str, fingerprint: str, accept: Callable[[Mapping[str, Any]], bool] = lambda t: True
+    ) -> StepResult | None:
+        """The result under this fingerprint, copied into the local store; None when absent.
+
+        Raises Refused for an artifact that is there but unusable, CacheError when the registry fails.
+        """
+        got = self.client.get_manifest(repo, result_tag(fingerprint))
+        if got is None:
+            return None
+        manifest = _load_json(got[0], "manifest")
+        if manifest.get("artifactType") != ARTIFACT_TYPE:
+            raise Refused(f"{repo}:{result_tag(fingerprint)} is not an mlpipe result")
+        try:
+            config = _load_json(self.client.blob_bytes(repo, manifest["config"]["digest"]), "config")
+            if config.get("format") != CONFIG_FORMAT:
+                raise Refused(f"unknown result format {config.get('format')!r}")
+            result = StepResult.from_json(config["result"])
+            chunks = {
+                layer["digest"]: [ObjectKey.parse(n) for n in layer["objects"]] for layer in config["layers"]
+            }
+            descriptors = {d["digest"]: d for d in manifest["layers"]}
+        except BlobCorrupt as error:
+            raise Refused(str(error)) from None
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise Refused(f"malformed result artifact: {error!r}") from None
+        if result.fingerprint != fingerprint:
+            raise Refused(f"the artifact holds fingerprint {result.fingerprint[:12]}, not {fingerprint[:12]}")
+        if not accept(config.get("trust") or {}):
+            return None
+        for output in result.outputs.values():
+            try:
+                _check_paths(output)
+            except ValueError as error:
+                raise Refused(str(error)) from None
+        needed = {ObjectKey(e.sha256, e.executable) for m in result.outputs.values() for e in m.entries}
+        missing = {k for k in needed if not self.store.has_object(_key_entry(k))}
+        for digest, keys in chunks.items():
+            wanted = [k for k in keys if k in missing]
+            if not wanted:
+                continue
+            descriptor = descriptors.get(digest)
+            if descriptor is None:
+                raise Refused(f"layer {digest[:19]} is not in the manifest")
+            self._pull_layer(repo, descriptor, wanted)
+            missing.difference_update(wanted)
+        if missing:
+            raise Refused(f"{len(missing)} object(s) are in no layer of the artifact")
+        for output in result.outputs.values():
+            self._check_links(output)
+        return self.store.commit_result(result).result
+
+    def _pull_layer(self, repo: str, descriptor: Mapping[str, Any], wanted: Sequence[ObjectKey]) -> None:
+        digest, media_type = descriptor["digest"], descriptor.get("mediaType")
+        temp = self.store.temp_path(".layer")
+        try:
+            with open(temp, "wb") as out:
+                try:
+                    self.client.download_blob(repo, digest, out, max_size=int(descriptor["size"]))
+                except BlobCorrupt as error:
+                    raise Refused(str(error)) from None
+            if media_type == RAW_MEDIA_TYPE:
+                for key in wanted:
+                    if "sha256:" + key.sha256 != digest:
+                        raise Refused(f"raw layer {digest[:19]} does not hold object {key.sha256[:12]}")
+                    self._install(temp, key, copy=True)
+            elif media_type == TAR_MEDIA_TYPE:
+                self._extract(temp, set(wanted))
+            else:
+                raise Refused(f"unknown layer media type {media_type!r}")
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
+
+    def _extract(self, path: Path, wanted: set[ObjectKey]) -> None:
+        with tarfile.open(path, mode="r:") as tar:
+            for member in tar:
+                try:
+                    key = ObjectKey.parse(member.name)
+                except ValueError:
+                    raise Refused(f"unexpected tar member {member.name!r}") from None
+                if key not in wanted:
+                    continue
+                if not member.isreg():
+                    raise Refused(f"tar member {member.name!r} is not a regular file")
+                source = tar.extractfile(member)
+                assert source is not None
+                temp = self.store.temp_path()
+                hasher = hashlib.sha256()
+                with source, open(temp, "wb") as out:
+                    while block := source.read(1 << 20):
+                        hasher.update(block)
+                        out.write(block)
+                if hasher.hexdigest() != key.sha256:
+                    temp.unlink()
+                    raise Refused(f"object {key.sha256[:12]} in a layer does not match its digest")
+                self._install(temp, key, copy=False)
+                wanted.discard(key)
+        if wanted:
+            raise Refused(f"{len(wanted)} object(s) missing from their layer")
+
+    def _install(self, source: Path, key: ObjectKey, *, copy: bool) -> None:
+        target = self.store.object_path(_key_entry(key))
+        if target.exists():
+            if not copy:
+                source.unlink()
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temp = source
+        if copy:
+            temp = self.store.temp_path()
+            shutil.copyfile(source, temp)
+        os.chmod(temp, 0o555 if key.executable else 0o444)
+        os.replace(temp, target)
+
+    def _check_links(self, manifest: Manifest) -> None:
+        for entry in manifest.entries:
+            if entry.kind != "link":
+                continue
+            target = self.store.object_path(entry).read_bytes().decode(errors="replace")
+            resolved = posixpath.normpath(posixpath.join(posixpath.dirname(entry.path), target))
+            if target.startswith("/") or resolved == ".." or resolved.startswith("../"):
+                raise Refused(f"refusing a link that points outside its output: {entry.path!r} -> {target!r}")
+
+    # -- push ------------------------------------------------------------------------------------------
+    def push(
+        self, repo: str, result: StepResult, trust: Mapping[str, Any], *, mount_from: Sequence[str] = ()
+    ) -> str:
+        """Push a stored result unless its tag exists; 'pushed' or 'exists' (the first complete entry wins)."""
+        tag = result_tag(result.fingerprint)
+        if self.client.has_manifest(repo, tag, push=True):
+            return "exists"
+        entries = [e for name in sorted(result.outputs) for e in result.outputs[name].entries]
+        layers: list[dict[str, Any]] = []
+        index: list[dict[str, Any]] = []
+        for plan in plan_layers(entries):
+            if plan.kind == "raw":
+                key = plan.objects[0]
+                digest, size = "sha256:" + key.sha256, plan.size
+                source = self.store.object_path(_key_entry(key))
+                self._ensure_blob(repo, digest, size, source, mount_from)
+                media_type = RAW_MEDIA_TYPE
+            else:
+                temp = self.store.temp_path(".tar")
+                try:
+                    with open(temp, "wb") as out:
+                        digest, size = write_tar(
+                            ((k, self.store.object_path(_key_entry(k))) for k in plan.objects), out
+                        )
+                    self._ensure_blob(repo, digest, size, temp, mount_from)
+                finally:
+                    with contextlib.suppress(FileNotFoundError):
+                        temp.unlink()
+                media_type = TAR_MEDIA_TYPE
+            layers.append({"mediaType": media_type, "digest": digest, "size": size})
+            index.append({"digest": digest, "objects": [k.name for k in plan.objects]})
+        config = canonical_json(
+            {"format": CONFIG_FORMAT, "result": result.to_json(), "trust": dict(trust), "layers": index}
+        )
+        self._ensure_bytes(repo, config)
+        manifest = _manifest(
+            ARTIFACT_TYPE, CONFIG_TYPE, config, layers, {"org.mlpipe.fingerprint": result.fingerprint}
+        )
+        if self.client.has_manifest(repo, tag, push=True):  # another runner finished first
+            return "exists"
+        self.client.put_manifest(repo, tag, manifest)
+        return "pushed"
+
+    def _ensure_blob(self, repo: str, digest: str, size: int, path: Path, mount_from: Sequence[str]) -> None:
+        if self.client.has_blob(repo, digest):
+            return
+        for other in mount_from:
+            if (
+                other != repo
+                and self.client.has_blob(other, digest)
+                and self.client.mount_blob(repo, digest, other)
+            ):
+                return
+        self.client.upload_blob(repo, digest, size, file_opener(path))
+
+    def _ensure_bytes(self, repo: str, data: bytes) -> str:
+        digest = _digest(data)
+        if not self.client.has_blob(repo, digest):
+            self.client.upload_bytes(repo, digest, data)
+        return digest
+
+    # -- run records -----------------------------------------------------------------------------------
+    def push_run(self, repo: str, record: Mapping[str, Any]) -> str:
+        git = record.get("git") or {}
+        tag = run_tag(git.get("commit"), str(record["run_id"]))
+        config = canonical_json(dict(record))
+        self._ensure_bytes(repo, config)
+        manifest = _manifest(
+            RUN_ARTIFACT_TYPE, RUN_CONFIG_TYPE, config, [], {"org.mlpipe.run": record["run_id"]}
+        )
+        self.client.put_manifest(repo, tag, manifest)  # a run's own record: later states replace earlier ones
+        return tag
+
+    def run_tags(self, repo: str, commit: str | None = None) -> Iterator[str]:
+        prefix = f"run.{commit}." if commit else "run."
+        return (t for t in self.client.tags(repo) if t.startswith(prefix))
+
+    def fetch_run(self, repo: str, tag: str) -> dict[str, Any] | None:
+        got = self.client.get_manifest(repo, tag)
+        if got is None:
+            return None
+        manifest = _load_json(got[0], "manifest")
+        if manifest.get("artifactType") != RUN_ARTIFACT_TYPE:
+            return None
+        return _load_json(self.client.blob_bytes(repo, manifest["config"]["digest"]), "run record")
+
+
+def _manifest(
+    artifact_type: str,
+    config_type: str,
+    config: bytes,
+    layers: list[dict[str, Any]],
+    annotations: dict[str, str],
+) -> bytes:
+    return canonical_json(
+        {
+            "schemaVersion": 2,
+            "mediaType": MANIFEST_TYPE,
+            "artifactType": artifact_type,
+            "config": {"mediaType": config_type, "digest": _digest(config), "size": len(config)},
+            "layers": layers,
+            "annotations": annotations,
+        }
+    )
+
+
+def _load_json(data: bytes, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(data)
+    except ValueError as error:
+        raise Refused(f"the {what} is not JSON: {error}") from None
+    if not isinstance(value, dict):
+        raise Refused(f"the {what} is not a JSON object")
+    return value

@@ -1,0 +1,466 @@
+"""The OCI distribution API over requests: auth, timeouts, retries within a per-run budget, streamed blobs.
+
+oras-py 0.2.x reads whole blobs into memory, sets no timeouts and ignores Retry-After, so transfers are ours;
+its auth-challenge parser is reused. Credentials live only in `Credentials` (whose repr hides the secret) and
+in request headers, never in messages.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import hashlib
+import ipaddress
+import json
+import os
+import random
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import requests
+
+from mlpipe.errors import CacheError
+
+MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
+USER_AGENT = "mlpipe"
+_CHUNK = 1 << 20
+
+
+class RegistryUnavailable(CacheError):
+    """The registry stopped answering within the retry budget; the run goes on without it."""
+
+
+class RegistryAuthError(CacheError):
+    """The registry refused the credentials (or their absence)."""
+
+
+class BlobCorrupt(CacheError):
+    """A downloaded blob does not match its digest."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: str = field(repr=False)
+    source: str = ""
+    """Where they came from (an env var name, a config file), for messages."""
+
+
+@dataclass
+class RetryBudget:
+    """Seconds of retrying (waits and failed attempts) allowed per run, shared by every request."""
+
+    total_s: float = 30.0
+    spent_s: float = 0.0
+    unavailable: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def spend(self, seconds: float) -> bool:
+        with self._lock:
+            self.spent_s += seconds
+            if self.spent_s >= self.total_s:
+                self.unavailable = True
+            return not self.unavailable
+
+
+def is_loopback(host: str) -> bool:
+    name = host.rsplit(":", 1)[0] if host.count(":") == 1 or host.startswith("[") else host
+    name = name.strip("[]")
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def find_credentials(host: str, environ: Mapping[str, str], home: Path | None = None) -> Credentials | None:
+    """MLPIPE_REGISTRY_USERNAME/PASSWORD, then GITHUB_TOKEN for ghcr.io, then Docker's config.json."""
+    user, password = environ.get("MLPIPE_REGISTRY_USERNAME"), environ.get("MLPIPE_REGISTRY_PASSWORD")
+    if user and password:
+        return Credentials(user, password, "MLPIPE_REGISTRY_USERNAME/MLPIPE_REGISTRY_PASSWORD")
+    if host == "ghcr.io" and environ.get("GITHUB_TOKEN"):
+        actor = environ.get("GITHUB_ACTOR") or "github-actions"
+        return Credentials(actor, environ["GITHUB_TOKEN"], "GITHUB_TOKEN")
+    return docker_credentials(host, environ, home)
+
+
+def docker_credentials(host: str, environ: Mapping[str, str], home: Path | None) -> Credentials | None:
+    base = environ.get("DOCKER_CONFIG") or str(
+        (home or Path(environ.get("HOME", "~"))).expanduser() / ".docker"
+    )
+    path = Path(base) / "config.json"
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(config, dict):
+        return None
+    helper = (config.get("credHelpers") or {}).get(host) or config.get("credsStore")
+    if isinstance(helper, str) and helper:
+        found = _helper_credentials(helper, host)
+        if found is not None:
+            return found
+    auths = config.get("auths") or {}
+    entry = next((auths[k] for k in (host, f"https://{host}", f"http://{host}") if k in auths), None)
+    if isinstance(entry, dict) and isinstance(entry.get("auth"), str):
+        try:
+            user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
+        except ValueError:
+            return None
+        if user:
+            return Credentials(user, password, str(path))
+    return None
+
+
+def _helper_credentials(helper: str, host: str) -> Credentials | None:
+    try:
+        done = subprocess.run(
+            [f"docker-credential-{helper}", "get"],
+            input=host,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        data = json.loads(done.stdout) if done.returncode == 0 else None
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return None
+    if isinstance(data, dict) and data.get("Username") and data.get("Secret"):
+        return Credentials(str(data["Username"]), str(data["Secret"]), f"docker-credential-{helper}")
+    return None
+
+
+def _retry_after(response: requests.Response | None) -> float | None:
+    value = response.headers.get("Retry-After") if response is not None else None
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value)
+        return max(0.0, parsed.timestamp() - time.time()) if parsed is not None else None
+
+
+class RegistryClient:
+    """One registry host; every method takes the repository it works on."""
+
+    def __init__(
+        self,
+        host: str,
+        *,
+        credentials: Credentials | None = None,
+        insecure: bool = False,
+        budget: RetryBudget | None = None,
+        timeout: tuple[float, float] = (5.0, 60.0),
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
+        self.host = host
+        plain = is_loopback(host) or insecure
+        self.base = f"{'http' if plain else 'https'}://{host}"
+        self.credentials = credentials
+        self.budget = budget or RetryBudget()
+        self.timeout = timeout
+        self.warn = warn or (lambda message: None)
+        self._local = threading.local()
+        self._tokens: dict[str, str] = {}
+        self._basic = False
+        self._lock = threading.Lock()
+        self._warned = False
+
+    @property
+    def _session(self) -> requests.Session:
+        # One session per thread: pushes run in background threads while lookups run in the scheduler.
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+            session.headers["User-Agent"] = USER_AGENT
+        return session
+
+    # -- requests --------------------------------------------------------------------------------------
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        repo: str,
+        push: bool = False,
+        ok: tuple[int, ...] = (200,),
+        body: Callable[[], Any] | None = None,
+        **kwargs: Any,
+    ) -> requests.Response:
+        """One API call, retried on connection errors, 5xx and 429 while the run's budget lasts.
+
+        Statuses in `ok` (and 404) are returned; others raise CacheError. `body` makes a fresh request body
+        per attempt (a file opened again), so a retried upload streams from the start.
+        """
+        url = path if path.startswith(("http://", "https://")) else f"{self.base}{path}"
+        attempt = 0
+        authed_once = False
+        while True:
+            if self.budget.unavailable:
+                raise RegistryUnavailable(f"registry {self.host} is unavailable for the rest of this run")
+            headers = dict(kwargs.pop("headers", None) or {})
+            auth = self._auth_header(repo, push)
+            if auth:
+                headers["Authorization"] = auth
+            started = time.monotonic()
+            response: requests.Response | None = None
+            error: str
+            opened = body() if body is not None else None
+            try:
+                response = self._session.request(
+                    method,
+                    url,
+                    headers=headers,
+                    data=opened,
+                    timeout=self.timeout,
+                    allow_redirects=True,
+                    **kwargs,
+                )
+            except requests.RequestException as exc:
+                error = type(exc).__name__
+            finally:
+                if opened is not None and hasattr(opened, "close"):
+                    opened.close()
+            kwargs["headers"] = {k: v for k, v in headers.items() if k != "Authorization"}
+            if response is not None:
+                if response.status_code == 401 and not authed_once:
+                    authed_once = True
+                    response.close()
+                    self._authenticate(response, repo, push)
+                    continue
+                if response.status_code == 401 or response.status_code == 403:
+                    response.close()
+                    raise RegistryAuthError(self._auth_message(response.status_code, repo, push))
+                if response.status_code in ok or response.status_code == 404:
+                    return response
+                if response.status_code < 500 and response.status_code != 429:
+                    detail = response.text[:300]
+                    response.close()
+                    raise CacheError(
+                        f"registry {self.host}: {method} {path.split('?')[0]} answered "
+                        f"{response.status_code}: {detail}"
+                    )
+                error = f"HTTP {response.status_code}"
+                response.close()
+            attempt += 1
+            wait = _retry_after(response)
+            if wait is None:
+                wait = min(8.0, 0.25 * 2**attempt) * (0.5 + random.random() / 2)
+            if not self.budget.spend(time.monotonic() - started + wait):
+                self._give_up(error)
+            time.sleep(wait)
+
+    def _give_up(self, error: str) -> None:
+        with self._lock:
+            first = not self._warned
+            self._warned = True
+        if first:
+            self.warn(
+                f"registry {self.host} is not answering ({error}); retry budget of {self.budget.total_s:g}s "
+                "spent, going on without it for the rest of this run"
+            )
+        raise RegistryUnavailable(f"registry {self.host} is unavailable ({error})")
+
+    def _auth_message(self, status: int, repo: str, push: bool) -> str:
+        action = "push to" if push else "pull from"
+        if self.credentials is None:
+            how = (
+                "no credentials were found (set MLPIPE_REGISTRY_USERNAME and MLPIPE_REGISTRY_PASSWORD, "
+                "GITHUB_TOKEN for ghcr.io, or docker login)"
+            )
+        else:
+            how = f"the credentials from {self.credentials.source} were refused"
+        return f"registry {self.host} answered {status}: cannot {action} {repo}: {how}"
+
+    def _auth_header(self, repo: str, push: bool) -> str | None:
+        with self._lock:
+            token = self._tokens.get(_scope(repo, push)) or (self._tokens.get(_scope(repo, True)))
+        if token:
+            return f"Bearer {token}"
+        if self._basic and self.credentials is not None:
+            raw = f"{self.credentials.username}:{self.credentials.password}".encode()
+            return "Basic " + base64.b64encode(raw).decode()
+        return None
+
+    def _authenticate(self, response: requests.Response, repo: str, push: bool) -> None:
+        challenge = response.headers.get("WWW-Authenticate", "")
+        if challenge.lower().startswith("basic"):
+            if self.credentials is None:
+                raise RegistryAuthError(self._auth_message(401, repo, push))
+            self._basic = True
+            return
+        from oras.auth.utils import parse_auth_header
+
+        parsed = parse_auth_header(challenge)
+        if not parsed.realm:
+            raise RegistryAuthError(
+                f"registry {self.host} sent an authentication challenge mlpipe cannot use"
+            )
+        params = {"service": parsed.service or "", "scope": _scope(repo, push)}
+        auth = (self.credentials.username, self.credentials.password) if self.credentials else None
+        try:
+            answer = self._session.get(parsed.realm, params=params, auth=auth, timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise RegistryUnavailable(f"token service of {self.host}: {type(exc).__name__}") from None
+        if answer.status_code in {401, 403}:
+            raise RegistryAuthError(self._auth_message(answer.status_code, repo, push))
+        try:
+            data = answer.json()
+            token = data.get("token") or data.get("access_token")
+        except ValueError:
+            token = None
+        if not isinstance(token, str):
+            raise RegistryAuthError(f"registry {self.host}: token service answered {answer.status_code}")
+        with self._lock:
+            self._tokens[_scope(repo, push)] = token
+
+    # -- blobs -----------------------------------------------------------------------------------------
+    def has_blob(self, repo: str, digest: str) -> bool:
+        response = self.request("HEAD", f"/v2/{repo}/blobs/{digest}", repo=repo)
+        response.close()
+        return response.status_code == 200
+
+    def upload_blob(self, repo: str, digest: str, size: int, open_body: Callable[[], IO[bytes]]) -> None:
+        """POST for an upload URL, then one streamed PUT (monolithic upload)."""
+        started = self.request("POST", f"/v2/{repo}/blobs/uploads/", repo=repo, push=True, ok=(202,))
+        started.close()
+        location = started.headers.get("Location", "")
+        if started.status_code != 202 or not location:
+            raise CacheError(f"registry {self.host} did not start an upload to {repo}")
+        if location.startswith("/"):
+            location = self.base + location
+        separator = "&" if "?" in location else "?"
+        put = self.request(
+            "PUT",
+            f"{location}{separator}digest={digest}",
+            repo=repo,
+            push=True,
+            ok=(201,),
+            body=open_body,
+            headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
+        )
+        put.close()
+        if put.status_code != 201:
+            raise CacheError(f"registry {self.host} did not accept blob {digest[:19]} in {repo}")
+
+    def upload_bytes(self, repo: str, digest: str, data: bytes) -> None:
+        import io
+
+        self.upload_blob(repo, digest, len(data), lambda: io.BytesIO(data))
+
+    def download_blob(self, repo: str, digest: str, out: IO[bytes], *, max_size: int | None = None) -> int:
+        """Stream a blob into `out`, verifying its sha256; returns its size. Raises BlobCorrupt on mismatch."""
+        response = self.request("GET", f"/v2/{repo}/blobs/{digest}", repo=repo, stream=True)
+        with response:
+            if response.status_code == 404:
+                raise BlobCorrupt(f"blob {digest[:19]} is missing from {repo}")
+            hasher = hashlib.sha256()
+            size = 0
+            try:
+                for chunk in response.iter_content(_CHUNK):
+                    hasher.update(chunk)
+                    size += len(chunk)
+                    if max_size is not None and size > max_size:
+                        raise BlobCorrupt(f"blob {digest[:19]} in {repo} is larger than {max_size} bytes")
+                    out.write(chunk)
+            except requests.RequestException as exc:
+                raise RegistryUnavailable(
+                    f"download of {digest[:19]} broke off: {type(exc).__name__}"
+                ) from None
+        if "sha256:" + hasher.hexdigest() != digest:
+            raise BlobCorrupt(f"blob {digest[:19]} in {repo} does not match its digest")
+        return size
+
+    def blob_bytes(self, repo: str, digest: str, *, max_size: int = 256 << 20) -> bytes:
+        import io
+
+        buffer = io.BytesIO()
+        self.download_blob(repo, digest, buffer, max_size=max_size)
+        return buffer.getvalue()
+
+    # -- manifests and tags ----------------------------------------------------------------------------
+    def get_manifest(self, repo: str, reference: str) -> tuple[bytes, str] | None:
+        response = self.request(
+            "GET", f"/v2/{repo}/manifests/{reference}", repo=repo, headers={"Accept": MANIFEST_TYPE}
+        )
+        with response:
+            if response.status_code == 404:
+                return None
+            data = response.content
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        return data, digest
+
+    def has_manifest(self, repo: str, reference: str, *, push: bool = False) -> bool:
+        response = self.request(
+            "HEAD",
+            f"/v2/{repo}/manifests/{reference}",
+            repo=repo,
+            push=push,
+            headers={"Accept": MANIFEST_TYPE},
+        )
+        response.close()
+        return response.status_code == 200
+
+    def put_manifest(self, repo: str, reference: str, data: bytes) -> None:
+        response = self.request(
+            "PUT",
+            f"/v2/{repo}/manifests/{reference}",
+            repo=repo,
+            push=True,
+            ok=(201,),
+            body=lambda: data,
+            headers={"Content-Type": MANIFEST_TYPE},
+        )
+        response.close()
+        if response.status_code != 201:
+            raise CacheError(f"registry {self.host} did not accept the manifest {repo}:{reference}")
+
+    def tags(self, repo: str) -> Iterator[str]:
+        path: str | None = f"/v2/{repo}/tags/list?n=1000"
+        while path:
+            response = self.request("GET", path, repo=repo)
+            with response:
+                if response.status_code == 404:
+                    return
+                data = response.json()
+                link = response.headers.get("Link", "")
+            yield from data.get("tags") or []
+            path = link[link.find("<") + 1 : link.find(">")] if link.startswith("<") else None
+
+    def mount_blob(self, repo: str, digest: str, from_repo: str) -> bool:
+        """Cross-repository mount: the registry links a blob it already holds; no bytes travel."""
+        response = self.request(
+            "POST",
+            f"/v2/{repo}/blobs/uploads/?mount={digest}&from={from_repo}",
+            repo=repo,
+            push=True,
+            ok=(201, 202),
+        )
+        response.close()
+        return response.status_code == 201
+
+    def delete_manifest(self, repo: str, digest: str) -> bool:
+        response = self.request(
+            "DELETE", f"/v2/{repo}/manifests/{digest}", repo=repo, push=True, ok=(202, 200)
+        )
+        response.close()
+        return response.status_code in {200, 202}
+
+
+def _scope(repo: str, push: bool) -> str:
+    return f"repository:{repo}:{'pull,push' if push else 'pull'}"
+
+
+def file_opener(path: Path) -> Callable[[], IO[bytes]]:
+    return lambda: open(path, "rb")  # closed by RegistryClient.request
+
+
+def environ() -> Mapping[str, str]:
+    return os.environ

@@ -1,0 +1,240 @@
+"""The local store in front of a registry: what the runner uses with `--cache oci://HOST[:PORT]/REPO`.
+
+Lookups go local, then to the registry (a hit is copied into the local store); a published result is pushed
+in the background while later steps run, and `sync` waits for those pushes and pushes the run record. The
+registry is contacted only on a local miss or a push, so a no-op run with a warm local store makes no request.
+A registry that fails is warned about once and left alone for the rest of the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+import threading
+from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+from mlpipe.cache.base import Published, StepResult
+from mlpipe.cache.local import LocalStore
+from mlpipe.digest import FileHasher
+from mlpipe.errors import CacheError, UsageError
+from mlpipe.trust import MODES, CacheMode, CachePolicy, context_from_env, policy
+
+_REPO_PART = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
+_HOST = re.compile(r"[A-Za-z0-9.-]+(?::[0-9]{1,5})?|\[[0-9A-Fa-f:]+\](?::[0-9]{1,5})?")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RemoteSettings:
+    host: str
+    repo: str
+    mode: CacheMode = "auto"
+    insecure: bool = False
+    allow_dirty_push: bool = False
+    required: bool = False
+    retry_budget_s: float = 30.0
+
+    @property
+    def url(self) -> str:
+        return f"oci://{self.host}/{self.repo}"
+
+
+def parse_oci_url(value: str) -> tuple[str, str]:
+    rest = value.removeprefix("oci://")
+    host, _, repo = rest.partition("/")
+    if "@" in host:
+        raise UsageError(
+            "cache URL: put registry credentials in MLPIPE_REGISTRY_USERNAME/PASSWORD, not the URL"
+        )
+    if not _HOST.fullmatch(host) or not repo or not all(_REPO_PART.fullmatch(p) for p in repo.split("/")):
+        raise UsageError(
+            f"cache {value!r}: expected oci://HOST[:PORT]/REPO with a lowercase repository path "
+            "(letters, digits, '.', '_', '-', separated by '/')"
+        )
+    return host, repo
+
+
+def settings_from_env(url: str, environ: Mapping[str, str]) -> RemoteSettings:
+    """The cache options; the CLI stores its flags in these variables, so flags beat the environment."""
+    host, repo = parse_oci_url(url)
+    mode = environ.get("MLPIPE_CACHE_MODE") or "auto"
+    if mode not in MODES:
+        raise UsageError(f"MLPIPE_CACHE_MODE={mode!r}: expected one of {', '.join(MODES)}")
+    try:
+        budget = float(environ.get("MLPIPE_REGISTRY_RETRY_BUDGET_S") or 30)
+    except ValueError:
+        raise UsageError("MLPIPE_REGISTRY_RETRY_BUDGET_S must be a number of seconds") from None
+    return RemoteSettings(
+        host=host,
+        repo=repo,
+        mode=cast(CacheMode, mode),
+        insecure=_flag(environ, "MLPIPE_INSECURE_REGISTRY"),
+        allow_dirty_push=_flag(environ, "MLPIPE_ALLOW_DIRTY_PUSH"),
+        required=_flag(environ, "MLPIPE_CACHE_REQUIRED"),
+        retry_budget_s=budget,
+    )
+
+
+def _flag(environ: Mapping[str, str], name: str) -> bool:
+    return environ.get(name, "").lower() in {"1", "true", "yes", "on"}
+
+
+def _warn(message: str) -> None:
+    print(f"mlpipe: warning: {message}", file=sys.stderr, flush=True)
+
+
+class TieredStore(LocalStore):
+    def __init__(
+        self, root: Path, *, hasher: FileHasher | None, settings: RemoteSettings, workspace_root: Path
+    ) -> None:
+        super().__init__(root, hasher=hasher)
+        self.settings = settings
+        self.workspace_root = workspace_root
+        self._remote: Any = None
+        self._policy: CachePolicy | None = None
+        self._disabled = settings.mode == "off"
+        self._lock = threading.Lock()
+        self._pushes: list[Future[str]] = []
+        self._pool: ThreadPoolExecutor | None = None
+        self.failures: list[str] = []
+
+    # -- the registry, set up on first use -------------------------------------------------------------
+    def _open(self) -> tuple[Any, CachePolicy] | None:
+        with self._lock:
+            if self._disabled:
+                return None
+            if self._remote is None:
+                from mlpipe.cache.oci import OciCache
+                from mlpipe.cache.registry import RegistryClient, RetryBudget, find_credentials
+                from mlpipe.provenance import git_info
+
+                git = git_info(self.workspace_root)
+                ctx = context_from_env(
+                    os.environ,
+                    ref=git.ref,
+                    dirty=git.dirty,
+                    local_default_branch=_remote_head(git.root) if git.in_repo else None,
+                )
+                s = self.settings
+                self._policy = policy(ctx, s.repo, mode=s.mode, allow_dirty_push=s.allow_dirty_push)
+                client = RegistryClient(
+                    s.host,
+                    credentials=find_credentials(s.host, os.environ),
+                    insecure=s.insecure,
+                    budget=RetryBudget(s.retry_budget_s),
+                    warn=_warn,
+                )
+                self._remote = OciCache(client, self)
+                self._trust = {
+                    "event": ctx.event,
+                    "ref": ctx.ref,
+                    "protected": self._policy.protected,
+                    "scope": self._policy.write,
+                }
+            assert self._policy is not None
+            return self._remote, self._policy
+
+    def _fail(self, error: Exception, doing: str) -> None:
+        """Stop using the registry for this run; say so once. With --cache-required, fail instead."""
+        from mlpipe.cache.registry import RegistryUnavailable
+
+        message = f"{doing}: {error}"
+        with self._lock:
+            first = not self._disabled
+            self._disabled = True
+            self.failures.append(message)
+        if first and not isinstance(error, RegistryUnavailable):  # the client already warned about those
+            _warn(f"{message}; going on without the registry {self.settings.url}")
+        if self.settings.required:
+            raise CacheError(f"{message} (--cache-required)")
+
+    # -- the ResultStore verbs -------------------------------------------------------------------------
+    def lookup(self, fingerprint: str) -> StepResult | None:
+        found = super().lookup(fingerprint)
+        if found is not None or not re.fullmatch(r"[0-9a-f]{64}", fingerprint):
+            return found
+        opened = self._open()
+        if opened is None:
+            return None
+        remote, pol = opened
+        from mlpipe.cache.oci import Refused
+
+        for repo in pol.read:
+            try:
+                result: StepResult | None = remote.fetch(
+                    repo, fingerprint, lambda t, r=repo: pol.accepts(r, t)
+                )
+            except Refused as error:
+                _warn(f"ignoring registry entry {repo}:result-{fingerprint[:12]}…: {error}")
+                continue
+            except CacheError as error:
+                self._fail(error, f"looking up {fingerprint[:12]} in {self.settings.host}/{repo}")
+                return None
+            if result is not None:
+                return result
+        return None
+
+    def publish(self, result: StepResult, staged: Mapping[str, Path]) -> Published:
+        published = super().publish(result, staged)
+        opened = self._open()
+        if opened is not None and opened[1].write is not None and not published.already_stored:
+            remote, pol = opened
+            with self._lock:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(2, thread_name_prefix="mlpipe-push")
+                self._pushes.append(self._pool.submit(self._push, remote, pol, published.result))
+        return published
+
+    def _push(self, remote: Any, pol: CachePolicy, result: StepResult) -> str:
+        if self._disabled:
+            return "skipped"
+        try:
+            outcome: str = remote.push(pol.write, result, self._trust, mount_from=pol.read)
+            return outcome
+        except Exception as error:  # noqa: BLE001 - a failed push is reported, never fails the steps
+            with contextlib.suppress(CacheError):  # with --cache-required, sync reports it
+                self._fail(error, f"pushing {result.fingerprint[:12]} to {self.settings.host}/{pol.write}")
+            return "failed"
+
+    def sync(self, run: Mapping[str, Any]) -> dict[str, Any]:
+        """Wait for the pushes, then push the run record; say what happened, for the run record."""
+        with self._lock:
+            pushes, self._pushes = self._pushes, []
+        outcomes = [p.result() for p in pushes]
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        summary: dict[str, Any] = {"registry": self.settings.url}
+        if self._policy is not None:
+            summary.update(read=list(self._policy.read), write=self._policy.write, why=self._policy.why)
+            summary.update({k: outcomes.count(k) for k in ("pushed", "exists", "failed") if k in outcomes})
+            if self._policy.write is not None and not self._disabled:
+                try:
+                    summary["run_tag"] = self._remote.push_run(self._policy.write, {**run, "cache": summary})
+                except CacheError as error:
+                    with self._lock:
+                        self.failures.append(f"pushing the run record: {error}")
+        if self.failures:
+            summary["errors"] = list(self.failures)
+        summary["unavailable"] = self._disabled and self.settings.mode != "off"
+        summary["required"] = self.settings.required
+        return summary
+
+
+def _remote_head(root: Path) -> str | None:
+    """The default branch as the remote sees it (origin/HEAD), without asking the network."""
+    from mlpipe.gitcmd import run_git
+
+    out = run_git(["symbolic-ref", "--quiet", "refs/remotes/origin/HEAD"], root, ok_codes=(0, 1, 128))
+    return out.decode().strip().removeprefix("refs/remotes/origin/") or None
+
+
+def open_tiered(root: Path, hasher: FileHasher, url: str, workspace_root: Path) -> TieredStore:
+    return TieredStore(
+        root, hasher=hasher, settings=settings_from_env(url, os.environ), workspace_root=workspace_root
+    )
