@@ -27,7 +27,7 @@ EXPECTED = (
 )
 
 
-@pytest.mark.parametrize("command", [["ci-run"], ["plan"], ["plan", "--json"], ["validate"]])
+@pytest.mark.parametrize("command", [["ci-run"], ["plan"], ["plan", "--json"], ["validate"], ["export"]])
 def test_a_broken_file_reports_every_problem_and_touches_nothing(project_factory, tmp_path, command):
     project = project_factory({"mlpipe.yaml": BROKEN})
     cache = tmp_path / "cache"

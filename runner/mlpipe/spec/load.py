@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
@@ -93,6 +94,11 @@ def _build(
 ) -> Pipeline | None:
     if _conflict_markers(reader, text):
         return None
+    if file.suffix.lower() == ".json" and text.strip():
+        if not _check_json(reader, text):
+            return None
+        # A raw tab cannot sit inside a JSON string, so each one is whitespace; YAML refuses tabs as such.
+        text = text.replace("\t", " ")
     try:
         doc = compose(text)
     except yaml.YAMLError as error:
@@ -132,6 +138,19 @@ def _conflict_markers(reader: Reader, text: str) -> bool:
             reader.add_at(number, 1, "", f"git merge conflict marker {match.group(1)!r}", fix)
             found = True
     return found
+
+
+def _check_json(reader: Reader, text: str) -> bool:
+    """A `.json` file must be JSON; its own parser's words read better than YAML's for JSON mistakes."""
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as error:
+        lines = text.splitlines()
+        snippet = lines[error.lineno - 1].strip() if error.lineno <= len(lines) else ""
+        fix = f"near {snippet!r}" if snippet else ""
+        reader.add_at(error.lineno, error.colno, "", f"invalid JSON: {error.msg}", fix)
+        return False
+    return True
 
 
 def _yaml_problem(reader: Reader, text: str, error: yaml.YAMLError) -> None:
