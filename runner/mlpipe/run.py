@@ -334,6 +334,11 @@ class Runner:
         self.p.store.hasher.save()
         shutil.rmtree(self.p.workspace.tmp / self.run_id, ignore_errors=True)
         self.reporter.run_finished(self.record)
+        if cache.get("required") and cache.get("unavailable"):
+            from mlpipe.errors import CacheError
+
+            errors = "; ".join(cache.get("errors") or ["the registry was unavailable"])
+            raise CacheError(f"--cache-required: {errors}")
 
     # -- cancellation --------------------------------------------------------------------------------------
     def _cancel_all(self) -> None:

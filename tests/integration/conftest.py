@@ -10,10 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from services.registry import Registry, RegistryUnavailable, missing_tools
-
-REGISTRY_USER = "mlpipe-test"
-REGISTRY_PASSWORD = "s3cret-registry-pass"
+from services.registry import REGISTRY_PASSWORD, REGISTRY_USER, Registry, RegistryUnavailable, missing_tools
 
 
 def _in_ci() -> bool:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 BINARY = "docker-registry"
 HTPASSWD = "htpasswd"
+REGISTRY_USER = "mlpipe-test"
+REGISTRY_PASSWORD = "s3cret-registry-pass"
 
 
 class RegistryUnavailable(Exception):

@@ -182,7 +182,8 @@ class TieredStore(LocalStore):
     def publish(self, result: StepResult, staged: Mapping[str, Path]) -> Published:
         published = super().publish(result, staged)
         opened = self._open()
-        if opened is not None and opened[1].write is not None and not published.already_stored:
+        # Pushed even when the local store had it: an earlier run may have found the registry down.
+        if opened is not None and opened[1].write is not None:
             remote, pol = opened
             with self._lock:
                 if self._pool is None:
@@ -217,8 +218,8 @@ class TieredStore(LocalStore):
                 try:
                     summary["run_tag"] = self._remote.push_run(self._policy.write, {**run, "cache": summary})
                 except CacheError as error:
-                    with self._lock:
-                        self.failures.append(f"pushing the run record: {error}")
+                    with contextlib.suppress(CacheError):  # --cache-required: "unavailable" below
+                        self._fail(error, "pushing the run record")
         if self.failures:
             summary["errors"] = list(self.failures)
         summary["unavailable"] = self._disabled and self.settings.mode != "off"
