@@ -44,7 +44,12 @@ def _step(step: Step) -> dict[str, Any]:
         "needs": list(step.needs),
         "resources": {"gpus": step.gpus},
         "runs-on": list(step.runs_on),
-        "environment": list(step.environment),
+        "env-passthrough": list(step.env_passthrough),
+        "environment": {
+            "files": list(step.environment),
+            "python": step.environment_python,
+            "packages": step.environment_packages,
+        },
     }
     if step.image is not None:
         out["image"] = step.image

@@ -128,6 +128,9 @@ def describe_change(part: str, item: str, old: Any, new: Any) -> str:
         if old is None or new is None:
             return f"param {item} {'now used' if old is None else 'no longer used'}"
         return f"param {item}: {old!r} -> {new!r}"
+    if part == "environment" and item.startswith("<") and old is not None and new is not None:
+        # `environment: {python: true}`: the interpreter's version, or a digest of its packages
+        return f"{item[1:-1]} changed" + ("" if str(new).startswith("sha256:") else f": {old} -> {new}")
     if part in {"inputs", "upstream", "environment", "env", "outputs"}:
         if old is None:
             return f"{label} {item} added"

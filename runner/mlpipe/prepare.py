@@ -12,6 +12,7 @@ from typing import Any
 from mlpipe import dag
 from mlpipe.cache.local import LocalStore
 from mlpipe.digest import FileHasher
+from mlpipe.interpreter import environment_facts
 from mlpipe.paths import Workspace
 from mlpipe.plan import Facts, Plan, make_plan
 from mlpipe.provenance import GitInfo, git_info
@@ -119,8 +120,9 @@ def _input_digests(pipeline: Pipeline, step: str, hasher: FileHasher) -> dict[st
 
 
 def _environment_digests(pipeline: Pipeline, step: str, hasher: FileHasher) -> dict[str, str]:
-    files = pipeline.steps[step].environment
-    return {path: hasher.digest(pipeline.root / path) for path in files}
+    spec = pipeline.steps[step]
+    files = {path: hasher.digest(pipeline.root / path) for path in spec.environment}
+    return files | environment_facts(python=spec.environment_python, packages=spec.environment_packages)
 
 
 def workspace_path(root: Path, path: Path) -> str:

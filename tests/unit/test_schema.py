@@ -90,7 +90,12 @@ VALID = {
             resources: {gpus: 0}
             outputs: {o: {type: file}, m: {kind: metrics, type: file}, d: {kind: data}, e: {}}
             inputs: {i: ./req.txt, j: "${{ steps.t.outputs.o }}"}
-          t: {run: x, outputs: {o: }, code: ./}
+          t: {run: x, outputs: {o: }, code: ./, env-passthrough: HF_TOKEN}
+          u:
+            run: x
+            env-passthrough: [A, B_1]
+            environment: {files: [req.txt], python: true, packages: false}
+          v: {run: x, environment: {python: true}}
         """,
         {"req.txt": ""},
     ),
@@ -149,7 +154,13 @@ INVALID = {
     "needs mapping": (STEP + "    needs: {}\n", "steps.a.needs"),
     "needs number": (STEP + "    needs: [3]\n", "steps.a.needs"),
     "format": ("format: mlpipe.pipeline/9\n" + STEP, "format"),
+    "passthrough mapping": (STEP + "    env-passthrough: {A: 1}\n", "steps.a.env-passthrough"),
+    "environment unknown key": (STEP + "    environment: {pip: true}\n", "steps.a.environment.pip"),
+    "environment python string": (STEP + "    environment: {python: 'yes'}\n", "steps.a.environment.python"),
+    "environment files mapping": (STEP + "    environment: {files: {}}\n", "steps.a.environment.files"),
     # bad names
+    "passthrough name": (STEP + "    env-passthrough: [1A]\n", "steps.a.env-passthrough"),
+    "passthrough mlpipe": (STEP + "    env-passthrough: MLPIPE_STEP\n", "steps.a.env-passthrough"),
     "param name": ("params: {'l r': 1}\n" + STEP, "params.l r"),
     "step name": ("name: x\nsteps:\n  'a b': {run: 'true'}\n", "steps.a b"),
     "step name digit": ("name: x\nsteps:\n  1a: {run: 'true'}\n", "steps.1a"),

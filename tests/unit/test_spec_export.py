@@ -49,7 +49,8 @@ def test_export_spells_out_every_default_and_resolves_params(ws: Path) -> None:
         "needs": [],
         "resources": {"gpus": 0},
         "runs-on": [],
-        "environment": ["uv.lock"],
+        "env-passthrough": [],
+        "environment": {"files": ["uv.lock"], "python": False, "packages": False},
     }
     assert data["steps"]["train"]["inputs"] == {"data": "${{ steps.prepare.outputs.data }}"}
     assert data["steps"]["train"]["env"] == {
@@ -111,7 +112,8 @@ def test_cli_export(ws: Path) -> None:
                 "needs": [],
                 "resources": {"gpus": 0},
                 "runs-on": [],
-                "environment": [],
+                "env-passthrough": [],
+                "environment": {"files": [], "python": False, "packages": False},
             }
         },
     }

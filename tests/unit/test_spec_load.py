@@ -193,7 +193,7 @@ def test_unknown_keys_suggest_the_close_one_or_list_them(ws: Path) -> None:
         "mlpipe.yaml:6:5: steps.a.ouputs: unknown key 'ouputs'; did you mean 'outputs'?",
         (
             "mlpipe.yaml:7:5: steps.a.colour: unknown key 'colour'; expected one of: code, run, inputs, outputs, "
-            "env, reuse, needs, image, resources, runs-on, timeout-minutes, environment"
+            "env, env-passthrough, reuse, needs, image, resources, runs-on, timeout-minutes, environment"
         ),
         "mlpipe.yaml:9:11: steps.a.outputs.o.knd: unknown key 'knd'; did you mean 'kind'?",
         "mlpipe.yaml:10:17: steps.a.resources.gpu: unknown key 'gpu'; did you mean 'gpus'?",
@@ -720,4 +720,73 @@ def test_format_names_the_exported_form(ws: Path) -> None:
     assert problems(ws, "format: mlpipe.pipeline/2\nname: x\nsteps:\n  s: {run: 'true'}\n") == [
         "mlpipe.yaml:1:9: format: unsupported format 'mlpipe.pipeline/2'; "
         "this mlpipe reads 'mlpipe.pipeline/1'; export the pipeline again with this version, or upgrade mlpipe"
+    ]
+
+
+def test_env_passthrough_and_environment_forms(ws: Path) -> None:
+    text = """
+    name: x
+    steps:
+      a:
+        run: 'true'
+        env-passthrough: [HF_TOKEN, AWS_SECRET_ACCESS_KEY]
+        environment: {files: [uv.lock], python: true, packages: true}
+      b:
+        run: 'true'
+        env-passthrough: HF_TOKEN
+        environment: {python: true}
+      c:
+        run: 'true'
+        environment: uv.lock
+    """
+    a, b, c = load_pipeline(write(ws, text, {"uv.lock": ""})).steps.values()
+
+    assert (a.env_passthrough, a.environment, a.environment_python, a.environment_packages) == (
+        ("HF_TOKEN", "AWS_SECRET_ACCESS_KEY"),
+        ("uv.lock",),
+        True,
+        True,
+    )
+    assert (b.env_passthrough, b.environment, b.environment_python, b.environment_packages) == (
+        ("HF_TOKEN",),
+        (),
+        True,
+        False,
+    )
+    assert (c.env_passthrough, c.environment, c.environment_python) == ((), ("uv.lock",), False)
+
+
+def test_env_passthrough_and_environment_problems(ws: Path) -> None:
+    text = """
+    name: x
+    steps:
+      a:
+        run: 'true'
+        env: {TOKEN: x}
+        env-passthrough: [HF_TOKEN, TOKEN, 1A, MLPIPE_STEP, [X]]
+        environment: {files: [uv.lok], python: yes please, pip: true}
+      b:
+        run: 'true'
+        env-passthrough: {A: 1}
+        environment: {files: {}}
+    """
+    assert problems(ws, text, {"uv.lock": ""}) == [
+        (
+            "mlpipe.yaml:6:33: steps.a.env-passthrough: TOKEN is also set under env; "
+            "remove it from one: env values are fingerprinted, passed-through ones are not"
+        ),
+        (
+            "mlpipe.yaml:6:40: steps.a.env-passthrough: invalid environment variable name '1A'; "
+            "use letters, digits and '_', starting with a letter or '_'"
+        ),
+        "mlpipe.yaml:6:44: steps.a.env-passthrough: MLPIPE_STEP is set by mlpipe; remove it from env-passthrough",
+        "mlpipe.yaml:6:57: steps.a.env-passthrough: expected a string or a list of strings, found a list",
+        (
+            "mlpipe.yaml:7:27: steps.a.environment.files: environment file 'uv.lok' does not exist; "
+            "did you mean 'uv.lock'?"
+        ),
+        "mlpipe.yaml:7:44: steps.a.environment.python: expected true or false, found the string 'yes please'",
+        "mlpipe.yaml:7:56: steps.a.environment.pip: unknown key 'pip'; expected one of: files, python, packages",
+        "mlpipe.yaml:10:22: steps.b.env-passthrough: expected a string or a list of strings, found a mapping",
+        "mlpipe.yaml:11:26: steps.b.environment.files: expected a string or a list of strings, found a mapping",
     ]

@@ -86,6 +86,12 @@ class Step:
     timeout_minutes: float | None = None
     environment: tuple[str, ...] = ()
     """Workspace-relative lock/requirements files whose content enters the fingerprint."""
+    environment_python: bool = False
+    """`environment: {python: true}`: the version of the `python` on PATH enters the fingerprint."""
+    environment_packages: bool = False
+    """`environment: {packages: true}`: that interpreter's installed distributions enter the fingerprint."""
+    env_passthrough: tuple[str, ...] = ()
+    """Variables the step needs from the caller (tokens): passed through, never fingerprinted or recorded."""
     loc: Location
 
     def upstream(self) -> tuple[str, ...]:

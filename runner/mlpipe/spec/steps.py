@@ -9,19 +9,25 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, Literal
 
-from yaml.nodes import Node, ScalarNode
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from mlpipe.spec import refs
 from mlpipe.spec.model import Input, Location, Output, RepoInput, Step, StepInput
 from mlpipe.spec.yamlnodes import Entry, Reader, join, plain
 
 STEP_KEYS = (
-    "code", "run", "inputs", "outputs", "env", "reuse", "needs",
+    "code", "run", "inputs", "outputs", "env", "env-passthrough", "reuse", "needs",
     "image", "resources", "runs-on", "timeout-minutes", "environment",
 )  # fmt: skip
-FIELDS = {"resources": "gpus", "runs-on": "runs_on", "timeout-minutes": "timeout_minutes"}
+FIELDS = {
+    "resources": "gpus",
+    "runs-on": "runs_on",
+    "timeout-minutes": "timeout_minutes",
+    "env-passthrough": "env_passthrough",
+}
 """Step keys whose model field has another name."""
 OUTPUT_KEYS = ("kind", "type", "path")
+ENVIRONMENT_KEYS = ("files", "python", "packages")
 NAME = re.compile(refs.NAME)
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 REF_FORMS = (
@@ -66,6 +72,9 @@ def build_step(reader: Reader, root: Path, entry: Entry) -> Draft:
     fields = reader.fields(entry.value, key, STEP_KEYS, required=("run",), owner=entry.key) or {}
     values = {FIELDS.get(name, name): builder.field(name, e.value) for name, e in fields.items()}
     values = {"code": ".", "run": ""} | {name: value for name, value in values.items() if value is not None}
+    values |= values.pop("environment", {})  # `environment:` sets several model fields
+    if "env-passthrough" in fields and "env" in fields:
+        _check_passthrough_overlap(reader, fields["env-passthrough"].value, values, key)
     step = Step(name=entry.name, loc=reader.location(entry.key), **values)
     return Draft(step=step, key=key, refs=builder.refs, needs=builder.need_sites)
 
@@ -229,7 +238,34 @@ class _StepBuilder:
             return None
         return None if minutes is None else float(minutes)
 
-    def environment(self, node: Node, key: str) -> tuple[str, ...]:
+    def env_passthrough(self, node: Node, key: str) -> tuple[str, ...]:
+        out: list[str] = []
+        for name, item in self.reader.strings(node, key):
+            if not ENV_NAME.fullmatch(name):
+                fix = "use letters, digits and '_', starting with a letter or '_'"
+                self.reader.add(item, key, f"invalid environment variable name {name!r}", fix)
+            elif name.startswith("MLPIPE_"):
+                self.reader.add(item, key, f"{name} is set by mlpipe", "remove it from env-passthrough")
+            else:
+                out.append(name)
+        return tuple(out)
+
+    def environment(self, node: Node, key: str) -> dict[str, Any]:
+        """Model fields: `environment` (files), and `environment_python`/`environment_packages` flags."""
+        if not isinstance(node, MappingNode):
+            return {"environment": self.environment_files(node, key)}
+        fields = self.reader.fields(node, key, ENVIRONMENT_KEYS, owner=node) or {}
+        out: dict[str, Any] = {}
+        if "files" in fields:
+            out["environment"] = self.environment_files(fields["files"].value, join(key, "files"))
+        for flag in ("python", "packages"):
+            if flag in fields:
+                value = self.reader.scalar(fields[flag].value, join(key, flag), (bool,), "true or false")
+                if value is not None:
+                    out[f"environment_{flag}"] = value
+        return out
+
+    def environment_files(self, node: Node, key: str) -> tuple[str, ...]:
         out: list[str] = []
         for _, item in self.reader.strings(node, key):
             rel = workspace_path(self.reader, item, key)
@@ -244,6 +280,16 @@ class _StepBuilder:
                 )
             out.append(rel)
         return tuple(out)
+
+
+def _check_passthrough_overlap(reader: Reader, node: Node, values: dict[str, Any], key: str) -> None:
+    """A variable is either set by the file (and fingerprinted) or passed through from the caller, not both."""
+    items = node.value if isinstance(node, SequenceNode) else [node]
+    for item in items:
+        if isinstance(item, ScalarNode) and item.value in values.get("env", {}):
+            message = f"{item.value} is also set under env"
+            fix = "remove it from one: env values are fingerprinted, passed-through ones are not"
+            reader.add(item, join(key, "env-passthrough"), message, fix)
 
 
 def syntax_problem(reader: Reader, node: Node, key: str, error: refs.RefSyntaxError) -> None:
