@@ -718,8 +718,10 @@ def test_format_names_the_exported_form(ws: Path) -> None:
     assert ok.name == "x"
 
     assert problems(ws, "format: mlpipe.pipeline/2\nname: x\nsteps:\n  s: {run: 'true'}\n") == [
-        "mlpipe.yaml:1:9: format: unsupported format 'mlpipe.pipeline/2'; "
-        "this mlpipe reads 'mlpipe.pipeline/1'; export the pipeline again with this version, or upgrade mlpipe"
+        (
+            "mlpipe.yaml:1:9: format: unsupported format 'mlpipe.pipeline/2'; "
+            "this mlpipe reads 'mlpipe.pipeline/1'; export the pipeline again with this version, or upgrade mlpipe"
+        )
     ]
 
 
