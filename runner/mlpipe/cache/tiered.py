@@ -239,3 +239,26 @@ def open_tiered(root: Path, hasher: FileHasher, url: str, workspace_root: Path) 
     return TieredStore(
         root, hasher=hasher, settings=settings_from_env(url, os.environ), workspace_root=workspace_root
     )
+
+
+def remote_run_records(
+    url: str, cache_root: Path, workspace_root: Path, *, limit: int, commit: str | None = None
+) -> list[dict[str, Any]]:
+    """Run records pushed to the registry (every runner's), newest first, from the repositories this run reads."""
+    store = TieredStore(
+        cache_root, hasher=None, settings=settings_from_env(url, os.environ), workspace_root=workspace_root
+    )
+    opened = store._open()
+    if opened is None:
+        return []
+    remote, pol = opened
+    found: list[tuple[str, str, str]] = []
+    for repo in pol.read:
+        for tag in remote.run_tags(repo, commit):
+            found.append((tag.rsplit(".", 1)[-1] if tag.count(".") >= 2 else tag, repo, tag))
+    records = []
+    for _run_id, repo, tag in sorted(found, reverse=True)[:limit]:
+        record = remote.fetch_run(repo, tag)
+        if record is not None:
+            records.append(record)
+    return records

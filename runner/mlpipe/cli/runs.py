@@ -2,28 +2,51 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import click
 
 from mlpipe.cli.options import file_option, json_option
 from mlpipe.report import runs_json, runs_text
-from mlpipe.runs import RunHistory
-from mlpipe.session import workspace_for
+from mlpipe.runs import RunHistory, RunRecord
+from mlpipe.session import remote_cache, workspace_for
 
 
 @click.command("runs")
 @file_option
 @click.option("-n", "--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option(
+    "--cache",
+    default=None,
+    metavar="oci://HOST/REPO",
+    help="Also list the runs every runner pushed to this registry (default: $MLPIPE_CACHE when oci://).",
+)
+@click.option("--commit", default=None, metavar="SHA", help="With a registry: only the runs of this commit.")
 @json_option
-def command(file: str | None, limit: int, as_json: bool) -> None:
+def command(file: str | None, limit: int, cache: str | None, commit: str | None, as_json: bool) -> None:
     """List recorded runs, newest first."""
-    history = RunHistory(workspace_for(file).runs)
+    workspace = workspace_for(file)
+    history = RunHistory(workspace.runs)
     records = []
     for record in history.records():
         records.append(record)
         if len(records) >= limit:
             break
+    remote = remote_cache(cache)
+    if remote is not None:
+        from mlpipe.cache.tiered import remote_run_records
+
+        seen = {r.run_id for r in records}
+        for data in remote_run_records(remote, workspace.cache, workspace.root, limit=limit, commit=commit):
+            with contextlib.suppress(ValueError, TypeError, KeyError):
+                record = RunRecord.from_json(data)
+                if record.run_id not in seen:
+                    seen.add(record.run_id)
+                    records.append(record)
+        if commit:
+            records = [r for r in records if (r.git.get("commit") or "").startswith(commit)]
+        records = sorted(records, key=lambda r: r.run_id, reverse=True)[:limit]
     if as_json:
         click.echo(json.dumps(runs_json(records), indent=1))
     elif records:
