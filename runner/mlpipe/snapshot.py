@@ -10,20 +10,18 @@ machine's settings. A file the rules match is left out even when git tracks it.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import shutil
 import stat
+import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
-
-from dulwich.index import EXTENDED_FLAG_SKIP_WORKTREE, FLAG_STAGEMASK, SerializedIndexEntry, read_index
-from dulwich.objects import ObjectID, Tree
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mlpipe.errors import MlpipeError
 from mlpipe.gitcmd import RepoPaths, find_repo, run_git
+from mlpipe.gitindex import MODE_TREE, IndexEntry, read_index, tree_id
 from mlpipe.ignore import RULE_FILES, RuleStack, is_excluded, read_rules
 from mlpipe.paths import STATE_DIR
 
@@ -86,6 +84,10 @@ class _Rec:
     blob: str | None
 
 
+if TYPE_CHECKING:
+    from dulwich.objects import ObjectID, Tree
+
+
 class ObjectStore(Protocol):
     """The part of a dulwich object store `write_tree` uses."""
 
@@ -103,7 +105,7 @@ class Snapshotter:
         self.root = self.repo.root if self.repo is not None else root
         self._root_str = str(self.root)
         self._excluded = {_relative(self.root, Path(p).resolve()) for p in exclude} - {None}
-        self._index: dict[bytes, SerializedIndexEntry] | None = None
+        self._index: dict[bytes, IndexEntry] | None = None
         self._index_mtime = 0
         self._walked: dict[str, list[_Rec]] = {}
         self._rules: dict[str, RuleStack] = {}
@@ -130,8 +132,7 @@ class Snapshotter:
                 key=lambda f: f.path,
             )
         )
-        tree, _ = build_trees(files)
-        return Snapshot(directory=directory, tree=tree, files=files)
+        return Snapshot(directory=directory, tree=snapshot_tree(files), files=files)
 
     def write_tree(self, snapshot: Snapshot, object_store: ObjectStore) -> str:
         """Write the snapshot's trees that the store lacks; blobs must be there already."""
@@ -226,7 +227,7 @@ class Snapshotter:
         self._walked[key] = records
         return records
 
-    def _gitlink(self, rel: str, path: str, indexed: SerializedIndexEntry | None) -> _Rec | None:
+    def _gitlink(self, rel: str, path: str, indexed: IndexEntry | None) -> _Rec | None:
         """A submodule or embedded repository: its checked-out commit, else the one the index records."""
         commit = _head_commit(Path(path))
         if commit is None and indexed is not None and indexed.mode == MODE_GITLINK:
@@ -236,12 +237,12 @@ class Snapshotter:
 
     # -- index and hashing -------------------------------------------------------------------------------
 
-    def _load_index(self) -> dict[bytes, SerializedIndexEntry]:
+    def _load_index(self) -> dict[bytes, IndexEntry]:
         if self._index is None:
             self._index, self._index_mtime = ({}, 0) if self.repo is None else _read_index(self.repo.index)
         return self._index
 
-    def _stat_matches(self, entry: SerializedIndexEntry, st: os.stat_result, mode: int) -> bool:
+    def _stat_matches(self, entry: IndexEntry, st: os.stat_result, mode: int) -> bool:
         """Git's "stat-clean" test; a racily clean entry (mtime not before the index's) must be rehashed.
 
         Seconds decide raciness, as in git built without USE_NSEC (the default).
@@ -314,32 +315,47 @@ def diff_files(
 # -- trees ---------------------------------------------------------------------------------------------------
 
 
-def build_trees(files: Iterable[SnapshotFile]) -> tuple[str, list[Tree]]:
-    """The root tree id of `files` and every tree object, root last; git's entry order is dulwich's."""
-    root: dict[bytes, object] = {}
+def _nest(files: Iterable[SnapshotFile]) -> dict[bytes, Any]:
+    """Files as nested dicts: name -> (mode, hex id) for files, name -> dict for directories."""
+    root: dict[bytes, Any] = {}
     for f in files:
         *dirs, name = os.fsencode(f.path).split(b"/")
         node = root
         for d in dirs:
-            child = node.setdefault(d, {})
-            assert isinstance(child, dict)
-            node = child
-        node[name] = (f.mode, ObjectID(f.blob.encode()))
+            node = node.setdefault(d, {})
+        node[name] = (f.mode, f.blob)
+    return root
+
+
+def snapshot_tree(files: Iterable[SnapshotFile]) -> str:
+    """The git tree id of `files` (hashed here, without dulwich: this runs on every command)."""
+
+    def tree(node: dict[bytes, Any]) -> str:
+        return tree_id(
+            (name, MODE_TREE, tree(value)) if isinstance(value, dict) else (name, value[0], value[1])
+            for name, value in node.items()
+        )
+
+    return tree(_nest(files))
+
+
+def build_trees(files: Iterable[SnapshotFile]) -> tuple[str, list[Tree]]:
+    """The root tree id of `files` and every tree object (dulwich's, for writing), root last."""
+    from dulwich.objects import ObjectID, Tree
+
+    def build(node: dict[bytes, Any], out: list[Tree]) -> Tree:
+        tree = Tree()
+        for name, value in node.items():
+            if isinstance(value, dict):
+                tree.add(name, MODE_TREE, build(value, out).id)
+            else:
+                tree.add(name, value[0], ObjectID(value[1].encode()))
+        out.append(tree)
+        return tree
+
     trees: list[Tree] = []
-    tree = _build(root, trees)
-    return tree.id.decode(), trees
-
-
-def _build(node: dict[bytes, object], out: list[Tree]) -> Tree:
-    tree = Tree()
-    for name, value in node.items():
-        if isinstance(value, dict):
-            tree.add(name, _MODE_TREE, _build(value, out).id)
-        else:
-            assert isinstance(value, tuple)
-            tree.add(name, value[0], value[1])
-    out.append(tree)
-    return tree
+    root = build(_nest(files), trees)
+    return root.id.decode(), trees
 
 
 def write_tree(files: Iterable[SnapshotFile], object_store: ObjectStore) -> str:
@@ -470,11 +486,11 @@ def _packed_ref(packed: Path, ref: str) -> str | None:
     return None
 
 
-def _read_index(path: Path) -> tuple[dict[bytes, SerializedIndexEntry], int]:
+def _read_index(path: Path) -> tuple[dict[bytes, IndexEntry], int]:
     """Stage-0 entries by path and the index file's mtime (seconds); ({}, 0) when unreadable.
 
-    An entry missing here only costs hashing the file, so an index dulwich cannot parse (a split index,
-    a path over 4095 bytes) is read as empty rather than failing the command.
+    An entry missing here only costs hashing the file, so an index that cannot be parsed (a split index,
+    a SHA-256 repository) is read as empty rather than failing the command.
     """
     try:
         with open(path, "rb") as f:
@@ -483,14 +499,9 @@ def _read_index(path: Path) -> tuple[dict[bytes, SerializedIndexEntry], int]:
     except OSError:
         return {}, 0
     try:
-        entries = {
-            e.name: e
-            for e in read_index(io.BytesIO(data))
-            if not e.flags & FLAG_STAGEMASK and not e.extended_flags & EXTENDED_FLAG_SKIP_WORKTREE
-        }
-    except Exception:  # noqa: BLE001 - any parse failure degrades to hashing, see above
+        return read_index(data), mtime
+    except (ValueError, IndexError, struct.error):
         return {}, 0
-    return entries, mtime
 
 
 def _relative(root: Path, path: Path) -> str | None:
