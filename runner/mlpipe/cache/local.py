@@ -235,7 +235,13 @@ class LocalStore:
         return self.lookup(fingerprint) if isinstance(fingerprint, str) else None
 
     def set_latest(self, pipeline: str, step: str, fingerprint: str) -> None:
-        _atomic_write(self._latest_path(pipeline, step), {"fingerprint": fingerprint}, self._temp_path())
+        path = self._latest_path(pipeline, step)
+        try:
+            if json.loads(path.read_bytes()) == {"fingerprint": fingerprint}:
+                return  # a no-op run rewrites nothing
+        except (OSError, ValueError):
+            pass
+        _atomic_write(path, {"fingerprint": fingerprint}, self._temp_path())
 
     def save_listing(self, tree: str, files: list[list[Any]]) -> None:
         path = self._tree_path(tree)
