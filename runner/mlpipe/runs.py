@@ -8,7 +8,7 @@ import os
 import secrets
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -72,7 +72,10 @@ class RunRecord:
     mlpipe_version: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {"format": RUN_FORMAT, **asdict(self)}
+        # Shallow: the fields hold JSON values already, and the record is written after every step.
+        data = {"format": RUN_FORMAT, **vars(self)}
+        data["steps"] = {name: dict(vars(step)) for name, step in self.steps.items()}
+        return data
 
     @staticmethod
     def from_json(data: dict[str, Any]) -> RunRecord:
@@ -107,7 +110,8 @@ class RunHistory:
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.path(record.run_id)
         temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        temp.write_text(json.dumps(record.to_json(), indent=1, sort_keys=True) + "\n")
+        # Compact, so the C encoder does it: `mlpipe show --json` pretty-prints.
+        temp.write_text(json.dumps(record.to_json(), sort_keys=True, separators=(",", ":")) + "\n")
         os.replace(temp, path)
         return path
 
