@@ -216,8 +216,11 @@ class FileHasher:
         if self.workers > 1 and new_bytes >= self.PARALLEL_BYTES:
             from concurrent.futures import ThreadPoolExecutor  # hashlib releases the GIL while it hashes
 
+            # A few big batches, not a future per file: 20,000 futures cost more than the hashing they share.
+            size = max(1, len(files) // (self.workers * 4))
+            batches = [files[i : i + size] for i in range(0, len(files), size)]
             with ThreadPoolExecutor(self.workers) as pool:
-                entries = tuple(pool.map(entry, files, chunksize=64))
+                entries = tuple(e for batch in pool.map(lambda b: [entry(f) for f in b], batches) for e in batch)
         else:
             entries = tuple(map(entry, files))
         return Manifest(type="dir", entries=entries)

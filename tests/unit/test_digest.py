@@ -188,3 +188,15 @@ def test_hash_file_is_the_hook_for_a_stat_cache(tmp_path: Path) -> None:
     hasher = Counting()
     hasher.manifest(top)
     assert sorted(hasher.read) == ["README", "a.csv", "train.py", "util.py"]  # links are not read
+
+
+def test_parallel_hashing_gives_the_same_manifest_as_one_thread(tmp_path: Path) -> None:
+    top = tmp_path / "many"
+    for i in range(40):
+        (top / f"d{i % 3}").mkdir(parents=True, exist_ok=True)
+        (top / f"d{i % 3}" / f"f{i:02d}").write_bytes(bytes([i]) * (1000 + i))
+    serial = FileHasher(workers=1).manifest(top)
+    threaded = FileHasher(workers=3)
+    threaded.PARALLEL_BYTES = 1  # force the threaded path on small data
+    assert threaded.manifest(top) == serial
+    assert [e.path for e in serial.entries] == sorted(e.path for e in serial.entries)
