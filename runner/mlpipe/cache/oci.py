@@ -279,6 +279,27 @@ class OciCache:
         return _load_json(self.client.blob_bytes(repo, manifest["config"]["digest"]), "run record")
 
 
+def fetch_manifest_digest(client: RegistryClient, repo: str, tag: str) -> str | None:
+    got = client.get_manifest(repo, tag)
+    return got[1] if got is not None else None
+
+
+def result_config(client: RegistryClient, repo: str, tag: str) -> dict[str, Any] | None:
+    """A result artifact's config (its record), or None when absent or not an mlpipe result."""
+    got = client.get_manifest(repo, tag)
+    if got is None:
+        return None
+    try:
+        manifest = _load_json(got[0], "manifest")
+        if manifest.get("artifactType") != ARTIFACT_TYPE:
+            return None
+        return _load_json(
+            client.blob_bytes(repo, manifest["config"]["digest"], max_size=MAX_CONFIG), "config"
+        )
+    except (Refused, BlobCorrupt, KeyError, TypeError):
+        return None
+
+
 def _manifest(
     artifact_type: str,
     config_type: str,

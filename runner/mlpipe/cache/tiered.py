@@ -262,3 +262,18 @@ def remote_run_records(
         if record is not None:
             records.append(record)
     return records
+
+
+def registry_gc(
+    url: str, cache_root: Path, workspace_root: Path, records: Any, keep: Any, *, dry_run: bool
+) -> Any:
+    """gc of the registry repository this run writes (the trusted one on a protected ref)."""
+    from mlpipe.gc import gc_registry
+
+    settings = settings_from_env(url, os.environ)
+    store = TieredStore(cache_root, hasher=None, settings=settings, workspace_root=workspace_root)
+    opened = store._open()
+    if opened is None:
+        raise UsageError("--cache-mode off: no registry to clean")
+    remote, _ = opened
+    return gc_registry(remote, settings.repo, records, keep, dry_run=dry_run)

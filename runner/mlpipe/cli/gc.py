@@ -1,0 +1,75 @@
+"""`mlpipe gc --keep-days N | --keep-last N [--dry-run]`: drop old entries locally and in a registry."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from mlpipe.cli.options import file_option, json_option
+from mlpipe.errors import UsageError
+from mlpipe.gc import GcReport, Keep, gc_local
+from mlpipe.runs import RunHistory
+from mlpipe.session import remote_cache, workspace_for
+
+
+@click.command("gc")
+@file_option
+@click.option(
+    "--keep-days",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="N",
+    help="Keep runs of the last N days.",
+)
+@click.option(
+    "--keep-last", type=click.IntRange(min=0), default=None, metavar="N", help="Keep the newest N runs."
+)
+@click.option("--dry-run", is_flag=True, help="Say what would go; remove nothing.")
+@click.option(
+    "--cache",
+    default=None,
+    metavar="DIR|oci://HOST/REPO",
+    help="The store to clean; with oci:// the local store and that registry repository.",
+)
+@json_option
+def command(
+    file: str | None,
+    keep_days: float | None,
+    keep_last: int | None,
+    dry_run: bool,
+    cache: str | None,
+    as_json: bool,
+) -> None:
+    """Remove cache entries no kept run points to, from the local store and from a registry."""
+    if (keep_days is None) == (keep_last is None):
+        raise UsageError("give exactly one of --keep-days N and --keep-last N")
+    keep = Keep(last=keep_last, days=keep_days)
+    from mlpipe.cache.local import LocalStore
+    from mlpipe.paths import Workspace
+    from mlpipe.session import cache_dir
+
+    root = workspace_for(file).root
+    workspace = Workspace(root, cache_override=cache_dir(root, cache))
+    records = list(RunHistory(workspace.runs).records())
+    reports = {"local": gc_local(LocalStore(workspace.cache), records, keep, dry_run=dry_run)}
+    remote = remote_cache(cache)
+    if remote is not None:
+        from mlpipe.cache.tiered import registry_gc
+
+        reports["registry"] = registry_gc(remote, workspace.cache, root, records, keep, dry_run=dry_run)
+    if as_json:
+        click.echo(json.dumps({name: r.to_json() for name, r in reports.items()}, indent=1))
+        return
+    for name, report in reports.items():
+        click.echo(_line(name, report))
+
+
+def _line(name: str, report: GcReport) -> str:
+    verb = "would remove" if report.dry_run else "removed"
+    tags = f", {len(report.removed_tags)} manifests" if name == "registry" else ""
+    objects = f", {report.removed_objects} objects ({report.freed_bytes} bytes)" if name == "local" else ""
+    return (
+        f"{name}: {verb} {len(report.removed_entries)} entries{objects}{tags}; "
+        f"kept {report.kept_entries} entries of {report.kept_runs} kept runs"
+    )
