@@ -19,16 +19,57 @@ def export_pipeline(pipeline: Pipeline) -> dict[str, Any]:
         "format": FORMAT,
         "name": pipeline.name,
         "params": {name: param.value for name, param in pipeline.params.items()},
-        "steps": {name: _step(step) for name, step in pipeline.steps.items()},
+        "steps": _steps(pipeline),
     }
 
 
+def _steps(pipeline: Pipeline) -> dict[str, Any]:
+    """Steps as written: the instances of a matrix step become that step again, with its `matrix`."""
+    instances: dict[str, list[Step]] = {}
+    for step in pipeline.steps.values():
+        if step.instance_of is not None:
+            instances.setdefault(step.instance_of, []).append(step)
+    names = {base: {s.name for s in group} for base, group in instances.items()}
+    out: dict[str, Any] = {}
+    for name, step in pipeline.steps.items():
+        base = step.instance_of or name
+        if base in out:
+            continue
+        out[base] = _step(step, names)
+        if step.instance_of is not None:
+            group = instances[base]
+            out[base]["matrix"] = {k: list(dict.fromkeys(s.matrix[k] for s in group)) for k in step.matrix}
+    return out
+
+
 def export_json(pipeline: Pipeline) -> str:
-    """Canonical text: sorted keys, one key a line, ending in a newline; equal pipelines give equal text."""
-    return json.dumps(export_pipeline(pipeline), indent=2, sort_keys=True, allow_nan=False) + "\n"
+    """Canonical text: sorted keys, one key a line, ending in a newline; equal pipelines give equal text.
+
+    A matrix keeps its keys in the order written: that order names the instances (`train[lr=0.1,C=1]`).
+    """
+    data = export_pipeline(pipeline)
+    canonical = _sorted(data)
+    for name, step in data["steps"].items():
+        if "matrix" in step:
+            canonical["steps"][name]["matrix"] = step["matrix"]
+    return json.dumps(canonical, indent=2, allow_nan=False) + "\n"
 
 
-def _step(step: Step) -> dict[str, Any]:
+def _sorted(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _sorted(v) for k, v in sorted(value.items())}
+    if isinstance(value, list):
+        return [_sorted(v) for v in value]
+    return value
+
+
+def _step(step: Step, instances: dict[str, set[str]]) -> dict[str, Any]:
+    """`instances`: matrix step -> its instance names (a `needs` on all of them is written as the step)."""
+    needs: list[str] = []
+    for need in step.needs:
+        whole = (b for b, names in instances.items() if need in names and names <= set(step.needs))
+        needs.append(next(whole, need))
+    needs = list(dict.fromkeys(needs))
     out: dict[str, Any] = {
         "code": step.code,
         "run": step.run,
@@ -41,7 +82,7 @@ def _step(step: Step) -> dict[str, Any]:
         "outputs": {name: _output(output) for name, output in step.outputs.items()},
         "env": dict(step.env),
         "reuse": step.reuse,
-        "needs": list(step.needs),
+        "needs": needs,
         "resources": {"gpus": step.gpus},
         "runs-on": list(step.runs_on),
         "env-passthrough": list(step.env_passthrough),

@@ -76,6 +76,8 @@ def compute(
         "image": image,
         "platform": platform,
     }
+    if step.matrix:  # an instance of a matrix step (the part is absent otherwise: older results stay valid)
+        parts["matrix"] = dict(step.matrix)
     return Fingerprint(key=json_digest(parts).removeprefix("sha256:"), parts=parts)
 
 

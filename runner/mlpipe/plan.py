@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from mlpipe import fingerprint as fp
 from mlpipe.cache.base import StepResult
+from mlpipe.digest import json_digest
 from mlpipe.spec.model import Pipeline, Step, StepInput
 
 Action = Literal["run", "reuse", "missing"]
@@ -50,12 +51,33 @@ class Plan:
 
 
 def output_refs(step: Step) -> dict[str, tuple[str, str]]:
-    """Every upstream output a step reads: declared step inputs by name, direct refs by 'S.O'."""
-    found = {name: (i.step, i.output) for name, i in step.inputs.items() if isinstance(i, StepInput)}
+    """Every upstream output a step reads: declared step inputs by name, direct refs by 'S.O'.
+
+    Inputs that take every instance of a matrix step (`[*]`) are in `gathered_refs` instead.
+    """
+    found = {
+        name: (i.step, i.output)
+        for name, i in step.inputs.items()
+        if isinstance(i, StepInput) and not i.instances
+    }
     for ref in fp.used_upstream(step):
-        upstream, output = ref.split(".", 1)
+        upstream, _, output = ref.rpartition(".")  # an instance name may hold dots: train[lr=0.1]
         found[ref] = (upstream, output)
     return found
+
+
+def gathered_refs(step: Step) -> dict[str, tuple[tuple[str, ...], str]]:
+    """Inputs `${{ steps.S[*].outputs.O }}`: input name -> (every instance of S, O)."""
+    return {
+        name: (i.instances, i.output)
+        for name, i in step.inputs.items()
+        if isinstance(i, StepInput) and i.instances
+    }
+
+
+def gathered_digest(digests: Mapping[str, str]) -> str:
+    """A `[*]` input's digest: over each instance's name and output digest."""
+    return json_digest(dict(digests))
 
 
 def fingerprint_step(
@@ -75,9 +97,14 @@ def fingerprint_step(
             input_digests[key] = digest
         else:
             upstream_digests[key] = digest
+    for key, (instances, output) in gathered_refs(step).items():
+        found = {instance: produced.get(instance, {}).get(output) for instance in instances}
+        if None in found.values():
+            return None
+        input_digests[key] = gathered_digest({k: v for k, v in found.items() if v is not None})
     return fp.compute(
         step,
-        params={name: p.value for name, p in pipeline.params.items()},
+        params={name: p.value for name, p in pipeline.params.items()} | dict(step.matrix),
         input_digests=input_digests,
         upstream_digests=upstream_digests,
         code_tree=facts.code_trees[step.code],
@@ -116,6 +143,7 @@ def make_plan(
         is_forced = is_selected and (name in forced or no_reuse or not step.reuse)
         # `needs` only orders steps: a step whose outputs are not read leaves the fingerprint known.
         reads = {upstream for upstream, _ in output_refs(step).values()}
+        reads.update(*(instances for instances, _ in gathered_refs(step).values()))
         waiting_on = [u for u in step.upstream() if u in will_run and u in reads]
         step_fp = None if waiting_on else fingerprint_step(pipeline, step, facts, produced)
         result = lookup(step_fp.key) if step_fp and not is_forced else None

@@ -23,12 +23,13 @@ from mlpipe.cache.base import StepResult
 from mlpipe.digest import FileHasher, Manifest, tree_signature, walk_files
 from mlpipe.executors.base import Executor, RunningStep, StepOutcome, StepRequest
 from mlpipe.executors.host import HostExecutor
-from mlpipe.plan import fingerprint_step, output_refs, why_run
+from mlpipe.plan import fingerprint_step, gathered_refs, output_refs, why_run
 from mlpipe.prepare import Prepared, workspace_path
 from mlpipe.provenance import write_snapshot_ref
 from mlpipe.runs import RunHistory, RunRecord, StepRecord, new_run_id, utc_now
 from mlpipe.spec import refs
 from mlpipe.spec.model import Output, RepoInput, Step
+from mlpipe.sweeps import gather_dir
 from mlpipe.ui import Reporter
 from mlpipe.workdir import materialize_snapshot
 
@@ -374,14 +375,17 @@ class Runner:
         for key, (upstream, output) in output_refs(step).items():
             manifest = self.produced[upstream].outputs[output]
             paths[key] = self.p.store.materialize(manifest, output)
+        for key, (instances, output) in gathered_refs(step).items():
+            found = {i: self.p.store.materialize(self.produced[i].outputs[output], output) for i in instances}
+            paths[key] = gather_dir(self.p.workspace.tmp / self.run_id / step.name / "gathered" / key, found, output)
         return paths
 
     def _resolver(self, step: Step, inputs: Mapping[str, Path], outputs: Mapping[str, Path]) -> Any:
-        params = self.p.pipeline.params
+        params = {name: p.value for name, p in self.p.pipeline.params.items()} | dict(step.matrix)
 
         def value_of(ref: refs.Ref) -> str:
-            if ref.scope == "params":
-                return refs.param_text(params[ref.name].value)
+            if ref.scope in {"params", "matrix"}:
+                return refs.param_text(params[ref.name])
             if ref.scope == "inputs":
                 return str(inputs[ref.name])
             if ref.scope == "outputs":
@@ -402,6 +406,8 @@ class Runner:
                 env[f"MLPIPE_INPUT_{_env_name(name)}"] = str(path)
         for name, path in outputs.items():
             env[f"MLPIPE_OUTPUT_{_env_name(name)}"] = str(path)
+        for name, value in step.matrix.items():
+            env[f"MLPIPE_MATRIX_{_env_name(name)}"] = refs.param_text(value)
         resolver = self._resolver(step, inputs, outputs)
         for name, template in step.env.items():
             env[name] = refs.render(template, resolver, quote=False)

@@ -37,7 +37,6 @@ steps:
 FILES = {
     "mlpipe.yaml": PIPELINE,
     ".gitignore": ".mlpipe/\nreports/\n",  # a checked-out output must not change step b's snapshot of '.'
-
     "data/input.txt": "one\ntwo\n",
     "lock.txt": "pkg==1\n",
     "a/a.sh": 'set -e\ncp "$1" "$2/copy.txt"\necho "n=$3" > "$2/n.txt"\n',

@@ -96,6 +96,14 @@ VALID = {
             env-passthrough: [A, B_1]
             environment: {files: [req.txt], python: true, packages: false}
           v: {run: x, environment: {python: true}}
+          w:
+            run: echo ${{ matrix.lr }}
+            matrix: {lr: [0.1, 1e-3], opt: [adam, sgd-2], flag: [true], n: [1, 2]}
+            outputs: {m: {kind: metrics}}
+          z:
+            run: echo ${{ steps.w[lr=0.1,opt=adam,flag=true,n=1].outputs.m }}
+            inputs: {all: "${{ steps.w[*].outputs.m }}"}
+            needs: [w, "w[lr=0.001,opt=sgd-2,flag=true,n=2]"]
         """,
         {"req.txt": ""},
     ),
@@ -158,6 +166,13 @@ INVALID = {
     "environment unknown key": (STEP + "    environment: {pip: true}\n", "steps.a.environment.pip"),
     "environment python string": (STEP + "    environment: {python: 'yes'}\n", "steps.a.environment.python"),
     "environment files mapping": (STEP + "    environment: {files: {}}\n", "steps.a.environment.files"),
+    "matrix list": (STEP + "    matrix: [1]\n", "steps.a.matrix"),
+    "matrix empty": (STEP + "    matrix: {}\n", "steps.a.matrix"),
+    "matrix empty list": (STEP + "    matrix: {lr: []}\n", "steps.a.matrix.lr"),
+    "matrix scalar": (STEP + "    matrix: {lr: 1}\n", "steps.a.matrix.lr"),
+    "matrix nested": (STEP + "    matrix: {lr: [[1]]}\n", "steps.a.matrix.lr"),
+    "matrix value": (STEP + "    matrix: {opt: ['a b']}\n", "steps.a.matrix.opt"),
+    "matrix key": (STEP + "    matrix: {'a b': [1]}\n", "steps.a.matrix.a b"),
     # bad names
     "passthrough name": (STEP + "    env-passthrough: [1A]\n", "steps.a.env-passthrough"),
     "passthrough mlpipe": (STEP + "    env-passthrough: MLPIPE_STEP\n", "steps.a.env-passthrough"),
@@ -179,7 +194,8 @@ INVALID = {
 
 
 def schema_paths(errors: list[jsonschema.ValidationError]) -> list[str]:
-    return [".".join(str(p) for p in error.absolute_path) for error in errors]
+    # The loader names a list, not its items' indices.
+    return [".".join(str(p) for p in error.absolute_path if not isinstance(p, int)) for error in errors]
 
 
 @pytest.mark.parametrize("case", INVALID)

@@ -193,7 +193,7 @@ def test_unknown_keys_suggest_the_close_one_or_list_them(ws: Path) -> None:
         "mlpipe.yaml:6:5: steps.a.ouputs: unknown key 'ouputs'; did you mean 'outputs'?",
         (
             "mlpipe.yaml:7:5: steps.a.colour: unknown key 'colour'; expected one of: code, run, inputs, outputs, "
-            "env, env-passthrough, reuse, needs, image, resources, runs-on, timeout-minutes, environment"
+            "env, env-passthrough, matrix, reuse, needs, image, resources, runs-on, timeout-minutes, environment"
         ),
         "mlpipe.yaml:9:11: steps.a.outputs.o.knd: unknown key 'knd'; did you mean 'kind'?",
         "mlpipe.yaml:10:17: steps.a.resources.gpu: unknown key 'gpu'; did you mean 'gpus'?",
@@ -571,7 +571,10 @@ def test_malformed_expressions_point_at_their_column(ws: Path) -> None:
           d: "${{ steps.b.outputs }}"
           e: "data/${{ params.C }}"
     """
-    forms = "expected ${{ params.NAME }}, ${{ inputs.NAME }}, ${{ outputs.NAME }} or ${{ steps.STEP.outputs.NAME }}"
+    forms = (
+        "expected ${{ params.NAME }}, ${{ inputs.NAME }}, ${{ outputs.NAME }}, ${{ matrix.NAME }} "
+        "or ${{ steps.STEP.outputs.NAME }}"
+    )
     assert problems(ws, text) == [
         "mlpipe.yaml:5:20: steps.a.run: malformed expression '${{ param.C }}'; did you mean '${{ params.C }}'?",
         f"mlpipe.yaml:7:13: steps.a.env.A: malformed expression '${{{{ 1+1 }}}}'; {forms}",

@@ -10,6 +10,7 @@ from mlpipe.cli.options import file_option, json_option
 from mlpipe.report import show_text
 from mlpipe.runs import RunHistory
 from mlpipe.session import workspace_for
+from mlpipe.sweeps import sweep_tables
 
 
 @click.command("show")
@@ -24,3 +25,6 @@ def command(run: str, file: str | None, as_json: bool) -> None:
         click.echo(json.dumps(record.to_json(), indent=1, sort_keys=True))
     else:
         click.echo(show_text(record))
+        sweeps = sweep_tables(record)
+        if sweeps:
+            click.echo("\n" + sweeps)

@@ -6,6 +6,7 @@ from collections.abc import Collection, Mapping
 from itertools import pairwise
 
 from mlpipe.dag import find_cycles
+from mlpipe.spec.matrix import split
 from mlpipe.spec.refs import Ref
 from mlpipe.spec.steps import Draft, Site
 from mlpipe.spec.yamlnodes import Reader, did_you_mean, position
@@ -24,7 +25,7 @@ def check_links(reader: Reader, params: Collection[str], drafts: Mapping[str, Dr
                 _add_edge(edges, upstream, site)
         for need, site in draft.needs:
             if _check_need(reader, drafts, name, need, site):
-                _add_edge(edges, need, site)
+                _add_edge(edges, split(need)[0], site)
     for cycle in find_cycles({name: list(edges) for name, edges in graph.items()}):
         first = graph[cycle[0]][cycle[1]]
         hops = [f"{b} (line {_line(graph[a][b])})" for a, b in pairwise(cycle)]
@@ -52,13 +53,15 @@ def _check_ref(
     if problem is not None:
         reader.add(site.node, site.key, *problem, offset=site.offset)
         return None
-    return site.ref.step
+    return None if site.ref.step is None else split(site.ref.step)[0]
 
 
 def _ref_problem(
     params: Collection[str], drafts: Mapping[str, Draft], draft: Draft, ref: Ref, *, in_input: bool
 ) -> tuple[str, str] | None:
     step = draft.step
+    if ref.scope == "matrix":
+        return _matrix_problem(draft, ref)
     if ref.scope == "params":
         return None if ref.name in params else (f"no param {ref.name!r}", did_you_mean(ref.name, params))
     if ref.step is None:
@@ -67,22 +70,60 @@ def _ref_problem(
             return None
         fix = did_you_mean(ref.name, declared) or f"declare it under {draft.key}.{ref.scope}"
         return f"step {step.name!r} has no {ref.scope[:-1]} {ref.name!r}", fix
-    if ref.step == step.name:
+    name, selector = split(ref.step)
+    if name == step.name:
         fix = "" if in_input else f"use '${{{{ outputs.{ref.name} }}}}' for its own output"
         return f"step {step.name!r} refers to its own output {ref.name!r}", fix
-    if ref.step not in drafts:
-        return f"no step {ref.step!r}", did_you_mean(ref.step, [n for n in drafts if n != step.name])
-    declared = drafts[ref.step].step.outputs
+    if name not in drafts:
+        return f"no step {name!r}", did_you_mean(name, [n for n in drafts if n != step.name])
+    problem = _instance_problem(drafts[name], ref, selector, in_input=in_input)
+    if problem is not None:
+        return problem
+    declared = drafts[name].step.outputs
     if ref.name in declared:
         return None
-    fix = did_you_mean(ref.name, declared) or f"declare it under steps.{ref.step}.outputs"
-    return f"step {ref.step!r} has no output {ref.name!r}", fix
+    fix = did_you_mean(ref.name, declared) or f"declare it under steps.{name}.outputs"
+    return f"step {name!r} has no output {ref.name!r}", fix
+
+
+def _matrix_problem(draft: Draft, ref: Ref) -> tuple[str, str] | None:
+    if ref.name in draft.matrix:
+        return None
+    fix = did_you_mean(ref.name, draft.matrix) or f"declare it under {draft.key}.matrix"
+    return f"step {draft.step.name!r} has no matrix key {ref.name!r}", fix
+
+
+def _instance_problem(
+    target: Draft, ref: Ref, selector: str | None, *, in_input: bool
+) -> tuple[str, str] | None:
+    """A matrix step is referred to by one instance or all (`[*]`, as an input); another step never is."""
+    name = target.step.name
+    if not target.matrix:
+        if selector is None:
+            return None
+        return f"step {name!r} has no matrix", f"use 'steps.{name}.outputs.{ref.name}'"
+    if selector is None:
+        one = next(iter(target.instances), f"{name}[KEY=VALUE,...]")
+        fix = f"name one instance, e.g. 'steps.{one}.outputs.{ref.name}', or all: 'steps.{name}[*].outputs.{ref.name}'"
+        return f"step {name!r} has a matrix", fix
+    if selector == "*":
+        if in_input:
+            return None
+        fix = f"declare an input 'NAME: ${{{{ steps.{name}[*].outputs.{ref.name} }}}}' and use that"
+        return f"'[*]' takes every instance of {name!r}: it can only be an input", fix
+    if ref.step in target.instances or not target.instances:
+        return None
+    return f"step {name!r} has no instance {ref.step!r}", did_you_mean(ref.step or "", target.instances)
 
 
 def _check_need(reader: Reader, drafts: Mapping[str, Draft], name: str, need: str, site: Site) -> bool:
+    """A step, or one instance of a matrix step (a matrix step by its name waits for every instance)."""
     if need == name:
         reader.add(site.node, site.key, f"step {name!r} cannot need itself")
     elif need not in drafts:
+        base = split(need)[0]
+        if base in drafts and need in drafts[base].instances:
+            return base != name
         fix = did_you_mean(need, [n for n in drafts if n != name])
         reader.add(site.node, site.key, f"no step {need!r}", fix)
     return need != name and need in drafts

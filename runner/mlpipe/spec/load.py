@@ -13,6 +13,7 @@ from yaml.nodes import MappingNode, Node
 
 from mlpipe.errors import SpecError, UsageError
 from mlpipe.spec.checks import check_links
+from mlpipe.spec.matrix import expand, make_instances
 from mlpipe.spec.model import Param, ParamValue, Pipeline
 from mlpipe.spec.steps import NAME, Draft, build_step, check_name
 from mlpipe.spec.yamlnodes import Entry, Reader, compose, did_you_mean, join
@@ -116,8 +117,9 @@ def _build(
         _check_format(reader, top["format"].value)
     params, declared = _params(reader, top.get("params"), overrides, doc)
     drafts = _steps(reader, root, top.get("steps"))
+    make_instances(reader, drafts, params)
     check_links(reader, declared, drafts)
-    steps = {name: draft.step for name, draft in drafts.items()}
+    steps = expand(drafts)
     return Pipeline(name=name or "", file=file, root=root, params=params, steps=steps)
 
 

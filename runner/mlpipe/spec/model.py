@@ -47,7 +47,11 @@ class StepInput:
 
     name: str
     step: str
+    """The upstream step; for all instances of a matrix step, its name with `[*]`: `train[*]`."""
     output: str
+    instances: tuple[str, ...] = ()
+    """For `${{ steps.S[*].outputs.O }}`: every instance of S. The input is a directory holding one entry per
+    instance, named by the instance."""
     loc: Location
 
 
@@ -92,13 +96,20 @@ class Step:
     """`environment: {packages: true}`: that interpreter's installed distributions enter the fingerprint."""
     env_passthrough: tuple[str, ...] = ()
     """Variables the step needs from the caller (tokens): passed through, never fingerprinted or recorded."""
+    matrix: Mapping[str, ParamValue] = field(default_factory=dict)
+    """For an instance of a matrix step: its values (a key that is also a param overrides that param)."""
+    instance_of: str | None = None
+    """For an instance of a matrix step, `train[lr=0.1]`: the step as written, `train`."""
     loc: Location
 
     def upstream(self) -> tuple[str, ...]:
         """Every step this one waits for: data dependencies (inputs and `${{ steps.* }}` refs) and `needs`."""
         from mlpipe.spec.refs import step_refs
 
-        names: list[str | None] = [i.step for i in self.inputs.values() if isinstance(i, StepInput)]
+        names: list[str | None] = []
+        for item in self.inputs.values():
+            if isinstance(item, StepInput):
+                names.extend(item.instances or [item.step])
         for template in (self.run, *self.env.values()):
             names.extend(ref.step for ref in step_refs(template))
         names.extend(self.needs)

@@ -9,13 +9,15 @@ from dataclasses import dataclass
 from typing import Literal
 
 NAME = r"[A-Za-z_][A-Za-z0-9_-]*"
+SELECTOR = r"\[[^\]\s]*\]"
+"""A matrix step's instance, `[lr=0.1,C=1]`, or all of them, `[*]`."""
 _EXPRESSION = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
 _REF = re.compile(
-    rf"^\s*(?:(?P<scope>params|inputs|outputs)\.(?P<name>{NAME})"
-    rf"|steps\.(?P<step>{NAME})\.outputs\.(?P<output>{NAME}))\s*$"
+    rf"^\s*(?:(?P<scope>params|inputs|outputs|matrix)\.(?P<name>{NAME})"
+    rf"|steps\.(?P<step>{NAME}(?:{SELECTOR})?)\.outputs\.(?P<output>{NAME}))\s*$"
 )
 
-Scope = Literal["params", "inputs", "outputs", "steps"]
+Scope = Literal["params", "inputs", "outputs", "matrix", "steps"]
 
 
 @dataclass(frozen=True)
@@ -24,7 +26,7 @@ class Ref:
     name: str
     """Param, input or output name; for `steps.S.outputs.O` the output O."""
     step: str | None
-    """S for `steps.S.outputs.O`, else None."""
+    """S for `steps.S.outputs.O`, else None; for a matrix step with its selector: `train[lr=0.1]`, `train[*]`."""
     text: str
     """The whole `${{ ... }}` as written."""
     offset: int

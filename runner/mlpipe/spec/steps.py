@@ -12,11 +12,11 @@ from typing import Any, Literal
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from mlpipe.spec import refs
-from mlpipe.spec.model import Input, Location, Output, RepoInput, Step, StepInput
+from mlpipe.spec.model import Input, Location, Output, ParamValue, RepoInput, Step, StepInput
 from mlpipe.spec.yamlnodes import Entry, Reader, join, plain
 
 STEP_KEYS = (
-    "code", "run", "inputs", "outputs", "env", "env-passthrough", "reuse", "needs",
+    "code", "run", "inputs", "outputs", "env", "env-passthrough", "matrix", "reuse", "needs",
     "image", "resources", "runs-on", "timeout-minutes", "environment",
 )  # fmt: skip
 FIELDS = {
@@ -31,8 +31,12 @@ ENVIRONMENT_KEYS = ("files", "python", "packages")
 NAME = re.compile(refs.NAME)
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 REF_FORMS = (
-    "expected ${{ params.NAME }}, ${{ inputs.NAME }}, ${{ outputs.NAME }} or ${{ steps.STEP.outputs.NAME }}"
+    "expected ${{ params.NAME }}, ${{ inputs.NAME }}, ${{ outputs.NAME }}, ${{ matrix.NAME }} "
+    "or ${{ steps.STEP.outputs.NAME }}"
 )
+MATRIX_VALUE = re.compile(r"[A-Za-z0-9_.+-]+")
+"""A matrix string value: it becomes part of the instance's name, `train[opt=adam]`."""
+MatrixSpec = dict[str, list[tuple[ParamValue, Node]]]
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,10 @@ class Draft:
     refs: list[Site] = field(default_factory=list)
     """Every well-formed `${{ }}` in `run` and `env`, and every step-output input."""
     needs: list[tuple[str, Site]] = field(default_factory=list)
+    matrix: MatrixSpec = field(default_factory=dict)
+    """`matrix:` as written: key -> its values, each with its node."""
+    instances: dict[str, dict[str, ParamValue]] = field(default_factory=dict)
+    """For a matrix step: instance name -> its values, once the values are checked against the params."""
 
 
 def check_name(reader: Reader, entry: Entry, key: str, what: str, pattern: re.Pattern[str] = NAME) -> bool:
@@ -76,7 +84,7 @@ def build_step(reader: Reader, root: Path, entry: Entry) -> Draft:
     if "env-passthrough" in fields and "env" in fields:
         _check_passthrough_overlap(reader, fields["env-passthrough"].value, values, key)
     step = Step(name=entry.name, loc=reader.location(entry.key), **values)
-    return Draft(step=step, key=key, refs=builder.refs, needs=builder.need_sites)
+    return Draft(step=step, key=key, refs=builder.refs, needs=builder.need_sites, matrix=builder.matrix_spec)
 
 
 class _StepBuilder:
@@ -84,6 +92,7 @@ class _StepBuilder:
         self.reader, self.root, self.key = reader, root, key
         self.refs: list[Site] = []
         self.need_sites: list[tuple[str, Site]] = []
+        self.matrix_spec: MatrixSpec = {}
 
     def field(self, name: str, node: Node) -> Any:
         """The model value for one step key, or None when it is wrong (and reported)."""
@@ -238,6 +247,27 @@ class _StepBuilder:
             return None
         return None if minutes is None else float(minutes)
 
+    def matrix(self, node: Node, key: str) -> None:
+        """Kept on the draft (`matrix_spec`): instances are made once the params are known."""
+        entries = self.reader.entries(node, key)
+        if entries == []:
+            self.reader.add(node, key, "expected at least one key", "remove 'matrix' or list values to sweep")
+        for entry in entries or []:
+            entry_key = join(key, entry.name)
+            check_name(self.reader, entry, entry_key, "matrix key")
+            if not isinstance(entry.value, SequenceNode) or not entry.value.value:
+                self.reader.expected(entry.value, entry_key, "a non-empty list of values")
+                continue
+            values = self.matrix_spec.setdefault(entry.name, [])
+            for item in entry.value.value:
+                what = "a boolean, integer, number or string"
+                value = self.reader.scalar(item, entry_key, (bool, int, float, str), what)
+                if isinstance(value, str) and not MATRIX_VALUE.fullmatch(value):
+                    fix = "use letters, digits and '_', '.', '+', '-' (the value is part of the instance's name)"
+                    self.reader.add(item, entry_key, f"invalid matrix value {value!r}", fix)
+                elif value is not None:
+                    values.append((value, item))
+
     def env_passthrough(self, node: Node, key: str) -> tuple[str, ...]:
         out: list[str] = []
         for name, item in self.reader.strings(node, key):
@@ -299,7 +329,7 @@ def syntax_problem(reader: Reader, node: Node, key: str, error: refs.RefSyntaxEr
         reader.add(node, key, f"unclosed expression {text!r}", "close it with '}}'", offset=error.offset)
         return
     head, dot, rest = error.text[3:-2].strip().partition(".")
-    close = difflib.get_close_matches(head, ("params", "inputs", "outputs", "steps"), n=1)
+    close = difflib.get_close_matches(head, ("params", "inputs", "outputs", "matrix", "steps"), n=1)
     fix = f"did you mean '${{{{ {close[0]}.{rest} }}}}'?" if dot and close and close[0] != head else REF_FORMS
     reader.add(node, key, f"malformed expression {error.text!r}", fix, offset=error.offset)
 
