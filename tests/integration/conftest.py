@@ -10,6 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from services import podman as podman_service
+from services.podman import Podman, PodmanUnavailable
 from services.registry import REGISTRY_PASSWORD, REGISTRY_USER, Registry, RegistryUnavailable, missing_tools
 
 
@@ -48,3 +50,37 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
 @pytest.fixture(scope="session")
 def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     yield from _start(tmp_path_factory, auth=True)
+
+
+# -- podman's Docker-compatible API, for the container executor tests ----------------------------------------
+@pytest.fixture(scope="session")
+def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Podman]:
+    missing = podman_service.missing_tools()
+    if missing:
+        message = f"{', '.join(missing)} not installed (apt-get install podman runc catatonit busybox-static)"
+        if IN_CI:
+            pytest.fail(f"CI=true and the container engine cannot start: {message}", pytrace=False)
+        pytest.skip(message)
+    engine = Podman(tmp_path_factory.mktemp("podman"))
+    try:
+        engine.start()
+        engine.build_busybox()
+    except (PodmanUnavailable, OSError) as error:
+        engine.stop()
+        pytest.fail(f"the podman API service did not start: {error}", pytrace=False)
+    try:
+        yield engine
+    finally:
+        engine.remove_all_containers()
+        engine.stop()
+
+
+@pytest.fixture
+def engine(podman: Podman, monkeypatch: pytest.MonkeyPatch) -> Iterator[Podman]:
+    """The podman service as this test's DOCKER_HOST; fails the test if it leaves a container behind."""
+    monkeypatch.setenv("DOCKER_HOST", podman.docker_host)
+    yield podman
+    left = podman.containers()
+    if left:
+        podman.remove_all_containers()
+        pytest.fail(f"containers left behind: {left}", pytrace=False)
