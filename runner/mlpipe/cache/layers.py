@@ -21,10 +21,10 @@ from typing import IO
 from mlpipe.digest import Entry
 
 RAW_THRESHOLD = 1 << 20
-CHUNK_MAX_BYTES = 8 << 20
-CHUNK_MAX_FILES = 512
-CUT_MASK = 0x3F
-"""A chunk ends after an object whose sha256 has these bits zero: about 64 files per chunk."""
+CHUNK_MAX_BYTES = 16 << 20
+CHUNK_MAX_FILES = 1024
+CUT_MASK = 0xFF
+"""A chunk ends after an object whose sha256 has these bits zero: about 256 files per chunk."""
 
 TAR_MEDIA_TYPE = "application/vnd.mlpipe.objects.v1.tar"
 RAW_MEDIA_TYPE = "application/vnd.mlpipe.object.v1"

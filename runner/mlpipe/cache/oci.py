@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from mlpipe.cache.base import StepResult
-from mlpipe.cache.layers import RAW_MEDIA_TYPE, TAR_MEDIA_TYPE, ObjectKey, plan_layers, write_tar
+from mlpipe.cache.layers import RAW_MEDIA_TYPE, TAR_MEDIA_TYPE, LayerPlan, ObjectKey, plan_layers, write_tar
 from mlpipe.cache.local import LocalStore, _check_paths
 from mlpipe.cache.registry import MANIFEST_TYPE, BlobCorrupt, RegistryClient, file_opener
 from mlpipe.digest import Entry, Manifest, canonical_json
@@ -104,6 +104,7 @@ class OciCache:
                 raise Refused(str(error)) from None
         needed = {ObjectKey(e.sha256, e.executable) for m in result.outputs.values() for e in m.entries}
         missing = {k for k in needed if not self.store.has_object(_key_entry(k))}
+        work = []
         for digest, keys in chunks.items():
             wanted = [k for k in keys if k in missing]
             if not wanted:
@@ -111,8 +112,9 @@ class OciCache:
             descriptor = descriptors.get(digest)
             if descriptor is None:
                 raise Refused(f"layer {digest[:19]} is not in the manifest")
-            self._pull_layer(repo, descriptor, wanted)
+            work.append((descriptor, wanted))
             missing.difference_update(wanted)
+        _parallel(lambda item: self._pull_layer(repo, item[0], item[1]), work)
         if missing:
             raise Refused(f"{len(missing)} object(s) are in no layer of the artifact")
         for output in result.outputs.values():
@@ -200,29 +202,12 @@ class OciCache:
         if self.client.has_manifest(repo, tag, push=True):
             return "exists"
         entries = [e for name in sorted(result.outputs) for e in result.outputs[name].entries]
-        layers: list[dict[str, Any]] = []
-        index: list[dict[str, Any]] = []
-        for plan in plan_layers(entries):
-            if plan.kind == "raw":
-                key = plan.objects[0]
-                digest, size = "sha256:" + key.sha256, plan.size
-                source = self.store.object_path(_key_entry(key))
-                self._ensure_blob(repo, digest, size, source, mount_from)
-                media_type = RAW_MEDIA_TYPE
-            else:
-                temp = self.store.temp_path(".tar")
-                try:
-                    with open(temp, "wb") as out:
-                        digest, size = write_tar(
-                            ((k, self.store.object_path(_key_entry(k))) for k in plan.objects), out
-                        )
-                    self._ensure_blob(repo, digest, size, temp, mount_from)
-                finally:
-                    with contextlib.suppress(FileNotFoundError):
-                        temp.unlink()
-                media_type = TAR_MEDIA_TYPE
-            layers.append({"mediaType": media_type, "digest": digest, "size": size})
-            index.append({"digest": digest, "objects": [k.name for k in plan.objects]})
+        plans = plan_layers(entries)
+        layers = _parallel(lambda plan: self._push_layer(repo, plan, mount_from), plans)
+        index = [
+            {"digest": layer["digest"], "objects": [k.name for k in plan.objects]}
+            for layer, plan in zip(layers, plans, strict=True)
+        ]
         config = canonical_json(
             {"format": CONFIG_FORMAT, "result": result.to_json(), "trust": dict(trust), "layers": index}
         )
@@ -234,6 +219,39 @@ class OciCache:
             return "exists"
         self.client.put_manifest(repo, tag, manifest)
         return "pushed"
+
+    def _push_layer(self, repo: str, plan: LayerPlan, mount_from: Sequence[str]) -> dict[str, Any]:
+        if plan.kind == "raw":
+            key = plan.objects[0]
+            digest = "sha256:" + key.sha256
+            self._ensure_blob(repo, digest, plan.size, self.store.object_path(_key_entry(key)), mount_from)
+            return {"mediaType": RAW_MEDIA_TYPE, "digest": digest, "size": plan.size}
+        # A chunk's digest is remembered by its object list, so an unchanged chunk is only HEADed, not rebuilt.
+        memo = (
+            self.store.root
+            / "chunks"
+            / f"{hashlib.sha256(' '.join(k.name for k in plan.objects).encode()).hexdigest()}.json"
+        )
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            known = json.loads(memo.read_bytes())
+            if self.client.has_blob(repo, known["digest"]):
+                return {"mediaType": TAR_MEDIA_TYPE, "digest": known["digest"], "size": int(known["size"])}
+        temp = self.store.temp_path(".tar")
+        try:
+            with open(temp, "wb") as out:
+                digest, size = write_tar(
+                    ((k, self.store.object_path(_key_entry(k))) for k in plan.objects), out
+                )
+            self._ensure_blob(repo, digest, size, temp, mount_from)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
+        with contextlib.suppress(OSError):
+            memo.parent.mkdir(parents=True, exist_ok=True)
+            staged = self.store.temp_path(".json")
+            staged.write_text(json.dumps({"digest": digest, "size": size}))
+            os.replace(staged, memo)
+        return {"mediaType": TAR_MEDIA_TYPE, "digest": digest, "size": size}
 
     def _ensure_blob(self, repo: str, digest: str, size: int, path: Path, mount_from: Sequence[str]) -> None:
         if self.client.has_blob(repo, digest):
@@ -277,6 +295,16 @@ class OciCache:
         if manifest.get("artifactType") != RUN_ARTIFACT_TYPE:
             return None
         return _load_json(self.client.blob_bytes(repo, manifest["config"]["digest"]), "run record")
+
+
+def _parallel(fn: Callable[[Any], Any], items: Sequence[Any], workers: int = 8) -> list[Any]:
+    """Layers move several at once: round trips overlap, hashing and file I/O release the GIL."""
+    if len(items) <= 1:
+        return [fn(item) for item in items]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(min(workers, len(items)), thread_name_prefix="mlpipe-layer") as pool:
+        return list(pool.map(fn, items))
 
 
 def fetch_manifest_digest(client: RegistryClient, repo: str, tag: str) -> str | None:
