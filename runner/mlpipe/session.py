@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlpipe.cache.local import LocalStore
+from mlpipe.config import Setting, load_settings
+from mlpipe.config import apply as apply_settings
 from mlpipe.digest import FileHasher
 from mlpipe.errors import UsageError
 from mlpipe.paths import Workspace
@@ -24,6 +26,8 @@ class Session:
     workspace: Workspace
     store: LocalStore
     hasher: FileHasher
+    settings: Mapping[str, Setting] = field(default_factory=dict)
+    """From the command line, the environment and the config files (`mlpipe.config`)."""
 
 
 def pipeline_path(file: str | None) -> Path:
@@ -65,6 +69,8 @@ def workspace_for(file: str | None) -> Workspace:
 
 def open_session(file: str | None, params: Sequence[str] = (), cache: str | None = None) -> Session:
     pipeline = load(file, params)
+    settings = load_settings(pipeline.root, cli={"cache": cache})
+    apply_settings(settings, os.environ)  # config-file values reach the backends as their MLPIPE_* variables
     workspace = Workspace(pipeline.root, cache_override=cache_dir(pipeline.root, cache))
     hasher = FileHasher(
         StatCache(workspace.state / "statcache.json", workspace.root, exclude=workspace.state)
@@ -76,7 +82,7 @@ def open_session(file: str | None, params: Sequence[str] = (), cache: str | None
         store: LocalStore = open_tiered(workspace.cache, hasher, remote, workspace.root)
     else:
         store = LocalStore(workspace.cache, hasher=hasher)
-    return Session(pipeline, workspace, store, hasher)
+    return Session(pipeline, workspace, store, hasher, settings)
 
 
 def remote_cache(cache: str | None) -> str | None:

@@ -21,7 +21,11 @@ from mlpipe.ui import choose_reporter
 @pipeline_options
 @selection_options
 @click.option(
-    "-j", "--jobs", type=click.IntRange(min=1), default=None, help="Steps run at once (default: cores)."
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Steps run at once (default: $MLPIPE_JOBS, else the config files, else cores).",
 )
 @click.option("--fail-fast", is_flag=True, help="Stop every running step when one fails.")
 @click.option(
@@ -68,7 +72,7 @@ def command(
         )
     grace = float(os.environ.get("MLPIPE_KILL_GRACE_S", "10"))
     options = RunOptions(
-        jobs=jobs or os.cpu_count() or 1,
+        jobs=jobs or session.settings["jobs"].value or os.cpu_count() or 1,
         fail_fast=fail_fast,
         kill_grace_s=grace,
         max_recoverable_file=snapshot_max_file_size,

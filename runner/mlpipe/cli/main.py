@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "show": ("mlpipe.cli.show", "Show one run record."),
     "pull": ("mlpipe.cli.pull", "Check a step's stored outputs out into the workspace."),
     "gc": ("mlpipe.cli.gc", "Remove cache entries no kept run points to, locally and in a registry."),
+    "config": ("mlpipe.cli.config", "Show each setting and where its value came from."),
     "export": ("mlpipe.cli.export", "Print the resolved pipeline as canonical JSON."),
     "schema": ("mlpipe.cli.schema", "Print the JSON Schema of the pipeline file."),
 }

@@ -1,0 +1,154 @@
+"""Settings from config files: the repository's `mlpipe.toml` (committed, beside the pipeline file) and the
+user's `$XDG_CONFIG_HOME/mlpipe/config.toml`. Precedence: command line > environment > repo > user.
+
+Every setting has an environment variable, and the backends read those; a value from a config file is
+applied by setting its variable when neither the command line nor the environment gave one.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlpipe.errors import UsageError
+from mlpipe.report import table
+from mlpipe.spec.yamlnodes import did_you_mean
+
+REPO_FILE = "mlpipe.toml"
+MODES = ("auto", "read-write", "read", "off")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Key:
+    name: str
+    env: str
+    option: str
+    check: Callable[[Any], str | None]
+    """The problem with a value, or None when it is fine."""
+    help: str
+
+
+def _cache(value: Any) -> str | None:
+    return None if isinstance(value, str) and value.strip() else "expected a directory or oci://HOST/REPO"
+
+
+def _jobs(value: Any) -> str | None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    return None if ok else "expected a whole number of at least 1"
+
+
+def _mode(value: Any) -> str | None:
+    return None if value in MODES else f"expected one of: {', '.join(MODES)}"
+
+
+KEYS = {
+    key.name: key
+    for key in (
+        Key(
+            name="cache", env="MLPIPE_CACHE", option="--cache", check=_cache, help="result store or registry"
+        ),
+        Key(name="jobs", env="MLPIPE_JOBS", option="--jobs", check=_jobs, help="steps run at once"),
+        Key(
+            name="cache-mode",
+            env="MLPIPE_CACHE_MODE",
+            option="--cache-mode",
+            check=_mode,
+            help="registry access",
+        ),
+    )
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Setting:
+    name: str
+    value: Any
+    """None when nothing sets it (the command's own default applies)."""
+    source: str
+    """Where the value came from: '--jobs', 'env MLPIPE_JOBS', 'mlpipe.toml', a user config path, 'default'."""
+    from_file: bool = False
+
+
+def user_config_path(environ: Mapping[str, str]) -> Path:
+    base = environ.get("XDG_CONFIG_HOME") or str(Path(environ.get("HOME") or "~").expanduser() / ".config")
+    return Path(base) / "mlpipe" / "config.toml"
+
+
+def read_config(path: Path, shown: str) -> dict[str, Any]:
+    """A config file's settings, checked; {} when there is no file. Relative cache dirs are made absolute."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(f"{shown}: cannot read: {error}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise UsageError(f"{shown}: invalid TOML: {error}") from None
+    problems = []
+    for name, value in data.items():
+        if name not in KEYS:
+            problems.append(f"{shown}: unknown key {name!r}; {did_you_mean(name, KEYS)}")
+        elif (problem := KEYS[name].check(value)) is not None:
+            problems.append(f"{shown}: {name}: {problem}, found {value!r}")
+    if problems:
+        raise UsageError("\n".join(problems))
+    cache = data.get("cache")
+    if isinstance(cache, str) and "://" not in cache:
+        data["cache"] = str((path.parent / Path(cache).expanduser()).resolve())
+    return data
+
+
+def resolve(
+    *,
+    cli: Mapping[str, Any],
+    environ: Mapping[str, str],
+    files: Sequence[tuple[str, Mapping[str, Any]]],
+) -> dict[str, Setting]:
+    """Each setting and its source. `files`: (shown name, settings), the repo config before the user's."""
+    out: dict[str, Setting] = {}
+    for name, key in KEYS.items():
+        if cli.get(name) is not None:
+            out[name] = Setting(name=name, value=cli[name], source=key.option)
+        elif environ.get(key.env):
+            value: Any = environ[key.env]
+            if name == "jobs":
+                value = int(value) if value.strip().isdigit() else value
+            if (problem := key.check(value)) is not None:
+                raise UsageError(f"{key.env}={environ[key.env]!r}: {problem}")
+            out[name] = Setting(name=name, value=value, source=f"env {key.env}")
+        else:
+            found = next(((shown, data[name]) for shown, data in files if name in data), None)
+            if found is None:
+                out[name] = Setting(name=name, value=None, source="default")
+            else:
+                out[name] = Setting(name=name, value=found[1], source=found[0], from_file=True)
+    return out
+
+
+def load_settings(
+    root: Path, *, cli: Mapping[str, Any] = {}, environ: Mapping[str, str] | None = None
+) -> dict[str, Setting]:
+    """The settings for the workspace at `root`, reading its `mlpipe.toml` and the user's config."""
+    env = os.environ if environ is None else environ
+    user = user_config_path(env)
+    files = [
+        (REPO_FILE, read_config(root / REPO_FILE, REPO_FILE)),
+        (str(user), read_config(user, str(user))),
+    ]
+    return resolve(cli=cli, environ=env, files=files)
+
+
+def apply(settings: Mapping[str, Setting], environ: MutableMapping[str, str]) -> None:
+    """Set the variable of each value that came from a config file, for the backends that read it."""
+    for name, setting in settings.items():
+        if setting.from_file:
+            environ[KEYS[name].env] = str(setting.value)
+
+
+def show_text(settings: Mapping[str, Setting]) -> str:
+    rows = [[name, "" if s.value is None else str(s.value), s.source] for name, s in settings.items()]
+    return table(["key", "value", "from"], rows)
