@@ -140,6 +140,37 @@ class TerminalReporter(PlainReporter):
         self._live.stop()
 
 
+class Reporters:
+    """Several reporters as one (the console and GitHub's check run): each event goes to each, in order."""
+
+    def __init__(self, *reporters: Reporter) -> None:
+        self.reporters = reporters
+
+    def run_started(self, record: RunRecord, plan: Plan) -> None:
+        for reporter in self.reporters:
+            reporter.run_started(record, plan)
+
+    def step_started(self, name: str, step: StepRecord) -> None:
+        for reporter in self.reporters:
+            reporter.step_started(name, step)
+
+    def step_line(self, name: str, line: str) -> None:
+        for reporter in self.reporters:
+            reporter.step_line(name, line)
+
+    def step_finished(self, name: str, step: StepRecord) -> None:
+        for reporter in self.reporters:
+            reporter.step_finished(name, step)
+
+    def run_finished(self, record: RunRecord) -> None:
+        for reporter in self.reporters:
+            reporter.run_finished(record)
+
+    def message(self, text: str) -> None:
+        for reporter in self.reporters:
+            reporter.message(text)
+
+
 def choose_reporter(stream: IO[str] | None = None) -> Reporter:
     stream = stream or sys.stdout
     if os.environ.get("GITHUB_ACTIONS") == "true":

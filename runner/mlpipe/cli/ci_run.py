@@ -37,6 +37,12 @@ from mlpipe.ui import choose_reporter
     metavar="BYTES",
     help="Files above this size are left out of a dirty run's code commit (listed as not recoverable).",
 )
+@click.option(
+    "--publish-checks/--no-publish-checks",
+    default=True,
+    envvar="MLPIPE_PUBLISH_CHECKS",
+    help="In GitHub Actions, publish a check run with annotations (else only log annotations and the job summary).",
+)
 @json_option
 def command(
     file: str | None,
@@ -49,6 +55,7 @@ def command(
     jobs: int | None,
     fail_fast: bool,
     snapshot_max_file_size: int,
+    publish_checks: bool,
     as_json: bool,
 ) -> None:
     """Plan, run or reuse every selected step, record the run, and print a summary.
@@ -78,7 +85,12 @@ def command(
         max_recoverable_file=snapshot_max_file_size,
     )
     # With --json, stdout carries only the record; progress goes to stderr.
-    reporter = choose_reporter(sys.stderr if as_json else sys.stdout)
+    stream = sys.stderr if as_json else sys.stdout
+    reporter = choose_reporter(stream)
+    if os.environ.get("GITHUB_ACTIONS") == "true":  # check run, annotations, job summary, step outputs
+        from mlpipe.github.checks import with_github
+
+        reporter = with_github(reporter, prepared, publish_checks=publish_checks, stream=stream)
     record = Runner(prepared, reporter, options).run()
     if as_json:
         click.echo(json.dumps(record.to_json(), indent=1, sort_keys=True))

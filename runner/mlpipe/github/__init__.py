@@ -1,0 +1,1 @@
+"""Reporting to GitHub: the Actions context, check runs with annotations, and job summaries."""
