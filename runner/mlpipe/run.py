@@ -377,7 +377,9 @@ class Runner:
             paths[key] = self.p.store.materialize(manifest, output)
         for key, (instances, output) in gathered_refs(step).items():
             found = {i: self.p.store.materialize(self.produced[i].outputs[output], output) for i in instances}
-            paths[key] = gather_dir(self.p.workspace.tmp / self.run_id / step.name / "gathered" / key, found, output)
+            paths[key] = gather_dir(
+                self.p.workspace.tmp / self.run_id / step.name / "gathered" / key, found, output
+            )
         return paths
 
     def _resolver(self, step: Step, inputs: Mapping[str, Path], outputs: Mapping[str, Path]) -> Any:
