@@ -220,7 +220,9 @@ class FileHasher:
             size = max(1, len(files) // (self.workers * 4))
             batches = [files[i : i + size] for i in range(0, len(files), size)]
             with ThreadPoolExecutor(self.workers) as pool:
-                entries = tuple(e for batch in pool.map(lambda b: [entry(f) for f in b], batches) for e in batch)
+                entries = tuple(
+                    e for batch in pool.map(lambda b: [entry(f) for f in b], batches) for e in batch
+                )
         else:
             entries = tuple(map(entry, files))
         return Manifest(type="dir", entries=entries)
