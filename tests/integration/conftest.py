@@ -84,3 +84,35 @@ def engine(podman: Podman, monkeypatch: pytest.MonkeyPatch) -> Iterator[Podman]:
     if left:
         podman.remove_all_containers()
         pytest.fail(f"containers left behind: {left}", pytrace=False)
+
+
+# -- the GitHub API stand-in (tests/services/github_api.py) --------------------------------------------------
+GITHUB_WRITE_TOKEN = "ghs_writeTOKEN0123456789abcdefABCDEF01"
+GITHUB_READ_TOKEN = "ghs_readTOKEN0123456789abcdefABCDEF012"
+
+
+@pytest.fixture(scope="session")
+def github_api_server() -> Iterator[object]:
+    from services.github_api import GitHubAPI, spec_available
+
+    if not spec_available():
+        message = "GitHub's OpenAPI description is not installed (scripts/test runs npm ci in tests/node)"
+        if IN_CI:
+            pytest.fail(f"CI=true and the GitHub API stand-in cannot start: {message}", pytrace=False)
+        pytest.skip(message)
+    api = GitHubAPI()
+    api.start()
+    try:
+        yield api
+    finally:
+        api.stop()
+
+
+@pytest.fixture
+def github_api(github_api_server: object) -> object:
+    """The stand-in, emptied, knowing a token that may write checks and one that may only read."""
+    server = github_api_server
+    server.reset()  # type: ignore[attr-defined]
+    server.add_token(GITHUB_WRITE_TOKEN, "write")  # type: ignore[attr-defined]
+    server.add_token(GITHUB_READ_TOKEN, "read")  # type: ignore[attr-defined]
+    return server

@@ -81,8 +81,6 @@ class GitHubReporter:
     # -- Reporter ------------------------------------------------------------------------------------------
     def run_started(self, record: RunRecord, plan: Plan) -> None:
         self.record, self.plan = record, plan
-        if self.ctx.token:
-            self._print(mask(self.ctx.token))
         self._guard(self._create)
 
     def step_started(self, name: str, step: StepRecord) -> None:
@@ -314,4 +312,6 @@ def with_github(console: Reporter, prepared: Prepared, *, publish_checks: bool, 
     ctx = from_env(os.environ)
     if ctx is None:
         return console
+    if ctx.token:  # before anything is printed that could hold it
+        stream.write(mask(ctx.token) + "\n")
     return Reporters(console, github_reporter(prepared, ctx, publish_checks=publish_checks, stream=stream))
