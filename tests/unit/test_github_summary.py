@@ -1,0 +1,93 @@
+"""The markdown summary of a run: pure, from a record."""
+
+from __future__ import annotations
+
+from mlpipe.github.summary import conclusion, mermaid, render, title, truncate
+from mlpipe.runs import RunRecord, StepRecord
+
+
+def record(**git: object) -> RunRecord:
+    return RunRecord(
+        run_id="20260101T000000000Z-0123456789abcdef",
+        pipeline="digits",
+        pipeline_file="mlpipe.yaml",
+        started_at="2026-01-01T00:00:00.000Z",
+        status="failed",
+        git={"in_repo": True, "commit": "f" * 40, "branch": "main", "dirty": False, **git},
+        snapshots={"steps/train": "1" * 40, "steps/prepare": "2" * 40},
+        params={"C": 5.0},
+        steps={
+            "prepare": StepRecord(
+                status="reused", reused_from={"run_id": "20251231T000000000Z-aaaa", "commit": "e" * 40}
+            ),
+            "train": StepRecord(
+                status="ran",
+                duration_s=12.25,
+                reasons=["param C: 10.0 -> 5.0"],
+                metrics={"m": {"acc": 0.98765}},
+            ),
+            "eval[split=a|b]": StepRecord(status="failed", duration_s=1.0, error="exited with code 1"),
+            "report": StepRecord(status="skipped", error="upstream eval did not succeed"),
+        },
+    )
+
+
+def test_title_and_conclusion() -> None:
+    r = record()
+    assert title(r) == "digits: failed (1 ran, 1 reused, 1 failed, 1 skipped)"
+    assert conclusion(r) == "failure"
+    r.status = "succeeded"
+    assert conclusion(r) == "success"
+    r.status = "cancelled"
+    assert conclusion(r) == "cancelled"
+
+
+def test_the_summary_names_steps_sources_metrics_commit_and_snapshots() -> None:
+    text = render(
+        record(), upstream={"train": ["prepare"], "eval[split=a|b]": ["train"]}, run_url="https://x/runs/1"
+    )
+    lines = text.splitlines()
+    assert lines[0] == "## ❌ mlpipe · digits: failed"
+    assert (
+        f"Run [`20260101T000000000Z-0123456789abcdef`](https://x/runs/1) at commit `{'f' * 40}` on `main`. Clean working tree."
+        in lines
+    )
+    assert f"| `prepare` | ♻️ reused |  | from run 20251231T000000000Z-aaaa at {'e' * 12} |  |" in lines
+    assert "| `train` | ✅ ran | 12.2s | param C: 10.0 -> 5.0 | acc=0.9877 |" in lines
+    assert "| `eval[split=a\\|b]` | ❌ failed | 1.0s | exited with code 1 |  |" in lines
+    assert f"| `steps/train` | `{'1' * 40}` |" in lines
+    assert "**Params:** `C=5.0`" in lines
+
+
+def test_the_mermaid_dag_colours_nodes_by_status() -> None:
+    lines = mermaid(
+        record(), {"train": ["prepare"], "eval[split=a|b]": ["train"], "report": ["eval[split=a|b]"]}
+    )
+    assert lines[:2] == ["```mermaid", "flowchart LR"]
+    assert '  s0["prepare"]:::reused' in lines and '  s2["eval[split=a|b]"]:::failed' in lines
+    assert "  s0 --> s1" in lines and "  s2 --> s3" in lines
+    assert {line.split()[1] for line in lines if "classDef" in line} == {"failed", "ran", "reused", "skipped"}
+
+
+def test_a_dirty_run_warns_and_names_its_code_ref() -> None:
+    text = render(record(dirty=True, dirty_paths=["a.py", "b.py"], snapshot_ref="refs/mlpipe/runs/x"))
+    assert (
+        "> [!WARNING]\n> Ran on uncommitted changes (2 path(s): `a.py`, `b.py`).\n> The code that ran is at `refs/mlpipe/runs/x`."
+        in text
+    )
+    assert "Clean working tree" not in text
+
+
+def test_outside_git() -> None:
+    assert "outside a git repository" in render(record(in_repo=False))
+
+
+def test_truncation_keeps_within_the_limits_and_says_so() -> None:
+    assert truncate("short") == "short"
+    cut = truncate("x" * 70_000)
+    assert len(cut) == 65_535 and cut.endswith("over GitHub's limit of 65,535.\n")
+    cut_bytes = truncate("é" * 600_000, 1024 * 1024, unit="bytes")
+    assert (
+        len(cut_bytes.encode()) <= 1024 * 1024
+        and "truncated: the full summary is 1,200,000 bytes" in cut_bytes
+    )
