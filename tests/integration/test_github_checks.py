@@ -318,3 +318,46 @@ def test_no_publish_checks_only_logs(tmp_path: Path, github_api: Any) -> None:
     assert github_api.requests == []
     assert "::notice file=ml/mlpipe.yaml,line=10,title=mlpipe%3A step train ran::" in outcome.stdout
     assert job.outputs()["status"] == "succeeded"
+
+
+def test_a_summary_over_githubs_limit_is_truncated_with_a_note(tmp_path: Path, github_api: Any) -> None:
+    from mlpipe.github.annotations import Layout
+    from mlpipe.github.checks import GitHubReporter
+    from mlpipe.github.client import GitHubAPI as Client
+    from mlpipe.github.context import GitHubContext
+    from mlpipe.plan import Plan
+    from mlpipe.runs import RunRecord, StepRecord
+
+    steps = {f"step-{i:04d}-" + "x" * 40: StepRecord(status="ran", reasons=["r" * 30]) for i in range(1500)}
+    record = RunRecord(
+        run_id="r1",
+        pipeline="big",
+        pipeline_file="mlpipe.yaml",
+        started_at="2026-01-01T00:00:00.000Z",
+        steps=steps,
+    )
+    summary_file = tmp_path / "summary"
+    summary_file.write_text("x" * (1024 * 1024 - 1000))  # the step already wrote most of its 1 MiB
+    ctx = GitHubContext(
+        repository=REPO,
+        sha="a" * 40,
+        ref="refs/heads/main",
+        event="push",
+        token=GITHUB_WRITE_TOKEN,
+        api_url=github_api.url,
+        step_summary=summary_file,
+        temp=tmp_path,
+    )
+    layout = Layout(repo_root=str(tmp_path), workspace="", pipeline_file="mlpipe.yaml", steps={})
+    with open(tmp_path / "log", "w") as log:
+        reporter = GitHubReporter(ctx, layout, {}, api=Client(github_api.url, GITHUB_WRITE_TOKEN), stream=log)
+        reporter.run_started(record, Plan())
+        record.status, record.ended_at = "succeeded", "2026-01-01T00:01:00.000Z"
+        reporter.run_finished(record)
+    assert github_api.violations == []
+    run = github_api.only_check_run()
+    assert run["conclusion"] == "success" and len(run["annotations"]) == 1500
+    assert len(run["output"]["summary"]) == 65_535
+    assert "over GitHub's limit of 65,535." in run["output"]["summary"]
+    assert summary_file.stat().st_size <= 1024 * 1024
+    assert "truncated: the full summary is" in summary_file.read_text()

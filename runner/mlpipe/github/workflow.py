@@ -28,7 +28,9 @@ def append_job_summary(path: Path, markdown: str) -> None:
         used = path.stat().st_size
     except OSError:
         used = 0
-    room = max(JOB_SUMMARY_LIMIT - used - 1, 1024)
+    room = JOB_SUMMARY_LIMIT - used - 1
+    if room < 256:  # the step's summary is full: nothing fits, not even the note that it was cut
+        return
     with path.open("a", encoding="utf-8") as handle:
         handle.write(truncate(markdown, room, unit="bytes") + "\n")
 
