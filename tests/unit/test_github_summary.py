@@ -91,3 +91,28 @@ def test_truncation_keeps_within_the_limits_and_says_so() -> None:
         len(cut_bytes.encode()) <= 1024 * 1024
         and "truncated: the full summary is 1,200,000 bytes" in cut_bytes
     )
+
+
+def test_the_registry_the_results_went_to() -> None:
+    r = record()
+    r.options["cache"] = {
+        "registry": "oci://ghcr.io/o/r/mlpipe-cache",
+        "write": "o/r/mlpipe-cache",
+        "pushed": 2,
+        "exists": 1,
+        "run_tag": "run.abc.r1",
+        "why": "protected ref: writes the trusted repository",
+        "unavailable": False,
+    }
+    assert (
+        "**Cache:** `oci://ghcr.io/o/r/mlpipe-cache`; results written to `o/r/mlpipe-cache` (2 pushed, 1 exists), "
+        "this run's record as `o/r/mlpipe-cache:run.abc.r1` (protected ref: writes the trusted repository)."
+    ) in render(r).splitlines()
+    r.options["cache"] = {
+        "registry": "oci://x/y",
+        "write": None,
+        "why": "a pull request from a fork is untrusted: read-only",
+    }
+    assert (
+        "**Cache:** `oci://x/y`; read only (a pull request from a fork is untrusted: read-only)." in render(r)
+    )

@@ -57,7 +57,7 @@ def render(
     lines += _steps_table(record, plan)
     if upstream is not None:
         lines += ["", *mermaid(record, upstream)]
-    lines += ["", *_snapshots(record)]
+    lines += [*_cache(record), "", *_snapshots(record)]
     if record.params:
         lines += ["", "**Params:** " + ", ".join(f"`{k}={v}`" for k, v in record.params.items())]
     return "\n".join(lines) + "\n"
@@ -135,6 +135,26 @@ def mermaid(record: RunRecord, upstream: Mapping[str, Sequence[str]]) -> list[st
     lines.extend(f"  classDef {status} {COLOURS[status]}" for status in used if status in COLOURS)
     lines.append("```")
     return lines
+
+
+def _cache(record: RunRecord) -> list[str]:
+    """Where the results were shared: the registry, the repository written, the run record's tag."""
+    cache = record.options.get("cache")
+    if not isinstance(cache, dict) or not cache.get("registry"):
+        return []
+    counts = ", ".join(f"{cache[k]} {k}" for k in ("pushed", "exists", "failed") if cache.get(k))
+    text = f"**Cache:** `{cache['registry']}`"
+    if cache.get("write"):
+        text += f"; results written to `{cache['write']}`" + (f" ({counts})" if counts else "")
+        if cache.get("run_tag"):
+            text += f", this run's record as `{cache['write']}:{cache['run_tag']}`"
+    else:
+        text += "; read only"
+    if cache.get("why"):
+        text += f" ({cache['why']})"
+    if cache.get("unavailable"):
+        text += "; **the registry was unavailable**: " + "; ".join(cache.get("errors") or [])
+    return ["", text + "."]
 
 
 def _snapshots(record: RunRecord) -> list[str]:
