@@ -26,6 +26,8 @@ class Facts:
     environment_digests: Mapping[str, Mapping[str, str]]
     """Step -> environment file -> content digest."""
     platform: str
+    images: Mapping[str, Mapping[str, str | None]] = field(default_factory=dict)
+    """Image as a step names it -> {"id": its config digest, "digest": its registry digest or None}."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -80,6 +82,14 @@ def gathered_digest(digests: Mapping[str, str]) -> str:
     return json_digest(dict(digests))
 
 
+def image_id(facts: Facts, step: Step) -> str | None:
+    """What a step's image is by content (a moved tag reruns the step); its name only where not resolved."""
+    if step.image is None:
+        return None
+    found = facts.images.get(step.image)
+    return str(found["id"]) if found and found.get("id") else step.image
+
+
 def fingerprint_step(
     pipeline: Pipeline, step: Step, facts: Facts, produced: Mapping[str, Mapping[str, str]]
 ) -> fp.Fingerprint | None:
@@ -110,7 +120,7 @@ def fingerprint_step(
         code_tree=facts.code_trees[step.code],
         environment_digests=facts.environment_digests.get(step.name, {}),
         platform=facts.platform,
-        image=step.image,
+        image=image_id(facts, step),
     )
 
 

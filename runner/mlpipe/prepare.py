@@ -71,6 +71,7 @@ def prepare(
         code_trees={code: snap.tree for code, snap in snapshots.items()},
         input_digests={name: _input_digests(pipeline, name, hasher) for name in order},
         environment_digests={name: _environment_digests(pipeline, name, hasher) for name in order},
+        images=_images(pipeline, order),
         platform=platform_id(),
     )
 
@@ -123,6 +124,16 @@ def _environment_digests(pipeline: Pipeline, step: str, hasher: FileHasher) -> d
     spec = pipeline.steps[step]
     files = {path: hasher.digest(pipeline.root / path) for path in spec.environment}
     return files | environment_facts(python=spec.environment_python, packages=spec.environment_packages)
+
+
+def _images(pipeline: Pipeline, order: Sequence[str]) -> dict[str, dict[str, str | None]]:
+    """Each step image's id (pulled if missing); the engine is asked only when some step has an image."""
+    refs = {pipeline.steps[name].image for name in order} - {None}
+    if not refs:
+        return {}
+    from mlpipe.executors.docker import resolve_images
+
+    return resolve_images(ref for ref in refs if ref is not None)
 
 
 def workspace_path(root: Path, path: Path) -> str:

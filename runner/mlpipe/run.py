@@ -21,7 +21,7 @@ from typing import Any
 from mlpipe import __version__
 from mlpipe.cache.base import StepResult
 from mlpipe.digest import FileHasher, Manifest, tree_signature, walk_files
-from mlpipe.executors.base import Executor, RunningStep, StepOutcome, StepRequest
+from mlpipe.executors.base import ContainerSpec, Executor, RunningStep, StepOutcome, StepRequest
 from mlpipe.executors.host import HostExecutor
 from mlpipe.plan import fingerprint_step, gathered_refs, output_refs, why_run
 from mlpipe.prepare import Prepared, workspace_path
@@ -64,12 +64,15 @@ class Runner:
         options: RunOptions,
         *,
         executor: Executor | None = None,
+        containers: Executor | None = None,
         run_id: str | None = None,
     ) -> None:
         self.p = prepared
         self.reporter = reporter
         self.options = options
         self.executor = executor or HostExecutor()
+        self.containers = containers
+        """Runs steps with `image:`; the docker executor, created when the first such step starts."""
         self.run_id = run_id or new_run_id()
         self.history = RunHistory(prepared.workspace.runs)
         self.produced: dict[str, StepResult] = {}
@@ -223,9 +226,15 @@ class Runner:
         inputs = self._input_paths(step)
         snapshot = self.p.snapshots[step.code]
         cwd = materialize_snapshot(snapshot, self.p.workspace.snapshots)
-        command = refs.render(step.run, self._resolver(step, inputs, outputs), quote=True)
-        env = self._environment(step, inputs, outputs)
         code_shown = "" if step.code == "." else step.code + "/"
+        rewrites = ((f"{cwd}/", code_shown), (str(cwd), step.code))
+        container, seen_inputs, seen_outputs = None, inputs, outputs
+        if step.image is not None:  # the step sees container paths; the mounts map them to these
+            container, seen_inputs, seen_outputs = self._container(step, cwd, inputs, outputs, staging)
+            rewrites = ((f"{container.workdir}/", code_shown), (container.workdir, step.code))
+            record.image = {"ref": step.image, **self.p.facts.images.get(step.image, {})}
+        command = refs.render(step.run, self._resolver(step, seen_inputs, seen_outputs), quote=True)
+        env = self._environment(step, seen_inputs, seen_outputs, host=container is None)
         log_path = self.p.workspace.logs / self.run_id / f"{name}.log"
         request = StepRequest(
             step=name,
@@ -234,9 +243,10 @@ class Runner:
             env=env,
             log_path=log_path,
             on_line=self.reporter.step_line,
-            rewrites=((f"{cwd}/", code_shown), (str(cwd), step.code)),
+            rewrites=rewrites,
             timeout_s=step.timeout_minutes * 60 if step.timeout_minutes else None,
             kill_grace_s=self.options.kill_grace_s,
+            container=container,
         )
         record.status = "running"
         record.started_at = utc_now()
@@ -245,7 +255,7 @@ class Runner:
         known = self.p.store.hasher.signatures  # repo inputs were walked once already, to digest them
         before = {n: known.get(os.fspath(path)) or _state(path) for n, path in inputs.items()}
         self.history.write(self.record)  # before the step starts: a kill -9 from now on leaves it `running`
-        running = self.executor.start(request)
+        running = self._executor_for(step).start(request)
         self.running[name] = running
 
         def work() -> None:
@@ -397,10 +407,13 @@ class Runner:
         return value_of
 
     def _environment(
-        self, step: Step, inputs: Mapping[str, Path], outputs: Mapping[str, Path]
+        self, step: Step, inputs: Mapping[str, Path], outputs: Mapping[str, Path], *, host: bool = True
     ) -> dict[str, str]:
-        env = dict(os.environ)
-        env.setdefault("PYTHONPYCACHEPREFIX", str(self.p.workspace.state / "pycache"))
+        if host:
+            env = dict(os.environ)
+            env.setdefault("PYTHONPYCACHEPREFIX", str(self.p.workspace.state / "pycache"))
+        else:  # a container keeps its image's environment: of the caller's, only what the step passes through
+            env = {name: os.environ[name] for name in step.env_passthrough if name in os.environ}
         env["MLPIPE_RUN_ID"] = self.run_id
         env["MLPIPE_STEP"] = step.name
         for name, path in inputs.items():
@@ -414,6 +427,33 @@ class Runner:
         for name, template in step.env.items():
             env[name] = refs.render(template, resolver, quote=False)
         return env
+
+    def _executor_for(self, step: Step) -> Executor:
+        if step.image is None:
+            return self.executor
+        if self.containers is None:
+            from mlpipe.executors.docker import DockerExecutor
+
+            self.containers = DockerExecutor()
+        return self.containers
+
+    def _container(
+        self, step: Step, cwd: Path, inputs: Mapping[str, Path], outputs: Mapping[str, Path], staging: Path
+    ) -> tuple[ContainerSpec, dict[str, Path], dict[str, Path]]:
+        """The step's container, and its inputs' and outputs' paths as the step sees them there."""
+        from mlpipe.executors import docker
+
+        assert step.image is not None
+        (staging / "outputs").mkdir(parents=True, exist_ok=True)
+        image = self.p.facts.images.get(step.image, {})
+        spec = docker.spec_for(
+            image_ref=step.image,
+            image_id=str(image.get("id") or step.image),
+            mounts=docker.container_mounts(cwd, inputs, staging / "outputs"),
+            labels={"io.mlpipe.run": self.run_id},
+        )
+        seen_inputs = docker.container_paths(inputs, docker.INPUTS_DIR)
+        return spec, seen_inputs, docker.container_paths(outputs, docker.OUTPUTS_DIR)
 
     def _provenance(self, name: str, outcome: StepOutcome) -> dict[str, Any]:
         git = self.p.git

@@ -52,6 +52,10 @@ class StepRecord:
     code: str | None = None
     """The step's code dir and its snapshot tree."""
     tree: str | None = None
+    image: dict[str, Any] | None = None
+    """For a step run in a container: the image as named (`ref`), its `id` (config digest) and registry `digest`."""
+    gpus: list[dict[str, Any]] | None = None
+    """The GPUs the step ran on: index, name, memory_mib, driver."""
 
 
 @dataclass(kw_only=True)

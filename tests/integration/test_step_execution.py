@@ -41,6 +41,8 @@ STEP_KEYS = {
     "nondeterministic",
     "code",
     "tree",
+    "image",
+    "gpus",
 }
 PARTS_KEYS = {
     "schema",

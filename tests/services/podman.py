@@ -138,7 +138,8 @@ class Podman:
         for applet in APPLETS:
             (rootfs / "bin" / applet).symlink_to("busybox")
         tar = subprocess.run(["tar", "-C", str(rootfs), "-c", "."], capture_output=True, check=True)
-        changes = [f"ENV {k}={v}" for k, v in {"PATH": "/bin", **(env or {})}.items()]
+        image_env = {"PATH": "/bin", "IMAGE_SAYS": "hello from the image", **(env or {})}
+        changes = [f"ENV {k}={v}" for k, v in image_env.items()]
         args = [a for change in changes for a in ("--change", change)]
         return self.cli("import", *args, "-", ref, input=tar.stdout).strip()
 

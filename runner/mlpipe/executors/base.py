@@ -9,6 +9,34 @@ from typing import Protocol
 
 
 @dataclass(frozen=True, kw_only=True)
+class Mount:
+    """A host path bind-mounted into a step's container."""
+
+    source: Path
+    target: str
+    read_only: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContainerSpec:
+    """How a step runs in a container; the request's command, env and timeout still apply."""
+
+    image: str
+    """What to run: the image id resolved at plan time, so a tag moved during the run changes nothing."""
+    image_ref: str
+    """The image as the pipeline names it, for messages."""
+    workdir: str
+    mounts: tuple[Mount, ...] = ()
+    shm_size: str | None = None
+    ulimits: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    """name -> (soft, hard)."""
+    user: str | None = None
+    """None: the caller's uid:gid, unless the engine is rootless."""
+    network: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
 class StepRequest:
     step: str
     command: str
@@ -25,6 +53,9 @@ class StepRequest:
     kill_grace_s: float = 10.0
     """How long a stopped step gets after SIGINT, and again after SIGTERM, before the next signal."""
     gpus: tuple[str, ...] = field(default_factory=tuple)
+    """GPU indices (as nvidia-smi numbers them) the step may use; a container gets exactly these devices."""
+    container: ContainerSpec | None = None
+    """Set for a step with `image:`: it runs in a container (the docker executor)."""
 
 
 @dataclass(frozen=True, kw_only=True)

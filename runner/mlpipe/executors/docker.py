@@ -1,0 +1,412 @@
+"""Runs a step in a container through the Docker Engine API: Docker, or podman's compatible API service.
+
+`DOCKER_HOST` is honoured (the docker SDK's `from_env`). Each step gets its own container, created from the
+image id resolved at plan time, with the code snapshot, inputs and outputs bind-mounted; the container is a
+context manager, so it is removed however the step ends (exit, timeout, Ctrl-C). The `docker` package is
+imported only inside functions: `mlpipe --help` and `mlpipe plan` without images never load it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from mlpipe.errors import MlpipeError
+from mlpipe.executors.base import ContainerSpec, Mount, StepOutcome, StepRequest
+
+__lazy_modules__ = ["docker"]
+
+CODE_DIR = "/mlpipe/code"
+INPUTS_DIR = "/mlpipe/inputs"
+OUTPUTS_DIR = "/mlpipe/outputs"
+LABEL = "io.mlpipe.step"
+
+# bash with errexit and pipefail where the image has it, as on the host; plain `sh -e` otherwise.
+_SHELL = (
+    'if command -v bash >/dev/null 2>&1; then exec bash --noprofile --norc -eo pipefail -c "$1"; fi; '
+    'exec sh -e -c "$1"'
+)
+_ENGINE_ERROR_EXIT = 125
+"""What `docker run` exits with when the engine, not the command, failed."""
+
+
+class ContainerError(MlpipeError):
+    """The container engine cannot be reached, or a step's image cannot be found or pulled."""
+
+
+def container_argv(command: str) -> list[str]:
+    return ["/bin/sh", "-c", _SHELL, "mlpipe-step", command]
+
+
+# -- images ----------------------------------------------------------------------------------------------------
+def client() -> Any:
+    """A docker SDK client for `DOCKER_HOST` (or the default socket), or a ContainerError saying why not."""
+    import docker
+
+    where = os.environ.get("DOCKER_HOST") or "the default socket (DOCKER_HOST is not set)"
+    try:
+        return docker.from_env()
+    except docker.errors.DockerException as error:
+        raise ContainerError(
+            f"cannot reach the container engine at {where}: {error}; start Docker, or podman's API service "
+            "(podman system service), and point DOCKER_HOST at it"
+        ) from None
+
+
+def resolve_images(refs: Iterable[str]) -> dict[str, dict[str, str | None]]:
+    """Each image as the pipeline names it -> {"id": config digest, "digest": registry digest or None}.
+
+    A missing image is pulled; one that cannot be pulled is a ContainerError naming it.
+    """
+    wanted = sorted(set(refs))
+    if not wanted:
+        return {}
+    engine = client()
+    try:
+        return {ref: _image_info(engine, ref) for ref in wanted}
+    finally:
+        engine.close()
+
+
+def _image_info(engine: Any, ref: str) -> dict[str, str | None]:
+    import docker
+
+    try:
+        image = engine.images.get(ref)
+    except docker.errors.ImageNotFound:
+        image = _pull(engine, ref)
+    except docker.errors.APIError as error:
+        raise ContainerError(f"image {ref!r}: the engine could not inspect it: {error.explanation}") from None
+    digests = image.attrs.get("RepoDigests") or []
+    return {"id": str(image.id), "digest": str(digests[0]) if digests else None}
+
+
+def _pull(engine: Any, ref: str) -> Any:
+    import docker
+    from docker.utils import parse_repository_tag
+
+    repository, tag = parse_repository_tag(ref)
+    problem = ""
+    try:
+        for message in engine.api.pull(repository, tag=tag or "latest", stream=True, decode=True):
+            if isinstance(message, dict) and message.get("error"):
+                problem = str(message["error"])
+        return engine.images.get(ref)
+    except docker.errors.ImageNotFound as error:
+        problem = problem or str(error.explanation)
+    except docker.errors.APIError as error:
+        problem = str(error.explanation or error)
+    raise ContainerError(
+        f"image {ref!r} is not on this machine and could not be pulled: {problem}; "
+        "check the name, log in to its registry (docker login), or build it first"
+    )
+
+
+# -- the container's request -----------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class Engine:
+    """What the executor needs to know about the engine, asked once."""
+
+    rootless: bool
+    podman: bool
+    own_mounts: tuple[tuple[str, str], ...] = ()
+    """When mlpipe itself runs in a container: (path in here, path on the engine's host) per bind mount."""
+
+    @staticmethod
+    def inspect(engine: Any) -> Engine:
+        info = engine.info()
+        version = engine.version()
+        components = {str(c.get("Name", "")) for c in version.get("Components") or []}
+        return Engine(
+            # Docker says `name=rootless`; podman says `rootless` in its host info.
+            rootless="name=rootless" in (info.get("SecurityOptions") or [])
+            or bool((info.get("Host") or {}).get("Security", {}).get("rootless")),
+            podman=any("podman" in name.lower() for name in components),
+            own_mounts=_own_mounts(engine),
+        )
+
+
+def _own_mounts(engine: Any) -> tuple[tuple[str, str], ...]:
+    """Bind mounts of the container mlpipe runs in, if it runs in one the engine knows (found by hostname)."""
+    import docker
+
+    if not (Path("/.dockerenv").exists() or Path("/run/.containerenv").exists()):
+        return ()
+    try:
+        attrs = engine.containers.get(socket.gethostname()).attrs
+    except docker.errors.DockerException:
+        return ()  # not one of this engine's containers: paths here are the engine's paths
+    return tuple(
+        (str(m["Destination"]), str(m["Source"]))
+        for m in attrs.get("Mounts") or []
+        if m.get("Destination") and m.get("Source")
+    )
+
+
+def host_path(path: str, own_mounts: Sequence[tuple[str, str]]) -> str:
+    """A path in mlpipe's own container as the engine's host sees it (longest matching mount wins)."""
+    best: tuple[str, str] | None = None
+    for inside, outside in own_mounts:
+        if (path == inside or path.startswith(inside.rstrip("/") + "/")) and (
+            best is None or len(inside) > len(best[0])
+        ):
+            best = (inside, outside)
+    if best is None:
+        return path
+    rest = path[len(best[0].rstrip("/")) :]
+    return best[1].rstrip("/") + rest if rest else best[1]
+
+
+PODMAN_ULIMITS = {"nofile": (1024, 4096), "nproc": (1024, 4096)}
+"""podman's API applies none of containers.conf's default ulimits, and asks runc for limits above the engine's
+own where those are low (runc then fails: `error setting rlimit type 6`); Docker applies its daemon's."""
+
+
+def default_ulimits(engine: Engine) -> dict[str, tuple[int, int]]:
+    return dict(PODMAN_ULIMITS) if engine.podman else {}
+
+
+def create_args(request: StepRequest, engine: Engine) -> dict[str, Any]:
+    """The keyword arguments of `containers.create` for a step: the request body the engine receives."""
+    from docker.types import DeviceRequest, Ulimit
+    from docker.types import Mount as DockerMount
+
+    spec = request.container
+    assert spec is not None
+    args: dict[str, Any] = {
+        "image": spec.image,
+        "command": container_argv(request.command),
+        "working_dir": spec.workdir,
+        "environment": dict(request.env),
+        "mounts": [
+            DockerMount(
+                m.target, host_path(str(m.source), engine.own_mounts), type="bind", read_only=m.read_only
+            )
+            for m in spec.mounts
+        ],
+        "labels": {LABEL: request.step, **spec.labels},
+        "init": True,  # signals reach the step's process: PID 1 ignores SIGINT/SIGTERM without a handler
+        "detach": True,
+        "tty": False,
+        "stdin_open": False,
+    }
+    user = spec.user or (None if engine.rootless else f"{os.getuid()}:{os.getgid()}")
+    if user is not None:
+        args["user"] = user
+    ulimits = {**default_ulimits(engine), **spec.ulimits}
+    if ulimits:
+        args["ulimits"] = [Ulimit(name=n, soft=s, hard=h) for n, (s, h) in sorted(ulimits.items())]
+    if spec.shm_size is not None:
+        args["shm_size"] = spec.shm_size
+    if spec.network is not None:
+        args["network_mode"] = spec.network
+    if request.gpus:
+        args["device_requests"] = [DeviceRequest(device_ids=list(request.gpus), capabilities=[["gpu"]])]
+    return args
+
+
+# -- running ---------------------------------------------------------------------------------------------------
+class Container:
+    """A created container that is removed on exit, whatever happened."""
+
+    def __init__(self, engine: Any, args: Mapping[str, Any]) -> None:
+        self.engine = engine
+        self.args = args
+        self.container: Any = None
+
+    def __enter__(self) -> Any:
+        self.container = self.engine.containers.create(**self.args)
+        return self.container
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self.container is None:
+            return
+        import docker
+
+        with contextlib.suppress(docker.errors.NotFound):
+            self.container.remove(force=True)
+        self.container = None
+
+
+class DockerExecutor:
+    def __init__(self) -> None:
+        self._engine: Engine | None = None
+        self._lock = threading.Lock()
+
+    def connect(self) -> tuple[Any, Engine]:
+        """A client of its own for one step (its log and wait streams hold connections), and the engine facts."""
+        engine = client()
+        with self._lock:
+            if self._engine is None:
+                self._engine = Engine.inspect(engine)
+            return engine, self._engine
+
+    def start(self, request: StepRequest) -> ContainerStep:
+        return ContainerStep(request, self)
+
+
+class ContainerStep:
+    def __init__(self, request: StepRequest, executor: DockerExecutor) -> None:
+        self.request = request
+        self._started = time.monotonic()
+        self._exited = threading.Event()
+        self._status: int | None = None
+        self._cancelled = False
+        self._timed_out = False
+        self._error: str | None = None
+        self._engine: Any = None
+        self._box: Container | None = None
+        self.container: Any = None
+        request.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(request.log_path, "wb")  # noqa: SIM115 - closed in wait()
+        self._reader = threading.Thread(target=self._pump, daemon=True)
+        self._waiter = threading.Thread(target=self._wait_exit, daemon=True)
+        try:
+            self._create(executor)
+        except MlpipeError as error:
+            self._error = str(error)
+        except Exception as error:  # noqa: BLE001 - the engine's refusal is the step's error
+            self._error = f"the container engine could not start the step: {_explain(error)}"
+        if self._error is not None:
+            self._remove()
+            self.container = None
+            return
+        self._reader.start()
+        self._waiter.start()
+
+    def _create(self, executor: DockerExecutor) -> None:
+        self._engine, facts = executor.connect()
+        self._box = Container(self._engine, create_args(self.request, facts))
+        self.container = self._box.__enter__()
+        self.container.start()
+
+    def _pump(self) -> None:
+        pending = b""
+        try:
+            for chunk in self.container.logs(stream=True, follow=True):
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for raw in lines:
+                    self._line(raw)
+        except Exception:  # noqa: BLE001, S110 - the stream ends when the container is removed
+            pass
+        if pending:
+            self._line(pending)
+
+    def _line(self, raw: bytes) -> None:
+        line = raw.decode("utf-8", "replace").rstrip("\r")
+        for prefix, replacement in self.request.rewrites:
+            line = line.replace(prefix, replacement)
+        self._log.write(line.encode() + b"\n")
+        self._log.flush()
+        self.request.on_line(self.request.step, line)
+
+    def _wait_exit(self) -> None:
+        try:
+            self._status = int(self.container.wait(timeout=None)["StatusCode"])
+        except Exception as error:  # noqa: BLE001 - reported as the step's error
+            self._error = f"lost the container while waiting for it: {_explain(error)}"
+        finally:
+            self._exited.set()
+
+    def wait(self) -> StepOutcome:
+        if self.container is None:
+            self._log.close()
+            return StepOutcome(exit_code=_ENGINE_ERROR_EXIT, duration_s=0.0, error=self._error)
+        timeout = self.request.timeout_s
+        if not self._exited.wait(timeout):
+            self._timed_out = True
+            self._escalate()
+        self._exited.wait()
+        self._reader.join(timeout=5)
+        self._remove()
+        self._log.close()
+        error = self._error
+        if self._timed_out:
+            error = f"timed out after {timeout / 60:g} minutes" if timeout else "timed out"
+        code = self._status if self._status is not None else _ENGINE_ERROR_EXIT
+        return StepOutcome(
+            exit_code=code,
+            duration_s=time.monotonic() - self._started,
+            timed_out=self._timed_out,
+            cancelled=self._cancelled,
+            error=error,
+        )
+
+    def cancel(self) -> None:
+        if self.container is None or self._cancelled:
+            return
+        self._cancelled = True
+        threading.Thread(target=self._escalate, daemon=True).start()
+
+    def _escalate(self) -> None:
+        """SIGINT, then SIGTERM, then SIGKILL, each after a bounded wait (the container's init passes them on)."""
+        for sig in ("SIGINT", "SIGTERM"):
+            self._kill(sig)
+            if self._exited.wait(self.request.kill_grace_s):
+                return
+        self._kill("SIGKILL")
+
+    def _kill(self, sig: str) -> None:
+        with contextlib.suppress(Exception):  # already gone
+            self.container.kill(signal=sig)
+
+    def _remove(self) -> None:
+        if self._box is not None:
+            with contextlib.suppress(Exception):
+                self._box.__exit__(None, None, None)
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
+
+
+def _explain(error: BaseException) -> str:
+    return str(getattr(error, "explanation", None) or error)
+
+
+def container_mounts(
+    code: Path, inputs: Mapping[str, Path], outputs_dir: Path, extra: Iterable[Mount] = ()
+) -> tuple[Mount, ...]:
+    """The code snapshot and inputs read-only, the outputs directory writable, then any extra mounts."""
+    mounts = [Mount(source=code, target=CODE_DIR)]
+    mounts += [Mount(source=path, target=f"{INPUTS_DIR}/{name}") for name, path in sorted(inputs.items())]
+    mounts.append(Mount(source=outputs_dir, target=OUTPUTS_DIR, read_only=False))
+    return (*mounts, *extra)
+
+
+def container_paths(names: Iterable[str], top: str) -> dict[str, Path]:
+    return {name: Path(f"{top}/{name}") for name in names}
+
+
+def spec_for(
+    *,
+    image_ref: str,
+    image_id: str,
+    mounts: tuple[Mount, ...],
+    labels: Mapping[str, str],
+    shm_size: str | None = None,
+    ulimits: Mapping[str, tuple[int, int]] | None = None,
+    user: str | None = None,
+    network: str | None = None,
+) -> ContainerSpec:
+    return ContainerSpec(
+        image=image_id,
+        image_ref=image_ref,
+        workdir=CODE_DIR,
+        mounts=mounts,
+        shm_size=shm_size,
+        ulimits=dict(ulimits or {}),
+        user=user,
+        network=network,
+        labels=dict(labels),
+    )
