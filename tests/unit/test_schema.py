@@ -99,7 +99,7 @@ VALID = {
           w:
             run: echo ${{ matrix.lr }}
             matrix: {lr: [0.1, 1e-3], opt: [adam, sgd-2], flag: [true], n: [1, 2]}
-            outputs: {m: {kind: metrics}}
+            outputs: {m: {kind: metrics, higher-is-better: true}}
           z:
             run: echo ${{ steps.w[lr=0.1,opt=adam,flag=true,n=1].outputs.m }}
             inputs: {all: "${{ steps.w[*].outputs.m }}"}
@@ -158,6 +158,14 @@ INVALID = {
     "output type": (STEP + "    outputs: {o: {type: folder}}\n", "steps.a.outputs.o.type"),
     "metrics dir": (STEP + "    outputs: {o: {kind: metrics, type: dir}}\n", "steps.a.outputs.o.type"),
     "output list": (STEP + "    outputs: {o: []}\n", "steps.a.outputs.o"),
+    "direction string": (
+        STEP + "    outputs: {m: {kind: metrics, higher-is-better: 'yes'}}\n",
+        "steps.a.outputs.m.higher-is-better",
+    ),
+    "direction on data": (
+        STEP + "    outputs: {o: {higher-is-better: true}}\n",
+        "steps.a.outputs.o.higher-is-better",
+    ),
     "environment bool": (STEP + "    environment: true\n", "steps.a.environment"),
     "needs mapping": (STEP + "    needs: {}\n", "steps.a.needs"),
     "needs number": (STEP + "    needs: [3]\n", "steps.a.needs"),

@@ -67,6 +67,8 @@ class Output:
     """`metrics`: a JSON file mapping names to numbers (implies type `file`)."""
     path: str | None = None
     """Workspace-relative path the output is checked out to after the run (like DVC outs), if any."""
+    higher_is_better: bool | None = None
+    """For a metrics output: whether a rise in its metrics is an improvement (`mlpipe diff` colours by it)."""
     loc: Location
 
 

@@ -26,7 +26,7 @@ FIELDS = {
     "env-passthrough": "env_passthrough",
 }
 """Step keys whose model field has another name."""
-OUTPUT_KEYS = ("kind", "type", "path")
+OUTPUT_KEYS = ("kind", "type", "path", "higher-is-better")
 ENVIRONMENT_KEYS = ("files", "python", "packages")
 NAME = re.compile(refs.NAME)
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -207,7 +207,20 @@ class _StepBuilder:
             path = workspace_path(self.reader, fields["path"].value, join(key, "path"))
         out_type: Literal["dir", "file"] = "file" if kind == "metrics" or type_ == "file" else "dir"
         out_kind: Literal["data", "metrics"] = "metrics" if kind == "metrics" else "data"
-        return Output(name=entry.name, type=out_type, kind=out_kind, path=path, loc=loc)
+        better = None
+        if "higher-is-better" in fields:
+            better_key = join(key, "higher-is-better")
+            better = self.reader.scalar(
+                fields["higher-is-better"].value, better_key, (bool,), "true or false"
+            )
+            if better is not None and out_kind != "metrics":
+                fix = "add 'kind: metrics' or remove 'higher-is-better'"
+                self.reader.add(
+                    fields["higher-is-better"].key, better_key, "only a metrics output has a direction", fix
+                )
+        return Output(
+            name=entry.name, type=out_type, kind=out_kind, path=path, higher_is_better=better, loc=loc
+        )
 
     def choice(self, entry: Entry | None, key: str, choices: tuple[str, ...]) -> str | None:
         if entry is None:
