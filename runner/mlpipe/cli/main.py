@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "snapshot": ("mlpipe.cli.snapshot", "Print a directory's code snapshot: its git tree hash and files."),
     "runs": ("mlpipe.cli.runs", "List recorded runs, newest first."),
     "show": ("mlpipe.cli.show", "Show one run record."),
+    "diff": ("mlpipe.cli.diff", "Which steps differ between two runs or commits, and the metrics diff."),
     "pull": ("mlpipe.cli.pull", "Check a step's stored outputs out into the workspace."),
     "gc": ("mlpipe.cli.gc", "Remove cache entries no kept run points to, locally and in a registry."),
     "config": ("mlpipe.cli.config", "Show each setting and where its value came from."),
