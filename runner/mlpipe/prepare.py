@@ -12,6 +12,7 @@ from typing import Any
 from mlpipe import dag
 from mlpipe.cache.local import LocalStore
 from mlpipe.digest import FileHasher
+from mlpipe.executors.gpus import Gpu, check_fits, discover
 from mlpipe.interpreter import environment_facts
 from mlpipe.paths import Workspace
 from mlpipe.plan import Facts, Plan, make_plan
@@ -47,11 +48,20 @@ class Prepared:
     needed: frozenset[str]
     plan: Plan
     code_changes: Callable[[str, str], list[tuple[str, str]] | None]
+    gpus: tuple[Gpu, ...] = ()
+    """This runner's GPUs, discovered when a step to run asks for some (`resources.gpus`)."""
 
 
 def prepare(
-    pipeline: Pipeline, workspace: Workspace, store: LocalStore, selection: Selected, *, hasher: FileHasher
+    pipeline: Pipeline,
+    workspace: Workspace,
+    store: LocalStore,
+    selection: Selected,
+    *,
+    hasher: FileHasher,
+    to_run: bool = True,
 ) -> Prepared:
+    """`to_run=False` (reading stored results): no GPU check, and an unreachable container engine is no error."""
     graph = dag.Dag.from_pipeline(pipeline)
     chosen = graph.select(only=selection.only, from_=selection.from_, with_upstream=selection.with_upstream)
     selected = frozenset(chosen.steps)
@@ -71,7 +81,7 @@ def prepare(
         code_trees={code: snap.tree for code, snap in snapshots.items()},
         input_digests={name: _input_digests(pipeline, name, hasher) for name in order},
         environment_digests={name: _environment_digests(pipeline, name, hasher) for name in order},
-        images=_images(pipeline, order),
+        images=_images(pipeline, order, strict=to_run),
         platform=platform_id(),
     )
 
@@ -108,6 +118,7 @@ def prepare(
         needed=frozenset(needed),
         plan=plan,
         code_changes=code_changes,
+        gpus=_gpus(pipeline, plan, selected) if to_run else (),
     )
 
 
@@ -126,14 +137,33 @@ def _environment_digests(pipeline: Pipeline, step: str, hasher: FileHasher) -> d
     return files | environment_facts(python=spec.environment_python, packages=spec.environment_packages)
 
 
-def _images(pipeline: Pipeline, order: Sequence[str]) -> dict[str, dict[str, str | None]]:
+def _gpus(pipeline: Pipeline, plan: Plan, selected: frozenset[str]) -> tuple[Gpu, ...]:
+    """The runner's GPUs, when a step that is to run needs some; one that needs more than there are fails now."""
+    needs = {
+        name: pipeline.steps[name].gpus
+        for name, step_plan in plan.steps.items()
+        if name in selected and step_plan.action != "reuse" and pipeline.steps[name].gpus
+    }
+    if not needs:
+        return ()
+    gpus = tuple(discover())
+    check_fits(needs, gpus)
+    return gpus
+
+
+def _images(pipeline: Pipeline, order: Sequence[str], *, strict: bool) -> dict[str, dict[str, str | None]]:
     """Each step image's id (pulled if missing); the engine is asked only when some step has an image."""
     refs = {pipeline.steps[name].image for name in order} - {None}
     if not refs:
         return {}
-    from mlpipe.executors.docker import resolve_images
+    from mlpipe.executors.docker import ContainerError, resolve_images
 
-    return resolve_images(ref for ref in refs if ref is not None)
+    try:
+        return resolve_images(ref for ref in refs if ref is not None)
+    except ContainerError:
+        if strict:
+            raise
+        return {}  # fingerprints then name the image, match nothing, and readers fall back to the latest result
 
 
 def workspace_path(root: Path, path: Path) -> str:

@@ -33,7 +33,12 @@ def pull(session: Session, target: str, to: Path | None = None) -> Pulled:
         fix = did_you_mean(output_name, step.outputs)
         raise UsageError(f"step {step_name!r} has no output {output_name!r}" + (f"; {fix}" if fix else ""))
     prepared = prepare(
-        pipeline, session.workspace, session.store, Selected(only=(step_name,)), hasher=session.hasher
+        pipeline,
+        session.workspace,
+        session.store,
+        Selected(only=(step_name,)),
+        hasher=session.hasher,
+        to_run=False,
     )
     planned = prepared.plan.steps[step_name]
     result: StepResult | None = planned.result

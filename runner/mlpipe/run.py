@@ -22,10 +22,12 @@ from mlpipe import __version__
 from mlpipe.cache.base import StepResult
 from mlpipe.digest import FileHasher, Manifest, tree_signature, walk_files
 from mlpipe.executors.base import ContainerSpec, Executor, RunningStep, StepOutcome, StepRequest
+from mlpipe.executors.gpus import Gpu, GpuPool
 from mlpipe.executors.host import HostExecutor
 from mlpipe.plan import fingerprint_step, gathered_refs, output_refs, why_run
 from mlpipe.prepare import Prepared, workspace_path
 from mlpipe.provenance import write_snapshot_ref
+from mlpipe.runners import runner_labels
 from mlpipe.runs import RunHistory, RunRecord, StepRecord, new_run_id, utc_now
 from mlpipe.spec import refs
 from mlpipe.spec.model import Output, RepoInput, Step
@@ -73,6 +75,9 @@ class Runner:
         self.executor = executor or HostExecutor()
         self.containers = containers
         """Runs steps with `image:`; the docker executor, created when the first such step starts."""
+        self.gpu_pool = GpuPool(prepared.gpus)
+        self._gpus_held: dict[str, tuple[Gpu, ...]] = {}
+        self.labels = runner_labels(os.environ)
         self.run_id = run_id or new_run_id()
         self.history = RunHistory(prepared.workspace.runs)
         self.produced: dict[str, StepResult] = {}
@@ -142,6 +147,8 @@ class Runner:
                     upstream = self.p.pipeline.steps[name].upstream()
                     if any(u in self.p.needed and u not in finished for u in upstream):
                         continue
+                    if self._waits_for_gpus(name):
+                        continue
                     pending.remove(name)
                     self._begin(name, finished)
             else:
@@ -200,6 +207,11 @@ class Runner:
             finished.add(name)
             self._mark(name, "failed", error="no stored result for this upstream step; run it first")
             return
+        unfit = self._unfit(step)
+        if unfit:  # a step that can be reused never needs this runner; one that must run here cannot
+            finished.add(name)
+            self._mark(name, "skipped", error=unfit)
+            return
         self._start(name, step, fingerprint.key, fingerprint.parts)
 
     def _reuse(self, name: str, result: StepResult, *, early_cutoff: bool) -> None:
@@ -235,6 +247,11 @@ class Runner:
             record.image = {"ref": step.image, **self.p.facts.images.get(step.image, {})}
         command = refs.render(step.run, self._resolver(step, seen_inputs, seen_outputs), quote=True)
         env = self._environment(step, seen_inputs, seen_outputs, host=container is None)
+        gpus = self._take_gpus(name, step)
+        if gpus:
+            record.gpus = [gpu.to_json() for gpu in gpus]
+            if container is None:  # in a container the engine exposes exactly these devices
+                env["CUDA_VISIBLE_DEVICES"] = ",".join(gpu.index for gpu in gpus)
         log_path = self.p.workspace.logs / self.run_id / f"{name}.log"
         request = StepRequest(
             step=name,
@@ -247,6 +264,7 @@ class Runner:
             timeout_s=step.timeout_minutes * 60 if step.timeout_minutes else None,
             kill_grace_s=self.options.kill_grace_s,
             container=container,
+            gpus=tuple(gpu.index for gpu in gpus),
         )
         record.status = "running"
         record.started_at = utc_now()
@@ -290,6 +308,7 @@ class Runner:
         threading.Thread(target=work, name=f"mlpipe-{name}", daemon=True).start()
 
     def _complete(self, done: _Finished) -> None:
+        self.gpu_pool.give_back(self._gpus_held.pop(done.name, ()))
         record = self.record.steps[done.name]
         outcome = done.outcome
         record.ended_at = utc_now()
@@ -427,6 +446,29 @@ class Runner:
         for name, template in step.env.items():
             env[name] = refs.render(template, resolver, quote=False)
         return env
+
+    def _waits_for_gpus(self, name: str) -> bool:
+        """A step to run waits while fewer GPUs are free than it needs (never for more than there are)."""
+        step = self.p.pipeline.steps[name]
+        if not step.gpus or self.p.plan.steps[name].action == "reuse":
+            return False
+        return step.gpus <= len(self.p.gpus) and self.gpu_pool.available() < step.gpus
+
+    def _take_gpus(self, name: str, step: Step) -> tuple[Gpu, ...]:
+        if not step.gpus:
+            return ()
+        taken = self.gpu_pool.take(step.gpus)
+        assert taken is not None, "started only when enough GPUs are free"
+        self._gpus_held[name] = taken
+        return taken
+
+    def _unfit(self, step: Step) -> str:
+        """Why this runner cannot run the step (runs-on labels, GPU count), or ''."""
+        if step.runs_on and self.labels is not None and self.labels.missing(step.runs_on):
+            return self.labels.explain(step.runs_on)
+        if step.gpus > len(self.p.gpus):
+            return f"needs {step.gpus} GPUs (resources.gpus) and this runner has {len(self.p.gpus)}"
+        return ""
 
     def _executor_for(self, step: Step) -> Executor:
         if step.image is None:
