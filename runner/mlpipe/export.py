@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from mlpipe.spec.load import FORMAT
-from mlpipe.spec.model import Output, Pipeline, RepoInput, Step
+from mlpipe.spec.model import ExternalInput, Input, Output, Pipeline, RepoInput, Step, StepInput, UrlInput
 
 
 def export_pipeline(pipeline: Pipeline) -> dict[str, Any]:
@@ -73,12 +73,7 @@ def _step(step: Step, instances: dict[str, set[str]]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "code": step.code,
         "run": step.run,
-        "inputs": {
-            name: item.path
-            if isinstance(item, RepoInput)
-            else f"${{{{ steps.{item.step}.outputs.{item.output} }}}}"
-            for name, item in step.inputs.items()
-        },
+        "inputs": {name: _input(item) for name, item in step.inputs.items()},
         "outputs": {name: _output(output) for name, output in step.outputs.items()},
         "env": dict(step.env),
         "reuse": step.reuse,
@@ -97,6 +92,19 @@ def _step(step: Step, instances: dict[str, set[str]]) -> dict[str, Any]:
     if step.timeout_minutes is not None:
         out["timeout-minutes"] = step.timeout_minutes
     return out
+
+
+def _input(item: Input) -> Any:
+    """An input as written in the pipeline file."""
+    if isinstance(item, RepoInput):
+        return item.path
+    if isinstance(item, StepInput):
+        return f"${{{{ steps.{item.step}.outputs.{item.output} }}}}"
+    if isinstance(item, UrlInput):
+        return {"url": item.url, "sha256": item.sha256}
+    if isinstance(item, ExternalInput):
+        return {"path": item.path, "external": True}
+    return item.file
 
 
 def _output(output: Output) -> dict[str, Any]:

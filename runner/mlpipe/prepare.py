@@ -127,8 +127,11 @@ def _files(listing: Sequence[Sequence[Any]]) -> tuple[SnapshotFile, ...]:
 
 
 def _input_digests(pipeline: Pipeline, step: str, hasher: FileHasher) -> dict[str, str]:
+    from mlpipe.inputs import other_digests  # URL, external and data-file inputs
+
     inputs = pipeline.steps[step].inputs.values()
-    return {i.name: hasher.digest(pipeline.root / i.path) for i in inputs if isinstance(i, RepoInput)}
+    found = {i.name: hasher.digest(pipeline.root / i.path) for i in inputs if isinstance(i, RepoInput)}
+    return found | other_digests(pipeline.root, inputs, hasher)
 
 
 def _environment_digests(pipeline: Pipeline, step: str, hasher: FileHasher) -> dict[str, str]:

@@ -212,7 +212,13 @@ class Runner:
             finished.add(name)
             self._mark(name, "skipped", error=unfit)
             return
-        self._start(name, step, fingerprint.key, fingerprint.parts)
+        from mlpipe.inputs import InputUnavailable
+
+        try:
+            self._start(name, step, fingerprint.key, fingerprint.parts)
+        except InputUnavailable as error:  # a URL that cannot be downloaded, a data set in no store
+            finished.add(name)
+            self._mark(name, "failed", error=str(error))
 
     def _reuse(self, name: str, result: StepResult, *, early_cutoff: bool) -> None:
         record = self.record.steps[name]
@@ -401,6 +407,9 @@ class Runner:
         for name, item in step.inputs.items():
             if isinstance(item, RepoInput):
                 paths[name] = self.p.pipeline.root / item.path
+        from mlpipe.inputs import other_paths  # URL, external and data-file inputs, fetched if need be
+
+        paths |= other_paths(self.p.pipeline.root, step, self.p.store)
         for key, (upstream, output) in output_refs(step).items():
             manifest = self.produced[upstream].outputs[output]
             paths[key] = self.p.store.materialize(manifest, output)

@@ -25,6 +25,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "config": ("mlpipe.cli.config", "Show each setting and where its value came from."),
     "export": ("mlpipe.cli.export", "Print the resolved pipeline as canonical JSON."),
     "schema": ("mlpipe.cli.schema", "Print the JSON Schema of the pipeline file."),
+    "data": (
+        "mlpipe.cli.data",
+        "Record data sets kept out of git; push them to and pull them from the store.",
+    ),
 }
 
 

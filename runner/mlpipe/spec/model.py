@@ -55,7 +55,46 @@ class StepInput:
     loc: Location
 
 
-Input = RepoInput | StepInput
+@dataclass(frozen=True, kw_only=True)
+class UrlInput:
+    """`{url: https://..., sha256: HEX}`: a file downloaded once, verified, stored, and read from the store.
+
+    The declared sha256 is its identity: it enters the fingerprint without a download."""
+
+    name: str
+    url: str
+    sha256: str
+    """64 lowercase hex digits."""
+    loc: Location
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExternalInput:
+    """`{path: /abs/path, external: true}`: a file or directory on the runner, hashed like any input."""
+
+    name: str
+    path: str
+    """Absolute."""
+    loc: Location
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataInput:
+    """A data set recorded by `mlpipe data add` (`inputs: {raw: data/raw.mlpipe-data.json}`).
+
+    Its recorded digest is its identity; ci-run pulls the data from the store when the workspace lacks it."""
+
+    name: str
+    file: str
+    """The data file, workspace-relative."""
+    path: str
+    """The data it records, workspace-relative."""
+    digest: str
+    """The recorded content (manifest) digest, `sha256:...`."""
+    loc: Location
+
+
+Input = RepoInput | StepInput | UrlInput | ExternalInput | DataInput
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from mlpipe.spec import refs
+from mlpipe.spec import datainputs, refs
 from mlpipe.spec.model import Input, Location, Output, ParamValue, RepoInput, Step, StepInput
 from mlpipe.spec.yamlnodes import Entry, Reader, join, plain
 
@@ -155,15 +155,22 @@ class _StepBuilder:
         for entry in entries:
             in_key = join(key, entry.name)
             check_name(self.reader, entry, in_key, "input")
+            loc = self.reader.location(entry.key)
+            if isinstance(entry.value, MappingNode):  # a URL or an external path: spec/datainputs.py
+                found = datainputs.mapping_input(self.reader, entry.name, entry.value, in_key, loc)
+                if found is not None:
+                    out[entry.name] = found
+                continue
             text = self.reader.string(entry.value, in_key)
             if text is not None:
-                loc = self.reader.location(entry.key)
                 out[entry.name] = self.one_input(entry.name, entry.value, in_key, text, loc)
         return out
 
     def one_input(self, name: str, node: Node, key: str, text: str, loc: Location) -> Input:
         if "${{" not in text:
             rel = workspace_path(self.reader, node, key)
+            if rel is not None and datainputs.is_data_file(rel):
+                return datainputs.data_file_input(self.reader, self.root, name, node, key, rel, loc)
             if rel is not None and not (self.root / rel).exists():
                 fix = missing_fix(self.root, rel)
                 self.reader.add(node, key, f"input path {rel!r} does not exist", fix)

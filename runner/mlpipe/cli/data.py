@@ -1,0 +1,103 @@
+"""`mlpipe data add|push|pull PATH`: data sets recorded in a committed file, their content in the store."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from mlpipe.cli.options import cache_option, cache_settings_options, file_option
+from mlpipe.errors import UsageError
+from mlpipe.session import pipeline_path
+
+if TYPE_CHECKING:
+    from mlpipe.cache.local import LocalStore
+
+
+@click.group("data")
+def command() -> None:
+    """Record data sets kept out of git (`PATH.mlpipe-data.json`) and move them to and from the store."""
+
+
+def _workspace(file: str | None) -> Path:
+    """The pipeline file's directory when there is one (its store is the one ci-run uses), else here."""
+    try:
+        return pipeline_path(file).resolve().parent
+    except UsageError:  # no pipeline file: the data commands work without one
+        if file is not None:
+            raise
+        return Path.cwd()
+
+
+def _store(file: str | None, cache: str | None) -> LocalStore:
+    from mlpipe.cache.local import LocalStore
+    from mlpipe.config import apply, load_settings
+    from mlpipe.digest import FileHasher
+    from mlpipe.paths import Workspace
+    from mlpipe.session import cache_dir, remote_cache
+    from mlpipe.statcache import StatCache
+
+    root = _workspace(file)
+    apply(load_settings(root, cli={"cache": cache}), os.environ)
+    workspace = Workspace(root, cache_override=cache_dir(root, cache))
+    hasher = FileHasher(StatCache(workspace.state / "statcache.json", root, exclude=workspace.state))
+    remote = remote_cache(cache)
+    if remote is not None:
+        from mlpipe.cache.tiered import open_tiered
+
+        return open_tiered(workspace.cache, hasher, remote, root)
+    return LocalStore(workspace.cache, hasher=hasher)
+
+
+def _size(n: int) -> str:
+    units = ("B", "KiB", "MiB", "GiB")
+    power = 0
+    while n >= 1024 ** (power + 1) and power < len(units) - 1:
+        power += 1
+    return f"{n} B" if power == 0 else f"{n / 1024**power:.1f} {units[power]}"
+
+
+@command.command("add")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+def add_command(path: Path) -> None:
+    """Write PATH.mlpipe-data.json (commit it) and add PATH to .gitignore when it is in the repository."""
+    from mlpipe.datasets import add
+    from mlpipe.digest import FileHasher
+    from mlpipe.gitcmd import find_repo
+
+    repo = find_repo(path.absolute())
+    added = add(path, FileHasher(), repo.root if repo else None)
+    record = added.record
+    click.echo(f"{added.record_file.name}: {record.digest} ({record.files} files, {_size(record.size)})")
+    if added.gitignored:
+        click.echo(f"added {added.gitignored} to {path.absolute().parent / '.gitignore'}")
+    click.echo(f"commit {added.record_file.name}; `mlpipe data push {path}` stores the data")
+
+
+@command.command("push")
+@click.argument("path", type=click.Path(path_type=Path))
+@file_option
+@cache_option
+@cache_settings_options
+def push_command(path: Path, file: str | None, cache: str | None) -> None:
+    """Store PATH's content (checked against its data file) locally, and in the registry with --cache oci://."""
+    from mlpipe.datasets import push
+
+    store = _store(file, cache)
+    result = push(path, store)
+    click.echo(f"pushed {path} ({result.parts['data']})")
+
+
+@command.command("pull")
+@click.argument("path", type=click.Path(path_type=Path))
+@file_option
+@cache_option
+@cache_settings_options
+def pull_command(path: Path, file: str | None, cache: str | None) -> None:
+    """Restore PATH from the store (or the registry with --cache oci://), verified against its data file."""
+    from mlpipe.datasets import pull
+
+    store = _store(file, cache)
+    click.echo(f"pulled {pull(path, store)}")

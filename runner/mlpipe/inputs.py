@@ -1,0 +1,79 @@
+"""Digests and paths of inputs whose data does not live in the repository (see spec/datainputs.py).
+
+Digests are taken before planning and need no network: a URL input is its declared sha256, a data file's input
+its recorded digest. Paths are made when a step starts: downloaded or pulled into the store first if needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from mlpipe.cache.local import LocalStore
+from mlpipe.digest import FileHasher
+from mlpipe.errors import MlpipeError
+from mlpipe.spec.model import DataInput, ExternalInput, Input, RepoInput, Step, UrlInput
+
+OTHER = (UrlInput, ExternalInput, DataInput)
+
+
+class InputUnavailable(MlpipeError):
+    """An input could not be fetched (a URL, a data set): the step that reads it fails, the others go on."""
+
+
+def input_digest(root: Path, item: Input, hasher: FileHasher) -> str:
+    """The digest that enters the fingerprint (a step input's is its upstream output's, known later)."""
+    if isinstance(item, RepoInput):
+        return hasher.digest(root / item.path)
+    if isinstance(item, ExternalInput):
+        return hasher.digest(Path(item.path))
+    if isinstance(item, UrlInput):
+        return f"sha256:{item.sha256}"
+    assert isinstance(item, DataInput), item
+    _check_workspace_copy(root, item, hasher)
+    return item.digest
+
+
+def _check_workspace_copy(root: Path, item: DataInput, hasher: FileHasher) -> None:
+    from mlpipe.datasets import DataError
+
+    data = root / item.path
+    if not data.exists():
+        return  # pulled from the store when a step needs it
+    found = hasher.digest(data)
+    if found != item.digest:
+        raise DataError(
+            f"input {item.name!r}: {item.path} changed since {item.file} was written "
+            f"(recorded {item.digest}, found {found}); run `mlpipe data add {item.path}` to record it, "
+            f"or `mlpipe data pull {item.path}` to restore the recorded data"
+        )
+
+
+def input_path(root: Path, item: Input, store: LocalStore) -> Path:
+    """Where the step reads a repository, external, URL or data-file input."""
+    if isinstance(item, RepoInput):
+        return root / item.path
+    if isinstance(item, ExternalInput):
+        return Path(item.path)
+    if isinstance(item, UrlInput):
+        from mlpipe import download
+
+        manifest = download.fetch(store, name=item.name, url=item.url, sha256=item.sha256)
+        return store.materialize(manifest, download.file_name(item.url, item.name))
+    assert isinstance(item, DataInput)
+    data = root / item.path
+    if not data.exists():
+        from mlpipe.datasets import restore
+
+        restore(data, item.digest, store)
+    return data
+
+
+def other_digests(root: Path, inputs: Iterable[Input], hasher: FileHasher) -> dict[str, str]:
+    """The digests of a step's URL, external and data-file inputs."""
+    return {i.name: input_digest(root, i, hasher) for i in inputs if isinstance(i, OTHER)}
+
+
+def other_paths(root: Path, step: Step, store: LocalStore) -> dict[str, Path]:
+    """The paths of a step's URL, external and data-file inputs, fetched into the store when needed."""
+    return {n: input_path(root, i, store) for n, i in step.inputs.items() if isinstance(i, OTHER)}
