@@ -6,12 +6,15 @@ The I/O half of `mlpipe diff`, `ci-run --since` and PR summaries; `compare.py` i
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from mlpipe.compare import RunDiff, diff_runs
-from mlpipe.errors import GitError, UsageError
+from mlpipe.errors import GitError, MlpipeError, UsageError
 from mlpipe.gitcmd import run_git
+from mlpipe.github.context import PR_EVENTS
 from mlpipe.paths import Workspace
 from mlpipe.runs import RunHistory, RunRecord
 from mlpipe.spec.model import Pipeline
@@ -60,6 +63,56 @@ def find_run(workspace: Workspace, rev: str, *, registry: str | None = None) -> 
         where = "here or in the registry" if registry else "here (pass --cache oci://… to look in a registry)"
         raise UsageError(f"no run of commit {commit[:12]} ({rev}) is recorded {where}")
     return runs[0]
+
+
+def pr_base_commit(environ: Mapping[str, str]) -> str | None:
+    """On a `pull_request` job: the base branch's commit the PR is compared with (`pull_request.base.sha`)."""
+    if environ.get("GITHUB_ACTIONS") != "true" or environ.get("GITHUB_EVENT_NAME") not in PR_EVENTS:
+        return None
+    try:
+        payload = json.loads(Path(environ.get("GITHUB_EVENT_PATH") or "").read_text())
+        sha = payload["pull_request"]["base"]["sha"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return sha if isinstance(sha, str) and sha else None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Baseline:
+    """The run a new run is compared with, or why there is none."""
+
+    commit: str
+    record: RunRecord | None
+    note: str = ""
+
+
+def baseline_for(
+    workspace: Workspace, *, since: str | None, environ: Mapping[str, str], registry: str | None
+) -> Baseline | None:
+    """`--since REF` (a missing run is an error: nothing was compared), else a pull request's base commit."""
+    if since is not None:
+        commit = resolve_commit(workspace.root, since)
+        if commit is None:
+            raise UsageError(f"--since {since}: not a git revision here")
+        runs = runs_at_commit(workspace, commit, registry=registry)
+        if not runs:
+            where = (
+                "here or in the registry" if registry else "here (pass --cache oci://… to look in a registry)"
+            )
+            raise UsageError(f"--since {since}: no run of commit {commit[:12]} is recorded {where}")
+        return Baseline(commit=commit, record=runs[0])
+    commit = pr_base_commit(environ)
+    if commit is None:
+        return None
+    try:
+        runs = runs_at_commit(workspace, commit, registry=registry)
+    except MlpipeError as error:  # the comparison is extra: it never fails the run
+        return Baseline(commit=commit, record=None, note=f"the base run could not be read: {error}")
+    if not runs:
+        return Baseline(
+            commit=commit, record=None, note=f"no run of the base commit {commit[:12]} is recorded"
+        )
+    return Baseline(commit=commit, record=runs[0])
 
 
 def default_pair(workspace: Workspace) -> tuple[RunRecord, RunRecord]:

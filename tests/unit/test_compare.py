@@ -163,3 +163,17 @@ def test_json_envelope() -> None:
         "verdict": "better",
     }
     assert data["steps"][0]["reasons"] == []
+
+
+def test_the_github_summary_shows_the_comparison_or_why_there_is_none() -> None:
+    from mlpipe.github.summary import render
+
+    compared = render(HEAD, compared=diff_runs(BASE, HEAD, directions={("train", "scores"): False}))
+    missing = render(HEAD, compared_note="no run of the base commit 111111111111 is recorded")
+
+    assert "### Compared with 20261125T140000000Z-aaaa (111111111111)" in compared
+    assert "| `train` | `scores.acc` | 0.95 | 0.9 | +0.05 | 🔴 ▲ |" in compared
+    assert (
+        "No comparison with the base branch: no run of the base commit 111111111111 is recorded." in missing
+    )
+    assert "Compared" not in render(HEAD)

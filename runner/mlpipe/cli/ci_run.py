@@ -8,12 +8,15 @@ import sys
 
 import click
 
+from mlpipe.baseline import Baseline, baseline_for, compare_runs
 from mlpipe.cli.options import json_option, pipeline_options, selection_options
+from mlpipe.compare import RunDiff, diff_text
 from mlpipe.errors import PipelineFailed, UsageError
 from mlpipe.prepare import Selected, prepare
 from mlpipe.report import run_summary
 from mlpipe.run import Runner, RunOptions
-from mlpipe.session import open_session
+from mlpipe.runs import RunRecord
+from mlpipe.session import Session, open_session, remote_cache
 from mlpipe.ui import choose_reporter
 
 
@@ -43,6 +46,12 @@ from mlpipe.ui import choose_reporter
     envvar="MLPIPE_PUBLISH_CHECKS",
     help="In GitHub Actions, publish a check run with annotations (else only log annotations and the job summary).",
 )
+@click.option(
+    "--since",
+    default=None,
+    metavar="REF",
+    help="Compare with the latest run of REF's commit (here, or in the registry): steps that differ and metrics.",
+)
 @json_option
 def command(
     file: str | None,
@@ -56,6 +65,7 @@ def command(
     fail_fast: bool,
     snapshot_max_file_size: int,
     publish_checks: bool,
+    since: str | None,
     as_json: bool,
 ) -> None:
     """Plan, run or reuse every selected step, record the run, and print a summary.
@@ -63,6 +73,8 @@ def command(
     Exits 0 only when every selected step ran or was reused successfully.
     """
     session = open_session(file, params, cache)
+    # Found before any compute: a --since REF without a run is an error, not a surprise at the end.
+    baseline = baseline_for(session.workspace, since=since, environ=os.environ, registry=remote_cache(cache))
     prepared = prepare(
         session.pipeline,
         session.workspace,
@@ -90,14 +102,31 @@ def command(
     if os.environ.get("GITHUB_ACTIONS") == "true":  # check run, annotations, job summary, step outputs
         from mlpipe.github.checks import with_github
 
-        reporter = with_github(reporter, prepared, publish_checks=publish_checks, stream=stream)
+        reporter = with_github(
+            reporter,
+            prepared,
+            publish_checks=publish_checks,
+            stream=stream,
+            compare=(lambda done: _compare(session, baseline, done)) if baseline else None,
+        )
     record = Runner(prepared, reporter, options).run()
     if as_json:
         click.echo(json.dumps(record.to_json(), indent=1, sort_keys=True))
     else:
         click.echo(run_summary(record))
+        compared, note = _compare(session, baseline, record) if baseline else (None, "")
+        if compared is not None:
+            click.echo("\n" + diff_text(compared))
+        elif note:
+            click.echo(f"\nno comparison with the base: {note}")
     if record.status == "cancelled":
         raise PipelineFailed(f"run {record.run_id} was cancelled", exit_code=130)
     if record.status != "succeeded":
         failed = [n for n, s in record.steps.items() if s.status not in {"ran", "reused"}]
         raise PipelineFailed(f"run {record.run_id} failed: {', '.join(failed)} did not succeed")
+
+
+def _compare(session: Session, baseline: Baseline, record: RunRecord) -> tuple[RunDiff | None, str]:
+    if baseline.record is None:
+        return None, baseline.note
+    return compare_runs(session.workspace, baseline.record, record, pipeline=session.pipeline), ""

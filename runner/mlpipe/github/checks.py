@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from mlpipe.compare import RunDiff
 from mlpipe.github import summary as md
 from mlpipe.github.annotations import Annotation, Layout, StepSource, batches, collect
 from mlpipe.github.client import GitHubAPI, GitHubAPIError
@@ -77,6 +78,10 @@ class GitHubReporter:
         self.record: RunRecord | None = None
         self._last_update = 0.0
         self._stale = False
+        self.compare: Callable[[RunRecord], tuple[RunDiff | None, str]] | None = None
+        """Set on pull requests: the finished run against the base branch's run, or why there is none."""
+        self.compared: RunDiff | None = None
+        self.compared_note = ""
 
     # -- Reporter ------------------------------------------------------------------------------------------
     def run_started(self, record: RunRecord, plan: Plan) -> None:
@@ -137,13 +142,25 @@ class GitHubReporter:
 
     def _markdown(self) -> str:
         assert self.record is not None
-        return md.render(self.record, self.plan, upstream=self.upstream, run_url=self.ctx.run_url)
+        return md.render(
+            self.record,
+            self.plan,
+            upstream=self.upstream,
+            run_url=self.ctx.run_url,
+            compared=self.compared,
+            compared_note=self.compared_note,
+        )
 
     # -- the end -------------------------------------------------------------------------------------------
     def _finish(self) -> None:
         record = self.record
         assert record is not None
         found = collect(record, self.layout, self._logs(record))
+        if self.compare is not None:
+            try:
+                self.compared, self.compared_note = self.compare(record)
+            except Exception as error:  # noqa: BLE001 - the comparison is extra: the check run still completes
+                self.compared_note = f"the comparison failed: {self._redact(str(error))}"
         markdown = self._markdown()
         published = False
         if self.check is not None and self.check.id is not None:
@@ -307,11 +324,20 @@ def _timestamp(value: str | None) -> str:
     return value.split(".")[0].rstrip("Z") + "Z"
 
 
-def with_github(console: Reporter, prepared: Prepared, *, publish_checks: bool, stream: IO[str]) -> Reporter:
+def with_github(
+    console: Reporter,
+    prepared: Prepared,
+    *,
+    publish_checks: bool,
+    stream: IO[str],
+    compare: Callable[[RunRecord], tuple[RunDiff | None, str]] | None = None,
+) -> Reporter:
     """The console reporter, plus GitHub's check run and job summary when running in GitHub Actions."""
     ctx = from_env(os.environ)
     if ctx is None:
         return console
     if ctx.token:  # before anything is printed that could hold it
         stream.write(mask(ctx.token) + "\n")
-    return Reporters(console, github_reporter(prepared, ctx, publish_checks=publish_checks, stream=stream))
+    reporter = github_reporter(prepared, ctx, publish_checks=publish_checks, stream=stream)
+    reporter.compare = compare
+    return Reporters(console, reporter)

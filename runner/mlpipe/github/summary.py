@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from mlpipe.compare import RunDiff, diff_markdown
 from mlpipe.plan import Plan
 from mlpipe.runs import RunRecord, StepRecord
 
@@ -50,11 +51,18 @@ def render(
     *,
     upstream: Mapping[str, Sequence[str]] | None = None,
     run_url: str = "",
+    compared: RunDiff | None = None,
+    compared_note: str = "",
 ) -> str:
-    """The whole summary: heading, where the code came from, the steps table, the DAG, snapshots, params."""
+    """The whole summary: heading, where the code came from, the steps table, the comparison with the base
+    run (`compared`, or `compared_note` saying why there is none), the DAG, snapshots, params."""
     icon = RUN_ICONS.get(record.status, "")
     lines = [f"## {icon} mlpipe · {record.pipeline}: {record.status}", "", *_where(record, run_url), ""]
     lines += _steps_table(record, plan)
+    if compared is not None:
+        lines += ["", diff_markdown(compared).rstrip("\n")]
+    elif compared_note:
+        lines += ["", f"No comparison with the base branch: {compared_note}."]
     if upstream is not None:
         lines += ["", *mermaid(record, upstream)]
     lines += [*_cache(record), "", *_snapshots(record)]
