@@ -7,12 +7,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from test_schema import loader_problems, schema_errors
 
 from mlpipe.export import export_json
 from mlpipe.spec.load import load_pipeline
 from mlpipe.spec.model import DataInput, ExternalInput, Location, UrlInput
-
-from test_schema import loader_problems, schema_errors
 
 SHA = "ab" * 32
 STEP = "name: x\nsteps:\n  a:\n    run: 'true'\n    inputs:\n"
@@ -55,12 +54,16 @@ def test_plain_http_is_for_loopback_only(ws: Path) -> None:
     pipeline(ws, f"raw: {{url: 'http://127.0.0.1:8000/raw.csv', sha256: {SHA}}}\n")
 
     assert problems(ws, f"raw: {{url: 'http://example.org/raw.csv', sha256: {SHA}}}\n") == [
-        "mlpipe.yaml:6:18: steps.a.inputs.raw.url: plain http is only for loopback hosts, found 'example.org'; "
-        "use https://"
+        (
+            "mlpipe.yaml:6:18: steps.a.inputs.raw.url: plain http is only for loopback hosts, found 'example.org'; "
+            "use https://"
+        )
     ]
     assert problems(ws, f"raw: {{url: 'ftp://example.org/raw.csv', sha256: {SHA}}}\n") == [
-        "mlpipe.yaml:6:18: steps.a.inputs.raw.url: expected an https:// URL, found the string 'ftp://example.org/raw.csv'; "
-        "give the full URL, e.g. https://host/path/file.csv"
+        (
+            "mlpipe.yaml:6:18: steps.a.inputs.raw.url: expected an https:// URL, found the string 'ftp://example.org/raw.csv'; "
+            "give the full URL, e.g. https://host/path/file.csv"
+        )
     ]
 
 
@@ -69,8 +72,10 @@ def test_a_url_needs_a_valid_sha256(ws: Path) -> None:
         "mlpipe.yaml:6:12: steps.a.inputs.raw: missing required key 'sha256'"
     ]
     assert problems(ws, "raw: {url: 'https://example.org/raw.csv', sha256: abc}\n") == [
-        "mlpipe.yaml:6:57: steps.a.inputs.raw.sha256: expected 64 hex digits (the file's sha256), found the string 'abc'; "
-        "run `sha256sum FILE` to get it"
+        (
+            "mlpipe.yaml:6:57: steps.a.inputs.raw.sha256: expected 64 hex digits (the file's sha256), found the string 'abc'; "
+            "run `sha256sum FILE` to get it"
+        )
     ]
     assert problems(ws, f"raw: {{url: 'https://example.org/x', sha265: {SHA}}}\n") == [
         "mlpipe.yaml:6:12: steps.a.inputs.raw: missing required key 'sha256'",
@@ -89,16 +94,22 @@ def test_external_input(ws: Path, tmp_path_factory: pytest.TempPathFactory) -> N
 
 def test_external_input_problems(ws: Path) -> None:
     assert problems(ws, "raw: {path: /nowhere/raw, external: true}\n", schema=False) == [
-        "mlpipe.yaml:6:19: steps.a.inputs.raw.path: external path '/nowhere/raw' does not exist; "
-        "check the path on this machine"
+        (
+            "mlpipe.yaml:6:19: steps.a.inputs.raw.path: external path '/nowhere/raw' does not exist; "
+            "check the path on this machine"
+        )
     ]
     assert problems(ws, "raw: {path: data, external: true}\n") == [
-        "mlpipe.yaml:6:19: steps.a.inputs.raw.path: external path 'data' is not absolute; "
-        "give an absolute path on the runner, or a workspace path as a plain string"
+        (
+            "mlpipe.yaml:6:19: steps.a.inputs.raw.path: external path 'data' is not absolute; "
+            "give an absolute path on the runner, or a workspace path as a plain string"
+        )
     ]
     assert problems(ws, "raw: {path: /tmp, external: false}\n") == [
-        "mlpipe.yaml:6:35: steps.a.inputs.raw.external: external: false is not an input form; "
-        "write a workspace path as a plain string, or set external: true for a path on the runner"
+        (
+            "mlpipe.yaml:6:35: steps.a.inputs.raw.external: external: false is not an input form; "
+            "write a workspace path as a plain string, or set external: true for a path on the runner"
+        )
     ]
     assert problems(ws, "raw: {path: /tmp}\n") == [
         "mlpipe.yaml:6:12: steps.a.inputs.raw: missing required key 'external'"
@@ -125,13 +136,17 @@ def test_data_file_input(ws: Path) -> None:
 
 def test_data_file_problems(ws: Path) -> None:
     assert problems(ws, "raw: data/raw.mlpipe-data.json\n", schema=False) == [
-        "mlpipe.yaml:6:12: steps.a.inputs.raw: data file 'data/raw.mlpipe-data.json' does not exist; "
-        "run `mlpipe data add data/raw` to record it"
+        (
+            "mlpipe.yaml:6:12: steps.a.inputs.raw: data file 'data/raw.mlpipe-data.json' does not exist; "
+            "run `mlpipe data add data/raw` to record it"
+        )
     ]
     files = {"data/raw.mlpipe-data.json": '{"format": "mlpipe.data/9"}'}
     assert problems(ws, "raw: data/raw.mlpipe-data.json\n", files, schema=False) == [
-        "mlpipe.yaml:6:12: steps.a.inputs.raw: data file 'data/raw.mlpipe-data.json' is not valid: "
-        "expected format 'mlpipe.data/1', found 'mlpipe.data/9'; run `mlpipe data add data/raw` again"
+        (
+            "mlpipe.yaml:6:12: steps.a.inputs.raw: data file 'data/raw.mlpipe-data.json' is not valid: "
+            "expected format 'mlpipe.data/1', found 'mlpipe.data/9'; run `mlpipe data add data/raw` again"
+        )
     ]
 
 
