@@ -176,3 +176,63 @@ def test_since_compares_with_a_commits_run_locally(project_factory):
         f"error: --since HEAD: no run of commit {head[:12]} is recorded here "
         "(pass --cache oci://… to look in a registry)\n"
     )
+
+
+def test_plan_github_publishes_what_will_run_before_any_compute(setup, tmp_path, github_api):
+    _, pr, base, cache = setup
+    head = pr.git("rev-parse", "HEAD").strip()
+    job = actions_job(
+        tmp_path / "plan-job",
+        event="pull_request",
+        payload=pull_request_payload(7, head, base),
+        sha=head,
+        ref="refs/pull/7/merge",
+        token=GITHUB_WRITE_TOKEN,
+        api_url=github_api.url,
+    )
+    out = pr.run("plan", "--github", env={**job.env, "MLPIPE_CACHE": cache}).assert_success()
+
+    assert github_api.violations == []
+    check = github_api.only_check_run()
+    assert (check["name"], check["head_sha"]) == ("mlpipe plan / prdemo", head)
+    assert (check["status"], check["conclusion"]) == ("completed", "neutral")
+    assert check["output"]["title"] == "prdemo: plan (2 to run, 2 reused)"
+    summary = check["output"]["summary"]
+    old_tree = pr.git("rev-parse", f"{base}:train").strip()[:12]
+    new_tree = pr.git("rev-parse", "HEAD:train").strip()[:12]
+    assert f"| `train` | ▶️ run | vs base: code changed ({old_tree} -> {new_tree}) |" in summary
+    assert "| `report` | ▶️ run | upstream train will run" in summary
+    assert "| `prepare` | ♻️ reuse | from run " in summary
+    assert summary in job.summary_file.read_text()
+    assert out.stdout.startswith("step ")  # the plan itself, as without --github
+    assert not (pr.root / ".mlpipe/runs").exists()  # nothing ran
+
+
+def test_plan_github_outside_actions_is_a_usage_error(project_factory):
+    p = project_factory(FILES)
+    out = p.run("plan", "--github").assert_code(2)
+    assert out.stderr == (
+        "error: --github publishes to GitHub Actions: run it in a workflow job (GITHUB_ACTIONS=true)\n"
+    )
+
+
+def test_plan_github_on_a_fork_pr_writes_the_job_summary_only(setup, tmp_path, github_api):
+    _, pr, base, cache = setup
+    head = pr.git("rev-parse", "HEAD").strip()
+    job = actions_job(
+        tmp_path / "fork-plan-job",
+        event="pull_request",
+        payload=pull_request_payload(7, head, base, head_repo="mallory/ml-repo"),
+        sha=head,
+        ref="refs/pull/7/merge",
+        token=GITHUB_READ_TOKEN,
+        api_url=github_api.url,
+    )
+    out = pr.run("plan", "--github", env={**job.env, "MLPIPE_CACHE": cache}).assert_success()
+
+    assert github_api.check_runs == {}
+    assert "::warning title=mlpipe::the token cannot write checks" in out.stderr
+    assert [line for line in out.output.splitlines() if GITHUB_READ_TOKEN in line] == [
+        f"::add-mask::{GITHUB_READ_TOKEN}"
+    ]
+    assert "## 📋 mlpipe · prdemo: plan" in job.summary_file.read_text()

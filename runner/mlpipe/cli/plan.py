@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 
 import click
 
+from mlpipe.baseline import baseline_for
 from mlpipe.cli.options import json_option, pipeline_options, selection_options
+from mlpipe.errors import UsageError
+from mlpipe.plan import Plan
 from mlpipe.prepare import Selected, prepare
 from mlpipe.report import plan_json, plan_text
-from mlpipe.session import open_session
+from mlpipe.runs import RunRecord
+from mlpipe.session import open_session, remote_cache
 
 
 @click.command("plan")
 @pipeline_options
 @selection_options
+@click.option(
+    "--github",
+    "publish",
+    is_flag=True,
+    help="In GitHub Actions, publish the plan as a check run and in the job summary, before any compute.",
+)
 @json_option
 def command(
     file: str | None,
@@ -24,6 +36,7 @@ def command(
     from_: tuple[str, ...],
     with_upstream: bool,
     no_reuse: bool,
+    publish: bool,
     as_json: bool,
 ) -> None:
     """Say for each step whether `ci-run` would run it or reuse a stored result, and why."""
@@ -35,7 +48,38 @@ def command(
         Selected(only=only, from_=from_, with_upstream=with_upstream, no_reuse=no_reuse),
         hasher=session.hasher,
     )
+    if publish:
+        base = baseline_for(session.workspace, since=None, environ=os.environ, registry=remote_cache(cache))
+        _publish(
+            session.pipeline.name,
+            prepared.plan,
+            commit=prepared.git.commit or "",
+            base=base.record if base is not None else None,
+        )
     if as_json:
         click.echo(json.dumps(plan_json(session.pipeline.name, prepared.plan), indent=1))
     else:
         click.echo(plan_text(prepared.plan))
+
+
+def _publish(pipeline: str, plan: Plan, *, commit: str, base: RunRecord | None) -> None:
+    from mlpipe.github import summary as md
+    from mlpipe.github.checks import publish_plan
+    from mlpipe.github.context import from_env
+
+    ctx = from_env(os.environ)
+    if ctx is None:
+        raise UsageError(
+            "--github publishes to GitHub Actions: run it in a workflow job (GITHUB_ACTIONS=true)"
+        )
+    markdown = md.render_plan(pipeline, plan, commit=ctx.sha or commit, run_url=ctx.run_url, base=base)
+    # stderr: stdout keeps the plan alone, as without --github (and --json stays parseable).
+    url = publish_plan(
+        ctx,
+        name=f"mlpipe plan / {pipeline}",
+        title=md.plan_title(pipeline, plan),
+        markdown=markdown,
+        stream=sys.stderr,
+    )
+    if url:
+        click.echo(f"plan published: {url}", err=True)

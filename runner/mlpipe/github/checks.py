@@ -269,6 +269,37 @@ class GitHubReporter:
         self.stream.flush()
 
 
+def publish_plan(ctx: GitHubContext, *, name: str, title: str, markdown: str, stream: IO[str]) -> str:
+    """A completed, neutral check run with the plan, and the job summary; returns the check's URL or ''.
+
+    Never raises for GitHub's sake: a token that cannot write checks (fork PRs) leaves the job summary only.
+    """
+    url = ""
+    if ctx.token and ctx.repository:
+        stream.write(mask(ctx.token) + "\n")
+        check = CheckRun(GitHubAPI(ctx.api_url, ctx.token), ctx.repository)
+        body: dict[str, Any] = {
+            "name": name,
+            "head_sha": ctx.sha,
+            "status": "completed",
+            "conclusion": "neutral",
+            "completed_at": _timestamp(None),
+            "output": {"title": title, "summary": md.truncate(markdown)},
+        }
+        if ctx.run_url:
+            body["details_url"] = ctx.run_url
+        try:
+            check.create(body)
+            url = check.url
+        except GitHubAPIError as error:
+            text = str(error).replace(ctx.token, "***")
+            why = "the token cannot write checks" if error.forbidden else "publishing the check run failed"
+            stream.write(f"::warning title=mlpipe::{why}: {text}; the plan is in the job summary only\n")
+    if ctx.step_summary is not None:
+        append_job_summary(ctx.step_summary, markdown + (f"\nCheck run: {url}\n" if url else ""))
+    return url
+
+
 def layout_for(prepared: Prepared) -> Layout:
     """Repository-relative paths of the pipeline file and of each step's code and snapshot files."""
     root = Path(os.path.realpath(prepared.git.root if prepared.git.in_repo else prepared.pipeline.root))

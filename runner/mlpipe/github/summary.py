@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from mlpipe.compare import RunDiff, diff_markdown
-from mlpipe.plan import Plan
+from mlpipe.fingerprint import changes, describe_change
+from mlpipe.plan import Plan, StepPlan
 from mlpipe.runs import RunRecord, StepRecord
 
 CHECK_TEXT_LIMIT = 65_535
@@ -69,6 +70,45 @@ def render(
     if record.params:
         lines += ["", "**Params:** " + ", ".join(f"`{k}={v}`" for k, v in record.params.items())]
     return "\n".join(lines) + "\n"
+
+
+def plan_title(pipeline: str, plan: Plan) -> str:
+    counts: dict[str, int] = {}
+    for step in plan.steps.values():
+        counts[step.action] = counts.get(step.action, 0) + 1
+    words = {"run": "to run", "reuse": "reused", "missing": "missing a stored result"}
+    shown = [f"{counts[a]} {words[a]}" for a in ("run", "reuse", "missing") if counts.get(a)]
+    return f"{pipeline}: plan ({', '.join(shown) or 'no steps'})"
+
+
+def render_plan(
+    pipeline: str, plan: Plan, *, commit: str = "", run_url: str = "", base: RunRecord | None = None
+) -> str:
+    """`mlpipe plan --github`: what a run would cost, before any compute; with the base branch's run `base`,
+    a step to run also says which fingerprint parts differ from the base's."""
+    where = f" at commit `{commit}`" if commit else ""
+    link = f" ([workflow run]({run_url}))" if run_url else ""
+    lines = [f"## 📋 mlpipe · {pipeline}: plan", "", f"Planned{where}, before running anything{link}.", ""]
+    lines += ["| step | will | why / source |", "|---|---|---|"]
+    icons = {"run": "▶️ run", "reuse": f"{ICONS['reused']} reuse", "missing": "⚠️ missing"}
+    for name, step in plan.steps.items():
+        why = "; ".join(step.reasons)
+        if step.action == "reuse" and step.result is not None:
+            source = dict(step.result.provenance)
+            commit_of = str(source.get("commit") or "")[:12]
+            why = f"from run {source.get('run_id') or '?'}" + (f" at {commit_of}" if commit_of else "")
+        elif step.action == "run" and base is not None:
+            why = _against_base(step, base) or why
+        lines.append(f"| `{_cell(name)}` | {icons.get(step.action, step.action)} | {_cell(why)} |")
+    return "\n".join(lines) + "\n"
+
+
+def _against_base(step: StepPlan, base: RunRecord) -> str:
+    old = base.steps.get(step.name)
+    if step.fingerprint is None or old is None or not old.parts:
+        return ""
+    found = [describe_change(*c) for c in changes(old.parts, step.fingerprint.parts)]
+    return "vs base: " + "; ".join(found) if found else ""
 
 
 def _where(record: RunRecord, run_url: str) -> list[str]:
