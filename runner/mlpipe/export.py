@@ -10,7 +10,17 @@ import json
 from typing import Any
 
 from mlpipe.spec.load import FORMAT
-from mlpipe.spec.model import ExternalInput, Input, Output, Pipeline, RepoInput, Step, StepInput, UrlInput
+from mlpipe.spec.model import (
+    ExternalInput,
+    Input,
+    OciInput,
+    Output,
+    Pipeline,
+    RepoInput,
+    Step,
+    StepInput,
+    UrlInput,
+)
 
 
 def export_pipeline(pipeline: Pipeline) -> dict[str, Any]:
@@ -104,6 +114,8 @@ def _input(item: Input) -> Any:
         return {"url": item.url, "sha256": item.sha256}
     if isinstance(item, ExternalInput):
         return {"path": item.path, "external": True}
+    if isinstance(item, OciInput):
+        return item.ref
     return item.file
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 from mlpipe.cache.local import LocalStore
 from mlpipe.digest import FileHasher
 from mlpipe.errors import MlpipeError
-from mlpipe.spec.model import DataInput, ExternalInput, Input, RepoInput, Step, UrlInput
+from mlpipe.spec.model import DataInput, ExternalInput, Input, OciInput, RepoInput, Step, UrlInput
 
-OTHER = (UrlInput, ExternalInput, DataInput)
+OTHER = (UrlInput, ExternalInput, DataInput, OciInput)
 
 
 class InputUnavailable(MlpipeError):
@@ -29,6 +29,8 @@ def input_digest(root: Path, item: Input, hasher: FileHasher) -> str:
         return hasher.digest(Path(item.path))
     if isinstance(item, UrlInput):
         return f"sha256:{item.sha256}"
+    if isinstance(item, OciInput):
+        return item.digest
     assert isinstance(item, DataInput), item
     _check_workspace_copy(root, item, hasher)
     return item.digest
@@ -60,6 +62,10 @@ def input_path(root: Path, item: Input, store: LocalStore) -> Path:
 
         manifest = download.fetch(store, name=item.name, url=item.url, sha256=item.sha256)
         return store.materialize(manifest, download.file_name(item.url, item.name))
+    if isinstance(item, OciInput):
+        from mlpipe import oci_inputs
+
+        return store.materialize(oci_inputs.fetch(store, item), item.name)
     assert isinstance(item, DataInput)
     data = root / item.path
     if not data.exists():

@@ -11,7 +11,7 @@ from test_schema import loader_problems, schema_errors
 
 from mlpipe.export import export_json
 from mlpipe.spec.load import load_pipeline
-from mlpipe.spec.model import DataInput, ExternalInput, Location, UrlInput
+from mlpipe.spec.model import DataInput, ExternalInput, Location, OciInput, UrlInput
 
 SHA = "ab" * 32
 STEP = "name: x\nsteps:\n  a:\n    run: 'true'\n    inputs:\n"
@@ -156,6 +156,7 @@ def test_export_round_trips_every_input_form(ws: Path, tmp_path_factory: pytest.
     u: {{url: 'https://example.org/raw.csv', sha256: {SHA}}}
     e: {{path: '{outside}', external: true}}
     d: data/raw.mlpipe-data.json
+    o: oci://127.0.0.1:5000/t/model@sha256:{SHA}
     """
     p = pipeline(ws, inputs, {"data/raw.mlpipe-data.json": data_file()})
     (ws / "exported.json").write_text(export_json(p))
@@ -167,4 +168,5 @@ def test_export_round_trips_every_input_form(ws: Path, tmp_path_factory: pytest.
         "u": UrlInput,
         "e": ExternalInput,
         "d": DataInput,
+        "o": OciInput,
     }

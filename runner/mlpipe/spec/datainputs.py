@@ -11,12 +11,17 @@ from urllib.parse import urlsplit
 from yaml.nodes import Node
 
 from mlpipe.datasets import DATA_SUFFIX, read_record
-from mlpipe.spec.model import DataInput, ExternalInput, Input, Location, RepoInput, UrlInput
+from mlpipe.spec.model import DataInput, ExternalInput, Input, Location, OciInput, RepoInput, UrlInput
 from mlpipe.spec.yamlnodes import Reader, join
 
 URL_KEYS = ("url", "sha256")
 EXTERNAL_KEYS = ("path", "external")
 SHA256 = re.compile(r"[0-9a-f]{64}")
+OCI_REF = re.compile(
+    r"oci://(?P<host>[A-Za-z0-9.-]+(?::[0-9]{1,5})?|\[[0-9A-Fa-f:]+\](?::[0-9]{1,5})?)"
+    r"/(?P<repo>[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*)"
+    r"@(?P<digest>sha256:[0-9a-f]{64})"
+)
 
 
 def mapping_input(reader: Reader, name: str, node: Node, key: str, loc: Location) -> Input | None:
@@ -98,6 +103,22 @@ def _external_path(reader: Reader, node: Node, key: str) -> str | None:
     if not Path(path).exists():
         reader.add(node, key, f"external path {path!r} does not exist", "check the path on this machine")
     return path
+
+
+def oci_input(reader: Reader, name: str, node: Node, key: str, text: str, loc: Location) -> Input:
+    """`oci://HOST/REPO@sha256:...`: pinned by digest, since a tag can move under a cached result."""
+    found = OCI_REF.fullmatch(text.strip())
+    if found is None:
+        fix = (
+            "pin it by digest, e.g. oci://ghcr.io/org/data@sha256:<64 hex digits> (`oras resolve` prints it)"
+        )
+        reader.add(node, key, f"expected an OCI artifact by digest, found {text.strip()!r}", fix)
+        return RepoInput(name=name, path=text, loc=loc)
+    return OciInput(name=name, host=found["host"], repo=found["repo"], digest=found["digest"], loc=loc)
+
+
+def is_oci(text: str) -> bool:
+    return text.strip().startswith("oci://")
 
 
 def is_data_file(rel: str) -> bool:

@@ -94,7 +94,25 @@ class DataInput:
     loc: Location
 
 
-Input = RepoInput | StepInput | UrlInput | ExternalInput | DataInput
+@dataclass(frozen=True, kw_only=True)
+class OciInput:
+    """`oci://HOST/REPO@sha256:...`: an OCI artifact's files (oras push), fetched once, read from the store.
+
+    The manifest digest is its identity; the step reads a directory holding each layer under its title."""
+
+    name: str
+    host: str
+    repo: str
+    digest: str
+    """`sha256:` and 64 lowercase hex digits."""
+    loc: Location
+
+    @property
+    def ref(self) -> str:
+        return f"oci://{self.host}/{self.repo}@{self.digest}"
+
+
+Input = RepoInput | StepInput | UrlInput | ExternalInput | DataInput | OciInput
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -167,6 +167,8 @@ class _StepBuilder:
         return out
 
     def one_input(self, name: str, node: Node, key: str, text: str, loc: Location) -> Input:
+        if datainputs.is_oci(text):
+            return datainputs.oci_input(self.reader, name, node, key, text, loc)
         if "${{" not in text:
             rel = workspace_path(self.reader, node, key)
             if rel is not None and datainputs.is_data_file(rel):
