@@ -6,11 +6,12 @@ its recorded digest. Paths are made when a step starts: downloaded or pulled int
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
 from mlpipe.cache.local import LocalStore
-from mlpipe.digest import FileHasher
+from mlpipe.digest import FileHasher, bytes_sha256
 from mlpipe.errors import MlpipeError
 from mlpipe.spec.model import DataInput, ExternalInput, Input, OciInput, RepoInput, Step, UrlInput
 
@@ -26,7 +27,7 @@ def input_digest(root: Path, item: Input, hasher: FileHasher) -> str:
     if isinstance(item, RepoInput):
         return hasher.digest(root / item.path)
     if isinstance(item, ExternalInput):
-        return hasher.digest(Path(item.path))
+        return _external_digest(Path(item.path), hasher)
     if isinstance(item, UrlInput):
         return f"sha256:{item.sha256}"
     if isinstance(item, OciInput):
@@ -34,6 +35,23 @@ def input_digest(root: Path, item: Input, hasher: FileHasher) -> str:
     assert isinstance(item, DataInput), item
     _check_workspace_copy(root, item, hasher)
     return item.digest
+
+
+def _external_digest(path: Path, hasher: FileHasher) -> str:
+    """Hashed with a stat cache of its own: the workspace's caches only paths inside the workspace."""
+    cache = hasher.stat_cache
+    if cache is None or path.parent == path:
+        return hasher.digest(path)
+    from mlpipe.statcache import StatCache
+
+    where = cache.path.parent / "external"
+    where.mkdir(parents=True, exist_ok=True)
+    name = bytes_sha256(os.fsencode(path))[:16]
+    own = FileHasher(StatCache(where / f"{name}.json", path.parent), workers=hasher.workers)
+    digest = own.digest(path)
+    own.save()
+    hasher.signatures.update(own.signatures)  # run.py's before-state of the input, as for workspace inputs
+    return digest
 
 
 def _check_workspace_copy(root: Path, item: DataInput, hasher: FileHasher) -> None:

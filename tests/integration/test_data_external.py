@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 PIPELINE = """\
 name: demo
 steps:
@@ -31,6 +33,8 @@ def test_hashed_like_any_input_and_a_change_reruns_the_step(project_factory, tmp
     changed = project.run("ci-run", "--json").assert_success().json()
 
     assert reused["steps"]["count"]["status"] == "reused"
+    trees = [json.loads(p.read_text()) for p in (project.root / ".mlpipe/external").glob("*-trees.json")]
+    assert [list(t["entries"]) for t in trees] == [["outside"]]  # the stat cache spares unchanged files
     assert changed["steps"]["count"]["status"] == "ran"
     assert changed["steps"]["count"]["reasons"] == ["input raw changed"]
     assert (project.root / "n.txt").read_text() == "two\n"
