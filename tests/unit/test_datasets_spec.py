@@ -170,3 +170,11 @@ def test_export_round_trips_every_input_form(ws: Path, tmp_path_factory: pytest.
         "d": DataInput,
         "o": OciInput,
     }
+
+
+def test_a_wrong_input_is_reported_once_not_again_where_it_is_used(ws: Path) -> None:
+    text = "name: x\nsteps:\n  a:\n    run: cat ${{ inputs.raw }}\n    inputs:\n      raw: {url: 'https://x.org/a'}\n"
+
+    assert [str(p) for p in loader_problems(ws, text)] == [
+        "mlpipe.yaml:6:12: steps.a.inputs.raw: missing required key 'sha256'"
+    ]

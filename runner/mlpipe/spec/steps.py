@@ -158,8 +158,8 @@ class _StepBuilder:
             loc = self.reader.location(entry.key)
             if isinstance(entry.value, MappingNode):  # a URL or an external path: spec/datainputs.py
                 found = datainputs.mapping_input(self.reader, entry.name, entry.value, in_key, loc)
-                if found is not None:
-                    out[entry.name] = found
+                # Kept when wrong (reported) so that `${{ inputs.NAME }}` is not reported as undeclared too.
+                out[entry.name] = found or RepoInput(name=entry.name, path="", loc=loc)
                 continue
             text = self.reader.string(entry.value, in_key)
             if text is not None:
