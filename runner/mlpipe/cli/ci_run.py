@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from typing import IO
 
 import click
 
@@ -13,6 +14,7 @@ from mlpipe.cli.options import json_option, pipeline_options, selection_options
 from mlpipe.compare import RunDiff, diff_text
 from mlpipe.errors import PipelineFailed, UsageError
 from mlpipe.prepare import Selected, prepare
+from mlpipe.release import build_manifest, push_release, release_tag, require_clean, save_local
 from mlpipe.report import run_summary
 from mlpipe.run import Runner, RunOptions
 from mlpipe.runs import RunRecord
@@ -82,6 +84,9 @@ def command(
         Selected(only=only, from_=from_, with_upstream=with_upstream, no_reuse=no_reuse),
         hasher=session.hasher,
     )
+    tag = release_tag(os.environ)
+    if tag is not None:  # before any compute: a release is the tagged commit and nothing else
+        require_clean(tag, prepared.git)
     missing = prepared.plan.missing()
     if missing:
         names = ", ".join(missing)
@@ -119,6 +124,8 @@ def command(
             click.echo("\n" + diff_text(compared))
         elif note:
             click.echo(f"\nno comparison with the base: {note}")
+    if tag is not None and record.status == "succeeded":
+        _release(session, tag, record, remote_cache(cache), stream)
     if record.status == "cancelled":
         raise PipelineFailed(f"run {record.run_id} was cancelled", exit_code=130)
     if record.status != "succeeded":
@@ -130,3 +137,10 @@ def _compare(session: Session, baseline: Baseline, record: RunRecord) -> tuple[R
     if baseline.record is None:
         return None, baseline.note
     return compare_runs(session.workspace, baseline.record, record, pipeline=session.pipeline), ""
+
+
+def _release(session: Session, tag: str, record: RunRecord, registry: str | None, stream: IO[str]) -> None:
+    manifest = build_manifest(tag, record)
+    path = save_local(session.workspace, manifest)
+    where = push_release(registry, session.workspace, manifest) if registry else "no registry given"
+    stream.write(f"mlpipe: release manifest for {tag}: {path} ({where})\n")

@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "runs": ("mlpipe.cli.runs", "List recorded runs, newest first."),
     "show": ("mlpipe.cli.show", "Show one run record."),
     "diff": ("mlpipe.cli.diff", "Which steps differ between two runs or commits, and the metrics diff."),
+    "verify": ("mlpipe.cli.verify", "Check every artifact a release manifest names is stored and intact."),
     "pull": ("mlpipe.cli.pull", "Check a step's stored outputs out into the workspace."),
     "gc": ("mlpipe.cli.gc", "Remove cache entries no kept run points to, locally and in a registry."),
     "config": ("mlpipe.cli.config", "Show each setting and where its value came from."),
