@@ -81,3 +81,18 @@ def test_manifest_of_a_run() -> None:
         "outputs": {"model": "sha256:3"},
         "metrics": {"m": {"acc": 1.0}},
     }
+
+
+def test_reproduction_compares_each_output_digest() -> None:
+    from mlpipe.reproduce import compare
+
+    manifest = {
+        "steps": {"a": {"outputs": {"o": "sha256:1"}}, "b": {"outputs": {"o": "sha256:2", "p": "sha256:3"}}}
+    }
+    record = {"steps": {"a": {"outputs": {"o": "sha256:1"}}, "b": {"outputs": {"o": "sha256:9"}}}}
+
+    assert [(c.step, c.output, c.outcome) for c in compare(manifest, record)] == [
+        ("a", "o", "match"),
+        ("b", "o", "differs"),
+        ("b", "p", "missing"),
+    ]

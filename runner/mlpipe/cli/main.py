@@ -21,6 +21,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "show": ("mlpipe.cli.show", "Show one run record."),
     "diff": ("mlpipe.cli.diff", "Which steps differ between two runs or commits, and the metrics diff."),
     "verify": ("mlpipe.cli.verify", "Check every artifact a release manifest names is stored and intact."),
+    "reproduce": (
+        "mlpipe.cli.reproduce",
+        "Rerun a release or run from scratch in a temporary worktree; compare.",
+    ),
     "pull": ("mlpipe.cli.pull", "Check a step's stored outputs out into the workspace."),
     "gc": ("mlpipe.cli.gc", "Remove cache entries no kept run points to, locally and in a registry."),
     "config": ("mlpipe.cli.config", "Show each setting and where its value came from."),
