@@ -79,3 +79,17 @@ def test_what_cannot_be_checked_exits_2(project_factory, tmp_path):
     out = p.run("reproduce", "latest").assert_code(2)
 
     assert out.stderr.startswith(f"error: cannot check out {'0' * 40}: ")
+
+
+def test_a_run_on_uncommitted_changes_is_reproduced_from_its_snapshot_ref(project_factory):
+    p = project_factory(FILES)
+    p.write({"prepare/prepare.sh": 'seq 5 > "$2/rows.txt"\n'})  # uncommitted: only the snapshot ref has it
+    p.run("ci-run").assert_success()
+    record = p.record()
+    assert record["git"]["dirty"] and record["git"]["snapshot_ref"]
+
+    data = p.run("reproduce", record["run_id"], "--json").assert_success().json()
+
+    assert data["code"] == record["git"]["snapshot_ref"]
+    assert data["reproduced"] is True
+    assert p.git("status", "--porcelain") == " M prepare/prepare.sh\n"
