@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 CacheMode = Literal["auto", "read-write", "read", "off"]
@@ -115,34 +113,17 @@ def context_from_env(
         return RunContext(
             event="local", ref=ref, default_branch=local_default_branch, dirty=dirty, protected_refs=patterns
         )
-    payload = _payload(environ.get("GITHUB_EVENT_PATH"))
-    event = environ.get("GITHUB_EVENT_NAME", "")
-    repository = _dict(payload.get("repository"))
-    pr = _dict(payload.get("pull_request"))
-    number = pr.get("number") if pr else None
-    head_repo = _dict(_dict(pr.get("head")).get("repo")).get("full_name")
-    fork = bool(pr) and head_repo != repository.get("full_name")
+    from mlpipe.github.context import from_env  # the one reader of the Actions environment and event payload
+
+    github = from_env(environ)
+    assert github is not None
     return RunContext(
-        event=event,
-        ref=environ.get("GITHUB_REF") or ref,
-        default_branch=repository.get("default_branch") or local_default_branch,
-        ref_protected=environ.get("GITHUB_REF_PROTECTED") == "true",
-        pr_number=number if isinstance(number, int) else None,
-        fork=fork,
+        event=github.event,
+        ref=github.ref or ref,
+        default_branch=github.default_branch or local_default_branch,
+        ref_protected=github.ref_protected,
+        pr_number=github.pr_number,
+        fork=github.fork,
         dirty=dirty,
         protected_refs=patterns,
     )
-
-
-def _payload(path: str | None) -> dict[str, Any]:
-    if not path:
-        return {}
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}

@@ -30,6 +30,10 @@ class GitHubContext:
     step_summary: Path | None = None
     output: Path | None = None
     temp: Path | None = None
+    default_branch: str | None = None
+    """The repository's default branch, from the event payload."""
+    ref_protected: bool = False
+    """GITHUB_REF_PROTECTED: branch protection rules apply to the ref."""
 
     @property
     def run_url(self) -> str:
@@ -66,6 +70,8 @@ def from_env(environ: Mapping[str, str]) -> GitHubContext | None:
         step_summary=_path(environ.get("GITHUB_STEP_SUMMARY")),
         output=_path(environ.get("GITHUB_OUTPUT")),
         temp=_path(environ.get("RUNNER_TEMP")),
+        default_branch=_dict(payload.get("repository")).get("default_branch") or None,
+        ref_protected=environ.get("GITHUB_REF_PROTECTED") == "true",
     )
 
 
