@@ -12,7 +12,7 @@ import click
 from mlpipe.baseline import Baseline, baseline_for, compare_runs
 from mlpipe.cli.options import json_option, pipeline_options, selection_options
 from mlpipe.compare import RunDiff, diff_text
-from mlpipe.errors import PipelineFailed, UsageError
+from mlpipe.errors import CacheError, PipelineFailed, UsageError
 from mlpipe.prepare import Selected, prepare
 from mlpipe.release import build_manifest, push_release, release_tag, require_clean, save_local
 from mlpipe.report import run_summary
@@ -142,5 +142,10 @@ def _compare(session: Session, baseline: Baseline, record: RunRecord) -> tuple[R
 def _release(session: Session, tag: str, record: RunRecord, registry: str | None, stream: IO[str]) -> None:
     manifest = build_manifest(tag, record)
     path = save_local(session.workspace, manifest)
-    where = push_release(registry, session.workspace, manifest) if registry else "no registry given"
+    try:
+        where = push_release(registry, session.workspace, manifest) if registry else "no registry given"
+    except CacheError as error:  # a release whose manifest is not where `verify` looks for it is not done
+        raise CacheError(
+            f"release {tag}: the manifest is saved at {path} but was not pushed: {error}"
+        ) from None
     stream.write(f"mlpipe: release manifest for {tag}: {path} ({where})\n")
