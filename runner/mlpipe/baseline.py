@@ -6,7 +6,6 @@ The I/O half of `mlpipe diff`, `ci-run --since` and PR summaries; `compare.py` i
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 from mlpipe.compare import RunDiff, diff_runs
 from mlpipe.errors import GitError, MlpipeError, UsageError
 from mlpipe.gitcmd import run_git
-from mlpipe.github.context import PR_EVENTS
+from mlpipe.github.context import from_env
 from mlpipe.paths import Workspace
 from mlpipe.runs import RunHistory, RunRecord
 from mlpipe.spec.model import Pipeline
@@ -67,13 +66,8 @@ def find_run(workspace: Workspace, rev: str, *, registry: str | None = None) -> 
 
 def pr_base_commit(environ: Mapping[str, str]) -> str | None:
     """On a `pull_request` job: the base branch's commit the PR is compared with (`pull_request.base.sha`)."""
-    if environ.get("GITHUB_ACTIONS") != "true" or environ.get("GITHUB_EVENT_NAME") not in PR_EVENTS:
-        return None
-    try:
-        payload = json.loads(Path(environ.get("GITHUB_EVENT_PATH") or "").read_text())
-        sha = payload["pull_request"]["base"]["sha"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    github = from_env(environ)
+    sha = github.base_sha if github is not None else None
     return sha if isinstance(sha, str) and sha else None
 
 

@@ -34,6 +34,8 @@ class GitHubContext:
     """The repository's default branch, from the event payload."""
     ref_protected: bool = False
     """GITHUB_REF_PROTECTED: branch protection rules apply to the ref."""
+    base_sha: str | None = None
+    """On a pull request: the base branch's commit it is compared with (`pull_request.base.sha`)."""
 
     @property
     def run_url(self) -> str:
@@ -72,6 +74,7 @@ def from_env(environ: Mapping[str, str]) -> GitHubContext | None:
         temp=_path(environ.get("RUNNER_TEMP")),
         default_branch=_dict(payload.get("repository")).get("default_branch") or None,
         ref_protected=environ.get("GITHUB_REF_PROTECTED") == "true",
+        base_sha=_dict(pr.get("base")).get("sha") or None,
     )
 
 
