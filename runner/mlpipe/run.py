@@ -92,7 +92,7 @@ class Runner:
 
     # -- the run -------------------------------------------------------------------------------------------
     def run(self) -> RunRecord:
-        with self._signals():
+        with self.history.active(self.run_id), self._signals():
             try:
                 self._prepare_git()
                 self.history.write(self.record)

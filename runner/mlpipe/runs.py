@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -17,7 +18,8 @@ from mlpipe.errors import UsageError
 
 RUN_FORMAT = "mlpipe.run/1"
 
-RunStatus = Literal["running", "succeeded", "failed", "cancelled"]
+RunStatus = Literal["running", "succeeded", "failed", "cancelled", "interrupted"]
+"""`interrupted`: recorded as running, but no process holds the run's lock any more (killed, crashed)."""
 StepStatus = Literal["pending", "running", "ran", "reused", "failed", "skipped", "cancelled"]
 
 
@@ -126,10 +128,42 @@ class RunHistory:
         names = (p.name for p in os.scandir(self.directory))
         return sorted((n[:-5] for n in names if n.endswith(".json") and not n.startswith(".")), reverse=True)
 
+    def _lock_path(self, run_id: str) -> Path:
+        return self.directory / f".{run_id}.lock"
+
+    @contextlib.contextmanager
+    def active(self, run_id: str) -> Iterator[None]:
+        """Hold the run's lock while it runs; the kernel drops it when the process dies, even on kill -9."""
+        import fcntl
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self._lock_path(run_id)
+        with open(path, "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                path.unlink(missing_ok=True)
+
+    def is_active(self, run_id: str) -> bool:
+        import fcntl
+
+        try:
+            with open(self._lock_path(run_id)) as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except FileNotFoundError:
+            return False
+        except BlockingIOError:
+            return True
+        return False
+
     def load(self, run_id: str) -> RunRecord:
         path = self.path(run_id)
         try:
-            return RunRecord.from_json(json.loads(path.read_text()))
+            record = RunRecord.from_json(json.loads(path.read_text()))
+            if record.status == "running" and not self.is_active(run_id):
+                record.status = "interrupted"
+            return record
         except (ValueError, TypeError, KeyError, AttributeError) as error:
             raise UsageError(f"run record {path} is unreadable ({error}); delete it or restore it") from None
 
