@@ -6,16 +6,17 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mlpipe.cache.local import LocalStore
-from mlpipe.config import Setting, load_settings
-from mlpipe.config import apply as apply_settings
-from mlpipe.digest import FileHasher
 from mlpipe.errors import UsageError
 from mlpipe.paths import Workspace
 from mlpipe.spec.load import load_pipeline, parse_overrides
 from mlpipe.spec.model import Pipeline
-from mlpipe.statcache import StatCache
+
+if TYPE_CHECKING:  # `validate` only loads the file: the store and config stay unimported
+    from mlpipe.cache.local import LocalStore
+    from mlpipe.config import Setting
+    from mlpipe.digest import FileHasher
 
 DEFAULT_FILE = "mlpipe.yaml"
 
@@ -68,6 +69,12 @@ def workspace_for(file: str | None) -> Workspace:
 
 
 def open_session(file: str | None, params: Sequence[str] = (), cache: str | None = None) -> Session:
+    from mlpipe.cache.local import LocalStore
+    from mlpipe.config import apply as apply_settings
+    from mlpipe.config import load_settings
+    from mlpipe.digest import FileHasher
+    from mlpipe.statcache import StatCache
+
     pipeline = load(file, params)
     settings = load_settings(pipeline.root, cli={"cache": cache})
     apply_settings(settings, os.environ)  # config-file values reach the backends as their MLPIPE_* variables
