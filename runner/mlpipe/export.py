@@ -99,9 +99,22 @@ def _step(step: Step, instances: dict[str, set[str]]) -> dict[str, Any]:
     }
     if step.image is not None:
         out["image"] = step.image
+    out |= _container_options(step)
     if step.timeout_minutes is not None:
         out["timeout-minutes"] = step.timeout_minutes
     return out
+
+
+def _container_options(step: Step) -> dict[str, Any]:
+    """Written only when set: they are valid only on a container step."""
+    options: dict[str, Any] = {
+        "shm-size": step.shm_size,
+        "ulimits": {name: f"{soft}:{hard}" for name, (soft, hard) in step.ulimits.items()} or None,
+        "user": step.user,
+        "mounts": [str(mount) for mount in step.mounts] or None,
+        "network": step.network,
+    }
+    return {key: value for key, value in options.items() if value is not None}
 
 
 def _input(item: Input) -> Any:

@@ -21,7 +21,7 @@ from typing import Any
 from mlpipe import __version__
 from mlpipe.cache.base import StepResult
 from mlpipe.digest import FileHasher, Manifest, tree_signature, walk_files
-from mlpipe.executors.base import ContainerSpec, Executor, RunningStep, StepOutcome, StepRequest
+from mlpipe.executors.base import ContainerSpec, Executor, Mount, RunningStep, StepOutcome, StepRequest
 from mlpipe.executors.gpus import Gpu, GpuPool
 from mlpipe.executors.host import HostExecutor
 from mlpipe.plan import fingerprint_step, gathered_refs, output_refs, why_run
@@ -500,11 +500,22 @@ class Runner:
         spec = docker.spec_for(
             image_ref=step.image,
             image_id=str(image.get("id") or step.image),
-            mounts=docker.container_mounts(cwd, inputs, staging / "outputs"),
+            mounts=docker.container_mounts(cwd, inputs, staging / "outputs", self._extra_mounts(step)),
             labels={"io.mlpipe.run": self.run_id},
+            shm_size=step.shm_size,
+            ulimits=step.ulimits,
+            user=step.user,
+            network=step.network,
         )
         seen_inputs = docker.container_paths(inputs, docker.INPUTS_DIR)
         return spec, seen_inputs, docker.container_paths(outputs, docker.OUTPUTS_DIR)
+
+    def _extra_mounts(self, step: Step) -> tuple[Mount, ...]:
+        """`mounts:` as bind mounts: a relative host path is in the workspace (the checkout, not the snapshot)."""
+        return tuple(
+            Mount(source=self.p.pipeline.root / m.host, target=m.target, read_only=m.read_only)
+            for m in step.mounts
+        )
 
     def _provenance(self, name: str, outcome: StepOutcome) -> dict[str, Any]:
         git = self.p.git

@@ -107,6 +107,23 @@ VALID = {
         """,
         {"req.txt": ""},
     ),
+    "container options": (
+        """
+        name: x
+        steps:
+          a:
+            run: x
+            image: busybox
+            shm-size: 2g
+            ulimits: {nofile: 1024, memlock: -1, stack: "8", core: "0:-1", nice: "-1:-1"}
+            user: 1234
+            mounts: ["data:/data:ro", /tmp:/scratch, "./data:/d2:rw"]
+            network: none
+          b: {run: x, image: busybox, shm-size: 1048576, user: "app:app", mounts: "/tmp:/t", network: host}
+          c: {run: x, image: busybox, user: nobody, network: bridge, ulimits: {}, mounts: []}
+        """,
+        {"data/f": ""},
+    ),
 }
 
 
@@ -121,6 +138,8 @@ def test_valid_files_pass_both(ws: Path, case: str) -> None:
 
 STEP = "name: x\nsteps:\n  a:\n    run: 'true'\n"
 """A valid file; cases append keys to step a."""
+IMAGE = STEP + "    image: busybox\n"
+"""The same, a container step."""
 
 INVALID = {
     # unknown keys
@@ -181,6 +200,24 @@ INVALID = {
     "matrix nested": (STEP + "    matrix: {lr: [[1]]}\n", "steps.a.matrix.lr"),
     "matrix value": (STEP + "    matrix: {opt: ['a b']}\n", "steps.a.matrix.opt"),
     "matrix key": (STEP + "    matrix: {'a b': [1]}\n", "steps.a.matrix.a b"),
+    "shm-size unit": (IMAGE + "    shm-size: 2gb\n", "steps.a.shm-size"),
+    "shm-size zero": (IMAGE + "    shm-size: 0\n", "steps.a.shm-size"),
+    "ulimits list": (IMAGE + "    ulimits: [nofile]\n", "steps.a.ulimits"),
+    "ulimit name": (IMAGE + "    ulimits: {nofiles: 1}\n", "steps.a.ulimits.nofiles"),
+    "ulimit negative": (IMAGE + "    ulimits: {nofile: -2}\n", "steps.a.ulimits.nofile"),
+    "ulimit text": (IMAGE + "    ulimits: {nofile: 'many'}\n", "steps.a.ulimits.nofile"),
+    "user list": (IMAGE + "    user: [a]\n", "steps.a.user"),
+    "user spaces": (IMAGE + "    user: 'a b'\n", "steps.a.user"),
+    "mount no target": (IMAGE + "    mounts: [x]\n", "steps.a.mounts"),
+    "mount relative target": (IMAGE + "    mounts: ['x:data']\n", "steps.a.mounts"),
+    "mount mode": (IMAGE + "    mounts: ['x:/data:rx']\n", "steps.a.mounts"),
+    "mount in mlpipe": (IMAGE + "    mounts: ['x:/mlpipe/code']\n", "steps.a.mounts"),
+    "mount parent": (IMAGE + "    mounts: ['../x:/x']\n", "steps.a.mounts"),
+    "mounts mapping": (IMAGE + "    mounts: {x: /x}\n", "steps.a.mounts"),
+    "network": (IMAGE + "    network: hots\n", "steps.a.network"),
+    "shm-size without image": (STEP + "    shm-size: 2g\n", "steps.a.shm-size"),
+    "network without image": (STEP + "    network: none\n", "steps.a.network"),
+    "mounts without image": (STEP + "    mounts: ['x:/x']\n", "steps.a.mounts"),
     # bad names
     "passthrough name": (STEP + "    env-passthrough: [1A]\n", "steps.a.env-passthrough"),
     "passthrough mlpipe": (STEP + "    env-passthrough: MLPIPE_STEP\n", "steps.a.env-passthrough"),
@@ -228,6 +265,9 @@ LOADER_ONLY = {
     "needs itself": STEP + "    needs: a\n",
     "path leaving through a subdirectory": STEP + "    inputs: {d: x/../../y}\n",
     "duplicate key": STEP + "    run: 'false'\n",
+    "ulimit soft above hard": IMAGE + "    ulimits: {nofile: '10:5'}\n",
+    "missing mount host path": IMAGE + "    mounts: ['nowhere:/x']\n",
+    "mount leaving through a subdirectory": IMAGE + "    mounts: ['x/../../y:/x']\n",
 }
 
 

@@ -116,6 +116,20 @@ Input = RepoInput | StepInput | UrlInput | ExternalInput | DataInput | OciInput
 
 
 @dataclass(frozen=True, kw_only=True)
+class ContainerMount:
+    """`mounts: [HOST:CONTAINER[:ro]]`: a host path bind-mounted into a container step (read-write unless `:ro`)."""
+
+    host: str
+    """Workspace-relative and normalized, or absolute."""
+    target: str
+    """An absolute path in the container, outside /mlpipe."""
+    read_only: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.target}:{'ro' if self.read_only else 'rw'}"
+
+
+@dataclass(frozen=True, kw_only=True)
 class Output:
     name: str
     type: Literal["dir", "file"]
@@ -144,6 +158,14 @@ class Step:
     needs: tuple[str, ...] = ()
     """Ordering without data: these steps must finish first."""
     image: str | None = None
+    shm_size: str | None = None
+    """Container options (`shm-size`, `ulimits`, `user`, `mounts`, `network`): how the container runs, not what
+    it computes, so none of them enters the fingerprint."""
+    ulimits: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    """name -> (soft, hard)."""
+    user: str | None = None
+    mounts: tuple[ContainerMount, ...] = ()
+    network: str | None = None
     gpus: int = 0
     runs_on: tuple[str, ...] = ()
     timeout_minutes: float | None = None

@@ -12,14 +12,29 @@ from typing import Any, Literal
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from mlpipe.spec import datainputs, refs
-from mlpipe.spec.model import Input, Location, Output, ParamValue, RepoInput, Step, StepInput
-from mlpipe.spec.yamlnodes import Entry, Reader, join, plain
+from mlpipe.spec.model import ContainerMount, Input, Location, Output, ParamValue, RepoInput, Step, StepInput
+from mlpipe.spec.yamlnodes import Entry, Reader, did_you_mean, join, plain
 
 STEP_KEYS = (
     "code", "run", "inputs", "outputs", "env", "env-passthrough", "matrix", "reuse", "needs",
     "image", "resources", "runs-on", "timeout-minutes", "environment",
+    "shm-size", "ulimits", "user", "mounts", "network",
 )  # fmt: skip
+CONTAINER_KEYS = ("shm-size", "ulimits", "user", "mounts", "network")
+"""Keys that only a step with `image:` may have."""
+ULIMITS = (
+    "as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc", "rss",
+    "rtprio", "rttime", "sigpending", "stack",
+)  # fmt: skip
+"""The names Docker and podman accept (`docker run --ulimit`)."""
+NETWORKS = ("none", "host", "bridge")
+SHM_SIZE = re.compile(r"[1-9][0-9]*[bkmgBKMG]?")
+ULIMIT_VALUE = re.compile(r"(-1|[0-9]+)(?::(-1|[0-9]+))?")
+"""`-1` is unlimited."""
+USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?")
+MOUNT = re.compile(r"([^:]+):([^:]+)(?::(ro|rw))?")
 FIELDS = {
+    "shm-size": "shm_size",
     "resources": "gpus",
     "runs-on": "runs_on",
     "timeout-minutes": "timeout_minutes",
@@ -83,6 +98,10 @@ def build_step(reader: Reader, root: Path, entry: Entry) -> Draft:
     values |= values.pop("environment", {})  # `environment:` sets several model fields
     if "env-passthrough" in fields and "env" in fields:
         _check_passthrough_overlap(reader, fields["env-passthrough"].value, values, key)
+    if "image" not in fields:
+        for name in (n for n in CONTAINER_KEYS if n in fields):
+            message = f"{name} applies only to a step with an image"
+            reader.add(fields[name].key, join(key, name), message, f"add 'image' or remove '{name}'")
     step = Step(name=entry.name, loc=reader.location(entry.key), **values)
     return Draft(step=step, key=key, refs=builder.refs, needs=builder.need_sites, matrix=builder.matrix_spec)
 
@@ -268,6 +287,98 @@ class _StepBuilder:
             self.reader.expected(node, key, "a positive number of minutes")
             return None
         return None if minutes is None else float(minutes)
+
+    def shm_size(self, node: Node, key: str) -> str | None:
+        value = plain(node) if isinstance(node, ScalarNode) else None
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return str(value)
+        if isinstance(value, str) and SHM_SIZE.fullmatch(value):
+            return value
+        self.reader.expected(node, key, "a size in bytes, or a number ending in b, k, m or g such as '2g'")
+        return None
+
+    def ulimits(self, node: Node, key: str) -> dict[str, tuple[int, int]] | None:
+        entries = self.reader.entries(node, key, what="ulimit")
+        if entries is None:
+            return None
+        out: dict[str, tuple[int, int]] = {}
+        for entry in entries:
+            limit_key = join(key, entry.name)
+            if entry.name not in ULIMITS:
+                self.reader.add(
+                    entry.key, limit_key, f"unknown ulimit {entry.name!r}", did_you_mean(entry.name, ULIMITS)
+                )
+                continue
+            limits = self.ulimit(entry.value, limit_key)
+            if limits is not None:
+                out[entry.name] = limits
+        return out
+
+    def ulimit(self, node: Node, key: str) -> tuple[int, int] | None:
+        value = plain(node) if isinstance(node, ScalarNode) else None
+        if isinstance(value, int) and not isinstance(value, bool) and value >= -1:
+            return value, value
+        found = ULIMIT_VALUE.fullmatch(value) if isinstance(value, str) else None
+        if found is None:
+            self.reader.expected(node, key, "a limit (-1: unlimited) or 'SOFT:HARD'")
+            return None
+        soft, hard = int(found[1]), int(found[2] or found[1])
+        if hard != -1 and (soft == -1 or soft > hard):
+            self.reader.add(
+                node, key, f"soft limit {soft} is above hard limit {hard}", "give SOFT:HARD, SOFT <= HARD"
+            )
+            return None
+        return soft, hard
+
+    def user(self, node: Node, key: str) -> str | None:
+        value = plain(node) if isinstance(node, ScalarNode) else None
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return str(value)
+        if isinstance(value, str) and USER.fullmatch(value):
+            return value
+        self.reader.expected(node, key, "a user name or uid, optionally with ':GROUP'")
+        return None
+
+    def mounts(self, node: Node, key: str) -> tuple[ContainerMount, ...]:
+        out: list[ContainerMount] = []
+        for text, item in self.reader.strings(node, key):
+            mount = self.mount(item, key, text)
+            if mount is not None:
+                out.append(mount)
+        return tuple(out)
+
+    def mount(self, node: Node, key: str, text: str) -> ContainerMount | None:
+        found = MOUNT.fullmatch(text)
+        if found is None:
+            self.reader.add(node, key, f"expected HOST:CONTAINER or HOST:CONTAINER:ro, found {text!r}")
+            return None
+        host, target = found[1], found[2]
+        if not target.startswith("/"):
+            self.reader.add(node, key, f"container path {target!r} is not absolute", "start it with '/'")
+            return None
+        target = posixpath.normpath(target)
+        if target == "/mlpipe" or target.startswith("/mlpipe/"):
+            fix = "mlpipe mounts the code, inputs and outputs there; choose another path"
+            self.reader.add(node, key, f"container path {target!r} is inside /mlpipe", fix)
+            return None
+        if not host.startswith("/"):
+            rel = posixpath.normpath(host)
+            if rel == ".." or rel.startswith("../"):
+                fix = "give it relative to the workspace root, or absolute"
+                self.reader.add(node, key, f"host path {host!r} is outside the workspace root", fix)
+                return None
+            if not (self.root / rel).exists():
+                self.reader.add(node, key, f"host path {rel!r} does not exist", missing_fix(self.root, rel))
+            host = rel
+        return ContainerMount(host=host, target=target, read_only=found[3] == "ro")
+
+    def network(self, node: Node, key: str) -> str | None:
+        value = plain(node) if isinstance(node, ScalarNode) else None
+        if value in NETWORKS:
+            return str(value)
+        fix = did_you_mean(value, NETWORKS) if isinstance(value, str) else ""
+        self.reader.expected(node, key, "'none', 'host' or 'bridge'", fix if fix.startswith("did") else "")
+        return None
 
     def matrix(self, node: Node, key: str) -> None:
         """Kept on the draft (`matrix_spec`): instances are made once the params are known."""
