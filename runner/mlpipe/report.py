@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mlpipe.plan import Plan
@@ -24,6 +24,27 @@ def _metrics_text(metrics: dict[str, dict[str, float]], limit: int = 3) -> str:
     flat = [(k, v) for values in metrics.values() for k, v in values.items()]
     shown = ", ".join(f"{k}={v:.4g}" for k, v in flat[:limit])
     return shown + (", ..." if len(flat) > limit else "")
+
+
+def gpus_text(gpus: Sequence[Mapping[str, Any]] | None) -> str:
+    """The GPUs a step ran on, as recorded: `GPUs 0,1: NVIDIA H100 (81559 MiB, driver 550.54)`."""
+    if not gpus:
+        return ""
+    models = [_gpu_model(gpu) for gpu in gpus]
+    noun = "GPU" if len(gpus) == 1 else "GPUs"
+    if len(set(models)) == 1:
+        return f"{noun} {','.join(str(gpu.get('index')) for gpu in gpus)}: {models[0]}"
+    return f"{noun} " + "; ".join(
+        f"{gpu.get('index')}: {model}" for gpu, model in zip(gpus, models, strict=True)
+    )
+
+
+def _gpu_model(gpu: Mapping[str, Any]) -> str:
+    facts = [
+        f"{gpu['memory_mib']} MiB" if gpu.get("memory_mib") else "",
+        f"driver {gpu.get('driver') or '?'}",
+    ]
+    return f"{gpu.get('name') or 'unknown model'} ({', '.join(f for f in facts if f)})"
 
 
 def where(record: RunRecord) -> str:
@@ -48,6 +69,8 @@ def run_summary(record: RunRecord) -> str:
                 detail = "NONDETERMINISTIC: output differs from the stored result; " + detail
         else:
             detail = step.error or ""
+        if step.gpus:
+            detail = "; ".join(d for d in (detail, gpus_text(step.gpus)) if d)
         duration = f"{step.duration_s:.1f}s" if step.duration_s is not None else ""
         rows.append([name, step.status, duration, _metrics_text(step.metrics), detail])
     counts = record.counts()

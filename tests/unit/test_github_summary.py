@@ -116,3 +116,26 @@ def test_the_registry_the_results_went_to() -> None:
     assert (
         "**Cache:** `oci://x/y`; read only (a pull request from a fork is untrusted: read-only)." in render(r)
     )
+
+
+def test_a_gpus_line_per_step_that_had_gpus() -> None:
+    r = record()
+    gpu = {"name": "NVIDIA H100 80GB HBM3", "memory_mib": 81559, "driver": "550.54.15"}
+    r.steps["train"].gpus = [{"index": "0", **gpu}]
+    r.steps["eval[split=a|b]"].gpus = [{"index": "1", **gpu}, {"index": "2", **gpu}]
+
+    lines = render(r).splitlines()
+
+    start = lines.index("**GPUs:**")
+    assert lines[start - 2].startswith("| `report` |")
+    assert lines[start : start + 5] == [
+        "**GPUs:**",
+        "",
+        "- `train`: GPU 0: NVIDIA H100 80GB HBM3 (81559 MiB, driver 550.54.15)",
+        "- `eval[split=a|b]`: GPUs 1,2: NVIDIA H100 80GB HBM3 (81559 MiB, driver 550.54.15)",
+        "",
+    ]
+
+
+def test_no_gpus_no_gpus_section() -> None:
+    assert "GPUs" not in render(record())

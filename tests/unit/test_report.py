@@ -256,3 +256,42 @@ def test_where_says_how_the_code_that_ran_is_known() -> None:
     assert where(run({"in_repo": False})) == "outside a git repository (no commit recorded)"
     assert where(run({"in_repo": True, "commit": None})) == "at an unborn branch"
     assert where(run({"in_repo": True, "commit": "ab" * 20, "dirty": False})) == "at abababababab"
+
+
+H100 = {"name": "NVIDIA H100 80GB HBM3", "memory_mib": 81559, "driver": "550.54.15"}
+
+
+def gpu_run() -> RunRecord:
+    return RunRecord(
+        run_id=RUN_ID,
+        pipeline="demo",
+        pipeline_file="mlpipe.yaml",
+        started_at="2026-01-02T03:04:05.006Z",
+        status="succeeded",
+        git={"in_repo": True, "commit": COMMIT, "dirty": False},
+        steps={
+            "train": StepRecord(
+                status="ran",
+                duration_s=2.0,
+                reasons=["command changed"],
+                gpus=[{"index": "0", **H100}, {"index": "1", **H100}],
+            ),
+            "mixed": StepRecord(
+                status="ran",
+                duration_s=1.0,
+                gpus=[
+                    {"index": "2", **H100},
+                    {"index": "3", "name": "Tesla T4", "memory_mib": None, "driver": None},
+                ],
+            ),
+            "cpu": StepRecord(status="ran", duration_s=1.0, reasons=["no stored result for this step yet"]),
+        },
+    )
+
+
+def test_the_summary_names_each_step_s_gpus() -> None:
+    assert run_summary(gpu_run()).splitlines()[3:] == [
+        "train  ran     2.0s           command changed; GPUs 0,1: NVIDIA H100 80GB HBM3 (81559 MiB, driver 550.54.15)",
+        "mixed  ran     1.0s           GPUs 2: NVIDIA H100 80GB HBM3 (81559 MiB, driver 550.54.15); 3: Tesla T4 (driver ?)",
+        "cpu    ran     1.0s           no stored result for this step yet",
+    ]

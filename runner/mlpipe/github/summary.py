@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from mlpipe.compare import RunDiff, diff_markdown
 from mlpipe.fingerprint import changes, describe_change
 from mlpipe.plan import Plan, StepPlan
+from mlpipe.report import gpus_text
 from mlpipe.runs import RunRecord, StepRecord
 
 CHECK_TEXT_LIMIT = 65_535
@@ -60,6 +61,7 @@ def render(
     icon = RUN_ICONS.get(record.status, "")
     lines = [f"## {icon} mlpipe · {record.pipeline}: {record.status}", "", *_where(record, run_url), ""]
     lines += _steps_table(record, plan)
+    lines += _gpus(record)
     if compared is not None:
         lines += ["", diff_markdown(compared).rstrip("\n")]
     elif compared_note:
@@ -158,6 +160,12 @@ def _detail(name: str, step: StepRecord, plan: Plan | None) -> str:
     if step.nondeterministic:
         text = "nondeterministic: output differs from the stored result; " + text
     return text
+
+
+def _gpus(record: RunRecord) -> list[str]:
+    """A line per step that had GPUs: which ones, model, memory and driver."""
+    lines = [f"- `{name}`: {gpus_text(step.gpus)}" for name, step in record.steps.items() if step.gpus]
+    return ["", "**GPUs:**", "", *lines] if lines else []
 
 
 def _metrics(step: StepRecord, limit: int = 4) -> str:
