@@ -99,6 +99,8 @@ def _step(step: Step, instances: dict[str, set[str]]) -> dict[str, Any]:
     }
     if step.image is not None:
         out["image"] = step.image
+    if step.build is not None:
+        out["build"] = {"context": step.build.context, "dockerfile": step.build.dockerfile}
     out |= _container_options(step)
     if step.timeout_minutes is not None:
         out["timeout-minutes"] = step.timeout_minutes

@@ -5,7 +5,7 @@ from __future__ import annotations
 import platform
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from mlpipe.plan import Facts, Plan, make_plan
 from mlpipe.provenance import GitInfo, git_info
 from mlpipe.snapshot import Snapshot, SnapshotFile, Snapshotter, diff_files
 from mlpipe.spec.model import Pipeline, RepoInput
+from mlpipe.workdir import materialize_snapshot
 
 
 def platform_id() -> str:
@@ -69,6 +70,7 @@ def prepare(
     order = [name for name in graph.order() if name in needed]
 
     snapshotter = Snapshotter(workspace.root, exclude=[workspace.cache])
+    pipeline = _built_images(pipeline, order, snapshotter, workspace, build=to_run)
     snapshots: dict[str, Snapshot] = {}
     for name in order:
         code = pipeline.steps[name].code
@@ -152,6 +154,27 @@ def _gpus(pipeline: Pipeline, plan: Plan, selected: frozenset[str]) -> tuple[Gpu
     gpus = tuple(discover())
     check_fits(needs, gpus)
     return gpus
+
+
+def _built_images(
+    pipeline: Pipeline, order: Sequence[str], snapshotter: Snapshotter, workspace: Workspace, *, build: bool
+) -> Pipeline:
+    """Steps with `build:` get `image:` set to their built image, tagged by the context's tree hash (an unchanged
+    context is not rebuilt); the build context is the snapshot's files, exactly what the tag names."""
+    steps = dict(pipeline.steps)
+    for name in order:
+        spec = steps[name].build
+        if spec is None:
+            continue
+        snapshot = snapshotter.snapshot(workspace.root / spec.context)
+        from mlpipe.executors.docker import build_image, build_tag
+
+        tag = build_tag(steps[name].instance_of or name, snapshot.tree)
+        if build:  # `mlpipe plan` builds nothing: a missing build is then an image it cannot resolve
+            context = materialize_snapshot(snapshot, workspace.snapshots)
+            build_image(context, spec.dockerfile, tag, shown=spec.context)
+        steps[name] = replace(steps[name], image=tag)
+    return replace(pipeline, steps=steps) if steps != pipeline.steps else pipeline
 
 
 def _images(pipeline: Pipeline, order: Sequence[str], *, strict: bool) -> dict[str, dict[str, str | None]]:

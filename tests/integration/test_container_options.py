@@ -55,3 +55,47 @@ def test_container_options_do_not_enter_the_fingerprint(engine, project_factory)
     again = project.run("ci-run").assert_success()
 
     assert project.record()["steps"]["s"]["status"] == "reused", again.output
+
+
+def test_build_builds_the_image_once_per_context_tree(engine, project_factory):
+    project = project_factory(
+        {
+            "img/Dockerfile": f"FROM {IMAGE}\nCOPY hello.txt /hello.txt\n",
+            "img/hello.txt": "hello from the build\n",
+            "src/x": "",
+            "mlpipe.yaml": "name: c\nsteps:\n  s:\n    build: img\n    code: src\n    run: cat /hello.txt\n",
+        }
+    )
+    tree = project.git("rev-parse", "HEAD:img").strip()
+    tag = f"mlpipe-build/s:{tree[:12]}"
+
+    out = project.run("ci-run").assert_success().output
+
+    assert "hello from the build" in out
+    step = project.record()["steps"]["s"]
+    built = engine.image_id(tag)
+    assert (step["image"]["ref"], step["image"]["id"], step["parts"]["image"]) == (tag, built, built)
+
+    project.run("ci-run").assert_success()
+    assert project.record()["steps"]["s"]["status"] == "reused"
+    assert engine.image_id(tag) == built
+
+    (project.root / "img/hello.txt").write_text("changed\n")
+    out = project.run("ci-run").assert_success().output
+
+    assert "changed" in out
+    step = project.record()["steps"]["s"]
+    assert step["status"] == "ran"
+    assert step["image"]["ref"] != tag and step["parts"]["image"] != built
+
+
+def test_a_failed_build_names_the_context(engine, project_factory):
+    project = project_factory(
+        {
+            "img/Dockerfile": f"FROM {IMAGE}\nCOPY missing.txt /x\n",
+            "mlpipe.yaml": "name: c\nsteps:\n  s: {build: img, run: 'true'}\n",
+        }
+    )
+    result = project.run("ci-run")
+    assert result.code != 0
+    assert "building the image from 'img' failed" in result.output, result.output

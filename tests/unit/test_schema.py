@@ -121,8 +121,10 @@ VALID = {
             network: none
           b: {run: x, image: busybox, shm-size: 1048576, user: "app:app", mounts: "/tmp:/t", network: host}
           c: {run: x, image: busybox, user: nobody, network: bridge, ulimits: {}, mounts: []}
+          d: {run: x, build: img, network: none}
+          e: {run: x, build: {context: ./img/, dockerfile: other.Dockerfile}, shm-size: 1m}
         """,
-        {"data/f": ""},
+        {"data/f": "", "img/Dockerfile": "", "img/other.Dockerfile": ""},
     ),
 }
 
@@ -218,6 +220,11 @@ INVALID = {
     "shm-size without image": (STEP + "    shm-size: 2g\n", "steps.a.shm-size"),
     "network without image": (STEP + "    network: none\n", "steps.a.network"),
     "mounts without image": (STEP + "    mounts: ['x:/x']\n", "steps.a.mounts"),
+    "build number": (STEP + "    build: 3\n", "steps.a.build"),
+    "build absolute": (STEP + "    build: /img\n", "steps.a.build"),
+    "build unknown key": (STEP + "    build: {context: img, file: x}\n", "steps.a.build.file"),
+    "build without context": (STEP + "    build: {dockerfile: x}\n", "steps.a.build"),
+    "build and image": (IMAGE + "    build: img\n", "steps.a.build"),
     # bad names
     "passthrough name": (STEP + "    env-passthrough: [1A]\n", "steps.a.env-passthrough"),
     "passthrough mlpipe": (STEP + "    env-passthrough: MLPIPE_STEP\n", "steps.a.env-passthrough"),
@@ -247,7 +254,7 @@ def schema_paths(errors: list[jsonschema.ValidationError]) -> list[str]:
 def test_invalid_files_fail_both_at_the_same_key(ws: Path, case: str) -> None:
     text, key = INVALID[case]
 
-    problems = loader_problems(ws, text, {"x": ""})
+    problems = loader_problems(ws, text, {"x": "", "img/Dockerfile": ""})
     errors = schema_errors(text)
 
     assert [p.key for p in problems] == [key], problems
@@ -267,6 +274,8 @@ LOADER_ONLY = {
     "duplicate key": STEP + "    run: 'false'\n",
     "ulimit soft above hard": IMAGE + "    ulimits: {nofile: '10:5'}\n",
     "missing mount host path": IMAGE + "    mounts: ['nowhere:/x']\n",
+    "missing build context": STEP + "    build: nowhere\n",
+    "missing Dockerfile": STEP + "    build: {context: img, dockerfile: nothere}\n",
     "mount leaving through a subdirectory": IMAGE + "    mounts: ['x/../../y:/x']\n",
 }
 

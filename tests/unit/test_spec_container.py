@@ -9,7 +9,7 @@ from test_spec_load import problems, write
 
 from mlpipe.export import export_json, export_pipeline
 from mlpipe.spec.load import load_pipeline
-from mlpipe.spec.model import ContainerMount
+from mlpipe.spec.model import Build, ContainerMount
 
 
 @pytest.fixture
@@ -121,6 +121,60 @@ def test_container_option_problems(ws: Path) -> None:
         ),
         "mlpipe.yaml:9:87: steps.a.mounts: expected a string or a list of strings, found a mapping",
         "mlpipe.yaml:10:14: steps.a.network: expected 'none', 'host' or 'bridge', found the string 'hots'; did you mean 'host'?",
-        "mlpipe.yaml:13:5: steps.b.shm-size: shm-size applies only to a step with an image; add 'image' or remove 'shm-size'",
-        "mlpipe.yaml:14:5: steps.b.network: network applies only to a step with an image; add 'image' or remove 'network'",
+        "mlpipe.yaml:13:5: steps.b.shm-size: shm-size applies only to a step with an image; add 'image' or 'build', or remove 'shm-size'",
+        "mlpipe.yaml:14:5: steps.b.network: network applies only to a step with an image; add 'image' or 'build', or remove 'network'",
     ]
+
+
+def test_build_problems(ws: Path) -> None:
+    text = """
+    name: x
+    steps:
+      a: {run: 'true', build: nowhere}
+      b: {run: 'true', build: bare}
+      c: {run: 'true', build: {context: img, dockerfile: nothere}}
+      d: {run: 'true', build: img, image: busybox}
+      e: {run: 'true', build: {dockerfile: x}}
+    """
+    files = {"img/Dockerfile": "FROM x\n", "bare/f": ""}
+    assert problems(ws, text, files) == [
+        (
+            "mlpipe.yaml:3:27: steps.a.build: build context 'nowhere' is not a directory; "
+            f"paths are relative to the workspace root {ws}"
+        ),
+        (
+            "mlpipe.yaml:4:27: steps.b.build: Dockerfile 'bare/Dockerfile' does not exist; "
+            "add it, or name it with 'dockerfile' (relative to the context)"
+        ),
+        (
+            "mlpipe.yaml:5:54: steps.c.build.dockerfile: Dockerfile 'img/nothere' does not exist; "
+            "add it, or name it with 'dockerfile' (relative to the context)"
+        ),
+        "mlpipe.yaml:6:20: steps.d.build: a step has either an image or a build; remove 'image': the built image is the step's",
+        "mlpipe.yaml:7:27: steps.e.build: missing required key 'context'",
+    ]
+
+
+def test_build_builds_the_model_and_round_trips(ws: Path) -> None:
+    text = """
+    name: x
+    steps:
+      a: {run: 'true', build: img/, user: "1"}
+      b: {run: 'true', build: {context: img, dockerfile: ./sub/../gpu.Dockerfile}}
+    """
+    path = write(ws, text, {"img/Dockerfile": "", "img/gpu.Dockerfile": ""})
+    pipeline = load_pipeline(path)
+    (ws / "exported.json").write_text(export_json(pipeline))
+
+    again = load_pipeline(ws / "exported.json")
+
+    assert pipeline.steps["a"].build == Build(context="img", dockerfile="Dockerfile")
+    assert pipeline.steps["b"].build == Build(context="img", dockerfile="gpu.Dockerfile")
+    assert export_pipeline(pipeline)["steps"]["b"]["build"] == {
+        "context": "img",
+        "dockerfile": "gpu.Dockerfile",
+    }
+    assert (again.steps["a"].build, again.steps["b"].build) == (
+        pipeline.steps["a"].build,
+        pipeline.steps["b"].build,
+    )

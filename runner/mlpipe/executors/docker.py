@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import threading
 import time
@@ -108,6 +109,40 @@ def _pull(engine: Any, ref: str) -> Any:
         f"image {ref!r} is not on this machine and could not be pulled: {problem}; "
         "check the name, log in to its registry (docker login), or build it first"
     )
+
+
+def build_tag(step: str, tree: str) -> str:
+    """The tag of a step's built image: its name and its context's tree hash, so an unchanged context is found."""
+    name = re.sub(r"[^a-z0-9._-]+", "-", step.lower()).strip("-._") or "step"
+    return f"mlpipe-build/{name}:{tree[:12]}"
+
+
+def build_image(context: Path, dockerfile: str, tag: str, *, shown: str) -> bool:
+    """Build `tag` from `context` unless the engine has it already; True when it was built.
+
+    `shown`: the context as the pipeline names it, for messages."""
+    import docker
+
+    engine = client()
+    try:
+        try:
+            engine.images.get(tag)
+            return False
+        except docker.errors.ImageNotFound:
+            pass
+        try:
+            engine.images.build(
+                path=os.fspath(context), dockerfile=dockerfile, tag=tag, rm=True, forcerm=True
+            )
+        except docker.errors.BuildError as error:
+            log = [str(item.get("stream") or item.get("error") or "").strip() for item in error.build_log]
+            why = str(error.msg).strip() or "; ".join(line for line in log if line)[-500:]
+            raise ContainerError(f"building the image from {shown!r} failed: {why}") from None
+        except docker.errors.APIError as error:
+            raise ContainerError(f"building the image from {shown!r} failed: {error.explanation}") from None
+        return True
+    finally:
+        engine.close()
 
 
 # -- the container's request -----------------------------------------------------------------------------------

@@ -116,6 +116,16 @@ Input = RepoInput | StepInput | UrlInput | ExternalInput | DataInput | OciInput
 
 
 @dataclass(frozen=True, kw_only=True)
+class Build:
+    """`build: {context: DIR, dockerfile: FILE}`: the step's image, built from a directory of the repository."""
+
+    context: str
+    """Workspace-relative, normalized."""
+    dockerfile: str = "Dockerfile"
+    """Relative to the context and inside it, so that the context's tree hash covers it."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class ContainerMount:
     """`mounts: [HOST:CONTAINER[:ro]]`: a host path bind-mounted into a container step (read-write unless `:ro`)."""
 
@@ -158,6 +168,8 @@ class Step:
     needs: tuple[str, ...] = ()
     """Ordering without data: these steps must finish first."""
     image: str | None = None
+    build: Build | None = None
+    """Set: mlpipe builds the image (tagged by the context's tree hash) and sets `image` to it before planning."""
     shm_size: str | None = None
     """Container options (`shm-size`, `ulimits`, `user`, `mounts`, `network`): how the container runs, not what
     it computes, so none of them enters the fingerprint."""

@@ -12,16 +12,26 @@ from typing import Any, Literal
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from mlpipe.spec import datainputs, refs
-from mlpipe.spec.model import ContainerMount, Input, Location, Output, ParamValue, RepoInput, Step, StepInput
+from mlpipe.spec.model import (
+    Build,
+    ContainerMount,
+    Input,
+    Location,
+    Output,
+    ParamValue,
+    RepoInput,
+    Step,
+    StepInput,
+)
 from mlpipe.spec.yamlnodes import Entry, Reader, did_you_mean, join, plain
 
 STEP_KEYS = (
     "code", "run", "inputs", "outputs", "env", "env-passthrough", "matrix", "reuse", "needs",
     "image", "resources", "runs-on", "timeout-minutes", "environment",
-    "shm-size", "ulimits", "user", "mounts", "network",
+    "shm-size", "ulimits", "user", "mounts", "network", "build",
 )  # fmt: skip
 CONTAINER_KEYS = ("shm-size", "ulimits", "user", "mounts", "network")
-"""Keys that only a step with `image:` may have."""
+"""Keys that only a step with `image:` or `build:` may have."""
 ULIMITS = (
     "as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc", "rss",
     "rtprio", "rttime", "sigpending", "stack",
@@ -98,10 +108,15 @@ def build_step(reader: Reader, root: Path, entry: Entry) -> Draft:
     values |= values.pop("environment", {})  # `environment:` sets several model fields
     if "env-passthrough" in fields and "env" in fields:
         _check_passthrough_overlap(reader, fields["env-passthrough"].value, values, key)
-    if "image" not in fields:
+    if "image" not in fields and "build" not in fields:
         for name in (n for n in CONTAINER_KEYS if n in fields):
             message = f"{name} applies only to a step with an image"
-            reader.add(fields[name].key, join(key, name), message, f"add 'image' or remove '{name}'")
+            reader.add(
+                fields[name].key, join(key, name), message, f"add 'image' or 'build', or remove '{name}'"
+            )
+    if "image" in fields and "build" in fields:
+        fix = "remove 'image': the built image is the step's"
+        reader.add(fields["build"].key, join(key, "build"), "a step has either an image or a build", fix)
     step = Step(name=entry.name, loc=reader.location(entry.key), **values)
     return Draft(step=step, key=key, refs=builder.refs, needs=builder.need_sites, matrix=builder.matrix_spec)
 
@@ -287,6 +302,38 @@ class _StepBuilder:
             self.reader.expected(node, key, "a positive number of minutes")
             return None
         return None if minutes is None else float(minutes)
+
+    def build(self, node: Node, key: str) -> Build | None:
+        """`build: DIR` (its Dockerfile) or `build: {context: DIR, dockerfile: FILE}` (FILE relative to DIR)."""
+        context_node, file_node = node, None
+        if isinstance(node, MappingNode):
+            fields = self.reader.fields(
+                node, key, ("context", "dockerfile"), required=("context",), owner=node
+            )
+            if not fields or "context" not in fields:
+                return None
+            context_node, file_node = fields["context"].value, fields.get("dockerfile")
+        context_key = join(key, "context") if file_node is not None or context_node is not node else key
+        context = self.directory(context_node, context_key, "build context")
+        dockerfile: str | None = "Dockerfile"
+        if file_node is not None:
+            dockerfile = workspace_path(self.reader, file_node.value, join(key, "dockerfile"))
+        if context is None or dockerfile is None:
+            return None
+        path = posixpath.normpath(posixpath.join(context, dockerfile))
+        if not (self.root / path).is_file():
+            where = file_node.value if file_node is not None else context_node
+            where_key = join(key, "dockerfile") if file_node is not None else context_key
+            fix = "add it, or name it with 'dockerfile' (relative to the context)"
+            self.reader.add(where, where_key, f"Dockerfile {path!r} does not exist", fix)
+        return Build(context=context, dockerfile=dockerfile)
+
+    def directory(self, node: Node, key: str, what: str) -> str | None:
+        rel = workspace_path(self.reader, node, key)
+        if rel is not None and not (self.root / rel).is_dir():
+            self.reader.add(node, key, f"{what} {rel!r} is not a directory", missing_fix(self.root, rel))
+            return None
+        return rel
 
     def shm_size(self, node: Node, key: str) -> str | None:
         value = plain(node) if isinstance(node, ScalarNode) else None
