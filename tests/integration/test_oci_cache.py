@@ -297,6 +297,35 @@ def test_read_mode_and_dirty_runs_do_not_push(clones, registry, repo_name, tmp_p
     assert repo_name in registry.repositories()
 
 
+def test_a_dirty_push_carries_its_code_snapshot_which_another_clone_can_unbundle(
+    clones, registry, repo_name, tmp_path
+):
+    from mlpipe.cache.local import LocalStore
+    from mlpipe.cache.oci import OciCache
+    from mlpipe.cache.registry import RegistryClient
+
+    a, b = clones
+    env = cache_env(registry.host, repo_name, tmp_path)
+    a.write({"data/small.txt": "dirty\n", "a/new.sh": "echo new\n"})
+    a.run("ci-run", "--allow-dirty-push", env=env).assert_success()
+    record = a.record()
+    ref = record["git"]["snapshot_ref"]
+    assert ref == f"refs/mlpipe/runs/{record['run_id']}"
+    oci = OciCache(RegistryClient(registry.host), LocalStore(tmp_path / "store"))
+    bundle = tmp_path / "run.bundle"
+    assert oci.fetch_run_bundle(repo_name, record["options"]["cache"]["run_tag"], bundle)
+
+    b.git("bundle", "verify", str(bundle))
+    b.git("fetch", str(bundle), f"{ref}:{ref}")
+    assert b.git("rev-parse", ref) == a.git("rev-parse", ref)
+    assert b.git("show", f"{ref}:data/small.txt") == "dirty\n"
+    assert b.git("show", f"{ref}:a/new.sh") == "echo new\n"
+    assert b.git("rev-parse", f"{ref}^") == b.git("rev-parse", "HEAD")
+    # A clean run's record carries no bundle.
+    b.run("ci-run", env=env).assert_success()
+    assert not oci.fetch_run_bundle(repo_name, b.record()["options"]["cache"]["run_tag"], tmp_path / "none")
+
+
 def test_cache_mode_off_never_contacts_the_registry(project_factory, tmp_path):
     p = project_factory(FILES)
     env = cache_env("127.0.0.1:9", "t/off", tmp_path, MLPIPE_CACHE_MODE="off")

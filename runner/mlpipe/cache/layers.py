@@ -13,7 +13,7 @@ import hashlib
 import os
 import re
 import tarfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -109,3 +109,121 @@ def write_tar(objects: Iterable[tuple[ObjectKey, Path]], out: IO[bytes]) -> tupl
             with open(path, "rb") as f:
                 tar.addfile(info, f)
     return "sha256:" + writer.hash.hexdigest(), writer.size
+
+
+class LayerError(ValueError):
+    """A layer tar that is malformed or holds something other than the objects it should."""
+
+
+class TarObjectSink:
+    """Extract a layer tar as it streams through `write`: each wanted member goes straight into its object file.
+
+    No tarfile objects and no temp copy of the layer: one header parse, one open, the writes and one rename
+    per member. Every member's content is checked against its name (the object's sha256) before it is renamed
+    into place, so a store object is never wrong even if the layer turns out corrupt later.
+    """
+
+    def __init__(self, wanted: Iterable[ObjectKey], target: Callable[[ObjectKey], Path], temp: Path):
+        """`temp` is a unique path in the store's temp dir; members are staged as `<temp>.<n>`."""
+        self.wanted = set(wanted)
+        self._target, self._temp = target, str(temp)
+        self._count = 0
+        self._buffer = bytearray()
+        self._left = 0  # bytes of the current member still to come
+        self._pad = 0  # padding after it
+        self._key: ObjectKey | None = None
+        self._fd = -1
+        self._path: Path | None = None
+        self._hash = hashlib.sha256()
+        self._ended = False
+        self._dirs: set[Path] = set()
+
+    def write(self, data: bytes) -> int:
+        view = memoryview(data)
+        while view:
+            if self._left:
+                n = min(self._left, len(view))
+                if self._fd >= 0:
+                    self._hash.update(view[:n])
+                    os.write(self._fd, view[:n])
+                self._left -= n
+                view = view[n:]
+                if not self._left:
+                    self._finish_member()
+            elif self._pad:
+                n = min(self._pad, len(view))
+                self._pad -= n
+                view = view[n:]
+            elif self._ended:
+                break  # trailing zero blocks
+            else:
+                need = 512 - len(self._buffer)
+                self._buffer += view[:need]
+                view = view[need:]
+                if len(self._buffer) == 512:
+                    header = bytes(self._buffer)
+                    self._buffer.clear()
+                    self._start_member(header)
+        return len(data)
+
+    def _start_member(self, header: bytes) -> None:
+        if header == bytes(512):
+            self._ended = True
+            return
+        stored = int(header[148:156].split(b"\0", 1)[0].strip() or b"0", 8)
+        if sum(header[:148]) + 256 + sum(header[156:]) != stored:
+            raise LayerError("a tar header's checksum does not match")
+        name = header[:100].split(b"\0", 1)[0].decode("ascii", "replace")
+        if header[345:346] not in (b"", b"\0"):
+            raise LayerError(f"unexpected tar member {name!r}")
+        try:
+            key = ObjectKey.parse(name)
+        except ValueError:
+            raise LayerError(f"unexpected tar member {name!r}") from None
+        if header[156:157] not in (b"0", b"\0"):
+            raise LayerError(f"tar member {name!r} is not a regular file")
+        size = int(header[124:136].split(b"\0", 1)[0].strip() or b"0", 8)
+        self._left, self._pad, self._key = size, -size % 512, key
+        if key in self.wanted:
+            self._count += 1
+            self._path = Path(f"{self._temp}.{self._count}")
+            mode = 0o555 if key.executable else 0o444
+            self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+            os.fchmod(self._fd, mode)  # whatever the umask
+            self._hash = hashlib.sha256()
+        if not size:
+            self._finish_member()
+
+    def _finish_member(self) -> None:
+        if self._fd < 0:
+            return
+        key, path = self._key, self._path
+        assert key is not None and path is not None
+        os.close(self._fd)
+        self._fd, self._path = -1, None
+        if self._hash.hexdigest() != key.sha256:
+            path.unlink()
+            raise LayerError(f"object {key.sha256[:12]} in a layer does not match its digest")
+        target = self._target(key)
+        if target.parent not in self._dirs:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._dirs.add(target.parent)
+        os.replace(path, target)
+        self.wanted.discard(key)
+
+    def close(self) -> None:
+        """Remove a half-written member (after an error)."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        if self._path is not None:
+            self._path.unlink(missing_ok=True)
+            self._path = None
+
+    def finish(self) -> None:
+        """Check the layer was whole and held every wanted object."""
+        self.close()
+        if self._left or self._buffer:
+            raise LayerError("the layer tar ends inside a member")
+        if self.wanted:
+            raise LayerError(f"{len(self.wanted)} object(s) missing from their layer")

@@ -110,7 +110,8 @@ class LocalStore:
         final = self._result_path(result.fingerprint)
         final.parent.mkdir(parents=True, exist_ok=True)
         temp = self._temp_path(".json")
-        temp.write_bytes(json.dumps(result.to_json(), indent=1, sort_keys=True).encode())
+        # Compact, so json uses its C encoder: with indent a 20,000-file result took 0.7 s to write.
+        temp.write_bytes(json.dumps(result.to_json(), sort_keys=True, separators=(",", ":")).encode())
         try:
             os.link(temp, final)  # fails if an entry exists: never overwrite the first complete one
             stored, already = result, False

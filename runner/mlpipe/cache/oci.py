@@ -15,13 +15,21 @@ import os
 import posixpath
 import re
 import shutil
-import tarfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from mlpipe.cache.base import StepResult
-from mlpipe.cache.layers import RAW_MEDIA_TYPE, TAR_MEDIA_TYPE, LayerPlan, ObjectKey, plan_layers, write_tar
+from mlpipe.cache.layers import (
+    RAW_MEDIA_TYPE,
+    TAR_MEDIA_TYPE,
+    LayerError,
+    LayerPlan,
+    ObjectKey,
+    TarObjectSink,
+    plan_layers,
+    write_tar,
+)
 from mlpipe.cache.local import LocalStore, _check_paths
 from mlpipe.cache.registry import MANIFEST_TYPE, BlobCorrupt, RegistryClient, file_opener
 from mlpipe.digest import Entry, Manifest, canonical_json
@@ -30,6 +38,8 @@ ARTIFACT_TYPE = "application/vnd.mlpipe.result.v1+json"
 CONFIG_TYPE = "application/vnd.mlpipe.result.config.v1+json"
 RUN_ARTIFACT_TYPE = "application/vnd.mlpipe.run.v1+json"
 RUN_CONFIG_TYPE = "application/vnd.mlpipe.run.config.v1+json"
+BUNDLE_MEDIA_TYPE = "application/vnd.mlpipe.git-bundle.v1"
+"""A dirty run's code: `git bundle` of its `refs/mlpipe/runs/<id>`, without what the remote already has."""
 CONFIG_FORMAT = "mlpipe.oci-result/1"
 MAX_CONFIG = 256 << 20
 _FINGERPRINT = re.compile(r"[0-9a-f]{64}")
@@ -89,13 +99,15 @@ class OciCache:
                 layer["digest"]: [ObjectKey.parse(n) for n in layer["objects"]] for layer in config["layers"]
             }
             descriptors = {d["digest"]: d for d in manifest["layers"]}
+            trust = config.get("trust") or {}
+            del config, manifest  # the parsed file index is held once, in `result`
         except BlobCorrupt as error:
             raise Refused(str(error)) from None
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise Refused(f"malformed result artifact: {error!r}") from None
         if result.fingerprint != fingerprint:
             raise Refused(f"the artifact holds fingerprint {result.fingerprint[:12]}, not {fingerprint[:12]}")
-        if not accept(config.get("trust") or {}):
+        if not accept(trust):
             return None
         for output in result.outputs.values():
             try:
@@ -123,52 +135,39 @@ class OciCache:
 
     def _pull_layer(self, repo: str, descriptor: Mapping[str, Any], wanted: Sequence[ObjectKey]) -> None:
         digest, media_type = descriptor["digest"], descriptor.get("mediaType")
+        if media_type == TAR_MEDIA_TYPE:
+            # Streamed straight into the store: no temp copy of the layer, no tarfile per member.
+            sink = TarObjectSink(
+                wanted, lambda k: self.store.object_path(_key_entry(k)), self.store.temp_path(".layer")
+            )
+            try:
+                self._download(repo, descriptor, sink)
+                sink.finish()
+            except LayerError as error:
+                raise Refused(str(error)) from None
+            finally:
+                sink.close()
+            return
+        if media_type != RAW_MEDIA_TYPE:
+            raise Refused(f"unknown layer media type {media_type!r}")
+        for key in wanted:
+            if "sha256:" + key.sha256 != digest:
+                raise Refused(f"raw layer {digest[:19]} does not hold object {key.sha256[:12]}")
         temp = self.store.temp_path(".layer")
         try:
             with open(temp, "wb") as out:
-                try:
-                    self.client.download_blob(repo, digest, out, max_size=int(descriptor["size"]))
-                except BlobCorrupt as error:
-                    raise Refused(str(error)) from None
-            if media_type == RAW_MEDIA_TYPE:
-                for key in wanted:
-                    if "sha256:" + key.sha256 != digest:
-                        raise Refused(f"raw layer {digest[:19]} does not hold object {key.sha256[:12]}")
-                    self._install(temp, key, copy=True)
-            elif media_type == TAR_MEDIA_TYPE:
-                self._extract(temp, set(wanted))
-            else:
-                raise Refused(f"unknown layer media type {media_type!r}")
+                self._download(repo, descriptor, out)
+            for i, key in enumerate(wanted):
+                self._install(temp, key, copy=i < len(wanted) - 1)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 temp.unlink()
 
-    def _extract(self, path: Path, wanted: set[ObjectKey]) -> None:
-        with tarfile.open(path, mode="r:") as tar:
-            for member in tar:
-                try:
-                    key = ObjectKey.parse(member.name)
-                except ValueError:
-                    raise Refused(f"unexpected tar member {member.name!r}") from None
-                if key not in wanted:
-                    continue
-                if not member.isreg():
-                    raise Refused(f"tar member {member.name!r} is not a regular file")
-                source = tar.extractfile(member)
-                assert source is not None
-                temp = self.store.temp_path()
-                hasher = hashlib.sha256()
-                with source, open(temp, "wb") as out:
-                    while block := source.read(1 << 20):
-                        hasher.update(block)
-                        out.write(block)
-                if hasher.hexdigest() != key.sha256:
-                    temp.unlink()
-                    raise Refused(f"object {key.sha256[:12]} in a layer does not match its digest")
-                self._install(temp, key, copy=False)
-                wanted.discard(key)
-        if wanted:
-            raise Refused(f"{len(wanted)} object(s) missing from their layer")
+    def _download(self, repo: str, descriptor: Mapping[str, Any], out: Any) -> None:
+        try:
+            self.client.download_blob(repo, descriptor["digest"], out, max_size=int(descriptor["size"]))
+        except BlobCorrupt as error:
+            raise Refused(str(error)) from None
 
     def _install(self, source: Path, key: ObjectKey, *, copy: bool) -> None:
         target = self.store.object_path(_key_entry(key))
@@ -272,13 +271,19 @@ class OciCache:
         return digest
 
     # -- run records -----------------------------------------------------------------------------------
-    def push_run(self, repo: str, record: Mapping[str, Any]) -> str:
+    def push_run(self, repo: str, record: Mapping[str, Any], *, bundle: Path | None = None) -> str:
+        """Push a run record; `bundle`, a git bundle of a dirty run's snapshot ref, goes with it as a layer."""
         git = record.get("git") or {}
         tag = run_tag(git.get("commit"), str(record["run_id"]))
         config = canonical_json(dict(record))
         self._ensure_bytes(repo, config)
+        layers = []
+        if bundle is not None:
+            digest, size = _file_digest(bundle)
+            self._ensure_blob(repo, digest, size, bundle, ())
+            layers.append({"mediaType": BUNDLE_MEDIA_TYPE, "digest": digest, "size": size})
         manifest = _manifest(
-            RUN_ARTIFACT_TYPE, RUN_CONFIG_TYPE, config, [], {"org.mlpipe.run": record["run_id"]}
+            RUN_ARTIFACT_TYPE, RUN_CONFIG_TYPE, config, layers, {"org.mlpipe.run": record["run_id"]}
         )
         self.client.put_manifest(repo, tag, manifest)  # a run's own record: later states replace earlier ones
         return tag
@@ -295,6 +300,27 @@ class OciCache:
         if manifest.get("artifactType") != RUN_ARTIFACT_TYPE:
             return None
         return _load_json(self.client.blob_bytes(repo, manifest["config"]["digest"]), "run record")
+
+    def fetch_run_bundle(self, repo: str, tag: str, dest: Path) -> bool:
+        """Write the git bundle of a dirty run's code snapshot to `dest`; False when the record has none."""
+        got = self.client.get_manifest(repo, tag)
+        if got is None:
+            return False
+        manifest = _load_json(got[0], "manifest")
+        layer = next(
+            (d for d in manifest.get("layers") or [] if d.get("mediaType") == BUNDLE_MEDIA_TYPE), None
+        )
+        if manifest.get("artifactType") != RUN_ARTIFACT_TYPE or layer is None:
+            return False
+        temp = self.store.temp_path(".bundle")
+        try:
+            with open(temp, "wb") as out:
+                self._download(repo, layer, out)
+            os.replace(temp, dest)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
+        return True
 
 
 def _parallel(fn: Callable[[Any], Any], items: Sequence[Any], workers: int = 8) -> list[Any]:
@@ -345,6 +371,15 @@ def _manifest(
             "annotations": annotations,
         }
     )
+
+
+def _file_digest(path: Path) -> tuple[str, int]:
+    hasher, size = hashlib.sha256(), 0
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            hasher.update(block)
+            size += len(block)
+    return "sha256:" + hasher.hexdigest(), size
 
 
 def _load_json(data: bytes, what: str) -> dict[str, Any]:

@@ -215,16 +215,43 @@ class TieredStore(LocalStore):
             summary.update(read=list(self._policy.read), write=self._policy.write, why=self._policy.why)
             summary.update({k: outcomes.count(k) for k in ("pushed", "exists", "failed") if k in outcomes})
             if self._policy.write is not None and not self._disabled:
+                bundle = self._snapshot_bundle(run)
                 try:
-                    summary["run_tag"] = self._remote.push_run(self._policy.write, {**run, "cache": summary})
+                    summary["run_tag"] = self._remote.push_run(
+                        self._policy.write, {**run, "cache": summary}, bundle=bundle
+                    )
                 except CacheError as error:
                     with contextlib.suppress(CacheError):  # --cache-required: "unavailable" below
                         self._fail(error, "pushing the run record")
+                finally:
+                    if bundle is not None:
+                        bundle.unlink(missing_ok=True)
         if self.failures:
             summary["errors"] = list(self.failures)
         summary["unavailable"] = self._disabled and self.settings.mode != "off"
         summary["required"] = self.settings.required
         return summary
+
+    def _snapshot_bundle(self, run: Mapping[str, Any]) -> Path | None:
+        """A dirty run's code snapshot as a git bundle, for the record pushed with --allow-dirty-push."""
+        git = run.get("git") or {}
+        ref = git.get("snapshot_ref")
+        if not git.get("dirty") or not ref:
+            return None
+        from mlpipe.errors import GitError
+        from mlpipe.gitcmd import run_git
+
+        root = Path(git.get("root") or self.workspace_root)
+        dest = self.temp_path(".bundle")
+        try:
+            # Leave out what a clone already has: the run's commit, when a remote-tracking ref holds it.
+            commit = git.get("commit")
+            known = commit and run_git(["for-each-ref", "--contains", commit, "refs/remotes"], root).strip()
+            run_git(["bundle", "create", str(dest), ref, *([f"^{commit}"] if known else [])], root)
+        except GitError as error:
+            self.failures.append(f"bundling the run's code snapshot: {error}")
+            return None
+        return dest
 
 
 def _remote_head(root: Path) -> str | None:
