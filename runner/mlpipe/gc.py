@@ -3,7 +3,8 @@
 Kept runs are the newest `keep_last` run records, or those started within `keep_days`. Kept entries are the
 fingerprints those runs ran or reused, the steps' `latest` pointers, and (with keep_days) every entry created
 within the window, so a store shared by several workspaces keeps what the others made recently. Objects no
-kept entry lists go too. In a registry, result and run-record manifests are deleted through the OCI API; the
+kept entry lists go too. In a registry, result and run-record manifests are deleted through the OCI API (on
+ghcr.io, which lacks it, through GitHub's packages API: cache/ghcr.py); the
 registry's own garbage collector then reclaims the blobs (only it knows which blobs other manifests share).
 """
 
@@ -144,8 +145,12 @@ def gc_registry(
     *,
     dry_run: bool,
     now: datetime | None = None,
+    packages: Any = None,
 ) -> GcReport:
-    """Delete result and run manifests in `repo` that no kept run (local or pushed) points to."""
+    """Delete result and run manifests in `repo` that no kept run (local or pushed) points to.
+
+    With `packages` (a cache.ghcr.GhcrPackages, for ghcr.io) deletion goes through GitHub's packages API.
+    """
     from mlpipe.cache.oci import fetch_manifest_digest
 
     now = now or datetime.now(UTC)
@@ -172,6 +177,11 @@ def gc_registry(
             continue
         doomed.append(tag)
         report.removed_entries.append(fp)
+    if packages is not None:
+        report.removed_tags.extend(doomed)
+        if not dry_run:
+            packages.delete_tags(doomed)
+        return report
     for tag in doomed:
         report.removed_tags.append(tag)
         if not dry_run:

@@ -70,3 +70,77 @@ def test_registry_gc_deletes_manifests_no_kept_run_points_to(project_factory, re
 def _ids(p: Project) -> list[str]:
     listed = json.loads(p.run("runs", "--json").assert_success().stdout)
     return [r["run_id"] for r in listed["runs"]]
+
+
+def test_ghcr_gc_deletes_package_versions_through_githubs_packages_api(
+    project_factory, registry, github_api, tmp_path
+):
+    """ghcr.io has no OCI delete API; the registry stands in for its tags, the API stand-in for its packages."""
+    from conftest import GITHUB_WRITE_TOKEN
+    from mlpipe.cache.ghcr import GhcrPackages
+    from mlpipe.cache.local import LocalStore
+    from mlpipe.cache.oci import OciCache
+    from mlpipe.cache.registry import RegistryClient
+    from mlpipe.gc import Keep, gc_registry
+    from mlpipe.github.client import GitHubAPI
+
+    p = project_factory({"mlpipe.yaml": PIPELINE})
+    name = f"demo/{uuid.uuid4().hex[:12]}"
+    repo = f"t/{name}"
+    env = {"MLPIPE_CACHE": f"oci://{registry.host}/{repo}", "MLPIPE_PROTECTED_REFS": "refs/heads/main"}
+    for v in (1, 2):
+        p.run("ci-run", "-p", f"v={v}", env=env).assert_success()
+    newest = p.record()["steps"]["a"]["fingerprint"]
+    client = RegistryClient(registry.host)
+    tags = [*sorted(client.tags(repo)), "latest"]  # `latest`: a version mlpipe did not make
+    base = f"/orgs/t/packages/container/{name.replace('/', '%2F')}"
+    github_api.packages[base] = [
+        {
+            "id": 500 + i,
+            "name": f"sha256:{i:064x}",
+            "metadata": {"package_type": "container", "container": {"tags": [t]}},
+        }
+        for i, t in enumerate(tags)
+    ]
+    packages = GhcrPackages.for_repo(GitHubAPI(github_api.url, GITHUB_WRITE_TOKEN), repo)
+    remote = OciCache(client, LocalStore(tmp_path / "store"))
+
+    report = gc_registry(remote, repo, [], Keep(last=1), dry_run=False, packages=packages)
+
+    assert len(report.removed_tags) == 2  # the old result and the old run record
+    left = {t for v in github_api.packages[base] for t in v["metadata"]["container"]["tags"]}
+    assert left == {
+        "latest",
+        f"result-{newest}",
+        *(t for t in tags if t.startswith("run.") and t not in report.removed_tags),
+    }
+    deletes = [r for r in github_api.requests if r.method == "DELETE"]
+    assert [r.operation for r in deletes] == ["packages/delete-package-version-for-org"] * 2
+    assert all(r.status == 204 for r in deletes)
+    assert github_api.violations == []
+    assert set(client.tags(repo)) == set(tags) - {"latest"}  # nothing went through the OCI delete API
+
+
+def test_ghcr_packages_of_a_user_are_deleted_through_the_users_endpoints(github_api):
+    from conftest import GITHUB_WRITE_TOKEN
+    from mlpipe.cache.ghcr import GhcrPackages
+    from mlpipe.github.client import GitHubAPI
+
+    def version(i: int, *tags: str) -> dict:
+        return {"id": i, "name": f"sha256:{i:064x}", "metadata": {"container": {"tags": list(tags)}}}
+
+    base = "/users/someone/packages/container/cache"
+    github_api.packages[base] = [
+        version(1, "run.x.1"),
+        version(2, "result-a", "shared"),
+        version(3, "result-b"),
+    ]
+    packages = GhcrPackages.for_repo(GitHubAPI(github_api.url, GITHUB_WRITE_TOKEN), "someone/cache")
+
+    assert packages.delete_tags(["run.x.1", "result-a", "result-b"]) == ["run.x.1", "result-b"]
+
+    assert [v["id"] for v in github_api.packages[base]] == [2]  # also tagged `shared`: kept
+    assert [r.operation for r in github_api.requests if r.method == "DELETE"] == [
+        "packages/delete-package-version-for-user"
+    ] * 2
+    assert github_api.violations == []

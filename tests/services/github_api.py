@@ -88,6 +88,8 @@ class GitHubAPI:
         self.requests: list[Recorded] = []
         self.violations: list[str] = []
         self.check_runs: dict[int, dict[str, Any]] = {}
+        self.packages: dict[str, list[dict[str, Any]]] = {}
+        """Container package versions by `/orgs/OWNER/packages/container/NAME` (or `/users/...`), for tests to seed."""
         self.faults: list[Fault] = []
         self._ids = itertools.count(1001)
         self._lock = threading.Lock()
@@ -107,6 +109,7 @@ class GitHubAPI:
             self.requests.clear()
             self.violations.clear()
             self.check_runs.clear()
+            self.packages.clear()
             self.faults.clear()
 
     def add_token(self, token: str, access: str = "write") -> None:
@@ -156,7 +159,7 @@ class GitHubAPI:
         )
         with self._lock:
             self.requests.append(Recorded(method, path, body, status, op_id))
-        payload = json.dumps(data).encode()
+        payload = b"" if status == 204 else json.dumps(data).encode()
         handler.send_response(status)
         handler.send_header("Content-Type", "application/json; charset=utf-8")
         handler.send_header("Content-Length", str(len(payload)))
@@ -201,6 +204,26 @@ class GitHubAPI:
                 if run
                 else (404, {}, {"message": "Not Found"}, op.operation_id)
             )
+        if op.operation_id.startswith("packages/"):
+            return self._packages(method, path, op)
+        self.violations.append(f"{method} {path} ({op.operation_id}): not expected from mlpipe")
+        return 404, {}, {"message": "Not Found"}, op.operation_id
+
+    def _packages(self, method: str, path: str, op: Operation) -> tuple[int, dict[str, str], Any, str]:
+        """List (one page: seed fewer than 100) and delete container package versions."""
+        base, _, version = path.partition("/versions")
+        versions = self.packages.get(base)
+        if versions is None:
+            return 404, {}, {"message": "Package not found."}, op.operation_id
+        if method == "GET" and not version:
+            return 200, {}, versions, op.operation_id
+        if method == "DELETE" and version.count("/") == 1:
+            with self._lock:
+                kept = [v for v in versions if str(v["id"]) != version[1:]]
+                if len(kept) == len(versions):
+                    return 404, {}, {"message": "Not Found"}, op.operation_id
+                self.packages[base] = kept
+            return 204, {}, None, op.operation_id
         self.violations.append(f"{method} {path} ({op.operation_id}): not expected from mlpipe")
         return 404, {}, {"message": "Not Found"}, op.operation_id
 

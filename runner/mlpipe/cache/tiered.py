@@ -303,4 +303,20 @@ def registry_gc(
     if opened is None:
         raise UsageError("--cache-mode off: no registry to clean")
     remote, _ = opened
-    return gc_registry(remote, settings.repo, records, keep, dry_run=dry_run)
+    return gc_registry(
+        remote, settings.repo, records, keep, dry_run=dry_run, packages=_ghcr_packages(settings, os.environ)
+    )
+
+
+def _ghcr_packages(settings: RemoteSettings, environ: Mapping[str, str]) -> Any:
+    """ghcr.io has no OCI delete API: its versions are deleted through GitHub's packages REST API."""
+    if settings.host != "ghcr.io":
+        return None
+    from mlpipe.cache.ghcr import GhcrPackages
+    from mlpipe.github.client import GitHubAPI
+
+    token = environ.get("GITHUB_TOKEN") or ""
+    if not token:
+        raise UsageError("gc on ghcr.io deletes through GitHub's packages API: set GITHUB_TOKEN")
+    api_url = environ.get("GITHUB_API_URL") or "https://api.github.com"
+    return GhcrPackages.for_repo(GitHubAPI(api_url, token), settings.repo)
