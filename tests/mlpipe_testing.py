@@ -96,3 +96,41 @@ class Project:
 
     def record(self, run_id: str = "latest") -> Any:
         return self.run("show", run_id, "--json").assert_success().json()
+
+
+_METRICS_STEPS = """\
+params:
+  lr: 0.1
+steps:
+  prepare:
+    code: prepare
+    run: sh prepare.sh ${{ outputs.data }}
+    outputs:
+      data: {}
+  train:
+    code: train
+    run: sh train.sh ${{ inputs.data }} ${{ params.lr }} ${{ outputs.scores }}
+    inputs:
+      data: ${{ steps.prepare.outputs.data }}
+    outputs:
+      scores: {kind: metrics, higher-is-better: true}
+  report:
+    code: report
+    run: cat ${{ inputs.scores }} > ${{ outputs.page }}
+    inputs:
+      scores: ${{ steps.train.outputs.scores }}
+    outputs:
+      page: {type: file}
+"""
+
+METRICS_FILES = {
+    "prepare/prepare.sh": 'echo rows > "$1/rows.txt"\n',
+    "train/train.sh": 'printf \'{"acc": 0.5}\' > "$3"\n',
+    "report/.keep": "",
+}
+"""The scripts of `metrics_pipeline`: train scores acc 0.5."""
+
+
+def metrics_pipeline(name: str, extra_steps: str = "") -> str:
+    """prepare -> train (a metrics output, higher is better) -> report: what the diff and PR tests compare."""
+    return f"name: {name}\n" + _METRICS_STEPS + extra_steps

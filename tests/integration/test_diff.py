@@ -4,38 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-PIPELINE = """\
-name: diffdemo
-params:
-  lr: 0.1
-steps:
-  prepare:
-    code: prepare
-    run: sh prepare.sh ${{ outputs.data }}
-    outputs:
-      data: {}
-  train:
-    code: train
-    run: sh train.sh ${{ inputs.data }} ${{ params.lr }} ${{ outputs.scores }}
-    inputs:
-      data: ${{ steps.prepare.outputs.data }}
-    outputs:
-      scores: {kind: metrics, higher-is-better: true}
-  report:
-    code: report
-    run: cat ${{ inputs.scores }} > ${{ outputs.page }}
-    inputs:
-      scores: ${{ steps.train.outputs.scores }}
-    outputs:
-      page: {type: file}
-"""
+from mlpipe_testing import METRICS_FILES, metrics_pipeline
 
-FILES = {
-    "mlpipe.yaml": PIPELINE,
-    "prepare/prepare.sh": 'echo rows > "$1/rows.txt"\n',
-    "train/train.sh": 'printf \'{"acc": 0.5}\' > "$3"\n',
-    "report/.keep": "",
-}
+PIPELINE = metrics_pipeline("diffdemo")
+
+FILES = {"mlpipe.yaml": PIPELINE, **METRICS_FILES}
 
 
 @pytest.fixture

@@ -12,47 +12,20 @@ import pytest
 
 from conftest import GITHUB_READ_TOKEN, GITHUB_WRITE_TOKEN
 from github_testing import REPO, actions_job, pull_request_payload, push_payload
-from mlpipe_testing import Project
+from mlpipe_testing import METRICS_FILES, Project, metrics_pipeline
 
-PIPELINE = """\
-name: prdemo
-params:
-  lr: 0.1
-steps:
-  prepare:
-    code: prepare
-    run: sh prepare.sh ${{ outputs.data }}
-    outputs:
-      data: {}
-  train:
-    code: train
-    run: sh train.sh ${{ inputs.data }} ${{ params.lr }} ${{ outputs.scores }}
-    inputs:
-      data: ${{ steps.prepare.outputs.data }}
-    outputs:
-      scores: {kind: metrics, higher-is-better: true}
-  report:
-    code: report
-    run: cat ${{ inputs.scores }} > ${{ outputs.page }}
-    inputs:
-      scores: ${{ steps.train.outputs.scores }}
-    outputs:
-      page: {type: file}
+PIPELINE = metrics_pipeline(
+    "prdemo",
+    """\
   lint:
     code: lint
     run: echo ok > ${{ outputs.log }}
     outputs:
       log: {type: file}
-"""
+""",
+)
 
-FILES = {
-    ".gitignore": ".mlpipe/\n",
-    "mlpipe.yaml": PIPELINE,
-    "prepare/prepare.sh": 'echo rows > "$1/rows.txt"\n',
-    "train/train.sh": 'printf \'{"acc": 0.5}\' > "$3"\n',
-    "report/.keep": "",
-    "lint/.keep": "",
-}
+FILES = {".gitignore": ".mlpipe/\n", "mlpipe.yaml": PIPELINE, **METRICS_FILES, "lint/.keep": ""}
 TUNED = '# tuned\nprintf \'{"acc": 0.75}\' > "$3"\n'
 
 
