@@ -272,10 +272,7 @@ def remote_run_records(
     url: str, cache_root: Path, workspace_root: Path, *, limit: int, commit: str | None = None
 ) -> list[dict[str, Any]]:
     """Run records pushed to the registry (every runner's), newest first, from the repositories this run reads."""
-    store = TieredStore(
-        cache_root, hasher=None, settings=settings_from_env(url, os.environ), workspace_root=workspace_root
-    )
-    opened = store._open()
+    opened = _open_remote(url, cache_root, workspace_root)
     if opened is None:
         return []
     remote, pol = opened
@@ -289,6 +286,42 @@ def remote_run_records(
         if record is not None:
             records.append(record)
     return records
+
+
+def remote_run(
+    url: str, cache_root: Path, workspace_root: Path, prefix: str, *, bundle_to: Path | None = None
+) -> dict[str, Any] | None:
+    """The pushed run record whose id starts with `prefix`, from the repositories this clone reads; with
+    `bundle_to`, the git bundle of its code snapshot is written there too (when the run pushed one)."""
+    opened = _open_remote(url, cache_root, workspace_root)
+    if opened is None:
+        return None
+    remote, pol = opened
+    found = {
+        tag.rsplit(".", 1)[-1]: (repo, tag)
+        for repo in pol.read
+        for tag in remote.run_tags(repo)
+        if tag.rsplit(".", 1)[-1].startswith(prefix)
+    }
+    if len(found) > 1:
+        shown = ", ".join(sorted(found)[:5])
+        raise UsageError(
+            f"run id prefix {prefix!r} is ambiguous in the registry ({shown}); give more characters"
+        )
+    if not found:
+        return None
+    repo, tag = next(iter(found.values()))
+    record: dict[str, Any] | None = remote.fetch_run(repo, tag)
+    if record is not None and bundle_to is not None and not remote.fetch_run_bundle(repo, tag, bundle_to):
+        bundle_to.unlink(missing_ok=True)
+    return record
+
+
+def _open_remote(url: str, cache_root: Path, workspace_root: Path) -> tuple[Any, CachePolicy] | None:
+    store = TieredStore(
+        cache_root, hasher=None, settings=settings_from_env(url, os.environ), workspace_root=workspace_root
+    )
+    return store._open()
 
 
 def registry_gc(

@@ -25,6 +25,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "mlpipe.cli.reproduce",
         "Rerun a release or run from scratch in a temporary worktree; compare.",
     ),
+    "checkout": (
+        "mlpipe.cli.checkout",
+        "Bring back the exact code a run ran on (fetched from the registry if needed).",
+    ),
     "pull": ("mlpipe.cli.pull", "Check a step's stored outputs out into the workspace."),
     "gc": ("mlpipe.cli.gc", "Remove cache entries no kept run points to, locally and in a registry."),
     "config": ("mlpipe.cli.config", "Show each setting and where its value came from."),
