@@ -52,6 +52,23 @@ class Credentials:
     """Where they came from (an env var name, a config file), for messages."""
 
 
+_ENV_PAIR = "MLPIPE_REGISTRY_USERNAME and MLPIPE_REGISTRY_PASSWORD"
+
+
+def _fix(credentials: Credentials) -> str:
+    """How to fix refused credentials, by where they came from."""
+    if credentials.source.startswith("MLPIPE_"):
+        return f"check {_ENV_PAIR}"
+    if credentials.source == "GITHUB_TOKEN":
+        return (
+            "give the workflow `permissions: packages: write` (read to pull only), or set "
+            f"{_ENV_PAIR} to a token that may use the package"
+        )
+    if credentials.source.startswith("docker-credential-"):
+        return f"log in again (docker login), or set {_ENV_PAIR}"
+    return f"fix them there (docker login), or set {_ENV_PAIR}"
+
+
 @dataclass
 class RetryBudget:
     """Seconds of retrying (waits and failed attempts) allowed per run, shared by every request."""
@@ -277,7 +294,7 @@ class RegistryClient:
                 "GITHUB_TOKEN for ghcr.io, or docker login)"
             )
         else:
-            how = f"the credentials from {self.credentials.source} were refused"
+            how = f"the credentials from {self.credentials.source} were refused; {_fix(self.credentials)}"
         return f"registry {self.host} answered {status}: cannot {action} {repo}: {how}"
 
     def _auth_header(self, repo: str, push: bool) -> str | None:
