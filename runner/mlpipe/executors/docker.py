@@ -12,6 +12,7 @@ import contextlib
 import os
 import re
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -22,6 +23,7 @@ from typing import Any
 
 from mlpipe.errors import MlpipeError
 from mlpipe.executors.base import ContainerSpec, Mount, StepOutcome, StepRequest
+from mlpipe.executors.orphans import Owner, remove_orphans
 
 __lazy_modules__ = ["docker"]
 
@@ -227,7 +229,7 @@ def create_args(request: StepRequest, engine: Engine) -> dict[str, Any]:
             )
             for m in spec.mounts
         ],
-        "labels": {LABEL: request.step, **spec.labels},
+        "labels": {LABEL: request.step, **spec.labels, **Owner.current().labels()},
         "init": True,  # signals reach the step's process: PID 1 ignores SIGINT/SIGTERM without a handler
         "detach": True,
         "tty": False,
@@ -284,10 +286,17 @@ class DockerExecutor:
         with self._lock:
             if self._engine is None:
                 self._engine = Engine.inspect(engine)
+                report_removed_orphans(remove_orphans(engine))
             return engine, self._engine
 
     def start(self, request: StepRequest) -> ContainerStep:
         return ContainerStep(request, self)
+
+
+def report_removed_orphans(removed: Sequence[tuple[Any, Owner]]) -> None:
+    if removed:
+        names = ", ".join(f"{c.name} (step {c.labels.get(LABEL)}, pid {owner.pid})" for c, owner in removed)
+        print(f"mlpipe: removed containers left by mlpipe processes that ended: {names}", file=sys.stderr)
 
 
 class ContainerStep:

@@ -1,0 +1,84 @@
+"""Step containers whose mlpipe process is gone (kill -9, a crash, a lost runner) are found and removed.
+
+Each step container is labelled with the process that created it: where its pid means something (hostname,
+boot id and pid namespace) and the pid with the process's start time from /proc/<pid>/stat, so a reused pid
+is not taken for the owner. Only containers whose place is this one and whose owner is not running are
+removed: a container of another host, pid namespace or boot may belong to a live mlpipe we cannot see.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+OWNER_PLACE = "io.mlpipe.owner.place"
+OWNER_PID = "io.mlpipe.owner.pid"
+OWNER_STARTED = "io.mlpipe.owner.started"
+
+_PROC = Path("/proc")
+
+
+def this_place() -> str:
+    """Where a pid names one process: this host, since its last boot, in this pid namespace."""
+    boot = (_PROC / "sys/kernel/random/boot_id").read_text().strip()
+    return f"{socket.gethostname()}/{boot}/{os.readlink(_PROC / 'self/ns/pid')}"
+
+
+def start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot; None when it is not running (gone, or a zombie)."""
+    try:
+        stat = (_PROC / str(pid) / "stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # The command name (field 2) may hold spaces and parentheses: the fields after its last ')' are plain.
+    state, *rest = stat[stat.rindex(")") + 2 :].split()
+    return None if state in {"Z", "X"} else rest[18]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Owner:
+    place: str
+    pid: int
+    started: str
+
+    @staticmethod
+    def current() -> Owner:
+        pid = os.getpid()
+        started = start_time(pid)
+        assert started is not None, "this process is running"
+        return Owner(place=this_place(), pid=pid, started=started)
+
+    @staticmethod
+    def from_labels(labels: Mapping[str, str]) -> Owner | None:
+        try:
+            return Owner(place=labels[OWNER_PLACE], pid=int(labels[OWNER_PID]), started=labels[OWNER_STARTED])
+        except (KeyError, ValueError):
+            return None
+
+    def labels(self) -> dict[str, str]:
+        return {OWNER_PLACE: self.place, OWNER_PID: str(self.pid), OWNER_STARTED: self.started}
+
+    def is_gone(self) -> bool:
+        """True only when this process is known to have ended: it ran here, and that pid is not it any more."""
+        return self.place == this_place() and start_time(self.pid) != self.started
+
+
+def remove_orphans(engine: Any) -> list[tuple[Any, Owner]]:
+    """Remove (force) the step containers of mlpipe processes that ended here; those removed, with their owner."""
+    import docker
+
+    removed = []
+    for container in engine.containers.list(all=True, filters={"label": [OWNER_PID]}):
+        owner = Owner.from_labels(container.labels)
+        if owner is None or not owner.is_gone():
+            continue
+        # NotFound: removed meanwhile by another mlpipe; any other refusal: left for the next run to retry.
+        with contextlib.suppress(docker.errors.APIError):
+            container.remove(force=True)
+            removed.append((container, owner))
+    return removed
