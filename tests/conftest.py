@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -53,3 +55,29 @@ def project_factory(tmp_path: Path) -> Any:
         return Project(make_repo(tmp_path / name, {".gitignore": ".mlpipe/\n", **files}, commit=commit))
 
     return factory
+
+
+STAND_IN_BIN = Path(__file__).parent / "bin"
+
+
+def real_gpu_count() -> int:
+    """GPUs the real nvidia-smi lists (never the stand-in in tests/bin)."""
+    path = os.pathsep.join(d for d in os.environ.get("PATH", "").split(os.pathsep) if Path(d) != STAND_IN_BIN)
+    smi = shutil.which("nvidia-smi", path=path)
+    if smi is None:
+        return 0
+    try:
+        listed = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return 0
+    return sum(line.startswith("GPU ") for line in listed.stdout.splitlines())
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `gpu` run only where a real GPU is: the one kind of test that may skip in CI."""
+    gpu_tests = [item for item in items if item.get_closest_marker("gpu") is not None]
+    if not gpu_tests or real_gpu_count() > 0:
+        return
+    skip = pytest.mark.skip(reason="needs a real NVIDIA GPU (no nvidia-smi here lists one)")
+    for item in gpu_tests:
+        item.add_marker(skip)
