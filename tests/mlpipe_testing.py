@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json as json_module
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -96,6 +97,20 @@ class Project:
 
     def record(self, run_id: str = "latest") -> Any:
         return self.run("show", run_id, "--json").assert_success().json()
+
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def example_project(name: str, dest: Path) -> Project:
+    """A copy of examples/NAME as a fresh one-commit git repository (no state or outputs of earlier runs)."""
+    root = dest / name
+    ignore = shutil.ignore_patterns(".mlpipe", "metrics.json", "train-stats.json", "__pycache__")
+    shutil.copytree(EXAMPLES / name, root, ignore=ignore)
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", f"{name} example")
+    return Project(root)
 
 
 _METRICS_STEPS = """\

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 
-from mlpipe_testing import Project, git
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "digits"
+from mlpipe_testing import Project, example_project
 
 if os.environ.get("CI"):
     import sklearn  # noqa: F401 - in CI a missing dependency fails the run instead of skipping
@@ -25,12 +22,7 @@ def statuses(record: dict) -> dict[str, str]:
 
 @pytest.fixture
 def digits(tmp_path: Path) -> Project:
-    root = tmp_path / "digits"
-    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".mlpipe", "metrics.json", "__pycache__"))
-    git(root, "init", "-q", "-b", "main")
-    git(root, "add", "-A")
-    git(root, "commit", "-q", "-m", "digits example")
-    return Project(root)
+    return example_project("digits", tmp_path)
 
 
 def test_digits_runs_then_reuses_then_reruns_only_what_a_param_touches(digits: Project) -> None:

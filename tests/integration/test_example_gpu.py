@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from mlpipe_testing import Project, git
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "digits-gpu"
+from mlpipe_testing import Project, example_project
 
 
 @pytest.fixture
 def example(tmp_path: Path) -> Project:
-    root = tmp_path / "digits-gpu"
-    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".mlpipe", "*.json", "__pycache__"))
-    git(root, "init", "-q", "-b", "main")
-    git(root, "add", "-A")
-    git(root, "commit", "-q", "-m", "digits-gpu example")
-    return Project(root)
+    return example_project("digits-gpu", tmp_path)
 
 
 def test_the_gpu_example_is_refused_at_plan_time_on_a_runner_without_gpus(example, monkeypatch):
