@@ -43,7 +43,7 @@ def _actionlint(*paths: Path) -> subprocess.CompletedProcess[str]:
 
 # -- static checks ---------------------------------------------------------------------------------------------
 def test_actionlint_passes_every_workflow() -> None:
-    assert len(WORKFLOWS) >= 6
+    assert len(WORKFLOWS) >= 7
     result = _actionlint(*WORKFLOWS)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -57,6 +57,15 @@ def test_actionlint_catches_script_injection(tmp_path: Path) -> None:
     )
     result = _actionlint(bad)
     assert result.returncode == 1 and "potentially untrusted" in result.stdout
+
+
+def test_actionlint_knows_only_the_self_hosted_labels_its_config_names(tmp_path: Path) -> None:
+    gpu = (ROOT / ".github/workflows/mlpipe-gpu.yml").read_text()
+    assert "runs-on: [self-hosted, linux, gpu]" in gpu
+    bad = tmp_path / "unknown-label.yml"
+    bad.write_text(gpu.replace("gpu]", "gpux]"))
+    result = _actionlint(bad)
+    assert result.returncode == 1 and 'label "gpux" is unknown' in result.stdout
 
 
 def test_actionlint_passes_the_action_steps(tmp_path: Path) -> None:
