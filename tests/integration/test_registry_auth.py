@@ -10,6 +10,8 @@ import os
 import uuid
 from pathlib import Path
 
+import pytest
+
 from mlpipe.cache.registry import find_credentials
 from services.registry import REGISTRY_PASSWORD, REGISTRY_USER, Registry
 
@@ -260,3 +262,119 @@ def test_steps_never_see_registry_settings_or_credentials(project_factory, auth_
     )
     assert leaked == []
     assert_secret_nowhere(REGISTRY_PASSWORD, auth_registry, p, outputs=(out.output,))
+
+
+# -- bearer tokens: the registry's `auth: token` with a token service, as on ghcr.io and Docker Hub -----------
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}  # read before the autouse fixture clears it
+
+
+@pytest.fixture(scope="module")
+def token_registry(tmp_path_factory):
+    from services import token_server
+    from services.registry import RegistryUnavailable
+
+    missing = token_server.missing_tools()
+    if missing:
+        message = f"{', '.join(missing)} not installed (apt-get install docker-registry openssl)"
+        if IN_CI:
+            pytest.fail(f"CI=true and the token registry cannot start: {message}", pytrace=False)
+        pytest.skip(message)
+    try:
+        with token_server.token_registry(tmp_path_factory.mktemp("token-registry")) as registry:
+            yield registry
+    except (RegistryUnavailable, OSError) as error:
+        pytest.fail(f"the token registry did not start: {error}", pytrace=False)
+
+
+def token_env(registry, repo: str, tmp: Path, user: str, password: str, **extra: str) -> dict[str, str]:
+    return cache_env(
+        registry, repo, tmp, MLPIPE_REGISTRY_USERNAME=user, MLPIPE_REGISTRY_PASSWORD=password, **extra
+    )
+
+
+def test_bearer_tokens_push_and_pull_and_are_reused_across_requests(
+    project_factory, token_registry, tmp_path
+):
+    from services.proxy import Proxy
+    from services.token_server import WRITER, WRITER_PASSWORD
+
+    tokens = token_registry.tokens
+    repo = f"t/token-{uuid.uuid4().hex[:8]}"
+    many = {
+        **FILES,
+        "a/a.sh": FILES["a/a.sh"] + 'for i in 1 2 3 4; do head -c 1100000 /dev/urandom > "$1/r$i"; done\n',
+    }
+    a = project_factory(many, name="a")
+    b = project_factory(many, name="b")
+    with Proxy(token_registry.port) as proxy:
+        env = token_env(proxy, repo, tmp_path, WRITER, WRITER_PASSWORD)
+        tokens.reset()
+        out = a.run("ci-run", "--cache-required", env=env).assert_success()
+        assert a.record()["options"]["cache"]["pushed"] == 1, out.output
+        uploads = proxy.count("PUT", "/blobs/uploads/")
+        assert uploads >= 6  # five raw layers, the env chunk, the config, the run record
+        # One token to read, one to write: not one per blob, not one per request.
+        assert tokens.token_requests(WRITER) == 2, tokens.grants
+        assert len(proxy.requests) > 4 * tokens.token_requests()
+
+        tokens.reset()
+        b.run("ci-run", "--cache-required", env=env).assert_success()
+        assert b.record()["steps"]["a"]["status"] == "reused"
+        assert tokens.token_requests(WRITER) <= 2, tokens.grants
+    assert_secret_nowhere(WRITER_PASSWORD, token_registry, a, b, outputs=(out.output,))
+
+
+def test_a_pull_only_token_reads_but_cannot_push(project_factory, token_registry, tmp_path):
+    from services.token_server import READER, READER_PASSWORD, WRITER, WRITER_PASSWORD
+
+    repo = f"t/readonly-{uuid.uuid4().hex[:8]}"
+    writer = project_factory(FILES, name="writer")
+    writer_env = token_env(token_registry, repo, tmp_path, WRITER, WRITER_PASSWORD)
+    writer.run("ci-run", "--cache-required", env=writer_env).assert_success()
+
+    reader = project_factory(FILES, name="reader")
+    env = token_env(token_registry, repo, tmp_path, READER, READER_PASSWORD)
+    reader.run("ci-run", "--cache-mode", "read", "--cache-required", env=env).assert_success()
+    assert reader.record()["steps"]["a"]["status"] == "reused"
+
+    reader.write({"a/a.sh": FILES["a/a.sh"] + "# changed\n"})
+    reader.commit()
+    message = (
+        f"registry {token_registry.host} answered 401: cannot push to {repo}: the credentials from "
+        "MLPIPE_REGISTRY_USERNAME/MLPIPE_REGISTRY_PASSWORD may not push there (the registry's token grants "
+        "less); check MLPIPE_REGISTRY_USERNAME and MLPIPE_REGISTRY_PASSWORD, or read only with --cache-mode read"
+    )
+    warned = reader.run("ci-run", env=env).assert_success()
+    assert message in warned.stderr, warned.stderr
+    assert reader.record()["steps"]["a"]["status"] == "ran"
+    refused = reader.run("ci-run", "--no-reuse", "--cache-required", env=env)
+    refused.assert_code(1)
+    assert message in refused.stderr, refused.stderr
+    fingerprint = reader.record()["steps"]["a"]["fingerprint"]
+    tags = {
+        p.name for p in (token_registry.storage / "docker/registry/v2/repositories" / repo).rglob("tags/*")
+    }
+    assert f"result-{fingerprint}" not in tags
+    assert_secret_nowhere(READER_PASSWORD, token_registry, reader, outputs=(warned.output, refused.output))
+
+
+def test_wrong_password_at_the_token_service_is_refused_by_name(project_factory, token_registry, tmp_path):
+    from services.token_server import WRITER
+
+    secret = "not-the-writer-password-9"
+    env = token_env(token_registry, "t/token-wrong", tmp_path, WRITER, secret)
+    out = project_factory(FILES).run("ci-run", "--cache-required", env=env)
+    out.assert_code(1)
+    assert (
+        f"registry {token_registry.host} answered 401: cannot pull from t/token-wrong: the credentials from "
+        "MLPIPE_REGISTRY_USERNAME/MLPIPE_REGISTRY_PASSWORD were refused; check MLPIPE_REGISTRY_USERNAME and "
+        "MLPIPE_REGISTRY_PASSWORD"
+    ) in out.stderr, out.stderr
+    assert secret not in out.output
+
+
+def test_anonymous_token_says_no_credentials_were_found(project_factory, token_registry, tmp_path):
+    env = cache_env(token_registry, "t/token-anon", tmp_path, DOCKER_CONFIG=str(tmp_path / "none"))
+    out = project_factory(FILES).run("ci-run", "--cache-required", env=env)
+    out.assert_code(1)
+    assert "cannot pull from t/token-anon: no credentials were found" in out.stderr, out.stderr

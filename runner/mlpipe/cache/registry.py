@@ -14,6 +14,7 @@ import ipaddress
 import json
 import os
 import random
+import re
 import subprocess
 import threading
 import time
@@ -21,6 +22,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -182,6 +184,7 @@ class RegistryClient:
         plain = is_loopback(host) or insecure
         self.base = f"{'http' if plain else 'https'}://{host}"
         self.credentials = credentials
+        self.insecure = insecure
         self.budget = budget or RetryBudget()
         self.timeout = timeout
         self.warn = warn or (lambda message: None)
@@ -189,6 +192,8 @@ class RegistryClient:
         self._tokens: dict[str, str] = {}
         self._basic = False
         self._lock = threading.Lock()
+        self._token_lock = threading.Lock()
+        """Held while fetching a token: requests refused together share one new token."""
         self._warned = False
 
     @property
@@ -251,11 +256,12 @@ class RegistryClient:
                 if response.status_code == 401 and not authed_once:
                     authed_once = True
                     response.close()
-                    self._authenticate(response, repo, push)
+                    self._authenticate(response, repo, push, auth)
                     continue
                 if response.status_code == 401 or response.status_code == 403:
                     response.close()
-                    raise RegistryAuthError(self._auth_message(response.status_code, repo, push))
+                    error = _challenge(response.headers.get("WWW-Authenticate", "")).get("error", "")
+                    raise RegistryAuthError(self._auth_message(response.status_code, repo, push, error))
                 if response.status_code in ok or response.status_code == 404:
                     return response
                 if response.status_code < 500 and response.status_code != 429:
@@ -286,12 +292,18 @@ class RegistryClient:
             )
         raise RegistryUnavailable(f"registry {self.host} is unavailable ({error})")
 
-    def _auth_message(self, status: int, repo: str, push: bool) -> str:
+    def _auth_message(self, status: int, repo: str, push: bool, error: str = "") -> str:
         action = "push to" if push else "pull from"
         if self.credentials is None:
             how = (
                 "no credentials were found (set MLPIPE_REGISTRY_USERNAME and MLPIPE_REGISTRY_PASSWORD, "
                 "GITHUB_TOKEN for ghcr.io, or docker login)"
+            )
+        elif error == "insufficient_scope":  # accepted, but the token service granted less than asked
+            how = (
+                f"the credentials from {self.credentials.source} may not {action.split()[0]} there "
+                f"(the registry's token grants less); {_fix(self.credentials)}"
+                + (", or read only with --cache-mode read" if push else "")
             )
         else:
             how = f"the credentials from {self.credentials.source} were refused; {_fix(self.credentials)}"
@@ -307,37 +319,60 @@ class RegistryClient:
             return "Basic " + base64.b64encode(raw).decode()
         return None
 
-    def _authenticate(self, response: requests.Response, repo: str, push: bool) -> None:
-        challenge = response.headers.get("WWW-Authenticate", "")
-        if challenge.lower().startswith("basic"):
+    def _authenticate(self, response: requests.Response, repo: str, push: bool, used: str | None) -> None:
+        """Answer a 401: basic credentials from now on, or a bearer token from the challenge's realm.
+
+        The token is asked for the scopes the challenge names as well as our own (a cross-repository mount
+        needs pull on the source repository too), and kept for every later request on this repository.
+        """
+        header = response.headers.get("WWW-Authenticate", "")
+        if header.lower().startswith("basic"):
             if self.credentials is None:
                 raise RegistryAuthError(self._auth_message(401, repo, push))
             self._basic = True
             return
-        from oras.auth.utils import parse_auth_header
-
-        parsed = parse_auth_header(challenge)
-        if not parsed.realm:
+        challenge = _challenge(header)
+        realm = challenge.get("realm", "")
+        if not header.lower().startswith("bearer") or not realm.startswith(("https://", "http://")):
             raise RegistryAuthError(
                 f"registry {self.host} sent an authentication challenge mlpipe cannot use"
             )
-        params = {"service": parsed.service or "", "scope": _scope(repo, push)}
+        if realm.startswith("http://") and not (self.insecure or is_loopback(urlsplit(realm).netloc)):
+            raise RegistryAuthError(
+                f"registry {self.host} asks for credentials to be sent to {realm.split('?')[0]} over plain "
+                "HTTP; mlpipe sends them only over HTTPS, to loopback hosts, or with --insecure"
+            )
+        key = _scope(repo, push)
+        scopes = [key, *(s for s in challenge.get("scope", "").split() if s != key)]
+        with self._token_lock:
+            with self._lock:
+                current = self._tokens.get(key)
+            if current is not None and f"Bearer {current}" != used:
+                return  # another thread fetched a new token while this request was refused
+            token = self._fetch_token(realm, challenge.get("service", ""), scopes, repo, push)
+            with self._lock:
+                self._tokens[key] = token
+
+    def _fetch_token(self, realm: str, service: str, scopes: list[str], repo: str, push: bool) -> str:
+        params = {"service": service, "scope": scopes}
         auth = (self.credentials.username, self.credentials.password) if self.credentials else None
         try:
-            answer = self._session.get(parsed.realm, params=params, auth=auth, timeout=self.timeout)
+            answer = self._session.get(realm, params=params, auth=auth, timeout=self.timeout)
         except requests.RequestException as exc:
             raise RegistryUnavailable(f"token service of {self.host}: {type(exc).__name__}") from None
-        if answer.status_code in {401, 403}:
-            raise RegistryAuthError(self._auth_message(answer.status_code, repo, push))
-        try:
-            data = answer.json()
-            token = data.get("token") or data.get("access_token")
-        except ValueError:
-            token = None
-        if not isinstance(token, str):
-            raise RegistryAuthError(f"registry {self.host}: token service answered {answer.status_code}")
-        with self._lock:
-            self._tokens[_scope(repo, push)] = token
+        with answer:
+            if answer.status_code in {401, 403}:
+                raise RegistryAuthError(self._auth_message(answer.status_code, repo, push))
+            try:
+                data = answer.json()
+                token = data.get("token") or data.get("access_token")
+            except (ValueError, AttributeError):
+                token = None
+        if not isinstance(token, str) or not token:
+            raise RegistryAuthError(
+                f"registry {self.host}: its token service answered {answer.status_code} without a token"
+            )
+        return token
 
     # -- blobs -----------------------------------------------------------------------------------------
     def has_blob(self, repo: str, digest: str) -> bool:
@@ -474,6 +509,11 @@ class RegistryClient:
 
 def _scope(repo: str, push: bool) -> str:
     return f"repository:{repo}:{'pull,push' if push else 'pull'}"
+
+
+def _challenge(header: str) -> dict[str, str]:
+    """The quoted parameters of a WWW-Authenticate header: realm, service, scope, error."""
+    return dict(re.findall(r'([A-Za-z_]+)="([^"]*)"', header))
 
 
 def file_opener(path: Path) -> Callable[[], IO[bytes]]:
