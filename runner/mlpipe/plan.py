@@ -28,6 +28,8 @@ class Facts:
     platform: str
     images: Mapping[str, Mapping[str, str | None]] = field(default_factory=dict)
     """Image as a step names it -> {"id": its config digest, "digest": its registry digest or None}."""
+    pending_builds: Mapping[str, str] = field(default_factory=dict)
+    """Step -> why it runs: its `build:` image is neither built nor in the cache (`mlpipe plan` builds nothing)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -155,7 +157,8 @@ def make_plan(
         reads = {upstream for upstream, _ in output_refs(step).values()}
         reads.update(*(instances for instances, _ in gathered_refs(step).values()))
         waiting_on = [u for u in step.upstream() if u in will_run and u in reads]
-        step_fp = None if waiting_on else fingerprint_step(pipeline, step, facts, produced)
+        pending = facts.pending_builds.get(name)  # no image id: no fingerprint, nothing to reuse
+        step_fp = None if waiting_on or pending else fingerprint_step(pipeline, step, facts, produced)
         result = lookup(step_fp.key) if step_fp and not is_forced else None
         if result is not None:
             action: Action = "reuse"
@@ -164,14 +167,18 @@ def make_plan(
         elif is_selected:
             action = "run"
             will_run.add(name)
-            reasons = why_run(
-                forced=is_forced,
-                no_reuse=no_reuse,
-                from_flag=name in forced,
-                waiting_on=waiting_on,
-                new=step_fp,
-                previous=latest(name),
-                code_changes=code_changes,
+            reasons = (
+                [pending]
+                if pending and not is_forced
+                else why_run(
+                    forced=is_forced,
+                    no_reuse=no_reuse,
+                    from_flag=name in forced,
+                    waiting_on=waiting_on,
+                    new=step_fp,
+                    previous=latest(name),
+                    code_changes=code_changes,
+                )
             )
             lacking = [u for u in waiting_on if plans[u].action == "missing"]
             if lacking and not is_forced:
@@ -179,7 +186,7 @@ def make_plan(
         else:
             action = "missing"
             will_run.add(name)
-            reasons = ["no stored result for its current code, params and inputs"]
+            reasons = [pending or "no stored result for its current code, params and inputs"]
         plans[name] = StepPlan(
             name=name,
             action=action,

@@ -6,8 +6,9 @@ import platform
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlpipe import dag
 from mlpipe.cache.local import LocalStore
@@ -20,6 +21,9 @@ from mlpipe.provenance import GitInfo, git_info
 from mlpipe.snapshot import Snapshot, SnapshotFile, Snapshotter, diff_files
 from mlpipe.spec.model import Pipeline, RepoInput
 from mlpipe.workdir import materialize_snapshot
+
+if TYPE_CHECKING:
+    from mlpipe.cache.images import Provided
 
 
 def platform_id() -> str:
@@ -61,8 +65,11 @@ def prepare(
     *,
     hasher: FileHasher,
     to_run: bool = True,
+    build: bool = True,
 ) -> Prepared:
-    """`to_run=False` (reading stored results): no GPU check, and an unreachable container engine is no error."""
+    """`to_run=False` (reading stored results): no GPU check, and an unreachable container engine is no error.
+
+    `build=False` (`mlpipe plan`): no image is built or loaded; a step whose image is nowhere yet will run."""
     graph = dag.Dag.from_pipeline(pipeline)
     chosen = graph.select(only=selection.only, from_=selection.from_, with_upstream=selection.with_upstream)
     selected = frozenset(chosen.steps)
@@ -70,7 +77,9 @@ def prepare(
     order = [name for name in graph.order() if name in needed]
 
     snapshotter = Snapshotter(workspace.root, exclude=[workspace.cache])
-    pipeline = _built_images(pipeline, order, snapshotter, workspace, build=to_run)
+    pipeline, built = _built_images(
+        pipeline, order, snapshotter, workspace, store, build=to_run and build, strict=to_run
+    )
     snapshots: dict[str, Snapshot] = {}
     for name in order:
         code = pipeline.steps[name].code
@@ -83,8 +92,9 @@ def prepare(
         code_trees={code: snap.tree for code, snap in snapshots.items()},
         input_digests={name: _input_digests(pipeline, name, hasher) for name in order},
         environment_digests={name: _environment_digests(pipeline, name, hasher) for name in order},
-        images=_images(pipeline, order, strict=to_run),
+        images=_images(pipeline, order, strict=to_run) | built.images,
         platform=platform_id(),
+        pending_builds=built.pending,
     )
 
     hasher.save()
@@ -95,18 +105,24 @@ def prepare(
             return None
         return diff_files(_files(before), _files(after))
 
-    plan = make_plan(
+    planner = partial(
+        make_plan,
         pipeline,
         order,
         selected=selected,
         forced=frozenset(chosen.forced),
         needed=needed,
-        facts=facts,
         lookup=store.lookup,
         latest=lambda step: store.latest(pipeline.name, step),
         code_changes=code_changes,
         no_reuse=selection.no_reuse,
     )
+    plan = planner(facts=facts)
+    # Built images only the registry has are loaded for the steps that run (and the engine's pushed for them);
+    # one that had to be built instead has a new id, so the plan is made again with it.
+    if to_run and build and built.settle(store, {n for n, s in plan.steps.items() if s.action == "run"}):
+        facts = replace(facts, images={**facts.images, **built.images})
+        plan = planner(facts=facts)
     return Prepared(
         pipeline=pipeline,
         workspace=workspace,
@@ -157,29 +173,59 @@ def _gpus(pipeline: Pipeline, plan: Plan, selected: frozenset[str]) -> tuple[Gpu
 
 
 def _built_images(
-    pipeline: Pipeline, order: Sequence[str], snapshotter: Snapshotter, workspace: Workspace, *, build: bool
-) -> Pipeline:
+    pipeline: Pipeline,
+    order: Sequence[str],
+    snapshotter: Snapshotter,
+    workspace: Workspace,
+    store: LocalStore,
+    *,
+    build: bool,
+    strict: bool,
+) -> tuple[Pipeline, Provided]:
     """Steps with `build:` get `image:` set to their built image, tagged by the context's tree hash (an unchanged
-    context is not rebuilt); the build context is the snapshot's files, exactly what the tag names."""
+    context is not rebuilt); the build context is the snapshot's files, exactly what the tag names. The image
+    comes from the engine, else from the OCI cache, else is built (`build`) and pushed there."""
+    from mlpipe.cache.images import BuildRequest, Provided, build_key, provide
+
     steps = dict(pipeline.steps)
+    requests = []
     for name in order:
         spec = steps[name].build
         if spec is None:
             continue
         snapshot = snapshotter.snapshot(workspace.root / spec.context)
-        from mlpipe.executors.docker import build_image, build_tag
+        from mlpipe.executors.docker import build_tag
 
         tag = build_tag(steps[name].instance_of or name, snapshot.tree)
-        if build:  # `mlpipe plan` builds nothing: a missing build is then an image it cannot resolve
-            context = materialize_snapshot(snapshot, workspace.snapshots)
-            build_image(context, spec.dockerfile, tag, shown=spec.context)
+        requests.append(
+            BuildRequest(
+                step=name,
+                tag=tag,
+                key=build_key(snapshot.tree, spec.dockerfile, platform_id()),
+                shown=spec.context,
+                dockerfile=spec.dockerfile,
+                context=partial(materialize_snapshot, snapshot, workspace.snapshots),
+            )
+        )
         steps[name] = replace(steps[name], image=tag)
-    return replace(pipeline, steps=steps) if steps != pipeline.steps else pipeline
+    if not requests:
+        return pipeline, Provided()
+    from mlpipe.executors.docker import ContainerError
+
+    try:
+        provided = provide(requests, store, build=build)
+    except ContainerError:
+        if strict:
+            raise
+        provided = Provided()  # no engine: the images are unresolved, as `_images` leaves them
+    return replace(pipeline, steps=steps), provided
 
 
 def _images(pipeline: Pipeline, order: Sequence[str], *, strict: bool) -> dict[str, dict[str, str | None]]:
-    """Each step image's id (pulled if missing); the engine is asked only when some step has an image."""
-    refs = {pipeline.steps[name].image for name in order} - {None}
+    """Each step image's id (pulled if missing); the engine is asked only when some step has an image.
+
+    Built images are left to `_built_images`: they are never pulled (one `mlpipe plan` did not build is nowhere)."""
+    refs = {pipeline.steps[name].image for name in order if pipeline.steps[name].build is None} - {None}
     if not refs:
         return {}
     from mlpipe.executors.docker import ContainerError, resolve_images

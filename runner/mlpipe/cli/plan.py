@@ -47,6 +47,7 @@ def command(
         session.store,
         Selected(only=only, from_=from_, with_upstream=with_upstream, no_reuse=no_reuse),
         hasher=session.hasher,
+        build=False,  # plans are cheap and change nothing: a step whose image must be built says so
     )
     if publish:
         base = baseline_for(session.workspace, since=None, environ=os.environ, registry=remote_cache(cache))

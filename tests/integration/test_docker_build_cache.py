@@ -1,0 +1,175 @@
+"""Built step images through the OCI cache: real podman API, real distribution registry on 127.0.0.1.
+
+Runner A builds a step's image and pushes it; runner B (another clone, the image removed from the engine)
+loads it from the registry instead of building, so both fingerprint the same image id.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+import uuid
+
+import pytest
+from test_oci_cache import cache_env
+
+from services.docker_proxy import DockerProxy
+from services.proxy import Proxy
+
+IMAGE = "mlpipe-test/busybox:1"
+STEP = "  s:\n    build: img\n    code: src\n    run: {command}\n"
+
+
+def files(command: str = "cat /hello.txt") -> dict[str, str]:
+    # A context of its own per test: the engine is shared by the session and keys builds by the context's tree.
+    return {
+        "img/Dockerfile": f"FROM {IMAGE}\nCOPY hello.txt /hello.txt\n",
+        "img/hello.txt": f"hello from the build {uuid.uuid4().hex[:8]}\n",
+        "src/x": "",
+        "mlpipe.yaml": "name: c\nsteps:\n" + STEP.format(command=command),
+    }
+
+
+@pytest.fixture
+def repo() -> str:
+    return f"t/{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def clones(project_factory):
+    content = files()
+    return project_factory(content, name="runner-a"), project_factory(content, name="runner-b")
+
+
+def build_tag(project) -> str:
+    return f"mlpipe-build/s:{project.git('rev-parse', 'HEAD:img').strip()[:12]}"
+
+
+def engine_has(engine, tag: str) -> bool:
+    return tag in engine.cli("images", "--format", "{{.Repository}}:{{.Tag}}")
+
+
+def image_artifact(registry, repo: str) -> dict:
+    """The one `image-*` manifest in `repo`."""
+    with urllib.request.urlopen(f"{registry.url}/v2/{repo}/tags/list", timeout=10) as answer:
+        (tag,) = [t for t in json.load(answer)["tags"] if t.startswith("image-")]
+    request = urllib.request.Request(
+        f"{registry.url}/v2/{repo}/manifests/{tag}",
+        headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return json.load(answer)
+
+
+def requests_to(proxy: DockerProxy, fragment: str) -> int:
+    return sum(1 for method, target, _ in proxy.requests if method == "POST" and fragment in target)
+
+
+def test_runner_b_loads_the_image_runner_a_built_instead_of_building(
+    engine, clones, registry, repo, tmp_path, monkeypatch
+):
+    a, b = clones
+    env = cache_env(registry.host, repo, tmp_path)
+    tag = build_tag(a)
+
+    out = a.run("ci-run", env=env).assert_success().output
+    assert f"mlpipe: step s: building its image from 'img' ({tag})" in out
+    built = a.record()["steps"]["s"]["image"]
+    assert (built["ref"], built["source"]) == (tag, "built")
+    manifest = image_artifact(registry, repo)
+    assert manifest["artifactType"] == "application/vnd.mlpipe.image.v1+json"
+    assert manifest["annotations"]["org.mlpipe.image.id"] == built["id"]
+    (layer,) = manifest["layers"]
+    assert layer["mediaType"] == "application/vnd.mlpipe.image.archive.v1.tar"
+
+    engine.cli("rmi", "-f", tag)  # runner B: an engine without the image
+    plan = b.run("plan", env=env).assert_success().output
+    assert "s     reuse   same fingerprint as run" in plan, plan  # the id came from the artifact's config
+    assert not engine_has(engine, tag), "plan loads nothing"
+    with DockerProxy(tmp_path / "proxy.sock", engine.socket) as proxy:
+        monkeypatch.setenv("DOCKER_HOST", proxy.docker_host)
+        b.run("ci-run", env=env).assert_success()
+    assert b.record()["steps"]["s"]["status"] == "reused"
+    assert (requests_to(proxy, "/build"), requests_to(proxy, "/images/load")) == (0, 0)
+    assert not engine_has(engine, tag), "a reused step needs no image"
+
+    b.write({"mlpipe.yaml": "name: c\nsteps:\n" + STEP.format(command="cat /hello.txt; echo again")})
+    with DockerProxy(tmp_path / "proxy2.sock", engine.socket) as proxy:
+        monkeypatch.setenv("DOCKER_HOST", proxy.docker_host)
+        out = b.run("ci-run", env=env).assert_success().output
+    assert "hello from the build" in out and "again" in out
+    assert f"mlpipe: step s: image {tag} loaded from {registry.host}/{repo}:image-" in out
+    assert (requests_to(proxy, "/build"), requests_to(proxy, "/images/load")) == (0, 1)
+    step = b.record()["steps"]["s"]
+    assert step["status"] == "ran"
+    assert (step["image"]["id"], step["image"]["source"], step["parts"]["image"]) == (
+        built["id"],
+        "registry",
+        built["id"],
+    )
+    assert engine.image_id(tag) == built["id"]
+
+
+def test_a_warm_rerun_asks_the_registry_nothing_and_read_mode_pushes_no_image(
+    engine, project_factory, registry, repo, tmp_path
+):
+    project = project_factory(files())
+    with Proxy(registry.port) as proxy:
+        env = cache_env(proxy.host, repo, tmp_path)
+        project.run("ci-run", "--cache-mode", "read", env=env).assert_success()
+        assert project.record()["steps"]["s"]["image"]["source"] == "built"
+        assert repo not in registry.repositories()
+        assert proxy.count("POST", "/blobs/uploads/") == 0
+
+        project.write({"mlpipe.yaml": "name: c\nsteps:\n" + STEP.format(command="echo second")})
+        project.commit()
+        project.run("ci-run", env=env).assert_success()  # may write: the image built before is pushed now
+        assert project.record()["steps"]["s"]["image"]["source"] == "engine"
+        assert image_artifact(registry, repo)["layers"]
+
+        proxy.reset()
+        project.run("ci-run", env=env).assert_success()
+        assert project.record()["steps"]["s"]["status"] == "reused"
+        assert proxy.requests == [], proxy.requests
+
+
+def test_a_corrupt_image_blob_is_built_instead_with_a_warning(
+    engine, clones, registry, repo, tmp_path, monkeypatch
+):
+    a, b = clones
+    env = cache_env(registry.host, repo, tmp_path)
+    tag = build_tag(a)
+    a.run("ci-run", env=env).assert_success()
+    first = a.record()["steps"]["s"]["image"]["id"]
+    (layer,) = image_artifact(registry, repo)["layers"]
+    blob = registry.blob_path(layer["digest"])
+    original = blob.read_bytes()
+    engine.cli("rmi", "-f", tag)
+    b.write({"mlpipe.yaml": "name: c\nsteps:\n" + STEP.format(command="echo changed")})  # so the step runs
+    try:
+        blob.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+        with DockerProxy(tmp_path / "proxy.sock", engine.socket) as proxy:
+            monkeypatch.setenv("DOCKER_HOST", proxy.docker_host)
+            result = b.run("ci-run", env=env).assert_success()
+    finally:
+        blob.write_bytes(original)
+    assert f"mlpipe: warning: ignoring registry image {registry.host}/{repo}:image-" in result.stderr
+    assert "does not match its digest; building it here" in result.stderr
+    assert (requests_to(proxy, "/build"), requests_to(proxy, "/images/load")) == (1, 0)
+    step = b.record()["steps"]["s"]
+    assert (step["status"], step["image"]["source"]) == ("ran", "built")
+    assert step["image"]["id"] != first
+
+
+def test_plan_builds_nothing_and_says_which_image_must_be_built(engine, project_factory):
+    project = project_factory(files())
+    tag = build_tag(project)
+
+    out = project.run("plan").assert_success().output
+
+    assert out.splitlines()[2] == (
+        f"s     run     its image must be built from 'img' ({tag} is not in the container engine)"
+    )
+    assert not engine_has(engine, tag)
+    project.run("ci-run").assert_success()
+    assert "s     reuse   same fingerprint as run" in project.run("plan").assert_success().output
