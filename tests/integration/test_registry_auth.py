@@ -265,25 +265,11 @@ def test_steps_never_see_registry_settings_or_credentials(project_factory, auth_
 
 
 # -- bearer tokens: the registry's `auth: token` with a token service, as on ghcr.io and Docker Hub -----------
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}  # read before the autouse fixture clears it
-
-
 @pytest.fixture(scope="module")
 def token_registry(tmp_path_factory):
-    from services import token_server
-    from services.registry import RegistryUnavailable
+    from services.token_server import start_for_tests
 
-    missing = token_server.missing_tools()
-    if missing:
-        message = f"{', '.join(missing)} not installed (apt-get install docker-registry openssl)"
-        if IN_CI:
-            pytest.fail(f"CI=true and the token registry cannot start: {message}", pytrace=False)
-        pytest.skip(message)
-    try:
-        with token_server.token_registry(tmp_path_factory.mktemp("token-registry")) as registry:
-            yield registry
-    except (RegistryUnavailable, OSError) as error:
-        pytest.fail(f"the token registry did not start: {error}", pytrace=False)
+    yield from start_for_tests(tmp_path_factory)
 
 
 def token_env(registry, repo: str, tmp: Path, user: str, password: str, **extra: str) -> dict[str, str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import os
 import shutil
 import subprocess
 import threading
@@ -20,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 from services.local_http import LocalHTTPServer
@@ -205,3 +206,26 @@ def token_registry(root: Path) -> Iterator[TokenRegistry]:
             yield registry
         finally:
             registry.stop()
+
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+"""Read on import, at collection, before the tests' autouse fixture clears CI from the environment."""
+
+
+def start_for_tests(tmp_path_factory: Any) -> Iterator[TokenRegistry]:
+    """A module fixture's body: fails in CI (skips elsewhere) when the tools are missing or it cannot start."""
+    import pytest
+
+    from services.registry import RegistryUnavailable
+
+    missing = missing_tools()
+    if missing:
+        message = f"{', '.join(missing)} not installed (apt-get install docker-registry openssl)"
+        if IN_CI:
+            pytest.fail(f"CI=true and the token registry cannot start: {message}", pytrace=False)
+        pytest.skip(message)
+    try:
+        with token_registry(tmp_path_factory.mktemp("token-registry")) as registry:
+            yield registry
+    except (RegistryUnavailable, OSError) as error:
+        pytest.fail(f"the token registry did not start: {error}", pytrace=False)
