@@ -196,7 +196,7 @@ class OciCache:
     def push(
         self, repo: str, result: StepResult, trust: Mapping[str, Any], *, mount_from: Sequence[str] = ()
     ) -> str:
-        """Push a stored result unless its tag exists; 'pushed' or 'exists' (the first complete entry wins)."""
+        """Push a stored result unless its tag exists; 'pushed' or 'exists' (a complete entry is kept)."""
         tag = result_tag(result.fingerprint)
         if self.client.has_manifest(repo, tag, push=True):
             return "exists"
@@ -214,7 +214,13 @@ class OciCache:
         manifest = _manifest(
             ARTIFACT_TYPE, CONFIG_TYPE, config, layers, {"org.mlpipe.fingerprint": result.fingerprint}
         )
-        if self.client.has_manifest(repo, tag, push=True):  # another runner finished first
+        # Checked again right before the write: another runner may have finished first. The distribution API
+        # has no conditional tag write (no If-None-Match on a manifest PUT), so a narrow race remains: two
+        # complete entries for one fingerprint that both pass this check are both written, and the later tag
+        # wins. A manifest is written only after all its blobs, so a reader always resolves the tag to one
+        # whole entry whose blobs exist and verify, never a mix of the two (which may differ in content only
+        # where the step is not deterministic).
+        if self.client.has_manifest(repo, tag, push=True):
             return "exists"
         self.client.put_manifest(repo, tag, manifest)
         return "pushed"
