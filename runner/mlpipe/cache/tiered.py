@@ -13,6 +13,7 @@ import os
 import re
 import sys
 import threading
+import time
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from mlpipe.cache.local import LocalStore
 from mlpipe.digest import FileHasher
 from mlpipe.errors import CacheError, UsageError
 from mlpipe.trust import MODES, CacheMode, CachePolicy, context_from_env, policy
+from mlpipe.units import human_size
 
 _REPO_PART = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
 _HOST = re.compile(r"[A-Za-z0-9.-]+(?::[0-9]{1,5})?|\[[0-9A-Fa-f:]+\](?::[0-9]{1,5})?")
@@ -86,6 +88,18 @@ def _flag(environ: Mapping[str, str], name: str) -> bool:
 
 def _warn(message: str) -> None:
     print(f"mlpipe: warning: {message}", file=sys.stderr, flush=True)
+
+
+def _note(message: str) -> None:
+    """What the registry transfers did and took: one plain line each, so CI logs show where time went."""
+    print(f"mlpipe: cache: {message}", file=sys.stderr, flush=True)
+
+
+def transfer_line(verb: str, result: StepResult, where: str, seconds: float) -> str:
+    files = sum(len(m.entries) for m in result.outputs.values())
+    size = human_size(sum(m.size for m in result.outputs.values()))
+    step = result.provenance.get("step") or "step"
+    return f"{verb} {step} result {result.fingerprint[:12]} {where} ({files} files, {size}) in {seconds:.1f}s"
 
 
 class TieredStore(LocalStore):
@@ -165,6 +179,7 @@ class TieredStore(LocalStore):
         from mlpipe.cache.oci import Refused
 
         for repo in pol.read:
+            started = time.monotonic()
             try:
                 result: StepResult | None = remote.fetch(
                     repo, fingerprint, lambda t, r=repo: pol.accepts(r, t)
@@ -176,6 +191,8 @@ class TieredStore(LocalStore):
                 self._fail(error, f"looking up {fingerprint[:12]} in {self.settings.host}/{repo}")
                 return None
             if result is not None:
+                where = f"from {self.settings.host}/{repo}"
+                _note(transfer_line("fetched", result, where, time.monotonic() - started))
                 return result
         return None
 
@@ -194,8 +211,12 @@ class TieredStore(LocalStore):
     def _push(self, remote: Any, pol: CachePolicy, result: StepResult) -> str:
         if self._disabled:
             return "skipped"
+        started = time.monotonic()
         try:
             outcome: str = remote.push(pol.write, result, self._trust, mount_from=pol.read)
+            if outcome == "pushed":
+                where = f"to {self.settings.host}/{pol.write}"
+                _note(transfer_line("pushed", result, where, time.monotonic() - started))
             return outcome
         except Exception as error:  # noqa: BLE001 - a failed push is reported, never fails the steps
             with contextlib.suppress(CacheError):  # with --cache-required, sync reports it
@@ -206,6 +227,9 @@ class TieredStore(LocalStore):
         """Wait for the pushes, then push the run record; say what happened, for the run record."""
         with self._lock:
             pushes, self._pushes = self._pushes, []
+        pending = sum(not p.done() for p in pushes)
+        if pending:
+            _note(f"waiting for {pending} push(es) to {self.settings.url}")
         outcomes = [p.result() for p in pushes]
         if self._pool is not None:
             self._pool.shutdown(wait=True)

@@ -11,6 +11,7 @@ import click
 from mlpipe.cli.options import cache_option, cache_settings_options, file_option
 from mlpipe.errors import UsageError
 from mlpipe.session import pipeline_path
+from mlpipe.units import human_size
 
 if TYPE_CHECKING:
     from mlpipe.cache.local import LocalStore
@@ -51,14 +52,6 @@ def _store(file: str | None, cache: str | None) -> LocalStore:
     return LocalStore(workspace.cache, hasher=hasher)
 
 
-def _size(n: int) -> str:
-    units = ("B", "KiB", "MiB", "GiB")
-    power = 0
-    while n >= 1024 ** (power + 1) and power < len(units) - 1:
-        power += 1
-    return f"{n} B" if power == 0 else f"{n / 1024**power:.1f} {units[power]}"
-
-
 @command.command("add")
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 def add_command(path: Path) -> None:
@@ -70,7 +63,7 @@ def add_command(path: Path) -> None:
     repo = find_repo(path.absolute())
     added = add(path, FileHasher(), repo.root if repo else None)
     record = added.record
-    click.echo(f"{added.record_file.name}: {record.digest} ({record.files} files, {_size(record.size)})")
+    click.echo(f"{added.record_file.name}: {record.digest} ({record.files} files, {human_size(record.size)})")
     if added.gitignored:
         click.echo(f"added {added.gitignored} to {path.absolute().parent / '.gitignore'}")
     click.echo(f"commit {added.record_file.name}; `mlpipe data push {path}` stores the data")
