@@ -23,7 +23,7 @@ from typing import Any
 
 from mlpipe.errors import MlpipeError
 from mlpipe.executors.base import ContainerSpec, Mount, StepOutcome, StepRequest
-from mlpipe.executors.orphans import Owner, remove_orphans
+from mlpipe.executors.orphans import Owner, owner_labels, remove_orphans
 
 __lazy_modules__ = ["docker"]
 
@@ -229,7 +229,7 @@ def create_args(request: StepRequest, engine: Engine) -> dict[str, Any]:
             )
             for m in spec.mounts
         ],
-        "labels": {LABEL: request.step, **spec.labels, **Owner.current().labels()},
+        "labels": {LABEL: request.step, **spec.labels, **owner_labels()},
         "init": True,  # signals reach the step's process: PID 1 ignores SIGINT/SIGTERM without a handler
         "detach": True,
         "tty": False,

@@ -23,8 +23,10 @@ OWNER_STARTED = "io.mlpipe.owner.started"
 _PROC = Path("/proc")
 
 
-def this_place() -> str:
-    """Where a pid names one process: this host, since its last boot, in this pid namespace."""
+def this_place() -> str | None:
+    """Where a pid names one process: this host, since its last boot, in this pid namespace (None off Linux)."""
+    if not (_PROC / "self/ns/pid").exists():
+        return None
     boot = (_PROC / "sys/kernel/random/boot_id").read_text().strip()
     return f"{socket.gethostname()}/{boot}/{os.readlink(_PROC / 'self/ns/pid')}"
 
@@ -47,11 +49,12 @@ class Owner:
     started: str
 
     @staticmethod
-    def current() -> Owner:
-        pid = os.getpid()
-        started = start_time(pid)
-        assert started is not None, "this process is running"
-        return Owner(place=this_place(), pid=pid, started=started)
+    def current() -> Owner | None:
+        """This process; None where there is no /proc to tell later whether it still runs."""
+        place, started = this_place(), start_time(os.getpid())
+        return (
+            None if place is None or started is None else Owner(place=place, pid=os.getpid(), started=started)
+        )
 
     @staticmethod
     def from_labels(labels: Mapping[str, str]) -> Owner | None:
@@ -66,6 +69,11 @@ class Owner:
     def is_gone(self) -> bool:
         """True only when this process is known to have ended: it ran here, and that pid is not it any more."""
         return self.place == this_place() and start_time(self.pid) != self.started
+
+
+def owner_labels() -> dict[str, str]:
+    owner = Owner.current()
+    return owner.labels() if owner is not None else {}
 
 
 def remove_orphans(engine: Any) -> list[tuple[Any, Owner]]:
