@@ -81,7 +81,7 @@ def remove_orphans(engine: Any) -> list[tuple[Any, Owner]]:
     import docker
 
     removed = []
-    for container in engine.containers.list(all=True, filters={"label": [OWNER_PID]}):
+    for container in engine.containers.list(all=True, filters={"label": [OWNER_PID]}, ignore_removed=True):
         owner = Owner.from_labels(container.labels)
         if owner is None or not owner.is_gone():
             continue
