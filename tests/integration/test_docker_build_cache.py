@@ -7,14 +7,18 @@ loads it from the registry instead of building, so both fingerprint the same ima
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import urllib.request
 import uuid
 
 import pytest
-from test_oci_cache import cache_env
+from test_oci_cache import cache_env, github_env
 
 from services.docker_proxy import DockerProxy
 from services.proxy import Proxy
+from services.registry import free_port
 
 IMAGE = "mlpipe-test/busybox:1"
 STEP = "  s:\n    build: img\n    code: src\n    run: {command}\n"
@@ -173,3 +177,98 @@ def test_plan_builds_nothing_and_says_which_image_must_be_built(engine, project_
     assert not engine_has(engine, tag)
     project.run("ci-run").assert_success()
     assert "s     reuse   same fingerprint as run" in project.run("plan").assert_success().output
+
+
+def test_an_unreachable_registry_is_one_warning_and_a_build_or_an_error_when_required(
+    engine, project_factory, tmp_path
+):
+    project = project_factory(files())
+    tag = build_tag(project)
+    env = cache_env(f"127.0.0.1:{free_port()}", "t/nowhere", tmp_path, MLPIPE_REGISTRY_RETRY_BUDGET_S="1")
+
+    required = project.run("ci-run", "--cache-required", env=env, timeout=60)
+
+    required.assert_code(1)
+    assert "looking up the image of step s in " in required.stderr
+    assert "(--cache-required)" in required.stderr
+    assert not engine_has(engine, tag)
+
+    out = project.run("ci-run", env=env, timeout=60).assert_success()
+    assert out.stderr.count("mlpipe: warning:") == 1, out.stderr
+    assert "is not answering" in out.stderr
+    assert f"mlpipe: step s: building its image from 'img' ({tag})" in out.stderr
+    assert project.record()["steps"]["s"]["image"]["source"] == "built"
+
+
+MIB = 1 << 20
+_MEASURED = """\
+import resource, subprocess, sys
+done = subprocess.run(sys.argv[1:])
+print(f"peak-rss-kib {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}", file=sys.stderr)
+sys.exit(done.returncode)
+"""
+
+
+def run_measured(project, *args: str, env: dict[str, str]) -> tuple[str, float]:
+    """`mlpipe ARGS` and its peak resident memory in MiB (the largest process the wrapper waited for: mlpipe)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _MEASURED, sys.executable, "-m", "mlpipe", *args],
+        check=False,
+        cwd=project.root,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    peak = int(done.stderr.rsplit("peak-rss-kib ", 1)[1].split()[0])
+    return done.stdout + done.stderr, peak / 1024
+
+
+@pytest.mark.slow
+def test_a_large_image_streams_through_memory_that_does_not_grow_with_it(
+    engine, project_factory, registry, repo, tmp_path
+):
+    size = 192 * MIB
+    project = project_factory({**files(), "img/big.bin": os.urandom(size)})
+    project.write({"img/Dockerfile": f"FROM {IMAGE}\nCOPY hello.txt big.bin /\n"})
+    project.commit()
+    tag = build_tag(project)
+    env = cache_env(registry.host, repo, tmp_path)
+
+    _, pushed = run_measured(project, "ci-run", env=env)
+    (layer,) = image_artifact(registry, repo)["layers"]
+    assert layer["size"] > size
+    engine.cli("rmi", "-f", tag)
+    project.write({"mlpipe.yaml": "name: c\nsteps:\n" + STEP.format(command="wc -c /big.bin")})
+    out, loaded = run_measured(project, "ci-run", env=env)
+
+    assert f"{size} /big.bin" in out
+    assert project.record()["steps"]["s"]["image"]["source"] == "registry"
+    print(
+        f"peak RSS with a {layer['size'] / MIB:.0f} MiB image: push {pushed:.0f} MiB, load {loaded:.0f} MiB"
+    )
+    assert pushed < size / MIB / 2 and loaded < size / MIB / 2, (
+        pushed,
+        loaded,
+    )  # the archive never is in memory
+
+
+def test_an_image_a_pull_request_pushed_is_not_loaded_by_a_protected_run(
+    engine, clones, registry, repo, tmp_path
+):
+    a, b = clones
+    tag = build_tag(a)
+    same_repo_pr = {"pull_request": {"number": 8, "head": {"repo": {"full_name": "org/demo"}}}}
+    pr_env = {
+        "MLPIPE_CACHE": f"oci://{registry.host}/{repo}",
+        **github_env(tmp_path, event="pull_request", ref="refs/pull/8/merge", payload=same_repo_pr),
+    }
+    a.run("ci-run", env=pr_env).assert_success()
+    assert image_artifact(registry, f"{repo}/pr-8")["layers"]
+    engine.cli("rmi", "-f", tag)
+
+    out = b.run("ci-run", env=cache_env(registry.host, repo, tmp_path)).assert_success()
+
+    assert f"mlpipe: step s: building its image from 'img' ({tag})" in out.stderr
+    assert b.record()["steps"]["s"]["image"]["source"] == "built"

@@ -306,7 +306,7 @@ class RegistryImages:
         temp = self.store.temp_path(".image.tar")
         try:
             digest, size = _save(request.tag, image_id, temp)
-            remote._ensure_blob(repo, digest, size, temp, mount_from)
+            _ensure_blob(client, repo, digest, size, temp, mount_from)
         finally:
             temp.unlink(missing_ok=True)
         config = canonical_json(
@@ -317,7 +317,9 @@ class RegistryImages:
                 "trust": dict(self.store._trust),
             }
         )
-        remote._ensure_bytes(repo, config)
+        config_digest = "sha256:" + hashlib.sha256(config).hexdigest()
+        if not client.has_blob(repo, config_digest):
+            client.upload_bytes(repo, config_digest, config)
         layer = {"mediaType": ARCHIVE_MEDIA_TYPE, "digest": digest, "size": size}
         annotations = {"org.mlpipe.image.id": image_id, "org.mlpipe.build": request.key}
         manifest = _manifest(IMAGE_ARTIFACT_TYPE, IMAGE_CONFIG_TYPE, config, [layer], annotations)
@@ -325,6 +327,18 @@ class RegistryImages:
             return "image-exists"
         client.put_manifest(repo, tag, manifest)
         return "image-pushed"
+
+
+def _ensure_blob(
+    client: Any, repo: str, digest: str, size: int, path: Path, mount_from: Sequence[str]
+) -> None:
+    """Upload a file as a blob unless the repository has it, or another it reads can lend it (a mount)."""
+    if client.has_blob(repo, digest):
+        return
+    for other in mount_from:
+        if other != repo and client.has_blob(other, digest) and client.mount_blob(repo, digest, other):
+            return
+    client.upload_blob(repo, digest, size, lambda: open(path, "rb"))  # noqa: SIM115 - closed by the client
 
 
 def _read_artifact(client: Any, repo: str, tag: str) -> tuple[Found, Mapping[str, Any]] | None:
