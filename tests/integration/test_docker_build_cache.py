@@ -137,8 +137,16 @@ def test_a_warm_rerun_asks_the_registry_nothing_and_read_mode_pushes_no_image(
         assert proxy.requests == [], proxy.requests
 
 
-def test_a_corrupt_image_blob_is_built_instead_with_a_warning(
-    engine, clones, registry, repo, tmp_path, monkeypatch
+@pytest.mark.parametrize(
+    ("damage", "why"),
+    [
+        (lambda data: data[:-1] + bytes([data[-1] ^ 1]), "does not match its digest"),
+        (None, "is missing from"),
+    ],
+    ids=["corrupt", "missing"],
+)
+def test_a_corrupt_or_missing_image_blob_is_built_instead_with_a_warning(
+    engine, clones, registry, repo, tmp_path, monkeypatch, damage, why
 ):
     a, b = clones
     env = cache_env(registry.host, repo, tmp_path)
@@ -151,14 +159,18 @@ def test_a_corrupt_image_blob_is_built_instead_with_a_warning(
     engine.cli("rmi", "-f", tag)
     b.write({"mlpipe.yaml": "name: c\nsteps:\n" + STEP.format(command="echo changed")})  # so the step runs
     try:
-        blob.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+        if damage is None:
+            blob.unlink()
+        else:
+            blob.write_bytes(damage(original))
         with DockerProxy(tmp_path / "proxy.sock", engine.socket) as proxy:
             monkeypatch.setenv("DOCKER_HOST", proxy.docker_host)
             result = b.run("ci-run", env=env).assert_success()
     finally:
         blob.write_bytes(original)
     assert f"mlpipe: warning: ignoring registry image {registry.host}/{repo}:image-" in result.stderr
-    assert "does not match its digest; building it here" in result.stderr
+    assert why in result.stderr and "; building it here" in result.stderr, result.stderr
+    assert result.stderr.count("warning") == 1, result.stderr
     assert (requests_to(proxy, "/build"), requests_to(proxy, "/images/load")) == (1, 0)
     step = b.record()["steps"]["s"]
     assert (step["status"], step["image"]["source"]) == ("ran", "built")
