@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mlpipe.cache.registry import find_credentials
+from mlpipe.cache.registry import RegistryClient, find_credentials
 from services.registry import REGISTRY_PASSWORD, REGISTRY_USER, Registry
 
 PIPELINE = """\
@@ -53,9 +53,12 @@ def docker_config(directory: Path, config: dict) -> Path:
     return directory
 
 
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
 def auths(registry: Registry, user: str, password: str) -> dict:
-    token = base64.b64encode(f"{user}:{password}".encode()).decode()
-    return {"auths": {registry.host: {"auth": token}}}
+    return {"auths": {registry.host: {"auth": b64(f"{user}:{password}")}}}
 
 
 def credential_helper(bin_dir: Path, name: str, registry: Registry, user: str, secret: str) -> Path:
@@ -148,7 +151,7 @@ def test_cred_helpers_entry_beats_creds_store_and_auths(project_factory, auth_re
 # -- precedence ---------------------------------------------------------------------------------------------
 def test_precedence_env_then_github_token_for_ghcr_then_docker_config(auth_registry, tmp_path):
     entries = auths(auth_registry, "from-config", "config-secret")["auths"]
-    entries["ghcr.io"] = {"auth": base64.b64encode(b"ghcr-config:ghcr-secret").decode()}
+    entries["ghcr.io"] = {"auth": b64("ghcr-config:ghcr-secret")}
     config = docker_config(tmp_path / "docker", {"auths": entries})
     mlpipe = {"MLPIPE_REGISTRY_USERNAME": "from-env", "MLPIPE_REGISTRY_PASSWORD": "env-secret"}
     github = {"GITHUB_TOKEN": "ghs_token", "GITHUB_ACTOR": "octocat"}
@@ -164,12 +167,31 @@ def test_precedence_env_then_github_token_for_ghcr_then_docker_config(auth_regis
         "MLPIPE_REGISTRY_USERNAME/MLPIPE_REGISTRY_PASSWORD",
     )
     assert found("ghcr.io", **github) == ("octocat", "GITHUB_TOKEN")
+    # The action's token under mlpipe's own name (which steps never see) beats a GITHUB_TOKEN of the job.
+    assert found("ghcr.io", **github, MLPIPE_GITHUB_TOKEN="ghs_mlpipe") == ("octocat", "MLPIPE_GITHUB_TOKEN")
     assert found("ghcr.io") == ("ghcr-config", cfg)
     assert found(auth_registry.host, **github) == ("from-config", cfg)  # GITHUB_TOKEN is for ghcr.io only
     # Half of the MLPIPE pair is not a pair: the next source is used.
     assert found(auth_registry.host, MLPIPE_REGISTRY_USERNAME="from-env") == ("from-config", cfg)
     assert found("other.example", DOCKER_CONFIG=str(tmp_path / "none")) is None
     assert "env-secret" not in repr(find_credentials("ghcr.io", {**base, **mlpipe}))
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        lambda host: {f"https://{host}/v2/": {"auth": b64(f"{REGISTRY_USER}:{REGISTRY_PASSWORD}")}},
+        lambda host: {f"http://{host}": {"auth": b64(f"{REGISTRY_USER}:{REGISTRY_PASSWORD}")}},
+        lambda host: {host: {"username": REGISTRY_USER, "password": REGISTRY_PASSWORD}},
+    ],
+    ids=["url-key", "scheme-key", "username-password"],
+)
+def test_docker_config_entry_forms_docker_itself_accepts(auth_registry, tmp_path, entry):
+    config = docker_config(tmp_path / "docker", {"auths": entry(auth_registry.host)})
+    creds = find_credentials(auth_registry.host, {"DOCKER_CONFIG": str(config)})
+    assert creds is not None and creds.username == REGISTRY_USER
+    client = RegistryClient(auth_registry.host, credentials=creds)
+    assert list(client.tags("t/entry-forms")) == []  # accepted (a 404 for a repository that does not exist)
 
 
 def test_env_credentials_beat_a_docker_config_with_the_right_ones(project_factory, auth_registry, tmp_path):

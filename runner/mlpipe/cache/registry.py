@@ -59,9 +59,9 @@ _ENV_PAIR = "MLPIPE_REGISTRY_USERNAME and MLPIPE_REGISTRY_PASSWORD"
 
 def _fix(credentials: Credentials) -> str:
     """How to fix refused credentials, by where they came from."""
-    if credentials.source.startswith("MLPIPE_"):
+    if credentials.source.startswith("MLPIPE_REGISTRY_"):
         return f"check {_ENV_PAIR}"
-    if credentials.source == "GITHUB_TOKEN":
+    if credentials.source.endswith("GITHUB_TOKEN"):
         return (
             "give the workflow `permissions: packages: write` (read to pull only), or set "
             f"{_ENV_PAIR} to a token that may use the package"
@@ -100,13 +100,15 @@ def is_loopback(host: str) -> bool:
 
 
 def find_credentials(host: str, environ: Mapping[str, str], home: Path | None = None) -> Credentials | None:
-    """MLPIPE_REGISTRY_USERNAME/PASSWORD, then GITHUB_TOKEN for ghcr.io, then Docker's config.json."""
+    """MLPIPE_REGISTRY_USERNAME/PASSWORD, then MLPIPE_GITHUB_TOKEN or GITHUB_TOKEN for ghcr.io, then Docker's
+    config.json. MLPIPE_GITHUB_TOKEN, unlike GITHUB_TOKEN, never reaches steps (executors/base.py)."""
     user, password = environ.get("MLPIPE_REGISTRY_USERNAME"), environ.get("MLPIPE_REGISTRY_PASSWORD")
     if user and password:
         return Credentials(user, password, "MLPIPE_REGISTRY_USERNAME/MLPIPE_REGISTRY_PASSWORD")
-    if host == "ghcr.io" and environ.get("GITHUB_TOKEN"):
-        actor = environ.get("GITHUB_ACTOR") or "github-actions"
-        return Credentials(actor, environ["GITHUB_TOKEN"], "GITHUB_TOKEN")
+    if host == "ghcr.io":
+        name = next((n for n in ("MLPIPE_GITHUB_TOKEN", "GITHUB_TOKEN") if environ.get(n)), None)
+        if name is not None:
+            return Credentials(environ.get("GITHUB_ACTOR") or "github-actions", environ[name], name)
     return docker_credentials(host, environ, home)
 
 
@@ -126,16 +128,25 @@ def docker_credentials(host: str, environ: Mapping[str, str], home: Path | None)
         found = _helper_credentials(helper, host)
         if found is not None:
             return found
-    auths = config.get("auths") or {}
-    entry = next((auths[k] for k in (host, f"https://{host}", f"http://{host}") if k in auths), None)
-    if isinstance(entry, dict) and isinstance(entry.get("auth"), str):
+    auths = config.get("auths")
+    auths = auths if isinstance(auths, dict) else {}
+    # Keys are matched as Docker does (ConvertToHostname): "https://HOST/v1/" is HOST.
+    entry = next((v for k, v in auths.items() if _hostname(k) == host), None)
+    if not isinstance(entry, dict):
+        return None
+    user, password = entry.get("username"), entry.get("password")
+    if isinstance(entry.get("auth"), str) and entry["auth"]:
         try:
             user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
         except ValueError:
             return None
-        if user:
-            return Credentials(user, password, str(path))
+    if isinstance(user, str) and user and isinstance(password, str):
+        return Credentials(user, password, str(path))
     return None
+
+
+def _hostname(key: str) -> str:
+    return key.removeprefix("https://").removeprefix("http://").split("/", 1)[0]
 
 
 def _helper_credentials(helper: str, host: str) -> Credentials | None:
