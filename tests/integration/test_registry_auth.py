@@ -386,3 +386,17 @@ def test_anonymous_token_says_no_credentials_were_found(project_factory, token_r
     out = project_factory(FILES).run("ci-run", "--cache-required", env=env)
     out.assert_code(1)
     assert "cannot pull from t/token-anon: no credentials were found" in out.stderr, out.stderr
+
+
+def test_a_container_step_cannot_pass_through_registry_credentials(project_factory):
+    # A container gets only the variables its step passes through, and mlpipe's own names are refused there.
+    project = project_factory(
+        {
+            "mlpipe.yaml": "name: c\nsteps:\n  s:\n    image: mlpipe-test/busybox:1\n"
+            "    env-passthrough: [TOKEN, MLPIPE_REGISTRY_PASSWORD]\n    run: echo $TOKEN\n"
+        }
+    )
+    out = project.run("ci-run", env={"MLPIPE_REGISTRY_PASSWORD": "container-secret-5"})
+    out.assert_code(2)
+    assert "steps.s.env-passthrough: MLPIPE_REGISTRY_PASSWORD" in out.stderr
+    assert "container-secret-5" not in out.output
