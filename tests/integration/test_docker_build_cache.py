@@ -6,6 +6,7 @@ loads it from the registry instead of building, so both fingerprint the same ima
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -284,3 +285,38 @@ def test_an_image_a_pull_request_pushed_is_not_loaded_by_a_protected_run(
 
     assert f"mlpipe: step s: building its image from 'img' ({tag})" in out.stderr
     assert b.record()["steps"]["s"]["image"]["source"] == "built"
+
+
+def test_an_archive_that_would_retag_another_image_is_refused(
+    engine, project_factory, registry, repo, tmp_path
+):
+    from mlpipe.cache.images import IMAGE_ARTIFACT_TYPE, IMAGE_CONFIG_TYPE, IMAGE_FORMAT, build_key, image_tag
+    from mlpipe.cache.oci import _manifest
+    from mlpipe.cache.registry import RegistryClient
+    from mlpipe.digest import canonical_json
+    from mlpipe.prepare import platform_id
+
+    project = project_factory(files())
+    tag = build_tag(project)
+    # A writer of the trusted repository publishes, under this build's key, the test's base image tagged as itself.
+    archive = tmp_path / "other.tar"
+    engine.cli("save", "--format", "docker-archive", "-o", str(archive), IMAGE)
+    other = engine.image_id(IMAGE)
+    client = RegistryClient(registry.host)
+    data = archive.read_bytes()
+    layer = {"mediaType": "application/vnd.mlpipe.image.archive.v1.tar", "size": len(data)}
+    layer["digest"] = "sha256:" + hashlib.sha256(data).hexdigest()
+    client.upload_bytes(repo, str(layer["digest"]), data)
+    config = canonical_json({"format": IMAGE_FORMAT, "image": {"id": other}, "trust": {"protected": True}})
+    client.upload_bytes(repo, "sha256:" + hashlib.sha256(config).hexdigest(), config)
+    key = build_key(project.git("rev-parse", "HEAD:img").strip(), "Dockerfile", platform_id())
+    client.put_manifest(
+        repo, image_tag(key), _manifest(IMAGE_ARTIFACT_TYPE, IMAGE_CONFIG_TYPE, config, [layer], {})
+    )
+
+    out = project.run("ci-run", env=cache_env(registry.host, repo, tmp_path)).assert_success()
+
+    warning = f"mlpipe: warning: ignoring registry image {registry.host}/{repo}:{image_tag(key)[:18]}…: "
+    assert f"{warning}the archive would tag 'localhost/{IMAGE}'; building it here" in out.stderr
+    assert f"building its image from 'img' ({tag})" in out.stderr
+    assert engine.image_id(IMAGE) == other

@@ -6,11 +6,12 @@ image as the engine's save (`docker save`) writes it. The build key is a digest 
 the Dockerfile and the platform, so every runner building the same context looks for the same tag. Bytes go
 engine -> temp file -> registry and back, hashed on the way: memory does not grow with the image.
 
-Before building, a step's image is looked for in the engine (its build tag), then in the registry (read with
-the run's trust rules); only then is it built, and a runner that may write pushes it in the background, like
-results (the run waits for it at the end). A bad artifact is a warning and a build; a failing registry is the
-cache's usual single warning (an error with --cache-required). `mlpipe plan` loads and builds nothing: the id
-comes from the engine or from the artifact's config.
+A step's image id comes from the engine (its build tag), else from the artifact's config in the registry (read
+with the run's trust rules), else the image is built and, where the run writes, pushed in the background like
+results (the run waits for it at the end). The archive is downloaded and loaded only when a step using the image
+is to run, so a run that reuses every step moves no image. A bad artifact is a warning and a build; a failing
+registry is the cache's usual single warning (an error with --cache-required). `mlpipe plan` loads and builds
+nothing.
 """
 
 from __future__ import annotations
@@ -391,10 +392,35 @@ def _save(tag: str, image_id: str, dest: Path) -> tuple[str, int]:
     return "sha256:" + hasher.hexdigest(), size
 
 
+def _check_archive(archive: Path, image_id: str, tag: str) -> None:
+    """The archive must hold exactly this image, tagged (if at all) as a build of the same context: loading it
+    must not move any other tag of the engine."""
+    import tarfile
+
+    try:
+        with tarfile.open(archive, mode="r:") as tar:  # a seekable file: headers are read, contents skipped
+            member = tar.getmember("manifest.json")
+            data = tar.extractfile(member) if member.size <= 1 << 20 else None
+            entries = json.loads(data.read()) if data is not None else None
+    except (tarfile.TarError, KeyError, ValueError, OSError) as error:
+        raise Unusable(f"not an image archive: {error}") from None
+    if not isinstance(entries, list) or len(entries) != 1 or not isinstance(entries[0], dict):
+        raise Unusable("the archive does not hold exactly one image")
+    config = str(entries[0].get("Config") or "")
+    if config.rsplit("/", 1)[-1].removesuffix(".json") != image_id.removeprefix("sha256:"):
+        raise Unusable(f"the archive does not hold image {image_id[:19]}")
+    suffix = ":" + tag.rpartition(":")[2]
+    for name in entries[0].get("RepoTags") or []:
+        bare = str(name).removeprefix("docker.io/").removeprefix("localhost/")
+        if not (bare.startswith("mlpipe-build/") and bare.endswith(suffix)):
+            raise Unusable(f"the archive would tag {name!r}")
+
+
 def _load_into(engine: Any, archive: Path, image_id: str, tag: str) -> None:
     """Load an archive into the engine and tag it; Unusable if the engine refuses it or it holds another image."""
     import docker
 
+    _check_archive(archive, image_id, tag)
     try:
         with open(archive, "rb") as data:  # a file body: requests streams it with its Content-Length
             for message in engine.api.load_image(data):
