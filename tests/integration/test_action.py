@@ -262,7 +262,11 @@ steps:
     inputs:
       data: ${{ steps.make.outputs.out }}
 """
-MAKE = "import sys\nn = int(sys.argv[1])\nassert n < 100, f'n={n} is too big'\nopen(sys.argv[2], 'w').write(str(n))\n"
+MAKE = (
+    "import os, sys\n"
+    "assert not [k for k in os.environ if 'TOKEN' in k], 'a step sees a token'\n"
+    "n = int(sys.argv[1])\nassert n < 100, f'n={n} is too big'\nopen(sys.argv[2], 'w').write(str(n))\n"
+)
 
 
 def run_action(
@@ -302,6 +306,7 @@ def run_action(
         workspace=workspace,
     )
     job.env["RUNNER_TEMP"] = str(temp)  # the job's temp dir, where the install step put the venv
+    job.env.pop("GITHUB_TOKEN", None)  # a runner sets none; the action gets the token as its input
     runner = Runner(job, {"working-directory": "ml", "cache": "local", "token": token, **inputs}, workspace)
     result = runner.run(only={"setup", "run"})
     assert result is not None
@@ -345,7 +350,7 @@ def test_the_action_fails_with_the_pipeline_and_annotates(
     failure = next(
         a for a in github_api.only_check_run()["annotations"] if a["annotation_level"] == "failure"
     )
-    assert (failure["path"], failure["start_line"]) == ("ml/steps/make/make.py", 3)
+    assert (failure["path"], failure["start_line"]) == ("ml/steps/make/make.py", 4)
 
 
 @pytest.mark.slow

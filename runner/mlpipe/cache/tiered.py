@@ -372,8 +372,10 @@ def _ghcr_packages(settings: RemoteSettings, environ: Mapping[str, str]) -> Any:
     from mlpipe.cache.ghcr import GhcrPackages
     from mlpipe.github.client import GitHubAPI
 
-    token = environ.get("GITHUB_TOKEN") or ""
+    token = environ.get("MLPIPE_GITHUB_TOKEN") or environ.get("GITHUB_TOKEN") or ""
     if not token:
-        raise UsageError("gc on ghcr.io deletes through GitHub's packages API: set GITHUB_TOKEN")
+        raise UsageError(
+            "gc on ghcr.io deletes through GitHub's packages API: set GITHUB_TOKEN (or MLPIPE_GITHUB_TOKEN)"
+        )
     api_url = environ.get("GITHUB_API_URL") or "https://api.github.com"
     return GhcrPackages.for_repo(GitHubAPI(api_url, token), settings.repo)
