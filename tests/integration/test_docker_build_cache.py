@@ -115,14 +115,22 @@ def test_runner_b_loads_the_image_runner_a_built_instead_of_building(
     assert engine.image_id(tag) == built["id"]
 
 
-def test_a_warm_rerun_asks_the_registry_nothing_and_read_mode_pushes_no_image(
+def test_a_warm_rerun_asks_the_registry_nothing_and_read_or_off_modes_push_no_image(
     engine, project_factory, registry, repo, tmp_path
 ):
     project = project_factory(files())
     with Proxy(registry.port) as proxy:
         env = cache_env(proxy.host, repo, tmp_path)
-        project.run("ci-run", "--cache-mode", "read", env=env).assert_success()
+        plan = project.run("plan", env=env).assert_success().output
+        where = f"{build_tag(project)} is not in the container engine nor in the registry"
+        assert f"s     run     its image must be built from 'img' ({where})" in plan, plan
+        proxy.reset()
+        project.run("ci-run", "--cache-mode", "off", env=env).assert_success()
         assert project.record()["steps"]["s"]["image"]["source"] == "built"
+        assert proxy.requests == []
+
+        project.run("ci-run", "--cache-mode", "read", "--no-reuse", env=env).assert_success()
+        assert project.record()["steps"]["s"]["image"]["source"] == "engine"
         assert repo not in registry.repositories()
         assert proxy.count("POST", "/blobs/uploads/") == 0
 
