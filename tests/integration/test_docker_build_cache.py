@@ -79,6 +79,7 @@ def test_runner_b_loads_the_image_runner_a_built_instead_of_building(
 
     out = a.run("ci-run", env=env).assert_success().output
     assert f"mlpipe: step s: building its image from 'img' ({tag})" in out
+    assert f"mlpipe: cache: pushed s image {tag} to {registry.host}/{repo}:image-" in out
     built = a.record()["steps"]["s"]["image"]
     assert (built["ref"], built["source"]) == (tag, "built")
     manifest = image_artifact(registry, repo)
@@ -103,7 +104,7 @@ def test_runner_b_loads_the_image_runner_a_built_instead_of_building(
         monkeypatch.setenv("DOCKER_HOST", proxy.docker_host)
         out = b.run("ci-run", env=env).assert_success().output
     assert "hello from the build" in out and "again" in out
-    assert f"mlpipe: step s: image {tag} loaded from {registry.host}/{repo}:image-" in out
+    assert f"mlpipe: cache: fetched s image {tag} from {registry.host}/{repo}:image-" in out
     assert (requests_to(proxy, "/build"), requests_to(proxy, "/images/load")) == (0, 1)
     step = b.record()["steps"]["s"]
     assert step["status"] == "ran"

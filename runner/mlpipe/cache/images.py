@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import json
 import sys
+import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlpipe.digest import canonical_json, json_digest
 from mlpipe.errors import CacheError
+from mlpipe.units import human_size
 
 if TYPE_CHECKING:
     from mlpipe.cache.local import LocalStore
@@ -128,6 +130,13 @@ def _say(message: str) -> None:
 
 def _warn(message: str) -> None:
     print(f"mlpipe: warning: {message}", file=sys.stderr, flush=True)
+
+
+def _note(verb: str, request: BuildRequest, where: str, size: int, started: float) -> None:
+    """One plain line per image transfer, like the results' (`mlpipe: cache: pushed ...`)."""
+    seconds = time.monotonic() - started
+    line = f"{verb} {request.step} image {request.tag} {where} ({human_size(size)}) in {seconds:.1f}s"
+    print(f"mlpipe: cache: {line}", file=sys.stderr, flush=True)
 
 
 def provide(requests: Sequence[BuildRequest], store: LocalStore, *, build: bool) -> Provided:
@@ -246,6 +255,7 @@ class RegistryImages:
 
         where = f"{self._where(found.repo)}:{image_tag(request.key)[:18]}…"
         temp = self.store.temp_path(".image.tar")
+        started = time.monotonic()
         try:
             with open(temp, "wb") as out:
                 remote.client.download_blob(
@@ -260,7 +270,7 @@ class RegistryImages:
             return False
         finally:
             temp.unlink(missing_ok=True)
-        _say(f"step {request.step}: image {request.tag} loaded from {where}, not built")
+        _note("fetched", request, f"from {where}", int(found.layer["size"]), started)
         if pol.write is not None:  # whoever reads this run's scope reads where the image came from too
             _mark(self.store, request.key, pol.write, found.image_id)
         return True
@@ -285,8 +295,9 @@ class RegistryImages:
     def _push(self, remote: Any, pol: CachePolicy, request: BuildRequest, image_id: str) -> str:
         if self.store._disabled or pol.write is None:
             return "image-skipped"
+        started = time.monotonic()
         try:
-            outcome = self._push_now(remote, pol.write, pol.read, request, image_id)
+            outcome, size = self._push_now(remote, pol.write, pol.read, request, image_id)
         except Exception as error:  # noqa: BLE001 - a failed push is reported, never fails the steps
             with contextlib.suppress(CacheError):  # with --cache-required, sync reports it
                 self.store._fail(
@@ -294,16 +305,25 @@ class RegistryImages:
                 )
             return "image-failed"
         _mark(self.store, request.key, pol.write, image_id)
+        if outcome == "image-pushed":
+            _note(
+                "pushed",
+                request,
+                f"to {self._where(pol.write)}:{image_tag(request.key)[:18]}…",
+                size,
+                started,
+            )
         return outcome
 
     def _push_now(
         self, remote: Any, repo: str, mount_from: Sequence[str], request: BuildRequest, image_id: str
-    ) -> str:
+    ) -> tuple[str, int]:
+        """'image-pushed' or 'image-exists', and the archive's size."""
         from mlpipe.cache.oci import _manifest
 
         client, tag = remote.client, image_tag(request.key)
         if client.has_manifest(repo, tag, push=True):
-            return "image-exists"  # the first complete entry wins, as for results
+            return "image-exists", 0  # the first complete entry wins, as for results
         temp = self.store.temp_path(".image.tar")
         try:
             digest, size = _save(request.tag, image_id, temp)
@@ -325,9 +345,9 @@ class RegistryImages:
         annotations = {"org.mlpipe.image.id": image_id, "org.mlpipe.build": request.key}
         manifest = _manifest(IMAGE_ARTIFACT_TYPE, IMAGE_CONFIG_TYPE, config, [layer], annotations)
         if client.has_manifest(repo, tag, push=True):
-            return "image-exists"
+            return "image-exists", size
         client.put_manifest(repo, tag, manifest)
-        return "image-pushed"
+        return "image-pushed", size
 
 
 def _ensure_blob(
