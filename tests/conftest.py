@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from mlpipe_testing import Project, git, make_repo, write_files  # noqa: F401 - re-exported
+from nonroot_testing import shared_dir  # noqa: F401 - a fixture
 
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "Test Author",

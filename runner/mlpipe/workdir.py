@@ -37,12 +37,17 @@ def materialize_snapshot(snapshot: Snapshot, pool: Path) -> Path:
             os.symlink(os.readlink(source), target)
         else:
             os.link(_pooled_blob(blobs, source, f.blob, executable=f.mode == 0o100755), target)
-    _make_read_only(temp)
+    _make_read_only(temp, but_top=True)
     top.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.rename(temp, top)
-    except OSError:  # built concurrently by another step or run
+    except OSError:
         _remove(temp)
+        if top.is_dir():  # built concurrently by another step or run
+            return top
+        raise
+    # Only now: moving a directory to another parent rewrites its `..`, which needs write permission on it.
+    os.chmod(top, 0o555)
     return top
 
 
@@ -57,9 +62,10 @@ def _pooled_blob(blobs: Path, source: Path, blob: str, *, executable: bool) -> P
     return path
 
 
-def _make_read_only(top: Path) -> None:
+def _make_read_only(top: Path, *, but_top: bool) -> None:
     for dirpath, _dirnames, _files in os.walk(top, topdown=False):
-        os.chmod(dirpath, 0o555)
+        if not (but_top and dirpath == os.fspath(top)):
+            os.chmod(dirpath, 0o555)
 
 
 def _remove(top: Path) -> None:

@@ -329,6 +329,8 @@ class ContainerStep:
         self._waiter.start()
 
     def _create(self, executor: DockerExecutor) -> None:
+        assert self.request.container is not None
+        require_sources(self.request.container.mounts)
         self._engine, facts = executor.connect()
         self._box = Container(self._engine, create_args(self.request, facts))
         self.container = self._box.__enter__()
@@ -412,6 +414,13 @@ class ContainerStep:
         if self._engine is not None:
             self._engine.close()
             self._engine = None
+
+
+def require_sources(mounts: Iterable[Mount]) -> None:
+    """podman makes a missing bind source, empty and owned by root (Docker refuses one): refuse it first."""
+    missing = [str(m.source) for m in mounts if not os.path.exists(m.source)]
+    if missing:
+        raise ContainerError(f"cannot bind-mount {', '.join(missing)} into the step's container: not found")
 
 
 def _explain(error: BaseException) -> str:
