@@ -19,7 +19,7 @@ from test_oci_cache import cache_env, github_env
 
 from services.docker_proxy import DockerProxy
 from services.proxy import Proxy
-from services.registry import free_port
+from services.registry import REGISTRY_PASSWORD, REGISTRY_USER, free_port
 
 IMAGE = "mlpipe-test/busybox:1"
 STEP = "  s:\n    build: img\n    code: src\n    run: {command}\n"
@@ -329,3 +329,24 @@ def test_an_archive_that_would_retag_another_image_is_refused(
     assert f"{warning}the archive would tag 'localhost/{IMAGE}'; building it here" in out.stderr
     assert f"building its image from 'img' ({tag})" in out.stderr
     assert engine.image_id(IMAGE) == other
+
+
+def test_images_travel_with_the_runs_registry_credentials(engine, clones, auth_registry, repo, tmp_path):
+    a, b = clones
+    tag = build_tag(a)
+    env = cache_env(
+        auth_registry.host,
+        repo,
+        tmp_path,
+        MLPIPE_REGISTRY_USERNAME=REGISTRY_USER,
+        MLPIPE_REGISTRY_PASSWORD=REGISTRY_PASSWORD,
+    )
+    out = a.run("ci-run", env=env).assert_success().output
+    assert f"mlpipe: cache: pushed s image {tag} to {auth_registry.host}/{repo}:image-" in out
+    engine.cli("rmi", "-f", tag)
+    b.write({"mlpipe.yaml": "name: c\nsteps:\n" + STEP.format(command="cat /hello.txt; echo again")})
+
+    out = b.run("ci-run", env=env).assert_success().output
+
+    assert f"mlpipe: cache: fetched s image {tag} from {auth_registry.host}/{repo}:image-" in out
+    assert "building its image" not in out and REGISTRY_PASSWORD not in out
