@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -116,3 +117,11 @@ def github_api(github_api_server: object) -> object:
     server.add_token(GITHUB_WRITE_TOKEN, "write")  # type: ignore[attr-defined]
     server.add_token(GITHUB_READ_TOKEN, "read")  # type: ignore[attr-defined]
     return server
+
+
+# -- the registry behind a token service (`auth: token`), as ghcr.io and Docker Hub authenticate ---------------
+@pytest.fixture(scope="session")
+def token_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from services.token_server import start_for_tests
+
+    yield from start_for_tests(tmp_path_factory)

@@ -287,13 +287,6 @@ def test_steps_never_see_registry_settings_or_credentials(project_factory, auth_
 
 
 # -- bearer tokens: the registry's `auth: token` with a token service, as on ghcr.io and Docker Hub -----------
-@pytest.fixture(scope="module")
-def token_registry(tmp_path_factory):
-    from services.token_server import start_for_tests
-
-    yield from start_for_tests(tmp_path_factory)
-
-
 def token_env(registry, repo: str, tmp: Path, user: str, password: str, **extra: str) -> dict[str, str]:
     return cache_env(
         registry, repo, tmp, MLPIPE_REGISTRY_USERNAME=user, MLPIPE_REGISTRY_PASSWORD=password, **extra
@@ -364,6 +357,64 @@ def test_a_pull_only_token_reads_but_cannot_push(project_factory, token_registry
     }
     assert f"result-{fingerprint}" not in tags
     assert_secret_nowhere(READER_PASSWORD, token_registry, reader, outputs=(warned.output, refused.output))
+
+
+CHAIN = """\
+name: chain
+steps:
+  a:
+    code: a
+    run: sh a.sh ${{ outputs.out }}
+    outputs: {out: {}}
+  s:
+    code: s
+    run: sh s.sh ${{ inputs.x }} ${{ outputs.out }}
+    inputs: {x: '${{ steps.a.outputs.out }}'}
+    outputs: {out: {}}
+  b:
+    code: b
+    run: sh b.sh ${{ inputs.x }} ${{ outputs.out }}
+    inputs: {x: '${{ steps.s.outputs.out }}'}
+    outputs: {out: {}}
+"""
+CHAIN_FILES = {
+    "mlpipe.yaml": CHAIN,
+    "a/a.sh": 'echo 1 > "$1/n"\n',
+    "s/s.sh": 'cp "$1/n" "$2/n"\n',
+    "b/b.sh": 'cp "$1/n" "$2/n"\necho b ran >&2\n',
+}
+
+
+def test_a_refused_push_stops_the_pushes_but_not_the_reads(project_factory, token_registry, tmp_path):
+    """A token that may only pull (a PR job given `packages: read`): steps later in the run still reuse."""
+    from services.token_server import READER, READER_PASSWORD, WRITER, WRITER_PASSWORD
+
+    repo = f"t/pull-only-{uuid.uuid4().hex[:8]}"
+    writer = project_factory(CHAIN_FILES, name="writer")
+    writer.run(
+        "ci-run", "--cache-required", env=token_env(token_registry, repo, tmp_path, WRITER, WRITER_PASSWORD)
+    )
+
+    reader = project_factory(CHAIN_FILES, name="reader")
+    # a reruns (its push is refused), then s reruns for 2 s; b's input comes out unchanged, so b's fingerprint is
+    # the writer's: found in the registry seconds after the refusal.
+    reader.write(
+        {"a/a.sh": CHAIN_FILES["a/a.sh"] + "# changed\n", "s/s.sh": "sleep 2\n" + CHAIN_FILES["s/s.sh"]}
+    )
+    reader.commit()
+    out = reader.run(
+        "ci-run", "-j", "1", env=token_env(token_registry, repo, tmp_path, READER, READER_PASSWORD)
+    )
+    out.assert_success()
+    steps = reader.record()["steps"]
+    assert {name: step["status"] for name, step in steps.items()} == {"a": "ran", "s": "ran", "b": "reused"}
+    assert f"cannot push to {repo}" in out.stderr
+    assert (
+        f"still reading from oci://{token_registry.host}/{repo}, pushing nothing more in this run"
+        in out.stderr
+    )
+    assert out.stderr.count("cannot push") == 1, out.stderr  # said once, not once per step
+    assert reader.record()["options"]["cache"]["unavailable"] is False
 
 
 def test_wrong_password_at_the_token_service_is_refused_by_name(project_factory, token_registry, tmp_path):

@@ -54,13 +54,6 @@ def layer_digests(client: RegistryClient, repo: str, fingerprint: str) -> set[st
     return {layer["digest"] for layer in json.loads(got[0])["layers"]}
 
 
-@pytest.fixture(scope="module")
-def token_registry(tmp_path_factory):
-    from services.token_server import start_for_tests
-
-    yield from start_for_tests(tmp_path_factory)
-
-
 @pytest.fixture(params=["plain", "token"])
 def target(request) -> tuple[Registry, dict[str, str]]:
     """The plain registry, and one behind a token service: a mount's token needs pull on the source too."""

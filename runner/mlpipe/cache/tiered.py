@@ -112,6 +112,7 @@ class TieredStore(LocalStore):
         self._remote: Any = None
         self._policy: CachePolicy | None = None
         self._disabled = settings.mode == "off"
+        self._pushes_refused = False
         self._lock = threading.Lock()
         self._pushes: list[Future[str]] = []
         self._pool: ThreadPoolExecutor | None = None
@@ -167,6 +168,21 @@ class TieredStore(LocalStore):
         if self.settings.required:
             raise CacheError(f"{message} (--cache-required)")
 
+    def _fail_push(self, error: Exception, doing: str) -> None:
+        """A push that failed. Refused credentials (a token that may only pull) stop the pushes, not the reads."""
+        from mlpipe.cache.registry import RegistryAuthError
+
+        if not isinstance(error, RegistryAuthError) or self.settings.required:
+            self._fail(error, doing)
+            return
+        message = f"{doing}: {error}"
+        with self._lock:
+            first = not self._pushes_refused
+            self._pushes_refused = True
+            self.failures.append(message)
+        if first:
+            _warn(f"{message}; still reading from {self.settings.url}, pushing nothing more in this run")
+
     # -- the ResultStore verbs -------------------------------------------------------------------------
     def lookup(self, fingerprint: str) -> StepResult | None:
         found = super().lookup(fingerprint)
@@ -209,7 +225,7 @@ class TieredStore(LocalStore):
         return published
 
     def _push(self, remote: Any, pol: CachePolicy, result: StepResult) -> str:
-        if self._disabled:
+        if self._disabled or self._pushes_refused:
             return "skipped"
         started = time.monotonic()
         try:
@@ -220,7 +236,9 @@ class TieredStore(LocalStore):
             return outcome
         except Exception as error:  # noqa: BLE001 - a failed push is reported, never fails the steps
             with contextlib.suppress(CacheError):  # with --cache-required, sync reports it
-                self._fail(error, f"pushing {result.fingerprint[:12]} to {self.settings.host}/{pol.write}")
+                self._fail_push(
+                    error, f"pushing {result.fingerprint[:12]} to {self.settings.host}/{pol.write}"
+                )
             return "failed"
 
     def sync(self, run: Mapping[str, Any]) -> dict[str, Any]:
@@ -238,7 +256,7 @@ class TieredStore(LocalStore):
         if self._policy is not None:
             summary.update(read=list(self._policy.read), write=self._policy.write, why=self._policy.why)
             summary.update({k: outcomes.count(k) for k in ("pushed", "exists", "failed") if k in outcomes})
-            if self._policy.write is not None and not self._disabled:
+            if self._policy.write is not None and not self._disabled and not self._pushes_refused:
                 bundle = self._snapshot_bundle(run)
                 try:
                     summary["run_tag"] = self._remote.push_run(
@@ -246,7 +264,7 @@ class TieredStore(LocalStore):
                     )
                 except CacheError as error:
                     with contextlib.suppress(CacheError):  # --cache-required: "unavailable" below
-                        self._fail(error, "pushing the run record")
+                        self._fail_push(error, "pushing the run record")
                 finally:
                     if bundle is not None:
                         bundle.unlink(missing_ok=True)
