@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlpipe.digest import canonical_json, json_digest
-from mlpipe.errors import CacheError
+from mlpipe.errors import CacheError, MlpipeError
 from mlpipe.units import human_size
 
 if TYPE_CHECKING:
@@ -82,9 +82,9 @@ class Provided:
         built instead), and push what the engine had, as results are pushed: when a step runs. So a run that
         reuses every step downloads no image and asks the registry nothing. True when an image had to be built
         instead of loaded: its id changed, and with it the plan."""
-        registry = RegistryImages.of(store)
         wanted = [later for later in self.later.values() if any(step in running for step in later.steps)]
-        if registry is None or not wanted:
+        registry = RegistryImages.of(store) if wanted else None
+        if registry is None:
             return False
         from mlpipe.executors.docker import client
 
@@ -122,6 +122,10 @@ class Later:
 
 class Unusable(Exception):
     """An image artifact that is there but must not be used: a warning, and the image is built instead."""
+
+
+class NotSaved(Exception):
+    """The engine could not give the image's archive: a warning, and nothing is pushed."""
 
 
 def _say(message: str) -> None:
@@ -298,6 +302,9 @@ class RegistryImages:
         started = time.monotonic()
         try:
             outcome, size = self._push_now(remote, pol.write, pol.read, request, image_id)
+        except NotSaved as error:  # the engine's fault, not the registry's: it stays in use
+            _warn(f"not pushing the image of step {request.step}: {error}")
+            return "image-failed"
         except Exception as error:  # noqa: BLE001 - a failed push is reported, never fails the steps
             with contextlib.suppress(CacheError):  # with --cache-required, sync reports it
                 self.store._fail(
@@ -395,18 +402,21 @@ def _save(tag: str, image_id: str, dest: Path) -> tuple[str, int]:
 
     from mlpipe.executors.docker import client
 
-    engine = client()
+    try:
+        engine = client()
+    except MlpipeError as error:
+        raise NotSaved(str(error)) from None
     try:
         if str(engine.images.get(tag).id) != image_id:
-            raise CacheError(f"{tag} changed in the engine while it was being pushed")
+            raise NotSaved(f"{tag} changed in the engine while it was being pushed")
         hasher, size = hashlib.sha256(), 0
         with open(dest, "wb") as out:
             for chunk in engine.api.get_image(tag, chunk_size=_CHUNK):
                 hasher.update(chunk)
                 size += len(chunk)
                 out.write(chunk)
-    except docker.errors.DockerException as error:
-        raise CacheError(f"the engine could not save {tag}: {error}") from None
+    except (docker.errors.DockerException, OSError) as error:
+        raise NotSaved(f"the engine could not save {tag}: {error}") from None
     finally:
         engine.close()
     return "sha256:" + hasher.hexdigest(), size
