@@ -350,3 +350,23 @@ def test_images_travel_with_the_runs_registry_credentials(engine, clones, auth_r
 
     assert f"mlpipe: cache: fetched s image {tag} from {auth_registry.host}/{repo}:image-" in out
     assert "building its image" not in out and REGISTRY_PASSWORD not in out
+
+
+def test_an_image_push_refused_for_its_credentials_stops_the_pushes_not_the_reads(
+    engine, project_factory, token_registry, repo, tmp_path
+):
+    from test_registry_auth import token_env
+
+    from services.token_server import READER, READER_PASSWORD
+
+    project = project_factory(files())
+    tag = build_tag(project)
+
+    out = project.run("ci-run", env=token_env(token_registry, repo, tmp_path, READER, READER_PASSWORD))
+
+    out.assert_success()
+    assert f"mlpipe: warning: pushing the image of step s to {token_registry.host}/{repo}: " in out.stderr
+    assert out.stderr.count("cannot push") == 1, out.stderr  # the image's push; the result's is not tried
+    assert f"still reading from oci://{token_registry.host}/{repo}, pushing nothing more" in out.stderr
+    assert project.record()["options"]["cache"]["unavailable"] is False
+    assert project.record()["steps"]["s"]["image"]["ref"] == tag

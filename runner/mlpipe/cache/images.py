@@ -297,7 +297,7 @@ class RegistryImages:
             store._pushes.append(store._pool.submit(self._push, remote, pol, request, image_id))
 
     def _push(self, remote: Any, pol: CachePolicy, request: BuildRequest, image_id: str) -> str:
-        if self.store._disabled or pol.write is None:
+        if self.store._disabled or self.store._pushes_refused or pol.write is None:
             return "image-skipped"
         started = time.monotonic()
         try:
@@ -307,7 +307,7 @@ class RegistryImages:
             return "image-failed"
         except Exception as error:  # noqa: BLE001 - a failed push is reported, never fails the steps
             with contextlib.suppress(CacheError):  # with --cache-required, sync reports it
-                self.store._fail(
+                self.store._fail_push(
                     error, f"pushing the image of step {request.step} to {self._where(pol.write)}"
                 )
             return "image-failed"
