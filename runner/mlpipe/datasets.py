@@ -166,13 +166,13 @@ def _push_remote(store: LocalStore, result: StepResult) -> None:
 
     if not isinstance(store, TieredStore):
         return
-    opened = store._open()
+    opened = store.open_registry()
     if opened is None:
         raise DataError(f"the registry {store.settings.url} is off (--cache-mode off)")
     remote, pol = opened
     if pol.write is None:
         raise DataError(f"not pushing to {store.settings.url}: {pol.why}")
-    remote.push(pol.write, result, store._trust, mount_from=pol.read)
+    remote.push(pol.write, result, store.trust, mount_from=pol.read)
 
 
 def _copy_object(store: LocalStore, source: Path, entry: Any) -> None:

@@ -172,7 +172,7 @@ def _remote(url: str, workspace: Workspace) -> tuple[Any, Any] | None:
         settings=settings_from_env(url, os.environ),
         workspace_root=workspace.root,
     )
-    return store._open()
+    return store.open_registry()
 
 
 def _fetch(remote: Any, repo: str, tag: str) -> dict[str, Any] | None:

@@ -82,6 +82,7 @@ def test_runner_b_loads_the_image_runner_a_built_instead_of_building(
     assert f"mlpipe: cache: pushed s image {tag} to {registry.host}/{repo}:image-" in out
     built = a.record()["steps"]["s"]["image"]
     assert (built["ref"], built["source"]) == (tag, "built")
+    assert a.record()["options"]["cache"]["images"] == {"pushed": 1}
     manifest = image_artifact(registry, repo)
     assert manifest["artifactType"] == "application/vnd.mlpipe.image.v1+json"
     assert manifest["annotations"]["org.mlpipe.image.id"] == built["id"]

@@ -223,7 +223,7 @@ class RegistryImages:
         return RegistryImages(store) if isinstance(store, TieredStore) else None
 
     def usable(self) -> bool:
-        return self.store._open() is not None
+        return self.store.open_registry() is not None
 
     def _where(self, repo: str) -> str:
         return f"{self.store.settings.host}/{repo}"
@@ -231,7 +231,7 @@ class RegistryImages:
     # -- pull ------------------------------------------------------------------------------------------
     def find(self, request: BuildRequest) -> Found | None:
         """The image artifact of this build in the first repository the run reads that has one it trusts."""
-        opened = self.store._open()
+        opened = self.store.open_registry()
         if opened is None:
             return None
         remote, pol = opened
@@ -243,7 +243,7 @@ class RegistryImages:
                 _warn(f"ignoring registry image {self._where(repo)}:{tag[:18]}…: {error}")
                 continue
             except CacheError as error:
-                self.store._fail(error, f"looking up the image of step {request.step} in {self._where(repo)}")
+                self.store.fail(error, f"looking up the image of step {request.step} in {self._where(repo)}")
                 return None
             if found is not None and pol.accepts(repo, found[1]):
                 return found[0]
@@ -251,7 +251,7 @@ class RegistryImages:
 
     def load(self, found: Found, request: BuildRequest, engine: Any) -> bool:
         """Stream the image into the engine under its build tag; False (and a warning) when it cannot be used."""
-        opened = self.store._open()
+        opened = self.store.open_registry()
         if opened is None:
             return False
         remote, pol = opened
@@ -270,7 +270,7 @@ class RegistryImages:
             _warn(f"ignoring registry image {where}: {error}; building it here")
             return False
         except CacheError as error:
-            self.store._fail(error, f"pulling the image of step {request.step} from {where}")
+            self.store.fail(error, f"pulling the image of step {request.step} from {where}")
             return False
         finally:
             temp.unlink(missing_ok=True)
@@ -282,22 +282,16 @@ class RegistryImages:
     # -- push ------------------------------------------------------------------------------------------
     def push_later(self, request: BuildRequest, image_id: str) -> None:
         """Push the image in the background, as results are, where this run writes and it was not pushed yet."""
-        opened = self.store._open()
+        opened = self.store.open_registry()
         if opened is None or opened[1].write is None:
             return
         remote, pol = opened
         if _marked(self.store, request.key, opened[1].write, image_id):
             return  # pushed from this store before: a warm run makes no request
-        from concurrent.futures import ThreadPoolExecutor
-
-        store = self.store
-        with store._lock:  # the store's pool and list: `sync` waits for these pushes with the results'
-            if store._pool is None:
-                store._pool = ThreadPoolExecutor(2, thread_name_prefix="mlpipe-push")
-            store._pushes.append(store._pool.submit(self._push, remote, pol, request, image_id))
+        self.store.push_in_background(self._push, remote, pol, request, image_id)
 
     def _push(self, remote: Any, pol: CachePolicy, request: BuildRequest, image_id: str) -> str:
-        if self.store._disabled or self.store._pushes_refused or pol.write is None:
+        if not self.store.pushing or pol.write is None:
             return "image-skipped"
         started = time.monotonic()
         try:
@@ -307,7 +301,7 @@ class RegistryImages:
             return "image-failed"
         except Exception as error:  # noqa: BLE001 - a failed push is reported, never fails the steps
             with contextlib.suppress(CacheError):  # with --cache-required, sync reports it
-                self.store._fail_push(
+                self.store.fail_push(
                     error, f"pushing the image of step {request.step} to {self._where(pol.write)}"
                 )
             return "image-failed"
@@ -342,7 +336,7 @@ class RegistryImages:
                 "format": IMAGE_FORMAT,
                 "image": {"id": image_id, "tag": request.tag},
                 "build": {"key": request.key, "context": request.shown, "dockerfile": request.dockerfile},
-                "trust": dict(self.store._trust),
+                "trust": self.store.trust,
             }
         )
         config_digest = "sha256:" + hashlib.sha256(config).hexdigest()

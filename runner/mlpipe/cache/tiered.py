@@ -14,7 +14,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,7 +119,7 @@ class TieredStore(LocalStore):
         self.failures: list[str] = []
 
     # -- the registry, set up on first use -------------------------------------------------------------
-    def _open(self) -> tuple[Any, CachePolicy] | None:
+    def open_registry(self) -> tuple[Any, CachePolicy] | None:
         with self._lock:
             if self._disabled:
                 return None
@@ -154,7 +154,7 @@ class TieredStore(LocalStore):
             assert self._policy is not None
             return self._remote, self._policy
 
-    def _fail(self, error: Exception, doing: str) -> None:
+    def fail(self, error: Exception, doing: str) -> None:
         """Stop using the registry for this run; say so once. With --cache-required, fail instead."""
         from mlpipe.cache.registry import RegistryUnavailable
 
@@ -168,12 +168,12 @@ class TieredStore(LocalStore):
         if self.settings.required:
             raise CacheError(f"{message} (--cache-required)")
 
-    def _fail_push(self, error: Exception, doing: str) -> None:
+    def fail_push(self, error: Exception, doing: str) -> None:
         """A push that failed. Refused credentials (a token that may only pull) stop the pushes, not the reads."""
         from mlpipe.cache.registry import RegistryAuthError
 
         if not isinstance(error, RegistryAuthError) or self.settings.required:
-            self._fail(error, doing)
+            self.fail(error, doing)
             return
         message = f"{doing}: {error}"
         with self._lock:
@@ -188,7 +188,7 @@ class TieredStore(LocalStore):
         found = super().lookup(fingerprint)
         if found is not None or not re.fullmatch(r"[0-9a-f]{64}", fingerprint):
             return found
-        opened = self._open()
+        opened = self.open_registry()
         if opened is None:
             return None
         remote, pol = opened
@@ -204,7 +204,7 @@ class TieredStore(LocalStore):
                 _warn(f"ignoring registry entry {repo}:result-{fingerprint[:12]}…: {error}")
                 continue
             except CacheError as error:
-                self._fail(error, f"looking up {fingerprint[:12]} in {self.settings.host}/{repo}")
+                self.fail(error, f"looking up {fingerprint[:12]} in {self.settings.host}/{repo}")
                 return None
             if result is not None:
                 where = f"from {self.settings.host}/{repo}"
@@ -214,15 +214,29 @@ class TieredStore(LocalStore):
 
     def publish(self, result: StepResult, staged: Mapping[str, Path]) -> Published:
         published = super().publish(result, staged)
-        opened = self._open()
+        opened = self.open_registry()
         # Pushed even when the local store had it: an earlier run may have found the registry down.
         if opened is not None and opened[1].write is not None:
             remote, pol = opened
-            with self._lock:
-                if self._pool is None:
-                    self._pool = ThreadPoolExecutor(2, thread_name_prefix="mlpipe-push")
-                self._pushes.append(self._pool.submit(self._push, remote, pol, published.result))
+            self.push_in_background(self._push, remote, pol, published.result)
         return published
+
+    def push_in_background(self, push: Callable[..., str], *args: Any) -> None:
+        """Run `push(*args)` on the push threads; `sync` waits for it and counts the outcome it returns."""
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(2, thread_name_prefix="mlpipe-push")
+            self._pushes.append(self._pool.submit(push, *args))
+
+    @property
+    def pushing(self) -> bool:
+        """False once the registry failed or refused a push: nothing more is pushed in this run."""
+        return not (self._disabled or self._pushes_refused)
+
+    @property
+    def trust(self) -> dict[str, Any]:
+        """Who writes this run's entries (event, ref, protected, scope): recorded in every pushed artifact."""
+        return dict(self._trust)
 
     def _push(self, remote: Any, pol: CachePolicy, result: StepResult) -> str:
         if self._disabled or self._pushes_refused:
@@ -236,7 +250,7 @@ class TieredStore(LocalStore):
             return outcome
         except Exception as error:  # noqa: BLE001 - a failed push is reported, never fails the steps
             with contextlib.suppress(CacheError):  # with --cache-required, sync reports it
-                self._fail_push(
+                self.fail_push(
                     error, f"pushing {result.fingerprint[:12]} to {self.settings.host}/{pol.write}"
                 )
             return "failed"
@@ -256,6 +270,11 @@ class TieredStore(LocalStore):
         if self._policy is not None:
             summary.update(read=list(self._policy.read), write=self._policy.write, why=self._policy.why)
             summary.update({k: outcomes.count(k) for k in ("pushed", "exists", "failed") if k in outcomes})
+            images = {
+                k.removeprefix("image-"): outcomes.count(k) for k in set(outcomes) if k.startswith("image-")
+            }
+            if images:
+                summary["images"] = images
             if self._policy.write is not None and not self._disabled and not self._pushes_refused:
                 bundle = self._snapshot_bundle(run)
                 try:
@@ -264,7 +283,7 @@ class TieredStore(LocalStore):
                     )
                 except CacheError as error:
                     with contextlib.suppress(CacheError):  # --cache-required: "unavailable" below
-                        self._fail_push(error, "pushing the run record")
+                        self.fail_push(error, "pushing the run record")
                 finally:
                     if bundle is not None:
                         bundle.unlink(missing_ok=True)
@@ -363,7 +382,7 @@ def _open_remote(url: str, cache_root: Path, workspace_root: Path) -> tuple[Any,
     store = TieredStore(
         cache_root, hasher=None, settings=settings_from_env(url, os.environ), workspace_root=workspace_root
     )
-    return store._open()
+    return store.open_registry()
 
 
 def registry_gc(
@@ -374,7 +393,7 @@ def registry_gc(
 
     settings = settings_from_env(url, os.environ)
     store = TieredStore(cache_root, hasher=None, settings=settings, workspace_root=workspace_root)
-    opened = store._open()
+    opened = store.open_registry()
     if opened is None:
         raise UsageError("--cache-mode off: no registry to clean")
     remote, _ = opened
