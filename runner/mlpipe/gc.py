@@ -147,7 +147,7 @@ def gc_registry(
     now: datetime | None = None,
     packages: Any = None,
 ) -> GcReport:
-    """Delete result and run manifests in `repo` that no kept run (local or pushed) points to.
+    """Delete result, run and built-image manifests in `repo` that no kept run (local or pushed) points to.
 
     With `packages` (a cache.ghcr.GhcrPackages, for ghcr.io) deletion goes through GitHub's packages API.
     """
@@ -168,6 +168,7 @@ def gc_registry(
     cutoff = keep.cutoff(now)
     report = GcReport(dry_run=dry_run, kept_runs=len(kept))
     doomed = [tag for tag, record in pushed if record.run_id not in kept_ids]
+    doomed += _unused_images(remote, repo, tags, kept, report)
     for tag in tags:
         if not tag.startswith("result-"):
             continue
@@ -189,6 +190,23 @@ def gc_registry(
             if digest is not None:
                 remote.client.delete_manifest(repo, digest)
     return report
+
+
+def _unused_images(
+    remote: Any, repo: str, tags: Sequence[str], kept: Sequence[RunRecord], report: GcReport
+) -> list[str]:
+    """`image-*` tags (built step images) whose image no kept run used."""
+    from mlpipe.cache.images import artifact_image_id
+
+    used = {str(s.image.get("id")) for r in kept for s in r.steps.values() if s.image}
+    unused = []
+    for tag in (t for t in tags if t.startswith("image-")):
+        if artifact_image_id(remote.client, repo, tag) in used:
+            report.kept_entries += 1
+        else:
+            unused.append(tag)
+            report.removed_entries.append(tag)
+    return unused
 
 
 def _recent_result(remote: Any, repo: str, tag: str, cutoff: datetime) -> bool:

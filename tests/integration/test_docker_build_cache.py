@@ -371,3 +371,30 @@ def test_an_image_push_refused_for_its_credentials_stops_the_pushes_not_the_read
     assert f"still reading from oci://{token_registry.host}/{repo}, pushing nothing more" in out.stderr
     assert project.record()["options"]["cache"]["unavailable"] is False
     assert project.record()["steps"]["s"]["image"]["ref"] == tag
+
+
+def test_registry_gc_removes_images_no_kept_run_used(engine, project_factory, registry, repo, tmp_path):
+    project = project_factory(files(), name="gc")
+    env = cache_env(registry.host, repo, tmp_path)
+    project.run("ci-run", env=env).assert_success()
+    old_tag = build_tag(project)
+    old_artifact = image_artifact(registry, repo)
+    project.write({"img/hello.txt": "a new context\n"})
+    project.commit()
+    project.run("ci-run", env=env).assert_success()
+    new_id = project.record()["steps"]["s"]["image"]["id"]
+
+    url = f"oci://{registry.host}/{repo}"
+    report = project.run("gc", "--keep-last", "1", "--cache", url, "--json", env=env).assert_success().json()
+    removed = [t for t in report["registry"]["removed_tags"] if t.startswith("image-")]
+    assert len(removed) == 1
+    manifest = image_artifact(registry, repo)  # exactly one image artifact is left: the kept run's
+    assert manifest != old_artifact
+    config = registry_blob(registry, repo, manifest["config"]["digest"])
+    assert json.loads(config)["image"]["id"] == new_id
+    engine.cli("rmi", "-f", old_tag, build_tag(project))
+
+
+def registry_blob(registry, repo: str, digest: str) -> bytes:
+    with urllib.request.urlopen(f"{registry.url}/v2/{repo}/blobs/{digest}", timeout=10) as answer:
+        return answer.read()

@@ -363,6 +363,14 @@ def _ensure_blob(
     client.upload_blob(repo, digest, size, lambda: open(path, "rb"))  # noqa: SIM115 - closed by the client
 
 
+def artifact_image_id(client: Any, repo: str, tag: str) -> str | None:
+    """The image id an `image-*` artifact holds; None when it is absent or unusable (for gc)."""
+    with contextlib.suppress(Unusable):
+        found = _read_artifact(client, repo, tag)
+        return found[0].image_id if found is not None else None
+    return None
+
+
 def _read_artifact(client: Any, repo: str, tag: str) -> tuple[Found, Mapping[str, Any]] | None:
     """The artifact under `tag` and its trust; None when absent. Raises Unusable for a wrong or broken one."""
     from mlpipe.cache.oci import Refused, _load_json
