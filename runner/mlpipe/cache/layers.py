@@ -16,7 +16,7 @@ import tarfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 from mlpipe.digest import Entry
 
@@ -115,37 +115,43 @@ class LayerError(ValueError):
     """A layer tar that is malformed or holds something other than the objects it should."""
 
 
+class NewObject(Protocol):
+    """An object file being written (LocalStore.new_object): invisible until `commit`."""
+
+    def write(self, data: bytes | memoryview) -> int: ...
+
+    def commit(self) -> None: ...
+
+    def discard(self) -> None: ...
+
+
 class TarObjectSink:
     """Extract a layer tar as it streams through `write`: each wanted member goes straight into its object file.
 
-    No tarfile objects and no temp copy of the layer: one header parse, one open, the writes and one rename
-    per member. Every member's content is checked against its name (the object's sha256) before it is renamed
-    into place, so a store object is never wrong even if the layer turns out corrupt later.
+    No tarfile objects and no temp copy of the layer: one header parse, one file and its link or rename per
+    member. Every member's content is checked against its name (the object's sha256) before it is committed,
+    so a store object is never wrong even if the layer turns out corrupt later.
     """
 
-    def __init__(self, wanted: Iterable[ObjectKey], target: Callable[[ObjectKey], Path], temp: Path):
-        """`temp` is a unique path in the store's temp dir; members are staged as `<temp>.<n>`."""
+    def __init__(self, wanted: Iterable[ObjectKey], open_object: Callable[[ObjectKey], NewObject]):
         self.wanted = set(wanted)
-        self._target, self._temp = target, str(temp)
-        self._count = 0
+        self._open = open_object
         self._buffer = bytearray()
         self._left = 0  # bytes of the current member still to come
         self._pad = 0  # padding after it
         self._key: ObjectKey | None = None
-        self._fd = -1
-        self._path: Path | None = None
+        self._out: NewObject | None = None
         self._hash = hashlib.sha256()
         self._ended = False
-        self._dirs: set[Path] = set()
 
     def write(self, data: bytes) -> int:
         view = memoryview(data)
         while view:
             if self._left:
                 n = min(self._left, len(view))
-                if self._fd >= 0:
+                if self._out is not None:
                     self._hash.update(view[:n])
-                    os.write(self._fd, view[:n])
+                    self._out.write(view[:n])
                 self._left -= n
                 view = view[n:]
                 if not self._left:
@@ -185,40 +191,28 @@ class TarObjectSink:
         size = int(header[124:136].split(b"\0", 1)[0].strip() or b"0", 8)
         self._left, self._pad, self._key = size, -size % 512, key
         if key in self.wanted:
-            self._count += 1
-            self._path = Path(f"{self._temp}.{self._count}")
-            mode = 0o555 if key.executable else 0o444
-            self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-            os.fchmod(self._fd, mode)  # whatever the umask
+            self._out = self._open(key)
             self._hash = hashlib.sha256()
         if not size:
             self._finish_member()
 
     def _finish_member(self) -> None:
-        if self._fd < 0:
+        out, key = self._out, self._key
+        if out is None:
             return
-        key, path = self._key, self._path
-        assert key is not None and path is not None
-        os.close(self._fd)
-        self._fd, self._path = -1, None
+        assert key is not None
+        self._out = None
         if self._hash.hexdigest() != key.sha256:
-            path.unlink()
+            out.discard()
             raise LayerError(f"object {key.sha256[:12]} in a layer does not match its digest")
-        target = self._target(key)
-        if target.parent not in self._dirs:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            self._dirs.add(target.parent)
-        os.replace(path, target)
+        out.commit()
         self.wanted.discard(key)
 
     def close(self) -> None:
-        """Remove a half-written member (after an error)."""
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-        if self._path is not None:
-            self._path.unlink(missing_ok=True)
-            self._path = None
+        """Drop a half-written member (after an error)."""
+        if self._out is not None:
+            self._out.discard()
+            self._out = None
 
     def finish(self) -> None:
         """Check the layer was whole and held every wanted object."""

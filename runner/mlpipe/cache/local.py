@@ -47,16 +47,64 @@ def _check_paths(manifest: Manifest) -> None:
             raise ValueError(f"refusing a path that escapes its output: {entry.path!r}")
 
 
+class NewObject:
+    """A store object being written: invisible under its name until `commit`, gone after `discard`.
+
+    It is written as a dot-named temp file in its own objects/ directory and renamed to its name once whole
+    and checked; a crash can leave such a temp file (never a wrong object), which `mlpipe gc` removes. Not in
+    tmp/, so no rename crosses directories (that takes the file system's rename lock) and tmp/ does not grow
+    and shrink by every file in flight. Paths are strings and there is no Path or Entry per object: a pull
+    runs this once per file.
+    """
+
+    def __init__(self, directory: str, name: str, mode: int) -> None:
+        self.target = f"{directory}/{name}"
+        self._temp: str | None = f"{directory}/.{name}.{uuid.uuid4().hex[:12]}.tmp"
+        self.fd = os.open(self._temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        os.fchmod(self.fd, mode)  # whatever the umask
+
+    def write(self, data: bytes | memoryview) -> int:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view) :]
+        return len(data)
+
+    def commit(self) -> None:
+        """Give the object its name (an object already there has the same content: replacing it is harmless)."""
+        try:
+            os.close(self.fd)
+            self.fd = -1
+            assert self._temp is not None
+            os.replace(self._temp, self.target)
+            self._temp = None
+        finally:
+            self.discard()
+
+    def discard(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        if self._temp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._temp)
+            self._temp = None
+
+
 class LocalStore:
     def __init__(self, root: Path, *, hasher: FileHasher | None = None) -> None:
         self.root = root
         self.hasher = hasher or FileHasher()
         self._tmp = root / "tmp"
+        self._dirs: set[str] = set()
 
     # -- paths ---------------------------------------------------------------------------------------------
     def object_path(self, entry: Entry) -> Path:
         suffix = ".x" if entry.executable else ""
         return self.root / "objects" / entry.sha256[:2] / (entry.sha256[2:] + suffix)
+
+    def object_file(self, sha256: str, executable: bool) -> str:
+        """object_path as a string, without an Entry or Path per call (push and pull run it per file)."""
+        return f"{self.root}/objects/{sha256[:2]}/{sha256[2:]}{'.x' if executable else ''}"
 
     def _result_path(self, fingerprint: str) -> Path:
         return self.root / "results" / fingerprint[:2] / f"{fingerprint}.json"
@@ -258,6 +306,14 @@ class LocalStore:
 
     def has_object(self, entry: Entry) -> bool:
         return self._has(entry)
+
+    def new_object(self, sha256: str, executable: bool) -> NewObject:
+        """Write an object's content through this, check it, then `commit` it (or `discard` it)."""
+        directory = f"{self.root}/objects/{sha256[:2]}"
+        if directory not in self._dirs:
+            os.makedirs(directory, exist_ok=True)
+            self._dirs.add(directory)
+        return NewObject(directory, sha256[2:] + (".x" if executable else ""), 0o555 if executable else 0o444)
 
     def temp_path(self, hint: str = "") -> Path:
         """A fresh path in the store's own temp dir (same filesystem as objects/, so renames are atomic)."""

@@ -115,7 +115,7 @@ class OciCache:
             except ValueError as error:
                 raise Refused(str(error)) from None
         needed = {ObjectKey(e.sha256, e.executable) for m in result.outputs.values() for e in m.entries}
-        missing = {k for k in needed if not self.store.has_object(_key_entry(k))}
+        missing = {k for k in needed if not os.path.exists(self.store.object_file(k.sha256, k.executable))}
         work = []
         for digest, keys in chunks.items():
             wanted = [k for k in keys if k in missing]
@@ -137,9 +137,7 @@ class OciCache:
         digest, media_type = descriptor["digest"], descriptor.get("mediaType")
         if media_type == TAR_MEDIA_TYPE:
             # Streamed straight into the store: no temp copy of the layer, no tarfile per member.
-            sink = TarObjectSink(
-                wanted, lambda k: self.store.object_path(_key_entry(k)), self.store.temp_path(".layer")
-            )
+            sink = TarObjectSink(wanted, lambda k: self.store.new_object(k.sha256, k.executable))
             try:
                 self._download(repo, descriptor, sink)
                 sink.finish()
