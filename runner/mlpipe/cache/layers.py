@@ -12,8 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tarfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
@@ -82,33 +81,83 @@ def plan_layers(entries: Iterable[Entry]) -> list[LayerPlan]:
     return chunks + list(raw.values())
 
 
-class _HashingWriter:
-    def __init__(self, out: IO[bytes]) -> None:
-        self.out = out
-        self.hash = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data: bytes) -> int:
-        self.hash.update(data)
-        self.size += len(data)
-        return self.out.write(data)
+_RECORD = 20 * 512
+"""tarfile pads an archive to whole records of 20 blocks."""
+_BLOCK_BYTES = 512 << 10
+"""What TarStream hands out at a time: small members are packed together, one send per half MiB."""
 
 
-def write_tar(objects: Iterable[tuple[ObjectKey, Path]], out: IO[bytes]) -> tuple[str, int]:
+_OWNERS = b"0000000\0" * 2  # uid, gid
+_MTIME = b"00000000000\0"
+_TAIL = b"0" + bytes(100) + b"ustar\x0000" + bytes(64 + 16 + 155 + 12)
+"""Type (regular file), linkname, magic, then uname, gname, devmajor, devminor (none: not a device), prefix
+and the padding to 512."""
+_FIXED_SUM = sum(_OWNERS) + sum(_MTIME) + sum(_TAIL) + 8 * ord(" ")  # the checksum counts itself as spaces
+
+
+def _header(key: ObjectKey, size: int) -> bytes:
+    """The USTAR header Python's tarfile writes for this member (mtime, owners zero): chunk digests stay as
+    they were when tarfile built the chunks, at a fraction of TarInfo's cost per file."""
+    name = key.name.encode().ljust(100, b"\0")
+    mode = b"%07o\0" % (0o555 if key.executable else 0o444)
+    length = b"%011o\0" % size
+    checksum = b"%06o\0 " % (_FIXED_SUM + sum(name) + sum(mode) + sum(length))
+    return b"".join((name, mode, _OWNERS, length, _MTIME, checksum, _TAIL))
+
+
+class TarStream:
+    """The reproducible tar of these object files, made on demand and never stored: iterated once to learn
+    its digest, then again as the body of its upload (and of every retry).
+
+    Iterating yields blocks of about half a MiB; `len()` is the tar's size, so an HTTP client sends it with a
+    Content-Length. Each object is read whole (tar members are at most RAW_THRESHOLD bytes).
+    """
+
+    def __init__(self, objects: Iterable[tuple[ObjectKey, str | Path]]) -> None:
+        self.objects = [(key, path, os.stat(path).st_size) for key, path in objects]
+        body = sum(512 + size + -size % 512 for _, _, size in self.objects) + 1024
+        self.size = body + -body % _RECORD
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[bytearray]:
+        block = bytearray()
+        written = 0
+        for key, path, size in self.objects:
+            block += _header(key, size)
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                left = size
+                while left > 0 and (data := os.read(fd, left)):
+                    block += data
+                    left -= len(data)
+                if left or os.read(fd, 1):
+                    raise LayerError(f"object {key.sha256[:12]} changed size while it was read")
+            finally:
+                os.close(fd)
+            block += bytes(-size % 512)
+            if len(block) >= _BLOCK_BYTES:
+                written += len(block)
+                yield block
+                block = bytearray()
+        block += bytes(self.size - written - len(block))
+        yield block
+
+    def digest(self) -> str:
+        hasher = hashlib.sha256()
+        for block in self:
+            hasher.update(block)
+        return "sha256:" + hasher.hexdigest()
+
+
+def write_tar(objects: Iterable[tuple[ObjectKey, str | Path]], out: IO[bytes]) -> tuple[str, int]:
     """Write a reproducible tar of these object files to `out`; return its digest and size."""
-    writer = _HashingWriter(out)
-    with tarfile.open(fileobj=writer, mode="w|", format=tarfile.USTAR_FORMAT) as tar:  # type: ignore[call-overload]
-        for key, path in objects:
-            info = tarfile.TarInfo(key.name)
-            info.size = os.path.getsize(path)
-            info.mtime = 0
-            info.mode = 0o555 if key.executable else 0o444
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
-            info.type = tarfile.REGTYPE
-            with open(path, "rb") as f:
-                tar.addfile(info, f)
-    return "sha256:" + writer.hash.hexdigest(), writer.size
+    stream, hasher = TarStream(objects), hashlib.sha256()
+    for block in stream:
+        hasher.update(block)
+        out.write(block)
+    return "sha256:" + hasher.hexdigest(), len(stream)
 
 
 class LayerError(ValueError):

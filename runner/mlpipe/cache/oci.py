@@ -27,11 +27,11 @@ from mlpipe.cache.layers import (
     LayerPlan,
     ObjectKey,
     TarObjectSink,
+    TarStream,
     plan_layers,
-    write_tar,
 )
 from mlpipe.cache.local import LocalStore, _check_paths
-from mlpipe.cache.registry import MANIFEST_TYPE, BlobCorrupt, RegistryClient, file_opener
+from mlpipe.cache.registry import MANIFEST_TYPE, BlobCorrupt, RegistryClient
 from mlpipe.digest import Entry, Manifest, canonical_json
 
 ARTIFACT_TYPE = "application/vnd.mlpipe.result.v1+json"
@@ -227,7 +227,8 @@ class OciCache:
         if plan.kind == "raw":
             key = plan.objects[0]
             digest = "sha256:" + key.sha256
-            self._ensure_blob(repo, digest, plan.size, self.store.object_path(_key_entry(key)), mount_from)
+            body = FileBody(self.store.object_path(_key_entry(key)), plan.size)
+            self._ensure_blob(repo, digest, body, mount_from)
             return {"mediaType": RAW_MEDIA_TYPE, "digest": digest, "size": plan.size}
         # A chunk's digest is remembered by its object list, so an unchanged chunk is only HEADed, not rebuilt.
         memo = (
@@ -239,16 +240,10 @@ class OciCache:
             known = json.loads(memo.read_bytes())
             if self.client.has_blob(repo, known["digest"]):
                 return {"mediaType": TAR_MEDIA_TYPE, "digest": known["digest"], "size": int(known["size"])}
-        temp = self.store.temp_path(".tar")
-        try:
-            with open(temp, "wb") as out:
-                digest, size = write_tar(
-                    ((k, self.store.object_path(_key_entry(k))) for k in plan.objects), out
-                )
-            self._ensure_blob(repo, digest, size, temp, mount_from)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                temp.unlink()
+        # Built twice, never stored: once into sha256 to learn the digest (and HEAD it), once as the upload.
+        stream = TarStream((k, self.store.object_file(k.sha256, k.executable)) for k in plan.objects)
+        digest, size = stream.digest(), len(stream)
+        self._ensure_blob(repo, digest, stream, mount_from)
         with contextlib.suppress(OSError):
             memo.parent.mkdir(parents=True, exist_ok=True)
             staged = self.store.temp_path(".json")
@@ -256,7 +251,9 @@ class OciCache:
             os.replace(staged, memo)
         return {"mediaType": TAR_MEDIA_TYPE, "digest": digest, "size": size}
 
-    def _ensure_blob(self, repo: str, digest: str, size: int, path: Path, mount_from: Sequence[str]) -> None:
+    def _ensure_blob(
+        self, repo: str, digest: str, body: FileBody | TarStream, mount_from: Sequence[str]
+    ) -> None:
         if self.client.has_blob(repo, digest):
             return
         for other in mount_from:
@@ -266,7 +263,7 @@ class OciCache:
                 and self.client.mount_blob(repo, digest, other)
             ):
                 return
-        self.client.upload_blob(repo, digest, size, file_opener(path))
+        self.client.upload_blob(repo, digest, len(body), lambda: body)
 
     def _ensure_bytes(self, repo: str, data: bytes) -> str:
         digest = _digest(data)
@@ -284,7 +281,7 @@ class OciCache:
         layers = []
         if bundle is not None:
             digest, size = _file_digest(bundle)
-            self._ensure_blob(repo, digest, size, bundle, ())
+            self._ensure_blob(repo, digest, FileBody(bundle, size), ())
             layers.append({"mediaType": BUNDLE_MEDIA_TYPE, "digest": digest, "size": size})
         manifest = _manifest(
             RUN_ARTIFACT_TYPE, RUN_CONFIG_TYPE, config, layers, {"org.mlpipe.run": record["run_id"]}
@@ -325,6 +322,21 @@ class OciCache:
             with contextlib.suppress(FileNotFoundError):
                 temp.unlink()
         return True
+
+
+class FileBody:
+    """A file as an upload body read in 1 MiB blocks (a file object would be sent 16 KiB per read)."""
+
+    def __init__(self, path: Path, size: int) -> None:
+        self.path, self.size = path, size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[bytes]:
+        with open(self.path, "rb", buffering=0) as f:
+            while block := f.read(1 << 20):
+                yield block
 
 
 def _parallel(fn: Callable[[Any], Any], items: Sequence[Any], workers: int = 8) -> list[Any]:

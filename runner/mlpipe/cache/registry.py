@@ -18,7 +18,7 @@ import re
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -391,8 +391,17 @@ class RegistryClient:
         response.close()
         return response.status_code == 200
 
-    def upload_blob(self, repo: str, digest: str, size: int, open_body: Callable[[], IO[bytes]]) -> None:
-        """POST for an upload URL, then one streamed PUT (monolithic upload)."""
+    def upload_blob(
+        self,
+        repo: str,
+        digest: str,
+        size: int,
+        open_body: Callable[[], IO[bytes] | Iterable[bytes | bytearray]],
+    ) -> None:
+        """POST for an upload URL, then one streamed PUT (monolithic upload).
+
+        `open_body` gives a file object or a sized iterable of blocks (sent as they come, with Content-Length),
+        fresh for each attempt."""
         started = self.request("POST", f"/v2/{repo}/blobs/uploads/", repo=repo, push=True, ok=(202,))
         started.close()
         location = started.headers.get("Location", "")

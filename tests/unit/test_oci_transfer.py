@@ -1,0 +1,110 @@
+"""Layer transfer: tar chunks streamed from the store byte-identical to tarfile's, objects written atomically."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from mlpipe.cache.layers import LayerError, ObjectKey, TarObjectSink, TarStream, write_tar
+from mlpipe.cache.local import LocalStore
+
+
+def objects(tmp_path: Path, sizes: list[int]) -> list[tuple[ObjectKey, Path]]:
+    found = []
+    for i, size in enumerate(sizes):
+        data = bytes([i % 251]) * size
+        key = ObjectKey(hashlib.sha256(data).hexdigest(), i % 3 == 0)
+        path = tmp_path / key.name
+        path.write_bytes(data)
+        found.append((key, path))
+    return found
+
+
+def tarfile_bytes(items: list[tuple[ObjectKey, Path]]) -> bytes:
+    """What layers were built with before TarStream: the chunk digests already in registries."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.USTAR_FORMAT) as tar:
+        for key, path in items:
+            info = tarfile.TarInfo(key.name)
+            info.size = path.stat().st_size
+            info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+            info.mode = 0o555 if key.executable else 0o444
+            with open(path, "rb") as f:
+                tar.addfile(info, f)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("sizes", [[], [0], [1, 511, 512, 513], [700_000, 3, 1 << 20] + [4000] * 300])
+def test_tar_stream_is_byte_identical_to_tarfile(tmp_path, sizes) -> None:
+    items = objects(tmp_path, sizes)
+    stream = TarStream(items)
+    expected = tarfile_bytes(items)
+    assert b"".join(stream) == expected
+    assert b"".join(stream) == expected  # iterated again for a retried upload
+    assert len(stream) == len(expected)
+    assert stream.digest() == "sha256:" + hashlib.sha256(expected).hexdigest()
+    out = io.BytesIO()
+    assert write_tar(items, out) == (stream.digest(), len(expected))
+
+
+def test_tar_stream_refuses_an_object_that_changed_size(tmp_path) -> None:
+    items = objects(tmp_path, [10])
+    stream = TarStream(items)
+    os.chmod(items[0][1], 0o644)
+    items[0][1].write_bytes(b"longer than ten bytes")
+    with pytest.raises(LayerError, match="changed size"):
+        b"".join(stream)
+
+
+def test_a_pulled_tar_lands_in_the_store_with_modes_and_nothing_else(tmp_path) -> None:
+    (tmp_path / "src").mkdir()
+    items = objects(tmp_path / "src", [5, 0, 2000])
+    store = LocalStore(tmp_path / "store")
+    sink = TarObjectSink([k for k, _ in items], lambda k: store.new_object(k.sha256, k.executable))
+    data = tarfile_bytes(items)
+    for i in range(0, len(data), 700):  # arbitrary network chunking
+        sink.write(data[i : i + 700])
+    sink.finish()
+    for key, path in items:
+        stored = store.root / "objects" / key.sha256[:2] / (key.sha256[2:] + (".x" if key.executable else ""))
+        assert stored.read_bytes() == path.read_bytes()
+        assert stored.stat().st_mode & 0o777 == (0o555 if key.executable else 0o444)
+    assert len(list((store.root / "objects").glob("*/*"))) == len(items)  # no temp file left
+
+
+def test_a_corrupt_member_leaves_no_object_and_no_temp_file(tmp_path) -> None:
+    (tmp_path / "src").mkdir()
+    items = objects(tmp_path / "src", [3000])
+    key = items[0][0]
+    data = bytearray(tarfile_bytes(items))
+    data[600] ^= 0xFF  # inside the member's content
+    store = LocalStore(tmp_path / "store")
+    sink = TarObjectSink([key], lambda k: store.new_object(k.sha256, k.executable))
+    with pytest.raises(LayerError, match="does not match its digest"):
+        sink.write(bytes(data))
+    sink.close()
+    assert not list((store.root / "objects").glob("*/*"))  # neither the object nor its temp file
+
+
+def test_a_new_object_is_invisible_until_committed(tmp_path) -> None:
+    store = LocalStore(tmp_path / "store")
+    sha = hashlib.sha256(b"content").hexdigest()
+    out = store.new_object(sha, False)
+    out.write(b"content")
+    target = tmp_path / "store" / "objects" / sha[:2] / sha[2:]
+    assert not target.exists()
+    out.commit()
+    assert target.read_bytes() == b"content"
+    again = store.new_object(sha, False)  # the same content a second time
+    again.write(b"content")
+    again.commit()
+    assert target.read_bytes() == b"content"
+    abandoned = store.new_object(hashlib.sha256(b"other").hexdigest(), True)
+    abandoned.write(b"oth")
+    abandoned.discard()
+    assert [p.name for p in (tmp_path / "store" / "objects").glob("*/*")] == [sha[2:]]
