@@ -83,8 +83,9 @@ def plan_layers(entries: Iterable[Entry]) -> list[LayerPlan]:
 
 _RECORD = 20 * 512
 """tarfile pads an archive to whole records of 20 blocks."""
-_BLOCK_BYTES = 512 << 10
-"""What TarStream hands out at a time: small members are packed together, one send per half MiB."""
+_BLOCK_BYTES = 256 << 10
+"""What TarStream hands out at a time: small members packed together, large ones in pieces (so 8 upload
+threads hold about 4 MiB)."""
 
 
 _OWNERS = b"0000000\0" * 2  # uid, gid
@@ -109,8 +110,8 @@ class TarStream:
     """The reproducible tar of these object files, made on demand and never stored: iterated once to learn
     its digest, then again as the body of its upload (and of every retry).
 
-    Iterating yields blocks of about half a MiB; `len()` is the tar's size, so an HTTP client sends it with a
-    Content-Length. Each object is read whole (tar members are at most RAW_THRESHOLD bytes).
+    Iterating yields blocks of about 256 KiB; `len()` is the tar's size, so an HTTP client sends it with a
+    Content-Length.
     """
 
     def __init__(self, objects: Iterable[tuple[ObjectKey, str | Path]]) -> None:
@@ -129,18 +130,18 @@ class TarStream:
             fd = os.open(path, os.O_RDONLY)
             try:
                 left = size
-                while left > 0 and (data := os.read(fd, left)):
+                while left > 0 and (data := os.read(fd, min(left, _BLOCK_BYTES))):
                     block += data
                     left -= len(data)
+                    if len(block) >= _BLOCK_BYTES:
+                        written += len(block)
+                        yield block
+                        block = bytearray()
                 if left or os.read(fd, 1):
                     raise LayerError(f"object {key.sha256[:12]} changed size while it was read")
             finally:
                 os.close(fd)
             block += bytes(-size % 512)
-            if len(block) >= _BLOCK_BYTES:
-                written += len(block)
-                yield block
-                block = bytearray()
         block += bytes(self.size - written - len(block))
         yield block
 

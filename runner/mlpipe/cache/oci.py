@@ -325,7 +325,7 @@ class OciCache:
 
 
 class FileBody:
-    """A file as an upload body read in 1 MiB blocks (a file object would be sent 16 KiB per read)."""
+    """A file as an upload body read in 256 KiB blocks (a file object would be sent 16 KiB per read)."""
 
     def __init__(self, path: Path, size: int) -> None:
         self.path, self.size = path, size
@@ -335,7 +335,7 @@ class FileBody:
 
     def __iter__(self) -> Iterator[bytes]:
         with open(self.path, "rb", buffering=0) as f:
-            while block := f.read(1 << 20):
+            while block := f.read(256 << 10):
                 yield block
 
 
