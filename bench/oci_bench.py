@@ -1,9 +1,22 @@
-"""Push and pull of one large step output through the OCI cache, against raw blob transfers of the same bytes.
+"""Push and pull of one large step output through the OCI cache, against raw blob transfers of the same bytes
+and against the disk's own floor for writing that many files.
 
-Starts a local `docker-registry` on 127.0.0.1, generates an output of FILES files totalling MB megabytes,
-and times: push cold (empty registry), push warm (same content under a new fingerprint: only the config is
-new), pull cold (empty local store), and one raw blob PUT and GET of the same number of bytes with plain
-requests. Peak memory is this process's max RSS.
+Generates an output of FILES files totalling MB megabytes (once), then per repetition starts a fresh local
+`docker-registry` on 127.0.0.1 and fresh stores, and times:
+
+- ingest: `LocalStore.publish` of the output (hashing, hard links into the store);
+- push_cold: OCI push into the empty registry; push_warm_unchanged: the same content under a new
+  fingerprint (every layer is only HEADed, the config is new); pull_cold: fetch into an empty local store;
+  pull_warm_local_hit: the local lookup of that result;
+- the floors: raw_upload / raw_download, one blob PUT and GET of the same bytes with plain requests (the
+  download goes to /dev/null); write_files, the same files written from memory with plain Python
+  (open/write/close in 8 threads, as many as the pull uses; no hashing, no atomic rename); tar_x, GNU
+  `tar -xf` (one thread) of one tar of the output.
+
+A pull has to do both what raw_download and what write_files do, so `pull_vs_floor` divides by the larger
+of the two (they can overlap); `push_vs_raw` and `pull_vs_raw` divide by the raw transfer alone. Figures are
+medians over the repetitions (`--reps`, default 3; ratios are of the medians); `runs` holds every repetition. Peak memory is this
+max RSS of the process that runs one repetition, taken after the mlpipe phases (the floors hold less).
 
     .venv/bin/python bench/oci_bench.py --mb 1024 --files 20000
 """
@@ -15,10 +28,15 @@ import hashlib
 import json
 import os
 import resource
+import shutil
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -70,53 +88,131 @@ def raw_transfer(client: RegistryClient, repo: str, path: Path, results: dict[st
         timed("raw_download", results, lambda: client.download_blob(repo, digest, sink))
 
 
+def write_files(files: list[tuple[str, int]], dest: Path, threads: int) -> None:
+    """The floor of materializing these files: plain writes from one reused buffer, no hashing, no renames,
+    in as many threads as mlpipe's pull uses (on a VM disk, one thread waits out every journal stall)."""
+    data = memoryview(os.urandom(8 << 20))
+    for parent in {(dest / rel).parent for rel, _ in files}:
+        parent.mkdir(parents=True, exist_ok=True)
+
+    def write(item: tuple[str, int]) -> None:
+        with open(dest / item[0], "wb") as f:
+            left = item[1]
+            while left > 0:
+                left -= f.write(data[: min(left, len(data))])
+
+    with ThreadPoolExecutor(threads) as pool:
+        for _ in pool.map(write, files, chunksize=64):
+            pass
+
+
+def sync_and_settle() -> None:
+    """Write back what earlier phases left dirty, so one phase's writeback is not billed to the next."""
+    os.sync()
+    time.sleep(1)
+
+
+def one_rep(tmp: Path, out: Path, tarball: Path) -> dict[str, float]:
+    registry = Registry(tmp / "registry")
+    registry.start()
+    results: dict[str, float] = {}
+    try:
+        a = LocalStore(tmp / "store-a")
+        bare = StepResult(fingerprint="a" * 64, parts={}, outputs={}, provenance={"run_id": "bench"})
+        sync_and_settle()
+        result = timed("ingest", results, lambda: a.publish(bare, {"out": out}).result)
+        client = RegistryClient(registry.host)
+        oci = OciCache(client, a)
+        sync_and_settle()
+        timed("push_cold", results, lambda: oci.push("bench/cache", result, {}))
+        again = StepResult(fingerprint="b" * 64, parts={}, outputs=result.outputs, provenance={"run_id": "b"})
+        a.commit_result(again)
+        timed("push_warm_unchanged", results, lambda: oci.push("bench/cache", again, {}))
+        b = LocalStore(tmp / "store-b")
+        sync_and_settle()
+        timed("pull_cold", results, lambda: OciCache(client, b).fetch("bench/cache", "a" * 64))
+        timed("pull_warm_local_hit", results, lambda: b.lookup("a" * 64))
+        results["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        # The same bytes as one file, for the raw baseline.
+        joined = tmp / "joined.bin"
+        with open(joined, "wb") as f:
+            for entry in result.outputs["out"].entries:
+                with open(a.object_path(entry), "rb") as src:
+                    while block := src.read(1 << 20):
+                        f.write(block)
+        sync_and_settle()
+        raw_transfer(client, "bench/raw", joined, results)
+        files = [(str(p.relative_to(out)), p.stat().st_size) for p in out.rglob("*") if p.is_file()]
+        sync_and_settle()
+        timed("write_files", results, lambda: write_files(files, tmp / "written", 8))
+        (tmp / "untarred").mkdir()
+        sync_and_settle()
+        timed(
+            "tar_x",
+            results,
+            lambda: subprocess.run(["tar", "-xf", str(tarball), "-C", str(tmp / "untarred")], check=True),
+        )
+    finally:
+        registry.stop()
+    return results
+
+
+def with_ratios(results: dict[str, Any]) -> dict[str, Any]:
+    floor = max(results["raw_download"], results["write_files"])
+    results["push_vs_raw"] = round(results["push_cold"] / results["raw_upload"], 2)
+    results["pull_vs_raw"] = round(results["pull_cold"] / results["raw_download"], 2)
+    results["pull_vs_floor"] = round(results["pull_cold"] / floor, 2)
+    results["pull_vs_tar_x"] = round(results["pull_cold"] / results["tar_x"], 2)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--mb", type=int, default=256)
     parser.add_argument("--files", type=int, default=20000)
+    parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--json", type=Path, default=None, help="Write the figures here too.")
+    parser.add_argument("--one-rep", nargs=3, type=Path, help=argparse.SUPPRESS)  # WORK OUT TARBALL
     args = parser.parse_args()
+    if args.one_rep:
+        print(json.dumps(one_rep(*args.one_rep)))
+        return
     with tempfile.TemporaryDirectory(prefix="mlpipe-oci-bench-") as tmp_name:
         tmp = Path(tmp_name)
-        registry = Registry(tmp / "registry")
-        registry.start()
-        try:
-            out = tmp / "out"
-            generate(out, args.mb << 20, args.files)
-            results: dict[str, float] = {}
-            a = LocalStore(tmp / "store-a")
-            bare = StepResult(fingerprint="a" * 64, parts={}, outputs={}, provenance={"run_id": "bench"})
-            result = timed("ingest", results, lambda: a.publish(bare, {"out": out}).result)
-            client = RegistryClient(registry.host)
-            oci = OciCache(client, a)
-            timed("push_cold", results, lambda: oci.push("bench/cache", result, {}))
-            again = StepResult(
-                fingerprint="b" * 64, parts={}, outputs=result.outputs, provenance={"run_id": "b"}
-            )
-            a.commit_result(again)
-            timed("push_warm_unchanged", results, lambda: oci.push("bench/cache", again, {}))
-            b = LocalStore(tmp / "store-b")
-            timed("pull_cold", results, lambda: OciCache(client, b).fetch("bench/cache", "a" * 64))
-            timed("pull_warm_local_hit", results, lambda: b.lookup("a" * 64))
-            # The same bytes as one file, for the raw baseline.
-            joined = tmp / "joined.bin"
-            with open(joined, "wb") as f:
-                for entry in result.outputs["out"].entries:
-                    with open(a.object_path(entry), "rb") as src:
-                        while block := src.read(1 << 20):
-                            f.write(block)
-            raw_transfer(client, "bench/raw", joined, results)
-            results["push_vs_raw"] = round(results["push_cold"] / results["raw_upload"], 2)
-            results["pull_vs_raw"] = round(results["pull_cold"] / results["raw_download"], 2)
-            results["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-            results["mb"], results["files"] = args.mb, args.files
-            print(json.dumps(results, indent=1))
-            if args.json:
-                args.json.write_text(json.dumps(results, indent=1) + "\n")
-        finally:
-            registry.stop()
+        out = tmp / "out"
+        generate(out, args.mb << 20, args.files)
+        tarball = tmp / "out.tar"
+        subprocess.run(["tar", "-cf", str(tarball), "-C", str(out), "."], check=True)
+        runs: list[dict[str, float]] = []
+        for rep in range(args.reps):
+            print(f"-- repetition {rep + 1} of {args.reps}", file=sys.stderr)
+            work = tmp / f"rep{rep}"
+            work.mkdir()
+            # Its own process, so peak RSS is that of one push and one pull, as in one `mlpipe ci-run`.
+            argv = [sys.executable, __file__, "--one-rep", str(work), str(out), str(tarball)]
+            done = subprocess.run(argv, check=True, stdout=subprocess.PIPE, text=True)
+            runs.append(with_ratios(json.loads(done.stdout)))
+            # Nothing is deleted until the end: on ext4 without a journal (this VM's disk), a file created
+            # within a minute of many deletions scans past every recently freed inode, which made whatever
+            # came after a deletion several times slower.
+            for path in out.rglob("*"):
+                if path.is_file():  # a fresh inode per file, so the next ingest links, not copies
+                    shutil.copyfile(path, path.with_name(".copy"))
+                    os.replace(path.with_name(".copy"), path)
+        report = with_ratios(
+            {
+                key: round(statistics.median(run[key] for run in runs), 3)
+                for key in runs[0]
+                if "_vs_" not in key
+            }
+        )
+        report["peak_rss_mib"] = max(run["peak_rss_mib"] for run in runs)
+        report.update(mb=args.mb, files=args.files, reps=args.reps, runs=runs)
+        print(json.dumps(report, indent=1))
+        if args.json:
+            args.json.write_text(json.dumps(report, indent=1) + "\n")
 
 
 if __name__ == "__main__":
