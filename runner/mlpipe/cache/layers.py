@@ -178,7 +178,7 @@ class NewObject(Protocol):
 class TarObjectSink:
     """Extract a layer tar as it streams through `write`: each wanted member goes straight into its object file.
 
-    No tarfile objects and no temp copy of the layer: one header parse, one file and its link or rename per
+    No tarfile objects and no temp copy of the layer: one header parse, one temp file and its rename per
     member. Every member's content is checked against its name (the object's sha256) before it is committed,
     so a store object is never wrong even if the layer turns out corrupt later.
     """
