@@ -91,6 +91,23 @@ def test_a_corrupt_member_leaves_no_object_and_no_temp_file(tmp_path) -> None:
     assert not list((store.root / "objects").glob("*/*"))  # neither the object nor its temp file
 
 
+def test_a_temp_file_removed_under_the_sink_is_a_layer_error_not_a_crash(tmp_path) -> None:
+    (tmp_path / "src").mkdir()
+    items = objects(tmp_path / "src", [100])
+    store = LocalStore(tmp_path / "store")
+
+    def open_and_lose(key: ObjectKey):  # as `mlpipe gc` would, removing a name it does not know
+        out = store.new_object(key.sha256, key.executable)
+        for temp in (store.root / "objects").glob("*/.*.tmp"):
+            temp.unlink()
+        return out
+
+    sink = TarObjectSink([items[0][0]], open_and_lose)
+    with pytest.raises(LayerError, match="was removed while it was written"):
+        sink.write(tarfile_bytes(items))
+    assert not list((store.root / "objects").glob("*/*"))
+
+
 def test_a_new_object_is_invisible_until_committed(tmp_path) -> None:
     store = LocalStore(tmp_path / "store")
     sha = hashlib.sha256(b"content").hexdigest()

@@ -255,7 +255,10 @@ class TarObjectSink:
         if self._hash.hexdigest() != key.sha256:
             out.discard()
             raise LayerError(f"object {key.sha256[:12]} in a layer does not match its digest")
-        out.commit()
+        try:
+            out.commit()
+        except FileNotFoundError:  # its temp file went under it: a concurrent `mlpipe gc` of the store
+            raise LayerError(f"object {key.sha256[:12]} was removed while it was written") from None
         self.wanted.discard(key)
 
     def close(self) -> None:
