@@ -536,9 +536,5 @@ def _challenge(header: str) -> dict[str, str]:
     return dict(re.findall(r'([A-Za-z_]+)="([^"]*)"', header))
 
 
-def file_opener(path: Path) -> Callable[[], IO[bytes]]:
-    return lambda: open(path, "rb")  # closed by RegistryClient.request
-
-
 def environ() -> Mapping[str, str]:
     return os.environ
