@@ -23,11 +23,13 @@ import sys
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlpipe.digest import canonical_json, json_digest
-from mlpipe.errors import CacheError, MlpipeError
+from mlpipe.errors import CacheError
+from mlpipe.executors.image_archives import BadArchive, NotSaved, load_image, save_image
 from mlpipe.units import human_size
 
 if TYPE_CHECKING:
@@ -42,7 +44,6 @@ IMAGE_CONFIG_TYPE = "application/vnd.mlpipe.image.config.v1+json"
 ARCHIVE_MEDIA_TYPE = "application/vnd.mlpipe.image.archive.v1.tar"
 """The image as the Docker Engine API's `GET /images/{name}/get` (docker save) writes it."""
 IMAGE_FORMAT = "mlpipe.oci-image/1"
-_CHUNK = 1 << 20
 
 
 def build_key(tree: str, dockerfile: str, platform: str) -> str:
@@ -122,10 +123,6 @@ class Later:
 
 class Unusable(Exception):
     """An image artifact that is there but must not be used: a warning, and the image is built instead."""
-
-
-class NotSaved(Exception):
-    """The engine could not give the image's archive: a warning, and nothing is pushed."""
 
 
 def _say(message: str) -> None:
@@ -265,8 +262,8 @@ class RegistryImages:
                 remote.client.download_blob(
                     found.repo, str(found.layer["digest"]), out, max_size=int(found.layer["size"])
                 )
-            _load_into(engine, temp, found.image_id, request.tag)
-        except (BlobCorrupt, Unusable) as error:
+            load_image(engine, temp, found.image_id, request.tag)
+        except (BlobCorrupt, Unusable, BadArchive) as error:
             _warn(f"ignoring registry image {where}: {error}; building it here")
             return False
         except CacheError as error:
@@ -327,8 +324,10 @@ class RegistryImages:
             return "image-exists", 0  # the first complete entry wins, as for results
         temp = self.store.temp_path(".image.tar")
         try:
-            digest, size = _save(request.tag, image_id, temp)
-            _ensure_blob(client, repo, digest, size, temp, mount_from)
+            digest, size = save_image(request.tag, image_id, temp)
+            client.ensure_blob(
+                repo, digest, size, partial(open, temp, "rb"), mount_from
+            )  # the client closes it
         finally:
             temp.unlink(missing_ok=True)
         config = canonical_json(
@@ -349,18 +348,6 @@ class RegistryImages:
             return "image-exists", size
         client.put_manifest(repo, tag, manifest)
         return "image-pushed", size
-
-
-def _ensure_blob(
-    client: Any, repo: str, digest: str, size: int, path: Path, mount_from: Sequence[str]
-) -> None:
-    """Upload a file as a blob unless the repository has it, or another it reads can lend it (a mount)."""
-    if client.has_blob(repo, digest):
-        return
-    for other in mount_from:
-        if other != repo and client.has_blob(other, digest) and client.mount_blob(repo, digest, other):
-            return
-    client.upload_blob(repo, digest, size, lambda: open(path, "rb"))  # noqa: SIM115 - closed by the client
 
 
 def artifact_image_id(client: Any, repo: str, tag: str) -> str | None:
@@ -396,75 +383,6 @@ def _read_artifact(client: Any, repo: str, tag: str) -> tuple[Found, Mapping[str
         raise Unusable(str(error)) from None
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise Unusable(f"malformed image artifact: {error!r}") from None
-
-
-def _save(tag: str, image_id: str, dest: Path) -> tuple[str, int]:
-    """The engine's archive of the image, streamed to `dest` while hashed: (digest, size)."""
-    import docker
-
-    from mlpipe.executors.docker import client
-
-    try:
-        engine = client()
-    except MlpipeError as error:
-        raise NotSaved(str(error)) from None
-    try:
-        if str(engine.images.get(tag).id) != image_id:
-            raise NotSaved(f"{tag} changed in the engine while it was being pushed")
-        hasher, size = hashlib.sha256(), 0
-        with open(dest, "wb") as out:
-            for chunk in engine.api.get_image(tag, chunk_size=_CHUNK):
-                hasher.update(chunk)
-                size += len(chunk)
-                out.write(chunk)
-    except (docker.errors.DockerException, OSError) as error:
-        raise NotSaved(f"the engine could not save {tag}: {error}") from None
-    finally:
-        engine.close()
-    return "sha256:" + hasher.hexdigest(), size
-
-
-def _check_archive(archive: Path, image_id: str, tag: str) -> None:
-    """The archive must hold exactly this image, tagged (if at all) as a build of the same context: loading it
-    must not move any other tag of the engine."""
-    import tarfile
-
-    try:
-        with tarfile.open(archive, mode="r:") as tar:  # a seekable file: headers are read, contents skipped
-            member = tar.getmember("manifest.json")
-            data = tar.extractfile(member) if member.size <= 1 << 20 else None
-            entries = json.loads(data.read()) if data is not None else None
-    except (tarfile.TarError, KeyError, ValueError, OSError) as error:
-        raise Unusable(f"not an image archive: {error}") from None
-    if not isinstance(entries, list) or len(entries) != 1 or not isinstance(entries[0], dict):
-        raise Unusable("the archive does not hold exactly one image")
-    config = str(entries[0].get("Config") or "")
-    if config.rsplit("/", 1)[-1].removesuffix(".json") != image_id.removeprefix("sha256:"):
-        raise Unusable(f"the archive does not hold image {image_id[:19]}")
-    suffix = ":" + tag.rpartition(":")[2]
-    for name in entries[0].get("RepoTags") or []:
-        bare = str(name).removeprefix("docker.io/").removeprefix("localhost/")
-        if not (bare.startswith("mlpipe-build/") and bare.endswith(suffix)):
-            raise Unusable(f"the archive would tag {name!r}")
-
-
-def _load_into(engine: Any, archive: Path, image_id: str, tag: str) -> None:
-    """Load an archive into the engine and tag it; Unusable if the engine refuses it or it holds another image."""
-    import docker
-
-    _check_archive(archive, image_id, tag)
-    try:
-        with open(archive, "rb") as data:  # a file body: requests streams it with its Content-Length
-            for message in engine.api.load_image(data):
-                if isinstance(message, dict) and message.get("error"):
-                    raise Unusable(f"the engine could not load it: {message['error']}")
-        image = engine.images.get(image_id)
-    except docker.errors.ImageNotFound:
-        raise Unusable(f"the archive does not hold image {image_id[:19]}") from None
-    except docker.errors.DockerException as error:
-        raise Unusable(f"the engine could not load it: {error}") from None
-    repository, _, version = tag.rpartition(":")
-    image.tag(repository, version)
 
 
 # -- what this store pushed, so a warm run asks the registry nothing ---------------------------------------------

@@ -254,16 +254,7 @@ class OciCache:
     def _ensure_blob(
         self, repo: str, digest: str, body: FileBody | TarStream, mount_from: Sequence[str]
     ) -> None:
-        if self.client.has_blob(repo, digest):
-            return
-        for other in mount_from:
-            if (
-                other != repo
-                and self.client.has_blob(other, digest)
-                and self.client.mount_blob(repo, digest, other)
-            ):
-                return
-        self.client.upload_blob(repo, digest, len(body), lambda: body)
+        self.client.ensure_blob(repo, digest, len(body), lambda: body, mount_from)
 
     def _ensure_bytes(self, repo: str, data: bytes) -> str:
         digest = _digest(data)

@@ -18,7 +18,7 @@ import re
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -390,6 +390,22 @@ class RegistryClient:
         response = self.request("HEAD", f"/v2/{repo}/blobs/{digest}", repo=repo)
         response.close()
         return response.status_code == 200
+
+    def ensure_blob(
+        self,
+        repo: str,
+        digest: str,
+        size: int,
+        open_body: Callable[[], IO[bytes] | Iterable[bytes | bytearray]],
+        mount_from: Sequence[str] = (),
+    ) -> None:
+        """Upload a blob unless the repository has it, or another repository it reads can lend it (a mount)."""
+        if self.has_blob(repo, digest):
+            return
+        for other in mount_from:
+            if other != repo and self.has_blob(other, digest) and self.mount_blob(repo, digest, other):
+                return
+        self.upload_blob(repo, digest, size, open_body)
 
     def upload_blob(
         self,
