@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import sys
 from collections.abc import Callable, Sequence
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from mlpipe import dag
 from mlpipe.cache.local import LocalStore
 from mlpipe.digest import FileHasher
-from mlpipe.executors.gpus import Gpu, check_fits, discover
+from mlpipe.executors.gpus import Gpu, check_fits, discover, why_no_gpus
 from mlpipe.interpreter import environment_facts
 from mlpipe.paths import Workspace
 from mlpipe.plan import Facts, Plan, make_plan
@@ -168,7 +169,7 @@ def _gpus(pipeline: Pipeline, plan: Plan, selected: frozenset[str]) -> tuple[Gpu
     if not needs:
         return ()
     gpus = tuple(discover())
-    check_fits(needs, gpus)
+    check_fits(needs, gpus, why_none=why_no_gpus(os.environ))
     return gpus
 
 

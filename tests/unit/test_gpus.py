@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mlpipe.executors.gpus import Gpu, GpuError, GpuPool, check_fits, discover, parse_nvidia_smi
+from mlpipe.executors.gpus import Gpu, GpuError, GpuPool, check_fits, discover, parse_nvidia_smi, why_no_gpus
 
 FAKE_BIN = Path(__file__).parents[1] / "bin"
 SMI = "0, NVIDIA H100 80GB HBM3, 81559 MiB, 550.54.15\n1, NVIDIA H100 80GB HBM3, 81559 MiB, 550.54.15\n"
@@ -88,3 +88,12 @@ def test_check_fits_names_the_steps_and_the_runners_gpus():
         "step 'train' needs 1 GPU, and this runner has none (nvidia-smi found no GPU); "
         "run it on a runner with more GPUs, or lower its resources.gpus"
     )
+
+
+def test_why_a_runner_has_no_gpus(tmp_path):
+    assert why_no_gpus({"PATH": str(tmp_path), "MLPIPE_GPUS": ""}) == "MLPIPE_GPUS is empty"
+    assert why_no_gpus({"PATH": str(tmp_path)}) == "no nvidia-smi on PATH"
+    smi = tmp_path / "nvidia-smi"
+    smi.write_text("#!/bin/sh\n")
+    smi.chmod(0o755)
+    assert why_no_gpus({"PATH": str(tmp_path)}) == "nvidia-smi found no GPU"

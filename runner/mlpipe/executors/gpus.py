@@ -88,12 +88,24 @@ def discover(env: Mapping[str, str] | None = None) -> list[Gpu]:
     return [by_index[i] for i in indices]
 
 
-def check_fits(needs: Mapping[str, int], gpus: Sequence[Gpu]) -> None:
-    """Every step's `resources.gpus` fits on this runner at all (else it would wait forever)."""
+def why_no_gpus(env: Mapping[str, str]) -> str:
+    if env.get("MLPIPE_GPUS", None) is not None and not env["MLPIPE_GPUS"].strip():
+        return "MLPIPE_GPUS is empty"
+    if shutil.which("nvidia-smi", path=env.get("PATH")) is None:
+        return "no nvidia-smi on PATH"
+    return "nvidia-smi found no GPU"
+
+
+def check_fits(
+    needs: Mapping[str, int], gpus: Sequence[Gpu], *, why_none: str = "nvidia-smi found no GPU"
+) -> None:
+    """Every step's `resources.gpus` fits on this runner at all (else it would wait forever).
+
+    `why_none`: why the runner has no GPU, when it has none (`why_no_gpus`)."""
     too_many = {name: n for name, n in needs.items() if n > len(gpus)}
     if not too_many:
         return
-    have = f"{len(gpus)} ({'; '.join(map(str, gpus))})" if gpus else "none (nvidia-smi found no GPU)"
+    have = f"{len(gpus)} ({'; '.join(map(str, gpus))})" if gpus else f"none ({why_none})"
     steps = "; ".join(f"step {name!r} needs {n} GPU{'s' if n != 1 else ''}" for name, n in too_many.items())
     raise GpuError(
         f"{steps}, and this runner has {have}; run it on a runner with more GPUs, or lower its resources.gpus"
