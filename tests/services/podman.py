@@ -15,6 +15,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from services.processes import stop_process
+
 BUSYBOX = Path("/bin/busybox")
 TEST_IMAGE = "mlpipe-test/busybox:1"
 APPLETS = (
@@ -118,14 +120,7 @@ class Podman:
         return reply.startswith(b"HTTP/1.") and b" 200 " in reply.split(b"\r\n", 1)[0]
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        stop_process(self.process)
         self.process = None
 
     def build_busybox(self, ref: str = TEST_IMAGE, *, env: dict[str, str] | None = None) -> str:

@@ -14,6 +14,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from services.processes import stop_process
+
 BINARY = "docker-registry"
 HTPASSWD = "htpasswd"
 REGISTRY_USER = "mlpipe-test"
@@ -113,14 +115,7 @@ class Registry:
         raise RegistryUnavailable(f"{BINARY} did not answer on {self.url}/v2/ within {timeout}s:\n{tail}")
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        stop_process(self.process)
         self.process = None
 
     def blob_path(self, digest: str) -> Path:
