@@ -1,0 +1,109 @@
+"""Which relative paths and symbolic links a stored tree may hold: names that can be written and printed, and
+links that stay inside the tree however they chain.
+
+Pure: it sees the tree as data (path -> link target, or None for a regular file), so the same rules apply to a
+step's outputs before they are stored and to an entry read from a registry or a shared store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+MAX_NAME_BYTES = 255
+MAX_PATH_BYTES = 4096
+MAX_LINK_HOPS = 40
+"""Linux gives up (ELOOP) after 40 links in one resolution."""
+
+
+class UnsafeTree(ValueError):
+    """A tree that must not be written: a name that cannot be stored or a link that leads outside."""
+
+
+def check_name(path: str) -> None:
+    """A '/'-separated relative path of a file in a tree: no empty, '.' or '..' part, valid UTF-8, no control
+    characters (they would break log lines and annotations), within the file system's limits."""
+    if not path:
+        raise UnsafeTree("an empty path")
+    try:
+        encoded = path.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UnsafeTree(f"{path!r} is not valid UTF-8") from None
+    if len(encoded) > MAX_PATH_BYTES:
+        raise UnsafeTree(f"{path[:60]!r}... is longer than {MAX_PATH_BYTES} bytes")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
+        raise UnsafeTree(f"{path!r} holds a control character (a newline, tab or other)")
+    for part in path.split("/"):
+        if part in {"", ".", ".."}:
+            raise UnsafeTree(f"{path!r} is not a plain relative path (empty, '.' or '..' part)")
+        if len(part.encode("utf-8")) > MAX_NAME_BYTES:
+            raise UnsafeTree(f"{path!r} has a name longer than {MAX_NAME_BYTES} bytes")
+
+
+def check_link_target(path: str, target: str) -> None:
+    if not target or "\0" in target:
+        raise UnsafeTree(f"link {path!r} has an empty or NUL-holding target")
+    try:
+        encoded = target.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UnsafeTree(f"link {path!r} has a target that is not valid UTF-8") from None
+    if len(encoded) >= MAX_PATH_BYTES:
+        raise UnsafeTree(f"link {path!r} has a target longer than {MAX_PATH_BYTES - 1} bytes")
+    if target.startswith("/"):
+        raise UnsafeTree(f"link {path!r} -> {target!r} is absolute: it points outside the tree")
+
+
+def check_tree(files: Mapping[str, str | None]) -> None:
+    """Every path is a plain name, no file lies under a file or a link, and every link, followed as the
+    kernel would (each component, `..` after following), stays inside the tree.
+
+    `files` maps each path to its link target, or to None for a regular file.
+    """
+    for path, target in files.items():
+        check_name(path)
+        if target is not None:
+            check_link_target(path, target)
+    dirs: set[str] = set()
+    for path in files:
+        parts = path.split("/")
+        for i in range(1, len(parts)):
+            prefix = "/".join(parts[:i])
+            if prefix in files:
+                kind = "a link" if files[prefix] is not None else "a file"
+                raise UnsafeTree(f"{path!r} lies under {prefix!r}, which is {kind}")
+            dirs.add(prefix)
+    for path, target in files.items():
+        if target is not None:
+            _resolve(path, files, dirs)
+
+
+def _resolve(link: str, files: Mapping[str, str | None], dirs: set[str]) -> None:
+    """Follow `link` inside the tree; raise if any step of it climbs above the top."""
+    hops = 0
+    # Work list of components still to walk, from the directory holding the link.
+    stack: list[str] = link.split("/")[:-1]
+    pending: list[str] = list(reversed(_parts(files[link] or "")))
+    while pending:
+        part = pending.pop()
+        if part in {"", "."}:
+            continue
+        if part == "..":
+            if not stack:
+                raise UnsafeTree(f"link {link!r} -> {files[link]!r} points outside the tree")
+            stack.pop()
+            continue
+        here = "/".join([*stack, part])
+        target = files.get(here)
+        if here in files and target is not None:
+            hops += 1
+            if hops > MAX_LINK_HOPS:
+                raise UnsafeTree(f"link {link!r} starts a loop of links")
+            pending.extend(reversed(_parts(target)))  # relative to the link's own directory: stack as is
+            continue
+        if here in dirs:
+            stack.append(part)
+            continue
+        return  # a file (nothing can be below it) or nothing at all: resolution stops inside the tree
+
+
+def _parts(target: str) -> list[str]:
+    return target.split("/")
