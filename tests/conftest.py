@@ -14,6 +14,18 @@ import pytest
 
 from mlpipe_testing import Project, git, make_repo, write_files  # noqa: F401 - re-exported
 from nonroot_testing import shared_dir  # noqa: F401 - a fixture
+from service_fixtures import (  # noqa: F401 - fixtures and constants, one instance per test run
+    GITHUB_READ_TOKEN,
+    GITHUB_WRITE_TOKEN,
+    IN_CI,
+    auth_registry,
+    engine,
+    github_api,
+    github_api_server,
+    podman,
+    registry,
+    token_registry,
+)
 
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "Test Author",

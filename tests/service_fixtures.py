@@ -1,6 +1,8 @@
-"""Services for integration tests: the real distribution registry, with and without htpasswd auth.
+"""Services for integration and fault tests: the real distribution registry (plain, htpasswd, token auth), podman's
+Docker-compatible API and the GitHub API stand-in, each started once per test run.
 
-In CI (CI=true) a registry that cannot start fails the tests; locally without the package they skip.
+In CI (CI=true) a service that cannot start fails the tests; locally without its packages they skip. tests/conftest.py
+imports them, so every test folder (integration/, faults/) shares one instance of each.
 """
 
 from __future__ import annotations
