@@ -115,9 +115,18 @@ class RunLocks:
 
 
 def hold_for_run(
-    state_dir: Path, store_root: Path, run_id: str, *, timeout_s: float, say: Callable[[str], None]
+    state_dir: Path,
+    store_root: Path,
+    run_id: str,
+    *,
+    timeout_s: float,
+    say: Callable[[str], None],
+    when_idle: Callable[[], None] = lambda: None,
 ) -> RunLocks:
-    """The workspace's run lock (exclusive), then the store's (shared); Busy naming the holder on timeout."""
+    """The workspace's run lock (exclusive), then the store's (shared); Busy naming the holder on timeout.
+
+    `when_idle` runs first if no other run uses the store (holding it exclusively): to clear what killed runs left.
+    """
     me = Holder(run_id=run_id, pid=os.getpid(), workspace=str(state_dir.parent))
     path = state_dir / WORKSPACE_LOCK
     workspace = _open(path)
@@ -134,7 +143,15 @@ def hold_for_run(
     _write_holder(workspace, me)
     try:
         store = _open(store_root / STORE_LOCK)
-        _wait(store, fcntl.LOCK_SH, timeout_s, lambda: f"mlpipe gc is cleaning the store {store_root}", say)
+        if _try(store, fcntl.LOCK_EX):
+            try:
+                when_idle()
+            finally:
+                fcntl.flock(store, fcntl.LOCK_SH)  # not atomic: a gc slipping in meanwhile is waited for
+        else:
+            _wait(
+                store, fcntl.LOCK_SH, timeout_s, lambda: f"mlpipe gc is cleaning the store {store_root}", say
+            )
     except BaseException:
         workspace.close()
         raise
@@ -176,11 +193,20 @@ def store_exclusive(store_root: Path, *, timeout_s: float, say: Callable[[str], 
         lock.close()
 
 
-@contextlib.contextmanager
-def store_idle(store_root: Path) -> Iterator[bool]:
+def store_idle(store_root: Path) -> contextlib.AbstractContextManager[bool]:
     """Whether no run uses the store (held exclusively meanwhile, without waiting); False when unknown."""
+    return _idle(store_root / STORE_LOCK)
+
+
+def workspace_idle(state_dir: Path) -> contextlib.AbstractContextManager[bool]:
+    """Whether no run runs in the workspace (held exclusively meanwhile, without waiting)."""
+    return _idle(state_dir / WORKSPACE_LOCK)
+
+
+@contextlib.contextmanager
+def _idle(path: Path) -> Iterator[bool]:
     try:
-        lock: Any = open(store_root / STORE_LOCK, "rb")  # noqa: SIM115 - closed below
+        lock: Any = open(path, "rb")  # noqa: SIM115 - closed below
     except FileNotFoundError:
         lock = None  # no run ever locked it: none uses it (an mlpipe that predates the lock aside)
     except OSError:

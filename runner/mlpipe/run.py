@@ -21,9 +21,11 @@ from typing import Any
 from mlpipe import __version__
 from mlpipe.cache.base import StepResult
 from mlpipe.digest import FileHasher, Manifest, tree_signature, walk_files
+from mlpipe.diskspace import full_disk, is_full
 from mlpipe.executors.base import ContainerSpec, Executor, Mount, RunningStep, StepOutcome, StepRequest
 from mlpipe.executors.gpus import Gpu, GpuPool
 from mlpipe.executors.host import HostExecutor
+from mlpipe.leftovers import host_step_records
 from mlpipe.plan import fingerprint_step, gathered_refs, output_refs, why_run
 from mlpipe.prepare import Prepared, workspace_path
 from mlpipe.provenance import write_snapshot_ref
@@ -72,7 +74,7 @@ class Runner:
         self.p = prepared
         self.reporter = reporter
         self.options = options
-        self.executor = executor or HostExecutor()
+        self.executor = executor or HostExecutor(host_step_records(prepared.workspace))
         self.containers = containers
         """Runs steps with `image:`; the docker executor, created when the first such step starts."""
         self.gpu_pool = GpuPool(prepared.gpus)
@@ -306,7 +308,8 @@ class Runner:
             except StepError as error:
                 finished.error = str(error)
             except Exception as error:  # noqa: BLE001 - reported on the step, never lost
-                finished.error = f"storing the result failed: {error!r}"
+                what = f"the outputs of step {name!r} ({', '.join(outputs)})"
+                finished.error = f"storing the result failed: {_describe(error, self.p.store.root, what)}"
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
                 self._done.put(finished)
@@ -634,6 +637,13 @@ def _same_content(store: Any, dest: Path, manifest: Manifest) -> bool:
         return bool(store.hasher.digest(dest) == manifest.digest)
     except OSError:
         return False
+
+
+def _describe(error: Exception, store: Path, what: str) -> str:
+    """A full disk names the store, its file system and what is free there; anything else as it is."""
+    if isinstance(error, OSError) and is_full(error):
+        return full_disk(store, error, what)
+    return repr(error)
 
 
 def wait_ms(start: float) -> int:

@@ -40,19 +40,42 @@ def step_outcome_line(name: str, step: StepRecord) -> str:
     return f"{name}: {step.status}{detail}"
 
 
+def stdout_closed(stream: IO[str]) -> None:
+    """Point a stream whose reader left (EPIPE) at /dev/null: later writes, and Python's flush at exit, succeed
+    silently instead of raising in whichever thread writes next."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # not a real file (a test's StringIO): nothing more to do
+        pass
+
+
 class PlainReporter:
-    """One line per event, every output line prefixed with its step: greppable, safe to interleave."""
+    """One line per event, every output line prefixed with its step: greppable, safe to interleave.
+
+    When the reader of the output goes away (`mlpipe ci-run | head -1`), the run goes on without output: its
+    steps' logs are still written, and the record says how it ended.
+    """
 
     def __init__(self, stream: IO[str] | None = None, *, github: bool = False) -> None:
         self.stream = stream or sys.stdout
         self.github = github
         self._lock = threading.Lock()
         self._buffers: dict[str, list[str]] = {}
+        self._closed = False
 
     def _print(self, text: str) -> None:
         with self._lock:
-            self.stream.write(text + "\n")
-            self.stream.flush()
+            if self._closed:
+                return
+            try:
+                self.stream.write(text + "\n")
+                self.stream.flush()
+            except (BrokenPipeError, ValueError):  # ValueError: the stream was closed
+                self._closed = True
+                stdout_closed(self.stream)
+                _say("the output was closed (its reader exited): the run goes on without printing progress")
 
     def run_started(self, record: RunRecord, plan: Plan) -> None:
         runs = sum(1 for s in plan.steps.values() if s.action == "run")
@@ -85,6 +108,14 @@ class PlainReporter:
 
     def message(self, text: str) -> None:
         self._print(f"mlpipe: {text}")
+
+
+def _say(text: str) -> None:
+    try:
+        sys.stderr.write(f"mlpipe: {text}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):  # stderr went with stdout (`2>&1 | head`)
+        stdout_closed(sys.stderr)
 
 
 def _escape(text: str) -> str:

@@ -13,11 +13,13 @@ from mlpipe.baseline import Baseline, baseline_for, compare_runs
 from mlpipe.cli.options import json_option, pipeline_options, selection_options
 from mlpipe.compare import RunDiff, diff_text
 from mlpipe.errors import CacheError, PipelineFailed, UsageError
+from mlpipe.leftovers import start_run
+from mlpipe.locks import lock_timeout
 from mlpipe.prepare import Selected, prepare
 from mlpipe.release import build_manifest, push_release, release_tag, require_clean, save_local
 from mlpipe.report import run_summary
 from mlpipe.run import Runner, RunOptions
-from mlpipe.runs import RunRecord
+from mlpipe.runs import RunRecord, new_run_id
 from mlpipe.session import Session, open_session, remote_cache
 from mlpipe.ui import choose_reporter
 
@@ -75,6 +77,12 @@ def command(
     Exits 0 only when every selected step ran or was reused successfully.
     """
     session = open_session(file, params, cache)
+    run_id = new_run_id()
+    say = lambda text: click.echo(f"mlpipe: {text}", err=True)
+    locks = start_run(
+        session.workspace, session.pipeline, run_id, timeout_s=lock_timeout(os.environ), say=say
+    )
+    click.get_current_context().call_on_close(locks.release)
     # Found before any compute: a --since REF without a run is an error, not a surprise at the end.
     baseline = baseline_for(session.workspace, since=since, environ=os.environ, registry=remote_cache(cache))
     prepared = prepare(
@@ -114,7 +122,7 @@ def command(
             stream=stream,
             compare=(lambda done: _compare(session, baseline, done)) if baseline else None,
         )
-    record = Runner(prepared, reporter, options).run()
+    record = Runner(prepared, reporter, options, run_id=run_id).run()
     if as_json:
         click.echo(json.dumps(record.to_json(), indent=1, sort_keys=True))
     else:
@@ -131,6 +139,10 @@ def command(
     if record.status != "succeeded":
         failed = [n for n, s in record.steps.items() if s.status not in {"ran", "reused"}]
         raise PipelineFailed(f"run {record.run_id} failed: {', '.join(failed)} did not succeed")
+
+
+def _say(text: str) -> None:
+    click.echo(f"mlpipe: {text}", err=True)
 
 
 def _compare(session: Session, baseline: Baseline, record: RunRecord) -> tuple[RunDiff | None, str]:

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
+from typing import TYPE_CHECKING
 
 import click
 
 from mlpipe.cli.options import file_option, json_option
-from mlpipe.errors import UsageError
+from mlpipe.errors import MlpipeError, UsageError
 from mlpipe.gc import GcReport, Keep, gc_local
 from mlpipe.runs import RunHistory
+
+if TYPE_CHECKING:
+    from mlpipe.paths import Workspace
+    from mlpipe.spec.model import Pipeline
 from mlpipe.session import remote_cache, workspace_for
 
 
@@ -45,14 +51,13 @@ def command(
     if (keep_days is None) == (keep_last is None):
         raise UsageError("give exactly one of --keep-days N and --keep-last N")
     keep = Keep(last=keep_last, days=keep_days)
-    from mlpipe.cache.local import LocalStore
     from mlpipe.paths import Workspace
     from mlpipe.session import cache_dir
 
     root = workspace_for(file).root
     workspace = Workspace(root, cache_override=cache_dir(root, cache))
-    records = list(RunHistory(workspace.runs).records())
-    reports = {"local": gc_local(LocalStore(workspace.cache), records, keep, dry_run=dry_run)}
+    reports = {"local": _gc_local(file, workspace, keep, dry_run=dry_run)}
+    records = list(RunHistory(workspace.runs).records())  # as they are now that no run is going on
     remote = remote_cache(cache)
     if remote is not None:
         from mlpipe.cache.tiered import registry_gc
@@ -63,6 +68,37 @@ def command(
         return
     for name, report in reports.items():
         click.echo(_line(name, report))
+
+
+def _gc_local(file: str | None, workspace: Workspace, keep: Keep, *, dry_run: bool) -> GcReport:
+    """Without --dry-run, gc holds the store alone (waiting for the runs that use it) and clears leftovers.
+
+    The run records are read once it holds the store: a run that was going on has recorded what it used.
+    """
+    from mlpipe.cache.local import LocalStore
+    from mlpipe.leftovers import clear_store_tmp, clear_workspace
+    from mlpipe.locks import lock_timeout, store_exclusive
+
+    store = LocalStore(workspace.cache)
+    history = RunHistory(workspace.runs)
+    if dry_run:
+        return gc_local(store, list(history.records()), keep, dry_run=True)
+    say = lambda text: click.echo(f"mlpipe: {text}", err=True)
+    with store_exclusive(workspace.cache, timeout_s=lock_timeout(os.environ), say=say):
+        clear_store_tmp(workspace.cache)
+        report = gc_local(store, list(history.records()), keep, dry_run=False)
+    clear_workspace(workspace, _pipeline_or_none(file))
+    return report
+
+
+def _pipeline_or_none(file: str | None) -> Pipeline | None:
+    """The pipeline, to find its outputs' checkout temps; gc works on a broken file too (without them)."""
+    from mlpipe.session import load
+
+    try:
+        return load(file)
+    except MlpipeError:
+        return None
 
 
 def _line(name: str, report: GcReport) -> str:

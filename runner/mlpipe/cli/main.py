@@ -83,3 +83,16 @@ def main(argv: list[str] | None = None) -> Any:
         sys.exit(error.exit_code)
     except click.exceptions.Exit as done:
         sys.exit(done.exit_code)
+    except BrokenPipeError:
+        # The reader of our output left (`| head`): nothing more to say to it, and no second error at exit.
+        from mlpipe.ui import stdout_closed
+
+        stdout_closed(sys.stdout)
+        sys.exit(141)  # as a shell reports a process ended by SIGPIPE
+    except OSError as error:
+        from mlpipe.diskspace import full_disk_anywhere, is_full
+
+        if not is_full(error):
+            raise
+        click.echo(f"error: {full_disk_anywhere(error)}", err=True)
+        sys.exit(1)

@@ -1,4 +1,12 @@
-"""Runs a step's command on this machine, in its own process group, streaming its output."""
+"""Runs a step's command on this machine, in its own process group, streaming its output.
+
+Steps die with their runner: a guardian process, started with the first step, reads the step groups' ids from
+a pipe that only mlpipe holds open. When mlpipe ends, even by kill -9, the pipe closes and the guardian stops
+every group still listed (SIGTERM, then SIGKILL). What the guardian cannot cover (it was killed too, or a step
+moved a child into a session of its own) is found at the next start: each running step's group is recorded
+in a file with its leader's start time and mlpipe's, and `orphans.reap_host_steps` stops the groups whose
+mlpipe is gone.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +15,14 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import IO
 
 from mlpipe.executors.base import StepOutcome, StepRequest
+from mlpipe.executors.orphans import forget_host_step, record_host_step
 
 
 def shell_argv(command: str) -> list[str]:
@@ -22,14 +33,84 @@ def shell_argv(command: str) -> list[str]:
     return ["/bin/sh", "-e", "-c", command]
 
 
+# Run with -I -S: nothing from the environment or site-packages, and a quick start. It ignores the signals a
+# terminal or CI sends to mlpipe's group: it ends when its pipe closes, and only then acts.
+GUARDIAN = """
+import os, signal, sys, time
+for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE):
+    signal.signal(s, signal.SIG_IGN)
+groups = set()
+for line in sys.stdin:
+    if line[:1] == "+":
+        groups.add(int(line[1:]))
+    elif line[:1] == "-":
+        groups.discard(int(line[1:]))
+def alive():
+    left = set()
+    for g in groups:
+        try:
+            os.killpg(g, 0)
+            left.add(g)
+        except OSError:
+            pass
+    return left
+grace = float(sys.argv[1])
+for sig in (signal.SIGTERM, signal.SIGKILL):
+    for g in alive():
+        try:
+            os.killpg(g, sig)
+        except OSError:
+            pass
+    deadline = time.monotonic() + grace
+    while groups and time.monotonic() < deadline and alive():
+        time.sleep(0.05)
+"""
+
+
+class Guardian:
+    """The process that stops this mlpipe's step groups when mlpipe ends without doing so itself."""
+
+    def __init__(self, grace_s: float) -> None:
+        self._lock = threading.Lock()
+        self._process = subprocess.Popen(
+            [sys.executable, "-I", "-S", "-c", GUARDIAN, str(grace_s)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # not in mlpipe's group: a signal to that group leaves it to do its job
+        )
+
+    def tell(self, line: str) -> None:
+        assert self._process.stdin is not None
+        with (
+            self._lock,
+            contextlib.suppress(OSError, ValueError),
+        ):  # it died: steps are still stopped by mlpipe
+            self._process.stdin.write(line.encode() + b"\n")
+            self._process.stdin.flush()
+
+
 class HostExecutor:
+    def __init__(self, records: Path | None = None) -> None:
+        self.records = records
+        """Where running steps' groups are recorded for `orphans.reap_host_steps`; None: not recorded."""
+        self._guardian: Guardian | None = None
+
     def start(self, request: StepRequest) -> HostStep:
-        return HostStep(request)
+        if self._guardian is None:
+            # If no second interpreter can start, the record read at the next start still reaps.
+            with contextlib.suppress(OSError):
+                self._guardian = Guardian(request.kill_grace_s)
+        return HostStep(request, guardian=self._guardian, records=self.records)
 
 
 class HostStep:
-    def __init__(self, request: StepRequest) -> None:
+    def __init__(
+        self, request: StepRequest, *, guardian: Guardian | None = None, records: Path | None = None
+    ) -> None:
         self.request = request
+        self._guardian = guardian
+        self._record: Path | None = None
         self._started = time.monotonic()
         self._stop = threading.Event()
         self._cancelled = False
@@ -47,6 +128,10 @@ class HostStep:
                 start_new_session=True,  # its own process group: signals reach the whole step
             )
             self._error: str | None = None
+            if guardian is not None:
+                guardian.tell(f"+{self.process.pid}")
+            if records is not None:
+                self._record = record_host_step(records, self.process.pid)
         except OSError as error:
             self.process = None
             self._error = f"could not start the step's shell: {error}"
@@ -61,9 +146,12 @@ class HostStep:
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
             for prefix, replacement in self.request.rewrites:
                 line = line.replace(prefix, replacement)
-            self._log.write(line.encode() + b"\n")
-            self._log.flush()
-            self.request.on_line(self.request.step, line)
+            with contextlib.suppress(OSError):  # a full disk: the step goes on; its output is not kept
+                self._log.write(line.encode() + b"\n")
+                self._log.flush()
+            # The pipe must be drained whatever happens to the display, or the step blocks on a full pipe.
+            with contextlib.suppress(Exception):
+                self.request.on_line(self.request.step, line)
 
     def wait(self) -> StepOutcome:
         if self.process is None:
@@ -78,8 +166,13 @@ class HostStep:
             code = self.process.wait()
         # Whatever the step left running in its group goes with it.
         self._signal(signal.SIGKILL)
+        if self._guardian is not None:
+            self._guardian.tell(f"-{self.process.pid}")
+        if self._record is not None:
+            forget_host_step(self._record)
         self._reader.join(timeout=5)
-        self._log.close()
+        with contextlib.suppress(OSError):
+            self._log.close()
         duration = time.monotonic() - self._started
         error = None
         if self._timed_out:

@@ -1,4 +1,5 @@
-"""Step containers whose mlpipe process is gone (kill -9, a crash, a lost runner) are found and removed.
+"""Step containers and host step process groups whose mlpipe process is gone (kill -9, a crash, a lost runner)
+are found and removed.
 
 Each step container is labelled with the process that created it: where its pid means something (hostname,
 boot id and pid namespace) and the pid with the process's start time from /proc/<pid>/stat, so a reused pid
@@ -9,7 +10,9 @@ removed: a container of another host, pid namespace or boot may belong to a live
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import signal
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -90,3 +93,51 @@ def remove_orphans(engine: Any) -> list[tuple[Any, Owner]]:
             container.remove(force=True)
             removed.append((container, owner))
     return removed
+
+
+# -- host steps: a file per running step's process group, removed when the step ends --------------------------
+def record_host_step(directory: Path, pgid: int) -> Path | None:
+    """Note that this mlpipe runs the process group `pgid` (its leader's start time tells a reused pid)."""
+    owner, started = Owner.current(), start_time(pgid)
+    if owner is None or started is None:
+        return None
+    path = directory / f"{pgid}.json"
+    with contextlib.suppress(OSError):  # unrecorded, the guardian still stops it with mlpipe
+        directory.mkdir(parents=True, exist_ok=True)
+        temp = directory / f".{pgid}.{os.getpid()}.tmp"
+        temp.write_text(json.dumps({"owner": owner.labels(), "pgid": pgid, "started": started}))
+        os.replace(temp, path)
+        return path
+    return None
+
+
+def forget_host_step(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.unlink()
+
+
+def reap_host_steps(directory: Path) -> list[int]:
+    """Kill (SIGKILL) the recorded step groups whose mlpipe ended here and whose leader still runs; the ids.
+
+    A record whose mlpipe still runs is left alone; one whose group is gone is removed.
+    """
+    reaped = []
+    for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
+        try:
+            data = json.loads(path.read_bytes())
+            owner, pgid, started = Owner.from_labels(data["owner"]), int(data["pgid"]), str(data["started"])
+        except (OSError, ValueError, KeyError, TypeError):
+            forget_host_step(path)  # half-written by a killed mlpipe: it names nothing we could check
+            continue
+        if owner is None or not owner.is_gone():
+            continue
+        if start_time(pgid) == started:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, signal.SIGKILL)
+                reaped.append(pgid)
+        forget_host_step(path)
+    for temp in directory.glob(".*.tmp") if directory.is_dir() else []:
+        pid = temp.name.split(".")[2]
+        if not pid.isdigit() or start_time(int(pid)) is None:
+            forget_host_step(temp)
+    return reaped
