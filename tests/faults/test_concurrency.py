@@ -10,6 +10,7 @@ import sys
 import uuid
 from pathlib import Path
 
+import fault_tally
 from crash_testing import assert_no_traceback, leftovers
 from fsck_testing import assert_store_whole
 
@@ -105,6 +106,7 @@ def test_two_runs_in_one_workspace_take_turns_or_one_refuses_naming_the_other(pr
         assert outputs(project.root) == expected(v)
         assert leftovers(project.root) == []
         assert_store_whole(project.root / ".mlpipe/cache")
+        fault_tally.record("two ci-run in one workspace", runs_completed=2)
 
 
 def test_three_clones_share_one_store(project_factory, tmp_path):
@@ -123,6 +125,7 @@ def test_three_clones_share_one_store(project_factory, tmp_path):
             assert outputs(clone.root) == expected(v)
             assert leftovers(clone.root) == []
         assert_store_whole(store)
+        fault_tally.record("three clones sharing one store, -j 2", runs_completed=3)
 
 
 def test_gc_beside_a_run_waits_for_it_or_refuses_naming_it(project_factory, tmp_path):
@@ -149,6 +152,7 @@ def test_gc_beside_a_run_waits_for_it_or_refuses_naming_it(project_factory, tmp_
         assert_store_whole(project.root / ".mlpipe/cache")
         project.run("ci-run", "-p", f"v={v}").assert_success()
         assert {s["status"] for s in project.record()["steps"].values()} == {"reused"}
+        fault_tally.record("gc beside a run", runs_completed=2)
 
 
 def _wait_for_lock(root: Path) -> dict[str, object]:

@@ -9,6 +9,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import fault_tally
 import pytest
 from crash_testing import assert_no_traceback
 from fsck_testing import assert_store_whole
@@ -74,3 +75,4 @@ def test_a_full_store_is_a_clear_error_and_the_next_run_works(project_factory, s
     assert {n: s["status"] for n, s in again["steps"].items()} == {"small": "reused", "big": "ran"}
     assert temp_files(store) == []
     assert_store_whole(store)
+    fault_tally.record("full disk while storing outputs", runs_completed=2)

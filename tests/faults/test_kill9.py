@@ -15,6 +15,7 @@ import time
 import uuid
 from pathlib import Path
 
+import fault_tally
 from crash_testing import MARKER, assert_no_traceback, leftovers, tree_digest, wait_gone
 from fsck_testing import assert_store_whole
 
@@ -182,5 +183,12 @@ def test_kill_9_at_random_points(project_factory, registry, tmp_path):
         f"{counts['outside']} files touched outside, {rounds} rounds in {time.monotonic() - began:.0f}s"
     )
     print("\n" + summary)
+    fault_tally.record(
+        "kill -9 of mlpipe (steps, store writes, pushes, checkouts)",
+        injected=counts["kills"],
+        runs_completed=counts["completed"],
+        wrong_results=counts["wrong"],
+        touched_outside=counts["outside"],
+    )
     assert counts["kills"] >= KILLS, summary
     assert counts["wrong"] == 0 and counts["outside"] == 0, summary

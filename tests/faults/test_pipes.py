@@ -12,6 +12,7 @@ import time
 import uuid
 from pathlib import Path
 
+import fault_tally
 import pytest
 from crash_testing import MARKER, assert_no_traceback, wait_gone
 from fsck_testing import assert_store_whole
@@ -82,6 +83,7 @@ def test_head_1_closes_stdout_early_and_the_run_completes_without_a_traceback(pi
     assert log.read_text().count("\n") == 3000  # the step's log has everything the display dropped
     assert not wait_gone(token, timeout=10)
     assert_store_whole(project.root / ".mlpipe/cache")
+    fault_tally.record("stdout closed or Ctrl-C while piped", runs_completed=1)
 
 
 def test_sigint_to_a_run_whose_stdout_is_read_slowly_cancels_it(piped):
@@ -109,6 +111,7 @@ def test_sigint_to_a_run_whose_stdout_is_read_slowly_cancels_it(piped):
     assert record["steps"]["chatty"]["status"] == "cancelled"
     assert not wait_gone(token, timeout=10)
     assert_store_whole(project.root / ".mlpipe/cache")
+    fault_tally.record("stdout closed or Ctrl-C while piped", runs_completed=1)
 
 
 def test_ctrl_c_of_a_tee_pipeline_cancels_the_run_although_the_reader_is_gone(piped):
@@ -130,3 +133,4 @@ def test_ctrl_c_of_a_tee_pipeline_cancels_the_run_although_the_reader_is_gone(pi
     assert project.record()["status"] == "cancelled"
     assert not wait_gone(token, timeout=10)
     assert_store_whole(project.root / ".mlpipe/cache")
+    fault_tally.record("stdout closed or Ctrl-C while piped", runs_completed=1)
