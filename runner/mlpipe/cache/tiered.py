@@ -142,7 +142,6 @@ class TieredStore(LocalStore):
                     credentials=find_credentials(s.host, os.environ),
                     insecure=s.insecure,
                     budget=RetryBudget(s.retry_budget_s),
-                    warn=_warn,
                 )
                 self._remote = OciCache(client, self)
                 self._trust = {
@@ -155,15 +154,14 @@ class TieredStore(LocalStore):
             return self._remote, self._policy
 
     def fail(self, error: Exception, doing: str) -> None:
-        """Stop using the registry for this run; say so once. With --cache-required, fail instead."""
-        from mlpipe.cache.registry import RegistryUnavailable
-
+        """Stop using the registry for this run; say so once, whatever the error and wherever it came from (the
+        client warns about nothing itself). With --cache-required, fail instead."""
         message = f"{doing}: {error}"
         with self._lock:
             first = not self._disabled
             self._disabled = True
             self.failures.append(message)
-        if first and not isinstance(error, RegistryUnavailable):  # the client already warned about those
+        if first:
             _warn(f"{message}; going on without the registry {self.settings.url}")
         if self.settings.required:
             raise CacheError(f"{message} (--cache-required)")
