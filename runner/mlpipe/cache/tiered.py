@@ -117,6 +117,8 @@ class TieredStore(LocalStore):
         self._pushes: list[Future[str]] = []
         self._pool: ThreadPoolExecutor | None = None
         self.failures: list[str] = []
+        self._refused: set[tuple[str, str]] = set()
+        """(repository, fingerprint) of entries refused in this run."""
 
     # -- the registry, set up on first use -------------------------------------------------------------
     def open_registry(self) -> tuple[Any, CachePolicy] | None:
@@ -193,12 +195,16 @@ class TieredStore(LocalStore):
         from mlpipe.cache.oci import Refused
 
         for repo in pol.read:
+            if (repo, fingerprint) in self._refused:
+                continue  # said once; a later lookup in this run (plan, then run) does not fetch it again
             started = time.monotonic()
             try:
                 result: StepResult | None = remote.fetch(
                     repo, fingerprint, lambda t, r=repo: pol.accepts(r, t)
                 )
             except Refused as error:
+                with self._lock:
+                    self._refused.add((repo, fingerprint))
                 _warn(f"ignoring registry entry {repo}:result-{fingerprint[:12]}…: {error}")
                 continue
             except CacheError as error:
