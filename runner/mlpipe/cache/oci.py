@@ -45,8 +45,8 @@ BUNDLE_MEDIA_TYPE = "application/vnd.mlpipe.git-bundle.v1"
 """A dirty run's code: `git bundle` of its `refs/mlpipe/runs/<id>`, without what the remote already has."""
 CONFIG_FORMAT = "mlpipe.oci-result/1"
 MAX_CONFIG = 64 << 20
-"""The largest result config (or run record) read: about 300,000 files' index; json parses it in about a second
-into some 400 MB. mlpipe pushes nothing larger; a descriptor declaring more is refused without a download."""
+"""The largest result config (or run record) read: the index of about 290,000 files, which json parses in
+0.7 s and records.py checks in 2.5 s, in a few hundred MB. A descriptor declaring more is refused unread."""
 _FINGERPRINT = re.compile(r"[0-9a-f]{64}")
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 
@@ -401,8 +401,8 @@ class OciCache:
             return False
         try:
             manifest = records.oci_manifest(got[0])
-        except records.BadRecord as error:
-            raise Refused(str(error)) from None
+        except records.BadRecord:
+            return False  # not a run record mlpipe wrote: no bundle to give
         layer = next((d for d in manifest.layers if d.media_type == BUNDLE_MEDIA_TYPE), None)
         if manifest.artifact_type != RUN_ARTIFACT_TYPE or layer is None:
             return False
