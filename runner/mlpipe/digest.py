@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlpipe.cache import records
 from mlpipe.statcache import StatCache
 
 _CHUNK = 1 << 20
@@ -67,14 +68,10 @@ class Entry:
         }
 
     @staticmethod
-    def from_json(data: dict[str, Any]) -> Entry:
-        return Entry(
-            path=data["path"],
-            kind=data["kind"],
-            executable=data["x"],
-            size=data["size"],
-            sha256=data["sha256"],
-        )
+    def from_json(data: Any, where: str = "entry") -> Entry:
+        """An entry as stored; raises records.BadRecord for any field that fails its check."""
+        path, kind, executable, size, sha256 = records.entry(data, where)
+        return Entry(path=path, kind=kind, executable=executable, size=size, sha256=sha256)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,8 +93,17 @@ class Manifest:
         return {"type": self.type, "entries": [e.to_json() for e in self.entries]}
 
     @staticmethod
-    def from_json(data: dict[str, Any]) -> Manifest:
-        return Manifest(type=data["type"], entries=tuple(Entry.from_json(e) for e in data["entries"]))
+    def from_json(data: Any, where: str = "manifest") -> Manifest:
+        """A manifest as stored, read from a registry or a shared store: every field checked (records.manifest),
+        records.BadRecord otherwise."""
+        kind, entries = records.manifest(data, where)
+        return Manifest(
+            type=kind,
+            entries=tuple(
+                Entry(path=path, kind=k, executable=x, size=size, sha256=sha256)
+                for path, k, x, size, sha256 in entries
+            ),
+        )
 
 
 def walk_files(top: Path | str) -> Iterator[tuple[str, os.stat_result]]:

@@ -7,10 +7,12 @@ step's outputs before they are stored and to an entry read from a registry or a 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 MAX_NAME_BYTES = 255
 MAX_PATH_BYTES = 4096
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 MAX_LINK_HOPS = 40
 """Linux gives up (ELOOP) after 40 links in one resolution."""
 
@@ -30,7 +32,7 @@ def check_name(path: str) -> None:
         raise UnsafeTree(f"{path!r} is not valid UTF-8") from None
     if len(encoded) > MAX_PATH_BYTES:
         raise UnsafeTree(f"{path[:60]!r}... is longer than {MAX_PATH_BYTES} bytes")
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
+    if _CONTROL.search(path):
         raise UnsafeTree(f"{path!r} holds a control character (a newline, tab or other)")
     for part in path.split("/"):
         if part in {"", ".", ".."}:
@@ -64,9 +66,10 @@ def check_tree(files: Mapping[str, str | None]) -> None:
             check_link_target(path, target)
     dirs: set[str] = set()
     for path in files:
-        parts = path.split("/")
-        for i in range(1, len(parts)):
-            prefix = "/".join(parts[:i])
+        end = path.find("/")
+        while end != -1:  # every proper prefix, without a split and join per level
+            prefix = path[:end]
+            end = path.find("/", end + 1)
             if prefix in files:
                 kind = "a link" if files[prefix] is not None else "a file"
                 raise UnsafeTree(f"{path!r} lies under {prefix!r}, which is {kind}")

@@ -109,7 +109,10 @@ def test_a_result_that_does_not_parse_is_found(stored):
     del data["outputs"]
     entry.write_text(json.dumps(data))
     done = fsck(project, store).assert_code(1)
-    assert f"bad result {entry.relative_to(store)}: does not parse: KeyError('outputs')" in done.stdout
+    assert (
+        f"bad result {entry.relative_to(store)}: does not parse: BadRecord(\"result: no 'outputs'\")"
+        in done.stdout
+    )
 
 
 def test_a_materialized_file_that_is_not_its_object_is_found(stored):

@@ -1,4 +1,5 @@
-"""A small HTTP proxy in front of the test registry: counts requests and injects faults (5xx, 429, drops)."""
+"""A small HTTP proxy in front of the test registry: counts requests and injects faults (5xx, 429, drops,
+truncated bodies, stalls)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,17 @@ from services.local_http import LocalHTTPServer
 
 @dataclass
 class Fault:
+    """The next `times` requests that `match` get `status` (with `headers`) instead of the registry's answer; or,
+    with an `action`, the registry's answer spoiled: "truncate" sends the first half of the body as if it were
+    all of it, "drop" announces the whole body, sends half and closes the connection, "stall" announces the
+    whole body, sends half, then nothing until the proxy stops (or `stall_s` passes)."""
+
     status: int
     times: int
     match: Callable[[str, str], bool] = lambda method, path: True
     headers: dict[str, str] = field(default_factory=dict)
+    action: str = "status"
+    stall_s: float = 120.0
 
 
 class Proxy(LocalHTTPServer):
@@ -25,6 +33,8 @@ class Proxy(LocalHTTPServer):
         self.requests: list[tuple[str, str]] = []
         self.faults: list[Fault] = []
         self._lock = threading.Lock()
+        self.released = threading.Event()
+        """Set when the proxy stops: stalled answers end."""
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -43,7 +53,7 @@ class Proxy(LocalHTTPServer):
                     )
                     if fault is not None:
                         fault.times -= 1
-                if fault is not None:
+                if fault is not None and fault.action == "status":
                     self.send_response(fault.status)
                     for k, v in fault.headers.items():
                         self.send_header(k, v)
@@ -56,6 +66,10 @@ class Proxy(LocalHTTPServer):
                 conn.request(self.command, self.path, body=body, headers=headers)
                 response = conn.getresponse()
                 data = response.read()
+                if fault is not None:
+                    self._spoil(fault, response, data)
+                    conn.close()
+                    return
                 self.send_response(response.status)
                 for k, v in response.getheaders():
                     if k.lower() in {"transfer-encoding", "connection", "content-length"}:
@@ -69,6 +83,22 @@ class Proxy(LocalHTTPServer):
                     self.wfile.write(data)
                 conn.close()
 
+            def _spoil(self, fault: Fault, response: http.client.HTTPResponse, data: bytes) -> None:
+                half = data[: len(data) // 2]
+                self.send_response(response.status)
+                for k, v in response.getheaders():
+                    if k.lower() not in {"transfer-encoding", "connection", "content-length"}:
+                        self.send_header(k, v)
+                self.send_header(
+                    "Content-Length", str(len(half) if fault.action == "truncate" else len(data))
+                )
+                self.end_headers()
+                self.wfile.write(half)
+                self.wfile.flush()
+                if fault.action == "stall":
+                    proxy.released.wait(fault.stall_s)
+                self.close_connection = True
+
             do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _handle
 
         super().__init__(Handler)
@@ -80,3 +110,7 @@ class Proxy(LocalHTTPServer):
     def reset(self) -> None:
         with self._lock:
             self.requests.clear()
+
+    def __exit__(self, *exc: object) -> None:
+        self.released.set()
+        super().__exit__(*exc)

@@ -82,8 +82,8 @@ def test_manifest_of_a_single_file_has_one_entry_without_a_path(tmp_path: Path) 
 
 
 def test_entry_json_uses_short_keys() -> None:
-    entry = Entry(path="a", kind="file", executable=True, size=1, sha256="ab")
-    assert entry.to_json() == {"path": "a", "kind": "file", "x": True, "size": 1, "sha256": "ab"}
+    entry = Entry(path="a", kind="file", executable=True, size=1, sha256=sha(b"a"))
+    assert entry.to_json() == {"path": "a", "kind": "file", "x": True, "size": 1, "sha256": sha(b"a")}
     assert Entry.from_json(entry.to_json()) == entry
 
 

@@ -16,7 +16,7 @@ from mlpipe.digest import Entry, FileHasher, Manifest
 
 FP = hashlib.sha256(b"fingerprint").hexdigest()
 PARTS = {"schema": 1, "run": ["train"], "code": "1" * 40}
-PROVENANCE = {"run_id": "20260101T000000000Z-aaaa", "commit": "c" * 40, "dirty": False}
+PROVENANCE = {"run_id": "20260101T000000000Z-aaaaaaaaaaaaaaaa", "commit": "c" * 40, "dirty": False}
 
 
 def stage(top: Path, files: dict[str, bytes]) -> Path:
@@ -145,19 +145,21 @@ def test_a_corrupt_entry_is_a_warning_and_a_miss(
     assert store.lookup(FP) is None
     assert capsys.readouterr().err == (
         f"mlpipe: warning: ignoring corrupt cache entry {entry}: "
-        "Expecting property name enclosed in double quotes: line 1 column 2 (char 1)\n"
+        "result: not JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1))\n"
     )
 
     entry.write_text('{"format": "mlpipe.result/0"}')
     assert store.lookup(FP) is None
     assert capsys.readouterr().err == (
-        f"mlpipe: warning: ignoring corrupt cache entry {entry}: unknown result format 'mlpipe.result/0'\n"
+        f"mlpipe: warning: ignoring corrupt cache entry {entry}: "
+        "result.format: expected 'mlpipe.result/1', found 'mlpipe.result/0'\n"
     )
 
     entry.write_text('{"format": "mlpipe.result/1", "parts": {}}')
     assert store.lookup(FP) is None
     assert (
-        capsys.readouterr().err == f"mlpipe: warning: ignoring corrupt cache entry {entry}: 'fingerprint'\n"
+        capsys.readouterr().err
+        == f"mlpipe: warning: ignoring corrupt cache entry {entry}: result: no 'fingerprint'\n"
     )
 
     # A publish replaces an entry that is not a complete one.
@@ -172,20 +174,20 @@ BAD_ENTRY = {"path": "a", "kind": "file", "x": False, "size": 1, "sha256": 7}
 @pytest.mark.parametrize(
     ("data", "error"),
     [
-        ([], "'list' object has no attribute 'get'"),
-        (None, "'NoneType' object has no attribute 'get'"),
+        ([], "result: expected a JSON object, found a list"),
+        (None, "result: expected a JSON object, found null"),
         (
             {"format": "mlpipe.result/1", "fingerprint": "f", "parts": {}, "outputs": []},
-            "'list' object has no attribute 'items'",
+            "result.fingerprint: expected 64 lowercase hex characters, found 'f'",
         ),
         (
             {
                 "format": "mlpipe.result/1",
-                "fingerprint": "f",
+                "fingerprint": FP,
                 "parts": {},
                 "outputs": {"o": {"type": "dir", "entries": [BAD_ENTRY]}},
             },
-            "'int' object is not subscriptable",
+            "result.outputs.o.entries[0].sha256: expected 64 lowercase hex characters, found 7",
         ),
     ],
 )
@@ -323,7 +325,7 @@ def test_a_manifest_path_that_escapes_is_refused(store: LocalStore, tmp_path: Pa
     dest = tmp_path / "ws" / "out"
     with pytest.raises(ValueError) as info:
         store.checkout(manifest, dest)
-    assert str(info.value) == f"refusing a path that escapes its output: {path!r}"
+    assert repr(path) in str(info.value)
     with pytest.raises(ValueError):
         store.materialize(manifest, "o")
     assert not (tmp_path / "ws" / "x").exists()
@@ -350,7 +352,7 @@ def test_a_path_through_a_stored_link_is_refused(store: LocalStore, tmp_path: Pa
     )
     with pytest.raises(ValueError) as info:
         store.checkout(manifest, tmp_path / "ws" / "out")
-    assert str(info.value) == "refusing a path that escapes its output: 'escape/planted'"
+    assert str(info.value) == f"link 'escape' -> {str(outside)!r} is absolute: it points outside the tree"
     with pytest.raises(ValueError):
         store.materialize(manifest, "o")
     assert list(outside.iterdir()) == []

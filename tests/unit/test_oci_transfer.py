@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mlpipe.cache.layers import LayerError, ObjectKey, TarObjectSink, TarStream, write_tar
+from mlpipe.cache.layers import LayerError, ObjectKey, TarObjectSink, TarStream, tar_size, write_tar
 from mlpipe.cache.local import LocalStore
 
 
@@ -50,6 +50,7 @@ def test_tar_stream_is_byte_identical_to_tarfile(tmp_path, sizes) -> None:
     assert stream.digest() == "sha256:" + hashlib.sha256(expected).hexdigest()
     out = io.BytesIO()
     assert write_tar(items, out) == (stream.digest(), len(expected))
+    assert tar_size(sizes) == len(expected)  # what a layer descriptor must declare for these objects
 
 
 def test_tar_stream_refuses_an_object_that_changed_size(tmp_path) -> None:
@@ -125,3 +126,60 @@ def test_a_new_object_is_invisible_until_committed(tmp_path) -> None:
     abandoned.write(b"oth")
     abandoned.discard()
     assert [p.name for p in (tmp_path / "store" / "objects").glob("*/*")] == [sha[2:]]
+
+
+def _spoiled(tmp_path: Path, spoil) -> bytes:
+    (tmp_path / "src").mkdir()
+    items = objects(tmp_path / "src", [100])
+    data = bytearray(tarfile_bytes(items))
+    spoil(data)
+    data[148:156] = b"        "
+    data[148:156] = b"%06o\0 " % sum(data[:512])  # a valid checksum for the spoiled header
+    return bytes(data)
+
+
+@pytest.mark.parametrize(
+    ("spoil", "message"),
+    [
+        (lambda d: d.__setitem__(slice(156, 157), b"2"), "is not a regular file"),  # a symbolic link
+        (lambda d: d.__setitem__(slice(156, 157), b"1"), "is not a regular file"),  # a hard link
+        (
+            lambda d: d.__setitem__(slice(124, 136), b"\x80" + bytes(10) + b"\x01"),
+            "size is not an octal number",
+        ),
+        (lambda d: d.__setitem__(slice(124, 136), b"%011o\0" % 99), "of 99 bytes (the index says 100)"),
+        (lambda d: d.__setitem__(slice(0, 3), b"../"), "unexpected tar member '../"),
+    ],
+)
+def test_a_member_that_is_not_an_indexed_object_of_its_size_is_refused_before_a_byte_is_written(
+    tmp_path, spoil, message
+) -> None:
+    data = _spoiled(tmp_path, spoil)
+    key = ObjectKey.parse(tarfile_bytes(objects(tmp_path / "src", [100]))[:100].split(b"\0")[0].decode())
+    store = LocalStore(tmp_path / "store")
+    sink = TarObjectSink([key], lambda k: store.new_object(k.sha256, k.executable), {key: 100})
+    with pytest.raises(LayerError) as info:
+        sink.write(data)
+    assert message in str(info.value)
+    sink.close()
+    assert not list((store.root / "objects").glob("*/*"))
+
+
+def test_a_member_the_index_does_not_list_is_refused(tmp_path) -> None:
+    (tmp_path / "src").mkdir()
+    items = objects(tmp_path / "src", [100, 200])
+    store = LocalStore(tmp_path / "store")
+    wanted = items[0][0]
+    sink = TarObjectSink([wanted], lambda k: store.new_object(k.sha256, k.executable), {wanted: 100})
+    with pytest.raises(LayerError, match=r"unexpected tar member [0-9a-f]{12} of 200 bytes$"):
+        sink.write(tarfile_bytes([items[1], items[0]]))
+
+
+def test_a_tar_without_its_end_blocks_is_not_whole(tmp_path) -> None:
+    (tmp_path / "src").mkdir()
+    items = objects(tmp_path / "src", [100])
+    store = LocalStore(tmp_path / "store")
+    sink = TarObjectSink([items[0][0]], lambda k: store.new_object(k.sha256, k.executable))
+    sink.write(tarfile_bytes(items)[:1024])  # the member, not the zero blocks after it
+    with pytest.raises(LayerError, match="before its end blocks"):
+        sink.finish()

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from mlpipe.cache import records
 from mlpipe.digest import Manifest
 
 RESULT_FORMAT = "mlpipe.result/1"
@@ -38,15 +39,27 @@ class StepResult:
         }
 
     @staticmethod
-    def from_json(data: Mapping[str, Any]) -> StepResult:
+    def from_json(data: Any) -> StepResult:
+        """A result record as stored, from a registry or a store several clones may share: every field is
+        checked (cache/records.py) before it can build a path, a link or a print; records.BadRecord (a
+        ValueError) otherwise. Provenance fields that fail their check are dropped: they only inform."""
+        data = records.obj(data, "result")
         if data.get("format") != RESULT_FORMAT:
-            raise ValueError(f"unknown result format {data.get('format')!r}")
+            raise records.BadRecord(
+                "result.format", f"expected {RESULT_FORMAT!r}, found {records.shown(data.get('format'))}"
+            )
+        fingerprint = records.sha256(records.field(data, "fingerprint", "result"), "result.fingerprint")
+        parts = records.parts(records.field(data, "parts", "result"), "result.parts")
+        outputs = records.obj(records.field(data, "outputs", "result"), "result.outputs")
         return StepResult(
-            fingerprint=data["fingerprint"],
-            parts=data["parts"],
-            outputs={name: Manifest.from_json(m) for name, m in data["outputs"].items()},
-            metrics=data.get("metrics", {}),
-            provenance=data.get("provenance", {}),
+            fingerprint=fingerprint,
+            parts=parts,
+            outputs={
+                records.output_name(name, "result.outputs"): Manifest.from_json(m, f"result.outputs.{name}")
+                for name, m in outputs.items()
+            },
+            metrics=records.metrics(data.get("metrics", {}), "result.metrics"),
+            provenance=records.provenance(data.get("provenance")),
         )
 
 

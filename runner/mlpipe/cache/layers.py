@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
 
+from mlpipe.cache.records import OBJECT_NAME
 from mlpipe.digest import Entry
 
 RAW_THRESHOLD = 1 << 20
@@ -27,7 +27,6 @@ CUT_MASK = 0xFF
 
 TAR_MEDIA_TYPE = "application/vnd.mlpipe.objects.v1.tar"
 RAW_MEDIA_TYPE = "application/vnd.mlpipe.object.v1"
-_KEY = re.compile(r"[0-9a-f]{64}(\.x)?")
 
 
 @dataclass(frozen=True, order=True)
@@ -41,7 +40,7 @@ class ObjectKey:
 
     @staticmethod
     def parse(name: str) -> ObjectKey:
-        if not _KEY.fullmatch(name):
+        if not OBJECT_NAME.fullmatch(name):
             raise ValueError(f"not an object name: {name!r}")
         return ObjectKey(name[:64], name.endswith(".x"))
 
@@ -106,6 +105,12 @@ def _header(key: ObjectKey, size: int) -> bytes:
     return b"".join((name, mode, _OWNERS, length, _MTIME, checksum, _TAIL))
 
 
+def tar_size(sizes: Iterable[int]) -> int:
+    """The size of the tar TarStream makes of objects of these sizes: what a layer's descriptor must declare."""
+    body = sum(512 + size + -size % 512 for size in sizes) + 1024
+    return body + -body % _RECORD
+
+
 class TarStream:
     """The reproducible tar of these object files, made on demand and never stored: iterated once to learn
     its digest, then again as the body of its upload (and of every retry).
@@ -116,8 +121,7 @@ class TarStream:
 
     def __init__(self, objects: Iterable[tuple[ObjectKey, str | Path]]) -> None:
         self.objects = [(key, path, os.stat(path).st_size) for key, path in objects]
-        body = sum(512 + size + -size % 512 for _, _, size in self.objects) + 1024
-        self.size = body + -body % _RECORD
+        self.size = tar_size(size for _, _, size in self.objects)
 
     def __len__(self) -> int:
         return self.size
@@ -183,8 +187,16 @@ class TarObjectSink:
     so a store object is never wrong even if the layer turns out corrupt later.
     """
 
-    def __init__(self, wanted: Iterable[ObjectKey], open_object: Callable[[ObjectKey], NewObject]):
+    def __init__(
+        self,
+        wanted: Iterable[ObjectKey],
+        open_object: Callable[[ObjectKey], NewObject],
+        sizes: Mapping[ObjectKey, int] | None = None,
+    ):
+        """`sizes`, when given, is every object the layer may hold and its size: any other member, or a member
+        of another size, is a LayerError before a byte of it is written."""
         self.wanted = set(wanted)
+        self.sizes = sizes
         self._open = open_object
         self._buffer = bytearray()
         self._left = 0  # bytes of the current member still to come
@@ -226,19 +238,21 @@ class TarObjectSink:
         if header == bytes(512):
             self._ended = True
             return
-        stored = int(header[148:156].split(b"\0", 1)[0].strip() or b"0", 8)
-        if sum(header[:148]) + 256 + sum(header[156:]) != stored:
+        if sum(header[:148]) + 256 + sum(header[156:]) != _octal(header[148:156], "checksum"):
             raise LayerError("a tar header's checksum does not match")
-        name = header[:100].split(b"\0", 1)[0].decode("ascii", "replace")
-        if header[345:346] not in (b"", b"\0"):
-            raise LayerError(f"unexpected tar member {name!r}")
-        try:
-            key = ObjectKey.parse(name)
-        except ValueError:
-            raise LayerError(f"unexpected tar member {name!r}") from None
+        name = header[:100].split(b"\0", 1)[0].decode("ascii", "backslashreplace")
+        if header[345:346] not in (b"", b"\0") or not OBJECT_NAME.fullmatch(name):
+            raise LayerError(f"unexpected tar member {name[:80]!r}")
+        key = ObjectKey.parse(name)
         if header[156:157] not in (b"0", b"\0"):
             raise LayerError(f"tar member {name!r} is not a regular file")
-        size = int(header[124:136].split(b"\0", 1)[0].strip() or b"0", 8)
+        size = _octal(header[124:136], "size")
+        if self.sizes is not None and self.sizes.get(key) != size:
+            expected = self.sizes.get(key)
+            raise LayerError(
+                f"unexpected tar member {name[:12]} of {size} bytes"
+                + ("" if expected is None else f" (the index says {expected})")
+            )
         self._left, self._pad, self._key = size, -size % 512, key
         if key in self.wanted:
             self._out = self._open(key)
@@ -270,7 +284,17 @@ class TarObjectSink:
     def finish(self) -> None:
         """Check the layer was whole and held every wanted object."""
         self.close()
-        if self._left or self._buffer:
-            raise LayerError("the layer tar ends inside a member")
+        if self._left or self._buffer or not self._ended:
+            raise LayerError("the layer tar ends inside a member or before its end blocks")
         if self.wanted:
             raise LayerError(f"{len(self.wanted)} object(s) missing from their layer")
+
+
+def _octal(field: bytes, what: str) -> int:
+    """A tar header's number: octal digits, NUL- or space-terminated (no base-256: mlpipe never writes it)."""
+    digits = field.split(b"\0", 1)[0].strip()
+    if not digits:
+        return 0
+    if not all(48 <= c <= 55 for c in digits):
+        raise LayerError(f"a tar header's {what} is not an octal number")
+    return int(digits, 8)

@@ -17,12 +17,14 @@ import shutil
 import stat
 import sys
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from mlpipe.cache import records
 from mlpipe.cache.base import Published, StepResult
 from mlpipe.digest import Entry, FileHasher, Manifest, walk_files
+from mlpipe.treepaths import UnsafeTree
 
 LAYOUT = 1
 
@@ -31,20 +33,19 @@ def _warn(message: str) -> None:
     print(f"mlpipe: warning: {message}", file=sys.stderr)
 
 
-def _safe_relpath(rel: str) -> str:
-    parts = rel.split("/")
-    if rel.startswith("/") or any(p in {"", ".", ".."} for p in parts if rel):
-        raise ValueError(f"refusing a path that escapes its output: {rel!r}")
-    return rel
+def _check_paths(manifest: Manifest, link_target: Callable[[Entry], str]) -> None:
+    """Refuse, before writing anything, a tree that could leave its top: names that are not plain relative paths,
+    files under a file or a link, links that resolve outside however they chain (treepaths.check_tree). A
+    result in a store several clones share is as untrusted as one from a registry. Raises UnsafeTree."""
+    if manifest.type == "dir":
+        records.check_links(manifest.entries, link_target)
+    elif manifest.entries[0].kind != "file" or manifest.entries[0].path:
+        raise UnsafeTree("a file output must be one regular file")
 
 
-def _check_paths(manifest: Manifest) -> None:
-    """Refuse, before writing anything, a manifest whose paths leave its top: `..`, absolute, or via a link."""
-    links = {_safe_relpath(e.path) for e in manifest.entries if e.kind == "link" and e.path}
-    for entry in manifest.entries:
-        parts = _safe_relpath(entry.path).split("/") if entry.path else []
-        if any("/".join(parts[:i]) in links for i in range(1, len(parts))):
-            raise ValueError(f"refusing a path that escapes its output: {entry.path!r}")
+def _link_target(path: Path, entry: Entry) -> str:
+    with open(path, "rb") as f:
+        return records.link_target(f.read(records.MAX_LINK_BYTES + 1), entry.path)
 
 
 class NewObject:
@@ -123,8 +124,7 @@ class LocalStore:
     def lookup(self, fingerprint: str) -> StepResult | None:
         path = self._result_path(fingerprint)
         try:
-            data = json.loads(path.read_bytes())
-            result = StepResult.from_json(data)
+            result = StepResult.from_json(records.load_json(path.read_bytes(), "result"))
             missing = next((e for m in result.outputs.values() for e in m.entries if not self._has(e)), None)
         except FileNotFoundError:
             return None
@@ -264,7 +264,7 @@ class LocalStore:
             _rmtree(old)
 
     def _build(self, manifest: Manifest, dest: Path, *, link: bool) -> None:
-        _check_paths(manifest)
+        _check_paths(manifest, lambda e: _link_target(self.object_path(e), e))
         if manifest.type == "dir":
             dest.mkdir(parents=True)
         for entry in manifest.entries:

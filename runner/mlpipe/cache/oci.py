@@ -12,13 +12,14 @@ import contextlib
 import hashlib
 import json
 import os
-import posixpath
 import re
 import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlpipe.cache import records
 from mlpipe.cache.base import StepResult
 from mlpipe.cache.layers import (
     RAW_MEDIA_TYPE,
@@ -29,10 +30,12 @@ from mlpipe.cache.layers import (
     TarObjectSink,
     TarStream,
     plan_layers,
+    tar_size,
 )
-from mlpipe.cache.local import LocalStore, _check_paths
+from mlpipe.cache.local import LocalStore
 from mlpipe.cache.registry import MANIFEST_TYPE, BlobCorrupt, RegistryClient
-from mlpipe.digest import Entry, Manifest, canonical_json
+from mlpipe.digest import Entry, canonical_json
+from mlpipe.treepaths import UnsafeTree
 
 ARTIFACT_TYPE = "application/vnd.mlpipe.result.v1+json"
 CONFIG_TYPE = "application/vnd.mlpipe.result.config.v1+json"
@@ -41,7 +44,9 @@ RUN_CONFIG_TYPE = "application/vnd.mlpipe.run.config.v1+json"
 BUNDLE_MEDIA_TYPE = "application/vnd.mlpipe.git-bundle.v1"
 """A dirty run's code: `git bundle` of its `refs/mlpipe/runs/<id>`, without what the remote already has."""
 CONFIG_FORMAT = "mlpipe.oci-result/1"
-MAX_CONFIG = 256 << 20
+MAX_CONFIG = 64 << 20
+"""The largest result config (or run record) read: the index of about 290,000 files, which json parses in
+0.7 s and records.py checks in 2.5 s, in a few hundred MB. A descriptor declaring more is refused unread."""
 _FINGERPRINT = re.compile(r"[0-9a-f]{64}")
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 
@@ -71,6 +76,92 @@ class Refused(Exception):
     """An artifact that must not be used (wrong type, escaping paths, corrupt): a miss with a warning."""
 
 
+@dataclass(frozen=True)
+class _Layer:
+    descriptor: records.Descriptor
+    objects: tuple[ObjectKey, ...]
+    sizes: dict[ObjectKey, int]
+    """Every object of the layer and its size, as the result's file index declares it."""
+
+
+@dataclass(frozen=True)
+class _ResultEntry:
+    """A result artifact whose every field passed its check: what `fetch` may act on."""
+
+    result: StepResult
+    trust: dict[str, Any]
+    layers: tuple[_Layer, ...]
+
+
+def read_result_entry(client: RegistryClient, repo: str, tag: str, manifest_bytes: bytes) -> _ResultEntry:
+    """Check a result artifact's manifest, download its config (refused unread when its descriptor declares
+    more than MAX_CONFIG) and check every field of it. Raises Refused, or CacheError when the registry fails."""
+    try:
+        manifest = records.oci_manifest(manifest_bytes)
+        if manifest.artifact_type != ARTIFACT_TYPE:
+            raise Refused(f"{repo}:{tag} is not an mlpipe result")
+        config = manifest.config
+        if config.media_type != CONFIG_TYPE:
+            raise Refused(f"its config has media type {config.media_type!r}, not {CONFIG_TYPE!r}")
+        if config.size > MAX_CONFIG:
+            raise Refused(f"its config declares {config.size} bytes, more than the {MAX_CONFIG} mlpipe reads")
+        data = client.blob_bytes(repo, config.digest, max_size=config.size)
+        if len(data) != config.size:
+            raise Refused(f"its config is {len(data)} bytes, not the {config.size} its descriptor declares")
+        return _check_entry(records.load_json(data, "config"), manifest, tag)
+    except records.BadRecord as error:
+        raise Refused(str(error)) from None
+    except BlobCorrupt as error:
+        raise Refused(str(error)) from None
+
+
+def _check_entry(config: dict[str, Any], manifest: records.OciManifest, tag: str) -> _ResultEntry:
+    if config.get("format") != CONFIG_FORMAT:
+        raise Refused(f"unknown result format {records.shown(config.get('format'))}")
+    result = StepResult.from_json(records.field(config, "result", "config"))
+    if result_tag(result.fingerprint) != tag:
+        raise Refused(f"the artifact holds fingerprint {result.fingerprint[:12]}, not {tag[7:19]}")
+    sizes: dict[ObjectKey, int] = {}
+    for output in result.outputs.values():
+        for e in output.entries:
+            key = ObjectKey(e.sha256, e.executable)
+            if sizes.setdefault(key, e.size) != e.size:
+                raise Refused(f"object {e.sha256[:12]} is declared with two sizes")
+    descriptors: dict[str, records.Descriptor] = {}
+    for d in manifest.layers:
+        if descriptors.setdefault(d.digest, d) is not d:
+            raise Refused(f"layer {d.digest[:19]} is in the manifest twice")
+    index = records.layer_index(records.field(config, "layers", "config"), "config.layers")
+    if {digest for digest, _ in index} != set(descriptors):
+        raise Refused("the manifest's layers are not the layers its config indexes")
+    return _ResultEntry(
+        result=result,
+        trust=records.trust(config.get("trust")),
+        layers=tuple(_layer(descriptors[digest], names, sizes) for digest, names in index),
+    )
+
+
+def _layer(descriptor: records.Descriptor, names: list[str], sizes: Mapping[ObjectKey, int]) -> _Layer:
+    """A layer whose media type, digest and size are what its objects make: nothing else can be downloaded."""
+    where = f"layer {descriptor.digest[:19]}"
+    keys = tuple(ObjectKey.parse(n) for n in names)
+    unknown = next((k for k in keys if k not in sizes), None)
+    if unknown is not None:
+        raise Refused(f"{where} lists object {unknown.sha256[:12]}, which no output of the result holds")
+    layer_sizes = {k: sizes[k] for k in keys}
+    if descriptor.media_type == RAW_MEDIA_TYPE:
+        if len(keys) != 1 or "sha256:" + keys[0].sha256 != descriptor.digest:
+            raise Refused(f"raw {where} must hold exactly the object its digest names")
+        expected = sizes[keys[0]]
+    elif descriptor.media_type == TAR_MEDIA_TYPE:
+        expected = tar_size(layer_sizes.values())
+    else:
+        raise Refused(f"{where} has unknown media type {descriptor.media_type!r}")
+    if descriptor.size != expected:
+        raise Refused(f"{where} declares {descriptor.size} bytes; its objects make {expected}")
+    return _Layer(descriptor, keys, layer_sizes)
+
+
 class OciCache:
     def __init__(self, client: RegistryClient, store: LocalStore) -> None:
         self.client = client
@@ -84,86 +175,93 @@ class OciCache:
 
         Raises Refused for an artifact that is there but unusable, CacheError when the registry fails.
         """
-        got = self.client.get_manifest(repo, result_tag(fingerprint))
+        tag = result_tag(fingerprint)
+        try:
+            got = self.client.get_manifest(repo, tag)
+        except BlobCorrupt as error:  # larger than any manifest mlpipe writes
+            raise Refused(str(error)) from None
         if got is None:
             return None
-        manifest = _load_json(got[0], "manifest")
-        if manifest.get("artifactType") != ARTIFACT_TYPE:
-            raise Refused(f"{repo}:{result_tag(fingerprint)} is not an mlpipe result")
-        try:
-            config = _load_json(self.client.blob_bytes(repo, manifest["config"]["digest"]), "config")
-            if config.get("format") != CONFIG_FORMAT:
-                raise Refused(f"unknown result format {config.get('format')!r}")
-            result = StepResult.from_json(config["result"])
-            chunks = {
-                layer["digest"]: [ObjectKey.parse(n) for n in layer["objects"]] for layer in config["layers"]
-            }
-            descriptors = {d["digest"]: d for d in manifest["layers"]}
-            trust = config.get("trust") or {}
-            del config, manifest  # the parsed file index is held once, in `result`
-        except BlobCorrupt as error:
-            raise Refused(str(error)) from None
-        except (KeyError, TypeError, ValueError, AttributeError) as error:
-            raise Refused(f"malformed result artifact: {error!r}") from None
-        if result.fingerprint != fingerprint:
-            raise Refused(f"the artifact holds fingerprint {result.fingerprint[:12]}, not {fingerprint[:12]}")
-        if not accept(trust):
+        entry = read_result_entry(self.client, repo, tag, got[0])
+        if not accept(entry.trust):
             return None
-        for output in result.outputs.values():
-            try:
-                _check_paths(output)
-            except ValueError as error:
-                raise Refused(str(error)) from None
-        needed = {ObjectKey(e.sha256, e.executable) for m in result.outputs.values() for e in m.entries}
-        missing = {k for k in needed if not os.path.exists(self.store.object_file(k.sha256, k.executable))}
+        result = entry.result
+        missing = {
+            ObjectKey(e.sha256, e.executable)
+            for m in result.outputs.values()
+            for e in m.entries
+            if not os.path.exists(self.store.object_file(e.sha256, e.executable))
+        }
         work = []
-        for digest, keys in chunks.items():
-            wanted = [k for k in keys if k in missing]
-            if not wanted:
-                continue
-            descriptor = descriptors.get(digest)
-            if descriptor is None:
-                raise Refused(f"layer {digest[:19]} is not in the manifest")
-            work.append((descriptor, wanted))
-            missing.difference_update(wanted)
-        _parallel(lambda item: self._pull_layer(repo, item[0], item[1]), work)
+        for layer in entry.layers:
+            # A raw layer is the content: it serves the object with either exec bit.
+            wanted = [
+                k
+                for k in missing
+                if (
+                    k.sha256 == layer.objects[0].sha256
+                    if layer.descriptor.media_type == RAW_MEDIA_TYPE
+                    else k in layer.sizes
+                )
+            ]
+            if wanted:
+                work.append((layer, wanted))
+                missing.difference_update(wanted)
         if missing:
             raise Refused(f"{len(missing)} object(s) are in no layer of the artifact")
+        _parallel(lambda item: self._pull_layer(repo, item[0], item[1]), work)
         for output in result.outputs.values():
-            self._check_links(output)
+            try:
+                if output.type == "dir":
+                    records.check_links(output.entries, self._link_target)
+            except (UnsafeTree, OSError) as error:
+                raise Refused(str(error)) from None
         return self.store.commit_result(result).result
 
-    def _pull_layer(self, repo: str, descriptor: Mapping[str, Any], wanted: Sequence[ObjectKey]) -> None:
-        digest, media_type = descriptor["digest"], descriptor.get("mediaType")
-        if media_type == TAR_MEDIA_TYPE:
-            # Streamed straight into the store: no temp copy of the layer, no tarfile per member.
-            sink = TarObjectSink(wanted, lambda k: self.store.new_object(k.sha256, k.executable))
-            try:
-                self._download(repo, descriptor, sink)
-                sink.finish()
-            except LayerError as error:
-                raise Refused(str(error)) from None
-            finally:
-                sink.close()
+    def _link_target(self, entry: Entry) -> str:
+        with open(self.store.object_file(entry.sha256, entry.executable), "rb") as f:
+            return records.link_target(f.read(records.MAX_LINK_BYTES + 1), entry.path)
+
+    def _pull_layer(self, repo: str, layer: _Layer, wanted: Sequence[ObjectKey]) -> None:
+        if layer.descriptor.media_type == TAR_MEDIA_TYPE:
+            self._pull_tar(repo, layer, wanted)
             return
-        if media_type != RAW_MEDIA_TYPE:
-            raise Refused(f"unknown layer media type {media_type!r}")
-        for key in wanted:
-            if "sha256:" + key.sha256 != digest:
-                raise Refused(f"raw layer {digest[:19]} does not hold object {key.sha256[:12]}")
         temp = self.store.temp_path(".layer")
         try:
             with open(temp, "wb") as out:
-                self._download(repo, descriptor, out)
+                self._download(repo, layer.descriptor, out)
             for i, key in enumerate(wanted):
                 self._install(temp, key, copy=i < len(wanted) - 1)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 temp.unlink()
 
-    def _download(self, repo: str, descriptor: Mapping[str, Any], out: Any) -> None:
+    def _pull_tar(self, repo: str, layer: _Layer, wanted: Sequence[ObjectKey]) -> None:
+        """Streamed straight into the store: no temp copy of the layer, no tarfile per member. A retried
+        download starts a fresh sink for what is still wanted (objects already committed were checked)."""
+        sinks: list[TarObjectSink] = []
+
+        def fresh() -> Callable[[bytes], int]:
+            left = sinks[-1].wanted if sinks else set(wanted)
+            if sinks:
+                sinks[-1].close()
+            sinks.append(
+                TarObjectSink(left, lambda k: self.store.new_object(k.sha256, k.executable), layer.sizes)
+            )
+            return sinks[-1].write
+
         try:
-            self.client.download_blob(repo, descriptor["digest"], out, max_size=int(descriptor["size"]))
+            self.client.download_blob_to(repo, layer.descriptor.digest, fresh, max_size=layer.descriptor.size)
+            sinks[-1].finish()
+        except (LayerError, BlobCorrupt) as error:
+            raise Refused(str(error)) from None
+        finally:
+            if sinks:
+                sinks[-1].close()
+
+    def _download(self, repo: str, descriptor: records.Descriptor, out: Any) -> None:
+        try:
+            self.client.download_blob(repo, descriptor.digest, out, max_size=descriptor.size)
         except BlobCorrupt as error:
             raise Refused(str(error)) from None
 
@@ -180,15 +278,6 @@ class OciCache:
             shutil.copyfile(source, temp)
         os.chmod(temp, 0o555 if key.executable else 0o444)
         os.replace(temp, target)
-
-    def _check_links(self, manifest: Manifest) -> None:
-        for entry in manifest.entries:
-            if entry.kind != "link":
-                continue
-            target = self.store.object_path(entry).read_bytes().decode(errors="replace")
-            resolved = posixpath.normpath(posixpath.join(posixpath.dirname(entry.path), target))
-            if target.startswith("/") or resolved == ".." or resolved.startswith("../"):
-                raise Refused(f"refusing a link that points outside its output: {entry.path!r} -> {target!r}")
 
     # -- push ------------------------------------------------------------------------------------------
     def push(
@@ -285,24 +374,37 @@ class OciCache:
         return (t for t in self.client.tags(repo) if t.startswith(prefix))
 
     def fetch_run(self, repo: str, tag: str) -> dict[str, Any] | None:
+        """A pushed run record; None when absent, not a run record, or malformed (too large, too deep)."""
         got = self.client.get_manifest(repo, tag)
         if got is None:
             return None
-        manifest = _load_json(got[0], "manifest")
-        if manifest.get("artifactType") != RUN_ARTIFACT_TYPE:
+        try:
+            manifest = records.oci_manifest(got[0])
+            config = manifest.config
+            if manifest.artifact_type != RUN_ARTIFACT_TYPE or config.size > MAX_CONFIG:
+                return None
+            record = records.load_json(
+                self.client.blob_bytes(repo, config.digest, max_size=config.size), "run record"
+            )
+        except (records.BadRecord, BlobCorrupt):
             return None
-        return _load_json(self.client.blob_bytes(repo, manifest["config"]["digest"]), "run record")
+        return (
+            record
+            if isinstance(record.get("run_id"), str) and records.RUN_ID.fullmatch(record["run_id"])
+            else None
+        )
 
     def fetch_run_bundle(self, repo: str, tag: str, dest: Path) -> bool:
         """Write the git bundle of a dirty run's code snapshot to `dest`; False when the record has none."""
         got = self.client.get_manifest(repo, tag)
         if got is None:
             return False
-        manifest = _load_json(got[0], "manifest")
-        layer = next(
-            (d for d in manifest.get("layers") or [] if d.get("mediaType") == BUNDLE_MEDIA_TYPE), None
-        )
-        if manifest.get("artifactType") != RUN_ARTIFACT_TYPE or layer is None:
+        try:
+            manifest = records.oci_manifest(got[0])
+        except records.BadRecord:
+            return False  # not a run record mlpipe wrote: no bundle to give
+        layer = next((d for d in manifest.layers if d.media_type == BUNDLE_MEDIA_TYPE), None)
+        if manifest.artifact_type != RUN_ARTIFACT_TYPE or layer is None:
             return False
         temp = self.store.temp_path(".bundle")
         try:
@@ -346,19 +448,15 @@ def fetch_manifest_digest(client: RegistryClient, repo: str, tag: str) -> str | 
 
 
 def result_config(client: RegistryClient, repo: str, tag: str) -> dict[str, Any] | None:
-    """A result artifact's config (its record), or None when absent or not an mlpipe result."""
+    """A result artifact's config (its record, checked), or None when absent or not a usable mlpipe result."""
     got = client.get_manifest(repo, tag)
     if got is None:
         return None
     try:
-        manifest = _load_json(got[0], "manifest")
-        if manifest.get("artifactType") != ARTIFACT_TYPE:
-            return None
-        return _load_json(
-            client.blob_bytes(repo, manifest["config"]["digest"], max_size=MAX_CONFIG), "config"
-        )
-    except (Refused, BlobCorrupt, KeyError, TypeError):
+        entry = read_result_entry(client, repo, tag, got[0])
+    except Refused:
         return None
+    return {"format": CONFIG_FORMAT, "result": entry.result.to_json(), "trust": entry.trust}
 
 
 def _manifest(
@@ -391,9 +489,6 @@ def _file_digest(path: Path) -> tuple[str, int]:
 
 def _load_json(data: bytes, what: str) -> dict[str, Any]:
     try:
-        value = json.loads(data)
-    except ValueError as error:
-        raise Refused(f"the {what} is not JSON: {error}") from None
-    if not isinstance(value, dict):
-        raise Refused(f"the {what} is not a JSON object")
-    return value
+        return records.load_json(data, what)
+    except records.BadRecord as error:
+        raise Refused(str(error)) from None

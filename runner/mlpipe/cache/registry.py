@@ -25,6 +25,7 @@ from typing import IO, Any
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 
 from mlpipe.errors import CacheError
 
@@ -32,6 +33,10 @@ MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
 USER_AGENT = "mlpipe"
 _CHUNK = 256 << 10
 """Read size of streamed blobs: 1 MiB chunks in 8 download threads cost about 17 MiB of peak RSS."""
+MAX_MANIFEST = 4 << 20
+"""The distribution spec asks registries to accept manifests up to 4 MiB; a larger one is not read."""
+MIN_ATTEMPT_S = 1.0
+"""The shortest connect or read timeout of an attempt, however little of the retry budget is left."""
 
 
 class RegistryUnavailable(CacheError):
@@ -79,6 +84,11 @@ class RetryBudget:
     spent_s: float = 0.0
     unavailable: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def left_s(self) -> float:
+        with self._lock:
+            return self.total_s - self.spent_s
 
     def spend(self, seconds: float) -> bool:
         with self._lock:
@@ -253,7 +263,7 @@ class RegistryClient:
                     url,
                     headers=headers,
                     data=opened,
-                    timeout=self.timeout,
+                    timeout=self._attempt_timeout(),
                     allow_redirects=True,
                     **kwargs,
                 )
@@ -285,23 +295,34 @@ class RegistryClient:
                 error = f"HTTP {response.status_code}"
                 response.close()
             attempt += 1
-            wait = _retry_after(response)
-            if wait is None:
-                wait = min(8.0, 0.25 * 2**attempt) * (0.5 + random.random() / 2)
-            if not self.budget.spend(time.monotonic() - started + wait):
-                self._give_up(error)
-            time.sleep(wait)
+            self._back_off(error, started, attempt, _retry_after(response))
+
+    def _attempt_timeout(self) -> tuple[float, float]:
+        """(connect, read) timeouts of the next attempt: never more than what is left of the retry budget (at
+        least MIN_ATTEMPT_S), so a registry that stalls is given up on with the budget, not after 60 s a read."""
+        left = max(MIN_ATTEMPT_S, self.budget.left_s)
+        return min(self.timeout[0], left), min(self.timeout[1], left)
+
+    def _back_off(self, error: str, started: float, attempt: int, retry_after: float | None) -> None:
+        """Charge a failed attempt and the wait before the next to the run's budget, then wait; once the budget
+        is spent, give up (RegistryUnavailable)."""
+        wait = retry_after
+        if wait is None:
+            wait = min(8.0, 0.25 * 2**attempt) * (0.5 + random.random() / 2)
+        if not self.budget.spend(time.monotonic() - started + wait):
+            self._give_up(error)
+        time.sleep(wait)
 
     def _give_up(self, error: str) -> None:
+        message = (
+            f"registry {self.host} is not answering ({error}); retry budget of {self.budget.total_s:g}s spent"
+        )
         with self._lock:
             first = not self._warned
             self._warned = True
         if first:
-            self.warn(
-                f"registry {self.host} is not answering ({error}); retry budget of {self.budget.total_s:g}s "
-                "spent, going on without it for the rest of this run"
-            )
-        raise RegistryUnavailable(f"registry {self.host} is unavailable ({error})")
+            self.warn(f"{message}, going on without it for the rest of this run")
+        raise RegistryUnavailable(message)
 
     def _auth_message(self, status: int, repo: str, push: bool, error: str = "") -> str:
         action = "push to" if push else "pull from"
@@ -368,7 +389,7 @@ class RegistryClient:
         params = {"service": service, "scope": scopes}
         auth = (self.credentials.username, self.credentials.password) if self.credentials else None
         try:
-            answer = self._session.get(realm, params=params, auth=auth, timeout=self.timeout)
+            answer = self._session.get(realm, params=params, auth=auth, timeout=self._attempt_timeout())
         except requests.RequestException as exc:
             raise RegistryUnavailable(f"token service of {self.host}: {type(exc).__name__}") from None
         with answer:
@@ -445,27 +466,79 @@ class RegistryClient:
         self.upload_blob(repo, digest, len(data), lambda: io.BytesIO(data))
 
     def download_blob(self, repo: str, digest: str, out: IO[bytes], *, max_size: int | None = None) -> int:
-        """Stream a blob into `out`, verifying its sha256; returns its size. Raises BlobCorrupt on mismatch."""
-        response = self.request("GET", f"/v2/{repo}/blobs/{digest}", repo=repo, stream=True)
+        """Stream a blob into `out` (a file, rewound for a retry), verifying its sha256; returns its size."""
+
+        def rewound() -> Callable[[bytes], object]:
+            out.seek(0)
+            out.truncate()
+            return out.write
+
+        return self.download_blob_to(repo, digest, rewound, max_size=max_size)
+
+    def download_blob_to(
+        self,
+        repo: str,
+        digest: str,
+        new_sink: Callable[[], Callable[[bytes], object]],
+        *,
+        max_size: int | None,
+    ) -> int:
+        """Stream a blob into the write function `new_sink()` gives, verifying its sha256; returns its size.
+
+        A body that breaks off (a dropped connection, a stall past the attempt's timeout, a truncated response)
+        or arrives corrupt is fetched again, into a fresh sink, while the run's retry budget lasts: nothing of a
+        broken attempt is kept. Raises BlobCorrupt for a blob that is missing, larger than `max_size`, or corrupt
+        twice in a row (the registry holds it so); RegistryUnavailable once the budget is spent.
+        """
+        attempt = corrupt = 0
+        while True:
+            started = time.monotonic()
+            got = self._stream(f"/v2/{repo}/blobs/{digest}", repo, new_sink, max_size, f"blob {digest[:19]}")
+            if got is None:
+                raise BlobCorrupt(f"blob {digest[:19]} is missing from {repo}")
+            size, actual, error = got
+            if error is None:
+                if actual == digest:
+                    return size
+                corrupt += 1
+                if corrupt >= 2:
+                    raise BlobCorrupt(f"blob {digest[:19]} in {repo} does not match its digest")
+                error = f"blob {digest[:19]} arrived corrupt ({size} bytes)"
+            else:
+                corrupt = 0
+            attempt += 1
+            self._back_off(error, started, attempt, None)
+
+    def _stream(
+        self,
+        path: str,
+        repo: str,
+        new_sink: Callable[[], Callable[[bytes], object]],
+        max_size: int | None,
+        what: str,
+        headers: Mapping[str, str] | None = None,
+    ) -> tuple[int, str, str | None] | None:
+        """One GET streamed into a fresh sink: (size, sha256 digest, why it broke off or None); None on 404."""
+        response = self.request("GET", path, repo=repo, stream=True, headers=dict(headers or {}))
         with response:
             if response.status_code == 404:
-                raise BlobCorrupt(f"blob {digest[:19]} is missing from {repo}")
+                return None
+            declared = response.headers.get("Content-Length", "")
+            if max_size is not None and declared.isdigit() and int(declared) > max_size:
+                raise BlobCorrupt(f"{what} in {repo} is {declared} bytes, more than the {max_size} expected")
+            write = new_sink()
             hasher = hashlib.sha256()
             size = 0
             try:
                 for chunk in response.iter_content(_CHUNK):
-                    hasher.update(chunk)
                     size += len(chunk)
                     if max_size is not None and size > max_size:
-                        raise BlobCorrupt(f"blob {digest[:19]} in {repo} is larger than {max_size} bytes")
-                    out.write(chunk)
-            except requests.RequestException as exc:
-                raise RegistryUnavailable(
-                    f"download of {digest[:19]} broke off: {type(exc).__name__}"
-                ) from None
-        if "sha256:" + hasher.hexdigest() != digest:
-            raise BlobCorrupt(f"blob {digest[:19]} in {repo} does not match its digest")
-        return size
+                        raise BlobCorrupt(f"{what} in {repo} is larger than {max_size} bytes")
+                    hasher.update(chunk)
+                    write(chunk)
+            except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
+                return size, "", f"{what} broke off after {size} bytes: {type(exc).__name__}"
+        return size, "sha256:" + hasher.hexdigest(), None
 
     def blob_bytes(self, repo: str, digest: str, *, max_size: int = 256 << 20) -> bytes:
         import io
@@ -476,15 +549,33 @@ class RegistryClient:
 
     # -- manifests and tags ----------------------------------------------------------------------------
     def get_manifest(self, repo: str, reference: str) -> tuple[bytes, str] | None:
-        response = self.request(
-            "GET", f"/v2/{repo}/manifests/{reference}", repo=repo, headers={"Accept": MANIFEST_TYPE}
-        )
-        with response:
-            if response.status_code == 404:
+        """A manifest's bytes and digest; None when absent. A body that breaks off is fetched again within the
+        retry budget; one larger than MAX_MANIFEST raises BlobCorrupt unread."""
+        buffer = bytearray()
+
+        def fresh() -> Callable[[bytes], object]:
+            buffer.clear()
+            return buffer.extend
+
+        attempt = 0
+        while True:
+            started = time.monotonic()
+            what = f"manifest {repo}:{reference[:80]}"
+            got = self._stream(
+                f"/v2/{repo}/manifests/{reference}",
+                repo,
+                fresh,
+                MAX_MANIFEST,
+                what,
+                {"Accept": MANIFEST_TYPE},
+            )
+            if got is None:
                 return None
-            data = response.content
-        digest = "sha256:" + hashlib.sha256(data).hexdigest()
-        return data, digest
+            _, digest, error = got
+            if error is None:
+                return bytes(buffer), digest
+            attempt += 1
+            self._back_off(error, started, attempt, None)
 
     def has_manifest(self, repo: str, reference: str, *, push: bool = False) -> bool:
         response = self.request(
@@ -518,9 +609,15 @@ class RegistryClient:
             with response:
                 if response.status_code == 404:
                     return
-                data = response.json()
+                try:
+                    data = response.json()
+                except ValueError:
+                    raise CacheError(
+                        f"registry {self.host} answered a tag list of {repo} that is not JSON"
+                    ) from None
                 link = response.headers.get("Link", "")
-            yield from data.get("tags") or []
+            tags = data.get("tags") if isinstance(data, dict) else None
+            yield from (t for t in tags or [] if isinstance(t, str)) if isinstance(tags, list) else ()
             path = link[link.find("<") + 1 : link.find(">")] if link.startswith("<") else None
 
     def mount_blob(self, repo: str, digest: str, from_repo: str) -> bool:

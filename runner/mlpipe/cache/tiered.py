@@ -117,6 +117,8 @@ class TieredStore(LocalStore):
         self._pushes: list[Future[str]] = []
         self._pool: ThreadPoolExecutor | None = None
         self.failures: list[str] = []
+        self._refused: set[tuple[str, str]] = set()
+        """(repository, fingerprint) of entries refused in this run."""
 
     # -- the registry, set up on first use -------------------------------------------------------------
     def open_registry(self) -> tuple[Any, CachePolicy] | None:
@@ -142,7 +144,6 @@ class TieredStore(LocalStore):
                     credentials=find_credentials(s.host, os.environ),
                     insecure=s.insecure,
                     budget=RetryBudget(s.retry_budget_s),
-                    warn=_warn,
                 )
                 self._remote = OciCache(client, self)
                 self._trust = {
@@ -155,15 +156,14 @@ class TieredStore(LocalStore):
             return self._remote, self._policy
 
     def fail(self, error: Exception, doing: str) -> None:
-        """Stop using the registry for this run; say so once. With --cache-required, fail instead."""
-        from mlpipe.cache.registry import RegistryUnavailable
-
+        """Stop using the registry for this run; say so once, whatever the error and wherever it came from (the
+        client warns about nothing itself). With --cache-required, fail instead."""
         message = f"{doing}: {error}"
         with self._lock:
             first = not self._disabled
             self._disabled = True
             self.failures.append(message)
-        if first and not isinstance(error, RegistryUnavailable):  # the client already warned about those
+        if first:
             _warn(f"{message}; going on without the registry {self.settings.url}")
         if self.settings.required:
             raise CacheError(f"{message} (--cache-required)")
@@ -195,12 +195,16 @@ class TieredStore(LocalStore):
         from mlpipe.cache.oci import Refused
 
         for repo in pol.read:
+            if (repo, fingerprint) in self._refused:
+                continue  # said once; a later lookup in this run (plan, then run) does not fetch it again
             started = time.monotonic()
             try:
                 result: StepResult | None = remote.fetch(
                     repo, fingerprint, lambda t, r=repo: pol.accepts(r, t)
                 )
             except Refused as error:
+                with self._lock:
+                    self._refused.add((repo, fingerprint))
                 _warn(f"ignoring registry entry {repo}:result-{fingerprint[:12]}…: {error}")
                 continue
             except CacheError as error:
