@@ -18,8 +18,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from mlpipe.cache.base import StepResult
 from mlpipe.cache.local import LocalStore, _rmtree
-from mlpipe.digest import Manifest
+from mlpipe.cache.records import load_json
 from mlpipe.runs import RunRecord
 
 
@@ -94,19 +95,18 @@ def gc_local(
     live_outputs: set[str] = set()
     for path in list(store.results()):
         fp = path.stem
-        try:
-            data = json.loads(path.read_bytes())
+        try:  # checked as every reader checks it: a shared store's entries are untrusted
+            result: StepResult | None = StepResult.from_json(load_json(path.read_bytes(), str(path)))
         except (OSError, ValueError):
-            data = None
-        created = _parse_time(((data or {}).get("provenance") or {}).get("created_at"))
+            result = None  # a corrupt entry is a miss for every run: removed like an unkept one
+        created = _parse_time(result.provenance.get("created_at")) if result is not None else None
         recent = cutoff is not None and created is not None and created >= cutoff
-        if data is not None and (fp in keep_fps or recent):
+        if result is not None and (fp in keep_fps or recent):
             report.kept_entries += 1
-            for output in (data.get("outputs") or {}).values():
-                for e in output.get("entries") or []:
-                    live_objects.add(e["sha256"] + (".x" if e.get("x") else ""))
-                with contextlib.suppress(KeyError, TypeError, ValueError):
-                    live_outputs.add(Manifest.from_json(output).digest.removeprefix("sha256:"))
+            for output in result.outputs.values():
+                for e in output.entries:
+                    live_objects.add(e.sha256 + (".x" if e.executable else ""))
+                live_outputs.add(output.digest.removeprefix("sha256:"))
             continue
         report.removed_entries.append(fp)
         if not dry_run:

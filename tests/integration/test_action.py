@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import GITHUB_READ_TOKEN, GITHUB_WRITE_TOKEN, IN_CI
 from github_testing import REPO, ActionsJob, actions_job, pull_request_payload, push_payload
 from mlpipe_testing import make_repo
+from service_fixtures import GITHUB_READ_TOKEN, GITHUB_WRITE_TOKEN, IN_CI
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

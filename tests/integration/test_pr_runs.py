@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from conftest import GITHUB_READ_TOKEN, GITHUB_WRITE_TOKEN
 from github_testing import REPO, actions_job, pull_request_payload, push_payload
 from mlpipe_testing import METRICS_FILES, Project, metrics_pipeline
+from service_fixtures import GITHUB_READ_TOKEN, GITHUB_WRITE_TOKEN
 
 PIPELINE = metrics_pipeline(
     "prdemo",

@@ -9,7 +9,6 @@ that is not stored (gc removed it; `plan` then compares with nothing), a materia
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import stat
@@ -18,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlpipe.cache.base import StepResult
+from mlpipe.cache.records import load_json
 from mlpipe.digest import Manifest, file_sha256
 
 HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -122,7 +122,7 @@ def _check_results(root: Path, report: FsckReport) -> dict[str, Manifest]:
             continue
         report.results += 1
         try:
-            result = StepResult.from_json(json.loads(path.read_bytes()))
+            result = StepResult.from_json(load_json(path.read_bytes(), rel))
             outputs = {name: (m, m.digest) for name, m in result.outputs.items()}
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
             report.problems.append(f"bad result {rel}: does not parse: {error!r}")
@@ -155,7 +155,7 @@ def _check_latest(root: Path, manifests: dict[str, Manifest], report: FsckReport
     for path in _files(root / "latest"):
         rel = _rel(root, path)
         try:
-            fingerprint = json.loads(path.read_bytes())["fingerprint"]
+            fingerprint = load_json(path.read_bytes(), rel)["fingerprint"]
         except (OSError, ValueError, KeyError, TypeError) as error:
             report.problems.append(f"bad pointer {rel}: does not parse: {error!r}")
             continue
@@ -169,7 +169,7 @@ def _check_latest(root: Path, manifests: dict[str, Manifest], report: FsckReport
 def _check_trees(root: Path, report: FsckReport) -> None:
     for path in _files(root / "trees"):
         try:
-            json.loads(path.read_bytes())["files"]
+            load_json(path.read_bytes(), _rel(root, path))["files"]
         except (OSError, ValueError, KeyError, TypeError) as error:
             report.problems.append(f"bad listing {_rel(root, path)}: does not parse: {error!r}")
 
