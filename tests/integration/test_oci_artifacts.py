@@ -196,3 +196,21 @@ def test_an_existing_tag_is_never_overwritten(registry, repo, tmp_path):
     assert cache(registry, second).push(repo, result_from(second, {"out": outs[1]}, run="2"), {}) == "exists"
     fetched = cache(registry, make_store(tmp_path / "r")).fetch(repo, FP)
     assert fetched is not None and fetched.provenance["run_id"] == run_id("r1")
+
+
+def test_a_result_too_large_for_any_reader_is_not_pushed(registry, repo, tmp_path, monkeypatch):
+    """A record over the size every fetch refuses unread would be pushed for nothing: nothing is uploaded."""
+    from mlpipe.cache import oci
+
+    out = tmp_path / "out"
+    out.mkdir()
+    for i in range(50):
+        (out / f"f{i:02d}.txt").write_text(f"{i}\n")
+    store = make_store(tmp_path / "s")
+    result = result_from(store, {"out": out})
+    monkeypatch.setattr(oci, "MAX_CONFIG", 1024)
+    with pytest.raises(oci.TooLarge, match="more than the 1024 a runner reads from a registry"):
+        cache(registry, store).push(repo, result, {"protected": True})
+    client = RegistryClient(registry.host)
+    assert not client.has_manifest(repo, result_tag(FP))
+    assert list(client.tags(repo)) == []

@@ -72,6 +72,10 @@ def _key_entry(key: ObjectKey) -> Entry:
     return Entry(path="", kind="file", executable=key.executable, size=0, sha256=key.sha256)
 
 
+class TooLarge(Exception):
+    """A result whose record is larger than any runner would read back: not pushed."""
+
+
 class Refused(Exception):
     """An artifact that must not be used (wrong type, escaping paths, corrupt): a miss with a warning."""
 
@@ -285,6 +289,12 @@ class OciCache:
     ) -> str:
         """Push a stored result unless its tag exists; 'pushed' or 'exists' (a complete entry is kept)."""
         tag = result_tag(result.fingerprint)
+        record = canonical_json(result.to_json())
+        if len(record) > MAX_CONFIG:  # its config would be refused unread by every runner: share nothing
+            raise TooLarge(
+                f"the record of {result.fingerprint[:12]} is {len(record)} bytes, more than the "
+                f"{MAX_CONFIG} a runner reads from a registry (fewer files per output would fit)"
+            )
         if self.client.has_manifest(repo, tag, push=True):
             return "exists"
         entries = [e for name in sorted(result.outputs) for e in result.outputs[name].entries]
@@ -297,6 +307,10 @@ class OciCache:
         config = canonical_json(
             {"format": CONFIG_FORMAT, "result": result.to_json(), "trust": dict(trust), "layers": index}
         )
+        if len(config) > MAX_CONFIG:
+            raise TooLarge(
+                f"the config of {result.fingerprint[:12]} is {len(config)} bytes, over {MAX_CONFIG}"
+            )
         self._ensure_bytes(repo, config)
         manifest = _manifest(
             ARTIFACT_TYPE, CONFIG_TYPE, config, layers, {"org.mlpipe.fingerprint": result.fingerprint}

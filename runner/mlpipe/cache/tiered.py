@@ -243,6 +243,8 @@ class TieredStore(LocalStore):
         return dict(self._trust)
 
     def _push(self, remote: Any, pol: CachePolicy, result: StepResult) -> str:
+        from mlpipe.cache.oci import TooLarge
+
         if self._disabled or self._pushes_refused:
             return "skipped"
         started = time.monotonic()
@@ -252,6 +254,10 @@ class TieredStore(LocalStore):
                 where = f"to {self.settings.host}/{pol.write}"
                 _note(transfer_line("pushed", result, where, time.monotonic() - started))
             return outcome
+        except TooLarge as error:  # this result only: the registry is fine
+            step = result.provenance.get("step") or "step"
+            _warn(f"not pushing the result of {step}: {error}")
+            return "too-large"
         except Exception as error:  # noqa: BLE001 - a failed push is reported, never fails the steps
             with contextlib.suppress(CacheError):  # with --cache-required, sync reports it
                 self.fail_push(
@@ -273,7 +279,9 @@ class TieredStore(LocalStore):
         summary: dict[str, Any] = {"registry": self.settings.url}
         if self._policy is not None:
             summary.update(read=list(self._policy.read), write=self._policy.write, why=self._policy.why)
-            summary.update({k: outcomes.count(k) for k in ("pushed", "exists", "failed") if k in outcomes})
+            summary.update(
+                {k: outcomes.count(k) for k in ("pushed", "exists", "failed", "too-large") if k in outcomes}
+            )
             images = {
                 k.removeprefix("image-"): outcomes.count(k) for k in set(outcomes) if k.startswith("image-")
             }
