@@ -14,7 +14,9 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+import fault_tally
 import pytest
+from fsck_testing import assert_store_whole
 
 from mlpipe_testing import Project
 
@@ -192,6 +194,8 @@ def test_a_hostile_output(name: str, project_factory, outside: Path) -> None:
         if name == "hard link to a file outside":
             assert (project.root / "check/o/hard").read_text() == "secret\n"
             assert not (project.root / "check/o/hard").samefile(outside / "secret")
+    assert_store_whole(project.root / ".mlpipe/cache")
+    fault_tally.record("hostile step output", runs_completed=2)
 
 
 def stored_files(project: Project) -> list[Path]:
@@ -212,3 +216,4 @@ def test_an_outside_file_linked_into_an_output_keeps_its_mode_and_link_count(
     project.run("ci-run").assert_success()
     st = secret.stat()
     assert (stat.S_IMODE(st.st_mode), st.st_nlink) == (0o640, 1)
+    assert_store_whole(project.root / ".mlpipe/cache")

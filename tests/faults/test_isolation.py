@@ -14,6 +14,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import fault_tally
+from fsck_testing import assert_store_whole
+
 from mlpipe_testing import Project, make_repo
 
 ROUNDS = 3
@@ -62,6 +65,8 @@ def test_outputs_sharing_a_file_never_fail_their_readers_under_j2(project_factor
         assert statuses(record) == {"a": "ran", "b": "ran", "da": "ran", "db": "ran"}
     project.run("pull", "da.o", "--to", "check", "-p", f"round={ROUNDS}").assert_success()
     assert (project.root / "check/o").read_text() == f"same\na-{ROUNDS}\n"
+    assert_store_whole(project.root / ".mlpipe/cache")
+    fault_tally.record("object linked for another step (-j 2)", injected=ROUNDS, runs_completed=ROUNDS)
 
 
 CLONE_PIPELINE = """\
@@ -111,6 +116,8 @@ def test_two_runs_sharing_a_store_never_fail_each_other(tmp_path: Path) -> None:
             "pull", "down.o", "--to", "check", "--cache", str(store), "-p", f"round={ROUNDS}"
         ).assert_success()
         assert (clone.root / "check/o").read_text() == f"same\n{clone.root.name}{ROUNDS}\n"
+    assert_store_whole(store)
+    fault_tally.record("object linked by a run sharing the store", injected=ROUNDS, runs_completed=2 * ROUNDS)
 
 
 # -- steps cannot change what others see ---------------------------------------------------------------------
@@ -144,6 +151,8 @@ def test_a_step_that_edits_its_code_changes_nothing_later_steps_and_runs_run(pro
     assert (project.root / "check2/o").read_text() == "clean\nclean\nevil\n"
     assert (project.root / "code.py").read_text() == 'print("clean")\n'
     assert not list((project.root / ".mlpipe/tmp").glob("*/*/code"))  # each private copy is removed
+    assert_store_whole(project.root / ".mlpipe/cache")
+    fault_tally.record("step edits its code snapshot", injected=2, runs_completed=2)
 
 
 WRITE_INPUT = """\
@@ -194,6 +203,8 @@ def test_a_step_that_writes_through_its_input_fails_and_nobody_reads_what_it_wro
     assert statuses(record) == {"up": "ran", "down": "ran", "later": "ran"}  # the damaged result is gone
     project.run("pull", "later.o", "--to", "check2").assert_success()
     assert (project.root / "check2/o").read_text() == "data\n"
+    assert_store_whole(project.root / ".mlpipe/cache")
+    fault_tally.record("step writes through its input", injected=1, runs_completed=2)
 
 
 READ_INPUT = """\
@@ -232,6 +243,8 @@ def test_a_farm_left_changed_is_rebuilt_before_a_step_reads_it(project_factory) 
     assert statuses(project.record()) == {"up": "reused", "down": "ran"}
     project.run("pull", "down.o", "--to", "check", "-p", "n=1").assert_success()
     assert (project.root / "check/o").read_text() == "data\nmore\n1\n"
+    assert_store_whole(project.root / ".mlpipe/cache")
+    fault_tally.record("stored output left changed", injected=1, runs_completed=1)
 
 
 def test_an_object_written_through_a_farm_is_dropped_and_its_step_runs_again(project_factory) -> None:
@@ -254,3 +267,5 @@ def test_an_object_written_through_a_farm_is_dropped_and_its_step_runs_again(pro
     assert statuses(project.record()) == {"up": "ran", "down": "ran"}
     project.run("pull", "down.o", "--to", "check", "-p", "n=1").assert_success()
     assert (project.root / "check/o").read_text() == "data\nmore\n1\n"
+    assert_store_whole(project.root / ".mlpipe/cache")
+    fault_tally.record("stored output left changed", injected=1, runs_completed=2)

@@ -36,6 +36,8 @@ from mlpipe.digest import Entry, FileHasher, Manifest, bytes_sha256, walk_files
 from mlpipe.errors import MlpipeError
 
 LAYOUT = 1
+FARM_STAT_SUFFIX = "-@stat.json"
+"""materialized/<digest>-@stat.json: a farm's stat data when last found whole ('@' is in no alias name)."""
 
 
 def _warn(message: str) -> None:
@@ -309,7 +311,7 @@ class LocalStore:
         return top / (names[0] if len(names) == 1 else "")
 
     def _sidecar(self, top: Path) -> Path:
-        return top.parent / f"{top.name}-@stat.json"
+        return top.parent / f"{top.name}{FARM_STAT_SUFFIX}"
 
     def _checked(self, manifest: Manifest, top: Path) -> dict[str, Signature] | None:
         """The farm's stat data if it holds `manifest` exactly; else None, having removed it."""
