@@ -222,7 +222,7 @@ class Runner:
         # A URL that cannot be downloaded, a data set in no store, stored data found damaged, code edited
         # while the run copies it: this step fails, the others go on.
         except (InputUnavailable, DamagedData, SnapshotChanged) as error:
-            shutil.rmtree(self.p.workspace.tmp / self.run_id / name, ignore_errors=True)
+            remove_tree(self.p.workspace.tmp / self.run_id / name)
             finished.add(name)
             self._mark(name, "failed", error=str(error))
 
@@ -292,7 +292,7 @@ class Runner:
             for n, path in inputs.items()
             if self.p.store.handed(path) is None and n not in farms
         }
-        _settle(max((h.newest_ctime_ns() for _, _, h in farms.values()), default=0))
+        farms = _settled(farms)
         self.history.write(self.record)  # before the step starts: a kill -9 from now on leaves it `running`
         running = self._executor_for(step).start(request)
         self.running[name] = running
@@ -328,8 +328,9 @@ class Runner:
             except Exception as error:  # noqa: BLE001 - reported on the step, never lost
                 finished.error = f"storing the result failed: {error!r}"
             finally:
-                remove_tree(staging)
+                # Done first: removing the step's code copy and staging is off the next step's path.
                 self._done.put(finished)
+                remove_tree(staging)
 
         threading.Thread(target=work, name=f"mlpipe-{name}", daemon=True).start()
 
@@ -388,7 +389,7 @@ class Runner:
                 self.record.status = "failed"
         self.history.write(self.record)
         self.p.store.hasher.save()
-        shutil.rmtree(self.p.workspace.tmp / self.run_id, ignore_errors=True)
+        remove_tree(self.p.workspace.tmp / self.run_id)  # read-only code copies of steps killed mid-way too
         self.reporter.run_finished(self.record)
         if cache.get("required") and cache.get("unavailable"):
             from mlpipe.errors import CacheError
@@ -685,18 +686,29 @@ def _modified(name: str, path: str) -> str:
     )
 
 
-def _settle(newest_ctime_ns: int) -> None:
-    """Wait until a change to the step's inputs can no longer leave their ctime as it is now.
+def _settled(farms: Mapping[str, tuple[str, str, Handed]]) -> dict[str, tuple[str, str, Handed]]:
+    """The farms as the check after the step will see them, once a change to them can no longer leave stat
+    data as seen now.
 
     File times come from a clock that advances in ticks (4 ms at HZ=250, 10 ms at HZ=100): a write within the
-    tick of the last recorded change would leave every stat field as recorded (git calls this racy-clean)."""
-    wait_ns = newest_ctime_ns + _TICK_NS - time.time_ns()
-    if wait_ns > 0:
-        time.sleep(min(wait_ns, _TICK_NS) / 1e9)
+    tick of the last recorded change leaves every stat field as seen (git calls this racy-clean). Files changed
+    that recently (a farm just built) have their content compared after the step, or, when that is more to
+    read than a wait costs, the step starts once the tick has passed."""
+    since = time.time_ns() - _TICK_NS
+    racy = {label: handed.racy(since) for label, (_name, _prefix, handed) in farms.items()}
+    if sum(sig[1] for files in racy.values() for sig in files.values()) > _RACY_HASH_BYTES:
+        time.sleep(_TICK_NS / 1e9)
+        return dict(farms)
+    return {
+        label: (name, prefix, handed.distrusting(racy[label]))
+        for label, (name, prefix, handed) in farms.items()
+    }
 
 
 _TICK_NS = 30_000_000
-"""More than two ticks of the coarsest kernel clock (HZ=100): time read now is past the tick of any ctime."""
+"""More than two ticks of the coarsest kernel clock (HZ=100): a ctime older than this can no longer be racy."""
+_RACY_HASH_BYTES = 16 << 20
+"""Below this, hashing recently changed files after the step costs less than waiting out the tick."""
 
 
 def _check_output_tops(outputs: Mapping[str, Path]) -> None:

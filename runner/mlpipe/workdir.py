@@ -61,9 +61,12 @@ def _place(snapshot: Snapshot, pool: Path, dest: Path, put: Callable[[Path, Path
     """`snapshot`'s tree at `dest` (a new directory): `put(blob, target, executable)` places each file."""
     blobs = pool / "blobs"
     dest.mkdir(parents=True)
+    made = {dest}
     for f in snapshot.files:
         target = dest / f.path
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.parent not in made:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            made.add(target.parent)
         if f.mode == _GITLINK:
             target.mkdir(exist_ok=True)
         elif f.mode == _SYMLINK:

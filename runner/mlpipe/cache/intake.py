@@ -55,6 +55,7 @@ class Taken:
     kind: str  # "file" | "link"
     executable: bool
     temp: str
+    size: int
 
 
 def kind_of(mode: int) -> str:
@@ -143,7 +144,9 @@ def _walk(top: int, taken: list[Taken], links: dict[str, str | None], new_temp: 
             elif stat.S_ISLNK(st.st_mode):
                 target = _source(os.readlink, rel, name, dir_fd=fd)
                 links[rel] = target
-                taken.append(Taken(rel, "link", False, _link_object(target, new_temp())))
+                taken.append(
+                    Taken(rel, "link", False, _link_object(target, new_temp()), len(os.fsencode(target)))
+                )
             elif stat.S_ISREG(st.st_mode):
                 links[rel] = None
                 taken.append(_take_file(fd, name, rel, st, new_temp()))
@@ -187,7 +190,7 @@ def _take_file(dir_fd: int, name: str, rel: str, st: os.stat_result, temp: str) 
     executable = bool(st.st_mode & stat.S_IXUSR)
     mode = 0o555 if executable else 0o444
     if st.st_nlink == 1 and _link_alone(dir_fd, name, st, temp, mode):
-        return Taken(rel, "file", executable, temp)
+        return Taken(rel, "file", executable, temp, st.st_size)
     src = _source(os.open, rel, name, _OPEN_FILE, dir_fd=dir_fd)
     try:
         found = os.fstat(src)
@@ -204,7 +207,7 @@ def _take_file(dir_fd: int, name: str, rel: str, st: os.stat_result, temp: str) 
             os.close(dst)
     finally:
         os.close(src)
-    return Taken(rel, "file", executable, temp)
+    return Taken(rel, "file", executable, temp, found.st_size)
 
 
 def _link_alone(dir_fd: int, name: str, st: os.stat_result, temp: str, mode: int) -> bool:
@@ -221,9 +224,11 @@ def _link_alone(dir_fd: int, name: str, st: os.stat_result, temp: str, mode: int
             fd = os.open(temp, _OPEN_FILE)
             try:
                 _seal(fd, mode)
+                return True
+            except PermissionError:  # another user's file (a container step's): copied, so the copy is ours
+                pass
             finally:
                 os.close(fd)
-            return True
     except BaseException:
         os.unlink(temp)
         raise

@@ -24,8 +24,8 @@ import shutil
 import stat
 import sys
 import uuid
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -131,8 +131,15 @@ class Handed:
     content: Path
     seen: dict[str, Signature]
 
-    def newest_ctime_ns(self) -> int:
-        return max((sig[3] for sig in self.seen.values()), default=0)
+    def racy(self, since_ns: int) -> dict[str, Signature]:
+        """Files whose ctime is `since_ns` or later: a change within the same clock tick could leave their stat
+        data as seen (git's racy-clean case), so their content is compared after the step."""
+        return {rel: sig for rel, sig in self.seen.items() if sig[3] >= since_ns}
+
+    def distrusting(self, paths: Iterable[str]) -> Handed:
+        """The same farm, with the stat data of `paths` forgotten: their content is compared after the step."""
+        drop = set(paths)
+        return replace(self, seen={rel: sig for rel, sig in self.seen.items() if rel not in drop})
 
 
 class LocalStore:
@@ -232,7 +239,7 @@ class LocalStore:
         Raises UnstorableOutput for what cannot be stored, leaving nothing in the store."""
         taken = intake.take(path, lambda: os.fspath(self._temp_path()))
         try:
-            hashed = self._hash_files([t.temp for t in taken])
+            hashed = self._hash_files([t.temp for t in taken], sum(t.size for t in taken))
             entries = tuple(
                 Entry(path=t.path, kind=t.kind, executable=t.executable, size=size, sha256=sha)
                 for t, (sha, size) in zip(taken, hashed, strict=True)
@@ -250,15 +257,15 @@ class LocalStore:
         single = len(entries) == 1 and entries[0].path == ""
         return Manifest(type="file" if single else "dir", entries=entries)
 
-    def _hash_files(self, paths: list[str]) -> list[tuple[str, int]]:
-        """(sha256, size) of each file, several at once when there is much to read."""
+    def _hash_files(self, paths: list[str], size: int = 0) -> list[tuple[str, int]]:
+        """(sha256, size) of each file, several at once when there is much to read (`size` bytes in all)."""
 
         def one(path: str) -> tuple[str, int]:
             with open(path, "rb", buffering=0) as f:
                 size = os.fstat(f.fileno()).st_size
                 return hashlib.file_digest(f, "sha256").hexdigest(), size
 
-        if self.hasher.workers > 1 and len(paths) > 1:
+        if self.hasher.workers > 1 and len(paths) > 1 and size >= self.hasher.PARALLEL_BYTES:
             from concurrent.futures import ThreadPoolExecutor  # hashlib releases the GIL while it hashes
 
             size = max(1, len(paths) // (self.hasher.workers * 4))
@@ -298,7 +305,10 @@ class LocalStore:
     def check_handed(self, handed: Handed) -> str | None:
         """After a step: None if the farm is as handed out (content read only where stat data changed), else
         the first damaged path; the farm is then removed and its damaged objects dropped."""
-        bad, _seen = self._damage(handed.manifest, handed.content, handed.seen)
+        try:
+            bad, _seen = self._damage(handed.manifest, handed.content, handed.seen)
+        except FileNotFoundError:  # removed meanwhile, found damaged by a step beside this one
+            return ""
         if not bad:
             return None
         self._discard(handed.manifest, handed.top, bad)
@@ -362,7 +372,8 @@ class LocalStore:
                 unsure.append(entry)
         bad.extend(found)  # what the farm holds and the manifest does not
         paths = [os.path.join(content, e.path) if e.path else os.fspath(content) for e in unsure]
-        for entry, (sha, _size) in zip(unsure, self._hash_files(paths), strict=True):
+        hashed = self._hash_files(paths, sum(e.size for e in unsure))
+        for entry, (sha, _size) in zip(unsure, hashed, strict=True):
             if sha != entry.sha256:
                 bad.append(entry.path)
         order = {e.path: i for i, e in enumerate(manifest.entries)}
@@ -396,7 +407,8 @@ class LocalStore:
         if sound and (hash_always or st.st_mtime_ns != OBJECT_MTIME_NS or entry.kind == "link"):
             sound = self._hash_files([os.fspath(path)])[0][0] == entry.sha256
             if sound and st.st_mtime_ns != OBJECT_MTIME_NS:
-                os.utime(path, ns=(OBJECT_MTIME_NS, OBJECT_MTIME_NS))
+                with contextlib.suppress(PermissionError):  # another user's object in a shared store
+                    os.utime(path, ns=(OBJECT_MTIME_NS, OBJECT_MTIME_NS))
         if not sound:
             _warn(f"dropping stored object {path.name} of {entry.path!r}: its content or mode changed")
             with contextlib.suppress(FileNotFoundError):
