@@ -106,8 +106,9 @@ class Manifest:
         )
 
 
-def walk_files(top: Path | str) -> Iterator[tuple[str, os.stat_result]]:
-    """Every file and link under `top` as ('/'-separated relative path, lstat), in sorted order."""
+def walk_files(top: Path | str, *, specials: bool = False) -> Iterator[tuple[str, os.stat_result]]:
+    """Every file and link under `top` as ('/'-separated relative path, lstat), in sorted order; with
+    `specials`, FIFOs, sockets and devices too (a check of a tree must see them: a hash walk skips them)."""
 
     def walk(directory: str, prefix: str) -> Iterator[tuple[str, os.stat_result]]:
         with os.scandir(directory) as it:
@@ -117,7 +118,7 @@ def walk_files(top: Path | str) -> Iterator[tuple[str, os.stat_result]]:
             mode = st.st_mode
             if stat.S_ISDIR(mode):
                 yield from walk(entry.path, prefix + entry.name + "/")
-            elif stat.S_ISREG(mode) or stat.S_ISLNK(mode):
+            elif specials or stat.S_ISREG(mode) or stat.S_ISLNK(mode):
                 yield prefix + entry.name, st
 
     yield from walk(os.fspath(top), "")

@@ -20,6 +20,8 @@ from typing import Any
 
 from mlpipe import __version__
 from mlpipe.cache.base import StepResult
+from mlpipe.cache.intake import UnstorableOutput, check_top
+from mlpipe.cache.local import DamagedData, Handed
 from mlpipe.digest import FileHasher, Manifest, tree_signature, walk_files
 from mlpipe.diskspace import full_disk, is_full
 from mlpipe.executors.base import ContainerSpec, Executor, Mount, RunningStep, StepOutcome, StepRequest
@@ -35,7 +37,7 @@ from mlpipe.spec import refs
 from mlpipe.spec.model import Output, RepoInput, Step
 from mlpipe.sweeps import gather_dir
 from mlpipe.ui import Reporter
-from mlpipe.workdir import materialize_snapshot
+from mlpipe.workdir import private_copy, remove_tree
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -215,15 +217,24 @@ class Runner:
             self._mark(name, "skipped", error=unfit)
             return
         from mlpipe.inputs import InputUnavailable
+        from mlpipe.snapshot import SnapshotChanged
 
         try:
             self._start(name, step, fingerprint.key, fingerprint.parts)
-        except InputUnavailable as error:  # a URL that cannot be downloaded, a data set in no store
+        # A URL that cannot be downloaded, a data set in no store, stored data found damaged, code edited
+        # while the run copies it: this step fails, the others go on.
+        except (InputUnavailable, DamagedData, SnapshotChanged) as error:
+            remove_tree(self.p.workspace.tmp / self.run_id / name)
             finished.add(name)
             self._mark(name, "failed", error=str(error))
 
     def _reuse(self, name: str, result: StepResult, *, early_cutoff: bool) -> None:
         record = self.record.steps[name]
+        try:
+            self._check_out_paths(self.p.pipeline.steps[name], result)
+        except DamagedData as error:
+            self._mark(name, "failed", error=str(error))
+            return
         prov = result.provenance
         record.status = "reused"
         record.reused_from = {"run_id": prov.get("run_id"), "commit": prov.get("commit")}
@@ -233,7 +244,6 @@ class Runner:
             record.reasons = ["upstream reran but produced identical outputs"]
         self.produced[name] = result
         self.p.store.set_latest(self.p.pipeline.name, name, result.fingerprint)
-        self._check_out_paths(self.p.pipeline.steps[name], result)
         self.reporter.step_finished(name, record)
         # No record write here: a reuse changes nothing on disk, and the next write or the last one says it.
 
@@ -243,9 +253,9 @@ class Runner:
         if staging.exists():
             shutil.rmtree(staging)
         outputs = {o.name: _prepare_output(staging / "outputs", o) for o in step.outputs.values()}
-        inputs = self._input_paths(step)
-        snapshot = self.p.snapshots[step.code]
-        cwd = materialize_snapshot(snapshot, self.p.workspace.snapshots)
+        inputs, farms = self._input_paths(step)
+        # Its own copy of the code: what it changes there, no other step or run sees (issue 13).
+        cwd = private_copy(self.p.snapshots[step.code], self.p.workspace.snapshots, staging / "code")
         code_shown = "" if step.code == "." else step.code + "/"
         rewrites = ((f"{cwd}/", code_shown), (str(cwd), step.code))
         container, seen_inputs, seen_outputs = None, inputs, outputs
@@ -279,7 +289,12 @@ class Runner:
         record.log = workspace_path(self.p.workspace.root, log_path)
         self.reporter.step_started(name, record)
         known = self.p.store.hasher.signatures  # repo inputs were walked once already, to digest them
-        before = {n: known.get(os.fspath(path)) or _state(path) for n, path in inputs.items()}
+        before = {
+            n: known.get(os.fspath(path)) or _state(path)
+            for n, path in inputs.items()
+            if self.p.store.handed(path) is None and n not in farms
+        }
+        farms = _settled(farms)
         self.history.write(self.record)  # before the step starts: a kill -9 from now on leaves it `running`
         running = self._executor_for(step).start(request)
         self.running[name] = running
@@ -289,7 +304,8 @@ class Runner:
             finished = _Finished(name=name, outcome=outcome)
             try:
                 if outcome.exit_code == 0 and not outcome.cancelled and not self.cancel_requested:
-                    self._check_inputs(step, inputs, before)
+                    self._check_inputs(step, inputs, before, farms)
+                    _check_output_tops(outputs)
                     metrics = _read_metrics(step, outputs)
                     _check_outputs(step, outputs)
                     published = self.p.store.publish(
@@ -307,12 +323,17 @@ class Runner:
                     self._check_out_paths(step, published.result)
             except StepError as error:
                 finished.error = str(error)
+            except UnstorableOutput as error:
+                finished.error = f"the step's output {error.output!r} {error}"
+            except DamagedData as error:
+                finished.error = str(error)
             except Exception as error:  # noqa: BLE001 - reported on the step, never lost
                 what = f"the outputs of step {name!r} ({', '.join(outputs)})"
                 finished.error = f"storing the result failed: {_describe(error, self.p.store.root, what)}"
             finally:
-                shutil.rmtree(staging, ignore_errors=True)
+                # Done first: removing the step's code copy and staging is off the next step's path.
                 self._done.put(finished)
+                remove_tree(staging)
 
         threading.Thread(target=work, name=f"mlpipe-{name}", daemon=True).start()
 
@@ -371,7 +392,7 @@ class Runner:
                 self.record.status = "failed"
         self.history.write(self.record)
         self.p.store.hasher.save()
-        shutil.rmtree(self.p.workspace.tmp / self.run_id, ignore_errors=True)
+        remove_tree(self.p.workspace.tmp / self.run_id)  # read-only code copies of steps killed mid-way too
         self.reporter.run_finished(self.record)
         if cache.get("required") and cache.get("unavailable"):
             from mlpipe.errors import CacheError
@@ -405,7 +426,8 @@ class Runner:
                 signal.signal(sig, old)
 
     # -- step wiring ---------------------------------------------------------------------------------------
-    def _input_paths(self, step: Step) -> dict[str, Path]:
+    def _input_paths(self, step: Step) -> tuple[dict[str, Path], dict[str, tuple[str, str, Handed]]]:
+        """Each input's path, and the store's farms among them: label -> (input, path prefix, farm)."""
         paths: dict[str, Path] = {}
         for name, item in step.inputs.items():
             if isinstance(item, RepoInput):
@@ -413,15 +435,37 @@ class Runner:
         from mlpipe.inputs import other_paths  # URL, external and data-file inputs, fetched if need be
 
         paths |= other_paths(self.p.pipeline.root, step, self.p.store)
+        farms: dict[str, tuple[str, str, Handed]] = {}
         for key, (upstream, output) in output_refs(step).items():
-            manifest = self.produced[upstream].outputs[output]
-            paths[key] = self.p.store.materialize(manifest, output)
+            paths[key] = self._materialized(upstream, output)
         for key, (instances, output) in gathered_refs(step).items():
-            found = {i: self.p.store.materialize(self.produced[i].outputs[output], output) for i in instances}
+            found = {i: self._materialized(i, output) for i in instances}
+            for instance, path in found.items():
+                farms[f"{key}[{instance}]"] = (key, f"{instance}/", self._handed(path))
             paths[key] = gather_dir(
                 self.p.workspace.tmp / self.run_id / step.name / "gathered" / key, found, output
             )
-        return paths
+        for key, path in paths.items():
+            handed = self.p.store.handed(path)
+            if handed is not None:
+                farms[key] = (key, "", handed)
+        return paths, farms
+
+    def _materialized(self, upstream: str, output: str) -> Path:
+        try:
+            return self.p.store.materialize(self.produced[upstream].outputs[output], output)
+        except DamagedData as error:
+            from mlpipe.inputs import InputUnavailable
+
+            raise InputUnavailable(
+                f"the stored output {upstream}.{output} was found changed at {error.path!r} and its damaged "
+                f"files were dropped from the store; the next run runs {upstream!r} again"
+            ) from None
+
+    def _handed(self, path: Path) -> Handed:
+        handed = self.p.store.handed(path)
+        assert handed is not None, "materialize records what it hands out"
+        return handed
 
     def _resolver(self, step: Step, inputs: Mapping[str, Path], outputs: Mapping[str, Path]) -> Any:
         params = {name: p.value for name, p in self.p.pipeline.params.items()} | dict(step.matrix)
@@ -533,20 +577,29 @@ class Runner:
             "duration_s": round(outcome.duration_s, 3),
         }
 
-    def _check_inputs(self, step: Step, inputs: Mapping[str, Path], before: Mapping[str, str]) -> None:
-        for name, path in inputs.items():
-            if _state(path) == before[name]:
+    def _check_inputs(
+        self,
+        step: Step,
+        inputs: Mapping[str, Path],
+        before: Mapping[str, str],
+        farms: Mapping[str, tuple[str, str, Handed]],
+    ) -> None:
+        """Fail the step if it changed an input's content, modes or files. Stat data alone decide nothing:
+        linking a stored object for another step or run changes its ctime, and is no change of the input."""
+        for name, prefix, handed in farms.values():
+            damaged = self.p.store.check_handed(handed)
+            if damaged is not None:
+                raise StepError(_modified(name, prefix + damaged))
+        digests = self.p.facts.input_digests.get(step.name, {})
+        for name, state in before.items():
+            path = inputs[name]
+            with contextlib.suppress(OSError):  # an input the step removed is modified
+                if _state(path) == state:
+                    continue
+            expected = digests.get(name)
+            if expected is not None and _content_digest(path) == expected:
                 continue
-            first = ""
-            for key, (upstream, output) in output_refs(step).items():
-                if key == name:
-                    manifest = self.produced[upstream].outputs[output]
-                    first = _first_changed(self.p.store.hasher, manifest, path)
-                    self.p.store.forget_materialized(manifest)
-            shown = f" ({first})" if first else ""
-            raise StepError(
-                f"the step modified its input {name!r}{shown}; inputs must stay unchanged: write to an output instead"
-            )
+            raise StepError(_modified(name, ""))
 
     def _check_out_paths(self, step: Step, result: StepResult) -> None:
         for output in step.outputs.values():
@@ -622,14 +675,57 @@ def _state(path: Path) -> str:
     return tree_signature(files)[0]
 
 
-def _first_changed(hasher: FileHasher, manifest: Manifest, path: Path) -> str:
-    """The first file of a stored output that is no longer as stored (for the error message)."""
-    current = {e.path: e for e in hasher.manifest(path).entries} if path.exists() else {}
-    for entry in manifest.entries:
-        if current.get(entry.path) != entry:
-            return entry.path
-    extra = sorted(set(current) - {e.path for e in manifest.entries})
-    return extra[0] if extra else ""
+def _content_digest(path: Path) -> str | None:
+    try:
+        return FileHasher().digest(path)
+    except OSError:
+        return None
+
+
+def _modified(name: str, path: str) -> str:
+    shown = f" ({path})" if path else ""
+    return (
+        f"the step modified its input {name!r}{shown}; inputs must stay unchanged: write to an output instead"
+    )
+
+
+def _settled(farms: Mapping[str, tuple[str, str, Handed]]) -> dict[str, tuple[str, str, Handed]]:
+    """The farms as the check after the step will see them, once a change to them can no longer leave stat
+    data as seen now.
+
+    File times come from a clock that advances in ticks (4 ms at HZ=250, 10 ms at HZ=100): a write within the
+    tick of the last recorded change leaves every stat field as seen (git calls this racy-clean). Files changed
+    that recently (a farm just built) have their content compared after the step, or, when that is more to
+    read than a wait costs, the step starts once the tick has passed."""
+    since = time.time_ns() - _TICK_NS
+    racy = {label: handed.racy(since) for label, (_name, _prefix, handed) in farms.items()}
+    if sum(sig[1] for files in racy.values() for sig in files.values()) > _RACY_HASH_BYTES:
+        time.sleep(_TICK_NS / 1e9)
+        return dict(farms)
+    return {
+        label: (name, prefix, handed.distrusting(racy[label]))
+        for label, (name, prefix, handed) in farms.items()
+    }
+
+
+_TICK_NS = 30_000_000
+"""More than two ticks of the coarsest kernel clock (HZ=100): a ctime older than this can no longer be racy."""
+_RACY_HASH_BYTES = 16 << 20
+"""Below this, hashing recently changed files after the step costs less than waiting out the tick."""
+
+
+def _check_output_tops(outputs: Mapping[str, Path]) -> None:
+    """An output that is itself a link or a special file, before anything reads it (a FIFO would block)."""
+    for path in {p.parent for p in outputs.values()}:
+        if not stat.S_ISDIR(os.lstat(path).st_mode):
+            raise StepError(f"the step replaced the directory holding its outputs ({path.name}) by a link")
+    for name, path in outputs.items():
+        if not os.path.lexists(path):
+            continue  # reported by _check_outputs
+        try:
+            check_top(path, f" at $MLPIPE_OUTPUT_{_env_name(name)}")
+        except UnstorableOutput as error:
+            raise StepError(f"the step's output {name!r} {error}") from None
 
 
 def _same_content(store: Any, dest: Path, manifest: Manifest) -> bool:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mlpipe.cache.base import Published, StepResult
-from mlpipe.cache.local import LocalStore
+from mlpipe.cache.local import DamagedData, LocalStore, UnstorableOutput
 from mlpipe.digest import Entry, FileHasher, Manifest
 
 FP = hashlib.sha256(b"fingerprint").hexdigest()
@@ -298,11 +298,11 @@ def test_a_failed_checkout_leaves_the_destination_as_it_was(
     model = store.publish(pending(), staged).result.outputs["model"]
     store.object_path(next(e for e in model.entries if e.path == "w.bin")).unlink()
     dest = stage(tmp_path / "ws/out", {"mine.txt": b"keep"})
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(DamagedData):
         store.checkout(model, dest)
     assert sorted(p.name for p in dest.parent.iterdir()) == ["out"]
     assert [p.name for p in dest.iterdir()] == ["mine.txt"]
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(DamagedData):
         store.materialize(model, "model")
     assert not (store.root / "materialized").exists()
     assert list((store.root / "tmp").iterdir()) == []
@@ -338,11 +338,11 @@ def test_a_path_through_a_stored_link_is_refused(store: LocalStore, tmp_path: Pa
     outside = tmp_path / "outside"
     outside.mkdir()
     store.publish(pending(), {"o": stage(tmp_path / "s", {"f": b"x"})})
-    (tmp_path / "s2").mkdir()
-    os.symlink(str(outside), tmp_path / "s2" / "escape")
-    store.publish(pending("1" * 64), {"o": tmp_path / "s2"})
     x = hashlib.sha256(b"x").hexdigest()
     target = hashlib.sha256(str(outside).encode()).hexdigest()
+    link = store.new_object(target, False)  # as a registry pull writes it: ingest refuses such a link
+    link.write(str(outside).encode())
+    link.commit()
     manifest = Manifest(
         type="dir",
         entries=(
@@ -397,18 +397,33 @@ def test_listings_are_written_once_and_read_back(store: LocalStore) -> None:
 def test_a_file_reachable_elsewhere_is_copied_into_the_store_not_linked(
     store: LocalStore, tmp_path: Path
 ) -> None:
-    # A step may hard-link or symlink a workspace file into its output: the store must not share (and
-    # chmod) that inode, or a later edit of the workspace file would change a stored result.
+    # A step may hard-link a workspace file into its output: the store must not share (and chmod) that
+    # inode, or a later edit of the workspace file would change a stored result.
     workspace_file = stage(tmp_path, {"data.csv": b"1,2\n"}) / "data.csv"
     out = tmp_path / "staging/o"
     out.mkdir(parents=True)
     os.link(workspace_file, out / "hard.csv")
-    os.symlink(workspace_file, tmp_path / "staging/linked.csv")
     workspace_mode = mode(workspace_file)
-    result = store.publish(pending(), {"o": out, "f": tmp_path / "staging/linked.csv"}).result
-    assert result.outputs["f"].entries[0].kind == "file"
+    result = store.publish(pending(), {"o": out}).result
     assert mode(workspace_file) == workspace_mode
+    assert workspace_file.stat().st_nlink == 2  # the workspace's name and the output's: none in the store
     workspace_file.write_bytes(b"edited")
     assert store.lookup(FP) == result
     assert store.materialize(result.outputs["o"], "o").joinpath("hard.csv").read_bytes() == b"1,2\n"
-    assert store.materialize(result.outputs["f"], "f").read_bytes() == b"1,2\n"
+
+
+def test_an_output_that_is_a_link_is_refused_and_not_followed(store: LocalStore, tmp_path: Path) -> None:
+    workspace_file = stage(tmp_path, {"data.csv": b"1,2\n"}) / "data.csv"
+    (tmp_path / "staging").mkdir()
+    os.symlink(workspace_file, tmp_path / "staging/linked.csv")
+    workspace_mode = mode(workspace_file)
+    with pytest.raises(UnstorableOutput) as info:
+        store.publish(pending(), {"f": tmp_path / "staging/linked.csv"})
+    assert str(info.value) == (
+        f"is a symbolic link (to {str(workspace_file)!r}); write the file or directory itself, not a link to it"
+    )
+    assert info.value.output == "f"
+    assert mode(workspace_file) == workspace_mode
+    assert workspace_file.stat().st_nlink == 1
+    assert store.lookup(FP) is None
+    assert list((store.root / "tmp").glob("*")) == []

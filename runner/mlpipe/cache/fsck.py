@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlpipe.cache.base import StepResult
+from mlpipe.cache.local import FARM_STAT_SUFFIX
 from mlpipe.cache.records import load_json
 from mlpipe.digest import Manifest, file_sha256
 
@@ -178,6 +179,8 @@ def _check_materialized(
     root: Path, manifests: dict[str, Manifest], inodes: dict[tuple[int, int], str], report: FsckReport
 ) -> None:
     for top in _listdir(root / "materialized"):
+        if top.name.endswith(FARM_STAT_SUFFIX):
+            continue  # a farm's stat record, beside it (cache/local.py)
         rel = _rel(root, top)
         digest = top.name.split("-", 1)[0]
         if top.is_symlink():  # an alias: the same file under another output name

@@ -6,27 +6,39 @@ Layout, versioned by `LAYOUT`:
   latest/<pipeline>/<step>.json   the step's most recent result fingerprint, for `plan`
   trees/ab/<tree>.json   file listings of code snapshots, so `plan` can name the files that changed
   materialized/<digest>/ read-only hard-link farms of outputs, shared by every step that reads them
+  materialized/<digest>-@stat.json   stat data of a farm's files when last found whole ('@': no alias has it)
+
+Objects are read-only and their mtime is OBJECT_MTIME_NS: an object that differs is hashed before it is linked
+or copied for a step, and dropped if its content no longer has its name. A farm is checked before it is handed
+to a step and after the step: its files' stat data against the last seen, and the content of the files whose
+stat data changed (linking an object for another farm changes its ctime, which is no damage).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
 import stat
 import sys
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from mlpipe.cache import records
+from mlpipe.cache import intake, records
 from mlpipe.cache.base import Published, StepResult
-from mlpipe.digest import Entry, FileHasher, Manifest, walk_files
+from mlpipe.cache.intake import OBJECT_MTIME_NS, UnstorableOutput
+from mlpipe.digest import Entry, FileHasher, Manifest, bytes_sha256, walk_files
+from mlpipe.errors import MlpipeError
 from mlpipe.treepaths import UnsafeTree
 
 LAYOUT = 1
+FARM_STAT_SUFFIX = "-@stat.json"
+"""materialized/<digest>-@stat.json: a farm's stat data when last found whole ('@' is in no alias name)."""
 
 
 def _warn(message: str) -> None:
@@ -73,6 +85,7 @@ class NewObject:
     def commit(self) -> None:
         """Give the object its name (an object already there has the same content: replacing it is harmless)."""
         try:
+            os.utime(self.fd, ns=(OBJECT_MTIME_NS, OBJECT_MTIME_NS))  # see intake.OBJECT_MTIME_NS
             os.close(self.fd)
             self.fd = -1
             assert self._temp is not None
@@ -91,12 +104,51 @@ class NewObject:
             self._temp = None
 
 
+class DamagedData(MlpipeError):
+    """Stored data that was found changed when it was to be handed to a step; its damaged objects are dropped."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return (
+            f"stored data was found changed at {self.path!r} and dropped from the store; "
+            "the next run fetches or computes it again"
+        )
+
+
+Signature = list[int]
+"""A file's (inode, size, mtime_ns, ctime_ns, mode): content can change only if one of them does."""
+
+
+@dataclass(frozen=True)
+class Handed:
+    """A materialization as handed to a step: what it must hold, and its files' stat data at that moment."""
+
+    manifest: Manifest
+    top: Path
+    content: Path
+    seen: dict[str, Signature]
+
+    def racy(self, since_ns: int) -> dict[str, Signature]:
+        """Files whose ctime is `since_ns` or later: a change within the same clock tick could leave their stat
+        data as seen (git's racy-clean case), so their content is compared after the step."""
+        return {rel: sig for rel, sig in self.seen.items() if sig[3] >= since_ns}
+
+    def distrusting(self, paths: Iterable[str]) -> Handed:
+        """The same farm, with the stat data of `paths` forgotten: their content is compared after the step."""
+        drop = set(paths)
+        return replace(self, seen={rel: sig for rel, sig in self.seen.items() if rel not in drop})
+
+
 class LocalStore:
     def __init__(self, root: Path, *, hasher: FileHasher | None = None) -> None:
         self.root = root
         self.hasher = hasher or FileHasher()
         self._tmp = root / "tmp"
         self._dirs: set[str] = set()
+        self._handed: dict[str, Handed] = {}
 
     # -- paths ---------------------------------------------------------------------------------------------
     def object_path(self, entry: Entry) -> Path:
@@ -143,7 +195,13 @@ class LocalStore:
 
     def publish(self, result: StepResult, staged: Mapping[str, Path]) -> Published:
         """Ingest every staged output, then write the entry; the entry appearing is the commit point."""
-        manifests = {name: self.ingest(path) for name, path in staged.items()}
+        manifests = {}
+        for name, path in staged.items():
+            try:
+                manifests[name] = self.ingest(path)
+            except UnstorableOutput as error:
+                error.output = name
+                raise
         result = StepResult(
             fingerprint=result.fingerprint,
             parts=result.parts,
@@ -175,76 +233,207 @@ class LocalStore:
         return Published(result=stored, already_stored=already, nondeterministic=nondeterministic)
 
     def ingest(self, path: Path) -> Manifest:
-        """Move a staged file or directory's content into objects/ and return its manifest."""
-        manifest = self.hasher.manifest(path)
-        for entry in manifest.entries:
-            source = path / entry.path if entry.path else path
-            self._store_object(source, entry)
-        return manifest
+        """Store a staged output, which is untrusted (see intake.py), and return its manifest.
 
-    def _store_object(self, source: Path, entry: Entry) -> None:
-        target = self.object_path(entry)
-        if target.exists():
-            return
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temp = self._temp_path()
+        Raises UnstorableOutput for what cannot be stored, leaving nothing in the store."""
+        taken = intake.take(path, lambda: os.fspath(self._temp_path()))
         try:
-            if entry.kind == "link":
-                temp.write_bytes(os.readlink(source).encode())
-            elif os.lstat(source).st_nlink == 1:
-                try:
-                    os.link(source, temp)  # same filesystem: no copy at all
-                except OSError:
-                    shutil.copyfile(source, temp)
-            else:
-                # A link, or a file also reachable elsewhere (the step hard-linked it in): the object gets its
-                # own inode, so the chmod below and later edits of that file cannot reach the store.
-                shutil.copyfile(source, temp)
-            os.chmod(temp, 0o555 if entry.executable else 0o444)
-            os.replace(temp, target)
-        except BaseException:  # a full disk, an interrupt: no half-written temp stays behind
-            with contextlib.suppress(OSError):
-                temp.unlink()
-            raise
+            hashed = self._hash_files([t.temp for t in taken], sum(t.size for t in taken))
+            entries = tuple(
+                Entry(path=t.path, kind=t.kind, executable=t.executable, size=size, sha256=sha)
+                for t, (sha, size) in zip(taken, hashed, strict=True)
+            )
+            for item, entry in zip(taken, entries, strict=True):
+                target = self.object_path(entry)
+                if target.exists():
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(item.temp, target)
+        finally:
+            for item in taken:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(item.temp)
+        single = len(entries) == 1 and entries[0].path == ""
+        return Manifest(type="file" if single else "dir", entries=entries)
+
+    def _hash_files(self, paths: list[str], size: int = 0) -> list[tuple[str, int]]:
+        """(sha256, size) of each file, several at once when there is much to read (`size` bytes in all)."""
+
+        def one(path: str) -> tuple[str, int]:
+            with open(path, "rb", buffering=0) as f:
+                size = os.fstat(f.fileno()).st_size
+                return hashlib.file_digest(f, "sha256").hexdigest(), size
+
+        if self.hasher.workers > 1 and len(paths) > 1 and size >= self.hasher.PARALLEL_BYTES:
+            from concurrent.futures import ThreadPoolExecutor  # hashlib releases the GIL while it hashes
+
+            size = max(1, len(paths) // (self.hasher.workers * 4))
+            batches = [paths[i : i + size] for i in range(0, len(paths), size)]
+            with ThreadPoolExecutor(self.hasher.workers) as pool:
+                return [h for batch in pool.map(lambda b: [one(p) for p in b], batches) for h in batch]
+        return [one(p) for p in paths]
 
     # -- reading outputs -----------------------------------------------------------------------------------
     def materialize(self, manifest: Manifest, name: str) -> Path:
+        """A read-only hard-link farm of stored data for a step to read, checked first (and rebuilt from its
+        objects when damaged); `handed(path)` tells what it holds and its files' stat data now."""
         digest = manifest.digest.removeprefix("sha256:")
         top = self.root / "materialized" / digest
-        if not top.exists():
-            temp = self._temp_path()
-            temp.mkdir()
-            try:
-                self._build(manifest, temp / name if manifest.type == "file" else temp / "d", link=True)
-            except BaseException:
-                _rmtree(temp)
-                raise
-            top.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.rename(temp, top)
-            except OSError:  # another process materialized it first
-                shutil.rmtree(temp, ignore_errors=True)
-        if manifest.type == "file":
-            existing = next(top.iterdir())
-            if existing.name != name:  # same content under another output name
-                alias = top.parent / f"{digest}-{_slug(name)}"
-                if not alias.exists():
-                    with contextlib.suppress(FileExistsError):
-                        os.symlink(existing, alias)
-                return alias
-            return existing
-        return top / "d"
+        for _ in range(3):  # a farm another process removes or replaces meanwhile is looked at again
+            seen = (
+                self._checked(manifest, top) if os.path.lexists(top) else self._new_farm(manifest, top, name)
+            )
+            if seen is not None:
+                break
+        else:
+            raise DamagedData("")
+        content = self._content(manifest, top)
+        path = content
+        if manifest.type == "file" and content.name != name:  # same content under another output name
+            path = top.parent / f"{digest}-{_slug(name)}"
+            if not os.path.lexists(path):
+                with contextlib.suppress(FileExistsError):
+                    os.symlink(content, path)
+        self._handed[os.fspath(path)] = Handed(manifest, top, content, seen)
+        return path
 
-    def forget_materialized(self, manifest: Manifest) -> None:
-        """Drop a materialization (and the objects behind it) that a step was found to have modified."""
-        top = self.root / "materialized" / manifest.digest.removeprefix("sha256:")
-        _rmtree(top)
+    def handed(self, path: Path) -> Handed | None:
+        """The farm `materialize` returned as `path` (None for a path that is none)."""
+        return self._handed.get(os.fspath(path))
+
+    def check_handed(self, handed: Handed) -> str | None:
+        """After a step: None if the farm is as handed out (content read only where stat data changed), else
+        the first damaged path; the farm is then removed and its damaged objects dropped."""
+        try:
+            bad, _seen = self._damage(handed.manifest, handed.content, handed.seen)
+        except FileNotFoundError:  # removed meanwhile, found damaged by a step beside this one
+            return ""
+        if not bad:
+            return None
+        self._discard(handed.manifest, handed.top, bad)
+        return bad[0]
+
+    def _content(self, manifest: Manifest, top: Path) -> Path:
+        if manifest.type == "dir":
+            return top / "d"
+        names = os.listdir(top)
+        return top / (names[0] if len(names) == 1 else "")
+
+    def _sidecar(self, top: Path) -> Path:
+        return top.parent / f"{top.name}{FARM_STAT_SUFFIX}"
+
+    def _checked(self, manifest: Manifest, top: Path) -> dict[str, Signature] | None:
+        """The farm's stat data if it holds `manifest` exactly; else None, having removed it."""
+        try:
+            known = json.loads(self._sidecar(top).read_bytes())
+            if not isinstance(known, dict):
+                known = {}
+        except (OSError, ValueError):
+            known = {}
+        try:
+            bad, seen = self._damage(manifest, self._content(manifest, top), known)
+        except FileNotFoundError:  # removed meanwhile
+            return None
+        if bad:
+            self._discard(manifest, top, bad)
+            return None
+        if seen != known:
+            _atomic_write(self._sidecar(top), seen, self._temp_path())
+        return seen
+
+    def _damage(
+        self, manifest: Manifest, content: Path, known: Mapping[str, Any]
+    ) -> tuple[list[str], dict[str, Signature]]:
+        """The paths where a farm differs from `manifest` (missing, extra, kind, mode, size, content; content is
+        read only where stat data differ from `known`), and every file's stat data."""
+        top = os.lstat(content)
+        if manifest.type == "dir" and not stat.S_ISDIR(top.st_mode):
+            return [""], {}
+        found = dict(_files(manifest, content))
+        seen = {rel: _signature(s) for rel, s in found.items()}
+        bad: list[str] = []
+        unsure: list[Entry] = []
         for entry in manifest.entries:
-            path = self.object_path(entry)
-            if path.exists() and entry.kind == "file":
-                with contextlib.suppress(OSError):
-                    if self.hasher.hash_file(path, path.stat()) != entry.sha256:
-                        path.unlink()
+            st = found.pop(entry.path) if entry.path in found else None
+            path = os.path.join(content, entry.path) if entry.path else os.fspath(content)
+            if st is None:
+                bad.append(entry.path)
+            elif entry.kind == "link":
+                if not stat.S_ISLNK(st.st_mode) or _link_sha256(path) != entry.sha256:
+                    bad.append(entry.path)
+            elif (
+                not stat.S_ISREG(st.st_mode)
+                or stat.S_IMODE(st.st_mode) != _mode(entry)
+                or st.st_size != entry.size
+            ):
+                bad.append(entry.path)
+            elif known.get(entry.path) != seen[entry.path]:
+                unsure.append(entry)
+        bad.extend(found)  # what the farm holds and the manifest does not
+        paths = [os.path.join(content, e.path) if e.path else os.fspath(content) for e in unsure]
+        hashed = self._hash_files(paths, sum(e.size for e in unsure))
+        for entry, (sha, _size) in zip(unsure, hashed, strict=True):
+            if sha != entry.sha256:
+                bad.append(entry.path)
+        order = {e.path: i for i, e in enumerate(manifest.entries)}
+        return sorted(bad, key=lambda p: order.get(p, len(order))), seen
+
+    def _discard(self, manifest: Manifest, top: Path, bad: list[str]) -> None:
+        """Remove a damaged farm, and drop the objects behind its damaged files that no longer hold their name."""
+        with contextlib.suppress(FileNotFoundError):
+            self._sidecar(top).unlink()
+        aside = self._temp_path()
+        try:
+            os.rename(top, aside)  # at once: a process looking at it now finds nothing, not half a farm
+        except FileNotFoundError:
+            pass
+        else:
+            _rmtree(aside)
+        damaged = set(bad)
+        for entry in manifest.entries:
+            if entry.path in damaged:
+                self._sound_object(entry, hash_always=True)
+
+    def _sound_object(self, entry: Entry, *, hash_always: bool = False) -> bool:
+        """Whether the object holds its name, read-only; one that does not is dropped. Its content is read only
+        when its mtime is not OBJECT_MTIME_NS (something wrote to it, or it predates the mark), or if asked."""
+        path = self.object_path(entry)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return False
+        sound = stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == _mode(entry)
+        if sound and (hash_always or st.st_mtime_ns != OBJECT_MTIME_NS or entry.kind == "link"):
+            sound = self._hash_files([os.fspath(path)])[0][0] == entry.sha256
+            if sound and st.st_mtime_ns != OBJECT_MTIME_NS:
+                with contextlib.suppress(PermissionError):  # another user's object in a shared store
+                    os.utime(path, ns=(OBJECT_MTIME_NS, OBJECT_MTIME_NS))
+        if not sound:
+            _warn(f"dropping stored object {path.name} of {entry.path!r}: its content or mode changed")
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        return sound
+
+    def _new_farm(self, manifest: Manifest, top: Path, name: str) -> dict[str, Signature] | None:
+        temp = self._temp_path()
+        temp.mkdir()
+        content = temp / ("d" if manifest.type == "dir" else name)
+        try:
+            self._build(manifest, content, link=True)
+            _make_read_only(content)
+            seen = {rel: _signature(st) for rel, st in _files(manifest, content)}
+        except BaseException:
+            _rmtree(temp)
+            raise
+        top.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.rename(temp, top)
+        except OSError:  # another process materialized it first
+            _rmtree(temp)
+            return None
+        os.chmod(top, 0o555)  # only now: renaming a directory rewrites its `..`, which needs it writable
+        _atomic_write(self._sidecar(top), seen, self._temp_path())
+        return seen
 
     def checkout(self, manifest: Manifest, dest: Path) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -264,6 +453,8 @@ class LocalStore:
             _rmtree(old)
 
     def _build(self, manifest: Manifest, dest: Path, *, link: bool) -> None:
+        """Hard links (`link`) or copies of the objects; an object that does not hold its name is dropped and
+        nothing is built (DamagedData)."""
         _check_paths(manifest, lambda e: _link_target(self.object_path(e), e))
         if manifest.type == "dir":
             dest.mkdir(parents=True)
@@ -271,6 +462,8 @@ class LocalStore:
             target = dest / entry.path if entry.path else dest
             target.parent.mkdir(parents=True, exist_ok=True)
             source = self.object_path(entry)
+            if not self._sound_object(entry):
+                raise DamagedData(entry.path)
             if entry.kind == "link":
                 os.symlink(source.read_bytes().decode(), target)
             elif link:
@@ -347,6 +540,32 @@ def _slug(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_.[]=," else "_" for c in name)
 
 
+def _signature(st: os.stat_result) -> Signature:
+    return [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode]
+
+
+def _mode(entry: Entry) -> int:
+    return 0o555 if entry.executable else 0o444
+
+
+def _link_sha256(path: str) -> str:
+    return bytes_sha256(os.fsencode(os.readlink(path)))
+
+
+def _files(manifest: Manifest, content: Path) -> Iterator[tuple[str, os.stat_result]]:
+    if manifest.type == "dir":
+        yield from walk_files(content, specials=True)
+    else:
+        yield "", os.lstat(content)
+
+
+def _make_read_only(content: Path) -> None:
+    """A farm's directories, so that a step cannot add, remove or rename its files without chmod first."""
+    if content.is_dir() and not content.is_symlink():
+        for dirpath, _dirnames, _files in os.walk(content, topdown=False):
+            os.chmod(dirpath, 0o555)
+
+
 def _rmtree(path: Path) -> None:
     """Remove a tree whose directories may have been made read-only."""
 
@@ -361,4 +580,4 @@ def _rmtree(path: Path) -> None:
         shutil.rmtree(path, onerror=onerror)
 
 
-__all__ = ["LocalStore", "walk_files"]
+__all__ = ["DamagedData", "Handed", "LocalStore", "UnstorableOutput", "walk_files"]
