@@ -66,3 +66,35 @@ def test_a_file_in_a_subdirectory_is_named_as_given(project_factory):
         == "ml/mlpipe.yaml:3:27: steps.a.reuse: expected true or false, found the string 'maybe'\n"
     )
     assert not (project.root / "ml/.mlpipe").exists()
+
+
+HOSTILE_FILES = {
+    "deep": ("name: x\nsteps: " + "[" * 100_000 + "]" * 100_000 + "\n", "mlpipe.yaml:2:71: steps: lists and mappings nested more than 64 deep; a pipeline needs a few levels: flatten the file\n"),
+    "bomb": (
+        "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+        + "".join(f"{n}: &{n} [{', '.join([f'*{p}'] * 10)}]\n" for p, n in zip("abcdefgh", "bcdefghi", strict=True))
+        + "name: x\nsteps: *i\n",
+        "mlpipe.yaml:5:36: e: alias *d makes the document stand for more than 100000 values; write fewer aliases of large anchors\n",
+    ),
+    "tag": (
+        "name: x\nsteps:\n  a: {run: !!python/object/apply:os.system ['touch pwned']}\n",
+        "mlpipe.yaml:3:12: steps.a.run: YAML tag '!!python/object/apply:os.system' is not supported; use a plain string, number, boolean, list or mapping\n",
+    ),
+    "nul": (
+        "name: x\x00\nsteps:\n  a: {run: 'true'}\n",
+        "mlpipe.yaml:1:8: invalid YAML: the character '\\x00' (#x0000) is not allowed; remove it, or write it as an escape in a double-quoted string\n",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE_FILES))
+def test_a_hostile_pipeline_file_is_exit_2_with_its_place_and_no_traceback(project_factory, kind):
+    text, expected = HOSTILE_FILES[kind]
+    project = project_factory({"mlpipe.yaml": text})
+
+    outcome = project.run("ci-run", timeout=60)
+
+    outcome.assert_code(2)
+    assert outcome.stderr == expected
+    assert not (project.root / ".mlpipe").exists()
+    assert not (project.root / "pwned").exists()

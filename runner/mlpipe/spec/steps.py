@@ -39,8 +39,10 @@ ULIMITS = (
 """The names Docker and podman accept (`docker run --ulimit`)."""
 NETWORKS = ("none", "host", "bridge")
 SHM_SIZE = re.compile(r"[1-9][0-9]*[bkmgBKMG]?")
-ULIMIT_VALUE = re.compile(r"(-1|[0-9]+)(?::(-1|[0-9]+))?")
-"""`-1` is unlimited."""
+ULIMIT_VALUE = re.compile(r"(-1|[0-9]{1,18})(?::(-1|[0-9]{1,18}))?")
+"""`-1` is unlimited; a limit fits 64 bits (the engines take int64)."""
+MAX_MINUTES = 525_600
+"""A step's timeout is at most a year: a longer one overflows the clocks that wait for it."""
 USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?")
 MOUNT = re.compile(r"([^:]+):([^:]+)(?::(ro|rw))?")
 FIELDS = {
@@ -300,6 +302,9 @@ class _StepBuilder:
         minutes = self.reader.scalar(node, key, (int, float), "a positive number of minutes")
         if minutes is not None and minutes <= 0:
             self.reader.expected(node, key, "a positive number of minutes")
+            return None
+        if minutes is not None and minutes > MAX_MINUTES:
+            self.reader.expected(node, key, f"at most {MAX_MINUTES} minutes (a year)")
             return None
         return None if minutes is None else float(minutes)
 
