@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from mlpipe.spec import datainputs, refs
+from mlpipe.spec import datainputs, outpaths, refs
 from mlpipe.spec.model import (
     Build,
     ContainerMount,
@@ -249,7 +249,12 @@ class _StepBuilder:
             self.reader.add(fields["type"].value, join(key, "type"), "a metrics output is a JSON file", fix)
         path = None
         if "path" in fields:
-            path = workspace_path(self.reader, fields["path"].value, join(key, "path"))
+            path_key, path_node = join(key, "path"), fields["path"].value
+            path = workspace_path(self.reader, path_node, path_key)
+            problem = None if path is None else outpaths.destination_problem(self.root, path)
+            if problem is not None:
+                self.reader.add(path_node, path_key, *problem)
+                path = None
         out_type: Literal["dir", "file"] = "file" if kind == "metrics" or type_ == "file" else "dir"
         out_kind: Literal["data", "metrics"] = "metrics" if kind == "metrics" else "data"
         better = None
