@@ -21,7 +21,7 @@ from typing import Any
 
 from mlpipe.cache.base import StepResult
 from mlpipe.cache.local import LocalStore
-from mlpipe.digest import FileHasher, Manifest, bytes_sha256, canonical_json
+from mlpipe.digest import FileHasher, Manifest, bytes_sha256, canonical_json, is_digest
 from mlpipe.errors import UsageError
 from mlpipe.inputs import InputUnavailable
 
@@ -57,6 +57,9 @@ def record_path(data: Path) -> Path:
     return data.parent / (data.name + DATA_SUFFIX)
 
 
+TYPES = ("", "file", "dir")
+
+
 def data_path(record_file: Path) -> Path:
     return record_file.parent / record_file.name.removesuffix(DATA_SUFFIX)
 
@@ -72,14 +75,17 @@ def read_record(path: Path) -> DataRecord:
         raise ValueError(f"expected format {FORMAT!r}, found {found!r}")
     path_ok = isinstance(data.get("path"), str) and data["path"] and "/" not in data["path"]
     digest = data.get("digest")
-    if not path_ok or not isinstance(digest, str) or not digest.startswith("sha256:"):
-        raise ValueError("expected 'path' (a name) and 'digest' (sha256:...)")
+    if not path_ok or not is_digest(digest):
+        raise ValueError("expected 'path' (a name) and 'digest' (sha256: and 64 lowercase hex digits)")
+    counts = [data.get("size", 0), data.get("files", 0)]
+    if not all(type(n) is int and 0 <= n < 2**63 for n in counts) or data.get("type", "") not in TYPES:
+        raise ValueError("expected 'size' and 'files' (whole numbers) and 'type' (file or dir)")
     return DataRecord(
         path=data["path"],
-        digest=digest,
+        digest=str(digest),
         type=str(data.get("type", "")),
-        size=int(data.get("size", 0)),
-        files=int(data.get("files", 0)),
+        size=counts[0],
+        files=counts[1],
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,6 +15,17 @@ from typing import Any
 from mlpipe.statcache import StatCache
 
 _CHUNK = 1 << 20
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def is_sha256_hex(value: object) -> bool:
+    """Exactly 64 lowercase hex characters: the only sha256 that may name an object or build a path."""
+    return isinstance(value, str) and _HEX64.fullmatch(value) is not None
+
+
+def is_digest(value: object) -> bool:
+    """An OCI content digest as mlpipe accepts it: 'sha256:' and 64 lowercase hex characters."""
+    return isinstance(value, str) and value.startswith("sha256:") and is_sha256_hex(value[7:])
 
 
 def file_sha256(path: Path | str) -> str:

@@ -16,9 +16,10 @@ from typing import Any
 
 from mlpipe.cache.base import StepResult
 from mlpipe.cache.local import LocalStore
-from mlpipe.digest import Entry, Manifest, bytes_sha256, canonical_json
+from mlpipe.digest import Entry, Manifest, bytes_sha256, canonical_json, is_digest
 from mlpipe.inputs import InputUnavailable
 from mlpipe.spec.model import OciInput
+from mlpipe.treepaths import UnsafeTree, check_name, check_tree
 
 FORMAT = "mlpipe.oci-input/1"
 TITLE = "org.opencontainers.image.title"
@@ -66,35 +67,56 @@ def _fetch(store: LocalStore, item: OciInput) -> Manifest:
     data, digest = got
     if digest != item.digest:
         raise OciInputError(f"input {item.name!r}: the registry sent manifest {digest} for {item.ref}")
-    entries = [_layer(store, client, item, layer) for layer in _layers(item, data)]
-    paths = [e.path for e in entries]
-    if len(set(paths)) != len(paths):
+    layers = _layers(item, data)
+    titles = [_title(item, layer) for layer in layers]
+    if len(set(titles)) != len(titles):
         raise OciInputError(f"input {item.name!r}: {item.ref} holds two layers with the same title")
+    try:
+        check_tree(dict.fromkeys(titles))  # no title may lie under another (a file is not a directory)
+    except UnsafeTree as error:
+        raise OciInputError(f"input {item.name!r}: {item.ref}: {error}") from None
+    entries = [_layer(store, client, item, layer, title) for layer, title in zip(layers, titles, strict=True)]
     return Manifest(type="dir", entries=tuple(sorted(entries, key=lambda e: e.path)))
+
+
+MAX_LAYERS = 10_000
 
 
 def _layers(item: OciInput, data: bytes) -> list[dict[str, Any]]:
     try:
         layers = json.loads(data)["layers"]
-        assert isinstance(layers, list) and layers
-    except (ValueError, KeyError, TypeError, AssertionError):
-        raise OciInputError(f"input {item.name!r}: {item.ref} is not an artifact with files") from None
-    return layers
+        ok = isinstance(layers, list) and 0 < len(layers) <= MAX_LAYERS
+        ok = ok and all(isinstance(layer, dict) and is_digest(layer.get("digest")) for layer in layers)
+    except (ValueError, KeyError, TypeError, RecursionError):
+        ok = False
+    if not ok:
+        raise OciInputError(
+            f"input {item.name!r}: {item.ref} is not an artifact with files "
+            f"(expected 1 to {MAX_LAYERS} layers, each with a sha256 digest)"
+        )
+    return list(layers)
 
 
-def _layer(store: LocalStore, client: Any, item: OciInput, layer: dict[str, Any]) -> Entry:
-    annotations = layer.get("annotations") or {}
-    title = annotations.get(TITLE)
-    digest = str(layer.get("digest", ""))
-    if annotations.get(UNPACK) or not isinstance(title, str):
+def _title(item: OciInput, layer: dict[str, Any]) -> str:
+    """The layer's file name: a plain relative path (no '..', no absolute path, no control characters)."""
+    annotations = layer.get("annotations")
+    title = annotations.get(TITLE) if isinstance(annotations, dict) else None
+    if not isinstance(title, str) or (isinstance(annotations, dict) and annotations.get(UNPACK)):
         raise OciInputError(
             f"input {item.name!r}: {item.ref}: only file layers with a title are read "
             "(push files, not a directory, with oras)"
         )
     clean = posixpath.normpath(title)
-    if clean.startswith(("/", "../")) or clean in {".", ".."} or not digest.startswith("sha256:"):
-        raise OciInputError(f"input {item.name!r}: {item.ref}: refusing the layer title {title!r}")
-    entry = Entry(path=clean, kind="file", executable=False, size=0, sha256=digest.removeprefix("sha256:"))
+    try:
+        check_name(clean)
+    except UnsafeTree as error:
+        raise OciInputError(f"input {item.name!r}: {item.ref}: refusing the layer title: {error}") from None
+    return clean
+
+
+def _layer(store: LocalStore, client: Any, item: OciInput, layer: dict[str, Any], title: str) -> Entry:
+    digest = str(layer["digest"])
+    entry = Entry(path=title, kind="file", executable=False, size=0, sha256=digest.removeprefix("sha256:"))
     target = store.object_path(entry)
     if not target.exists():
         temp = store.temp_path(".oci")
@@ -107,7 +129,7 @@ def _layer(store: LocalStore, client: Any, item: OciInput, layer: dict[str, Any]
         finally:
             with contextlib.suppress(FileNotFoundError):
                 temp.unlink()
-    return Entry(path=clean, kind="file", executable=False, size=target.stat().st_size, sha256=entry.sha256)
+    return Entry(path=title, kind="file", executable=False, size=target.stat().st_size, sha256=entry.sha256)
 
 
 def _warn(message: str) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mlpipe.cache.local import LocalStore
-from mlpipe.digest import Entry, bytes_sha256, canonical_json, file_sha256
+from mlpipe.digest import Entry, bytes_sha256, canonical_json, file_sha256, is_digest
 from mlpipe.errors import MlpipeError, UsageError
 from mlpipe.paths import Workspace
 from mlpipe.provenance import GitInfo
@@ -179,11 +179,19 @@ def _fetch(remote: Any, repo: str, tag: str) -> dict[str, Any] | None:
     got = remote.client.get_manifest(repo, tag)
     if got is None:
         return None
-    manifest = json.loads(got[0])
-    if manifest.get("artifactType") != RELEASE_ARTIFACT_TYPE:
-        return None
-    data = json.loads(remote.client.blob_bytes(repo, manifest["config"]["digest"]))
-    return data if isinstance(data, dict) else None
+    from mlpipe.cache.oci import Refused, _load_json
+    from mlpipe.cache.registry import BlobCorrupt
+
+    try:
+        manifest = _load_json(got[0], "manifest")
+        if manifest.get("artifactType") != RELEASE_ARTIFACT_TYPE:
+            return None
+        digest = manifest["config"]["digest"]
+        if not is_digest(digest):
+            raise Refused(f"config digest {str(digest)[:80]!r} is not sha256:<64 hex>")
+        return _load_json(remote.client.blob_bytes(repo, digest, max_size=16 << 20), "release manifest")
+    except (Refused, BlobCorrupt, KeyError, TypeError) as error:
+        raise UsageError(f"the release artifact {repo}:{tag} is unusable: {error}") from None
 
 
 # -- verify ----------------------------------------------------------------------------------------------------

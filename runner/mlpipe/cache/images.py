@@ -27,7 +27,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlpipe.digest import canonical_json, json_digest
+from mlpipe.digest import canonical_json, is_digest, json_digest
 from mlpipe.errors import CacheError
 from mlpipe.executors.image_archives import BadArchive, NotSaved, load_image, save_image
 from mlpipe.units import human_size
@@ -370,14 +370,21 @@ def _read_artifact(client: Any, repo: str, tag: str) -> tuple[Found, Mapping[str
         manifest = _load_json(got[0], "manifest")
         if manifest.get("artifactType") != IMAGE_ARTIFACT_TYPE:
             raise Unusable("it is not an mlpipe image")
+        if not is_digest(manifest["config"]["digest"]):
+            raise Unusable("malformed image artifact: its config digest is not sha256:<64 hex>")
         config = _load_json(client.blob_bytes(repo, manifest["config"]["digest"], max_size=1 << 20), "config")
         if config.get("format") != IMAGE_FORMAT:
-            raise Unusable(f"unknown image format {config.get('format')!r}")
+            raise Unusable(f"unknown image format {str(config.get('format'))[:80]!r}")
         layers = [d for d in manifest["layers"] if d.get("mediaType") == ARCHIVE_MEDIA_TYPE]
-        image_id = str(config["image"]["id"])
-        if len(layers) != 1 or not image_id.startswith("sha256:"):
-            raise Unusable("malformed image artifact")
-        int(layers[0]["size"])
+        image_id = config["image"]["id"]
+        archive = layers[0] if len(layers) == 1 else {}
+        size = archive.get("size")
+        if (
+            not (is_digest(image_id) and is_digest(archive.get("digest")))
+            or type(size) is not int
+            or size < 0
+        ):
+            raise Unusable("malformed image artifact: expected one archive layer and sha256 digests")
         return Found(repo=repo, image_id=image_id, layer=layers[0]), dict(config.get("trust") or {})
     except (Refused, BlobCorrupt) as error:
         raise Unusable(str(error)) from None

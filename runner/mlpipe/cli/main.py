@@ -30,6 +30,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Bring back the exact code a run ran on (fetched from the registry if needed).",
     ),
     "pull": ("mlpipe.cli.pull", "Check a step's stored outputs out into the workspace."),
+    "fsck": (
+        "mlpipe.cli.fsck",
+        "Check the local store: every object, result and materialized output is whole.",
+    ),
     "gc": ("mlpipe.cli.gc", "Remove cache entries no kept run points to, locally and in a registry."),
     "config": ("mlpipe.cli.config", "Show each setting and where its value came from."),
     "export": ("mlpipe.cli.export", "Print the resolved pipeline as canonical JSON."),
