@@ -338,3 +338,71 @@ def test_json_pipelines_keep_json_error_messages(ws: Path) -> None:
     assert problems(ws, text, "pipeline.json") == [
         'pipeline.json:1:46: invalid JSON: Expecting \',\' delimiter; near \'{"name": "x", "steps": {"a": {"run": "true"}}\''
     ]
+
+
+def test_a_problem_is_one_printable_line_whatever_the_keys_hold(ws: Path) -> None:
+    """Found by tests/faults/test_spec_fuzz.py: a key path is made of the file's key names, and a key written
+    `"a\\nb"` broke the problem over two lines (an ESC in one could rewrite the terminal)."""
+    text = 'name: x\nparams:\n  "lr\\nmlpipe.yaml:1:1: forged": 1\n  "\\e[2J": 2\nsteps:\n  a: {run: x}\n'
+
+    assert problems(ws, text) == [
+        (
+            "mlpipe.yaml:3:3: params.lr\\nmlpipe.yaml:1:1: forged: invalid param name 'lr\\nmlpipe.yaml:1:1: "
+            "forged'; use letters, digits, '_' and '-', starting with a letter or '_'"
+        ),
+        (
+            "mlpipe.yaml:4:3: params.\\x1b[2J: invalid param name '\\x1b[2J'; use letters, digits, '_' and '-', "
+            "starting with a letter or '_'"
+        ),
+    ]
+
+
+def test_an_exported_pipeline_with_characters_beyond_the_bmp_loads_back(ws: Path) -> None:
+    """Found by the fuzzer: json.dumps writes U+1F600 as the pair "\\ud83d\\ude00", which PyYAML read as two
+    lone surrogates, so an exported pipeline did not load back as itself."""
+    from mlpipe.export import export_json
+
+    path = ws / "mlpipe.yaml"
+    path.write_text(
+        "name: demo 😀 𐀀\nsteps:\n  a: {run: echo 😀, env: {E: '\U0010ffff'}}\n", encoding="utf-8"
+    )
+    exported = export_json(load_pipeline(path))
+    assert "\\ud83d\\ude00" in exported
+    (ws / "pipeline.json").write_text(exported)
+
+    again = load_pipeline(ws / "pipeline.json")
+
+    assert (again.name, again.steps["a"].run, dict(again.steps["a"].env)) == (
+        "demo 😀 𐀀",
+        "echo 😀",
+        {"E": "\U0010ffff"},
+    )
+    assert export_json(again) == exported
+
+
+def test_a_merge_key_written_as_a_value_is_its_text(ws: Path) -> None:
+    """Found by the fuzzer: `<<` is tagged as a merge wherever it stands, and PyYAML cannot construct one, so
+    `name: <<` was a traceback."""
+    path = ws / "mlpipe.yaml"
+    path.write_text("name: <<\nsteps:\n  a: {run: <<, env: {A: <<}}\n")
+
+    pipeline = load_pipeline(path)
+
+    assert (pipeline.name, pipeline.steps["a"].run, dict(pipeline.steps["a"].env)) == (
+        "<<",
+        "<<",
+        {"A": "<<"},
+    )
+
+
+def test_a_file_of_more_values_than_the_bound_stops_where_it_crosses_it(ws: Path) -> None:
+    text = "name: x\nsteps:\n  a: {run: x, needs: [" + ", ".join(["b"] * 100_000) + "]}\n"
+
+    # A value counts once it is whole: 7 scalars come before the items (the mappings and the list are not
+    # whole yet), so the 99,994th item, at column 23 + 3 * 99,993, crosses 100,000.
+    assert problems(ws, text) == [
+        (
+            f"mlpipe.yaml:3:{23 + 3 * 99_993}: steps.a.needs: the file holds more than 100000 values; "
+            "a pipeline is far smaller: keep data out of it"
+        )
+    ]

@@ -40,7 +40,13 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
 
 
 def plain(node: ScalarNode) -> Any:
-    """The value YAML gives a scalar (None, bool, int, float, str, date, ...)."""
+    """The value YAML gives a scalar (None, bool, int, float, str, date, ...).
+
+    `<<` is a merge only as a key (Reader.entries merges it); anywhere else it is the text, which PyYAML
+    has no constructor for (`name: <<` was a ConstructorError traceback).
+    """
+    if node.tag == MERGE_TAG:
+        return node.value
     return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
 
 
@@ -72,6 +78,7 @@ MAX_VALUES = 100_000
 INT64 = range(-(2**63), 2**63)
 SURROGATE = re.compile("[\ud800-\udfff]")
 TYPE_FIX = "use a plain string, number, boolean, list or mapping"
+ALIAS_FIX = "write fewer aliases of large anchors"
 
 
 @dataclass(frozen=True)
@@ -127,7 +134,7 @@ class Loader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no types
             size = self.sizes.get(id(node))
             if size is None:
                 self.stop(event, f"alias *{event.anchor} refers to a list or mapping that contains it", "")
-            self.count(event, size or 0, f"alias *{event.anchor}")
+            self.count(event, size or 0, f"alias *{event.anchor} makes the document stand for", ALIAS_FIX)
             return node
         explicit = event.tag not in (None, "!")
         if explicit and event.tag not in TAGS:
@@ -142,16 +149,15 @@ class Loader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no types
             self.depth -= 1
         children = _children(node) if isinstance(node, CollectionNode) else []
         self.sizes[id(node)] = 1 + sum(self.sizes[id(child)] for child in children)
-        self.count(event, 1, "the document")
+        self.count(event, 1, "the file holds", "a pipeline is far smaller: keep data out of it")
         if isinstance(node, ScalarNode) and isinstance(event, ScalarEvent):
             self.check_scalar(node, explicit=explicit and event.tag in TAGS)
         return node
 
-    def count(self, event: Any, size: int, what: str) -> None:
+    def count(self, event: Any, size: int, what: str, fix: str) -> None:
         self.values += size
         if self.values > MAX_VALUES:
-            message = f"{what} makes the document stand for more than {MAX_VALUES} values"
-            self.stop(event, message, "write fewer aliases of large anchors")
+            self.stop(event, f"{what} more than {MAX_VALUES} values", fix)
 
     def check_scalar(self, node: ScalarNode, *, explicit: bool) -> None:
         if node.tag == MERGE_TAG:
@@ -164,6 +170,8 @@ class Loader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no types
             else:
                 node.tag = STR_TAG  # `2001-13-45`, `=`: not a date or a value key, so the text as written
             return
+        if isinstance(value, str) and SURROGATE.search(value):
+            value = node.value = _paired(value)
         problem = _value_problem(value, node)
         if problem is not None:
             self.refuse(node, *problem)
@@ -193,6 +201,12 @@ def _unreadable(node: ScalarNode) -> tuple[str, str]:
     if node.tag == YAML + "int" and len(node.value) > 20:
         return f"integer of {len(node.value)} digits is out of range", _range_fix("an integer")
     return f"{node.value[:40]!r} is not a valid {kind}", f"write a valid {kind}, or remove the tag"
+
+
+def _paired(text: str) -> str:
+    """`"\\ud83d\\ude00"` as one character, as JSON reads it (an exported pipeline is JSON, and json.dumps
+    writes characters beyond U+FFFF so); PyYAML reads each escape alone. Lone halves stay, for the check."""
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
 
 
 def _range_fix(what: str) -> str:
