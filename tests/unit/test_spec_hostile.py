@@ -406,3 +406,36 @@ def test_a_file_of_more_values_than_the_bound_stops_where_it_crosses_it(ws: Path
             "a pipeline is far smaller: keep data out of it"
         )
     ]
+
+
+@pytest.mark.parametrize(
+    ("write", "reason"),
+    [
+        (lambda p: p.write_text('{"format": ' + "[" * 10_000 + "]" * 10_000 + "}"), "invalid JSON: nested too deep"),
+        (lambda p: p.write_bytes(b'{"format": "\xff"}'), "not UTF-8 text"),
+        (lambda p: p.write_text(" " * (64 << 10) + "{}"), "larger than 64 KiB, which no data file written by mlpipe is"),
+        (lambda p: p.mkdir(), "cannot read it: Is a directory"),
+    ],
+)  # fmt: skip
+def test_a_hostile_data_file_named_as_an_input_is_a_located_problem(ws: Path, write, reason: str) -> None:
+    """A `*.mlpipe-data.json` is committed with the pipeline and read while loading it."""
+    write(ws / "raw.mlpipe-data.json")
+
+    assert problems(ws, "name: x\nsteps:\n  a: {run: x, inputs: {raw: raw.mlpipe-data.json}}\n") == [
+        (
+            f"mlpipe.yaml:3:29: steps.a.inputs.raw: data file 'raw.mlpipe-data.json' is not valid: {reason}; "
+            "run `mlpipe data add raw` again"
+        )
+    ]
+
+
+def test_a_deeply_nested_mlpipe_toml_is_a_usage_error(ws: Path) -> None:
+    from mlpipe.config import read_config
+    from mlpipe.errors import UsageError
+
+    (ws / "mlpipe.toml").write_text("jobs = " + "[" * 100_000 + "]" * 100_000 + "\n")
+
+    with pytest.raises(UsageError) as info:
+        read_config(ws / "mlpipe.toml", "mlpipe.toml")
+
+    assert str(info.value) == "mlpipe.toml: invalid TOML: arrays or tables nested too deep; flatten them"
