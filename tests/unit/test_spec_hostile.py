@@ -439,3 +439,21 @@ def test_a_deeply_nested_mlpipe_toml_is_a_usage_error(ws: Path) -> None:
         read_config(ws / "mlpipe.toml", "mlpipe.toml")
 
     assert str(info.value) == "mlpipe.toml: invalid TOML: arrays or tables nested too deep; flatten them"
+
+
+def test_a_long_name_above_many_problems_is_cut_and_the_problems_are_capped(ws: Path) -> None:
+    """A 100 KB key was copied into the key path of every node below it and into every problem: a 1 MB
+    file with 15,000 entries under a 400 KB key took 24 GB. Names in key paths are cut at 64 characters,
+    texts at 500, and past 200 problems the rest are counted."""
+    name = "x" * 100_000
+    env = "".join(f"      V{i}: ${{{{ params.p{i} }}}}\n" for i in range(5000))
+    text = f"name: x\nsteps:\n  ? {name}\n  : run: x\n    env:\n{env}"
+
+    found = problems(ws, text)
+
+    assert len(found) == 201
+    assert found[:2] == [
+        f"mlpipe.yaml:6:11: steps.{'x' * 61}....env.V0: no param 'p0'",
+        f"mlpipe.yaml:7:11: steps.{'x' * 61}....env.V1: no param 'p1'",
+    ]
+    assert found[-1] == "mlpipe.yaml:205:13: and 4800 more problems; fix the ones above first"

@@ -40,7 +40,12 @@ def load_pipeline(path: Path, *, overrides: Mapping[str, str] = {}, root: Path |
     workspace = (root or file.parent).resolve()
     pipeline = None if text is None else _build(reader, text, file, workspace, overrides)
     if reader.problems or pipeline is None:
-        raise SpecError(sorted(dict.fromkeys(reader.problems), key=lambda p: (p.line, p.col)))
+        problems = sorted(dict.fromkeys(reader.problems), key=lambda p: (p.line, p.col))
+        if reader.dropped:
+            last = problems[-1]
+            more = f"and {reader.dropped} more problems"
+            problems.append(replace(last, key="", message=more, fix="fix the ones above first"))
+        raise SpecError(problems)
     return pipeline
 
 
