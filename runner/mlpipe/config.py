@@ -88,6 +88,8 @@ def read_config(path: Path, shown: str) -> dict[str, Any]:
         raise UsageError(f"{shown}: cannot read: {error}") from None
     except tomllib.TOMLDecodeError as error:
         raise UsageError(f"{shown}: invalid TOML: {error}") from None
+    except RecursionError:  # tomllib descends recursively: `a = [[[[...` 100,000 deep
+        raise UsageError(f"{shown}: invalid TOML: arrays or tables nested too deep; flatten them") from None
     problems = []
     for name, value in data.items():
         if name not in KEYS:

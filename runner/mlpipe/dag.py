@@ -5,7 +5,7 @@ from __future__ import annotations
 import graphlib
 import heapq
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from mlpipe.errors import UsageError
@@ -107,16 +107,58 @@ def find_cycles(upstream: Graph) -> list[tuple[str, ...]]:
     Each step in the path waits for the next. A cycle starts at its group's first step in file order.
     Names that are not keys of `upstream` are ignored.
     """
-    reach = {name: _reach(upstream, name) for name in upstream}
+    groups = _groups(upstream)
     cycles: list[tuple[str, ...]] = []
     done: set[str] = set()
     for name in upstream:
-        if name in done or name not in reach[name]:
+        group = groups[name]
+        if name in done or (len(group) == 1 and name not in upstream[name]):
             continue
-        group = {other for other in reach[name] if name in reach[other]}
         done.update(group)
         cycles.append(_shortest_cycle(upstream, name, group))
     return cycles
+
+
+def _groups(edges: Graph) -> dict[str, frozenset[str]]:
+    """Each step's strongly connected group, in time linear in the steps and edges (Tarjan's algorithm,
+    iterative). The set of steps each one reaches was quadratic in memory: a 15,000-step chain, a 500 KB
+    file, took two minutes and 6 GB to validate."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    groups: dict[str, frozenset[str]] = {}
+
+    def visit(name: str) -> tuple[str, Iterator[str]]:
+        index[name] = low[name] = len(index)
+        stack.append(name)
+        on_stack.add(name)
+        return name, iter([n for n in edges[name] if n in edges])
+
+    for root in edges:
+        if root in index:
+            continue
+        work = [visit(root)]
+        while work:
+            name, nexts = work[-1]
+            for nxt in nexts:
+                if nxt not in index:
+                    work.append(visit(nxt))
+                    break
+                if nxt in on_stack:
+                    low[name] = min(low[name], index[nxt])
+            else:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[name])
+                if low[name] == index[name]:
+                    members: list[str] = []
+                    while not members or members[-1] != name:
+                        members.append(stack.pop())
+                        on_stack.discard(members[-1])
+                    group = frozenset(members)
+                    groups.update(dict.fromkeys(members, group))
+    return groups
 
 
 def _reach(edges: Graph, start: str) -> set[str]:
@@ -130,7 +172,7 @@ def _reach(edges: Graph, start: str) -> set[str]:
     return seen
 
 
-def _shortest_cycle(edges: Graph, start: str, group: set[str]) -> tuple[str, ...]:
+def _shortest_cycle(edges: Graph, start: str, group: frozenset[str]) -> tuple[str, ...]:
     parent: dict[str, str] = {}
     queue = deque([start])
     while queue:

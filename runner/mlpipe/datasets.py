@@ -58,6 +58,8 @@ def record_path(data: Path) -> Path:
 
 
 TYPES = ("", "file", "dir")
+MAX_RECORD_BYTES = 64 << 10
+"""A data file holds a few short fields; mlpipe writes about 200 bytes."""
 
 
 def data_path(record_file: Path) -> Path:
@@ -65,11 +67,25 @@ def data_path(record_file: Path) -> Path:
 
 
 def read_record(path: Path) -> DataRecord:
-    """Raises FileNotFoundError, or ValueError naming what is wrong."""
+    """Raises FileNotFoundError, or ValueError naming what is wrong (a file it cannot read, too large, not
+    JSON). A record is committed with the pipeline, so it is read as hostile: bounded, never a traceback."""
     try:
-        data = json.loads(path.read_bytes())
+        with path.open("rb") as stream:
+            raw = stream.read(MAX_RECORD_BYTES + 1)
+    except FileNotFoundError:
+        raise
+    except OSError as error:
+        raise ValueError(f"cannot read it: {error.strerror}") from None
+    if len(raw) > MAX_RECORD_BYTES:
+        raise ValueError(f"larger than {MAX_RECORD_BYTES >> 10} KiB, which no data file written by mlpipe is")
+    try:
+        data = json.loads(raw)
     except json.JSONDecodeError as error:
         raise ValueError(f"invalid JSON: {error.msg}") from None
+    except UnicodeDecodeError:
+        raise ValueError("not UTF-8 text") from None
+    except RecursionError:
+        raise ValueError("invalid JSON: nested too deep") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         found = data.get("format") if isinstance(data, dict) else None
         raise ValueError(f"expected format {FORMAT!r}, found {found!r}")

@@ -30,10 +30,14 @@ class Problem:
     fix: str = ""
 
     def __str__(self) -> str:
+        """One printable line, whatever the file held: a key path is made of the file's own key names, and
+        a newline, an escape sequence or a lone surrogate in one would break or forge the lines around it."""
         where = f"{self.file}:{self.line}:{self.col}"
         key = f" {self.key}:" if self.key else ""
         fix = f"; {self.fix}" if self.fix else ""
-        return f"{where}:{key} {self.message}{fix}"
+        line = f"{where}:{key} {self.message}{fix}"
+        # Each character as a Python literal writes it: `\\n`, `\\x1b`, `\\ud800`.
+        return line if line.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in line)
 
 
 class SpecError(MlpipeError):

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import graphlib
+import itertools
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mlpipe.dag import Dag, Selection, find_cycles, select
 from mlpipe.errors import UsageError
@@ -172,3 +175,64 @@ def test_find_cycles_gives_one_shortest_cycle_per_group_starting_in_file_order()
     }
     assert find_cycles(graph) == [("a", "b", "a"), ("d", "d"), ("g", "h", "i", "g")]
     assert find_cycles(GRAPH) == []
+
+
+def _groups_by_reach(graph: dict[str, list[str]]) -> dict[str, frozenset[str]]:
+    """The definition, quadratic: a step's group is every step it reaches that reaches it back."""
+    reach = {}
+    for start, waits_for in graph.items():
+        seen, todo = set(), list(waits_for)
+        while todo:
+            name = todo.pop()
+            if name in graph and name not in seen:
+                seen.add(name)
+                todo.extend(graph[name])
+        reach[start] = seen
+    return {a: frozenset({a} | {b for b in reach[a] if a in reach[b]}) for a in graph}
+
+
+def _shortest_return(graph: dict[str, list[str]], start: str) -> int:
+    """Hops of the shortest way from `start` back to itself: breadth first, over the whole graph."""
+    dist, queue = {start: 0}, [start]
+    for name in queue:  # grows while it is walked: nodes come in order of distance
+        for nxt in graph[name]:
+            if nxt == start:
+                return dist[name] + 1
+            if nxt in graph and nxt not in dist:
+                dist[nxt] = dist[name] + 1
+                queue.append(nxt)
+    raise AssertionError(f"{start} is on no cycle")
+
+
+@settings(max_examples=300, deadline=None, database=None, derandomize=True)
+@given(
+    st.integers(1, 12).flatmap(
+        lambda n: st.dictionaries(
+            st.sampled_from([f"s{i}" for i in range(n)]),
+            st.lists(st.sampled_from([f"s{i}" for i in range(n)] + ["outside"]), max_size=4),
+            min_size=1,
+        )
+    )
+)
+def test_find_cycles_finds_one_shortest_cycle_in_each_group_the_definition_gives(graph) -> None:
+    groups = _groups_by_reach(graph)
+    cycles = find_cycles(graph)
+
+    on_cycles = [g for name, g in groups.items() if len(g) > 1 or name in graph[name]]
+    assert len(cycles) == len(set(on_cycles))
+    for cycle in cycles:
+        assert cycle[0] == cycle[-1] and all(b in graph[a] for a, b in itertools.pairwise(cycle))
+        assert set(cycle) <= groups[cycle[0]]
+        assert len(cycle) - 1 == _shortest_return(graph, cycle[0])
+        assert cycle[0] == next(name for name in graph if name in groups[cycle[0]])  # first in file order
+
+
+@pytest.mark.timeout(120)
+def test_find_cycles_on_a_long_chain_and_a_long_cycle() -> None:
+    """Linear: the reach sets it was built on took minutes and gigabytes for a 15,000-step chain."""
+    n = 20_000
+    chain = {f"s{i}": [f"s{i - 1}"] if i else [] for i in range(n)}
+    ring = {f"s{i}": [f"s{(i + 1) % n}"] for i in range(n)}
+
+    assert find_cycles(chain) == []
+    assert find_cycles(ring) == [tuple(f"s{i % n}" for i in range(n + 1))]

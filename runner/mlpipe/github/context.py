@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 PR_EVENTS = frozenset({"pull_request", "pull_request_target", "pull_request_review"})
+MAX_PAYLOAD = 32 << 20
+"""GitHub caps webhook payloads at 25 MB; a larger file is not an event payload and is not read."""
+SHA = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
+REPO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -45,26 +51,31 @@ class GitHubContext:
 
 
 def from_env(environ: Mapping[str, str]) -> GitHubContext | None:
-    """The context of the current GitHub Actions job step, or None outside one."""
+    """The context of the current GitHub Actions job step, or None outside one.
+
+    The payload is read defensively: a field of the wrong type or format counts as absent, and a file that
+    is not a JSON object (unreadable, too large, nested too deep, not UTF-8) as an empty payload. A pull
+    request whose head repository cannot be told counts as from a fork: it gets no write access.
+    """
     if environ.get("GITHUB_ACTIONS") != "true":
         return None
     payload = _payload(environ.get("GITHUB_EVENT_PATH"))
     event = environ.get("GITHUB_EVENT_NAME", "")
-    repository = environ.get("GITHUB_REPOSITORY") or _dict(payload.get("repository")).get("full_name") or ""
+    payload_repo = _dict(payload.get("repository"))
+    repository = environ.get("GITHUB_REPOSITORY") or _text(payload_repo.get("full_name"), REPO) or ""
     pr = _dict(payload.get("pull_request")) if event in PR_EVENTS else {}
-    head = _dict(pr.get("head"))
+    head, base = _dict(pr.get("head")), _dict(pr.get("base"))
     number = pr.get("number")
-    head_repo = _dict(head.get("repo")).get("full_name")
-    base_repo = _dict(_dict(pr.get("base")).get("repo")).get("full_name") or repository
-    sha = head.get("sha") if isinstance(head.get("sha"), str) else None
+    head_repo = _text(_dict(head.get("repo")).get("full_name"), REPO)
+    base_repo = _text(_dict(base.get("repo")).get("full_name"), REPO) or repository
     return GitHubContext(
-        repository=str(repository),
-        sha=sha or environ.get("GITHUB_SHA", ""),
+        repository=repository,
+        sha=_text(head.get("sha"), SHA) or environ.get("GITHUB_SHA", ""),
         ref=environ.get("GITHUB_REF", ""),
         event=event,
-        pr_number=number if isinstance(number, int) else None,
-        # A deleted fork has no head repo: still not this repository.
-        fork=bool(pr) and head_repo != base_repo,
+        pr_number=number if type(number) is int and 0 < number < 2**63 else None,
+        # A deleted fork has no head repo, and a payload without one cannot show it is this repository.
+        fork=event in PR_EVENTS and head_repo != base_repo,
         token=environ.get("MLPIPE_GITHUB_TOKEN") or environ.get("GITHUB_TOKEN") or "",
         api_url=(environ.get("GITHUB_API_URL") or "https://api.github.com").rstrip("/"),
         server_url=(environ.get("GITHUB_SERVER_URL") or "https://github.com").rstrip("/"),
@@ -72,9 +83,9 @@ def from_env(environ: Mapping[str, str]) -> GitHubContext | None:
         step_summary=_path(environ.get("GITHUB_STEP_SUMMARY")),
         output=_path(environ.get("GITHUB_OUTPUT")),
         temp=_path(environ.get("RUNNER_TEMP")),
-        default_branch=_dict(payload.get("repository")).get("default_branch") or None,
+        default_branch=_text(payload_repo.get("default_branch")),
         ref_protected=environ.get("GITHUB_REF_PROTECTED") == "true",
-        base_sha=_dict(pr.get("base")).get("sha") or None,
+        base_sha=_text(base.get("sha"), SHA),
     )
 
 
@@ -83,14 +94,28 @@ def _path(value: str | None) -> Path | None:
 
 
 def _payload(path: str | None) -> dict[str, Any]:
+    """The event payload, or {} when there is none that can be read within bounds."""
     if not path:
         return {}
     try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
+        if not stat.S_ISREG(Path(path).stat().st_mode):  # a FIFO or a device would block or never end
+            return {}
+        with open(path, "rb") as stream:
+            raw = stream.read(MAX_PAYLOAD + 1)
+        if len(raw) > MAX_PAYLOAD:
+            return {}
+        data = json.loads(raw.decode("utf-8"))
+    except (OSError, ValueError, RecursionError):  # RecursionError: arrays or objects nested thousands deep
         return {}
     return data if isinstance(data, dict) else {}
 
 
 def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
+
+
+def _text(value: Any, pattern: re.Pattern[str] | None = None) -> str | None:
+    """A non-empty string (matching `pattern` whole, if given), else None."""
+    if not isinstance(value, str) or not value or "\0" in value:
+        return None
+    return value if pattern is None or pattern.fullmatch(value) else None

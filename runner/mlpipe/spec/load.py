@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
@@ -16,13 +17,15 @@ from mlpipe.spec.checks import check_links
 from mlpipe.spec.matrix import expand, make_instances
 from mlpipe.spec.model import Param, ParamValue, Pipeline
 from mlpipe.spec.steps import NAME, Draft, build_step, check_name
-from mlpipe.spec.yamlnodes import Entry, Reader, compose, did_you_mean, join
+from mlpipe.spec.yamlnodes import INT64, Entry, Reader, Refused, compose, did_you_mean, join
 
 TOP_KEYS = ("format", "name", "params", "steps")
 FORMAT = "mlpipe.pipeline/1"
 """The `format` an exported pipeline carries; a hand-written file may leave it out."""
 CONFLICT_MARKER = re.compile(r"(<{7}|={7}|>{7}|\|{7})(?:\s|$)")
 TRUE, FALSE = {"true", "1", "yes"}, {"false", "0", "no"}
+MAX_BYTES = 1 << 20
+"""A pipeline file is at most 1 MiB; mlpipe's own pipelines are a few KiB, a 1,000-step one about 100 KiB."""
 
 
 def load_pipeline(path: Path, *, overrides: Mapping[str, str] = {}, root: Path | None = None) -> Pipeline:
@@ -37,7 +40,12 @@ def load_pipeline(path: Path, *, overrides: Mapping[str, str] = {}, root: Path |
     workspace = (root or file.parent).resolve()
     pipeline = None if text is None else _build(reader, text, file, workspace, overrides)
     if reader.problems or pipeline is None:
-        raise SpecError(sorted(dict.fromkeys(reader.problems), key=lambda p: (p.line, p.col)))
+        problems = sorted(dict.fromkeys(reader.problems), key=lambda p: (p.line, p.col))
+        if reader.dropped:
+            last = problems[-1]
+            more = f"and {reader.dropped} more problems"
+            problems.append(replace(last, key="", message=more, fix="fix the ones above first"))
+        raise SpecError(problems)
     return pipeline
 
 
@@ -70,18 +78,28 @@ def convert(text: str, default: ParamValue) -> ParamValue:
     if isinstance(default, str):
         return text
     try:
-        return int(text.strip()) if isinstance(default, int) else float(text)
+        number = int(text.strip()) if isinstance(default, int) else float(text)
     except ValueError:
         raise ValueError("an integer" if isinstance(default, int) else "a number") from None
+    if isinstance(number, int) and number not in INT64:
+        raise ValueError("an integer between -2**63 and 2**63-1")
+    if isinstance(number, float) and not math.isfinite(number):
+        raise ValueError("a finite number")
+    return number
 
 
 def _read(reader: Reader, path: Path) -> str | None:
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as stream:
+            raw = stream.read(MAX_BYTES + 1)  # never more: the file may be huge, or endless
     except FileNotFoundError:
         raise UsageError(f"{reader.file}: no such file") from None
     except OSError as error:
         raise UsageError(f"{reader.file}: cannot read: {error.strerror}") from None
+    if len(raw) > MAX_BYTES:
+        message = f"the file is larger than {MAX_BYTES >> 20} MiB, the most a pipeline file may be"
+        reader.add_at(1, 1, "", message, "keep data out of it: give data files as inputs")
+        return None
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -102,6 +120,10 @@ def _build(
         text = text.replace("\t", " ")
     try:
         doc = compose(text)
+    except Refused as refused:
+        for r in refused.refusals:
+            reader.add_at(r.line, r.col, r.key, r.message, r.fix)
+        return None
     except yaml.YAMLError as error:
         _yaml_problem(reader, text, error)
         return None
@@ -146,6 +168,8 @@ def _check_json(reader: Reader, text: str) -> bool:
     """A `.json` file must be JSON; its own parser's words read better than YAML's for JSON mistakes."""
     try:
         json.loads(text)
+    except RecursionError:
+        return True  # nested too deep for Python's parser: the YAML loader says where, and stops there
     except json.JSONDecodeError as error:
         lines = text.splitlines()
         snippet = lines[error.lineno - 1].strip() if error.lineno <= len(lines) else ""
@@ -157,6 +181,14 @@ def _check_json(reader: Reader, text: str) -> bool:
 
 def _yaml_problem(reader: Reader, text: str, error: yaml.YAMLError) -> None:
     """The parser's own words at its line:col, with the line it stumbled on."""
+    if isinstance(error, yaml.reader.ReaderError):  # a character YAML forbids: NUL, other control characters
+        line = text.count("\n", 0, error.position) + 1
+        col = error.position - text.rfind("\n", 0, error.position)
+        message = (
+            f"invalid YAML: the character {chr(error.character)!r} (#x{error.character:04x}) is not allowed"
+        )
+        reader.add_at(line, col, "", message, "remove it, or write it as an escape in a double-quoted string")
+        return
     if not isinstance(error, yaml.MarkedYAMLError) or error.problem_mark is None:
         reader.add_at(1, 1, "", f"invalid YAML: {error}")
         return

@@ -11,7 +11,7 @@ from typing import Literal
 NAME = r"[A-Za-z_][A-Za-z0-9_-]*"
 SELECTOR = r"\[[^\]\s]*\]"
 """A matrix step's instance, `[lr=0.1,C=1]`, or all of them, `[*]`."""
-_EXPRESSION = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
+OPEN, CLOSE = "${{", "}}"
 _REF = re.compile(
     rf"^\s*(?:(?P<scope>params|inputs|outputs|matrix)\.(?P<name>{NAME})"
     rf"|steps\.(?P<step>{NAME}(?:{SELECTOR})?)\.outputs\.(?P<output>{NAME}))\s*$"
@@ -47,21 +47,25 @@ def parse(template: str) -> list[Part]:
     """Split a template into literal strings and references; raise RefSyntaxError on a malformed one."""
     parts: list[Part] = []
     pos = 0
-    for match in _EXPRESSION.finditer(template):
-        if match.start() > pos:
-            parts.append(template[pos : match.start()])
-        ref = _REF.match(match.group(1))
+    # str.find, not a lazy regex: `.*?` rescans the rest of the text from every `${{` that is never
+    # closed, which made a long run of them take minutes; this reads the template once.
+    while (start := template.find(OPEN, pos)) >= 0:
+        end = template.find(CLOSE, start + len(OPEN))
+        if end < 0:
+            raise RefSyntaxError(template[start:], start)
+        end += len(CLOSE)
+        if start > pos:
+            parts.append(template[pos:start])
+        text = template[start:end]
+        ref = _REF.match(text[len(OPEN) : -len(CLOSE)])
         if ref is None:
-            raise RefSyntaxError(match.group(0), match.start())
+            raise RefSyntaxError(text, start)
         if ref.group("step"):
-            parts.append(Ref("steps", ref.group("output"), ref.group("step"), match.group(0), match.start()))
+            parts.append(Ref("steps", ref.group("output"), ref.group("step"), text, start))
         else:
             scope: Scope = ref.group("scope")  # type: ignore[assignment]
-            parts.append(Ref(scope, ref.group("name"), None, match.group(0), match.start()))
-        pos = match.end()
-    unclosed = template.find("${{", pos)
-    if unclosed >= 0:
-        raise RefSyntaxError(template[unclosed:], unclosed)
+            parts.append(Ref(scope, ref.group("name"), None, text, start))
+        pos = end
     if pos < len(template):
         parts.append(template[pos:])
     return parts

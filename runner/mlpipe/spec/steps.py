@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from mlpipe.spec import datainputs, refs
+from mlpipe.spec import datainputs, outpaths, refs
 from mlpipe.spec.model import (
     Build,
     ContainerMount,
@@ -39,8 +39,10 @@ ULIMITS = (
 """The names Docker and podman accept (`docker run --ulimit`)."""
 NETWORKS = ("none", "host", "bridge")
 SHM_SIZE = re.compile(r"[1-9][0-9]*[bkmgBKMG]?")
-ULIMIT_VALUE = re.compile(r"(-1|[0-9]+)(?::(-1|[0-9]+))?")
-"""`-1` is unlimited."""
+ULIMIT_VALUE = re.compile(r"(-1|[0-9]{1,18})(?::(-1|[0-9]{1,18}))?")
+"""`-1` is unlimited; a limit fits 64 bits (the engines take int64)."""
+MAX_MINUTES = 525_600
+"""A step's timeout is at most a year: a longer one overflows the clocks that wait for it."""
 USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?")
 MOUNT = re.compile(r"([^:]+):([^:]+)(?::(ro|rw))?")
 FIELDS = {
@@ -247,7 +249,12 @@ class _StepBuilder:
             self.reader.add(fields["type"].value, join(key, "type"), "a metrics output is a JSON file", fix)
         path = None
         if "path" in fields:
-            path = workspace_path(self.reader, fields["path"].value, join(key, "path"))
+            path_key, path_node = join(key, "path"), fields["path"].value
+            path = workspace_path(self.reader, path_node, path_key)
+            problem = None if path is None else outpaths.destination_problem(self.root, path)
+            if problem is not None:
+                self.reader.add(path_node, path_key, *problem)
+                path = None
         out_type: Literal["dir", "file"] = "file" if kind == "metrics" or type_ == "file" else "dir"
         out_kind: Literal["data", "metrics"] = "metrics" if kind == "metrics" else "data"
         better = None
@@ -300,6 +307,9 @@ class _StepBuilder:
         minutes = self.reader.scalar(node, key, (int, float), "a positive number of minutes")
         if minutes is not None and minutes <= 0:
             self.reader.expected(node, key, "a positive number of minutes")
+            return None
+        if minutes is not None and minutes > MAX_MINUTES:
+            self.reader.expected(node, key, f"at most {MAX_MINUTES} minutes (a year)")
             return None
         return None if minutes is None else float(minutes)
 
