@@ -19,6 +19,7 @@ from types import FrameType
 from typing import Any
 
 from mlpipe import __version__
+from mlpipe.cache import records
 from mlpipe.cache.base import StepResult
 from mlpipe.cache.intake import UnstorableOutput, check_top
 from mlpipe.cache.local import DamagedData, Handed
@@ -637,6 +638,10 @@ def _check_outputs(step: Step, outputs: Mapping[str, Path]) -> None:
             )
 
 
+MAX_METRICS_BYTES = 16 << 20
+MAX_METRICS_DEPTH = 32
+
+
 def _read_metrics(step: Step, outputs: Mapping[str, Path]) -> dict[str, dict[str, float]]:
     metrics: dict[str, dict[str, float]] = {}
     for output in step.outputs.values():
@@ -645,22 +650,39 @@ def _read_metrics(step: Step, outputs: Mapping[str, Path]) -> dict[str, dict[str
         path = outputs[output.name]
         if not path.is_file():
             continue  # reported by _check_outputs
+        if path.stat().st_size > MAX_METRICS_BYTES:
+            raise StepError(
+                f"metrics output {output.name!r} is larger than {MAX_METRICS_BYTES >> 20} MiB; "
+                "write a JSON object of name -> number (larger data belongs in a plain output)"
+            )
         try:
             data = json.loads(path.read_bytes())
+        except RecursionError:
+            raise StepError(f"metrics output {output.name!r} is nested too deeply") from None
         except (ValueError, UnicodeDecodeError) as error:
             raise StepError(f"metrics output {output.name!r} is not valid JSON: {error}") from None
         if not isinstance(data, dict):
             raise StepError(f"metrics output {output.name!r} must be a JSON object of name -> number")
         metrics[output.name] = _flatten_metrics(output.name, data, "")
+    try:  # what every later reader of the stored result accepts (cache/records.py), or the result is unusable
+        records.metrics(metrics, "metrics")
+    except records.BadRecord as error:
+        raise StepError(
+            f"{error}; metric names must be printable, at most {records.MAX_TEXT} characters"
+        ) from None
     return metrics
 
 
-def _flatten_metrics(output: str, data: Mapping[str, Any], prefix: str) -> dict[str, float]:
+def _flatten_metrics(output: str, data: Mapping[str, Any], prefix: str, depth: int = 0) -> dict[str, float]:
+    if depth > MAX_METRICS_DEPTH:
+        raise StepError(
+            f"metrics output {output!r}: nested deeper than {MAX_METRICS_DEPTH} levels at {prefix!r}"
+        )
     flat: dict[str, float] = {}
     for key, value in data.items():
         name = f"{prefix}{key}"
         if isinstance(value, dict):
-            flat.update(_flatten_metrics(output, value, name + "."))
+            flat.update(_flatten_metrics(output, value, name + ".", depth + 1))
         elif isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
             raise StepError(f"metrics output {output!r}: {name!r} is {value!r}, expected a finite number")
         else:

@@ -204,6 +204,33 @@ def test_non_json_metrics_fail_naming_the_output(project_factory):
     assert error.startswith("metrics output 'stats' is not valid JSON: ")
 
 
+@pytest.mark.parametrize(
+    ("content", "error"),
+    [
+        ("[" * 100_000 + "]" * 100_000, "metrics output 'stats' is nested too deeply"),
+        ('{"a": ' * 40 + "1" + "}" * 40, "metrics output 'stats': nested deeper than 32 levels at "),
+        ('{"acc\\nforged": 1}', "metrics.stats (a metric name): expected a printable string of 1 to 200"),
+        (
+            '{"' + "m" * 300 + '": 1}',
+            "metrics.stats (a metric name): expected a printable string of 1 to 200",
+        ),
+    ],
+    ids=["deep JSON", "deep object", "newline in a name", "long name"],
+)
+def test_a_metrics_file_no_reader_could_use_fails_the_step(project_factory, content, error):
+    """What the step stores is what every later reader accepts: else the result would be refused forever."""
+    project = project_factory(
+        {
+            "stats.json": content,
+            "mlpipe.yaml": "name: x\nsteps:\n  s:\n    run: cp stats.json $MLPIPE_OUTPUT_STATS\n"
+            "    outputs:\n      stats: {kind: metrics}\n",
+        }
+    )
+    outcome = project.run("ci-run").assert_code(1)
+    assert "Traceback" not in outcome.output
+    assert project.record()["steps"]["s"]["error"].startswith(error)
+
+
 def test_step_that_modifies_its_input_fails(project_factory):
     project = project_factory(
         {

@@ -796,3 +796,26 @@ def test_env_passthrough_and_environment_problems(ws: Path) -> None:
         "mlpipe.yaml:10:22: steps.b.env-passthrough: expected a string or a list of strings, found a mapping",
         "mlpipe.yaml:11:26: steps.b.environment.files: expected a string or a list of strings, found a mapping",
     ]
+
+
+def test_names_and_matrix_instances_fit_in_a_file_name(ws: Path) -> None:
+    long = "s" * 101
+    text = f"""
+    name: x
+    steps:
+      {long}:
+        run: 'true'
+      sweep:
+        run: 'true'
+        matrix:
+          value: ["{"v" * 250}", "w"]
+        outputs: {{{"o" * 100}: {{}}}}
+    """
+    found = problems(ws, text)
+    assert found == [
+        f"mlpipe.yaml:3:3: steps.{long[:61]}...: step name of 101 characters; use at most 100",
+        (
+            f"mlpipe.yaml:8:15: steps.sweep.matrix: instance name sweep[value={'v' * 48}... is 263 bytes long; "
+            "use shorter matrix keys and values: instance names (logs are files named by them) are at most 200"
+        ),
+    ], found

@@ -16,6 +16,7 @@ from mlpipe.spec.steps import Draft
 from mlpipe.spec.yamlnodes import Reader, describe, join
 
 MAX_INSTANCES = 256
+MAX_INSTANCE_NAME = 200
 ALL = "[*]"
 
 
@@ -65,6 +66,12 @@ def make_instances(reader: Reader, drafts: Mapping[str, Draft], params: Mapping[
             continue
         combos = (dict(zip(lists, combo, strict=True)) for combo in itertools.product(*lists.values()))
         draft.instances = {instance_name(draft.step.name, combo): combo for combo in combos}
+        longest = max(draft.instances, key=lambda name: len(name.encode()), default="")
+        if len(longest.encode()) > MAX_INSTANCE_NAME:
+            message = f"instance name {longest[:60]}... is {len(longest.encode())} bytes long"
+            fix = f"use shorter matrix keys and values: instance names (logs are files named by them) are at most {MAX_INSTANCE_NAME}"
+            reader.add(next(iter(draft.matrix.values()))[0][1], join(draft.key, "matrix"), message, fix)
+            draft.instances = {}
 
 
 def expand(drafts: Mapping[str, Draft]) -> dict[str, Step]:

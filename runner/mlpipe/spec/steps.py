@@ -91,7 +91,14 @@ class Draft:
     """For a matrix step: instance name -> its values, once the values are checked against the params."""
 
 
+MAX_NAME = 100
+"""Names become file names (`.mlpipe/logs/<run>/<step>.log`) and env variable names: well under 255 bytes."""
+
+
 def check_name(reader: Reader, entry: Entry, key: str, what: str, pattern: re.Pattern[str] = NAME) -> bool:
+    if pattern.fullmatch(entry.name) and len(entry.name) > MAX_NAME:
+        reader.add(entry.key, key, f"{what} name of {len(entry.name)} characters", f"use at most {MAX_NAME}")
+        return False
     if pattern.fullmatch(entry.name):
         return True
     chars = "letters, digits and '_'" if pattern is ENV_NAME else "letters, digits, '_' and '-'"
