@@ -452,8 +452,9 @@ def test_a_long_name_above_many_problems_is_cut_and_the_problems_are_capped(ws: 
     found = problems(ws, text)
 
     assert len(found) == 201
-    assert found[:2] == [
+    assert found[:3] == [
+        f"mlpipe.yaml:3:5: steps.{'x' * 61}...: step name of 100000 characters; use at most 100",
         f"mlpipe.yaml:6:11: steps.{'x' * 61}....env.V0: no param 'p0'",
         f"mlpipe.yaml:7:11: steps.{'x' * 61}....env.V1: no param 'p1'",
     ]
-    assert found[-1] == "mlpipe.yaml:205:13: and 4800 more problems; fix the ones above first"
+    assert found[-1] == "mlpipe.yaml:204:13: and 4801 more problems; fix the ones above first"
