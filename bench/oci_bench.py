@@ -42,10 +42,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "runner"))
 
-from mlpipe.cache.base import StepResult
 from mlpipe.cache.local import LocalStore
 from mlpipe.cache.oci import OciCache
 from mlpipe.cache.registry import RegistryClient
+from mlpipe.core.results import StepResult
 from services.registry import Registry
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from mlpipe.errors import UsageError
-from mlpipe.report import table
 from mlpipe.spec.yamlnodes import did_you_mean
+from mlpipe.text import table
 
 REPO_FILE = "mlpipe.toml"
 MODES = ("auto", "read-write", "read", "off")

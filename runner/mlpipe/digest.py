@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlpipe.cache import records
+from mlpipe import records
 from mlpipe.statcache import StatCache
 
 _CHUNK = 1 << 20

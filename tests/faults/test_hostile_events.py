@@ -21,8 +21,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from github_testing import REPO, actions_job, pull_request_payload
+from mlpipe.cache.trust import policy
 from mlpipe.github.context import GitHubContext, from_env
-from mlpipe.trust import context_from_env, policy
+from mlpipe.run.stores import context_from_env
 from mlpipe_testing import Project, make_repo
 from service_fixtures import GITHUB_WRITE_TOKEN
 

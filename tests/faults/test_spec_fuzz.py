@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mlpipe.errors import SpecError
-from mlpipe.export import export_json
+from mlpipe.spec.export import export_json
 from mlpipe.spec.load import load_pipeline
 
 FUZZ = settings(

@@ -300,11 +300,12 @@ def test_an_image_a_pull_request_pushed_is_not_loaded_by_a_protected_run(
 def test_an_archive_that_would_retag_another_image_is_refused(
     engine, project_factory, registry, repo, tmp_path
 ):
-    from mlpipe.cache.images import IMAGE_ARTIFACT_TYPE, IMAGE_CONFIG_TYPE, IMAGE_FORMAT, build_key, image_tag
+    from mlpipe.cache.image_artifacts import IMAGE_ARTIFACT_TYPE, IMAGE_CONFIG_TYPE, IMAGE_FORMAT
     from mlpipe.cache.oci import _manifest
     from mlpipe.cache.registry import RegistryClient
     from mlpipe.digest import canonical_json
-    from mlpipe.prepare import platform_id
+    from mlpipe.images.provide import build_key, image_tag
+    from mlpipe.run.prepare import platform_id
 
     project = project_factory(files())
     tag = build_tag(project)

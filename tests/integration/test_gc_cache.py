@@ -76,12 +76,12 @@ def test_ghcr_gc_deletes_package_versions_through_githubs_packages_api(
     project_factory, registry, github_api, tmp_path
 ):
     """ghcr.io has no OCI delete API; the registry stands in for its tags, the API stand-in for its packages."""
-    from mlpipe.cache.ghcr import GhcrPackages
+    from mlpipe.cache.gc import Keep, gc_registry
     from mlpipe.cache.local import LocalStore
     from mlpipe.cache.oci import OciCache
     from mlpipe.cache.registry import RegistryClient
-    from mlpipe.gc import Keep, gc_registry
     from mlpipe.github.client import GitHubAPI
+    from mlpipe.github.packages import GhcrPackages
     from service_fixtures import GITHUB_WRITE_TOKEN
 
     p = project_factory({"mlpipe.yaml": PIPELINE})
@@ -122,8 +122,8 @@ def test_ghcr_gc_deletes_package_versions_through_githubs_packages_api(
 
 
 def test_ghcr_packages_of_a_user_are_deleted_through_the_users_endpoints(github_api):
-    from mlpipe.cache.ghcr import GhcrPackages
     from mlpipe.github.client import GitHubAPI
+    from mlpipe.github.packages import GhcrPackages
     from service_fixtures import GITHUB_WRITE_TOKEN
 
     def version(i: int, *tags: str) -> dict:

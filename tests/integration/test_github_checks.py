@@ -321,11 +321,11 @@ def test_no_publish_checks_only_logs(tmp_path: Path, github_api: Any) -> None:
 
 
 def test_a_summary_over_githubs_limit_is_truncated_with_a_note(tmp_path: Path, github_api: Any) -> None:
+    from mlpipe.core.plan import Plan
     from mlpipe.github.annotations import Layout
     from mlpipe.github.checks import GitHubReporter
     from mlpipe.github.client import GitHubAPI as Client
     from mlpipe.github.context import GitHubContext
-    from mlpipe.plan import Plan
     from mlpipe.runs import RunRecord, StepRecord
 
     steps = {f"step-{i:04d}-" + "x" * 40: StepRecord(status="ran", reasons=["r" * 30]) for i in range(1500)}

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from mlpipe.cache.base import StepResult
 from mlpipe.cache.local import LocalStore
 from mlpipe.cache.oci import OciCache, Refused, result_tag
 from mlpipe.cache.registry import RegistryClient
+from mlpipe.core.results import StepResult
 from mlpipe.digest import Entry, Manifest, bytes_sha256
 
 FP = "ab" * 32

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mlpipe.provenance import GitInfo, git_info, strip_credentials, write_snapshot_ref
-from mlpipe.snapshot import Snapshotter
+from mlpipe.git.provenance import GitInfo, git_info, strip_credentials, write_snapshot_ref
+from mlpipe.git.snapshot import Snapshotter
 from mlpipe_testing import git, make_repo, write_files
 
 

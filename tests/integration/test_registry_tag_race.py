@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from mlpipe.cache.base import StepResult
 from mlpipe.cache.local import LocalStore
 from mlpipe.cache.oci import OciCache, result_tag
 from mlpipe.cache.registry import RegistryClient
+from mlpipe.core.results import StepResult
 
 PUSHERS = 4
 

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from mlpipe.cli.snapshot import command as snapshot_command
-from mlpipe.snapshot import EMPTY_TREE, Snapshot, SnapshotFile, Snapshotter, diff_files, take_snapshot
+from mlpipe.git.snapshot import EMPTY_TREE, Snapshot, SnapshotFile, Snapshotter, diff_files, take_snapshot
 from mlpipe_testing import git, make_repo, write_files
 
 # -- oracles -------------------------------------------------------------------------------------------------
@@ -198,7 +198,7 @@ def test_clean_checkout_equals_head_trees(tmp_path: Path, monkeypatch: pytest.Mo
     git(repo, "update-index", "--really-refresh")
 
     hashed: list[str] = []
-    import mlpipe.snapshot as snapshot_module
+    import mlpipe.git.snapshot as snapshot_module
 
     real_hash = snapshot_module.hash_file
     monkeypatch.setattr(snapshot_module, "hash_file", lambda p: hashed.append(p) or real_hash(p))

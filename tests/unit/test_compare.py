@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlpipe.compare import DIFF_FORMAT, MetricDiff, diff_json, diff_markdown, diff_runs, diff_text
+from mlpipe.core.compare import DIFF_FORMAT, MetricDiff, diff_json, diff_markdown, diff_runs, diff_text
 from mlpipe.runs import RunRecord, StepRecord
 
 

@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlpipe.dag import Dag, Selection, find_cycles, select
+from mlpipe.core.dag import Dag, Selection, select
 from mlpipe.errors import UsageError
+from mlpipe.graphs import find_cycles
 from mlpipe.spec.model import Location, Pipeline, Step, StepInput
 
 LOC = Location(file="mlpipe.yaml", line=1, col=1)

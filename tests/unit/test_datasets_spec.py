@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from test_schema import loader_problems, schema_errors
 
-from mlpipe.export import export_json
+from mlpipe.spec.export import export_json
 from mlpipe.spec.load import load_pipeline
 from mlpipe.spec.model import DataInput, ExternalInput, Location, OciInput, UrlInput
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from mlpipe import fingerprint as fp
+from mlpipe.core import fingerprint as fp
 from mlpipe.spec.model import Location, Output, RepoInput, Step, StepInput
 
 LOC = Location(file="mlpipe.yaml", line=1, col=1)

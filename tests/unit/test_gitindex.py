@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mlpipe.gitindex import MODE_TREE, read_index, tree_id
+from mlpipe.git.index import MODE_TREE, read_index, tree_id
 from mlpipe_testing import git, make_repo
 
 FILES = {

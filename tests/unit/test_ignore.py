@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlpipe.ignore import as_dulwich_patterns, is_excluded, parse_patterns, trim_trailing_spaces
+from mlpipe.git.ignore import as_dulwich_patterns, is_excluded, parse_patterns, trim_trailing_spaces
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from mlpipe.cache.base import Published, StepResult
+from mlpipe.cache.base import Published
 from mlpipe.cache.local import DamagedData, LocalStore, UnstorableOutput
+from mlpipe.core.results import StepResult
 from mlpipe.digest import Entry, FileHasher, Manifest
 
 FP = hashlib.sha256(b"fingerprint").hexdigest()

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from mlpipe import plan
-from mlpipe.cache.base import StepResult
+from mlpipe.core import plan
+from mlpipe.core.results import StepResult
 from mlpipe.digest import Entry, Manifest
 from mlpipe.spec.model import Location, Output, Param, Pipeline, RepoInput, Step, StepInput
 

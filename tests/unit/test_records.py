@@ -1,4 +1,4 @@
-"""cache/records.py and the from_json methods built on it: every field of a stored record checked, pure."""
+"""records.py and the from_json methods built on it: every field of a stored record checked, pure."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from mlpipe.cache import records
-from mlpipe.cache.base import StepResult
-from mlpipe.cache.records import BadRecord
+from mlpipe import records
+from mlpipe.core.results import StepResult
 from mlpipe.digest import Entry, Manifest
+from mlpipe.records import BadRecord
 from mlpipe.treepaths import UnsafeTree
 
 SHA = hashlib.sha256(b"x").hexdigest()

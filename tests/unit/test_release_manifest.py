@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from mlpipe.errors import UsageError
-from mlpipe.provenance import GitInfo
-from mlpipe.release import RELEASE_FORMAT, build_manifest, oci_tag, release_tag, require_clean
+from mlpipe.git.provenance import GitInfo
+from mlpipe.release.manifest import RELEASE_FORMAT, build_manifest, oci_tag, release_tag, require_clean
 from mlpipe.runs import RunRecord, StepRecord
 
 
@@ -84,7 +84,7 @@ def test_manifest_of_a_run() -> None:
 
 
 def test_reproduction_compares_each_output_digest() -> None:
-    from mlpipe.reproduce import compare
+    from mlpipe.release.reproduce import compare
 
     manifest = {
         "steps": {"a": {"outputs": {"o": "sha256:1"}}, "b": {"outputs": {"o": "sha256:2", "p": "sha256:3"}}}

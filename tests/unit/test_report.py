@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from mlpipe.cache.base import StepResult
-from mlpipe.fingerprint import Fingerprint
-from mlpipe.plan import Plan, StepPlan
-from mlpipe.report import plan_json, plan_text, run_summary, runs_json, runs_text, show_text, table, where
+from mlpipe.core.fingerprint import Fingerprint
+from mlpipe.core.plan import Plan, StepPlan
+from mlpipe.core.results import StepResult
+from mlpipe.report.text import plan_json, plan_text, run_summary, runs_json, runs_text, show_text, where
 from mlpipe.runs import RunRecord, StepRecord
+from mlpipe.text import table
 
 RUN_ID = "20260102T030405006Z-0123456789abcdef"
 OLD_RUN_ID = "20260101T000000000Z-aa"

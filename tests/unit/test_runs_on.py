@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mlpipe.runners import RunnerLabels, runner_labels
+from mlpipe.run.runners import RunnerLabels, runner_labels
 
 
 def test_no_labels_outside_ci():

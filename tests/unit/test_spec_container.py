@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from test_spec_load import problems, write
 
-from mlpipe.export import export_json, export_pipeline
+from mlpipe.spec.export import export_json, export_pipeline
 from mlpipe.spec.load import load_pipeline
 from mlpipe.spec.model import Build, ContainerMount
 

@@ -11,7 +11,7 @@ from test_spec_load import FULL, FULL_FILES, write
 
 from mlpipe.cli.main import cli
 from mlpipe.errors import SpecError
-from mlpipe.export import export_json, export_pipeline
+from mlpipe.spec.export import export_json, export_pipeline
 from mlpipe.spec.load import load_pipeline
 
 

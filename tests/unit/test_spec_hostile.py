@@ -360,7 +360,7 @@ def test_a_problem_is_one_printable_line_whatever_the_keys_hold(ws: Path) -> Non
 def test_an_exported_pipeline_with_characters_beyond_the_bmp_loads_back(ws: Path) -> None:
     """Found by the fuzzer: json.dumps writes U+1F600 as the pair "\\ud83d\\ude00", which PyYAML read as two
     lone surrogates, so an exported pipeline did not load back as itself."""
-    from mlpipe.export import export_json
+    from mlpipe.spec.export import export_json
 
     path = ws / "mlpipe.yaml"
     path.write_text(

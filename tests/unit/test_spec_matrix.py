@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from test_spec_load import problems, write
 
-from mlpipe import fingerprint as fp
+from mlpipe.core import fingerprint as fp
 from mlpipe.spec.load import load_pipeline
 from mlpipe.spec.model import StepInput
 

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from mlpipe.trust import CachePolicy, RunContext, context_from_env, policy
+from mlpipe.cache.trust import CachePolicy, RunContext, policy
+from mlpipe.run.stores import context_from_env
 
 REPO = "org/demo/cache"
 

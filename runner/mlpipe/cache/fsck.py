@@ -16,10 +16,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlpipe.cache.base import StepResult
 from mlpipe.cache.local import FARM_STAT_SUFFIX
-from mlpipe.cache.records import load_json
+from mlpipe.core.results import StepResult
 from mlpipe.digest import Manifest, file_sha256
+from mlpipe.records import load_json
 
 HEX64 = re.compile(r"[0-9a-f]{64}")
 OBJECT_NAME = re.compile(r"[0-9a-f]{62}(\.x)?")

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
 
-from mlpipe.cache.records import OBJECT_NAME
 from mlpipe.digest import Entry
+from mlpipe.records import OBJECT_NAME
 
 RAW_THRESHOLD = 1 << 20
 CHUNK_MAX_BYTES = 16 << 20

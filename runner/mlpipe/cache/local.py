@@ -29,9 +29,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from mlpipe.cache import intake, records
-from mlpipe.cache.base import Published, StepResult
+from mlpipe import records
+from mlpipe.cache import intake
+from mlpipe.cache.base import Published
 from mlpipe.cache.intake import OBJECT_MTIME_NS, UnstorableOutput
+from mlpipe.core.results import StepResult
 from mlpipe.digest import Entry, FileHasher, Manifest, bytes_sha256, walk_files
 from mlpipe.errors import MlpipeError
 from mlpipe.treepaths import UnsafeTree

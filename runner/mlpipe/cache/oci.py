@@ -19,8 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlpipe.cache import records
-from mlpipe.cache.base import StepResult
+from mlpipe import records
 from mlpipe.cache.layers import (
     RAW_MEDIA_TYPE,
     TAR_MEDIA_TYPE,
@@ -34,6 +33,7 @@ from mlpipe.cache.layers import (
 )
 from mlpipe.cache.local import LocalStore
 from mlpipe.cache.registry import MANIFEST_TYPE, BlobCorrupt, RegistryClient
+from mlpipe.core.results import StepResult
 from mlpipe.digest import Entry, canonical_json
 from mlpipe.treepaths import UnsafeTree
 

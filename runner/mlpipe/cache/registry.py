@@ -12,7 +12,6 @@ import email.utils
 import hashlib
 import ipaddress
 import json
-import os
 import random
 import re
 import subprocess
@@ -647,7 +646,3 @@ def _scope(repo: str, push: bool) -> str:
 def _challenge(header: str) -> dict[str, str]:
     """The quoted parameters of a WWW-Authenticate header: realm, service, scope, error."""
     return dict(re.findall(r'([A-Za-z_]+)="([^"]*)"', header))
-
-
-def environ() -> Mapping[str, str]:
-    return os.environ

@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from mlpipe.cache.base import Published, StepResult
+from mlpipe.cache.base import Published
 from mlpipe.cache.local import LocalStore
+from mlpipe.cache.trust import MODES, CacheMode, CachePolicy, RunContext, policy
+from mlpipe.core.results import StepResult
 from mlpipe.digest import FileHasher
 from mlpipe.errors import CacheError, UsageError
-from mlpipe.trust import MODES, CacheMode, CachePolicy, context_from_env, policy
-from mlpipe.units import human_size
+from mlpipe.text import human_size
 
 _REPO_PART = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
 _HOST = re.compile(r"[A-Za-z0-9.-]+(?::[0-9]{1,5})?|\[[0-9A-Fa-f:]+\](?::[0-9]{1,5})?")
@@ -104,11 +105,20 @@ def transfer_line(verb: str, result: StepResult, where: str, seconds: float) -> 
 
 class TieredStore(LocalStore):
     def __init__(
-        self, root: Path, *, hasher: FileHasher | None, settings: RemoteSettings, workspace_root: Path
+        self,
+        root: Path,
+        *,
+        hasher: FileHasher | None,
+        settings: RemoteSettings,
+        workspace_root: Path,
+        run_context: Callable[[], RunContext],
     ) -> None:
+        """`run_context` says where this run stands (event, ref, protection) for the trust policy; it is called
+        once, when the registry is first used."""
         super().__init__(root, hasher=hasher)
         self.settings = settings
         self.workspace_root = workspace_root
+        self._run_context = run_context
         self._remote: Any = None
         self._policy: CachePolicy | None = None
         self._disabled = settings.mode == "off"
@@ -128,15 +138,8 @@ class TieredStore(LocalStore):
             if self._remote is None:
                 from mlpipe.cache.oci import OciCache
                 from mlpipe.cache.registry import RegistryClient, RetryBudget, find_credentials
-                from mlpipe.provenance import git_info
 
-                git = git_info(self.workspace_root)
-                ctx = context_from_env(
-                    os.environ,
-                    ref=git.ref,
-                    dirty=git.dirty,
-                    local_default_branch=_remote_head(git.root) if git.in_repo else None,
-                )
+                ctx = self._run_context()
                 s = self.settings
                 self._policy = policy(ctx, s.repo, mode=s.mode, allow_dirty_push=s.allow_dirty_push)
                 client = RegistryClient(
@@ -152,7 +155,8 @@ class TieredStore(LocalStore):
                     "protected": self._policy.protected,
                     "scope": self._policy.write,
                 }
-            assert self._policy is not None
+            if self._policy is None:
+                raise AssertionError("the registry is open but its trust policy is not set")
             return self._remote, self._policy
 
     def fail(self, error: Exception, doing: str) -> None:
@@ -312,7 +316,7 @@ class TieredStore(LocalStore):
         if not git.get("dirty") or not ref:
             return None
         from mlpipe.errors import GitError
-        from mlpipe.gitcmd import run_git
+        from mlpipe.git.commands import run_git
 
         root = Path(git.get("root") or self.workspace_root)
         dest = self.temp_path(".bundle")
@@ -325,106 +329,3 @@ class TieredStore(LocalStore):
             self.failures.append(f"bundling the run's code snapshot: {error}")
             return None
         return dest
-
-
-def _remote_head(root: Path) -> str | None:
-    """The default branch as the remote sees it (origin/HEAD), without asking the network."""
-    from mlpipe.gitcmd import run_git
-
-    out = run_git(["symbolic-ref", "--quiet", "refs/remotes/origin/HEAD"], root, ok_codes=(0, 1, 128))
-    return out.decode().strip().removeprefix("refs/remotes/origin/") or None
-
-
-def open_tiered(root: Path, hasher: FileHasher, url: str, workspace_root: Path) -> TieredStore:
-    return TieredStore(
-        root, hasher=hasher, settings=settings_from_env(url, os.environ), workspace_root=workspace_root
-    )
-
-
-def remote_run_records(
-    url: str, cache_root: Path, workspace_root: Path, *, limit: int, commit: str | None = None
-) -> list[dict[str, Any]]:
-    """Run records pushed to the registry (every runner's), newest first, from the repositories this run reads."""
-    opened = _open_remote(url, cache_root, workspace_root)
-    if opened is None:
-        return []
-    remote, pol = opened
-    found: list[tuple[str, str, str]] = []
-    for repo in pol.read:
-        for tag in remote.run_tags(repo, commit):
-            found.append((tag.rsplit(".", 1)[-1] if tag.count(".") >= 2 else tag, repo, tag))
-    records = []
-    for _run_id, repo, tag in sorted(found, reverse=True)[:limit]:
-        record = remote.fetch_run(repo, tag)
-        if record is not None:
-            records.append(record)
-    return records
-
-
-def remote_run(
-    url: str, cache_root: Path, workspace_root: Path, prefix: str, *, bundle_to: Path | None = None
-) -> dict[str, Any] | None:
-    """The pushed run record whose id starts with `prefix`, from the repositories this clone reads; with
-    `bundle_to`, the git bundle of its code snapshot is written there too (when the run pushed one)."""
-    opened = _open_remote(url, cache_root, workspace_root)
-    if opened is None:
-        return None
-    remote, pol = opened
-    found = {
-        tag.rsplit(".", 1)[-1]: (repo, tag)
-        for repo in pol.read
-        for tag in remote.run_tags(repo)
-        if tag.rsplit(".", 1)[-1].startswith(prefix)
-    }
-    if len(found) > 1:
-        shown = ", ".join(sorted(found)[:5])
-        raise UsageError(
-            f"run id prefix {prefix!r} is ambiguous in the registry ({shown}); give more characters"
-        )
-    if not found:
-        return None
-    repo, tag = next(iter(found.values()))
-    record: dict[str, Any] | None = remote.fetch_run(repo, tag)
-    if record is not None and bundle_to is not None and not remote.fetch_run_bundle(repo, tag, bundle_to):
-        bundle_to.unlink(missing_ok=True)
-    return record
-
-
-def _open_remote(url: str, cache_root: Path, workspace_root: Path) -> tuple[Any, CachePolicy] | None:
-    store = TieredStore(
-        cache_root, hasher=None, settings=settings_from_env(url, os.environ), workspace_root=workspace_root
-    )
-    return store.open_registry()
-
-
-def registry_gc(
-    url: str, cache_root: Path, workspace_root: Path, records: Any, keep: Any, *, dry_run: bool
-) -> Any:
-    """gc of the registry repository this run writes (the trusted one on a protected ref)."""
-    from mlpipe.gc import gc_registry
-
-    settings = settings_from_env(url, os.environ)
-    store = TieredStore(cache_root, hasher=None, settings=settings, workspace_root=workspace_root)
-    opened = store.open_registry()
-    if opened is None:
-        raise UsageError("--cache-mode off: no registry to clean")
-    remote, _ = opened
-    return gc_registry(
-        remote, settings.repo, records, keep, dry_run=dry_run, packages=_ghcr_packages(settings, os.environ)
-    )
-
-
-def _ghcr_packages(settings: RemoteSettings, environ: Mapping[str, str]) -> Any:
-    """ghcr.io has no OCI delete API: its versions are deleted through GitHub's packages REST API."""
-    if settings.host != "ghcr.io":
-        return None
-    from mlpipe.cache.ghcr import GhcrPackages
-    from mlpipe.github.client import GitHubAPI
-
-    token = environ.get("MLPIPE_GITHUB_TOKEN") or environ.get("GITHUB_TOKEN") or ""
-    if not token:
-        raise UsageError(
-            "gc on ghcr.io deletes through GitHub's packages API: set GITHUB_TOKEN (or MLPIPE_GITHUB_TOKEN)"
-        )
-    api_url = environ.get("GITHUB_API_URL") or "https://api.github.com"
-    return GhcrPackages.for_repo(GitHubAPI(api_url, token), settings.repo)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from mlpipe.checkout import add_worktree, find_run_code
 from mlpipe.cli.options import file_option
-from mlpipe.session import remote_cache, workspace_for
+from mlpipe.release.checkout import add_worktree, find_run_code
+from mlpipe.run.session import remote_cache, workspace_for
 
 
 @click.command("checkout")

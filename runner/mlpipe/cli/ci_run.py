@@ -9,19 +9,19 @@ from typing import IO
 
 import click
 
-from mlpipe.baseline import Baseline, baseline_for, compare_runs
 from mlpipe.cli.options import json_option, pipeline_options, selection_options
-from mlpipe.compare import RunDiff, diff_text
+from mlpipe.core.compare import RunDiff, diff_text
 from mlpipe.errors import CacheError, PipelineFailed, UsageError
-from mlpipe.leftovers import start_run
-from mlpipe.locks import lock_timeout
-from mlpipe.prepare import Selected, prepare
-from mlpipe.release import build_manifest, push_release, release_tag, require_clean, save_local
-from mlpipe.report import run_summary
-from mlpipe.run import Runner, RunOptions
+from mlpipe.release.baseline import Baseline, baseline_for, compare_runs
+from mlpipe.release.manifest import build_manifest, push_release, release_tag, require_clean, save_local
+from mlpipe.report.terminal import choose_reporter
+from mlpipe.report.text import run_summary
+from mlpipe.run.leftovers import start_run
+from mlpipe.run.locks import lock_timeout
+from mlpipe.run.prepare import Selected, prepare
+from mlpipe.run.runner import Runner, RunOptions
+from mlpipe.run.session import Session, open_session, remote_cache
 from mlpipe.runs import RunRecord, new_run_id
-from mlpipe.session import Session, open_session, remote_cache
-from mlpipe.ui import choose_reporter
 
 
 @click.command("ci-run")

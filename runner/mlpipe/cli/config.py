@@ -10,7 +10,7 @@ import click
 from mlpipe.cli.options import file_option, json_option
 from mlpipe.config import MODES, load_settings, show_text
 from mlpipe.errors import UsageError
-from mlpipe.session import DEFAULT_FILE
+from mlpipe.run.session import DEFAULT_FILE
 
 CONFIG_FORMAT = "mlpipe.config/1"
 

@@ -10,8 +10,8 @@ import click
 
 from mlpipe.cli.options import cache_option, cache_settings_options, file_option
 from mlpipe.errors import UsageError
-from mlpipe.session import pipeline_path
-from mlpipe.units import human_size
+from mlpipe.run.session import pipeline_path
+from mlpipe.text import human_size
 
 if TYPE_CHECKING:
     from mlpipe.cache.local import LocalStore
@@ -37,7 +37,7 @@ def _store(file: str | None, cache: str | None) -> LocalStore:
     from mlpipe.config import apply, load_settings
     from mlpipe.digest import FileHasher
     from mlpipe.paths import Workspace
-    from mlpipe.session import cache_dir, remote_cache
+    from mlpipe.run.session import cache_dir, remote_cache
     from mlpipe.statcache import StatCache
 
     root = _workspace(file)
@@ -46,7 +46,7 @@ def _store(file: str | None, cache: str | None) -> LocalStore:
     hasher = FileHasher(StatCache(workspace.state / "statcache.json", root, exclude=workspace.state))
     remote = remote_cache(cache)
     if remote is not None:
-        from mlpipe.cache.tiered import open_tiered
+        from mlpipe.run.stores import open_tiered
 
         return open_tiered(workspace.cache, hasher, remote, root)
     return LocalStore(workspace.cache, hasher=hasher)
@@ -56,9 +56,9 @@ def _store(file: str | None, cache: str | None) -> LocalStore:
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 def add_command(path: Path) -> None:
     """Write PATH.mlpipe-data.json (commit it) and add PATH to .gitignore when it is in the repository."""
-    from mlpipe.datasets import add
     from mlpipe.digest import FileHasher
-    from mlpipe.gitcmd import find_repo
+    from mlpipe.git.commands import find_repo
+    from mlpipe.inputs.datasets import add
 
     repo = find_repo(path.absolute())
     added = add(path, FileHasher(), repo.root if repo else None)
@@ -76,7 +76,7 @@ def add_command(path: Path) -> None:
 @cache_settings_options
 def push_command(path: Path, file: str | None, cache: str | None) -> None:
     """Store PATH's content (checked against its data file) locally, and in the registry with --cache oci://."""
-    from mlpipe.datasets import push
+    from mlpipe.inputs.datasets import push
 
     store = _store(file, cache)
     result = push(path, store)
@@ -90,7 +90,7 @@ def push_command(path: Path, file: str | None, cache: str | None) -> None:
 @cache_settings_options
 def pull_command(path: Path, file: str | None, cache: str | None) -> None:
     """Restore PATH from the store (or the registry with --cache oci://), verified against its data file."""
-    from mlpipe.datasets import pull
+    from mlpipe.inputs.datasets import pull
 
     store = _store(file, cache)
     click.echo(f"pulled {pull(path, store)}")

@@ -7,11 +7,11 @@ import json
 
 import click
 
-from mlpipe.baseline import compare_runs, default_pair, find_run
 from mlpipe.cli.options import file_option, json_option
-from mlpipe.compare import diff_json, diff_markdown, diff_text
+from mlpipe.core.compare import diff_json, diff_markdown, diff_text
 from mlpipe.errors import MlpipeError
-from mlpipe.session import load, remote_cache, workspace_for
+from mlpipe.release.baseline import compare_runs, default_pair, find_run
+from mlpipe.run.session import load, remote_cache, workspace_for
 
 
 @click.command("diff")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from mlpipe.cli.options import file_option, param_option
-from mlpipe.export import export_json
-from mlpipe.session import load
+from mlpipe.run.session import load
+from mlpipe.spec.export import export_json
 
 
 @click.command("export")

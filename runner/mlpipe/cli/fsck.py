@@ -27,7 +27,7 @@ def command(file: str | None, cache: str | None) -> None:
 
     Exits 0 when the store is whole, 1 with one line per problem otherwise."""
     from mlpipe.cache.fsck import check_store
-    from mlpipe.locks import store_idle
+    from mlpipe.run.locks import store_idle
 
     root = _store_root(file, cache)
     if not root.is_dir():
@@ -48,7 +48,7 @@ def command(file: str | None, cache: str | None) -> None:
 
 def _store_root(file: str | None, cache: str | None) -> Path:
     from mlpipe.paths import Workspace
-    from mlpipe.session import cache_dir, workspace_for
+    from mlpipe.run.session import cache_dir, workspace_for
 
     if cache and "://" not in cache:
         return Path(cache).expanduser().resolve()

@@ -8,15 +8,15 @@ from typing import TYPE_CHECKING
 
 import click
 
+from mlpipe.cache.gc import GcReport, Keep, gc_local
 from mlpipe.cli.options import file_option, json_option
 from mlpipe.errors import MlpipeError, UsageError
-from mlpipe.gc import GcReport, Keep, gc_local
 from mlpipe.runs import RunHistory
 
 if TYPE_CHECKING:
     from mlpipe.paths import Workspace
     from mlpipe.spec.model import Pipeline
-from mlpipe.session import remote_cache, workspace_for
+from mlpipe.run.session import remote_cache, workspace_for
 
 
 @click.command("gc")
@@ -52,7 +52,7 @@ def command(
         raise UsageError("give exactly one of --keep-days N and --keep-last N")
     keep = Keep(last=keep_last, days=keep_days)
     from mlpipe.paths import Workspace
-    from mlpipe.session import cache_dir
+    from mlpipe.run.session import cache_dir
 
     root = workspace_for(file).root
     workspace = Workspace(root, cache_override=cache_dir(root, cache))
@@ -60,7 +60,7 @@ def command(
     records = list(RunHistory(workspace.runs).records())  # as they are now that no run is going on
     remote = remote_cache(cache)
     if remote is not None:
-        from mlpipe.cache.tiered import registry_gc
+        from mlpipe.run.stores import registry_gc
 
         reports["registry"] = registry_gc(remote, workspace.cache, root, records, keep, dry_run=dry_run)
     if as_json:
@@ -76,8 +76,8 @@ def _gc_local(file: str | None, workspace: Workspace, keep: Keep, *, dry_run: bo
     The run records are read once it holds the store: a run that was going on has recorded what it used.
     """
     from mlpipe.cache.local import LocalStore
-    from mlpipe.leftovers import clear_store_tmp, clear_workspace
-    from mlpipe.locks import lock_timeout, store_exclusive
+    from mlpipe.run.leftovers import clear_store_tmp, clear_workspace
+    from mlpipe.run.locks import lock_timeout, store_exclusive
 
     store = LocalStore(workspace.cache)
     history = RunHistory(workspace.runs)
@@ -93,7 +93,7 @@ def _gc_local(file: str | None, workspace: Workspace, keep: Keep, *, dry_run: bo
 
 def _pipeline_or_none(file: str | None) -> Pipeline | None:
     """The pipeline, to find its outputs' checkout temps; gc works on a broken file too (without them)."""
-    from mlpipe.session import load
+    from mlpipe.run.session import load
 
     try:
         return load(file)

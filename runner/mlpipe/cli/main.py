@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> Any:
         sys.exit(done.exit_code)
     except BrokenPipeError:
         # The reader of our output left (`| head`): nothing more to say to it, and no second error at exit.
-        from mlpipe.ui import stdout_closed
+        from mlpipe.report.terminal import stdout_closed
 
         stdout_closed(sys.stdout)
         sys.exit(141)  # as a shell reports a process ended by SIGPIPE

@@ -8,14 +8,14 @@ import sys
 
 import click
 
-from mlpipe.baseline import baseline_for
 from mlpipe.cli.options import json_option, pipeline_options, selection_options
+from mlpipe.core.plan import Plan
 from mlpipe.errors import UsageError
-from mlpipe.plan import Plan
-from mlpipe.prepare import Selected, prepare
-from mlpipe.report import plan_json, plan_text
+from mlpipe.release.baseline import baseline_for
+from mlpipe.report.text import plan_json, plan_text
+from mlpipe.run.prepare import Selected, prepare
+from mlpipe.run.session import open_session, remote_cache
 from mlpipe.runs import RunRecord
-from mlpipe.session import open_session, remote_cache
 
 
 @click.command("plan")

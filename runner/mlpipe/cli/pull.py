@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from mlpipe.cli.options import pipeline_options
-from mlpipe.pull import pull
-from mlpipe.session import open_session
+from mlpipe.release.pull import pull
+from mlpipe.run.session import open_session
 
 
 @click.command("pull")

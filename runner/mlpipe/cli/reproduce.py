@@ -7,9 +7,9 @@ import json
 import click
 
 from mlpipe.cli.options import file_option, json_option
-from mlpipe.report import table
-from mlpipe.reproduce import NotReproduced, load_target, reproduce
-from mlpipe.session import remote_cache, workspace_for
+from mlpipe.release.reproduce import NotReproduced, load_target, reproduce
+from mlpipe.run.session import remote_cache, workspace_for
+from mlpipe.text import table
 
 
 @click.command("reproduce")

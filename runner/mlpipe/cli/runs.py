@@ -8,9 +8,9 @@ import json
 import click
 
 from mlpipe.cli.options import file_option, json_option
-from mlpipe.report import runs_json, runs_text
+from mlpipe.report.text import runs_json, runs_text
+from mlpipe.run.session import remote_cache, workspace_for
 from mlpipe.runs import RunHistory, RunRecord
-from mlpipe.session import remote_cache, workspace_for
 
 
 @click.command("runs")
@@ -35,7 +35,7 @@ def command(file: str | None, limit: int, cache: str | None, commit: str | None,
             break
     remote = remote_cache(cache)
     if remote is not None:
-        from mlpipe.cache.tiered import remote_run_records
+        from mlpipe.run.stores import remote_run_records
 
         seen = {r.run_id for r in records}
         for data in remote_run_records(remote, workspace.cache, workspace.root, limit=limit, commit=commit):

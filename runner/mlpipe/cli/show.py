@@ -7,10 +7,10 @@ import json
 import click
 
 from mlpipe.cli.options import file_option, json_option
-from mlpipe.report import show_text
+from mlpipe.report.text import show_text
+from mlpipe.run.session import workspace_for
+from mlpipe.run.sweeps import sweep_tables
 from mlpipe.runs import RunHistory
-from mlpipe.session import workspace_for
-from mlpipe.sweeps import sweep_tables
 
 
 @click.command("show")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from mlpipe.snapshot import take_snapshot
+from mlpipe.git.snapshot import take_snapshot
 
 JSON_VERSION = 1
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from mlpipe.cli.options import file_option, param_option
-from mlpipe.session import load, pipeline_path
+from mlpipe.run.session import load, pipeline_path
 
 
 @click.command(name="validate")

@@ -10,9 +10,9 @@ from mlpipe.cache.local import LocalStore
 from mlpipe.cli.options import file_option, json_option
 from mlpipe.digest import FileHasher
 from mlpipe.paths import Workspace
-from mlpipe.release import NotVerified, load_release, verify
-from mlpipe.report import table
-from mlpipe.session import cache_dir, remote_cache, workspace_for
+from mlpipe.release.manifest import NotVerified, load_release, verify
+from mlpipe.run.session import cache_dir, remote_cache, workspace_for
+from mlpipe.text import table
 
 VERIFY_FORMAT = "mlpipe.verify/1"
 
@@ -38,7 +38,7 @@ def command(tag: str, file: str | None, cache: str | None, as_json: bool) -> Non
     hasher = FileHasher()
     store = LocalStore(workspace.cache, hasher=hasher)
     if registry is not None:  # what is not stored here is fetched (and digest-checked) from the registry
-        from mlpipe.cache.tiered import open_tiered
+        from mlpipe.run.stores import open_tiered
 
         store = open_tiered(workspace.cache, hasher, registry, workspace.root)
     findings = verify(manifest, store)

@@ -16,18 +16,22 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
-from mlpipe.compare import RunDiff
+from mlpipe.core.compare import RunDiff
+from mlpipe.core.plan import Plan
 from mlpipe.github import summary as md
 from mlpipe.github.annotations import Annotation, Layout, StepSource, batches, collect
 from mlpipe.github.client import GitHubAPI, GitHubAPIError
 from mlpipe.github.context import GitHubContext, from_env
 from mlpipe.github.workflow import append_job_summary, mask, write_outputs
-from mlpipe.plan import Plan
-from mlpipe.prepare import Prepared
+from mlpipe.report.terminal import Reporter, Reporters
 from mlpipe.runs import RunRecord, StepRecord
-from mlpipe.ui import Reporter, Reporters
+
+if TYPE_CHECKING:
+    from mlpipe.git.provenance import GitInfo
+    from mlpipe.git.snapshot import Snapshot
+    from mlpipe.spec.model import Pipeline
 
 COMMANDS_PER_LEVEL = 10
 """GitHub Actions shows at most 10 error and 10 warning annotations per step from workflow commands."""
@@ -300,7 +304,24 @@ def publish_plan(ctx: GitHubContext, *, name: str, title: str, markdown: str, st
     return url
 
 
-def layout_for(prepared: Prepared) -> Layout:
+class PreparedRun(Protocol):
+    """What GitHub's reporting reads of a prepared run (run/prepare.py `Prepared` is one): the pipeline, the
+    steps in order, their code snapshots and the repository root. A protocol, so github/ never imports run/."""
+
+    @property
+    def pipeline(self) -> Pipeline: ...
+
+    @property
+    def git(self) -> GitInfo: ...
+
+    @property
+    def snapshots(self) -> Mapping[str, Snapshot]: ...
+
+    @property
+    def order(self) -> Sequence[str]: ...
+
+
+def layout_for(prepared: PreparedRun) -> Layout:
     """Repository-relative paths of the pipeline file and of each step's code and snapshot files."""
     root = Path(os.path.realpath(prepared.git.root if prepared.git.in_repo else prepared.pipeline.root))
     workspace = _relative(Path(os.path.realpath(prepared.pipeline.root)), root)
@@ -317,7 +338,7 @@ def layout_for(prepared: Prepared) -> Layout:
 
 
 def github_reporter(
-    prepared: Prepared, ctx: GitHubContext, *, publish_checks: bool, stream: IO[str] | None = None
+    prepared: PreparedRun, ctx: GitHubContext, *, publish_checks: bool, stream: IO[str] | None = None
 ) -> GitHubReporter:
     api = GitHubAPI(ctx.api_url, ctx.token) if publish_checks and ctx.token and ctx.repository else None
     upstream = {name: prepared.pipeline.steps[name].upstream() for name in prepared.order}
@@ -357,7 +378,7 @@ def _timestamp(value: str | None) -> str:
 
 def with_github(
     console: Reporter,
-    prepared: Prepared,
+    prepared: PreparedRun,
     *,
     publish_checks: bool,
     stream: IO[str],

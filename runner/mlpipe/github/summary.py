@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from mlpipe.compare import RunDiff, diff_markdown
-from mlpipe.fingerprint import changes, describe_change
-from mlpipe.plan import Plan, StepPlan
-from mlpipe.report import gpus_text
+from mlpipe.core.compare import RunDiff, diff_markdown
+from mlpipe.core.fingerprint import changes, describe_change
+from mlpipe.core.plan import Plan, StepPlan
+from mlpipe.report.text import gpus_text
 from mlpipe.runs import RunRecord, StepRecord
 
 CHECK_TEXT_LIMIT = 65_535

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from itertools import pairwise
 
-from mlpipe.dag import find_cycles
+from mlpipe.graphs import find_cycles
 from mlpipe.spec.matrix import split
 from mlpipe.spec.refs import Ref
 from mlpipe.spec.steps import Draft, Site

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from yaml.nodes import Node
 
-from mlpipe.datasets import DATA_SUFFIX, read_record
+from mlpipe.spec.datafiles import DATA_SUFFIX, read_record
 from mlpipe.spec.model import DataInput, ExternalInput, Input, Location, OciInput, RepoInput, UrlInput
 from mlpipe.spec.yamlnodes import Reader, join
 

@@ -1,0 +1,255 @@
+"""Per step: run or reuse, and why. Pure: every measurement and lookup is passed in."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from mlpipe.core import fingerprint as fp
+from mlpipe.core.results import StepResult
+from mlpipe.digest import json_digest
+from mlpipe.spec.model import Pipeline, Step, StepInput
+
+Action = Literal["run", "reuse", "missing"]
+"""`missing`: a step outside the selection whose stored result is needed but absent."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Facts:
+    """What was measured on disk before planning."""
+
+    code_trees: Mapping[str, str]
+    """Code dir -> snapshot tree hash."""
+    input_digests: Mapping[str, Mapping[str, str]]
+    """Step -> repo input name -> content digest."""
+    environment_digests: Mapping[str, Mapping[str, str]]
+    """Step -> environment file -> content digest."""
+    platform: str
+    images: Mapping[str, Mapping[str, str | None]] = field(default_factory=dict)
+    """Image as a step names it -> {"id": its config digest, "digest": its registry digest or None}."""
+    pending_builds: Mapping[str, str] = field(default_factory=dict)
+    """Step -> why it runs: its `build:` image is neither built nor in the cache (`mlpipe plan` builds nothing)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepPlan:
+    name: str
+    action: Action
+    selected: bool
+    """Selected to execute (run or reuse); else only its stored result is used."""
+    forced: bool = False
+    fingerprint: fp.Fingerprint | None = None
+    """None while an upstream step still has to run: its output digests are not known yet."""
+    result: StepResult | None = None
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Plan:
+    steps: Mapping[str, StepPlan] = field(default_factory=dict)
+    """In execution order."""
+
+    def missing(self) -> list[str]:
+        return [name for name, s in self.steps.items() if s.action == "missing"]
+
+
+def output_refs(step: Step) -> dict[str, tuple[str, str]]:
+    """Every upstream output a step reads: declared step inputs by name, direct refs by 'S.O'.
+
+    Inputs that take every instance of a matrix step (`[*]`) are in `gathered_refs` instead.
+    """
+    found = {
+        name: (i.step, i.output)
+        for name, i in step.inputs.items()
+        if isinstance(i, StepInput) and not i.instances
+    }
+    for ref in fp.used_upstream(step):
+        upstream, _, output = ref.rpartition(".")  # an instance name may hold dots: train[lr=0.1]
+        found[ref] = (upstream, output)
+    return found
+
+
+def gathered_refs(step: Step) -> dict[str, tuple[tuple[str, ...], str]]:
+    """Inputs `${{ steps.S[*].outputs.O }}`: input name -> (every instance of S, O)."""
+    return {
+        name: (i.instances, i.output)
+        for name, i in step.inputs.items()
+        if isinstance(i, StepInput) and i.instances
+    }
+
+
+def gathered_digest(digests: Mapping[str, str]) -> str:
+    """A `[*]` input's digest: over each instance's name and output digest."""
+    return json_digest(dict(digests))
+
+
+def image_id(facts: Facts, step: Step) -> str | None:
+    """What a step's image is by content (a moved tag reruns the step); its name only where not resolved."""
+    if step.image is None:
+        return None
+    found = facts.images.get(step.image)
+    return str(found["id"]) if found and found.get("id") else step.image
+
+
+def fingerprint_step(
+    pipeline: Pipeline, step: Step, facts: Facts, produced: Mapping[str, Mapping[str, str]]
+) -> fp.Fingerprint | None:
+    """The step's fingerprint, or None while some upstream output digest is unknown.
+
+    `produced`: step -> output name -> digest, for upstream steps whose result is known.
+    """
+    input_digests = dict(facts.input_digests.get(step.name, {}))
+    upstream_digests: dict[str, str] = {}
+    for key, (upstream, output) in output_refs(step).items():
+        digest = produced.get(upstream, {}).get(output)
+        if digest is None:
+            return None
+        if key in step.inputs:
+            input_digests[key] = digest
+        else:
+            upstream_digests[key] = digest
+    for key, (instances, output) in gathered_refs(step).items():
+        found = {instance: produced.get(instance, {}).get(output) for instance in instances}
+        if None in found.values():
+            return None
+        input_digests[key] = gathered_digest({k: v for k, v in found.items() if v is not None})
+    return fp.compute(
+        step,
+        params={name: p.value for name, p in pipeline.params.items()} | dict(step.matrix),
+        input_digests=input_digests,
+        upstream_digests=upstream_digests,
+        code_tree=facts.code_trees[step.code],
+        environment_digests=facts.environment_digests.get(step.name, {}),
+        platform=facts.platform,
+        image=image_id(facts, step),
+    )
+
+
+def make_plan(
+    pipeline: Pipeline,
+    order: Sequence[str],
+    *,
+    selected: Collection[str],
+    forced: Collection[str],
+    needed: Collection[str],
+    facts: Facts,
+    lookup: Callable[[str], StepResult | None],
+    latest: Callable[[str], StepResult | None],
+    code_changes: Callable[[str, str], list[tuple[str, str]] | None],
+    no_reuse: bool = False,
+) -> Plan:
+    """Decide each needed step in `order`.
+
+    `needed`: the selected steps and the upstream steps whose stored results they read.
+    `code_changes(old_tree, new_tree)`: (change, path) pairs, or None when the old listing is unknown.
+    """
+    produced: dict[str, dict[str, str]] = {}
+    will_run: set[str] = set()
+    plans: dict[str, StepPlan] = {}
+    for name in order:
+        if name not in needed:
+            continue
+        step = pipeline.steps[name]
+        is_selected = name in selected
+        is_forced = is_selected and (name in forced or no_reuse or not step.reuse)
+        # `needs` only orders steps: a step whose outputs are not read leaves the fingerprint known.
+        reads = {upstream for upstream, _ in output_refs(step).values()}
+        reads.update(*(instances for instances, _ in gathered_refs(step).values()))
+        waiting_on = [u for u in step.upstream() if u in will_run and u in reads]
+        pending = facts.pending_builds.get(name)  # no image id: no fingerprint, nothing to reuse
+        step_fp = None if waiting_on or pending else fingerprint_step(pipeline, step, facts, produced)
+        result = lookup(step_fp.key) if step_fp and not is_forced else None
+        if result is not None:
+            action: Action = "reuse"
+            produced[name] = result.output_digests()
+            reasons = [_reused_from(result)]
+        elif is_selected:
+            action = "run"
+            will_run.add(name)
+            reasons = (
+                [pending]
+                if pending and not is_forced
+                else why_run(
+                    forced=is_forced,
+                    no_reuse=no_reuse,
+                    from_flag=name in forced,
+                    waiting_on=waiting_on,
+                    new=step_fp,
+                    previous=latest(name),
+                    code_changes=code_changes,
+                )
+            )
+            lacking = [u for u in waiting_on if plans[u].action == "missing"]
+            if lacking and not is_forced:
+                reasons = [f"upstream {', '.join(lacking)} has no stored result to read"]
+        else:
+            action = "missing"
+            will_run.add(name)
+            reasons = [pending or "no stored result for its current code, params and inputs"]
+        plans[name] = StepPlan(
+            name=name,
+            action=action,
+            selected=is_selected,
+            forced=is_forced,
+            fingerprint=step_fp,
+            result=result,
+            reasons=tuple(reasons),
+        )
+    return Plan(steps=plans)
+
+
+def _reused_from(result: StepResult) -> str:
+    prov = result.provenance
+    commit = str(prov.get("commit") or "")[:10]
+    where = f" at {commit}" if commit else ""
+    dirty = " (dirty)" if prov.get("dirty") else ""
+    return f"same fingerprint as run {prov.get('run_id', '?')}{where}{dirty}"
+
+
+def why_run(
+    *,
+    forced: bool,
+    no_reuse: bool,
+    from_flag: bool,
+    waiting_on: Sequence[str],
+    new: fp.Fingerprint | None,
+    previous: StepResult | None,
+    code_changes: Callable[[str, str], list[tuple[str, str]] | None],
+) -> list[str]:
+    """Why a step runs: what differs from its most recent stored result, or what forces it."""
+    if forced:
+        if from_flag:
+            return ["forced by --from"]
+        return ["--no-reuse given"] if no_reuse else ["reuse: false in the pipeline file"]
+    if waiting_on:
+        names = ", ".join(waiting_on)
+        return [f"upstream {names} will run (reused after all if its outputs come out the same)"]
+    if previous is None:
+        return ["no stored result for this step yet"]
+    assert new is not None
+    reasons = []
+    for part, item, old, current in fp.changes(previous.parts, new.parts):
+        if part == "code" and isinstance(old, str) and isinstance(current, str):
+            reasons.append(_describe_code_change(old, current, code_changes))
+        else:
+            reasons.append(fp.describe_change(part, item, old, current))
+    return reasons or ["stored result is gone (deleted or corrupt)"]
+
+
+def _describe_code_change(
+    old: str, new: str, code_changes: Callable[[str, str], list[tuple[str, str]] | None]
+) -> str:
+    changes = code_changes(old, new)
+    if not changes:
+        return f"code changed (tree {old[:10]} -> {new[:10]})"
+    shown = ", ".join(f"{path} {change}" for change, path in changes[:5])
+    more = f" and {len(changes) - 5} more" if len(changes) > 5 else ""
+    return f"code changed: {shown}{more}"
+
+
+def summary_counts(plan: Plan) -> dict[str, Any]:
+    counts: dict[str, int] = {}
+    for s in plan.steps.values():
+        counts[s.action] = counts.get(s.action, 0) + 1
+    return counts

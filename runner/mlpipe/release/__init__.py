@@ -1,0 +1,1 @@
+"""Releases and going back in time: release manifests, verify, reproduce, checkout, baselines, pull."""

@@ -1,0 +1,148 @@
+"""Run records and plans as text tables and versioned JSON. Pure: data in, strings and dicts out."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from mlpipe.core.plan import Plan
+from mlpipe.runs import RunRecord
+from mlpipe.text import table
+
+PLAN_FORMAT = "mlpipe.plan/1"
+RUNS_FORMAT = "mlpipe.runs/1"
+
+
+def _metrics_text(metrics: dict[str, dict[str, float]], limit: int = 3) -> str:
+    flat = [(k, v) for values in metrics.values() for k, v in values.items()]
+    shown = ", ".join(f"{k}={v:.4g}" for k, v in flat[:limit])
+    return shown + (", ..." if len(flat) > limit else "")
+
+
+def gpus_text(gpus: Sequence[Mapping[str, Any]] | None) -> str:
+    """The GPUs a step ran on, as recorded: `GPUs 0,1: NVIDIA H100 (81559 MiB, driver 550.54)`."""
+    if not gpus:
+        return ""
+    models = [_gpu_model(gpu) for gpu in gpus]
+    noun = "GPU" if len(gpus) == 1 else "GPUs"
+    if len(set(models)) == 1:
+        return f"{noun} {','.join(str(gpu.get('index')) for gpu in gpus)}: {models[0]}"
+    return f"{noun} " + "; ".join(
+        f"{gpu.get('index')}: {model}" for gpu, model in zip(gpus, models, strict=True)
+    )
+
+
+def _gpu_model(gpu: Mapping[str, Any]) -> str:
+    facts = [
+        f"{gpu['memory_mib']} MiB" if gpu.get("memory_mib") else "",
+        f"driver {gpu.get('driver') or '?'}",
+    ]
+    return f"{gpu.get('name') or 'unknown model'} ({', '.join(f for f in facts if f)})"
+
+
+def where(record: RunRecord) -> str:
+    """The code a run ran on, in words: a commit, a dirty tree, or no git at all."""
+    git = record.git
+    if not git.get("in_repo"):
+        return "outside a git repository (no commit recorded)"
+    commit = (git.get("commit") or "")[:12] or "an unborn branch"
+    dirty = f" + {len(git.get('dirty_paths') or [])} uncommitted change(s)" if git.get("dirty") else ""
+    return f"at {commit}{dirty}"
+
+
+def run_summary(record: RunRecord) -> str:
+    rows = []
+    for name, step in record.steps.items():
+        if step.status == "reused":
+            source = (step.reused_from or {}).get("run_id") or ""
+            detail = f"from {source}"
+        elif step.status == "ran":
+            detail = "; ".join(step.reasons)
+            if step.nondeterministic:
+                detail = "NONDETERMINISTIC: output differs from the stored result; " + detail
+        else:
+            detail = step.error or ""
+        if step.gpus:
+            detail = "; ".join(d for d in (detail, gpus_text(step.gpus)) if d)
+        duration = f"{step.duration_s:.1f}s" if step.duration_s is not None else ""
+        rows.append([name, step.status, duration, _metrics_text(step.metrics), detail])
+    counts = record.counts()
+    tally = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    head = f"run {record.run_id}: {record.status} ({tally}) {where(record)}"
+    return head + "\n" + table(["step", "status", "time", "metrics", "detail"], rows)
+
+
+def plan_text(plan: Plan) -> str:
+    rows = []
+    for name, step in plan.steps.items():
+        action = {"missing": "MISSING"}.get(step.action, step.action)
+        rows.append([name, action, "; ".join(step.reasons)])
+    return table(["step", "action", "why"], rows)
+
+
+def plan_json(pipeline: str, plan: Plan) -> dict[str, Any]:
+    return {
+        "format": PLAN_FORMAT,
+        "pipeline": pipeline,
+        "steps": [
+            {
+                "name": name,
+                "action": s.action,
+                "selected": s.selected,
+                "forced": s.forced,
+                "fingerprint": s.fingerprint.key if s.fingerprint else None,
+                "reasons": list(s.reasons),
+                "reused_from": dict(s.result.provenance).get("run_id") if s.result else None,
+            }
+            for name, s in plan.steps.items()
+        ],
+    }
+
+
+def runs_json(records: Sequence[RunRecord]) -> dict[str, Any]:
+    return {"format": RUNS_FORMAT, "runs": [run_row(r) for r in records]}
+
+
+def run_row(record: RunRecord) -> dict[str, Any]:
+    return {
+        "run_id": record.run_id,
+        "pipeline": record.pipeline,
+        "status": record.status,
+        "started_at": record.started_at,
+        "ended_at": record.ended_at,
+        "commit": record.git.get("commit"),
+        "branch": record.git.get("branch"),
+        "dirty": bool(record.git.get("dirty")),
+        "steps": record.counts(),
+    }
+
+
+def runs_text(records: Sequence[RunRecord]) -> str:
+    rows = []
+    for r in records:
+        row = run_row(r)
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(row["steps"].items()))
+        commit = (row["commit"] or "-")[:10] + ("*" if row["dirty"] else "")
+        rows.append([r.run_id, r.pipeline, r.status, commit, counts])
+    return table(["run", "pipeline", "status", "commit", "steps"], rows)
+
+
+def show_text(record: RunRecord) -> str:
+    git = record.git
+    lines = [
+        f"run:       {record.run_id}",
+        f"pipeline:  {record.pipeline} ({record.pipeline_file})",
+        f"status:    {record.status}",
+        f"started:   {record.started_at}",
+        f"ended:     {record.ended_at or '-'}",
+        f"commit:    {git.get('commit') or '-'} on {git.get('branch') or git.get('ref') or '-'}",
+        f"dirty:     {'yes' if git.get('dirty') else 'no'}"
+        + (f" ({len(git.get('dirty_paths') or [])} paths)" if git.get("dirty") else ""),
+    ]
+    if git.get("snapshot_ref"):
+        lines.append(f"code ref:  {git['snapshot_ref']}")
+    if record.params:
+        lines.append("params:    " + ", ".join(f"{k}={v}" for k, v in record.params.items()))
+    lines.append("")
+    lines.append(run_summary(record).split("\n", 1)[1])
+    return "\n".join(lines)

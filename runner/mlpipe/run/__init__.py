@@ -1,0 +1,1 @@
+"""Carrying out a plan: the session (pipeline + store), preparing steps, the runner, leftovers and locks."""

@@ -1,0 +1,247 @@
+"""Everything measured before a plan: git provenance, code snapshots, input digests, selection, the plan."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlpipe.cache.local import LocalStore
+from mlpipe.core import dag
+from mlpipe.core.plan import Facts, Plan, make_plan
+from mlpipe.digest import FileHasher
+from mlpipe.executors.gpus import Gpu, check_fits, discover, why_no_gpus
+from mlpipe.git.provenance import GitInfo, git_info
+from mlpipe.git.snapshot import Snapshot, SnapshotFile, Snapshotter, diff_files
+from mlpipe.git.workdir import materialize_snapshot
+from mlpipe.interpreter import environment_facts
+from mlpipe.paths import Workspace
+from mlpipe.spec.model import Pipeline, RepoInput
+
+if TYPE_CHECKING:
+    from mlpipe.images.provide import Provided
+
+
+def platform_id() -> str:
+    return f"{sys.platform}-{platform.machine().lower()}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Selected:
+    only: tuple[str, ...] = ()
+    from_: tuple[str, ...] = ()
+    with_upstream: bool = False
+    no_reuse: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Prepared:
+    pipeline: Pipeline
+    workspace: Workspace
+    store: LocalStore
+    git: GitInfo
+    snapshotter: Snapshotter
+    snapshots: dict[str, Snapshot]
+    """Code dir -> its snapshot."""
+    facts: Facts
+    order: list[str]
+    selected: frozenset[str]
+    needed: frozenset[str]
+    plan: Plan
+    code_changes: Callable[[str, str], list[tuple[str, str]] | None]
+    gpus: tuple[Gpu, ...] = ()
+    """This runner's GPUs, discovered when a step to run asks for some (`resources.gpus`)."""
+
+
+def prepare(
+    pipeline: Pipeline,
+    workspace: Workspace,
+    store: LocalStore,
+    selection: Selected,
+    *,
+    hasher: FileHasher,
+    to_run: bool = True,
+    build: bool = True,
+) -> Prepared:
+    """`to_run=False` (reading stored results): no GPU check, and an unreachable container engine is no error.
+
+    `build=False` (`mlpipe plan`): no image is built or loaded; a step whose image is nowhere yet will run."""
+    graph = dag.Dag.from_pipeline(pipeline)
+    chosen = graph.select(only=selection.only, from_=selection.from_, with_upstream=selection.with_upstream)
+    selected = frozenset(chosen.steps)
+    needed = selected | set(chosen.required)
+    order = [name for name in graph.order() if name in needed]
+
+    snapshotter = Snapshotter(workspace.root, exclude=[workspace.cache])
+    pipeline, built = _built_images(
+        pipeline, order, snapshotter, workspace, store, build=to_run and build, strict=to_run
+    )
+    snapshots: dict[str, Snapshot] = {}
+    for name in order:
+        code = pipeline.steps[name].code
+        if code not in snapshots:
+            snapshots[code] = snapshotter.snapshot(workspace.root / code)
+    for snap in snapshots.values():
+        store.save_listing(snap.tree, [[f.path, f.mode, f.blob] for f in snap.files])
+
+    facts = Facts(
+        code_trees={code: snap.tree for code, snap in snapshots.items()},
+        input_digests={name: _input_digests(pipeline, name, hasher) for name in order},
+        environment_digests={name: _environment_digests(pipeline, name, hasher) for name in order},
+        images=_images(pipeline, order, strict=to_run) | built.images,
+        platform=platform_id(),
+        pending_builds=built.pending,
+    )
+
+    hasher.save()
+
+    def code_changes(old: str, new: str) -> list[tuple[str, str]] | None:
+        before, after = store.listing(old), store.listing(new)
+        if before is None or after is None:
+            return None
+        return diff_files(_files(before), _files(after))
+
+    planner = partial(
+        make_plan,
+        pipeline,
+        order,
+        selected=selected,
+        forced=frozenset(chosen.forced),
+        needed=needed,
+        lookup=store.lookup,
+        latest=lambda step: store.latest(pipeline.name, step),
+        code_changes=code_changes,
+        no_reuse=selection.no_reuse,
+    )
+    plan = planner(facts=facts)
+    # Built images only the registry has are loaded for the steps that run (and the engine's pushed for them);
+    # one that had to be built instead has a new id, so the plan is made again with it.
+    if to_run and build and built.settle(store, {n for n, s in plan.steps.items() if s.action == "run"}):
+        facts = replace(facts, images={**facts.images, **built.images})
+        plan = planner(facts=facts)
+    return Prepared(
+        pipeline=pipeline,
+        workspace=workspace,
+        store=store,
+        git=git_info(workspace.root),
+        snapshotter=snapshotter,
+        snapshots=snapshots,
+        facts=facts,
+        order=order,
+        selected=selected,
+        needed=frozenset(needed),
+        plan=plan,
+        code_changes=code_changes,
+        gpus=_gpus(pipeline, plan, selected) if to_run else (),
+    )
+
+
+def _files(listing: Sequence[Sequence[Any]]) -> tuple[SnapshotFile, ...]:
+    return tuple(SnapshotFile(path=p, mode=m, blob=b, size=0) for p, m, b in listing)
+
+
+def _input_digests(pipeline: Pipeline, step: str, hasher: FileHasher) -> dict[str, str]:
+    from mlpipe.inputs.resolve import other_digests  # URL, external and data-file inputs
+
+    inputs = pipeline.steps[step].inputs.values()
+    found = {i.name: hasher.digest(pipeline.root / i.path) for i in inputs if isinstance(i, RepoInput)}
+    return found | other_digests(pipeline.root, inputs, hasher)
+
+
+def _environment_digests(pipeline: Pipeline, step: str, hasher: FileHasher) -> dict[str, str]:
+    spec = pipeline.steps[step]
+    files = {path: hasher.digest(pipeline.root / path) for path in spec.environment}
+    return files | environment_facts(python=spec.environment_python, packages=spec.environment_packages)
+
+
+def _gpus(pipeline: Pipeline, plan: Plan, selected: frozenset[str]) -> tuple[Gpu, ...]:
+    """The runner's GPUs, when a step that is to run needs some; one that needs more than there are fails now."""
+    needs = {
+        name: pipeline.steps[name].gpus
+        for name, step_plan in plan.steps.items()
+        if name in selected and step_plan.action != "reuse" and pipeline.steps[name].gpus
+    }
+    if not needs:
+        return ()
+    gpus = tuple(discover())
+    check_fits(needs, gpus, why_none=why_no_gpus(os.environ))
+    return gpus
+
+
+def _built_images(
+    pipeline: Pipeline,
+    order: Sequence[str],
+    snapshotter: Snapshotter,
+    workspace: Workspace,
+    store: LocalStore,
+    *,
+    build: bool,
+    strict: bool,
+) -> tuple[Pipeline, Provided]:
+    """Steps with `build:` get `image:` set to their built image, tagged by the context's tree hash (an unchanged
+    context is not rebuilt); the build context is the snapshot's files, exactly what the tag names. The image
+    comes from the engine, else from the OCI cache, else is built (`build`) and pushed there."""
+    from mlpipe.images.provide import BuildRequest, Provided, build_key, provide
+
+    steps = dict(pipeline.steps)
+    requests = []
+    for name in order:
+        spec = steps[name].build
+        if spec is None:
+            continue
+        snapshot = snapshotter.snapshot(workspace.root / spec.context)
+        from mlpipe.executors.docker import build_tag
+
+        tag = build_tag(steps[name].instance_of or name, snapshot.tree)
+        requests.append(
+            BuildRequest(
+                step=name,
+                tag=tag,
+                key=build_key(snapshot.tree, spec.dockerfile, platform_id()),
+                shown=spec.context,
+                dockerfile=spec.dockerfile,
+                context=partial(materialize_snapshot, snapshot, workspace.snapshots),
+            )
+        )
+        steps[name] = replace(steps[name], image=tag)
+    if not requests:
+        return pipeline, Provided()
+    from mlpipe.executors.docker import ContainerError
+
+    try:
+        provided = provide(requests, store, build=build)
+    except ContainerError:
+        if strict:
+            raise
+        provided = Provided()  # no engine: the images are unresolved, as `_images` leaves them
+    return replace(pipeline, steps=steps), provided
+
+
+def _images(pipeline: Pipeline, order: Sequence[str], *, strict: bool) -> dict[str, dict[str, str | None]]:
+    """Each step image's id (pulled if missing); the engine is asked only when some step has an image.
+
+    Built images are left to `_built_images`: they are never pulled (one `mlpipe plan` did not build is nowhere)."""
+    refs = {pipeline.steps[name].image for name in order if pipeline.steps[name].build is None} - {None}
+    if not refs:
+        return {}
+    from mlpipe.executors.docker import ContainerError, resolve_images
+
+    try:
+        return resolve_images(ref for ref in refs if ref is not None)
+    except ContainerError:
+        if strict:
+            raise
+        return {}  # fingerprints then name the image, match nothing, and readers fall back to the latest result
+
+
+def workspace_path(root: Path, path: Path) -> str:
+    """A path as shown to users: relative to the workspace root when inside it."""
+    try:
+        return path.relative_to(root).as_posix() or "."
+    except ValueError:
+        return str(path)
