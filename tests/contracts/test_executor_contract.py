@@ -55,7 +55,8 @@ class Backend:
     """Whether the step is refused a write to its code and input directories (see the host's note below)."""
     streams_every_line: bool = True
     """False for the docker executor on podman: of a step writing 20,000 lines at once, on_line and the log
-    get only some (8,000 to 12,000 here; lines from the middle or the end are missing), found by this suite. The host executor gets every line."""
+    get only some (8,000 to 12,000 here; lines from the middle or the end are missing, and where a chunk went
+    missing two line pieces can join into a line the step never wrote), found by this suite. The host executor gets every line."""
 
     def request(
         self,
@@ -263,10 +264,8 @@ class TestExecutorContract:
         assert backend.log() == lines.seen
         if backend.streams_every_line:
             assert lines.seen == expected
-        else:  # FINDING: see Backend.streams_every_line; what comes is still whole lines, in order
+        else:  # FINDING: see Backend.streams_every_line; only the start and log == lines seen hold
             assert lines.seen[:1] == ["1"]
-            left = iter(expected)
-            assert all(line in left for line in lines.seen), "lines out of order or changed"
 
     def test_non_utf8_output_is_replaced_not_fatal(self, backend: Backend) -> None:
         lines = Lines()
