@@ -1,17 +1,19 @@
-"""Settings from config files: the repository's `mlpipe.toml` (committed, beside the pipeline file) and the
-user's `$XDG_CONFIG_HOME/mlpipe/config.toml`. Precedence: command line > environment > repo > user.
+"""The settings of one command, resolved once: command line > environment > the repository's `mlpipe.toml`
+(committed, beside the pipeline file) > the user's `$XDG_CONFIG_HOME/mlpipe/config.toml`.
 
-Every setting has an environment variable, and the backends read those; a value from a config file is
-applied by setting its variable when neither the command line nor the environment gave one.
+This is the one reader of mlpipe's own MLPIPE_* variables: the backends take their values from the frozen
+`Settings` built here, and nothing writes the environment. A step's environment is the caller's, less
+mlpipe's own registry settings and credentials (`step_environment`).
 """
 
 from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Callable, Mapping, MutableMapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from mlpipe.errors import UsageError
@@ -131,9 +133,118 @@ def resolve(
     return out
 
 
+FLAGS = {
+    "allow-dirty-push": "MLPIPE_ALLOW_DIRTY_PUSH",
+    "insecure": "MLPIPE_INSECURE_REGISTRY",
+    "cache-required": "MLPIPE_CACHE_REQUIRED",
+}
+"""On/off settings: a command-line flag or its variable (1, true, yes, on); not in config files."""
+
+MLPIPE_PRIVATE_ENV = frozenset(
+    {
+        "MLPIPE_CACHE",
+        "MLPIPE_CACHE_MODE",
+        "MLPIPE_CACHE_REQUIRED",
+        "MLPIPE_ALLOW_DIRTY_PUSH",
+        "MLPIPE_INSECURE_REGISTRY",
+        "MLPIPE_REGISTRY_USERNAME",
+        "MLPIPE_REGISTRY_PASSWORD",
+        "MLPIPE_REGISTRY_RETRY_BUDGET_S",
+        "MLPIPE_GITHUB_TOKEN",
+    }
+)
+"""mlpipe's own registry/cache settings and credentials: a step's process never sees them (the registry
+password above all; a step that needs credentials gets them under its own names)."""
+
+
+def step_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment a step starts from: the caller's (`environ`, else this process's), less mlpipe's own
+    settings and credentials. The runner adds the step's MLPIPE_STEP, MLPIPE_INPUT_*, ... to it."""
+    env = os.environ if environ is None else environ
+    return {name: value for name, value in env.items() if name not in MLPIPE_PRIVATE_ENV}
+
+
+def _on(value: str | None) -> bool:
+    return (value or "").lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """One command's settings, each with its source, and the environment it was read from (read once)."""
+
+    values: Mapping[str, Setting] = field(default_factory=dict)
+    """The config-file keys (KEYS): what `mlpipe config --show` prints."""
+    environ: Mapping[str, str] = field(default_factory=dict)
+    """The caller's environment as it was when the settings were read; no one writes it."""
+    allow_dirty_push: bool = False
+    insecure_registry: bool = False
+    cache_required: bool = False
+
+    def value(self, name: str) -> Any:
+        setting = self.values.get(name)
+        return None if setting is None else setting.value
+
+    @property
+    def cache(self) -> str | None:
+        """`--cache`, MLPIPE_CACHE or a config file's `cache`: a directory or oci://HOST/REPO."""
+        value = self.value("cache")
+        return str(value) if value else None
+
+    @property
+    def remote_cache(self) -> str | None:
+        """The `oci://` URL of the registry behind the local store, when the cache names one."""
+        value = self.cache or ""
+        return value if value.startswith("oci://") else None
+
+    @property
+    def jobs(self) -> int | None:
+        value = self.value("jobs")
+        return value if isinstance(value, int) else None
+
+    @property
+    def cache_mode(self) -> str:
+        return str(self.value("cache-mode") or "auto")
+
+    @property
+    def retry_budget_s(self) -> float:
+        """How long a registry request is retried (MLPIPE_REGISTRY_RETRY_BUDGET_S, default 30)."""
+        try:
+            return float(self.environ.get("MLPIPE_REGISTRY_RETRY_BUDGET_S") or 30)
+        except ValueError:
+            raise UsageError("MLPIPE_REGISTRY_RETRY_BUDGET_S must be a number of seconds") from None
+
+    @property
+    def kill_grace_s(self) -> float:
+        return float(self.environ.get("MLPIPE_KILL_GRACE_S", "10"))
+
+    @property
+    def protected_refs(self) -> tuple[str, ...]:
+        """MLPIPE_PROTECTED_REFS: comma-separated ref patterns treated as protected."""
+        value = self.environ.get("MLPIPE_PROTECTED_REFS", "")
+        return tuple(p.strip() for p in value.split(",") if p.strip())
+
+
+def settings(
+    *,
+    cli: Mapping[str, Any] = {},
+    environ: Mapping[str, str] | None = None,
+    files: Sequence[tuple[str, Mapping[str, Any]]] = (),
+) -> Settings:
+    """Settings from the command line (KEYS and FLAGS by name) and the environment, and the given files."""
+    env = MappingProxyType(dict(os.environ if environ is None else environ))
+    flags = {name: cli.get(name) is True or _on(env.get(var)) for name, var in FLAGS.items()}
+    return Settings(
+        values=resolve(cli=cli, environ=env, files=files),
+        environ=env,
+        allow_dirty_push=flags["allow-dirty-push"],
+        insecure_registry=flags["insecure"],
+        cache_required=flags["cache-required"],
+    )
+
+
 def load_settings(
     root: Path, *, cli: Mapping[str, Any] = {}, environ: Mapping[str, str] | None = None
-) -> dict[str, Setting]:
+) -> Settings:
     """The settings for the workspace at `root`, reading its `mlpipe.toml` and the user's config."""
     env = os.environ if environ is None else environ
     user = user_config_path(env)
@@ -141,16 +252,9 @@ def load_settings(
         (REPO_FILE, read_config(root / REPO_FILE, REPO_FILE)),
         (str(user), read_config(user, str(user))),
     ]
-    return resolve(cli=cli, environ=env, files=files)
+    return settings(cli=cli, environ=env, files=files)
 
 
-def apply(settings: Mapping[str, Setting], environ: MutableMapping[str, str]) -> None:
-    """Set the variable of each value that came from a config file, for the backends that read it."""
-    for name, setting in settings.items():
-        if setting.from_file:
-            environ[KEYS[name].env] = str(setting.value)
-
-
-def show_text(settings: Mapping[str, Setting]) -> str:
-    rows = [[name, "" if s.value is None else str(s.value), s.source] for name, s in settings.items()]
+def show_text(settings: Settings) -> str:
+    rows = [[name, "" if s.value is None else str(s.value), s.source] for name, s in settings.values.items()]
     return table(["key", "value", "from"], rows)

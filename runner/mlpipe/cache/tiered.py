@@ -9,20 +9,19 @@ A registry that fails is warned about once and left alone for the rest of the ru
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from mlpipe.cache.base import Published
 from mlpipe.cache.local import LocalStore
-from mlpipe.cache.trust import MODES, CacheMode, CachePolicy, RunContext, policy
+from mlpipe.cache.trust import CacheMode, CachePolicy, RunContext, policy
 from mlpipe.core.results import StepResult
 from mlpipe.digest import FileHasher
 from mlpipe.errors import CacheError, UsageError
@@ -41,6 +40,8 @@ class RemoteSettings:
     allow_dirty_push: bool = False
     required: bool = False
     retry_budget_s: float = 30.0
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+    """Where the registry's credentials are looked up (the command's `Settings.environ`); never printed."""
 
     @property
     def url(self) -> str:
@@ -60,31 +61,6 @@ def parse_oci_url(value: str) -> tuple[str, str]:
             "(letters, digits, '.', '_', '-', separated by '/')"
         )
     return host, repo
-
-
-def settings_from_env(url: str, environ: Mapping[str, str]) -> RemoteSettings:
-    """The cache options; the CLI stores its flags in these variables, so flags beat the environment."""
-    host, repo = parse_oci_url(url)
-    mode = environ.get("MLPIPE_CACHE_MODE") or "auto"
-    if mode not in MODES:
-        raise UsageError(f"MLPIPE_CACHE_MODE={mode!r}: expected one of {', '.join(MODES)}")
-    try:
-        budget = float(environ.get("MLPIPE_REGISTRY_RETRY_BUDGET_S") or 30)
-    except ValueError:
-        raise UsageError("MLPIPE_REGISTRY_RETRY_BUDGET_S must be a number of seconds") from None
-    return RemoteSettings(
-        host=host,
-        repo=repo,
-        mode=cast(CacheMode, mode),
-        insecure=_flag(environ, "MLPIPE_INSECURE_REGISTRY"),
-        allow_dirty_push=_flag(environ, "MLPIPE_ALLOW_DIRTY_PUSH"),
-        required=_flag(environ, "MLPIPE_CACHE_REQUIRED"),
-        retry_budget_s=budget,
-    )
-
-
-def _flag(environ: Mapping[str, str], name: str) -> bool:
-    return environ.get(name, "").lower() in {"1", "true", "yes", "on"}
 
 
 def _warn(message: str) -> None:
@@ -144,7 +120,7 @@ class TieredStore(LocalStore):
                 self._policy = policy(ctx, s.repo, mode=s.mode, allow_dirty_push=s.allow_dirty_push)
                 client = RegistryClient(
                     s.host,
-                    credentials=find_credentials(s.host, os.environ),
+                    credentials=find_credentials(s.host, s.environ),
                     insecure=s.insecure,
                     budget=RetryBudget(s.retry_budget_s),
                 )

@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import click
 
-from mlpipe.cli.options import json_option, pipeline_options, selection_options
+from mlpipe.cli.options import given_settings, json_option, pipeline_options, remote_of, selection_options
+from mlpipe.config import step_environment
 from mlpipe.core.compare import RunDiff, diff_text
 from mlpipe.errors import CacheError, PipelineFailed, UsageError
+from mlpipe.inputs.base import RegistryAccess
 from mlpipe.release.baseline import Baseline, baseline_for, compare_runs
 from mlpipe.release.manifest import build_manifest, push_release, release_tag, require_clean, save_local
 from mlpipe.report.terminal import choose_reporter
@@ -20,8 +22,11 @@ from mlpipe.run.leftovers import start_run
 from mlpipe.run.locks import lock_timeout
 from mlpipe.run.prepare import Selected, prepare
 from mlpipe.run.runner import Runner, RunOptions
-from mlpipe.run.session import Session, open_session, remote_cache
+from mlpipe.run.session import Session, open_session
 from mlpipe.runs import RunRecord, new_run_id
+
+if TYPE_CHECKING:
+    from mlpipe.cache.tiered import RemoteSettings
 
 
 @click.command("ci-run")
@@ -76,15 +81,17 @@ def command(
 
     Exits 0 only when every selected step ran or was reused successfully.
     """
-    session = open_session(file, params, cache)
+    session = open_session(file, params, given_settings(cache))
     run_id = new_run_id()
     say = lambda text: click.echo(f"mlpipe: {text}", err=True)
     locks = start_run(
-        session.workspace, session.pipeline, run_id, timeout_s=lock_timeout(os.environ), say=say
+        session.workspace, session.pipeline, run_id, timeout_s=lock_timeout(session.settings.environ), say=say
     )
     click.get_current_context().call_on_close(locks.release)
     # Found before any compute: a --since REF without a run is an error, not a surprise at the end.
-    baseline = baseline_for(session.workspace, since=since, environ=os.environ, registry=remote_cache(cache))
+    baseline = baseline_for(
+        session.workspace, since=since, environ=session.settings.environ, registry=remote_of(session.settings)
+    )
     prepared = prepare(
         session.pipeline,
         session.workspace,
@@ -92,7 +99,7 @@ def command(
         Selected(only=only, from_=from_, with_upstream=with_upstream, no_reuse=no_reuse),
         hasher=session.hasher,
     )
-    tag = release_tag(os.environ)
+    tag = release_tag(session.settings.environ)
     if tag is not None:  # before any compute: a release is the tagged commit and nothing else
         require_clean(tag, prepared.git)
     missing = prepared.plan.missing()
@@ -102,17 +109,23 @@ def command(
             f"upstream step(s) {names} have no stored result for the current code, params and inputs; "
             "run them first, or add --with-upstream"
         )
-    grace = float(os.environ.get("MLPIPE_KILL_GRACE_S", "10"))
+    grace = session.settings.kill_grace_s
     options = RunOptions(
-        jobs=jobs or session.settings["jobs"].value or os.cpu_count() or 1,
+        jobs=jobs or session.settings.jobs or os.cpu_count() or 1,
         fail_fast=fail_fast,
         kill_grace_s=grace,
         max_recoverable_file=snapshot_max_file_size,
+        step_environment=step_environment(session.settings.environ),
+        registry_access=RegistryAccess(
+            insecure=session.settings.insecure_registry, environ=session.settings.environ
+        ),
     )
     # With --json, stdout carries only the record; progress goes to stderr.
     stream = sys.stderr if as_json else sys.stdout
     reporter = choose_reporter(stream)
-    if os.environ.get("GITHUB_ACTIONS") == "true":  # check run, annotations, job summary, step outputs
+    if (
+        session.settings.environ.get("GITHUB_ACTIONS") == "true"
+    ):  # check run, annotations, job summary, step outputs
         from mlpipe.github.checks import with_github
 
         reporter = with_github(
@@ -133,7 +146,7 @@ def command(
         elif note:
             click.echo(f"\nno comparison with the base: {note}")
     if tag is not None and record.status == "succeeded":
-        _release(session, tag, record, remote_cache(cache), stream)
+        _release(session, tag, record, remote_of(session.settings), stream)
     if record.status == "cancelled":
         raise PipelineFailed(f"run {record.run_id} was cancelled", exit_code=130)
     if record.status != "succeeded":
@@ -151,7 +164,9 @@ def _compare(session: Session, baseline: Baseline, record: RunRecord) -> tuple[R
     return compare_runs(session.workspace, baseline.record, record, pipeline=session.pipeline), ""
 
 
-def _release(session: Session, tag: str, record: RunRecord, registry: str | None, stream: IO[str]) -> None:
+def _release(
+    session: Session, tag: str, record: RunRecord, registry: RemoteSettings | None, stream: IO[str]
+) -> None:
     manifest = build_manifest(tag, record)
     path = save_local(session.workspace, manifest)
     try:

@@ -32,7 +32,7 @@ def command(
     root = Path(file or DEFAULT_FILE).resolve().parent
     settings = load_settings(root, cli={"cache": cache, "cache-mode": cache_mode, "jobs": jobs})
     if as_json:
-        values = {name: {"value": s.value, "source": s.source} for name, s in settings.items()}
+        values = {name: {"value": s.value, "source": s.source} for name, s in settings.values.items()}
         click.echo(json.dumps({"format": CONFIG_FORMAT, "settings": values}, indent=1, sort_keys=True))
     else:
         click.echo(show_text(settings))

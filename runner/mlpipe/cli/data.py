@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,23 +32,12 @@ def _workspace(file: str | None) -> Path:
 
 
 def _store(file: str | None, cache: str | None) -> LocalStore:
-    from mlpipe.cache.local import LocalStore
-    from mlpipe.config import apply, load_settings
-    from mlpipe.digest import FileHasher
-    from mlpipe.paths import Workspace
-    from mlpipe.run.session import cache_dir, remote_cache
-    from mlpipe.statcache import StatCache
+    from mlpipe.cli.options import given_settings
+    from mlpipe.config import load_settings
+    from mlpipe.run.session import open_store
 
     root = _workspace(file)
-    apply(load_settings(root, cli={"cache": cache}), os.environ)
-    workspace = Workspace(root, cache_override=cache_dir(root, cache))
-    hasher = FileHasher(StatCache(workspace.state / "statcache.json", root, exclude=workspace.state))
-    remote = remote_cache(cache)
-    if remote is not None:
-        from mlpipe.run.stores import open_tiered
-
-        return open_tiered(workspace.cache, hasher, remote, root)
-    return LocalStore(workspace.cache, hasher=hasher)
+    return open_store(root, load_settings(root, cli=given_settings(cache)))[1]
 
 
 @command.command("add")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from mlpipe.cli.options import file_option
+from mlpipe.cli.options import cli_settings, file_option
 from mlpipe.errors import MlpipeError, UsageError
 
 
@@ -53,4 +53,4 @@ def _store_root(file: str | None, cache: str | None) -> Path:
     if cache and "://" not in cache:
         return Path(cache).expanduser().resolve()
     root = workspace_for(file).root  # with --cache oci://...: the local store in front of the registry
-    return Workspace(root, cache_override=cache_dir(root, None)).cache
+    return Workspace(root, cache_override=cache_dir(cli_settings())).cache

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 from typing import TYPE_CHECKING
 
 import click
 
 from mlpipe.cache.gc import GcReport, Keep, gc_local
-from mlpipe.cli.options import file_option, json_option
+from mlpipe.cli.options import cli_settings, file_option, json_option, remote_of
 from mlpipe.errors import MlpipeError, UsageError
 from mlpipe.runs import RunHistory
 
 if TYPE_CHECKING:
     from mlpipe.paths import Workspace
     from mlpipe.spec.model import Pipeline
-from mlpipe.run.session import remote_cache, workspace_for
+from mlpipe.run.session import workspace_for
 
 
 @click.command("gc")
@@ -52,13 +51,17 @@ def command(
         raise UsageError("give exactly one of --keep-days N and --keep-last N")
     keep = Keep(last=keep_last, days=keep_days)
     from mlpipe.paths import Workspace
+    from mlpipe.run.locks import lock_timeout
     from mlpipe.run.session import cache_dir
 
     root = workspace_for(file).root
-    workspace = Workspace(root, cache_override=cache_dir(root, cache))
-    reports = {"local": _gc_local(file, workspace, keep, dry_run=dry_run)}
+    settings = cli_settings(cache)
+    workspace = Workspace(root, cache_override=cache_dir(settings))
+    reports = {
+        "local": _gc_local(file, workspace, keep, dry_run=dry_run, timeout_s=lock_timeout(settings.environ))
+    }
     records = list(RunHistory(workspace.runs).records())  # as they are now that no run is going on
-    remote = remote_cache(cache)
+    remote = remote_of(settings)
     if remote is not None:
         from mlpipe.run.stores import registry_gc
 
@@ -70,21 +73,23 @@ def command(
         click.echo(_line(name, report))
 
 
-def _gc_local(file: str | None, workspace: Workspace, keep: Keep, *, dry_run: bool) -> GcReport:
+def _gc_local(
+    file: str | None, workspace: Workspace, keep: Keep, *, dry_run: bool, timeout_s: float
+) -> GcReport:
     """Without --dry-run, gc holds the store alone (waiting for the runs that use it) and clears leftovers.
 
     The run records are read once it holds the store: a run that was going on has recorded what it used.
     """
     from mlpipe.cache.local import LocalStore
     from mlpipe.run.leftovers import clear_store_tmp, clear_workspace
-    from mlpipe.run.locks import lock_timeout, store_exclusive
+    from mlpipe.run.locks import store_exclusive
 
     store = LocalStore(workspace.cache)
     history = RunHistory(workspace.runs)
     if dry_run:
         return gc_local(store, list(history.records()), keep, dry_run=True)
     say = lambda text: click.echo(f"mlpipe: {text}", err=True)
-    with store_exclusive(workspace.cache, timeout_s=lock_timeout(os.environ), say=say):
+    with store_exclusive(workspace.cache, timeout_s=timeout_s, say=say):
         clear_store_tmp(workspace.cache)
         report = gc_local(store, list(history.records()), keep, dry_run=False)
     clear_workspace(workspace, _pipeline_or_none(file))

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+
+if TYPE_CHECKING:
+    from mlpipe.cache.tiered import RemoteSettings
+    from mlpipe.config import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -31,15 +34,33 @@ cache_option = click.option(
 )
 
 
-def _to_env(name: str) -> Callable[[click.Context, click.Parameter, Any], None]:
-    """Registry settings travel as MLPIPE_* variables, the env's own names: a flag given beats the env."""
+_FLAGS = "mlpipe.settings"
+"""Where the registry flags wait in click's context (shared by a command and its group) for `cli_settings`."""
 
-    def store(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+
+def _setting(name: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+    """A registry flag given on the command line, kept under its `mlpipe.config` name: it beats the env."""
+
+    def keep(ctx: click.Context, param: click.Parameter, value: Any) -> None:
         if value is None or value is False or ctx.resilient_parsing:
             return
-        os.environ[name] = "true" if value is True else str(value)
+        ctx.meta.setdefault(_FLAGS, {})[name] = value
 
-    return store
+    return keep
+
+
+def given_settings(cache: str | None = None) -> dict[str, Any]:
+    """The settings given on this command line, by name, for `mlpipe.config`."""
+    ctx = click.get_current_context(silent=True)
+    given = dict(ctx.meta.get(_FLAGS, {})) if ctx is not None else {}
+    return given | {"cache": cache}
+
+
+def cli_settings(cache: str | None = None) -> Settings:
+    """The command line's and the environment's settings, for a command that reads no config file."""
+    from mlpipe.config import settings
+
+    return settings(cli=given_settings(cache))
 
 
 def cache_settings_options(func: F) -> F:
@@ -49,28 +70,28 @@ def cache_settings_options(func: F) -> F:
             type=click.Choice(["auto", "read-write", "read", "off"]),
             default=None,
             expose_value=False,
-            callback=_to_env("MLPIPE_CACHE_MODE"),
+            callback=_setting("cache-mode"),
             help="Registry access; auto follows the trust rules for this ref and event [env MLPIPE_CACHE_MODE].",
         ),
         click.option(
             "--allow-dirty-push",
             is_flag=True,
             expose_value=False,
-            callback=_to_env("MLPIPE_ALLOW_DIRTY_PUSH"),
+            callback=_setting("allow-dirty-push"),
             help="Push results of a run with uncommitted changes to the registry.",
         ),
         click.option(
             "--insecure",
             is_flag=True,
             expose_value=False,
-            callback=_to_env("MLPIPE_INSECURE_REGISTRY"),
+            callback=_setting("insecure"),
             help="Talk plain HTTP to a registry that is not on this machine.",
         ),
         click.option(
             "--cache-required",
             is_flag=True,
             expose_value=False,
-            callback=_to_env("MLPIPE_CACHE_REQUIRED"),
+            callback=_setting("cache-required"),
             help="Fail when the registry cannot be used (default: warn and go on without it).",
         ),
     ]
@@ -116,3 +137,17 @@ def selection_options(func: F) -> F:
     for decorate in reversed(decorators):
         func = decorate(func)
     return func
+
+
+def remote_of(settings: Settings) -> RemoteSettings | None:
+    """The registry behind the local store, when the settings name one."""
+    if settings.remote_cache is None:
+        return None
+    from mlpipe.run.stores import remote_settings  # requests and oras only when a registry is used
+
+    return remote_settings(settings)
+
+
+def cli_remote(cache: str | None) -> RemoteSettings | None:
+    """The registry `--cache` or MLPIPE_CACHE names, with this command line's registry flags."""
+    return remote_of(cli_settings(cache))

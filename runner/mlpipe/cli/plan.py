@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
+from collections.abc import Mapping
 
 import click
 
-from mlpipe.cli.options import json_option, pipeline_options, selection_options
+from mlpipe.cli.options import given_settings, json_option, pipeline_options, remote_of, selection_options
 from mlpipe.core.plan import Plan
 from mlpipe.errors import UsageError
 from mlpipe.release.baseline import baseline_for
 from mlpipe.report.text import plan_json, plan_text
 from mlpipe.run.prepare import Selected, prepare
-from mlpipe.run.session import open_session, remote_cache
+from mlpipe.run.session import open_session
 from mlpipe.runs import RunRecord
 
 
@@ -40,7 +40,7 @@ def command(
     as_json: bool,
 ) -> None:
     """Say for each step whether `ci-run` would run it or reuse a stored result, and why."""
-    session = open_session(file, params, cache)
+    session = open_session(file, params, given_settings(cache))
     prepared = prepare(
         session.pipeline,
         session.workspace,
@@ -50,12 +50,18 @@ def command(
         build=False,  # plans are cheap and change nothing: a step whose image must be built says so
     )
     if publish:
-        base = baseline_for(session.workspace, since=None, environ=os.environ, registry=remote_cache(cache))
+        base = baseline_for(
+            session.workspace,
+            since=None,
+            environ=session.settings.environ,
+            registry=remote_of(session.settings),
+        )
         _publish(
             session.pipeline.name,
             prepared.plan,
             commit=prepared.git.commit or "",
             base=base.record if base is not None else None,
+            environ=session.settings.environ,
         )
     if as_json:
         click.echo(json.dumps(plan_json(session.pipeline.name, prepared.plan), indent=1))
@@ -63,12 +69,14 @@ def command(
         click.echo(plan_text(prepared.plan))
 
 
-def _publish(pipeline: str, plan: Plan, *, commit: str, base: RunRecord | None) -> None:
+def _publish(
+    pipeline: str, plan: Plan, *, commit: str, base: RunRecord | None, environ: Mapping[str, str]
+) -> None:
     from mlpipe.github import summary as md
     from mlpipe.github.checks import publish_plan
     from mlpipe.github.context import from_env
 
-    ctx = from_env(os.environ)
+    ctx = from_env(environ)
     if ctx is None:
         raise UsageError(
             "--github publishes to GitHub Actions: run it in a workflow job (GITHUB_ACTIONS=true)"

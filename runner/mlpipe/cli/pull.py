@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from mlpipe.cli.options import pipeline_options
+from mlpipe.cli.options import given_settings, pipeline_options
 from mlpipe.release.pull import pull
 from mlpipe.run.session import open_session
 
@@ -25,7 +25,7 @@ def command(
     target: str, to: Path | None, file: str | None, params: tuple[str, ...], cache: str | None
 ) -> None:
     """Materialize a step's stored outputs for the current code and params (else its most recent result)."""
-    session = open_session(file, params, cache)
+    session = open_session(file, params, given_settings(cache))
     pulled = pull(session, target, to)
     if not pulled.current:
         click.echo(

@@ -7,9 +7,9 @@ import json
 
 import click
 
-from mlpipe.cli.options import file_option, json_option
+from mlpipe.cli.options import cli_remote, file_option, json_option
 from mlpipe.report.text import runs_json, runs_text
-from mlpipe.run.session import remote_cache, workspace_for
+from mlpipe.run.session import workspace_for
 from mlpipe.runs import RunHistory, RunRecord
 
 
@@ -33,7 +33,7 @@ def command(file: str | None, limit: int, cache: str | None, commit: str | None,
         records.append(record)
         if len(records) >= limit:
             break
-    remote = remote_cache(cache)
+    remote = cli_remote(cache)
     if remote is not None:
         from mlpipe.run.stores import remote_run_records
 

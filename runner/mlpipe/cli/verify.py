@@ -7,11 +7,11 @@ import json
 import click
 
 from mlpipe.cache.local import LocalStore
-from mlpipe.cli.options import file_option, json_option
+from mlpipe.cli.options import cli_settings, file_option, json_option, remote_of
 from mlpipe.digest import FileHasher
 from mlpipe.paths import Workspace
 from mlpipe.release.manifest import NotVerified, load_release, verify
-from mlpipe.run.session import cache_dir, remote_cache, workspace_for
+from mlpipe.run.session import cache_dir, workspace_for
 from mlpipe.text import table
 
 VERIFY_FORMAT = "mlpipe.verify/1"
@@ -32,8 +32,9 @@ def command(tag: str, file: str | None, cache: str | None, as_json: bool) -> Non
 
     Exits 0 when all do, 1 when one is missing or differs."""
     root = workspace_for(file).root
-    workspace = Workspace(root, cache_override=cache_dir(root, cache))
-    registry = remote_cache(cache)
+    settings = cli_settings(cache)
+    workspace = Workspace(root, cache_override=cache_dir(settings))
+    registry = remote_of(settings)
     manifest = load_release(workspace, tag, registry=registry)
     hasher = FileHasher()
     store = LocalStore(workspace.cache, hasher=hasher)

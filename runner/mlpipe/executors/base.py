@@ -36,28 +36,6 @@ class ContainerSpec:
     labels: Mapping[str, str] = field(default_factory=dict)
 
 
-MLPIPE_PRIVATE_ENV = frozenset(
-    {
-        "MLPIPE_CACHE",
-        "MLPIPE_CACHE_MODE",
-        "MLPIPE_CACHE_REQUIRED",
-        "MLPIPE_ALLOW_DIRTY_PUSH",
-        "MLPIPE_INSECURE_REGISTRY",
-        "MLPIPE_REGISTRY_USERNAME",
-        "MLPIPE_REGISTRY_PASSWORD",
-        "MLPIPE_REGISTRY_RETRY_BUDGET_S",
-        "MLPIPE_GITHUB_TOKEN",
-    }
-)
-"""mlpipe's own registry/cache settings and credentials. The CLI and config files hand them to the backends
-as environment variables, so they are dropped here, where every executor's environment passes: a step's
-process never sees the registry password (a step that needs credentials gets them under its own names)."""
-
-
-def step_environment(env: Mapping[str, str]) -> dict[str, str]:
-    return {name: value for name, value in env.items() if name not in MLPIPE_PRIVATE_ENV}
-
-
 @dataclass(frozen=True, kw_only=True)
 class StepRequest:
     step: str
@@ -65,7 +43,7 @@ class StepRequest:
     """The substituted `run:` line, given to a shell."""
     cwd: Path
     env: Mapping[str, str]
-    """The complete environment of the step, less MLPIPE_PRIVATE_ENV."""
+    """The complete environment of the step (built by run/runner.py from `mlpipe.config.step_environment`)."""
     log_path: Path
     on_line: Callable[[str, str], None] = lambda step, line: None
     """Called with (step, line) for every line of output, as it arrives."""
@@ -78,9 +56,6 @@ class StepRequest:
     """GPU indices (as nvidia-smi numbers them) the step may use; a container gets exactly these devices."""
     container: ContainerSpec | None = None
     """Set for a step with `image:`: it runs in a container (the docker executor)."""
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "env", step_environment(self.env))
 
 
 @dataclass(frozen=True, kw_only=True)

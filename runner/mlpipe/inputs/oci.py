@@ -17,7 +17,7 @@ from typing import Any
 from mlpipe.cache.local import LocalStore
 from mlpipe.core.results import StepResult
 from mlpipe.digest import Entry, Manifest, bytes_sha256, canonical_json, is_digest
-from mlpipe.inputs.base import InputUnavailable
+from mlpipe.inputs.base import InputUnavailable, RegistryAccess
 from mlpipe.spec.model import OciInput
 from mlpipe.treepaths import UnsafeTree, check_name, check_tree
 
@@ -34,7 +34,7 @@ def entry_key(digest: str) -> str:
     return bytes_sha256(canonical_json({"format": FORMAT, "digest": digest}))
 
 
-def fetch(store: LocalStore, item: OciInput) -> Manifest:
+def fetch(store: LocalStore, item: OciInput, access: RegistryAccess) -> Manifest:
     """The artifact's files as a manifest, fetched into the store first when it lacks them."""
     stored = LocalStore.lookup(store, entry_key(item.digest))  # never the registry cache behind the store
     if stored is not None and "data" in stored.outputs:
@@ -42,7 +42,7 @@ def fetch(store: LocalStore, item: OciInput) -> Manifest:
     from mlpipe.errors import CacheError
 
     try:
-        manifest = _fetch(store, item)
+        manifest = _fetch(store, item, access)
     except CacheError as error:
         raise OciInputError(f"input {item.name!r}: cannot fetch {item.ref}: {error}") from None
     result = StepResult(
@@ -54,13 +54,8 @@ def fetch(store: LocalStore, item: OciInput) -> Manifest:
     return store.commit_result(result).result.outputs["data"]
 
 
-def _fetch(store: LocalStore, item: OciInput) -> Manifest:
-    from mlpipe.cache.registry import RegistryClient, find_credentials
-
-    insecure = os.environ.get("MLPIPE_INSECURE_REGISTRY", "").lower() in {"1", "true", "yes", "on"}
-    client = RegistryClient(
-        item.host, credentials=find_credentials(item.host, os.environ), insecure=insecure, warn=_warn
-    )
+def _fetch(store: LocalStore, item: OciInput, access: RegistryAccess) -> Manifest:
+    client = access.client(item.host, warn=_warn)
     got = client.get_manifest(item.repo, item.digest)
     if got is None:
         raise OciInputError(f"input {item.name!r}: {item.ref} is not in the registry")

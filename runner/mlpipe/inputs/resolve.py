@@ -12,6 +12,7 @@ from pathlib import Path
 
 from mlpipe.cache.local import LocalStore
 from mlpipe.digest import FileHasher, bytes_sha256
+from mlpipe.inputs.base import RegistryAccess
 from mlpipe.spec.model import DataInput, ExternalInput, Input, OciInput, RepoInput, Step, UrlInput
 
 OTHER = (UrlInput, ExternalInput, DataInput, OciInput)
@@ -67,7 +68,7 @@ def _check_workspace_copy(root: Path, item: DataInput, hasher: FileHasher) -> No
         )
 
 
-def input_path(root: Path, item: Input, store: LocalStore) -> Path:
+def input_path(root: Path, item: Input, store: LocalStore, access: RegistryAccess) -> Path:
     """Where the step reads a repository, external, URL or data-file input."""
     if isinstance(item, RepoInput):
         return root / item.path
@@ -81,7 +82,7 @@ def input_path(root: Path, item: Input, store: LocalStore) -> Path:
     if isinstance(item, OciInput):
         from mlpipe.inputs import oci as oci_inputs
 
-        return store.materialize(oci_inputs.fetch(store, item), item.name)
+        return store.materialize(oci_inputs.fetch(store, item, access), item.name)
     if not isinstance(item, DataInput):
         raise TypeError(f"unknown kind of input: {item!r}")
     data = root / item.path
@@ -97,6 +98,6 @@ def other_digests(root: Path, inputs: Iterable[Input], hasher: FileHasher) -> di
     return {i.name: input_digest(root, i, hasher) for i in inputs if isinstance(i, OTHER)}
 
 
-def other_paths(root: Path, step: Step, store: LocalStore) -> dict[str, Path]:
+def other_paths(root: Path, step: Step, store: LocalStore, access: RegistryAccess) -> dict[str, Path]:
     """The paths of a step's URL, external and data-file inputs, fetched into the store when needed."""
-    return {n: input_path(root, i, store) for n, i in step.inputs.items() if isinstance(i, OTHER)}
+    return {n: input_path(root, i, store, access) for n, i in step.inputs.items() if isinstance(i, OTHER)}

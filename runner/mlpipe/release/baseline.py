@@ -9,6 +9,7 @@ import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlpipe.core.compare import RunDiff, diff_runs
 from mlpipe.errors import GitError, MlpipeError, UsageError
@@ -17,6 +18,9 @@ from mlpipe.github.context import from_env
 from mlpipe.paths import Workspace
 from mlpipe.runs import RunHistory, RunRecord
 from mlpipe.spec.model import Pipeline
+
+if TYPE_CHECKING:
+    from mlpipe.cache.tiered import RemoteSettings
 
 
 def resolve_commit(root: Path, rev: str) -> str | None:
@@ -28,7 +32,9 @@ def resolve_commit(root: Path, rev: str) -> str | None:
     return out.decode().strip() or None
 
 
-def runs_at_commit(workspace: Workspace, commit: str, *, registry: str | None = None) -> list[RunRecord]:
+def runs_at_commit(
+    workspace: Workspace, commit: str, *, registry: RemoteSettings | None = None
+) -> list[RunRecord]:
     """Runs of `commit` (clean tree only), newest first: the local history, then the registry's."""
     found = [
         r
@@ -47,7 +53,7 @@ def runs_at_commit(workspace: Workspace, commit: str, *, registry: str | None = 
     return sorted(found, key=lambda r: (r.status == "succeeded", r.run_id), reverse=True)
 
 
-def find_run(workspace: Workspace, rev: str, *, registry: str | None = None) -> RunRecord:
+def find_run(workspace: Workspace, rev: str, *, registry: RemoteSettings | None = None) -> RunRecord:
     """`rev` is a run id (or unique prefix, or `latest`), else a git revision whose latest clean run is taken."""
     history = RunHistory(workspace.runs)
     with contextlib.suppress(UsageError):
@@ -81,7 +87,7 @@ class Baseline:
 
 
 def baseline_for(
-    workspace: Workspace, *, since: str | None, environ: Mapping[str, str], registry: str | None
+    workspace: Workspace, *, since: str | None, environ: Mapping[str, str], registry: RemoteSettings | None
 ) -> Baseline | None:
     """`--since REF` (a missing run is an error: nothing was compared), else a pull request's base commit."""
     if since is not None:

@@ -12,13 +12,16 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlpipe.errors import GitError, UsageError
 from mlpipe.git.commands import run_git
 from mlpipe.git.provenance import RUNS_REF_PREFIX
 from mlpipe.paths import Workspace
 from mlpipe.runs import RunHistory
+
+if TYPE_CHECKING:
+    from mlpipe.cache.tiered import RemoteSettings
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,7 +40,7 @@ def code_of(record: Mapping[str, Any]) -> str | None:
     return git.get("snapshot_ref") or git.get("commit")
 
 
-def find_run_code(workspace: Workspace, prefix: str, *, registry: str | None) -> RunCode:
+def find_run_code(workspace: Workspace, prefix: str, *, registry: RemoteSettings | None) -> RunCode:
     """The run's code, made present in this clone (fetched from the registry's bundle when needed)."""
     top = _toplevel(workspace.root)
     record = _local_record(workspace, prefix) or _snapshot_ref_record(top, prefix)
@@ -46,7 +49,7 @@ def find_run_code(workspace: Workspace, prefix: str, *, registry: str | None) ->
         if registry is None:
             raise UsageError(_missing_message(prefix, record))
         record = _fetch_from_registry(workspace, top, prefix, registry)
-        source = registry
+        source = registry.url
     code = code_of(record)
     if not code:
         raise UsageError(f"run {record['run_id']} recorded no commit (it did not run in a git repository)")
@@ -86,7 +89,9 @@ def _snapshot_ref_record(top: Path, prefix: str) -> dict[str, Any] | None:
     return {"run_id": refs[0].removeprefix(RUNS_REF_PREFIX), "git": {"snapshot_ref": refs[0]}}
 
 
-def _fetch_from_registry(workspace: Workspace, top: Path, prefix: str, registry: str) -> dict[str, Any]:
+def _fetch_from_registry(
+    workspace: Workspace, top: Path, prefix: str, registry: RemoteSettings
+) -> dict[str, Any]:
     from mlpipe.run.stores import remote_run  # requests only when the registry is asked
 
     with tempfile.TemporaryDirectory(prefix="mlpipe-checkout-") as temp:
@@ -94,7 +99,7 @@ def _fetch_from_registry(workspace: Workspace, top: Path, prefix: str, registry:
         record = remote_run(registry, workspace.cache, workspace.root, prefix, bundle_to=bundle)
         if record is None:
             raise UsageError(
-                f"no run matches {prefix!r} here or in {registry}; `mlpipe runs --cache` lists them"
+                f"no run matches {prefix!r} here or in {registry.url}; `mlpipe runs --cache` lists them"
             )
         ref = (record.get("git") or {}).get("snapshot_ref")
         if ref and bundle.exists():

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlpipe.cache.local import LocalStore
 from mlpipe.digest import Entry, bytes_sha256, canonical_json, file_sha256, is_digest
@@ -22,6 +22,9 @@ from mlpipe.errors import MlpipeError, UsageError
 from mlpipe.git.provenance import GitInfo
 from mlpipe.paths import Workspace
 from mlpipe.runs import RunRecord
+
+if TYPE_CHECKING:
+    from mlpipe.cache.tiered import RemoteSettings
 
 RELEASE_FORMAT = "mlpipe.release/1"
 RELEASE_ARTIFACT_TYPE = "application/vnd.mlpipe.release.v1+json"
@@ -96,9 +99,9 @@ def save_local(workspace: Workspace, manifest: Mapping[str, Any]) -> Path:
     return path
 
 
-def push_release(url: str, workspace: Workspace, manifest: Mapping[str, Any]) -> str:
+def push_release(registry: RemoteSettings, workspace: Workspace, manifest: Mapping[str, Any]) -> str:
     """Push to the repository this run writes; returns `repo:tag`, or says why not. Never overwrites."""
-    opened = _remote(url, workspace)
+    opened = _remote(registry, workspace)
     if opened is None:
         return "not pushed: the registry is off"
     remote, pol = opened
@@ -136,7 +139,7 @@ def push_release(url: str, workspace: Workspace, manifest: Mapping[str, Any]) ->
     return f"{pol.write}:{tag}"
 
 
-def load_release(workspace: Workspace, tag: str, *, registry: str | None) -> dict[str, Any]:
+def load_release(workspace: Workspace, tag: str, *, registry: RemoteSettings | None) -> dict[str, Any]:
     """The manifest of `tag`: the local copy, else the registry's (from the repositories this run reads)."""
     path = _local_path(workspace, tag)
     if path.is_file():
@@ -163,10 +166,10 @@ def _checked(data: Any, where: str) -> dict[str, Any]:
     return data
 
 
-def _remote(url: str, workspace: Workspace) -> tuple[Any, Any] | None:
+def _remote(registry: RemoteSettings, workspace: Workspace) -> tuple[Any, Any] | None:
     from mlpipe.run.stores import open_remote
 
-    return open_remote(url, workspace.cache, workspace.root)
+    return open_remote(registry, workspace.cache, workspace.root)
 
 
 def _fetch(remote: Any, repo: str, tag: str) -> dict[str, Any] | None:

@@ -17,13 +17,16 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from mlpipe.errors import GitError, MlpipeError, UsageError
 from mlpipe.git.commands import git_env, run_git
 from mlpipe.paths import Workspace
 from mlpipe.release.manifest import build_manifest, load_release
 from mlpipe.runs import RunHistory
+
+if TYPE_CHECKING:
+    from mlpipe.cache.tiered import RemoteSettings
 
 REPRODUCE_FORMAT = "mlpipe.reproduce/1"
 Outcome = Literal["match", "differs", "missing"]
@@ -79,7 +82,7 @@ class Reproduction:
         }
 
 
-def load_target(workspace: Workspace, name: str, *, registry: str | None) -> dict[str, Any]:
+def load_target(workspace: Workspace, name: str, *, registry: RemoteSettings | None) -> dict[str, Any]:
     """A release manifest by tag, else the manifest-shaped view of a recorded run."""
     try:
         return load_release(workspace, name, registry=registry)

@@ -21,6 +21,7 @@ from typing import Any
 from mlpipe import __version__, records
 from mlpipe.cache.intake import UnstorableOutput, check_top
 from mlpipe.cache.local import DamagedData, Handed
+from mlpipe.config import step_environment
 from mlpipe.core.plan import fingerprint_step, gathered_refs, output_refs, why_run
 from mlpipe.core.results import StepResult
 from mlpipe.digest import FileHasher, Manifest, tree_signature, walk_files
@@ -30,6 +31,7 @@ from mlpipe.executors.gpus import Gpu, GpuPool
 from mlpipe.executors.host import HostExecutor
 from mlpipe.git.provenance import write_snapshot_ref
 from mlpipe.git.workdir import private_copy, remove_tree
+from mlpipe.inputs.base import RegistryAccess
 from mlpipe.report.terminal import Reporter
 from mlpipe.run.leftovers import host_step_records
 from mlpipe.run.prepare import Prepared, workspace_path
@@ -47,6 +49,11 @@ class RunOptions:
     kill_grace_s: float = 10.0
     max_recoverable_file: int = 100 * 2**20
     """Files above this size are left out of a dirty run's snapshot commit (listed as not recoverable)."""
+    step_environment: Mapping[str, str] = field(default_factory=step_environment)
+    """The caller's environment less mlpipe's own settings (`mlpipe.config.step_environment`): what a step on
+    the host starts from, and what a container step's `env-passthrough` names are taken from."""
+    registry_access: RegistryAccess = field(default_factory=RegistryAccess)
+    """How `oci://` inputs reach their registry (from the command's settings)."""
 
 
 class StepError(Exception):
@@ -435,7 +442,7 @@ class Runner:
             other_paths,
         )  # URL, external and data-file inputs, fetched if need be
 
-        paths |= other_paths(self.p.pipeline.root, step, self.p.store)
+        paths |= other_paths(self.p.pipeline.root, step, self.p.store, self.options.registry_access)
         farms: dict[str, tuple[str, str, Handed]] = {}
         for key, (upstream, output) in output_refs(step).items():
             paths[key] = self._materialized(upstream, output)
@@ -486,10 +493,11 @@ class Runner:
         self, step: Step, inputs: Mapping[str, Path], outputs: Mapping[str, Path], *, host: bool = True
     ) -> dict[str, str]:
         if host:
-            env = dict(os.environ)
+            env = dict(self.options.step_environment)
             env.setdefault("PYTHONPYCACHEPREFIX", str(self.p.workspace.state / "pycache"))
         else:  # a container keeps its image's environment: of the caller's, only what the step passes through
-            env = {name: os.environ[name] for name in step.env_passthrough if name in os.environ}
+            caller = self.options.step_environment
+            env = {name: caller[name] for name in step.env_passthrough if name in caller}
         env["MLPIPE_RUN_ID"] = self.run_id
         env["MLPIPE_STEP"] = step.name
         for name, path in inputs.items():

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mlpipe.errors import UsageError
 from mlpipe.paths import Workspace
@@ -15,7 +14,7 @@ from mlpipe.spec.model import Pipeline
 
 if TYPE_CHECKING:  # `validate` only loads the file: the store and config stay unimported
     from mlpipe.cache.local import LocalStore
-    from mlpipe.config import Setting
+    from mlpipe.config import Settings
     from mlpipe.digest import FileHasher
 
 DEFAULT_FILE = "mlpipe.yaml"
@@ -27,8 +26,8 @@ class Session:
     workspace: Workspace
     store: LocalStore
     hasher: FileHasher
-    settings: Mapping[str, Setting] = field(default_factory=dict)
-    """From the command line, the environment and the config files (`mlpipe.config`)."""
+    settings: Settings
+    """From the command line, the environment and the config files (`mlpipe.config`), read once."""
 
 
 def pipeline_path(file: str | None) -> Path:
@@ -42,13 +41,14 @@ def pipeline_path(file: str | None) -> Path:
     return path
 
 
-def cache_dir(workspace_root: Path, cache: str | None) -> Path | None:
-    """`--cache` beats MLPIPE_CACHE beats the workspace's `.mlpipe/cache`."""
-    value = cache or os.environ.get("MLPIPE_CACHE")
+def cache_dir(settings: Settings) -> Path | None:
+    """The local store's directory when the settings name one (`--cache` beats MLPIPE_CACHE beats the config
+    files); None: the workspace's `.mlpipe/cache`."""
+    value = settings.cache
     if not value:
         return None
     if value.startswith("oci://"):
-        return None  # a registry behind the workspace's local store; see remote_cache
+        return None  # a registry behind the workspace's local store; see Settings.remote_cache
     if "://" in value:
         scheme = value.split("://", 1)[0]
         raise UsageError(
@@ -68,31 +68,33 @@ def workspace_for(file: str | None) -> Workspace:
     return Workspace(pipeline_path(file).resolve().parent)
 
 
-def open_session(file: str | None, params: Sequence[str] = (), cache: str | None = None) -> Session:
-    from mlpipe.cache.local import LocalStore
-    from mlpipe.config import apply as apply_settings
+def open_session(
+    file: str | None, params: Sequence[str] = (), cli: Mapping[str, Any] | None = None
+) -> Session:
+    """`cli`: the command line's settings by name (`cache`, `cache-mode`, `insecure`, ...)."""
     from mlpipe.config import load_settings
-    from mlpipe.digest import FileHasher
-    from mlpipe.statcache import StatCache
 
     pipeline = load(file, params)
-    settings = load_settings(pipeline.root, cli={"cache": cache})
-    apply_settings(settings, os.environ)  # config-file values reach the backends as their MLPIPE_* variables
-    workspace = Workspace(pipeline.root, cache_override=cache_dir(pipeline.root, cache))
-    hasher = FileHasher(
-        StatCache(workspace.state / "statcache.json", workspace.root, exclude=workspace.state)
-    )
-    remote = remote_cache(cache)
-    if remote is not None:
-        from mlpipe.run.stores import open_tiered  # requests and oras only when a registry is used
-
-        store: LocalStore = open_tiered(workspace.cache, hasher, remote, workspace.root)
-    else:
-        store = LocalStore(workspace.cache, hasher=hasher)
+    settings = load_settings(pipeline.root, cli=cli or {})
+    workspace, store, hasher = open_store(pipeline.root, settings)
     return Session(pipeline, workspace, store, hasher, settings)
 
 
-def remote_cache(cache: str | None) -> str | None:
-    """The `oci://` URL from `--cache` or MLPIPE_CACHE, if that is what they name."""
-    value = cache or os.environ.get("MLPIPE_CACHE") or ""
-    return value if value.startswith("oci://") else None
+def open_store(root: Path, settings: Settings) -> tuple[Workspace, LocalStore, FileHasher]:
+    """The workspace at `root`, its result store (with the settings' registry behind it) and file hasher."""
+    from mlpipe.cache.local import LocalStore
+    from mlpipe.digest import FileHasher
+    from mlpipe.statcache import StatCache
+
+    workspace = Workspace(root, cache_override=cache_dir(settings))
+    hasher = FileHasher(
+        StatCache(workspace.state / "statcache.json", workspace.root, exclude=workspace.state)
+    )
+    if settings.remote_cache is None:
+        return workspace, LocalStore(workspace.cache, hasher=hasher), hasher
+    from mlpipe.run.stores import open_tiered, remote_settings  # requests and oras only with a registry
+
+    remote = remote_settings(settings)
+    if remote is None:
+        return workspace, LocalStore(workspace.cache, hasher=hasher), hasher
+    return workspace, open_tiered(workspace.cache, hasher, remote, workspace.root), hasher

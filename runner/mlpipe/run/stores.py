@@ -2,29 +2,51 @@
 stands for the registry's trust policy (event, ref, protection: from the GitHub Actions environment and git).
 
 This is the wiring between cache/, git/ and github/ that cache/ itself must not import: the tiered store is
-handed a `run_context` function instead of reading the environment itself.
+handed its `RemoteSettings` (built here from the command's `Settings`) and a `run_context` function instead
+of reading the environment itself.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from mlpipe.cache.tiered import RemoteSettings, TieredStore, settings_from_env
-from mlpipe.cache.trust import CachePolicy, RunContext
+from mlpipe.cache.tiered import RemoteSettings, TieredStore, parse_oci_url
+from mlpipe.cache.trust import MODES, CacheMode, CachePolicy, RunContext
+from mlpipe.config import Settings
 from mlpipe.digest import FileHasher
 from mlpipe.errors import UsageError
 
 
-def run_context(workspace_root: Path) -> RunContext:
+def remote_settings(settings: Settings) -> RemoteSettings | None:
+    """The registry behind the local store and how to use it; None when the cache names no registry."""
+    url = settings.remote_cache
+    if url is None:
+        return None
+    host, repo = parse_oci_url(url)
+    mode = settings.cache_mode
+    if mode not in MODES:
+        raise UsageError(f"MLPIPE_CACHE_MODE={mode!r}: expected one of {', '.join(MODES)}")
+    return RemoteSettings(
+        host=host,
+        repo=repo,
+        mode=cast(CacheMode, mode),
+        insecure=settings.insecure_registry,
+        allow_dirty_push=settings.allow_dirty_push,
+        required=settings.cache_required,
+        retry_budget_s=settings.retry_budget_s,
+        environ=settings.environ,
+    )
+
+
+def run_context(workspace_root: Path, environ: Mapping[str, str]) -> RunContext:
     """Where this run stands, read when the registry is first used."""
     from mlpipe.git.provenance import git_info
 
     git = git_info(workspace_root)
     return context_from_env(
-        os.environ,
+        environ,
         ref=git.ref,
         dirty=git.dirty,
         local_default_branch=_remote_head(git.root) if git.in_repo else None,
@@ -64,8 +86,8 @@ def _remote_head(root: Path) -> str | None:
     return out.decode().strip().removeprefix("refs/remotes/origin/") or None
 
 
-def open_tiered(root: Path, hasher: FileHasher, url: str, workspace_root: Path) -> TieredStore:
-    return _tiered(root, hasher, settings_from_env(url, os.environ), workspace_root)
+def open_tiered(root: Path, hasher: FileHasher, remote: RemoteSettings, workspace_root: Path) -> TieredStore:
+    return _tiered(root, hasher, remote, workspace_root)
 
 
 def _tiered(
@@ -76,43 +98,48 @@ def _tiered(
         hasher=hasher,
         settings=settings,
         workspace_root=workspace_root,
-        run_context=lambda: run_context(workspace_root),
+        run_context=lambda: run_context(workspace_root, settings.environ),
     )
 
 
 def remote_run_records(
-    url: str, cache_root: Path, workspace_root: Path, *, limit: int, commit: str | None = None
+    remote: RemoteSettings, cache_root: Path, workspace_root: Path, *, limit: int, commit: str | None = None
 ) -> list[dict[str, Any]]:
     """Run records pushed to the registry (every runner's), newest first, from the repositories this run reads."""
-    opened = open_remote(url, cache_root, workspace_root)
+    opened = open_remote(remote, cache_root, workspace_root)
     if opened is None:
         return []
-    remote, pol = opened
+    client, pol = opened
     found: list[tuple[str, str, str]] = []
     for repo in pol.read:
-        for tag in remote.run_tags(repo, commit):
+        for tag in client.run_tags(repo, commit):
             found.append((tag.rsplit(".", 1)[-1] if tag.count(".") >= 2 else tag, repo, tag))
     records = []
     for _run_id, repo, tag in sorted(found, reverse=True)[:limit]:
-        record = remote.fetch_run(repo, tag)
+        record = client.fetch_run(repo, tag)
         if record is not None:
             records.append(record)
     return records
 
 
 def remote_run(
-    url: str, cache_root: Path, workspace_root: Path, prefix: str, *, bundle_to: Path | None = None
+    remote: RemoteSettings,
+    cache_root: Path,
+    workspace_root: Path,
+    prefix: str,
+    *,
+    bundle_to: Path | None = None,
 ) -> dict[str, Any] | None:
     """The pushed run record whose id starts with `prefix`, from the repositories this clone reads; with
     `bundle_to`, the git bundle of its code snapshot is written there too (when the run pushed one)."""
-    opened = open_remote(url, cache_root, workspace_root)
+    opened = open_remote(remote, cache_root, workspace_root)
     if opened is None:
         return None
-    remote, pol = opened
+    client, pol = opened
     found = {
         tag.rsplit(".", 1)[-1]: (repo, tag)
         for repo in pol.read
-        for tag in remote.run_tags(repo)
+        for tag in client.run_tags(repo)
         if tag.rsplit(".", 1)[-1].startswith(prefix)
     }
     if len(found) > 1:
@@ -123,30 +150,31 @@ def remote_run(
     if not found:
         return None
     repo, tag = next(iter(found.values()))
-    record: dict[str, Any] | None = remote.fetch_run(repo, tag)
-    if record is not None and bundle_to is not None and not remote.fetch_run_bundle(repo, tag, bundle_to):
+    record: dict[str, Any] | None = client.fetch_run(repo, tag)
+    if record is not None and bundle_to is not None and not client.fetch_run_bundle(repo, tag, bundle_to):
         bundle_to.unlink(missing_ok=True)
     return record
 
 
-def open_remote(url: str, cache_root: Path, workspace_root: Path) -> tuple[Any, CachePolicy] | None:
+def open_remote(
+    remote: RemoteSettings, cache_root: Path, workspace_root: Path
+) -> tuple[Any, CachePolicy] | None:
     """The registry client and this run's trust policy, without a local store in front (None: --cache-mode off)."""
-    return _tiered(cache_root, None, settings_from_env(url, os.environ), workspace_root).open_registry()
+    return _tiered(cache_root, None, remote, workspace_root).open_registry()
 
 
 def registry_gc(
-    url: str, cache_root: Path, workspace_root: Path, records: Any, keep: Any, *, dry_run: bool
+    remote: RemoteSettings, cache_root: Path, workspace_root: Path, records: Any, keep: Any, *, dry_run: bool
 ) -> Any:
     """gc of the registry repository this run writes (the trusted one on a protected ref)."""
     from mlpipe.cache.gc import gc_registry
 
-    settings = settings_from_env(url, os.environ)
-    opened = _tiered(cache_root, None, settings, workspace_root).open_registry()
+    opened = _tiered(cache_root, None, remote, workspace_root).open_registry()
     if opened is None:
         raise UsageError("--cache-mode off: no registry to clean")
-    remote, _ = opened
+    client, _ = opened
     return gc_registry(
-        remote, settings.repo, records, keep, dry_run=dry_run, packages=_ghcr_packages(settings, os.environ)
+        client, remote.repo, records, keep, dry_run=dry_run, packages=_ghcr_packages(remote, remote.environ)
     )
 
 
