@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 
-from mlpipe.config import MLPIPE_PRIVATE_ENV, settings, step_environment
+from mlpipe.config import settings
+from mlpipe.ownvars import MLPIPE_PRIVATE_ENV, step_environment
 
 
 def test_step_environment_drops_mlpipe_registry_settings_and_credentials():

@@ -110,7 +110,7 @@ def is_loopback(host: str) -> bool:
 
 def find_credentials(host: str, environ: Mapping[str, str], home: Path | None = None) -> Credentials | None:
     """MLPIPE_REGISTRY_USERNAME/PASSWORD, then MLPIPE_GITHUB_TOKEN or GITHUB_TOKEN for ghcr.io, then Docker's
-    config.json. MLPIPE_GITHUB_TOKEN, unlike GITHUB_TOKEN, never reaches steps (mlpipe.config.step_environment)."""
+    config.json. MLPIPE_GITHUB_TOKEN, unlike GITHUB_TOKEN, never reaches steps (mlpipe.ownvars.step_environment)."""
     user, password = environ.get("MLPIPE_REGISTRY_USERNAME"), environ.get("MLPIPE_REGISTRY_PASSWORD")
     if user and password:
         return Credentials(user, password, "MLPIPE_REGISTRY_USERNAME/MLPIPE_REGISTRY_PASSWORD")

@@ -10,10 +10,10 @@ from typing import IO, TYPE_CHECKING
 import click
 
 from mlpipe.cli.options import given_settings, json_option, pipeline_options, remote_of, selection_options
-from mlpipe.config import step_environment
 from mlpipe.core.compare import RunDiff, diff_text
 from mlpipe.errors import CacheError, PipelineFailed, UsageError
 from mlpipe.inputs.base import RegistryAccess
+from mlpipe.ownvars import step_environment
 from mlpipe.release.baseline import Baseline, baseline_for, compare_runs
 from mlpipe.release.manifest import build_manifest, push_release, release_tag, require_clean, save_local
 from mlpipe.report.terminal import choose_reporter

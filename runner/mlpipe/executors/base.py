@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from mlpipe.ownvars import step_environment
+
 
 @dataclass(frozen=True, kw_only=True)
 class Mount:
@@ -43,7 +45,8 @@ class StepRequest:
     """The substituted `run:` line, given to a shell."""
     cwd: Path
     env: Mapping[str, str]
-    """The complete environment of the step (built by run/runner.py from `mlpipe.config.step_environment`)."""
+    """The complete environment of the step, less mlpipe's own variables (`mlpipe.ownvars`): the runner builds
+    it without them, and the request drops them again, so no executor can pass them on."""
     log_path: Path
     on_line: Callable[[str, str], None] = lambda step, line: None
     """Called with (step, line) for every line of output, as it arrives."""
@@ -56,6 +59,9 @@ class StepRequest:
     """GPU indices (as nvidia-smi numbers them) the step may use; a container gets exactly these devices."""
     container: ContainerSpec | None = None
     """Set for a step with `image:`: it runs in a container (the docker executor)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "env", step_environment(self.env))
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -21,7 +21,6 @@ from typing import Any
 from mlpipe import __version__, records
 from mlpipe.cache.intake import UnstorableOutput, check_top
 from mlpipe.cache.local import DamagedData, Handed
-from mlpipe.config import step_environment
 from mlpipe.core.plan import fingerprint_step, gathered_refs, output_refs, why_run
 from mlpipe.core.results import StepResult
 from mlpipe.digest import FileHasher, Manifest, tree_signature, walk_files
@@ -32,6 +31,7 @@ from mlpipe.executors.host import HostExecutor
 from mlpipe.git.provenance import write_snapshot_ref
 from mlpipe.git.workdir import private_copy, remove_tree
 from mlpipe.inputs.base import RegistryAccess
+from mlpipe.ownvars import step_environment
 from mlpipe.report.terminal import Reporter
 from mlpipe.run.leftovers import host_step_records
 from mlpipe.run.prepare import Prepared, workspace_path
@@ -50,7 +50,7 @@ class RunOptions:
     max_recoverable_file: int = 100 * 2**20
     """Files above this size are left out of a dirty run's snapshot commit (listed as not recoverable)."""
     step_environment: Mapping[str, str] = field(default_factory=step_environment)
-    """The caller's environment less mlpipe's own settings (`mlpipe.config.step_environment`): what a step on
+    """The caller's environment less mlpipe's own settings (`mlpipe.ownvars.step_environment`): what a step on
     the host starts from, and what a container step's `env-passthrough` names are taken from."""
     registry_access: RegistryAccess = field(default_factory=RegistryAccess)
     """How `oci://` inputs reach their registry (from the command's settings)."""

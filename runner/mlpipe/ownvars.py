@@ -1,0 +1,31 @@
+"""mlpipe's own environment variables that a step's process never sees: its registry and cache settings and
+their credentials (the registry password above all; a step that needs credentials gets them under its own
+names). A leaf: config.py builds a step's environment with it, and every executor request drops them again."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+MLPIPE_PRIVATE_ENV = frozenset(
+    {
+        "MLPIPE_CACHE",
+        "MLPIPE_CACHE_MODE",
+        "MLPIPE_CACHE_REQUIRED",
+        "MLPIPE_ALLOW_DIRTY_PUSH",
+        "MLPIPE_INSECURE_REGISTRY",
+        "MLPIPE_REGISTRY_USERNAME",
+        "MLPIPE_REGISTRY_PASSWORD",
+        "MLPIPE_REGISTRY_RETRY_BUDGET_S",
+        "MLPIPE_GITHUB_TOKEN",
+    }
+)
+"""mlpipe's own registry/cache settings and credentials: a step's process never sees them (the registry
+password above all; a step that needs credentials gets them under its own names)."""
+
+
+def step_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment a step starts from: the caller's (`environ`, else this process's), less mlpipe's own
+    settings and credentials. The runner adds the step's MLPIPE_STEP, MLPIPE_INPUT_*, ... to it."""
+    env = os.environ if environ is None else environ
+    return {name: value for name, value in env.items() if name not in MLPIPE_PRIVATE_ENV}
