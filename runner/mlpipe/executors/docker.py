@@ -34,9 +34,13 @@ LABEL = "io.mlpipe.step"
 
 # bash with errexit and pipefail where the image has it, as on the host; plain `sh -e` otherwise.
 _SHELL = (
-    'if command -v bash >/dev/null 2>&1; then exec bash --noprofile --norc -eo pipefail -c "$1"; fi; '
+    # stderr joins stdout, as on the host: one stream, so a line of one is never cut by a chunk of the other
+    'exec 2>&1; if command -v bash >/dev/null 2>&1; then exec bash --noprofile --norc -eo pipefail -c "$1"; fi; '
     'exec sh -e -c "$1"'
 )
+_DRAIN_IDLE_S = 10.0
+"""After the container exits, its log stream is read to the end while lines keep coming; this long without
+one, what is left is given up (an engine whose stream never ends)."""
 _ENGINE_ERROR_EXIT = 125
 """What `docker run` exits with when the engine, not the command, failed."""
 
@@ -313,6 +317,8 @@ class ContainerStep:
         self.container: Any = None
         request.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(request.log_path, "wb")  # noqa: SIM115 - closed in wait()
+        self._lines = 0
+        self._output: Any = None
         self._reader = threading.Thread(target=self._pump, daemon=True)
         self._waiter = threading.Thread(target=self._wait_exit, daemon=True)
         try:
@@ -334,12 +340,15 @@ class ContainerStep:
         self._engine, facts = executor.connect()
         self._box = Container(self._engine, create_args(self.request, facts))
         self.container = self._box.__enter__()
+        # Attached before it starts, as `docker run` does: podman's followed log stream loses lines under load
+        # (thousands of a 20,000-line burst) where its attach stream, like its full log, has every one.
+        self._output = self.container.attach(stdout=True, stderr=True, stream=True, logs=True)
         self.container.start()
 
     def _pump(self) -> None:
         pending = b""
         try:
-            for chunk in self.container.logs(stream=True, follow=True):
+            for chunk in self._output:
                 pending += chunk
                 *lines, pending = pending.split(b"\n")
                 for raw in lines:
@@ -349,7 +358,15 @@ class ContainerStep:
         if pending:
             self._line(pending)
 
+    def _drain(self) -> None:
+        """Wait for the reader to reach the end of the output stream: removing the container cuts it off."""
+        seen = -1
+        while self._reader.is_alive() and seen != self._lines:
+            seen = self._lines
+            self._reader.join(timeout=_DRAIN_IDLE_S)
+
     def _line(self, raw: bytes) -> None:
+        self._lines += 1
         line = raw.decode("utf-8", "replace").rstrip("\r")
         for prefix, replacement in self.request.rewrites:
             line = line.replace(prefix, replacement)
@@ -374,7 +391,7 @@ class ContainerStep:
             self._timed_out = True
             self._escalate()
         self._exited.wait()
-        self._reader.join(timeout=5)
+        self._drain()
         self._remove()
         self._log.close()
         error = self._error
