@@ -21,7 +21,7 @@ from typing import Any
 from mlpipe import __version__, records
 from mlpipe.cache.intake import UnstorableOutput, check_top
 from mlpipe.cache.local import DamagedData, Handed
-from mlpipe.core.plan import fingerprint_step, gathered_refs, output_refs, why_run
+from mlpipe.core.plan import decide, fingerprint_step, gathered_refs, output_refs
 from mlpipe.core.results import StepResult
 from mlpipe.digest import FileHasher, Manifest, tree_signature, walk_files
 from mlpipe.diskspace import full_disk, is_full
@@ -187,26 +187,28 @@ class Runner:
             return
         produced = {n: r.output_digests() for n, r in self.produced.items()}
         fingerprint = fingerprint_step(self.p.pipeline, step, self.p.facts, produced)
-        assert fingerprint is not None
+        if fingerprint is None:
+            raise RuntimeError(f"step {name!r} started before its upstream outputs were known")
         record.fingerprint, record.parts = fingerprint.key, fingerprint.parts
         planned = self.p.plan.steps[name]
-        record.reasons = list(planned.reasons)
-        result = None if planned.forced else self.p.store.lookup(fingerprint.key)
-        if result is not None:
-            self._reuse(name, result, early_cutoff=planned.action != "reuse")
+        selected = name in self.p.selected
+        found = None if planned.forced else self.p.store.lookup(fingerprint.key)
+        runs = found is None and selected and not planned.forced
+        decision = decide(
+            selected=selected,
+            forced_by=planned.forced_by,
+            fingerprint=fingerprint,
+            found=found,
+            previous=self.p.store.latest(self.p.pipeline.name, name) if runs else None,
+            code_changes=self.p.code_changes,
+            upstream_reran=planned.action != "reuse",
+        )
+        record.reasons = list(decision.reasons)
+        if decision.result is not None:
+            self._reuse(name, decision.result)
             finished.add(name)
             return
-        if planned.fingerprint is None:  # decided now that the upstream steps have run
-            record.reasons = why_run(
-                forced=planned.forced,
-                no_reuse=False,
-                from_flag=False,
-                waiting_on=(),
-                new=fingerprint,
-                previous=self.p.store.latest(self.p.pipeline.name, name),
-                code_changes=self.p.code_changes,
-            )
-        if name not in self.p.selected:
+        if decision.action == "missing":
             finished.add(name)
             self._mark(name, "failed", error="no stored result for this upstream step; run it first")
             return
@@ -227,7 +229,7 @@ class Runner:
             finished.add(name)
             self._mark(name, "failed", error=str(error))
 
-    def _reuse(self, name: str, result: StepResult, *, early_cutoff: bool) -> None:
+    def _reuse(self, name: str, result: StepResult) -> None:
         record = self.record.steps[name]
         try:
             self._check_out_paths(self.p.pipeline.steps[name], result)
@@ -239,8 +241,6 @@ class Runner:
         record.reused_from = {"run_id": prov.get("run_id"), "commit": prov.get("commit")}
         record.outputs = result.output_digests()
         record.metrics = {k: dict(v) for k, v in result.metrics.items()}
-        if early_cutoff:
-            record.reasons = ["upstream reran but produced identical outputs"]
         self.produced[name] = result
         self.p.store.set_latest(self.p.pipeline.name, name, result.fingerprint)
         self.reporter.step_finished(name, record)
