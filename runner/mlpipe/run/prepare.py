@@ -15,6 +15,7 @@ from mlpipe.cache.local import LocalStore
 from mlpipe.core import dag
 from mlpipe.core.plan import Facts, Plan, make_plan
 from mlpipe.digest import FileHasher
+from mlpipe.errors import ContainerError
 from mlpipe.executors.gpus import Gpu, check_fits, discover, why_no_gpus
 from mlpipe.git.provenance import GitInfo, git_info
 from mlpipe.git.snapshot import Snapshot, SnapshotFile, Snapshotter, diff_files
@@ -186,7 +187,7 @@ def _built_images(
     """Steps with `build:` get `image:` set to their built image, tagged by the context's tree hash (an unchanged
     context is not rebuilt); the build context is the snapshot's files, exactly what the tag names. The image
     comes from the engine, else from the OCI cache, else is built (`build`) and pushed there."""
-    from mlpipe.images.provide import BuildRequest, Provided, build_key, provide
+    from mlpipe.images.provide import BuildRequest, Provided, build_key, build_tag, provide
 
     steps = dict(pipeline.steps)
     requests = []
@@ -195,8 +196,6 @@ def _built_images(
         if spec is None:
             continue
         snapshot = snapshotter.snapshot(workspace.root / spec.context)
-        from mlpipe.executors.docker import build_tag
-
         tag = build_tag(steps[name].instance_of or name, snapshot.tree)
         requests.append(
             BuildRequest(
@@ -211,8 +210,6 @@ def _built_images(
         steps[name] = replace(steps[name], image=tag)
     if not requests:
         return pipeline, Provided()
-    from mlpipe.executors.docker import ContainerError
-
     try:
         provided = provide(requests, store, build=build)
     except ContainerError:
@@ -229,7 +226,7 @@ def _images(pipeline: Pipeline, order: Sequence[str], *, strict: bool) -> dict[s
     refs = {pipeline.steps[name].image for name in order if pipeline.steps[name].build is None} - {None}
     if not refs:
         return {}
-    from mlpipe.executors.docker import ContainerError, resolve_images
+    from mlpipe.images.pull import resolve_images
 
     try:
         return resolve_images(ref for ref in refs if ref is not None)

@@ -25,7 +25,16 @@ from mlpipe.core.plan import decide, fingerprint_step, gathered_refs, output_ref
 from mlpipe.core.results import StepResult
 from mlpipe.digest import FileHasher, Manifest, tree_signature, walk_files
 from mlpipe.diskspace import full_disk, is_full
-from mlpipe.executors.base import ContainerSpec, Executor, Mount, RunningStep, StepOutcome, StepRequest
+from mlpipe.executors.base import (
+    ContainerSpec,
+    Executor,
+    Mount,
+    RunningStep,
+    StepOutcome,
+    StepPaths,
+    StepRequest,
+)
+from mlpipe.executors.choose import container_executor
 from mlpipe.executors.gpus import Gpu, GpuPool
 from mlpipe.executors.host import HostExecutor
 from mlpipe.git.provenance import write_snapshot_ref
@@ -251,19 +260,22 @@ class Runner:
         staging = self.p.workspace.tmp / self.run_id / name
         if staging.exists():
             shutil.rmtree(staging)
+        (staging / "outputs").mkdir(parents=True)
         outputs = {o.name: _prepare_output(staging / "outputs", o) for o in step.outputs.values()}
         inputs, farms = self._input_paths(step)
         # Its own copy of the code: what it changes there, no other step or run sees (issue 13).
         cwd = private_copy(self.p.snapshots[step.code], self.p.workspace.snapshots, staging / "code")
+        executor = self._executor_for(step)
+        # The step sees its paths where its executor puts them (in a container: where they are mounted).
+        here = StepPaths(code=cwd, outputs_dir=staging / "outputs", inputs=inputs, outputs=outputs)
+        placed = executor.place(here, self._container(step))
+        seen, container = placed.paths, placed.container
         code_shown = "" if step.code == "." else step.code + "/"
-        rewrites = ((f"{cwd}/", code_shown), (str(cwd), step.code))
-        container, seen_inputs, seen_outputs = None, inputs, outputs
-        if step.image is not None:  # the step sees container paths; the mounts map them to these
-            container, seen_inputs, seen_outputs = self._container(step, cwd, inputs, outputs, staging)
-            rewrites = ((f"{container.workdir}/", code_shown), (container.workdir, step.code))
+        rewrites = ((f"{seen.code}/", code_shown), (str(seen.code), step.code))
+        if step.image is not None:
             record.image = {"ref": step.image, **self.p.facts.images.get(step.image, {})}
-        command = refs.render(step.run, self._resolver(step, seen_inputs, seen_outputs), quote=True)
-        env = self._environment(step, seen_inputs, seen_outputs, host=container is None)
+        command = refs.render(step.run, self._resolver(step, seen.inputs, seen.outputs), quote=True)
+        env = self._environment(step, seen.inputs, seen.outputs, host=container is None)
         gpus = self._take_gpus(name, step)
         if gpus:
             record.gpus = [gpu.to_json() for gpu in gpus]
@@ -295,7 +307,7 @@ class Runner:
         }
         farms = _settled(farms)
         self.history.write(self.record)  # before the step starts: a kill -9 from now on leaves it `running`
-        running = self._executor_for(step).start(request)
+        running = executor.start(request)
         self.running[name] = running
 
         def work() -> None:
@@ -531,32 +543,24 @@ class Runner:
         if step.image is None:
             return self.executor
         if self.containers is None:
-            from mlpipe.executors.docker import DockerExecutor
-
-            self.containers = DockerExecutor()
+            self.containers = container_executor()
         return self.containers
 
-    def _container(
-        self, step: Step, cwd: Path, inputs: Mapping[str, Path], outputs: Mapping[str, Path], staging: Path
-    ) -> tuple[ContainerSpec, dict[str, Path], dict[str, Path]]:
-        """The step's container, and its inputs' and outputs' paths as the step sees them there."""
-        from mlpipe.executors import docker
-
-        assert step.image is not None
-        (staging / "outputs").mkdir(parents=True, exist_ok=True)
+    def _container(self, step: Step) -> ContainerSpec | None:
+        """The container a step with `image:` runs in, before its executor mounts its code, inputs and outputs."""
+        if step.image is None:
+            return None
         image = self.p.facts.images.get(step.image, {})
-        spec = docker.spec_for(
+        return ContainerSpec(
+            image=str(image.get("id") or step.image),
             image_ref=step.image,
-            image_id=str(image.get("id") or step.image),
-            mounts=docker.container_mounts(cwd, inputs, staging / "outputs", self._extra_mounts(step)),
+            mounts=self._extra_mounts(step),
             labels={"io.mlpipe.run": self.run_id},
             shm_size=step.shm_size,
-            ulimits=step.ulimits,
+            ulimits=dict(step.ulimits),
             user=step.user,
             network=step.network,
         )
-        seen_inputs = docker.container_paths(inputs, docker.INPUTS_DIR)
-        return spec, seen_inputs, docker.container_paths(outputs, docker.OUTPUTS_DIR)
 
     def _extra_mounts(self, step: Step) -> tuple[Mount, ...]:
         """`mounts:` as bind mounts: a relative host path is in the workspace (the checkout, not the snapshot)."""
