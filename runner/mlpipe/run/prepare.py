@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -57,6 +57,51 @@ class Prepared:
     code_changes: Callable[[str, str], list[tuple[str, str]] | None]
     gpus: tuple[Gpu, ...] = ()
     """This runner's GPUs, discovered when a step to run asks for some (`resources.gpus`)."""
+
+    def work(self) -> Work:
+        return Work(
+            pipeline=self.pipeline,
+            order=tuple(self.order),
+            selected=self.selected,
+            needed=self.needed,
+            plan=self.plan,
+            facts=self.facts,
+            code_changes=self.code_changes,
+            snapshots=self.snapshots,
+            gpus=self.gpus,
+        )
+
+    def site(self) -> Site:
+        return Site(workspace=self.workspace, store=self.store, git=self.git, snapshotter=self.snapshotter)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Work:
+    """What a runner carries out: the steps in order, the plan made before the run, and what it decides each
+    step again with once the step's upstream outputs are known."""
+
+    pipeline: Pipeline
+    order: tuple[str, ...]
+    selected: frozenset[str]
+    """The steps to run or reuse; the others in `needed` are upstream steps whose stored results are read."""
+    needed: frozenset[str]
+    plan: Plan
+    facts: Facts
+    code_changes: Callable[[str, str], list[tuple[str, str]] | None]
+    snapshots: Mapping[str, Snapshot]
+    """Code dir -> its snapshot, copied for each step that runs."""
+    gpus: tuple[Gpu, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Site:
+    """Where a runner works: the workspace, its store, and the checkout's git state."""
+
+    workspace: Workspace
+    store: LocalStore
+    git: GitInfo
+    snapshotter: Snapshotter
+    """Snapshots a dirty checkout into the run's snapshot ref."""
 
 
 def prepare(
