@@ -40,6 +40,10 @@ class Problem:
         return line if line.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in line)
 
 
+class ContainerError(MlpipeError):
+    """The container engine cannot be reached, or a step's image cannot be found or pulled."""
+
+
 class SpecError(MlpipeError):
     """The pipeline file is wrong; carries every problem found, not just the first."""
 

@@ -279,12 +279,18 @@ def test_from_forces_the_step_and_its_downstream(project):
     record = project.record()
     assert statuses(record) == {"a": "ran", "b": "ran", "c": "reused"}
     assert record["steps"]["a"]["reasons"] == ["forced by --from"]
+    # b waited for a's output: decided again once it was known, still forced for the same reason
+    assert record["steps"]["b"]["reasons"] == ["forced by --from"]
 
 
 def test_reuse_false_and_no_reuse_always_run(project):
     project.run("ci-run").assert_success()
     project.run("ci-run", "--no-reuse").assert_success()
-    assert set(statuses(project.record()).values()) == {"ran"}
+    record = project.record()
+    assert set(statuses(record).values()) == {"ran"}
+    assert {name: step["reasons"] for name, step in record["steps"].items()} == {
+        name: ["--no-reuse given"] for name in record["steps"]
+    }
 
 
 def test_nondeterministic_rerun_keeps_the_stored_entry_and_flags_the_step(project_factory):

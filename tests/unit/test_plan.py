@@ -390,3 +390,29 @@ def test_fingerprint_step_puts_step_inputs_with_inputs_and_direct_refs_with_upst
     assert (report.parts["inputs"], report.parts["upstream"]) == ({}, {"train.model": "sha256:t"})
     assert report.parts["code"] == "3" * 40
     assert plan.fingerprint_step(PIPELINE, TRAIN, FACTS, {"prep": {}}) is None
+
+
+def test_decide_once_upstream_ran_keeps_the_forced_reason_and_names_early_cutoff() -> None:
+    """The runner's second decision, made once upstream outputs are known, is the plan's `decide`."""
+    fingerprint = plan.fingerprint_step(PIPELINE, PREP, FACTS, {})
+    assert fingerprint is not None
+    stored = StepResult(fingerprint=fingerprint.key, parts=fingerprint.parts, outputs={"data": manifest("x")})
+    common: dict[str, Any] = {
+        "fingerprint": fingerprint,
+        "previous": None,
+        "code_changes": FakeStore().code_changes,
+    }
+    forced = plan.decide(selected=True, forced_by="--no-reuse given", found=None, **common)
+    assert (forced.action, forced.reasons) == ("run", ("--no-reuse given",))
+    cutoff = plan.decide(selected=True, forced_by="", found=stored, upstream_reran=True, **common)
+    assert (cutoff.action, cutoff.result, cutoff.reasons) == (
+        "reuse",
+        stored,
+        ("upstream reran but produced identical outputs",),
+    )
+    gone = plan.decide(selected=False, forced_by="", found=None, **common)
+    assert (gone.action, gone.result) == ("missing", None)
+    changed = plan.decide(
+        selected=True, forced_by="", found=None, **common | {"previous": replace(stored, parts={})}
+    )
+    assert changed.action == "run" and changed.reasons != ("no stored result for this step yet",)

@@ -135,7 +135,7 @@ def command(
             stream=stream,
             compare=(lambda done: _compare(session, baseline, done)) if baseline else None,
         )
-    record = Runner(prepared, reporter, options, run_id=run_id).run()
+    record = Runner(prepared.work(), prepared.site(), reporter, options, run_id=run_id).run()
     if as_json:
         click.echo(json.dumps(record.to_json(), indent=1, sort_keys=True))
     else:

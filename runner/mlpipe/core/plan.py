@@ -39,6 +39,8 @@ class StepPlan:
     selected: bool
     """Selected to execute (run or reuse); else only its stored result is used."""
     forced: bool = False
+    forced_by: str = ""
+    """Why it runs whatever is stored (--from, --no-reuse, `reuse: false`), or ''."""
     fingerprint: fp.Fingerprint | None = None
     """None while an upstream step still has to run: its output digests are not known yet."""
     result: StepResult | None = None
@@ -152,51 +154,100 @@ def make_plan(
             continue
         step = pipeline.steps[name]
         is_selected = name in selected
-        is_forced = is_selected and (name in forced or no_reuse or not step.reuse)
+        forced_by = force_reason(step, from_flag=name in forced, no_reuse=no_reuse) if is_selected else ""
         # `needs` only orders steps: a step whose outputs are not read leaves the fingerprint known.
         reads = {upstream for upstream, _ in output_refs(step).values()}
         reads.update(*(instances for instances, _ in gathered_refs(step).values()))
         waiting_on = [u for u in step.upstream() if u in will_run and u in reads]
-        pending = facts.pending_builds.get(name)  # no image id: no fingerprint, nothing to reuse
+        pending = facts.pending_builds.get(name, "")  # no image id: no fingerprint, nothing to reuse
         step_fp = None if waiting_on or pending else fingerprint_step(pipeline, step, facts, produced)
-        result = lookup(step_fp.key) if step_fp and not is_forced else None
-        if result is not None:
-            action: Action = "reuse"
-            produced[name] = result.output_digests()
-            reasons = [_reused_from(result)]
-        elif is_selected:
-            action = "run"
-            will_run.add(name)
-            reasons = (
-                [pending]
-                if pending and not is_forced
-                else why_run(
-                    forced=is_forced,
-                    no_reuse=no_reuse,
-                    from_flag=name in forced,
-                    waiting_on=waiting_on,
-                    new=step_fp,
-                    previous=latest(name),
-                    code_changes=code_changes,
-                )
-            )
-            lacking = [u for u in waiting_on if plans[u].action == "missing"]
-            if lacking and not is_forced:
-                reasons = [f"upstream {', '.join(lacking)} has no stored result to read"]
+        found = lookup(step_fp.key) if step_fp and not forced_by else None
+        decision = decide(
+            selected=is_selected,
+            forced_by=forced_by,
+            fingerprint=step_fp,
+            found=found,
+            previous=latest(name) if found is None and is_selected else None,
+            code_changes=code_changes,
+            waiting_on=waiting_on,
+            lacking=[u for u in waiting_on if plans[u].action == "missing"],
+            pending=pending,
+        )
+        if decision.result is not None:
+            produced[name] = decision.result.output_digests()
         else:
-            action = "missing"
             will_run.add(name)
-            reasons = [pending or "no stored result for its current code, params and inputs"]
         plans[name] = StepPlan(
             name=name,
-            action=action,
+            action=decision.action,
             selected=is_selected,
-            forced=is_forced,
+            forced=bool(forced_by),
+            forced_by=forced_by,
             fingerprint=step_fp,
-            result=result,
-            reasons=tuple(reasons),
+            result=decision.result,
+            reasons=decision.reasons,
         )
     return Plan(steps=plans)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Decision:
+    action: Action
+    result: StepResult | None = None
+    """The stored result to reuse."""
+    reasons: tuple[str, ...] = ()
+
+
+def decide(
+    *,
+    selected: bool,
+    forced_by: str,
+    fingerprint: fp.Fingerprint | None,
+    found: StepResult | None,
+    previous: StepResult | None,
+    code_changes: Callable[[str, str], list[tuple[str, str]] | None],
+    waiting_on: Sequence[str] = (),
+    lacking: Sequence[str] = (),
+    pending: str = "",
+    upstream_reran: bool = False,
+) -> Decision:
+    """Run or reuse one step, and why: what the plan decides before the run, and the runner again once the
+    step's upstream outputs are known. Pure: the caller looks the store up and passes what it found.
+
+    `forced_by`: why the step runs whatever is stored, or ''. `found`: the stored result for `fingerprint`
+    (None when there is none, it was not looked up, or the fingerprint is not known yet). `previous`: the step's
+    most recent stored result, to name what changed. `waiting_on`: upstream steps that run first, so the
+    fingerprint is not known yet; `lacking`: those of them that have no stored result to read. `pending`: why
+    the step's image is not there yet. `upstream_reran`: decided after upstream steps ran (early cutoff).
+    """
+    if found is not None:
+        why = "upstream reran but produced identical outputs" if upstream_reran else _reused_from(found)
+        return Decision(action="reuse", result=found, reasons=(why,))
+    if not selected:
+        return Decision(
+            action="missing", reasons=(pending or "no stored result for its current code, params and inputs",)
+        )
+    if forced_by:
+        reasons = [forced_by]
+    elif lacking:
+        reasons = [f"upstream {', '.join(lacking)} has no stored result to read"]
+    elif pending:
+        reasons = [pending]
+    elif waiting_on:
+        names = ", ".join(waiting_on)
+        reasons = [f"upstream {names} will run (reused after all if its outputs come out the same)"]
+    else:
+        reasons = _what_changed(previous, fingerprint, code_changes)
+    return Decision(action="run", reasons=tuple(reasons))
+
+
+def force_reason(step: Step, *, from_flag: bool, no_reuse: bool) -> str:
+    """Why a selected step runs whatever is stored, or ''."""
+    if from_flag:
+        return "forced by --from"
+    if no_reuse:
+        return "--no-reuse given"
+    return "" if step.reuse else "reuse: false in the pipeline file"
 
 
 def _reused_from(result: StepResult) -> str:
@@ -207,27 +258,16 @@ def _reused_from(result: StepResult) -> str:
     return f"same fingerprint as run {prov.get('run_id', '?')}{where}{dirty}"
 
 
-def why_run(
-    *,
-    forced: bool,
-    no_reuse: bool,
-    from_flag: bool,
-    waiting_on: Sequence[str],
-    new: fp.Fingerprint | None,
+def _what_changed(
     previous: StepResult | None,
+    new: fp.Fingerprint | None,
     code_changes: Callable[[str, str], list[tuple[str, str]] | None],
 ) -> list[str]:
-    """Why a step runs: what differs from its most recent stored result, or what forces it."""
-    if forced:
-        if from_flag:
-            return ["forced by --from"]
-        return ["--no-reuse given"] if no_reuse else ["reuse: false in the pipeline file"]
-    if waiting_on:
-        names = ", ".join(waiting_on)
-        return [f"upstream {names} will run (reused after all if its outputs come out the same)"]
+    """What differs from the step's most recent stored result."""
     if previous is None:
         return ["no stored result for this step yet"]
-    assert new is not None
+    if new is None:
+        raise ValueError("a step compared with its stored result needs its fingerprint")
     reasons = []
     for part, item, old, current in fp.changes(previous.parts, new.parts):
         if part == "code" and isinstance(old, str) and isinstance(current, str):

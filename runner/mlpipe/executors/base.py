@@ -27,8 +27,8 @@ class ContainerSpec:
     """What to run: the image id resolved at plan time, so a tag moved during the run changes nothing."""
     image_ref: str
     """The image as the pipeline names it, for messages."""
-    workdir: str
     mounts: tuple[Mount, ...] = ()
+    """The step's `mounts:`; once placed (`Executor.place`), its code, inputs and outputs before them."""
     shm_size: str | None = None
     ulimits: Mapping[str, tuple[int, int]] = field(default_factory=dict)
     """name -> (soft, hard)."""
@@ -74,6 +74,26 @@ class StepOutcome:
     """Why the step could not be started or finished, when the exit code alone does not say."""
 
 
+@dataclass(frozen=True, kw_only=True)
+class StepPaths:
+    """Where a step's code (its working directory), inputs and outputs are: on this machine, or as the step
+    sees them where it runs."""
+
+    code: Path
+    outputs_dir: Path
+    """Holds every output: `outputs[name]` is `outputs_dir / name`."""
+    inputs: Mapping[str, Path] = field(default_factory=dict)
+    outputs: Mapping[str, Path] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Placed:
+    """A step's paths as it sees them, and its container with everything mounted (None: on this machine)."""
+
+    paths: StepPaths
+    container: ContainerSpec | None = None
+
+
 class RunningStep(Protocol):
     def wait(self) -> StepOutcome: ...
 
@@ -83,4 +103,9 @@ class RunningStep(Protocol):
 
 
 class Executor(Protocol):
+    def place(self, paths: StepPaths, container: ContainerSpec | None) -> Placed:
+        """Where the step will see its code, inputs and outputs (host paths here), with the container that
+        mounts them there; the step's command and environment are written with the paths placed."""
+        ...
+
     def start(self, request: StepRequest) -> RunningStep: ...

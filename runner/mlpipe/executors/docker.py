@@ -10,20 +10,20 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import socket
 import sys
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from mlpipe.errors import MlpipeError
-from mlpipe.executors.base import ContainerSpec, Mount, StepOutcome, StepRequest
+from mlpipe.errors import ContainerError, MlpipeError
+from mlpipe.executors.base import ContainerSpec, Mount, Placed, StepOutcome, StepPaths, StepRequest
 from mlpipe.executors.orphans import Owner, owner_labels, remove_orphans
+from mlpipe.executors.stopping import Stopper
 
 __lazy_modules__ = ["docker"]
 
@@ -45,10 +45,6 @@ _ENGINE_ERROR_EXIT = 125
 """What `docker run` exits with when the engine, not the command, failed."""
 
 
-class ContainerError(MlpipeError):
-    """The container engine cannot be reached, or a step's image cannot be found or pulled."""
-
-
 def container_argv(command: str) -> list[str]:
     return ["/bin/sh", "-c", _SHELL, "mlpipe-step", command]
 
@@ -66,61 +62,6 @@ def client() -> Any:
             f"cannot reach the container engine at {where}: {error}; start Docker, or podman's API service "
             "(podman system service), and point DOCKER_HOST at it"
         ) from None
-
-
-def resolve_images(refs: Iterable[str]) -> dict[str, dict[str, str | None]]:
-    """Each image as the pipeline names it -> {"id": config digest, "digest": registry digest or None}.
-
-    A missing image is pulled; one that cannot be pulled is a ContainerError naming it.
-    """
-    wanted = sorted(set(refs))
-    if not wanted:
-        return {}
-    engine = client()
-    try:
-        return {ref: _image_info(engine, ref) for ref in wanted}
-    finally:
-        engine.close()
-
-
-def _image_info(engine: Any, ref: str) -> dict[str, str | None]:
-    import docker
-
-    try:
-        image = engine.images.get(ref)
-    except docker.errors.ImageNotFound:
-        image = _pull(engine, ref)
-    except docker.errors.APIError as error:
-        raise ContainerError(f"image {ref!r}: the engine could not inspect it: {error.explanation}") from None
-    digests = image.attrs.get("RepoDigests") or []
-    return {"id": str(image.id), "digest": str(digests[0]) if digests else None}
-
-
-def _pull(engine: Any, ref: str) -> Any:
-    import docker
-    from docker.utils import parse_repository_tag
-
-    repository, tag = parse_repository_tag(ref)
-    problem = ""
-    try:
-        for message in engine.api.pull(repository, tag=tag or "latest", stream=True, decode=True):
-            if isinstance(message, dict) and message.get("error"):
-                problem = str(message["error"])
-        return engine.images.get(ref)
-    except docker.errors.ImageNotFound as error:
-        problem = problem or str(error.explanation)
-    except docker.errors.APIError as error:
-        problem = str(error.explanation or error)
-    raise ContainerError(
-        f"image {ref!r} is not on this machine and could not be pulled: {problem}; "
-        "check the name, log in to its registry (docker login), or build it first"
-    )
-
-
-def build_tag(step: str, tree: str) -> str:
-    """The tag of a step's built image: its name and its context's tree hash, so an unchanged context is found."""
-    name = re.sub(r"[^a-z0-9._-]+", "-", step.lower()).strip("-._") or "step"
-    return f"mlpipe-build/{name}:{tree[:12]}"
 
 
 def build_image(context: Path, dockerfile: str, tag: str, *, shown: str) -> bool:
@@ -225,7 +166,7 @@ def create_args(request: StepRequest, engine: Engine) -> dict[str, Any]:
     args: dict[str, Any] = {
         "image": spec.image,
         "command": container_argv(request.command),
-        "working_dir": spec.workdir,
+        "working_dir": CODE_DIR,
         "environment": dict(request.env),
         "mounts": [
             DockerMount(
@@ -293,6 +234,20 @@ class DockerExecutor:
                 report_removed_orphans(remove_orphans(engine))
             return engine, self._engine
 
+    def place(self, paths: StepPaths, container: ContainerSpec | None) -> Placed:
+        """The code, inputs and outputs mounted at fixed places in the container (CODE_DIR, INPUTS_DIR/name,
+        OUTPUTS_DIR/name), before the step's own `mounts:`."""
+        if container is None:
+            raise ValueError("a step without `image:` runs on the host, not in a container")
+        mounts = container_mounts(paths.code, paths.inputs, paths.outputs_dir, container.mounts)
+        seen = StepPaths(
+            code=Path(CODE_DIR),
+            outputs_dir=Path(OUTPUTS_DIR),
+            inputs=container_paths(paths.inputs, INPUTS_DIR),
+            outputs=container_paths(paths.outputs, OUTPUTS_DIR),
+        )
+        return Placed(paths=seen, container=replace(container, mounts=mounts))
+
     def start(self, request: StepRequest) -> ContainerStep:
         return ContainerStep(request, self)
 
@@ -309,8 +264,12 @@ class ContainerStep:
         self._started = time.monotonic()
         self._exited = threading.Event()
         self._status: int | None = None
-        self._cancelled = False
-        self._timed_out = False
+        self._stopper = Stopper(
+            send=lambda sig: self._kill(sig.name),
+            ended=self._exited.wait,
+            timeout_s=request.timeout_s,
+            grace_s=request.kill_grace_s,
+        )
         self._error: str | None = None
         self._engine: Any = None
         self._box: Container | None = None
@@ -386,39 +345,22 @@ class ContainerStep:
         if self.container is None:
             self._log.close()
             return StepOutcome(exit_code=_ENGINE_ERROR_EXIT, duration_s=0.0, error=self._error)
-        timeout = self.request.timeout_s
-        if not self._exited.wait(timeout):
-            self._timed_out = True
-            self._escalate()
-        self._exited.wait()
+        self._stopper.wait()
         self._drain()
         self._remove()
         self._log.close()
-        error = self._error
-        if self._timed_out:
-            error = f"timed out after {timeout / 60:g} minutes" if timeout else "timed out"
         code = self._status if self._status is not None else _ENGINE_ERROR_EXIT
         return StepOutcome(
             exit_code=code,
             duration_s=time.monotonic() - self._started,
-            timed_out=self._timed_out,
-            cancelled=self._cancelled,
-            error=error,
+            timed_out=self._stopper.timed_out,
+            cancelled=self._stopper.cancelled,
+            error=self._stopper.timeout_error() or self._error,
         )
 
     def cancel(self) -> None:
-        if self.container is None or self._cancelled:
-            return
-        self._cancelled = True
-        threading.Thread(target=self._escalate, daemon=True).start()
-
-    def _escalate(self) -> None:
-        """SIGINT, then SIGTERM, then SIGKILL, each after a bounded wait (the container's init passes them on)."""
-        for sig in ("SIGINT", "SIGTERM"):
-            self._kill(sig)
-            if self._exited.wait(self.request.kill_grace_s):
-                return
-        self._kill("SIGKILL")
+        if self.container is not None:
+            self._stopper.cancel()
 
     def _kill(self, sig: str) -> None:
         with contextlib.suppress(Exception):  # already gone
@@ -456,27 +398,3 @@ def container_mounts(
 
 def container_paths(names: Iterable[str], top: str) -> dict[str, Path]:
     return {name: Path(f"{top}/{name}") for name in names}
-
-
-def spec_for(
-    *,
-    image_ref: str,
-    image_id: str,
-    mounts: tuple[Mount, ...],
-    labels: Mapping[str, str],
-    shm_size: str | None = None,
-    ulimits: Mapping[str, tuple[int, int]] | None = None,
-    user: str | None = None,
-    network: str | None = None,
-) -> ContainerSpec:
-    return ContainerSpec(
-        image=image_id,
-        image_ref=image_ref,
-        workdir=CODE_DIR,
-        mounts=mounts,
-        shm_size=shm_size,
-        ulimits=dict(ulimits or {}),
-        user=user,
-        network=network,
-        labels=dict(labels),
-    )

@@ -21,8 +21,9 @@ import time
 from pathlib import Path
 from typing import IO
 
-from mlpipe.executors.base import StepOutcome, StepRequest
+from mlpipe.executors.base import ContainerSpec, Placed, StepOutcome, StepPaths, StepRequest
 from mlpipe.executors.orphans import forget_host_step, record_host_step
+from mlpipe.executors.stopping import Stopper
 
 
 def shell_argv(command: str) -> list[str]:
@@ -96,6 +97,14 @@ class HostExecutor:
         """Where running steps' groups are recorded for `orphans.reap_host_steps`; None: not recorded."""
         self._guardian: Guardian | None = None
 
+    def place(self, paths: StepPaths, container: ContainerSpec | None) -> Placed:
+        """On this machine a step sees its paths as they are."""
+        if container is not None:
+            raise ValueError(
+                f"a step with image {container.image_ref!r} runs in a container, not on the host"
+            )
+        return Placed(paths=paths)
+
     def start(self, request: StepRequest) -> HostStep:
         if self._guardian is None:
             # If no second interpreter can start, the record read at the next start still reaps.
@@ -112,9 +121,9 @@ class HostStep:
         self._guardian = guardian
         self._record: Path | None = None
         self._started = time.monotonic()
-        self._stop = threading.Event()
-        self._cancelled = False
-        self._timed_out = False
+        self._stopper = Stopper(
+            send=self._signal, ended=self._ended, timeout_s=request.timeout_s, grace_s=request.kill_grace_s
+        )
         request.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(request.log_path, "wb")  # noqa: SIM115 - closed in wait()
         try:
@@ -157,13 +166,8 @@ class HostStep:
         if self.process is None:
             self._log.close()
             return StepOutcome(exit_code=127, duration_s=0.0, error=self._error)
-        timeout = self.request.timeout_s
-        try:
-            code = self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self._timed_out = True
-            self._escalate()
-            code = self.process.wait()
+        self._stopper.wait()
+        code = self.process.wait()
         # Whatever the step left running in its group goes with it.
         self._signal(signal.SIGKILL)
         if self._guardian is not None:
@@ -173,35 +177,29 @@ class HostStep:
         self._reader.join(timeout=5)
         with contextlib.suppress(OSError):
             self._log.close()
-        duration = time.monotonic() - self._started
-        error = None
-        if self._timed_out:
-            error = f"timed out after {timeout / 60:g} minutes" if timeout else "timed out"
         return StepOutcome(
             exit_code=code,
-            duration_s=duration,
-            timed_out=self._timed_out,
-            cancelled=self._cancelled,
-            error=error,
+            duration_s=time.monotonic() - self._started,
+            timed_out=self._stopper.timed_out,
+            cancelled=self._stopper.cancelled,
+            error=self._stopper.timeout_error(),
         )
 
     def cancel(self) -> None:
-        if self.process is None or self._cancelled:
-            return
-        self._cancelled = True
-        threading.Thread(target=self._escalate, daemon=True).start()
+        if self.process is not None:
+            self._stopper.cancel()
 
-    def _escalate(self) -> None:
-        """SIGINT, then SIGTERM, then SIGKILL, each after a bounded wait."""
-        assert self.process is not None
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self._signal(sig)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout=self.request.kill_grace_s)
-                return
-        self._signal(signal.SIGKILL)
+    def _ended(self, timeout: float | None) -> bool:
+        if self.process is None:
+            return True
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
 
     def _signal(self, sig: signal.Signals) -> None:
-        assert self.process is not None
+        if self.process is None:
+            return
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, sig)

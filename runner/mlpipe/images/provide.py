@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import re
 import sys
 import time
 from collections.abc import Callable, Collection, Sequence
@@ -37,7 +38,7 @@ from mlpipe.cache.image_artifacts import (
     read_artifact,
 )
 from mlpipe.digest import canonical_json, json_digest
-from mlpipe.errors import CacheError
+from mlpipe.errors import CacheError, ContainerError
 from mlpipe.images.archives import BadArchive, NotSaved, load_image, save_image
 from mlpipe.text import human_size
 
@@ -53,6 +54,12 @@ def build_key(tree: str, dockerfile: str, platform: str) -> str:
     """What names a build across runners: the context's tree, the Dockerfile in it, the platform."""
     parts = {"format": IMAGE_FORMAT, "context": tree, "dockerfile": dockerfile, "platform": platform}
     return json_digest(parts).removeprefix("sha256:")
+
+
+def build_tag(step: str, tree: str) -> str:
+    """The tag of a step's built image: its name and its context's tree hash, so an unchanged context is found."""
+    name = re.sub(r"[^a-z0-9._-]+", "-", step.lower()).strip("-._") or "step"
+    return f"mlpipe-build/{name}:{tree[:12]}"
 
 
 def image_tag(key: str) -> str:
@@ -172,7 +179,7 @@ def provide(requests: Sequence[BuildRequest], store: LocalStore, *, build: bool)
 
 def _build(engine: Any, request: BuildRequest, registry: RegistryImages | None) -> dict[str, str | None]:
     """Build the image here, and push it where the run writes."""
-    from mlpipe.executors.docker import ContainerError, build_image
+    from mlpipe.executors.docker import build_image
 
     _say(f"step {request.step}: building its image from {request.shown!r} ({request.tag})")
     build_image(request.context(), request.dockerfile, request.tag, shown=request.shown)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -15,6 +15,7 @@ from mlpipe.cache.local import LocalStore
 from mlpipe.core import dag
 from mlpipe.core.plan import Facts, Plan, make_plan
 from mlpipe.digest import FileHasher
+from mlpipe.errors import ContainerError
 from mlpipe.executors.gpus import Gpu, check_fits, discover, why_no_gpus
 from mlpipe.git.provenance import GitInfo, git_info
 from mlpipe.git.snapshot import Snapshot, SnapshotFile, Snapshotter, diff_files
@@ -56,6 +57,51 @@ class Prepared:
     code_changes: Callable[[str, str], list[tuple[str, str]] | None]
     gpus: tuple[Gpu, ...] = ()
     """This runner's GPUs, discovered when a step to run asks for some (`resources.gpus`)."""
+
+    def work(self) -> Work:
+        return Work(
+            pipeline=self.pipeline,
+            order=tuple(self.order),
+            selected=self.selected,
+            needed=self.needed,
+            plan=self.plan,
+            facts=self.facts,
+            code_changes=self.code_changes,
+            snapshots=self.snapshots,
+            gpus=self.gpus,
+        )
+
+    def site(self) -> Site:
+        return Site(workspace=self.workspace, store=self.store, git=self.git, snapshotter=self.snapshotter)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Work:
+    """What a runner carries out: the steps in order, the plan made before the run, and what it decides each
+    step again with once the step's upstream outputs are known."""
+
+    pipeline: Pipeline
+    order: tuple[str, ...]
+    selected: frozenset[str]
+    """The steps to run or reuse; the others in `needed` are upstream steps whose stored results are read."""
+    needed: frozenset[str]
+    plan: Plan
+    facts: Facts
+    code_changes: Callable[[str, str], list[tuple[str, str]] | None]
+    snapshots: Mapping[str, Snapshot]
+    """Code dir -> its snapshot, copied for each step that runs."""
+    gpus: tuple[Gpu, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Site:
+    """Where a runner works: the workspace, its store, and the checkout's git state."""
+
+    workspace: Workspace
+    store: LocalStore
+    git: GitInfo
+    snapshotter: Snapshotter
+    """Snapshots a dirty checkout into the run's snapshot ref."""
 
 
 def prepare(
@@ -186,7 +232,7 @@ def _built_images(
     """Steps with `build:` get `image:` set to their built image, tagged by the context's tree hash (an unchanged
     context is not rebuilt); the build context is the snapshot's files, exactly what the tag names. The image
     comes from the engine, else from the OCI cache, else is built (`build`) and pushed there."""
-    from mlpipe.images.provide import BuildRequest, Provided, build_key, provide
+    from mlpipe.images.provide import BuildRequest, Provided, build_key, build_tag, provide
 
     steps = dict(pipeline.steps)
     requests = []
@@ -195,8 +241,6 @@ def _built_images(
         if spec is None:
             continue
         snapshot = snapshotter.snapshot(workspace.root / spec.context)
-        from mlpipe.executors.docker import build_tag
-
         tag = build_tag(steps[name].instance_of or name, snapshot.tree)
         requests.append(
             BuildRequest(
@@ -211,8 +255,6 @@ def _built_images(
         steps[name] = replace(steps[name], image=tag)
     if not requests:
         return pipeline, Provided()
-    from mlpipe.executors.docker import ContainerError
-
     try:
         provided = provide(requests, store, build=build)
     except ContainerError:
@@ -229,7 +271,7 @@ def _images(pipeline: Pipeline, order: Sequence[str], *, strict: bool) -> dict[s
     refs = {pipeline.steps[name].image for name in order if pipeline.steps[name].build is None} - {None}
     if not refs:
         return {}
-    from mlpipe.executors.docker import ContainerError, resolve_images
+    from mlpipe.images.pull import resolve_images
 
     try:
         return resolve_images(ref for ref in refs if ref is not None)

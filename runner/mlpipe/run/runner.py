@@ -21,11 +21,20 @@ from typing import Any
 from mlpipe import __version__, records
 from mlpipe.cache.intake import UnstorableOutput, check_top
 from mlpipe.cache.local import DamagedData, Handed
-from mlpipe.core.plan import fingerprint_step, gathered_refs, output_refs, why_run
+from mlpipe.core.plan import decide, fingerprint_step, gathered_refs, output_refs
 from mlpipe.core.results import StepResult
 from mlpipe.digest import FileHasher, Manifest, tree_signature, walk_files
 from mlpipe.diskspace import full_disk, is_full
-from mlpipe.executors.base import ContainerSpec, Executor, Mount, RunningStep, StepOutcome, StepRequest
+from mlpipe.executors.base import (
+    ContainerSpec,
+    Executor,
+    Mount,
+    RunningStep,
+    StepOutcome,
+    StepPaths,
+    StepRequest,
+)
+from mlpipe.executors.choose import container_executor
 from mlpipe.executors.gpus import Gpu, GpuPool
 from mlpipe.executors.host import HostExecutor
 from mlpipe.git.provenance import write_snapshot_ref
@@ -34,7 +43,7 @@ from mlpipe.inputs.base import RegistryAccess
 from mlpipe.ownvars import step_environment
 from mlpipe.report.terminal import Reporter
 from mlpipe.run.leftovers import host_step_records
-from mlpipe.run.prepare import Prepared, workspace_path
+from mlpipe.run.prepare import Site, Work, workspace_path
 from mlpipe.run.runners import runner_labels
 from mlpipe.run.sweeps import gather_dir
 from mlpipe.runs import RunHistory, RunRecord, StepRecord, new_run_id, utc_now
@@ -72,7 +81,8 @@ class _Finished:
 class Runner:
     def __init__(
         self,
-        prepared: Prepared,
+        work: Work,
+        site: Site,
         reporter: Reporter,
         options: RunOptions,
         *,
@@ -80,17 +90,18 @@ class Runner:
         containers: Executor | None = None,
         run_id: str | None = None,
     ) -> None:
-        self.p = prepared
+        self.work = work
+        self.site = site
         self.reporter = reporter
         self.options = options
-        self.executor = executor or HostExecutor(host_step_records(prepared.workspace))
+        self.executor = executor or HostExecutor(host_step_records(site.workspace))
         self.containers = containers
         """Runs steps with `image:`; the docker executor, created when the first such step starts."""
-        self.gpu_pool = GpuPool(prepared.gpus)
+        self.gpu_pool = GpuPool(work.gpus)
         self._gpus_held: dict[str, tuple[Gpu, ...]] = {}
         self.labels = runner_labels(os.environ)
         self.run_id = run_id or new_run_id()
-        self.history = RunHistory(prepared.workspace.runs)
+        self.history = RunHistory(site.workspace.runs)
         self.produced: dict[str, StepResult] = {}
         self.running: dict[str, RunningStep] = {}
         self.cancel_requested = False
@@ -106,45 +117,45 @@ class Runner:
             try:
                 self._prepare_git()
                 self.history.write(self.record)
-                self.reporter.run_started(self.record, self.p.plan)
+                self.reporter.run_started(self.record, self.work.plan)
                 self._schedule()
             finally:
                 self._finish()
         return self.record
 
     def _new_record(self) -> RunRecord:
-        p = self.p
+        work, site = self.work, self.site
         steps = {}
-        for name in p.order:
-            step = p.pipeline.steps[name]
-            steps[name] = StepRecord(code=step.code, tree=p.facts.code_trees[step.code])
+        for name in work.order:
+            step = work.pipeline.steps[name]
+            steps[name] = StepRecord(code=step.code, tree=work.facts.code_trees[step.code])
         return RunRecord(
             run_id=self.run_id,
-            pipeline=p.pipeline.name,
-            pipeline_file=workspace_path(p.workspace.root, p.pipeline.file),
+            pipeline=work.pipeline.name,
+            pipeline_file=workspace_path(site.workspace.root, work.pipeline.file),
             started_at=utc_now(),
-            git=p.git.to_json(),
-            snapshots=dict(p.facts.code_trees),
-            params={name: param.value for name, param in p.pipeline.params.items()},
+            git=site.git.to_json(),
+            snapshots=dict(work.facts.code_trees),
+            params={name: param.value for name, param in work.pipeline.params.items()},
             options={"jobs": self.options.jobs, "fail_fast": self.options.fail_fast},
             steps=steps,
-            platform=p.facts.platform,
+            platform=work.facts.platform,
             mlpipe_version=__version__,
         )
 
     def _prepare_git(self) -> None:
-        git = self.p.git
+        git = self.site.git
         self.record.git["snapshot_ref"] = None
         if git.in_repo and git.dirty:
             ref = write_snapshot_ref(
-                git.root, self.run_id, self.p.snapshotter, max_file_size=self.options.max_recoverable_file
+                git.root, self.run_id, self.site.snapshotter, max_file_size=self.options.max_recoverable_file
             )
             self.record.git["snapshot_ref"] = ref.ref
             self.record.git["snapshot_commit"] = ref.commit
             self.record.git["unrecoverable"] = list(ref.unrecoverable)
 
     def _schedule(self) -> None:
-        pending = list(self.p.order)
+        pending = list(self.work.order)
         finished: set[str] = set()
         while pending or self.running:
             if self.interrupted and not self.cancel_requested:
@@ -154,8 +165,8 @@ class Runner:
                 for name in list(pending):
                     if len(self.running) >= max(1, self.options.jobs):
                         break
-                    upstream = self.p.pipeline.steps[name].upstream()
-                    if any(u in self.p.needed and u not in finished for u in upstream):
+                    upstream = self.work.pipeline.steps[name].upstream()
+                    if any(u in self.work.needed and u not in finished for u in upstream):
                         continue
                     if self._waits_for_gpus(name):
                         continue
@@ -181,39 +192,41 @@ class Runner:
 
     def _begin(self, name: str, finished: set[str]) -> None:
         """Decide a ready step now that its upstream digests are known: skip, reuse, or start it."""
-        step = self.p.pipeline.steps[name]
+        step = self.work.pipeline.steps[name]
         record = self.record.steps[name]
         bad = [
             u
             for u in step.upstream()
-            if u in self.p.needed and self.record.steps[u].status not in {"ran", "reused"}
+            if u in self.work.needed and self.record.steps[u].status not in {"ran", "reused"}
         ]
         if bad:
             finished.add(name)
             self._mark(name, "skipped", error=f"upstream {', '.join(bad)} did not succeed")
             return
         produced = {n: r.output_digests() for n, r in self.produced.items()}
-        fingerprint = fingerprint_step(self.p.pipeline, step, self.p.facts, produced)
-        assert fingerprint is not None
+        fingerprint = fingerprint_step(self.work.pipeline, step, self.work.facts, produced)
+        if fingerprint is None:
+            raise RuntimeError(f"step {name!r} started before its upstream outputs were known")
         record.fingerprint, record.parts = fingerprint.key, fingerprint.parts
-        planned = self.p.plan.steps[name]
-        record.reasons = list(planned.reasons)
-        result = None if planned.forced else self.p.store.lookup(fingerprint.key)
-        if result is not None:
-            self._reuse(name, result, early_cutoff=planned.action != "reuse")
+        planned = self.work.plan.steps[name]
+        selected = name in self.work.selected
+        found = None if planned.forced else self.site.store.lookup(fingerprint.key)
+        runs = found is None and selected and not planned.forced
+        decision = decide(
+            selected=selected,
+            forced_by=planned.forced_by,
+            fingerprint=fingerprint,
+            found=found,
+            previous=self.site.store.latest(self.work.pipeline.name, name) if runs else None,
+            code_changes=self.work.code_changes,
+            upstream_reran=planned.action != "reuse",
+        )
+        record.reasons = list(decision.reasons)
+        if decision.result is not None:
+            self._reuse(name, decision.result)
             finished.add(name)
             return
-        if planned.fingerprint is None:  # decided now that the upstream steps have run
-            record.reasons = why_run(
-                forced=planned.forced,
-                no_reuse=False,
-                from_flag=False,
-                waiting_on=(),
-                new=fingerprint,
-                previous=self.p.store.latest(self.p.pipeline.name, name),
-                code_changes=self.p.code_changes,
-            )
-        if name not in self.p.selected:
+        if decision.action == "missing":
             finished.add(name)
             self._mark(name, "failed", error="no stored result for this upstream step; run it first")
             return
@@ -230,14 +243,14 @@ class Runner:
         # A URL that cannot be downloaded, a data set in no store, stored data found damaged, code edited
         # while the run copies it: this step fails, the others go on.
         except (InputUnavailable, DamagedData, SnapshotChanged) as error:
-            remove_tree(self.p.workspace.tmp / self.run_id / name)
+            remove_tree(self.site.workspace.tmp / self.run_id / name)
             finished.add(name)
             self._mark(name, "failed", error=str(error))
 
-    def _reuse(self, name: str, result: StepResult, *, early_cutoff: bool) -> None:
+    def _reuse(self, name: str, result: StepResult) -> None:
         record = self.record.steps[name]
         try:
-            self._check_out_paths(self.p.pipeline.steps[name], result)
+            self._check_out_paths(self.work.pipeline.steps[name], result)
         except DamagedData as error:
             self._mark(name, "failed", error=str(error))
             return
@@ -246,37 +259,38 @@ class Runner:
         record.reused_from = {"run_id": prov.get("run_id"), "commit": prov.get("commit")}
         record.outputs = result.output_digests()
         record.metrics = {k: dict(v) for k, v in result.metrics.items()}
-        if early_cutoff:
-            record.reasons = ["upstream reran but produced identical outputs"]
         self.produced[name] = result
-        self.p.store.set_latest(self.p.pipeline.name, name, result.fingerprint)
+        self.site.store.set_latest(self.work.pipeline.name, name, result.fingerprint)
         self.reporter.step_finished(name, record)
         # No record write here: a reuse changes nothing on disk, and the next write or the last one says it.
 
     def _start(self, name: str, step: Step, key: str, parts: dict[str, Any]) -> None:
         record = self.record.steps[name]
-        staging = self.p.workspace.tmp / self.run_id / name
+        staging = self.site.workspace.tmp / self.run_id / name
         if staging.exists():
             shutil.rmtree(staging)
+        (staging / "outputs").mkdir(parents=True)
         outputs = {o.name: _prepare_output(staging / "outputs", o) for o in step.outputs.values()}
         inputs, farms = self._input_paths(step)
         # Its own copy of the code: what it changes there, no other step or run sees (issue 13).
-        cwd = private_copy(self.p.snapshots[step.code], self.p.workspace.snapshots, staging / "code")
+        cwd = private_copy(self.work.snapshots[step.code], self.site.workspace.snapshots, staging / "code")
+        executor = self._executor_for(step)
+        # The step sees its paths where its executor puts them (in a container: where they are mounted).
+        here = StepPaths(code=cwd, outputs_dir=staging / "outputs", inputs=inputs, outputs=outputs)
+        placed = executor.place(here, self._container(step))
+        seen, container = placed.paths, placed.container
         code_shown = "" if step.code == "." else step.code + "/"
-        rewrites = ((f"{cwd}/", code_shown), (str(cwd), step.code))
-        container, seen_inputs, seen_outputs = None, inputs, outputs
-        if step.image is not None:  # the step sees container paths; the mounts map them to these
-            container, seen_inputs, seen_outputs = self._container(step, cwd, inputs, outputs, staging)
-            rewrites = ((f"{container.workdir}/", code_shown), (container.workdir, step.code))
-            record.image = {"ref": step.image, **self.p.facts.images.get(step.image, {})}
-        command = refs.render(step.run, self._resolver(step, seen_inputs, seen_outputs), quote=True)
-        env = self._environment(step, seen_inputs, seen_outputs, host=container is None)
+        rewrites = ((f"{seen.code}/", code_shown), (str(seen.code), step.code))
+        if step.image is not None:
+            record.image = {"ref": step.image, **self.work.facts.images.get(step.image, {})}
+        command = refs.render(step.run, self._resolver(step, seen.inputs, seen.outputs), quote=True)
+        env = self._environment(step, seen.inputs, seen.outputs, host=container is None)
         gpus = self._take_gpus(name, step)
         if gpus:
             record.gpus = [gpu.to_json() for gpu in gpus]
             if container is None:  # in a container the engine exposes exactly these devices
                 env["CUDA_VISIBLE_DEVICES"] = ",".join(gpu.index for gpu in gpus)
-        log_path = self.p.workspace.logs / self.run_id / f"{name}.log"
+        log_path = self.site.workspace.logs / self.run_id / f"{name}.log"
         request = StepRequest(
             step=name,
             command=command,
@@ -292,17 +306,17 @@ class Runner:
         )
         record.status = "running"
         record.started_at = utc_now()
-        record.log = workspace_path(self.p.workspace.root, log_path)
+        record.log = workspace_path(self.site.workspace.root, log_path)
         self.reporter.step_started(name, record)
-        known = self.p.store.hasher.signatures  # repo inputs were walked once already, to digest them
+        known = self.site.store.hasher.signatures  # repo inputs were walked once already, to digest them
         before = {
             n: known.get(os.fspath(path)) or _state(path)
             for n, path in inputs.items()
-            if self.p.store.handed(path) is None and n not in farms
+            if self.site.store.handed(path) is None and n not in farms
         }
         farms = _settled(farms)
         self.history.write(self.record)  # before the step starts: a kill -9 from now on leaves it `running`
-        running = self._executor_for(step).start(request)
+        running = executor.start(request)
         self.running[name] = running
 
         def work() -> None:
@@ -314,7 +328,7 @@ class Runner:
                     _check_output_tops(outputs)
                     metrics = _read_metrics(step, outputs)
                     _check_outputs(step, outputs)
-                    published = self.p.store.publish(
+                    published = self.site.store.publish(
                         StepResult(
                             fingerprint=key,
                             parts=parts,
@@ -335,7 +349,7 @@ class Runner:
                 finished.error = str(error)
             except Exception as error:  # noqa: BLE001 - reported on the step, never lost
                 what = f"the outputs of step {name!r} ({', '.join(outputs)})"
-                finished.error = f"storing the result failed: {_describe(error, self.p.store.root, what)}"
+                finished.error = f"storing the result failed: {_describe(error, self.site.store.root, what)}"
             finally:
                 # Done first: removing the step's code copy and staging is off the next step's path.
                 self._done.put(finished)
@@ -360,7 +374,7 @@ class Runner:
             record.metrics = {k: dict(v) for k, v in done.result.metrics.items()}
             record.nondeterministic = done.nondeterministic
             self.produced[done.name] = done.result
-            self.p.store.set_latest(self.p.pipeline.name, done.name, done.result.fingerprint)
+            self.site.store.set_latest(self.work.pipeline.name, done.name, done.result.fingerprint)
         else:
             record.status = "failed"
             if done.error:
@@ -382,7 +396,7 @@ class Runner:
         for name, record in self.record.steps.items():
             if record.status in {"pending", "running"}:
                 self._mark(name, "cancelled", error="run ended before the step finished")
-        statuses = {r.status for n, r in self.record.steps.items() if n in self.p.selected}
+        statuses = {r.status for n, r in self.record.steps.items() if n in self.work.selected}
         if self.interrupted:
             self.record.status = "cancelled"
         elif statuses <= {"ran", "reused"}:
@@ -391,14 +405,16 @@ class Runner:
             self.record.status = "failed"
         self.record.ended_at = utc_now()
         # A registry behind the store: wait for the background pushes, push this record, note the outcome.
-        cache = self.p.store.sync(self.record.to_json())
+        cache = self.site.store.sync(self.record.to_json())
         if cache:
             self.record.options["cache"] = cache
             if cache.get("required") and cache.get("unavailable") and self.record.status == "succeeded":
                 self.record.status = "failed"
         self.history.write(self.record)
-        self.p.store.hasher.save()
-        remove_tree(self.p.workspace.tmp / self.run_id)  # read-only code copies of steps killed mid-way too
+        self.site.store.hasher.save()
+        remove_tree(
+            self.site.workspace.tmp / self.run_id
+        )  # read-only code copies of steps killed mid-way too
         self.reporter.run_finished(self.record)
         if cache.get("required") and cache.get("unavailable"):
             from mlpipe.errors import CacheError
@@ -437,12 +453,12 @@ class Runner:
         paths: dict[str, Path] = {}
         for name, item in step.inputs.items():
             if isinstance(item, RepoInput):
-                paths[name] = self.p.pipeline.root / item.path
+                paths[name] = self.work.pipeline.root / item.path
         from mlpipe.inputs.resolve import (
             other_paths,
         )  # URL, external and data-file inputs, fetched if need be
 
-        paths |= other_paths(self.p.pipeline.root, step, self.p.store, self.options.registry_access)
+        paths |= other_paths(self.work.pipeline.root, step, self.site.store, self.options.registry_access)
         farms: dict[str, tuple[str, str, Handed]] = {}
         for key, (upstream, output) in output_refs(step).items():
             paths[key] = self._materialized(upstream, output)
@@ -451,17 +467,17 @@ class Runner:
             for instance, path in found.items():
                 farms[f"{key}[{instance}]"] = (key, f"{instance}/", self._handed(path))
             paths[key] = gather_dir(
-                self.p.workspace.tmp / self.run_id / step.name / "gathered" / key, found, output
+                self.site.workspace.tmp / self.run_id / step.name / "gathered" / key, found, output
             )
         for key, path in paths.items():
-            handed = self.p.store.handed(path)
+            handed = self.site.store.handed(path)
             if handed is not None:
                 farms[key] = (key, "", handed)
         return paths, farms
 
     def _materialized(self, upstream: str, output: str) -> Path:
         try:
-            return self.p.store.materialize(self.produced[upstream].outputs[output], output)
+            return self.site.store.materialize(self.produced[upstream].outputs[output], output)
         except DamagedData as error:
             from mlpipe.inputs.base import InputUnavailable
 
@@ -471,12 +487,12 @@ class Runner:
             ) from None
 
     def _handed(self, path: Path) -> Handed:
-        handed = self.p.store.handed(path)
+        handed = self.site.store.handed(path)
         assert handed is not None, "materialize records what it hands out"
         return handed
 
     def _resolver(self, step: Step, inputs: Mapping[str, Path], outputs: Mapping[str, Path]) -> Any:
-        params = {name: p.value for name, p in self.p.pipeline.params.items()} | dict(step.matrix)
+        params = {name: p.value for name, p in self.work.pipeline.params.items()} | dict(step.matrix)
 
         def value_of(ref: refs.Ref) -> str:
             if ref.scope in {"params", "matrix"}:
@@ -494,7 +510,7 @@ class Runner:
     ) -> dict[str, str]:
         if host:
             env = dict(self.options.step_environment)
-            env.setdefault("PYTHONPYCACHEPREFIX", str(self.p.workspace.state / "pycache"))
+            env.setdefault("PYTHONPYCACHEPREFIX", str(self.site.workspace.state / "pycache"))
         else:  # a container keeps its image's environment: of the caller's, only what the step passes through
             caller = self.options.step_environment
             env = {name: caller[name] for name in step.env_passthrough if name in caller}
@@ -514,10 +530,10 @@ class Runner:
 
     def _waits_for_gpus(self, name: str) -> bool:
         """A step to run waits while fewer GPUs are free than it needs (never for more than there are)."""
-        step = self.p.pipeline.steps[name]
-        if not step.gpus or self.p.plan.steps[name].action == "reuse":
+        step = self.work.pipeline.steps[name]
+        if not step.gpus or self.work.plan.steps[name].action == "reuse":
             return False
-        return step.gpus <= len(self.p.gpus) and self.gpu_pool.available() < step.gpus
+        return step.gpus <= len(self.work.gpus) and self.gpu_pool.available() < step.gpus
 
     def _take_gpus(self, name: str, step: Step) -> tuple[Gpu, ...]:
         if not step.gpus:
@@ -531,53 +547,45 @@ class Runner:
         """Why this runner cannot run the step (runs-on labels, GPU count), or ''."""
         if step.runs_on and self.labels is not None and self.labels.missing(step.runs_on):
             return self.labels.explain(step.runs_on)
-        if step.gpus > len(self.p.gpus):
-            return f"needs {step.gpus} GPUs (resources.gpus) and this runner has {len(self.p.gpus)}"
+        if step.gpus > len(self.work.gpus):
+            return f"needs {step.gpus} GPUs (resources.gpus) and this runner has {len(self.work.gpus)}"
         return ""
 
     def _executor_for(self, step: Step) -> Executor:
         if step.image is None:
             return self.executor
         if self.containers is None:
-            from mlpipe.executors.docker import DockerExecutor
-
-            self.containers = DockerExecutor()
+            self.containers = container_executor()
         return self.containers
 
-    def _container(
-        self, step: Step, cwd: Path, inputs: Mapping[str, Path], outputs: Mapping[str, Path], staging: Path
-    ) -> tuple[ContainerSpec, dict[str, Path], dict[str, Path]]:
-        """The step's container, and its inputs' and outputs' paths as the step sees them there."""
-        from mlpipe.executors import docker
-
-        assert step.image is not None
-        (staging / "outputs").mkdir(parents=True, exist_ok=True)
-        image = self.p.facts.images.get(step.image, {})
-        spec = docker.spec_for(
+    def _container(self, step: Step) -> ContainerSpec | None:
+        """The container a step with `image:` runs in, before its executor mounts its code, inputs and outputs."""
+        if step.image is None:
+            return None
+        image = self.work.facts.images.get(step.image, {})
+        return ContainerSpec(
+            image=str(image.get("id") or step.image),
             image_ref=step.image,
-            image_id=str(image.get("id") or step.image),
-            mounts=docker.container_mounts(cwd, inputs, staging / "outputs", self._extra_mounts(step)),
+            mounts=self._extra_mounts(step),
             labels={"io.mlpipe.run": self.run_id},
             shm_size=step.shm_size,
-            ulimits=step.ulimits,
+            ulimits=dict(step.ulimits),
             user=step.user,
             network=step.network,
         )
-        seen_inputs = docker.container_paths(inputs, docker.INPUTS_DIR)
-        return spec, seen_inputs, docker.container_paths(outputs, docker.OUTPUTS_DIR)
 
     def _extra_mounts(self, step: Step) -> tuple[Mount, ...]:
         """`mounts:` as bind mounts: a relative host path is in the workspace (the checkout, not the snapshot)."""
         return tuple(
-            Mount(source=self.p.pipeline.root / m.host, target=m.target, read_only=m.read_only)
+            Mount(source=self.work.pipeline.root / m.host, target=m.target, read_only=m.read_only)
             for m in step.mounts
         )
 
     def _provenance(self, name: str, outcome: StepOutcome) -> dict[str, Any]:
-        git = self.p.git
+        git = self.site.git
         return {
             "run_id": self.run_id,
-            "pipeline": self.p.pipeline.name,
+            "pipeline": self.work.pipeline.name,
             "step": name,
             "commit": git.commit,
             "ref": git.ref,
@@ -596,10 +604,10 @@ class Runner:
         """Fail the step if it changed an input's content, modes or files. Stat data alone decide nothing:
         linking a stored object for another step or run changes its ctime, and is no change of the input."""
         for name, prefix, handed in farms.values():
-            damaged = self.p.store.check_handed(handed)
+            damaged = self.site.store.check_handed(handed)
             if damaged is not None:
                 raise StepError(_modified(name, prefix + damaged))
-        digests = self.p.facts.input_digests.get(step.name, {})
+        digests = self.work.facts.input_digests.get(step.name, {})
         for name, state in before.items():
             path = inputs[name]
             with contextlib.suppress(OSError):  # an input the step removed is modified
@@ -614,11 +622,11 @@ class Runner:
         for output in step.outputs.values():
             if output.path is None:
                 continue
-            dest = self.p.pipeline.root / output.path
+            dest = self.work.pipeline.root / output.path
             manifest = result.outputs[output.name]
-            if dest.exists() and _same_content(self.p.store, dest, manifest):
+            if dest.exists() and _same_content(self.site.store, dest, manifest):
                 continue
-            self.p.store.checkout(manifest, dest)
+            self.site.store.checkout(manifest, dest)
 
 
 def _env_name(name: str) -> str:
