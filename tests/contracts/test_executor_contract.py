@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from mlpipe.executors.base import ContainerSpec, Executor, RunningStep, StepOutcome, StepRequest
-from mlpipe.executors.docker import CODE_DIR, INPUTS_DIR, DockerExecutor, container_mounts
+from mlpipe.executors.base import ContainerSpec, Executor, RunningStep, StepOutcome, StepPaths, StepRequest
+from mlpipe.executors.docker import DockerExecutor
 from mlpipe.executors.host import HostExecutor
 
 IMAGE = "mlpipe-test/busybox:1"
@@ -49,7 +49,8 @@ class Backend:
     name: str
     executor: Executor
     workdir: Path
-    make_container: Callable[[Path, Path, Path], ContainerSpec | None]
+    make_container: Callable[[], ContainerSpec | None]
+    """The step's container before it is placed (None: the host); `Executor.place` mounts its paths."""
     """(code, input, outputs) -> the container spec, None on the host."""
     read_only_code: bool
     """Whether the step is refused a write to its code and input directories (see the host's note below)."""
@@ -64,13 +65,12 @@ class Backend:
         code: Path | None = None,
     ) -> StepRequest:
         code = code if code is not None else self.workdir / "code"
-        inputs, outputs = self.workdir / "input", self.workdir / "outputs"
-        container = self.make_container(code, inputs, outputs)
-        paths = (
-            {"INPUT": f"{INPUTS_DIR}/input", "OUT": "/mlpipe/outputs"}
-            if container is not None
-            else {"INPUT": str(inputs), "OUT": str(outputs)}
+        here = StepPaths(
+            code=code, outputs_dir=self.workdir / "outputs", inputs={"input": self.workdir / "input"}
         )
+        placed = self.executor.place(here, self.make_container())  # where the step sees them (the protocol)
+        container, seen = placed.container, placed.paths
+        paths = {"INPUT": str(seen.inputs["input"]), "OUT": str(seen.outputs_dir)}
         base = {"PATH": os.environ["PATH"]} if container is None else {}
         return StepRequest(
             step="s",
@@ -107,18 +107,13 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
     (tmp_path / "outputs").mkdir()
     if request.param == "host":
         # Read-only by its mode bits only, as run/ makes a step's private code copy: root writes through them.
-        yield Backend("host", HostExecutor(), tmp_path, lambda code, inputs, outputs: None, os.getuid() != 0)
+        yield Backend("host", HostExecutor(), tmp_path, lambda: None, os.getuid() != 0)
     else:
         engine = request.getfixturevalue("engine")
         image_id = engine.image_id(IMAGE)
 
-        def spec(code: Path, inputs: Path, outputs: Path) -> ContainerSpec:
-            return ContainerSpec(
-                image=image_id,
-                image_ref=IMAGE,
-                workdir=CODE_DIR,
-                mounts=container_mounts(code, {"input": inputs}, outputs),
-            )
+        def spec() -> ContainerSpec:
+            return ContainerSpec(image=image_id, image_ref=IMAGE)
 
         yield Backend("docker", DockerExecutor(), tmp_path, spec, True)
     for dirpath, _dirs, _files in os.walk(tmp_path):
