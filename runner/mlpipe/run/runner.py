@@ -19,8 +19,9 @@ from types import FrameType
 from typing import Any
 
 from mlpipe import __version__, records
+from mlpipe.cache.base import Handed, ResultStore
 from mlpipe.cache.intake import UnstorableOutput, check_top
-from mlpipe.cache.local import DamagedData, Handed
+from mlpipe.cache.local import DamagedData
 from mlpipe.core.plan import fingerprint_step, gathered_refs, output_refs, why_run
 from mlpipe.core.results import StepResult
 from mlpipe.digest import FileHasher, Manifest, tree_signature, walk_files
@@ -294,11 +295,11 @@ class Runner:
         record.started_at = utc_now()
         record.log = workspace_path(self.p.workspace.root, log_path)
         self.reporter.step_started(name, record)
-        known = self.p.store.hasher.signatures  # repo inputs were walked once already, to digest them
+        known = self.p.store.local.hasher.signatures  # repo inputs were walked once already, to digest them
         before = {
             n: known.get(os.fspath(path)) or _state(path)
             for n, path in inputs.items()
-            if self.p.store.handed(path) is None and n not in farms
+            if self.p.store.local.handed(path) is None and n not in farms
         }
         farms = _settled(farms)
         self.history.write(self.record)  # before the step starts: a kill -9 from now on leaves it `running`
@@ -335,7 +336,9 @@ class Runner:
                 finished.error = str(error)
             except Exception as error:  # noqa: BLE001 - reported on the step, never lost
                 what = f"the outputs of step {name!r} ({', '.join(outputs)})"
-                finished.error = f"storing the result failed: {_describe(error, self.p.store.root, what)}"
+                finished.error = (
+                    f"storing the result failed: {_describe(error, self.p.store.local.root, what)}"
+                )
             finally:
                 # Done first: removing the step's code copy and staging is off the next step's path.
                 self._done.put(finished)
@@ -397,7 +400,7 @@ class Runner:
             if cache.get("required") and cache.get("unavailable") and self.record.status == "succeeded":
                 self.record.status = "failed"
         self.history.write(self.record)
-        self.p.store.hasher.save()
+        self.p.store.local.hasher.save()
         remove_tree(self.p.workspace.tmp / self.run_id)  # read-only code copies of steps killed mid-way too
         self.reporter.run_finished(self.record)
         if cache.get("required") and cache.get("unavailable"):
@@ -454,7 +457,7 @@ class Runner:
                 self.p.workspace.tmp / self.run_id / step.name / "gathered" / key, found, output
             )
         for key, path in paths.items():
-            handed = self.p.store.handed(path)
+            handed = self.p.store.local.handed(path)
             if handed is not None:
                 farms[key] = (key, "", handed)
         return paths, farms
@@ -471,7 +474,7 @@ class Runner:
             ) from None
 
     def _handed(self, path: Path) -> Handed:
-        handed = self.p.store.handed(path)
+        handed = self.p.store.local.handed(path)
         assert handed is not None, "materialize records what it hands out"
         return handed
 
@@ -596,7 +599,7 @@ class Runner:
         """Fail the step if it changed an input's content, modes or files. Stat data alone decide nothing:
         linking a stored object for another step or run changes its ctime, and is no change of the input."""
         for name, prefix, handed in farms.values():
-            damaged = self.p.store.check_handed(handed)
+            damaged = self.p.store.local.check_handed(handed)
             if damaged is not None:
                 raise StepError(_modified(name, prefix + damaged))
         digests = self.p.facts.input_digests.get(step.name, {})
@@ -758,9 +761,9 @@ def _check_output_tops(outputs: Mapping[str, Path]) -> None:
             raise StepError(f"the step's output {name!r} {error}") from None
 
 
-def _same_content(store: Any, dest: Path, manifest: Manifest) -> bool:
+def _same_content(store: ResultStore, dest: Path, manifest: Manifest) -> bool:
     try:
-        return bool(store.hasher.digest(dest) == manifest.digest)
+        return bool(store.local.hasher.digest(dest) == manifest.digest)
     except OSError:
         return False
 
