@@ -3,8 +3,9 @@
 The backends: the local store (cache/local.py) and the store with the real test registry behind it
 (cache/tiered.py, plain HTTP on 127.0.0.1, a repository of its own per test). The tests use the protocol's
 verbs only (lookup, publish, materialize, checkout, latest, set_latest); what differs between backends (how a
-store is opened, waiting for background pushes, losing an object) is in `StoreBackend`, the one place that
-builds a store, so a new backend is one more entry there.
+store is opened, waiting for background pushes, losing an object) is in `StoreBackend`; every store is opened
+as the commands open theirs, by `run.session.open_store` from the settings, so a new backend is one more entry
+there and one more branch in `open_store`.
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ import pytest
 
 from mlpipe.cache.base import ResultStore
 from mlpipe.cache.local import LocalStore
-from mlpipe.cache.tiered import RemoteSettings, TieredStore
-from mlpipe.cache.trust import RunContext
+from mlpipe.cache.tiered import TieredStore
+from mlpipe.config import Settings, settings
 from mlpipe.core.results import StepResult
 from mlpipe.digest import Entry, FileHasher, Manifest
+from mlpipe.run.session import open_store
 
 PARTS = {"schema": 1, "run": ["train"], "code": "1" * 40}
 
@@ -45,36 +47,44 @@ class StoreBackend:
 
 
 def _local_lose(store: ResultStore, result: StepResult, entry: Entry) -> None:
-    assert isinstance(store, LocalStore)
-    store.object_path(entry).unlink()
+    store.local.object_path(entry).unlink()
+
+
+def _opener(settings: Settings, opened: list[ResultStore]) -> Callable[[Path], ResultStore]:
+    """Stores opened as every command opens its store: `run.session.open_store` on a workspace at `root`."""
+
+    def open_at(root: Path) -> ResultStore:
+        root.mkdir(parents=True, exist_ok=True)
+        store = open_store(root, settings)[1]
+        opened.append(store)
+        return store
+
+    return open_at
+
+
+def _settle(store: ResultStore) -> None:
+    summary = store.sync({"run_id": "20260101T000000000Z-contractcontract"})
+    assert not summary.get("errors"), summary
 
 
 @pytest.fixture(params=["local", "registry"])
 def backend(request: pytest.FixtureRequest) -> Iterator[StoreBackend]:
+    opened: list[ResultStore] = []
     if request.param == "local":
-        yield StoreBackend("local", LocalStore, lambda store: None, _local_lose, shared=False)
+        local = _opener(settings(environ={}), opened)
+        yield StoreBackend("local", local, lambda store: None, _local_lose, shared=False)
+        assert all(isinstance(store, LocalStore) for store in opened)
         return
     registry = request.getfixturevalue("registry")
     repo = f"contract/{uuid.uuid4().hex[:12]}"
-    context = RunContext(event="push", ref="refs/heads/main", default_branch="main")
-
-    opened: list[ResultStore] = []
-
-    def open_store(root: Path) -> ResultStore:
-        store = TieredStore(
-            root,
-            hasher=None,
-            settings=RemoteSettings(host=registry.host, repo=repo),
-            workspace_root=root,
-            run_context=lambda: context,
-        )
-        opened.append(store)
-        return store
-
-    def settle(store: ResultStore) -> None:
-        assert isinstance(store, TieredStore)
-        summary = store.sync({"run_id": "20260101T000000000Z-contractcontract"})
-        assert not summary.get("errors"), summary
+    # A push to the protected main branch: this run writes the trusted repository.
+    environ = {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_EVENT_NAME": "push",
+        "GITHUB_REF": "refs/heads/main",
+        "MLPIPE_PROTECTED_REFS": "refs/heads/main",
+    }
+    remote = _opener(settings(cli={"cache": f"oci://{registry.host}/{repo}"}, environ=environ), opened)
 
     def lose(store: ResultStore, result: StepResult, entry: Entry) -> None:
         _local_lose(store, result, entry)
@@ -85,9 +95,9 @@ def backend(request: pytest.FixtureRequest) -> Iterator[StoreBackend]:
         for layer in layers:  # every layer of the result: the object is in one of them
             registry.blob_path(layer["digest"]).unlink(missing_ok=True)
 
-    yield StoreBackend("registry", open_store, settle, lose, shared=True)
+    yield StoreBackend("registry", remote, _settle, lose, shared=True)
+    assert all(isinstance(store, TieredStore) for store in opened)
     for store in opened:  # no push left running past the test
-        assert isinstance(store, TieredStore)
         store.sync({"run_id": "20260101T000000000Z-contractcontract"})
 
 

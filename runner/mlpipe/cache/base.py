@@ -1,14 +1,19 @@
-"""What every result store does: look up by fingerprint, publish from staged outputs, materialize outputs."""
+"""What every result store does (`ResultStore`: look up by fingerprint, publish from staged outputs, materialize
+outputs), and the local verbs behind every store (`LocalObjects`: its objects, temp paths and hasher on disk).
+
+Callers hold a `ResultStore`; what only a store on this machine can do (a path of an object, a new object for a
+pull, a temp path on the store's file system, the hasher) they reach through `store.local`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from mlpipe.core.results import StepResult
-from mlpipe.digest import Manifest
+from mlpipe.digest import Entry, FileHasher, Manifest
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -20,7 +25,75 @@ class Published:
     """An entry existed with the same fingerprint but other output digests."""
 
 
+Signature = list[int]
+"""A file's (inode, size, mtime_ns, ctime_ns, mode): content can change only if one of them does."""
+
+
+@dataclass(frozen=True)
+class Handed:
+    """A materialization as handed to a step: what it must hold, and its files' stat data at that moment."""
+
+    manifest: Manifest
+    top: Path
+    content: Path
+    seen: dict[str, Signature]
+
+    def racy(self, since_ns: int) -> dict[str, Signature]:
+        """Files whose ctime is `since_ns` or later: a change within the same clock tick could leave their stat
+        data as seen (git's racy-clean case), so their content is compared after the step."""
+        return {rel: sig for rel, sig in self.seen.items() if sig[3] >= since_ns}
+
+    def distrusting(self, paths: Iterable[str]) -> Handed:
+        """The same farm, with the stat data of `paths` forgotten: their content is compared after the step."""
+        drop = set(paths)
+        return replace(self, seen={rel: sig for rel, sig in self.seen.items() if rel not in drop})
+
+
+class LocalObjects(Protocol):
+    """The store on this machine behind a `ResultStore` (cache/local.py): what a pull, a data set, an input
+    fetcher or the runner's checks of handed-out farms need beyond the result verbs."""
+
+    @property
+    def root(self) -> Path: ...
+
+    @property
+    def hasher(self) -> FileHasher: ...
+
+    def lookup(self, fingerprint: str) -> StepResult | None:
+        """An entry stored here; never asks a registry."""
+        ...
+
+    def commit_result(self, result: StepResult) -> Published:
+        """Write the entry of a result whose objects are all stored here; the first complete entry wins."""
+        ...
+
+    def object_path(self, entry: Entry) -> Path: ...
+
+    def has_object(self, entry: Entry) -> bool: ...
+
+    def temp_path(self, hint: str = "") -> Path:
+        """A fresh path on the store's file system, so a rename into it is atomic."""
+        ...
+
+    def handed(self, path: Path) -> Handed | None:
+        """What `materialize` handed out as `path`, and its files' stat data then."""
+        ...
+
+    def check_handed(self, handed: Handed) -> str | None:
+        """After a step: None if the farm is as handed out, else the first damaged path."""
+        ...
+
+    def save_listing(self, tree: str, files: list[list[Any]]) -> None: ...
+
+    def listing(self, tree: str) -> list[list[Any]] | None: ...
+
+
 class ResultStore(Protocol):
+    @property
+    def local(self) -> LocalObjects:
+        """The store on this machine (the store itself, or the one in front of a registry)."""
+        ...
+
     def lookup(self, fingerprint: str) -> StepResult | None: ...
 
     def publish(self, result: StepResult, staged: Mapping[str, Path]) -> Published:
@@ -40,3 +113,7 @@ class ResultStore(Protocol):
         ...
 
     def set_latest(self, pipeline: str, step: str, fingerprint: str) -> None: ...
+
+    def sync(self, run: Mapping[str, Any]) -> dict[str, Any]:
+        """Wait for background work (pushes to a registry) and say what it did, for the run record."""
+        ...

@@ -24,14 +24,13 @@ import shutil
 import stat
 import sys
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from mlpipe import records
 from mlpipe.cache import intake
-from mlpipe.cache.base import Published
+from mlpipe.cache.base import Handed, LocalObjects, Published, Signature
 from mlpipe.cache.intake import OBJECT_MTIME_NS, UnstorableOutput
 from mlpipe.core.results import StepResult
 from mlpipe.digest import Entry, FileHasher, Manifest, bytes_sha256, walk_files
@@ -120,30 +119,6 @@ class DamagedData(MlpipeError):
         )
 
 
-Signature = list[int]
-"""A file's (inode, size, mtime_ns, ctime_ns, mode): content can change only if one of them does."""
-
-
-@dataclass(frozen=True)
-class Handed:
-    """A materialization as handed to a step: what it must hold, and its files' stat data at that moment."""
-
-    manifest: Manifest
-    top: Path
-    content: Path
-    seen: dict[str, Signature]
-
-    def racy(self, since_ns: int) -> dict[str, Signature]:
-        """Files whose ctime is `since_ns` or later: a change within the same clock tick could leave their stat
-        data as seen (git's racy-clean case), so their content is compared after the step."""
-        return {rel: sig for rel, sig in self.seen.items() if sig[3] >= since_ns}
-
-    def distrusting(self, paths: Iterable[str]) -> Handed:
-        """The same farm, with the stat data of `paths` forgotten: their content is compared after the step."""
-        drop = set(paths)
-        return replace(self, seen={rel: sig for rel, sig in self.seen.items() if rel not in drop})
-
-
 class LocalStore:
     def __init__(self, root: Path, *, hasher: FileHasher | None = None) -> None:
         self.root = root
@@ -151,6 +126,11 @@ class LocalStore:
         self._tmp = root / "tmp"
         self._dirs: set[str] = set()
         self._handed: dict[str, Handed] = {}
+
+    @property
+    def local(self) -> LocalObjects:
+        """This store: it is the store on this machine."""
+        return self
 
     # -- paths ---------------------------------------------------------------------------------------------
     def object_path(self, entry: Entry) -> Path:
@@ -476,12 +456,16 @@ class LocalStore:
 
     # -- indexes for plan ----------------------------------------------------------------------------------
     def latest(self, pipeline: str, step: str) -> StepResult | None:
+        fingerprint = self.latest_fingerprint(pipeline, step)
+        return None if fingerprint is None else self.lookup(fingerprint)
+
+    def latest_fingerprint(self, pipeline: str, step: str) -> str | None:
         try:
             pointer = json.loads(self._latest_path(pipeline, step).read_bytes())
         except (FileNotFoundError, ValueError):
             return None
         fingerprint = pointer.get("fingerprint") if isinstance(pointer, dict) else None
-        return self.lookup(fingerprint) if isinstance(fingerprint, str) else None
+        return fingerprint if isinstance(fingerprint, str) else None
 
     def set_latest(self, pipeline: str, step: str, fingerprint: str) -> None:
         path = self._latest_path(pipeline, step)

@@ -23,7 +23,7 @@ from mlpipe.cache.base import Published
 from mlpipe.cache.local import LocalStore
 from mlpipe.cache.trust import CacheMode, CachePolicy, RunContext, policy
 from mlpipe.core.results import StepResult
-from mlpipe.digest import FileHasher
+from mlpipe.digest import Manifest
 from mlpipe.errors import CacheError, UsageError
 from mlpipe.text import human_size
 
@@ -79,19 +79,21 @@ def transfer_line(verb: str, result: StepResult, where: str, seconds: float) -> 
     return f"{verb} {step} result {result.fingerprint[:12]} {where} ({files} files, {size}) in {seconds:.1f}s"
 
 
-class TieredStore(LocalStore):
+class TieredStore:
+    """A `ResultStore`: a local store (`local`) with the registry behind it. The result verbs go to the local
+    store first; lookups that miss there go to the registry, and published results are pushed to it."""
+
     def __init__(
         self,
-        root: Path,
+        local: LocalStore,
         *,
-        hasher: FileHasher | None,
         settings: RemoteSettings,
         workspace_root: Path,
         run_context: Callable[[], RunContext],
     ) -> None:
         """`run_context` says where this run stands (event, ref, protection) for the trust policy; it is called
         once, when the registry is first used."""
-        super().__init__(root, hasher=hasher)
+        self._local = local
         self.settings = settings
         self.workspace_root = workspace_root
         self._run_context = run_context
@@ -105,6 +107,12 @@ class TieredStore(LocalStore):
         self.failures: list[str] = []
         self._refused: set[tuple[str, str]] = set()
         """(repository, fingerprint) of entries refused in this run."""
+
+    @property
+    def local(self) -> LocalStore:
+        """The local store in front of the registry: what is fetched lands there, what is published is read
+        from there."""
+        return self._local
 
     # -- the registry, set up on first use -------------------------------------------------------------
     def open_registry(self) -> tuple[Any, CachePolicy] | None:
@@ -124,7 +132,7 @@ class TieredStore(LocalStore):
                     insecure=s.insecure,
                     budget=RetryBudget(s.retry_budget_s),
                 )
-                self._remote = OciCache(client, self)
+                self._remote = OciCache(client, self._local)
                 self._trust = {
                     "event": ctx.event,
                     "ref": ctx.ref,
@@ -165,7 +173,7 @@ class TieredStore(LocalStore):
 
     # -- the ResultStore verbs -------------------------------------------------------------------------
     def lookup(self, fingerprint: str) -> StepResult | None:
-        found = super().lookup(fingerprint)
+        found = self._local.lookup(fingerprint)
         if found is not None or not re.fullmatch(r"[0-9a-f]{64}", fingerprint):
             return found
         opened = self.open_registry()
@@ -197,7 +205,7 @@ class TieredStore(LocalStore):
         return None
 
     def publish(self, result: StepResult, staged: Mapping[str, Path]) -> Published:
-        published = super().publish(result, staged)
+        published = self._local.publish(result, staged)
         opened = self.open_registry()
         # Pushed even when the local store had it: an earlier run may have found the registry down.
         if opened is not None and opened[1].write is not None:
@@ -205,6 +213,21 @@ class TieredStore(LocalStore):
             self.push_in_background(self._push, remote, pol, published.result)
         return published
 
+    def materialize(self, manifest: Manifest, name: str) -> Path:
+        return self._local.materialize(manifest, name)
+
+    def checkout(self, manifest: Manifest, dest: Path) -> None:
+        self._local.checkout(manifest, dest)
+
+    def latest(self, pipeline: str, step: str) -> StepResult | None:
+        """The local pointer's result, fetched from the registry when the local store no longer has it."""
+        fingerprint = self._local.latest_fingerprint(pipeline, step)
+        return None if fingerprint is None else self.lookup(fingerprint)
+
+    def set_latest(self, pipeline: str, step: str, fingerprint: str) -> None:
+        self._local.set_latest(pipeline, step, fingerprint)
+
+    # -- the registry-facing extras ---------------------------------------------------------------------
     def push_in_background(self, push: Callable[..., str], *args: Any) -> None:
         """Run `push(*args)` on the push threads; `sync` waits for it and counts the outcome it returns."""
         with self._lock:
@@ -295,7 +318,7 @@ class TieredStore(LocalStore):
         from mlpipe.git.commands import run_git
 
         root = Path(git.get("root") or self.workspace_root)
-        dest = self.temp_path(".bundle")
+        dest = self._local.temp_path(".bundle")
         try:
             # Leave out what a clone already has: the run's commit, when a remote-tracking ref holds it.
             commit = git.get("commit")

@@ -13,7 +13,7 @@ from mlpipe.run.session import pipeline_path
 from mlpipe.text import human_size
 
 if TYPE_CHECKING:
-    from mlpipe.cache.local import LocalStore
+    from mlpipe.cache.base import ResultStore
 
 
 @click.group("data")
@@ -31,7 +31,7 @@ def _workspace(file: str | None) -> Path:
         return Path.cwd()
 
 
-def _store(file: str | None, cache: str | None) -> LocalStore:
+def _store(file: str | None, cache: str | None) -> ResultStore:
     from mlpipe.cli.options import given_settings
     from mlpipe.config import load_settings
     from mlpipe.run.session import open_store

@@ -80,11 +80,11 @@ def _gc_local(
 
     The run records are read once it holds the store: a run that was going on has recorded what it used.
     """
-    from mlpipe.cache.local import LocalStore
     from mlpipe.run.leftovers import clear_store_tmp, clear_workspace
     from mlpipe.run.locks import store_exclusive
+    from mlpipe.run.session import local_store
 
-    store = LocalStore(workspace.cache)
+    store = local_store(workspace)
     history = RunHistory(workspace.runs)
     if dry_run:
         return gc_local(store, list(history.records()), keep, dry_run=True)

@@ -6,12 +6,11 @@ import json
 
 import click
 
-from mlpipe.cache.local import LocalStore
 from mlpipe.cli.options import cli_settings, file_option, json_option, remote_of
 from mlpipe.digest import FileHasher
 from mlpipe.paths import Workspace
 from mlpipe.release.manifest import NotVerified, load_release, verify
-from mlpipe.run.session import cache_dir, workspace_for
+from mlpipe.run.session import cache_dir, store_of, workspace_for
 from mlpipe.text import table
 
 VERIFY_FORMAT = "mlpipe.verify/1"
@@ -34,14 +33,9 @@ def command(tag: str, file: str | None, cache: str | None, as_json: bool) -> Non
     root = workspace_for(file).root
     settings = cli_settings(cache)
     workspace = Workspace(root, cache_override=cache_dir(settings))
-    registry = remote_of(settings)
-    manifest = load_release(workspace, tag, registry=registry)
-    hasher = FileHasher()
-    store = LocalStore(workspace.cache, hasher=hasher)
-    if registry is not None:  # what is not stored here is fetched (and digest-checked) from the registry
-        from mlpipe.run.stores import open_tiered
-
-        store = open_tiered(workspace.cache, hasher, registry, workspace.root)
+    manifest = load_release(workspace, tag, registry=remote_of(settings))
+    # With a registry behind the local store, what is not stored here is fetched (and digest-checked) from it.
+    store = store_of(workspace, settings, FileHasher())
     findings = verify(manifest, store)
     ok = all(f.ok for f in findings)
     if as_json:

@@ -43,7 +43,7 @@ from mlpipe.images.archives import BadArchive, NotSaved, load_image, save_image
 from mlpipe.text import human_size
 
 if TYPE_CHECKING:
-    from mlpipe.cache.local import LocalStore
+    from mlpipe.cache.base import ResultStore
     from mlpipe.cache.tiered import TieredStore
     from mlpipe.cache.trust import CachePolicy
 
@@ -88,7 +88,7 @@ class Provided:
     later: dict[str, Later] = field(default_factory=dict)
     """Build tag -> what `settle` does for it, once the plan says which steps run."""
 
-    def settle(self, store: LocalStore, running: Collection[str]) -> bool:
+    def settle(self, store: ResultStore, running: Collection[str]) -> bool:
         """Ready the images of the steps that will run: load what only the registry has (a bad artifact is
         built instead), and push what the engine had, as results are pushed: when a step runs. So a run that
         reuses every step downloads no image and asks the registry nothing. True when an image had to be built
@@ -137,7 +137,7 @@ def _note(verb: str, request: BuildRequest, where: str, size: int, started: floa
     print(f"mlpipe: cache: {line}", file=sys.stderr, flush=True)
 
 
-def provide(requests: Sequence[BuildRequest], store: LocalStore, *, build: bool) -> Provided:
+def provide(requests: Sequence[BuildRequest], store: ResultStore, *, build: bool) -> Provided:
     """Each step image's id: from the engine, else from the registry's artifact (loaded by `settle` if a step
     runs), else built now (`build`), else the step is pending (`mlpipe plan`)."""
     if not requests:
@@ -211,7 +211,7 @@ class RegistryImages:
         self.store = store
 
     @staticmethod
-    def of(store: LocalStore) -> RegistryImages | None:
+    def of(store: ResultStore) -> RegistryImages | None:
         from mlpipe.cache.tiered import TieredStore
 
         return RegistryImages(store) if isinstance(store, TieredStore) else None
@@ -252,7 +252,7 @@ class RegistryImages:
         from mlpipe.cache.registry import BlobCorrupt
 
         where = f"{self._where(found.repo)}:{image_tag(request.key)[:18]}…"
-        temp = self.store.temp_path(".image.tar")
+        temp = self.store.local.temp_path(".image.tar")
         started = time.monotonic()
         try:
             with open(temp, "wb") as out:
@@ -319,7 +319,7 @@ class RegistryImages:
         client, tag = remote.client, image_tag(request.key)
         if client.has_manifest(repo, tag, push=True):
             return "image-exists", 0  # the first complete entry wins, as for results
-        temp = self.store.temp_path(".image.tar")
+        temp = self.store.local.temp_path(".image.tar")
         try:
             digest, size = save_image(request.tag, image_id, temp)
             client.ensure_blob(
@@ -348,11 +348,11 @@ class RegistryImages:
 
 
 # -- what this store pushed, so a warm run asks the registry nothing ---------------------------------------------
-def _marker(store: LocalStore, key: str) -> Path:
-    return store.root / "images" / f"{key}.json"
+def _marker(store: ResultStore, key: str) -> Path:
+    return store.local.root / "images" / f"{key}.json"
 
 
-def _marked(store: LocalStore, key: str, repo: str, image_id: str) -> bool:
+def _marked(store: ResultStore, key: str, repo: str, image_id: str) -> bool:
     try:
         pushed = json.loads(_marker(store, key).read_text()).get("pushed") or {}
     except (OSError, ValueError, AttributeError):
@@ -360,12 +360,12 @@ def _marked(store: LocalStore, key: str, repo: str, image_id: str) -> bool:
     return bool(pushed.get(repo) == image_id)
 
 
-def _mark(store: LocalStore, key: str, repo: str, image_id: str) -> None:
+def _mark(store: ResultStore, key: str, repo: str, image_id: str) -> None:
     path = _marker(store, key)
     with contextlib.suppress(OSError, ValueError, AttributeError):
         known = json.loads(path.read_text()) if path.exists() else {}
         pushed = {**(known.get("pushed") or {}), repo: image_id}
         path.parent.mkdir(parents=True, exist_ok=True)
-        staged = store.temp_path(".json")
+        staged = store.local.temp_path(".json")
         staged.write_text(json.dumps({"format": 1, "pushed": pushed}))
         staged.replace(path)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlpipe.cache.local import LocalStore
+from mlpipe.cache.base import ResultStore
 from mlpipe.core.results import StepResult
 from mlpipe.digest import FileHasher, Manifest, bytes_sha256, canonical_json
 from mlpipe.errors import UsageError
@@ -83,19 +83,19 @@ def _gitignore(data: Path, repo_root: Path) -> str | None:
     return line
 
 
-def push(path: Path, store: LocalStore) -> StepResult:
+def push(path: Path, store: ResultStore) -> StepResult:
     """Copy the data into the store (and the registry behind it), after checking it is what was recorded."""
     record, data = _read(path)
     if not data.exists():
         raise DataError(f"{data} is missing; `mlpipe data pull` restores it from the store")
-    manifest = store.hasher.manifest(data)
+    manifest = store.local.hasher.manifest(data)
     if manifest.digest != record.digest:
         raise DataError(
             f"{data} changed since it was recorded (recorded {record.digest}, found {manifest.digest}); "
             f"run `mlpipe data add {data}` to record the new content"
         )
     for entry in manifest.entries:
-        if not store.has_object(entry):
+        if not store.local.has_object(entry):
             _copy_object(store, data / entry.path if entry.path else data, entry)
     result = StepResult(
         fingerprint=data_key(record.digest),
@@ -103,12 +103,12 @@ def push(path: Path, store: LocalStore) -> StepResult:
         outputs={"data": manifest},
         provenance={"data": record.path},
     )
-    published = store.commit_result(result).result
+    published = store.local.commit_result(result).result
     _push_remote(store, published)
     return published
 
 
-def _push_remote(store: LocalStore, result: StepResult) -> None:
+def _push_remote(store: ResultStore, result: StepResult) -> None:
     """With `--cache oci://...`: push the entry as tiered.py pushes a step result, and wait for it."""
     from mlpipe.cache.tiered import TieredStore
 
@@ -123,11 +123,11 @@ def _push_remote(store: LocalStore, result: StepResult) -> None:
     remote.push(pol.write, result, store.trust, mount_from=pol.read)
 
 
-def _copy_object(store: LocalStore, source: Path, entry: Any) -> None:
+def _copy_object(store: ResultStore, source: Path, entry: Any) -> None:
     """Store a copy (never a link: the workspace's data stays writable and the object stays intact)."""
-    target = store.object_path(entry)
+    target = store.local.object_path(entry)
     target.parent.mkdir(parents=True, exist_ok=True)
-    temp = store.temp_path()
+    temp = store.local.temp_path()
     if entry.kind == "link":
         temp.write_bytes(os.readlink(source).encode())
     else:
@@ -136,23 +136,23 @@ def _copy_object(store: LocalStore, source: Path, entry: Any) -> None:
     os.replace(temp, target)
 
 
-def stored_manifest(store: LocalStore, digest: str) -> Manifest | None:
+def stored_manifest(store: ResultStore, digest: str) -> Manifest | None:
     """The data set's manifest from the store (or the registry behind it); None when neither has it."""
     result = store.lookup(data_key(digest))
     manifest = result.outputs.get("data") if result is not None else None
     return manifest if manifest is not None and manifest.digest == digest else None
 
 
-def pull(path: Path, store: LocalStore) -> Path:
+def pull(path: Path, store: ResultStore) -> Path:
     """Restore the data a data file records, verified; data already in place is left alone."""
     record, data = _read(path)
-    if data.exists() and store.hasher.manifest(data).digest == record.digest:
+    if data.exists() and store.local.hasher.manifest(data).digest == record.digest:
         return data
     restore(data, record.digest, store)
     return data
 
 
-def restore(data: Path, digest: str, store: LocalStore) -> None:
+def restore(data: Path, digest: str, store: ResultStore) -> None:
     manifest = stored_manifest(store, digest)
     if manifest is None:
         raise DataError(
@@ -160,7 +160,7 @@ def restore(data: Path, digest: str, store: LocalStore) -> None:
             f"run `mlpipe data push {data}` where the data is (with the same --cache)"
         )
     store.checkout(manifest, data)
-    found = store.hasher.manifest(data).digest
+    found = store.local.hasher.manifest(data).digest
     if found != digest:
         with contextlib.suppress(OSError):
             shutil.rmtree(data) if data.is_dir() else data.unlink()

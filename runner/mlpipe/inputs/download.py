@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from mlpipe.cache.local import LocalStore
+from mlpipe.cache.base import ResultStore
 from mlpipe.digest import Entry, Manifest
 from mlpipe.inputs.base import InputUnavailable
 
@@ -46,10 +46,10 @@ def file_name(url: str, fallback: str) -> str:
     return name if name and name not in {".", ".."} else fallback
 
 
-def stored_manifest(store: LocalStore, sha256: str) -> Manifest | None:
+def stored_manifest(store: ResultStore, sha256: str) -> Manifest | None:
     entry = Entry(path="", kind="file", executable=False, size=0, sha256=sha256)
     try:
-        size = store.object_path(entry).stat().st_size
+        size = store.local.object_path(entry).stat().st_size
     except FileNotFoundError:
         return None
     return Manifest(
@@ -58,7 +58,7 @@ def stored_manifest(store: LocalStore, sha256: str) -> Manifest | None:
 
 
 def fetch(
-    store: LocalStore,
+    store: ResultStore,
     *,
     name: str,
     url: str,
@@ -71,7 +71,7 @@ def fetch(
     found = stored_manifest(store, sha256)
     if found is not None:
         return found
-    temp = store.temp_path(".download")
+    temp = store.local.temp_path(".download")
     try:
         got = _download(url, temp, name=name, timeout_s=timeout_s, attempts=attempts, sleep=sleep)
         if got != sha256:
@@ -80,7 +80,7 @@ def fetch(
                 "nothing was stored (update the sha256 if the file was meant to change)"
             )
         os.chmod(temp, 0o444)
-        target = store.object_path(Entry(path="", kind="file", executable=False, size=0, sha256=sha256))
+        target = store.local.object_path(Entry(path="", kind="file", executable=False, size=0, sha256=sha256))
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(temp, target)
     finally:

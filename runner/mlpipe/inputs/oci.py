@@ -14,7 +14,7 @@ import posixpath
 import sys
 from typing import Any
 
-from mlpipe.cache.local import LocalStore
+from mlpipe.cache.base import ResultStore
 from mlpipe.core.results import StepResult
 from mlpipe.digest import Entry, Manifest, bytes_sha256, canonical_json, is_digest
 from mlpipe.inputs.base import InputUnavailable, RegistryAccess
@@ -34,9 +34,9 @@ def entry_key(digest: str) -> str:
     return bytes_sha256(canonical_json({"format": FORMAT, "digest": digest}))
 
 
-def fetch(store: LocalStore, item: OciInput, access: RegistryAccess) -> Manifest:
+def fetch(store: ResultStore, item: OciInput, access: RegistryAccess) -> Manifest:
     """The artifact's files as a manifest, fetched into the store first when it lacks them."""
-    stored = LocalStore.lookup(store, entry_key(item.digest))  # never the registry cache behind the store
+    stored = store.local.lookup(entry_key(item.digest))  # never the registry behind the store
     if stored is not None and "data" in stored.outputs:
         return stored.outputs["data"]
     from mlpipe.errors import CacheError
@@ -51,10 +51,10 @@ def fetch(store: LocalStore, item: OciInput, access: RegistryAccess) -> Manifest
         outputs={"data": manifest},
         provenance={"oci": item.ref},
     )
-    return store.commit_result(result).result.outputs["data"]
+    return store.local.commit_result(result).result.outputs["data"]
 
 
-def _fetch(store: LocalStore, item: OciInput, access: RegistryAccess) -> Manifest:
+def _fetch(store: ResultStore, item: OciInput, access: RegistryAccess) -> Manifest:
     client = access.client(item.host, warn=_warn)
     got = client.get_manifest(item.repo, item.digest)
     if got is None:
@@ -109,12 +109,12 @@ def _title(item: OciInput, layer: dict[str, Any]) -> str:
     return clean
 
 
-def _layer(store: LocalStore, client: Any, item: OciInput, layer: dict[str, Any], title: str) -> Entry:
+def _layer(store: ResultStore, client: Any, item: OciInput, layer: dict[str, Any], title: str) -> Entry:
     digest = str(layer["digest"])
     entry = Entry(path=title, kind="file", executable=False, size=0, sha256=digest.removeprefix("sha256:"))
-    target = store.object_path(entry)
+    target = store.local.object_path(entry)
     if not target.exists():
-        temp = store.temp_path(".oci")
+        temp = store.local.temp_path(".oci")
         try:
             with open(temp, "wb") as out:
                 client.download_blob(item.repo, digest, out)  # verified against the digest while streaming

@@ -10,7 +10,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from mlpipe.cache.local import LocalStore
+from mlpipe.cache.base import ResultStore
 from mlpipe.digest import FileHasher, bytes_sha256
 from mlpipe.inputs.base import RegistryAccess
 from mlpipe.spec.model import DataInput, ExternalInput, Input, OciInput, RepoInput, Step, UrlInput
@@ -68,7 +68,7 @@ def _check_workspace_copy(root: Path, item: DataInput, hasher: FileHasher) -> No
         )
 
 
-def input_path(root: Path, item: Input, store: LocalStore, access: RegistryAccess) -> Path:
+def input_path(root: Path, item: Input, store: ResultStore, access: RegistryAccess) -> Path:
     """Where the step reads a repository, external, URL or data-file input."""
     if isinstance(item, RepoInput):
         return root / item.path
@@ -98,6 +98,6 @@ def other_digests(root: Path, inputs: Iterable[Input], hasher: FileHasher) -> di
     return {i.name: input_digest(root, i, hasher) for i in inputs if isinstance(i, OTHER)}
 
 
-def other_paths(root: Path, step: Step, store: LocalStore, access: RegistryAccess) -> dict[str, Path]:
+def other_paths(root: Path, step: Step, store: ResultStore, access: RegistryAccess) -> dict[str, Path]:
     """The paths of a step's URL, external and data-file inputs, fetched into the store when needed."""
     return {n: input_path(root, i, store, access) for n, i in step.inputs.items() if isinstance(i, OTHER)}

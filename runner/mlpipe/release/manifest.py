@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlpipe.cache.local import LocalStore
+from mlpipe.cache.base import ResultStore
 from mlpipe.digest import Entry, bytes_sha256, canonical_json, file_sha256, is_digest
 from mlpipe.errors import MlpipeError, UsageError
 from mlpipe.git.provenance import GitInfo
@@ -213,7 +213,7 @@ class Finding:
     message: str
 
 
-def verify(manifest: Mapping[str, Any], store: LocalStore) -> list[Finding]:
+def verify(manifest: Mapping[str, Any], store: ResultStore) -> list[Finding]:
     """Every output the manifest names: its stored result present, its digest the manifest's, every object
     intact (re-hashed). A store behind a registry fetches what is not local first."""
     found: list[Finding] = []
@@ -240,8 +240,8 @@ def verify(manifest: Mapping[str, Any], store: LocalStore) -> list[Finding]:
     return found
 
 
-def _intact(store: LocalStore, entry: Entry) -> bool:
-    path = store.object_path(entry)
+def _intact(store: ResultStore, entry: Entry) -> bool:
+    path = store.local.object_path(entry)
     if not path.is_file():
         return False
     return entry.kind != "file" or file_sha256(path) == entry.sha256

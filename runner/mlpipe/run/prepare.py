@@ -11,7 +11,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlpipe.cache.local import LocalStore
+from mlpipe.cache.base import ResultStore
 from mlpipe.core import dag
 from mlpipe.core.plan import Facts, Plan, make_plan
 from mlpipe.digest import FileHasher
@@ -44,7 +44,7 @@ class Selected:
 class Prepared:
     pipeline: Pipeline
     workspace: Workspace
-    store: LocalStore
+    store: ResultStore
     git: GitInfo
     snapshotter: Snapshotter
     snapshots: dict[str, Snapshot]
@@ -98,7 +98,7 @@ class Site:
     """Where a runner works: the workspace, its store, and the checkout's git state."""
 
     workspace: Workspace
-    store: LocalStore
+    store: ResultStore
     git: GitInfo
     snapshotter: Snapshotter
     """Snapshots a dirty checkout into the run's snapshot ref."""
@@ -107,7 +107,7 @@ class Site:
 def prepare(
     pipeline: Pipeline,
     workspace: Workspace,
-    store: LocalStore,
+    store: ResultStore,
     selection: Selected,
     *,
     hasher: FileHasher,
@@ -133,7 +133,7 @@ def prepare(
         if code not in snapshots:
             snapshots[code] = snapshotter.snapshot(workspace.root / code)
     for snap in snapshots.values():
-        store.save_listing(snap.tree, [[f.path, f.mode, f.blob] for f in snap.files])
+        store.local.save_listing(snap.tree, [[f.path, f.mode, f.blob] for f in snap.files])
 
     facts = Facts(
         code_trees={code: snap.tree for code, snap in snapshots.items()},
@@ -147,7 +147,7 @@ def prepare(
     hasher.save()
 
     def code_changes(old: str, new: str) -> list[tuple[str, str]] | None:
-        before, after = store.listing(old), store.listing(new)
+        before, after = store.local.listing(old), store.local.listing(new)
         if before is None or after is None:
             return None
         return diff_files(_files(before), _files(after))
@@ -224,7 +224,7 @@ def _built_images(
     order: Sequence[str],
     snapshotter: Snapshotter,
     workspace: Workspace,
-    store: LocalStore,
+    store: ResultStore,
     *,
     build: bool,
     strict: bool,

@@ -19,8 +19,9 @@ from types import FrameType
 from typing import Any
 
 from mlpipe import __version__, records
+from mlpipe.cache.base import Handed, ResultStore
 from mlpipe.cache.intake import UnstorableOutput, check_top
-from mlpipe.cache.local import DamagedData, Handed
+from mlpipe.cache.local import DamagedData
 from mlpipe.core.plan import decide, fingerprint_step, gathered_refs, output_refs
 from mlpipe.core.results import StepResult
 from mlpipe.digest import FileHasher, Manifest, tree_signature, walk_files
@@ -308,11 +309,13 @@ class Runner:
         record.started_at = utc_now()
         record.log = workspace_path(self.site.workspace.root, log_path)
         self.reporter.step_started(name, record)
-        known = self.site.store.hasher.signatures  # repo inputs were walked once already, to digest them
+        known = (
+            self.site.store.local.hasher.signatures
+        )  # repo inputs were walked once already, to digest them
         before = {
             n: known.get(os.fspath(path)) or _state(path)
             for n, path in inputs.items()
-            if self.site.store.handed(path) is None and n not in farms
+            if self.site.store.local.handed(path) is None and n not in farms
         }
         farms = _settled(farms)
         self.history.write(self.record)  # before the step starts: a kill -9 from now on leaves it `running`
@@ -349,7 +352,9 @@ class Runner:
                 finished.error = str(error)
             except Exception as error:  # noqa: BLE001 - reported on the step, never lost
                 what = f"the outputs of step {name!r} ({', '.join(outputs)})"
-                finished.error = f"storing the result failed: {_describe(error, self.site.store.root, what)}"
+                finished.error = (
+                    f"storing the result failed: {_describe(error, self.site.store.local.root, what)}"
+                )
             finally:
                 # Done first: removing the step's code copy and staging is off the next step's path.
                 self._done.put(finished)
@@ -411,7 +416,7 @@ class Runner:
             if cache.get("required") and cache.get("unavailable") and self.record.status == "succeeded":
                 self.record.status = "failed"
         self.history.write(self.record)
-        self.site.store.hasher.save()
+        self.site.store.local.hasher.save()
         remove_tree(
             self.site.workspace.tmp / self.run_id
         )  # read-only code copies of steps killed mid-way too
@@ -470,7 +475,7 @@ class Runner:
                 self.site.workspace.tmp / self.run_id / step.name / "gathered" / key, found, output
             )
         for key, path in paths.items():
-            handed = self.site.store.handed(path)
+            handed = self.site.store.local.handed(path)
             if handed is not None:
                 farms[key] = (key, "", handed)
         return paths, farms
@@ -487,7 +492,7 @@ class Runner:
             ) from None
 
     def _handed(self, path: Path) -> Handed:
-        handed = self.site.store.handed(path)
+        handed = self.site.store.local.handed(path)
         assert handed is not None, "materialize records what it hands out"
         return handed
 
@@ -604,7 +609,7 @@ class Runner:
         """Fail the step if it changed an input's content, modes or files. Stat data alone decide nothing:
         linking a stored object for another step or run changes its ctime, and is no change of the input."""
         for name, prefix, handed in farms.values():
-            damaged = self.site.store.check_handed(handed)
+            damaged = self.site.store.local.check_handed(handed)
             if damaged is not None:
                 raise StepError(_modified(name, prefix + damaged))
         digests = self.work.facts.input_digests.get(step.name, {})
@@ -766,9 +771,9 @@ def _check_output_tops(outputs: Mapping[str, Path]) -> None:
             raise StepError(f"the step's output {name!r} {error}") from None
 
 
-def _same_content(store: Any, dest: Path, manifest: Manifest) -> bool:
+def _same_content(store: ResultStore, dest: Path, manifest: Manifest) -> bool:
     try:
-        return bool(store.hasher.digest(dest) == manifest.digest)
+        return bool(store.local.hasher.digest(dest) == manifest.digest)
     except OSError:
         return False
 

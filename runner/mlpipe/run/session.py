@@ -13,6 +13,7 @@ from mlpipe.spec.load import load_pipeline, parse_overrides
 from mlpipe.spec.model import Pipeline
 
 if TYPE_CHECKING:  # `validate` only loads the file: the store and config stay unimported
+    from mlpipe.cache.base import ResultStore
     from mlpipe.cache.local import LocalStore
     from mlpipe.config import Settings
     from mlpipe.digest import FileHasher
@@ -24,7 +25,7 @@ DEFAULT_FILE = "mlpipe.yaml"
 class Session:
     pipeline: Pipeline
     workspace: Workspace
-    store: LocalStore
+    store: ResultStore
     hasher: FileHasher
     settings: Settings
     """From the command line, the environment and the config files (`mlpipe.config`), read once."""
@@ -80,9 +81,9 @@ def open_session(
     return Session(pipeline, workspace, store, hasher, settings)
 
 
-def open_store(root: Path, settings: Settings) -> tuple[Workspace, LocalStore, FileHasher]:
-    """The workspace at `root`, its result store (with the settings' registry behind it) and file hasher."""
-    from mlpipe.cache.local import LocalStore
+def open_store(root: Path, settings: Settings) -> tuple[Workspace, ResultStore, FileHasher]:
+    """The workspace at `root`, its result store (with the settings' registry behind it) and file hasher: how
+    every command gets its store."""
     from mlpipe.digest import FileHasher
     from mlpipe.statcache import StatCache
 
@@ -90,11 +91,22 @@ def open_store(root: Path, settings: Settings) -> tuple[Workspace, LocalStore, F
     hasher = FileHasher(
         StatCache(workspace.state / "statcache.json", workspace.root, exclude=workspace.state)
     )
+    return workspace, store_of(workspace, settings, hasher), hasher
+
+
+def store_of(workspace: Workspace, settings: Settings, hasher: FileHasher | None = None) -> ResultStore:
+    """The result store of `workspace`: its local store, with the settings' registry behind it if they name one."""
+    local = local_store(workspace, hasher)
     if settings.remote_cache is None:
-        return workspace, LocalStore(workspace.cache, hasher=hasher), hasher
-    from mlpipe.run.stores import open_tiered, remote_settings  # requests and oras only with a registry
+        return local
+    from mlpipe.run.stores import remote_settings, tiered  # requests and oras only with a registry
 
     remote = remote_settings(settings)
-    if remote is None:
-        return workspace, LocalStore(workspace.cache, hasher=hasher), hasher
-    return workspace, open_tiered(workspace.cache, hasher, remote, workspace.root), hasher
+    return local if remote is None else tiered(local, remote, workspace.root)
+
+
+def local_store(workspace: Workspace, hasher: FileHasher | None = None) -> LocalStore:
+    """The workspace's local store alone, never a registry (gc and fsck of this machine's store)."""
+    from mlpipe.cache.local import LocalStore
+
+    return LocalStore(workspace.cache, hasher=hasher)

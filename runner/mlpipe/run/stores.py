@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, cast
 
+from mlpipe.cache.local import LocalStore
 from mlpipe.cache.tiered import RemoteSettings, TieredStore, parse_oci_url
 from mlpipe.cache.trust import MODES, CacheMode, CachePolicy, RunContext
 from mlpipe.config import Settings
-from mlpipe.digest import FileHasher
 from mlpipe.errors import UsageError
 
 
@@ -86,19 +86,14 @@ def _remote_head(root: Path) -> str | None:
     return out.decode().strip().removeprefix("refs/remotes/origin/") or None
 
 
-def open_tiered(root: Path, hasher: FileHasher, remote: RemoteSettings, workspace_root: Path) -> TieredStore:
-    return _tiered(root, hasher, remote, workspace_root)
-
-
-def _tiered(
-    root: Path, hasher: FileHasher | None, settings: RemoteSettings, workspace_root: Path
-) -> TieredStore:
+def tiered(local: LocalStore, remote: RemoteSettings, workspace_root: Path) -> TieredStore:
+    """`local` with the registry `remote` behind it; where the run stands is read from git and the environment
+    when the registry is first used. The one place a TieredStore is made (`run.session.open_store` calls it)."""
     return TieredStore(
-        root,
-        hasher=hasher,
-        settings=settings,
+        local,
+        settings=remote,
         workspace_root=workspace_root,
-        run_context=lambda: run_context(workspace_root, settings.environ),
+        run_context=lambda: run_context(workspace_root, remote.environ),
     )
 
 
@@ -160,7 +155,7 @@ def open_remote(
     remote: RemoteSettings, cache_root: Path, workspace_root: Path
 ) -> tuple[Any, CachePolicy] | None:
     """The registry client and this run's trust policy, without a local store in front (None: --cache-mode off)."""
-    return _tiered(cache_root, None, remote, workspace_root).open_registry()
+    return tiered(LocalStore(cache_root), remote, workspace_root).open_registry()
 
 
 def registry_gc(
@@ -169,7 +164,7 @@ def registry_gc(
     """gc of the registry repository this run writes (the trusted one on a protected ref)."""
     from mlpipe.cache.gc import gc_registry
 
-    opened = _tiered(cache_root, None, remote, workspace_root).open_registry()
+    opened = open_remote(remote, cache_root, workspace_root)
     if opened is None:
         raise UsageError("--cache-mode off: no registry to clean")
     client, _ = opened
