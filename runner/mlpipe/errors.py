@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 class MlpipeError(Exception):
@@ -71,3 +74,15 @@ class PipelineFailed(MlpipeError):
     def __init__(self, message: str, *, exit_code: int = 1) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class BrokenInvariant(AssertionError):
+    """mlpipe broke one of its own rules (a bug, never a user's mistake): the CLI shows the traceback and asks
+    for a report. Raised by `present`, not by `assert`, so `python -O` keeps the check."""
+
+
+def present(value: T | None, why: str) -> T:
+    """`value`, which mlpipe's own logic guarantees is set here; BrokenInvariant(why) when it is not."""
+    if value is None:
+        raise BrokenInvariant(why)
+    return value

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO, Protocol
 
 from mlpipe.digest import Entry
+from mlpipe.errors import present
 from mlpipe.records import OBJECT_NAME
 
 RAW_THRESHOLD = 1 << 20
@@ -264,7 +265,7 @@ class TarObjectSink:
         out, key = self._out, self._key
         if out is None:
             return
-        assert key is not None
+        key = present(key, "a tar member written without its object key")
         self._out = None
         if self._hash.hexdigest() != key.sha256:
             out.discard()

@@ -34,7 +34,7 @@ from mlpipe.cache.base import Handed, LocalObjects, Published, Signature
 from mlpipe.cache.intake import OBJECT_MTIME_NS, UnstorableOutput
 from mlpipe.core.results import StepResult
 from mlpipe.digest import Entry, FileHasher, Manifest, bytes_sha256, walk_files
-from mlpipe.errors import MlpipeError
+from mlpipe.errors import MlpipeError, present
 from mlpipe.treepaths import UnsafeTree
 
 LAYOUT = 1
@@ -89,8 +89,7 @@ class NewObject:
             os.utime(self.fd, ns=(OBJECT_MTIME_NS, OBJECT_MTIME_NS))  # see intake.OBJECT_MTIME_NS
             os.close(self.fd)
             self.fd = -1
-            assert self._temp is not None
-            os.replace(self._temp, self.target)
+            os.replace(present(self._temp, "an object committed twice"), self.target)
             self._temp = None
         finally:
             self.discard()

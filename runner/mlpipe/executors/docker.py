@@ -20,7 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from mlpipe.errors import ContainerError, MlpipeError
+from mlpipe.errors import ContainerError, MlpipeError, present
 from mlpipe.executors.base import ContainerSpec, Mount, Placed, StepOutcome, StepPaths, StepRequest
 from mlpipe.executors.orphans import Owner, owner_labels, remove_orphans
 from mlpipe.executors.stopping import Stopper
@@ -161,8 +161,7 @@ def create_args(request: StepRequest, engine: Engine) -> dict[str, Any]:
     from docker.types import DeviceRequest, Ulimit
     from docker.types import Mount as DockerMount
 
-    spec = request.container
-    assert spec is not None
+    spec = present(request.container, "a container step without its container")
     args: dict[str, Any] = {
         "image": spec.image,
         "command": container_argv(request.command),
@@ -294,8 +293,7 @@ class ContainerStep:
         self._waiter.start()
 
     def _create(self, executor: DockerExecutor) -> None:
-        assert self.request.container is not None
-        require_sources(self.request.container.mounts)
+        require_sources(present(self.request.container, "a container step without its container").mounts)
         self._engine, facts = executor.connect()
         self._box = Container(self._engine, create_args(self.request, facts))
         self.container = self._box.__enter__()

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import IO
 
+from mlpipe.errors import present
 from mlpipe.executors.base import ContainerSpec, Placed, StepOutcome, StepPaths, StepRequest
 from mlpipe.executors.orphans import forget_host_step, record_host_step
 from mlpipe.executors.stopping import Stopper
@@ -82,13 +83,13 @@ class Guardian:
         )
 
     def tell(self, line: str) -> None:
-        assert self._process.stdin is not None
+        stdin = present(self._process.stdin, "the guardian started without its pipe")
         with (
             self._lock,
             contextlib.suppress(OSError, ValueError),
         ):  # it died: steps are still stopped by mlpipe
-            self._process.stdin.write(line.encode() + b"\n")
-            self._process.stdin.flush()
+            stdin.write(line.encode() + b"\n")
+            stdin.flush()
 
 
 class HostExecutor:
@@ -149,8 +150,8 @@ class HostStep:
             self._reader.start()
 
     def _pump(self) -> None:
-        assert self.process is not None and self.process.stdout is not None
-        stream: IO[bytes] = self.process.stdout
+        process = present(self.process, "a step's output read before it started")
+        stream: IO[bytes] = present(process.stdout, "a step started without its output pipe")
         for raw in iter(stream.readline, b""):
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
             for prefix, replacement in self.request.rewrites:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from mlpipe.errors import MlpipeError
+from mlpipe.errors import BrokenInvariant, MlpipeError, present
 from mlpipe.git.commands import RepoPaths, find_repo, run_git
 from mlpipe.git.ignore import RULE_FILES, RuleStack, is_excluded, read_rules
 from mlpipe.git.index import MODE_TREE, IndexEntry, read_index, tree_id
@@ -250,7 +250,8 @@ class Snapshotter:
             return False
         mtime = entry.mtime
         ctime = entry.ctime
-        assert isinstance(mtime, tuple) and isinstance(ctime, tuple)
+        if not (isinstance(mtime, tuple) and isinstance(ctime, tuple)):
+            raise BrokenInvariant("an index entry without (seconds, nanoseconds) times")
         return (
             mtime[0] < self._index_mtime
             and entry.size == st.st_size & 0xFFFFFFFF
@@ -265,8 +266,8 @@ class Snapshotter:
             return
         if self._uses_filters():
             # Clean filters, eol and autocrlf conversions apply exactly as `git add` would apply them.
-            assert self.repo is not None
-            blobs = hash_with_git(self.repo.root, [r.path for r in pending])
+            repo = present(self.repo, "git filters apply only inside a repository")
+            blobs = hash_with_git(repo.root, [r.path for r in pending])
             for record, blob in zip(pending, blobs, strict=True):
                 record.blob = blob
         else:

@@ -20,6 +20,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from mlpipe.core.compare import RunDiff
 from mlpipe.core.plan import Plan
+from mlpipe.errors import present
 from mlpipe.github import summary as md
 from mlpipe.github.annotations import Annotation, Layout, StepSource, batches, collect
 from mlpipe.github.client import GitHubAPI, GitHubAPIError
@@ -129,15 +130,16 @@ class GitHubReporter:
         self._last_update = self.clock()
 
     def _update(self) -> None:
-        assert self.check is not None
-        self.check.update({"status": "in_progress", "output": self._output(annotations=None)})
+        present(self.check, "a check run updated before it was created").update(
+            {"status": "in_progress", "output": self._output(annotations=None)}
+        )
         self._last_update = self.clock()
         self._stale = False
 
     def _output(self, annotations: list[Annotation] | None) -> dict[str, Any]:
-        assert self.record is not None
+        record = present(self.record, "a check run's output before the run began")
         output: dict[str, Any] = {
-            "title": md.title(self.record),
+            "title": md.title(record),
             "summary": md.truncate(self._markdown()),
         }
         if annotations:
@@ -145,9 +147,8 @@ class GitHubReporter:
         return output
 
     def _markdown(self) -> str:
-        assert self.record is not None
         return md.render(
-            self.record,
+            present(self.record, "a check run's summary before the run began"),
             self.plan,
             upstream=self.upstream,
             run_url=self.ctx.run_url,
@@ -157,8 +158,7 @@ class GitHubReporter:
 
     # -- the end -------------------------------------------------------------------------------------------
     def _finish(self) -> None:
-        record = self.record
-        assert record is not None
+        record = present(self.record, "a check run finished before the run began")
         found = collect(record, self.layout, self._logs(record))
         if self.compare is not None:
             try:
@@ -176,11 +176,11 @@ class GitHubReporter:
         self._guard(lambda: self._write_files(record, markdown))
 
     def _complete(self, record: RunRecord, found: list[Annotation]) -> None:
-        assert self.check is not None
+        check = present(self.check, "a check run completed before it was created")
         groups = batches(found)
         for group in groups[:-1]:
-            self.check.update({"status": "in_progress", "output": self._output(group)})
-        self.check.update(
+            check.update({"status": "in_progress", "output": self._output(group)})
+        check.update(
             {
                 "status": "completed",
                 "conclusion": md.conclusion(record),

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from mlpipe.cache.base import ResultStore
 from mlpipe.digest import Entry, Manifest
+from mlpipe.errors import present
 from mlpipe.inputs.base import InputUnavailable
 
 TIMEOUT_S = 30.0
@@ -86,9 +87,7 @@ def fetch(
     finally:
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()
-    found = stored_manifest(store, sha256)
-    assert found is not None
-    return found
+    return present(stored_manifest(store, sha256), "a download stored but not found in the store")
 
 
 def _download(

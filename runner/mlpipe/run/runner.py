@@ -26,6 +26,7 @@ from mlpipe.core.plan import decide, fingerprint_step, gathered_refs, output_ref
 from mlpipe.core.results import StepResult
 from mlpipe.digest import FileHasher, Manifest, tree_signature, walk_files
 from mlpipe.diskspace import full_disk, is_full
+from mlpipe.errors import present
 from mlpipe.executors.base import (
     ContainerSpec,
     Executor,
@@ -492,9 +493,7 @@ class Runner:
             ) from None
 
     def _handed(self, path: Path) -> Handed:
-        handed = self.site.store.local.handed(path)
-        assert handed is not None, "materialize records what it hands out"
-        return handed
+        return present(self.site.store.local.handed(path), "materialize records what it hands out")
 
     def _resolver(self, step: Step, inputs: Mapping[str, Path], outputs: Mapping[str, Path]) -> Any:
         params = {name: p.value for name, p in self.work.pipeline.params.items()} | dict(step.matrix)
@@ -543,8 +542,7 @@ class Runner:
     def _take_gpus(self, name: str, step: Step) -> tuple[Gpu, ...]:
         if not step.gpus:
             return ()
-        taken = self.gpu_pool.take(step.gpus)
-        assert taken is not None, "started only when enough GPUs are free"
+        taken = present(self.gpu_pool.take(step.gpus), "a step is started only when enough GPUs are free")
         self._gpus_held[name] = taken
         return taken
 

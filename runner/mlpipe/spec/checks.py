@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from itertools import pairwise
 
+from mlpipe.errors import present
 from mlpipe.graphs import find_cycles
 from mlpipe.spec.matrix import split
 from mlpipe.spec.refs import Ref
@@ -48,12 +49,12 @@ def _check_ref(
     reader: Reader, params: Collection[str], drafts: Mapping[str, Draft], draft: Draft, site: Site
 ) -> str | None:
     """Report a reference that does not resolve; return the step it makes this one wait for, if any."""
-    assert site.ref is not None
-    problem = _ref_problem(params, drafts, draft, site.ref, in_input=".inputs." in site.key)
+    ref = present(site.ref, "a reference site without its reference")
+    problem = _ref_problem(params, drafts, draft, ref, in_input=".inputs." in site.key)
     if problem is not None:
         reader.add(site.node, site.key, *problem, offset=site.offset)
         return None
-    return None if site.ref.step is None else split(site.ref.step)[0]
+    return None if ref.step is None else split(ref.step)[0]
 
 
 def _ref_problem(

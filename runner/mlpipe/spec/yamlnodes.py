@@ -13,7 +13,7 @@ import yaml
 from yaml.events import AliasEvent, CollectionStartEvent, ScalarEvent
 from yaml.nodes import CollectionNode, MappingNode, Node, ScalarNode, SequenceNode
 
-from mlpipe.errors import Problem
+from mlpipe.errors import BrokenInvariant, Problem
 from mlpipe.spec.model import Location
 
 
@@ -59,7 +59,8 @@ def describe(node: Node) -> str:
         return "a mapping"
     if isinstance(node, SequenceNode):
         return "a list"
-    assert isinstance(node, ScalarNode)
+    if not isinstance(node, ScalarNode):
+        raise BrokenInvariant(f"a YAML node that is no mapping, list or scalar: {type(node).__name__}")
     value = plain(node)
     if value is None:
         return "null"
