@@ -22,7 +22,6 @@ import json
 import os
 import shutil
 import stat
-import sys
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -35,15 +34,12 @@ from mlpipe.cache.intake import OBJECT_MTIME_NS, UnstorableOutput
 from mlpipe.core.results import StepResult
 from mlpipe.digest import Entry, FileHasher, Manifest, bytes_sha256, walk_files
 from mlpipe.errors import MlpipeError, present
+from mlpipe.events import Sink, to_stderr, warning
 from mlpipe.treepaths import UnsafeTree
 
 LAYOUT = 1
 FARM_STAT_SUFFIX = "-@stat.json"
 """materialized/<digest>-@stat.json: a farm's stat data when last found whole ('@' is in no alias name)."""
-
-
-def _warn(message: str) -> None:
-    print(f"mlpipe: warning: {message}", file=sys.stderr)
 
 
 def _check_paths(manifest: Manifest, link_target: Callable[[Entry], str]) -> None:
@@ -119,9 +115,11 @@ class DamagedData(MlpipeError):
 
 
 class LocalStore:
-    def __init__(self, root: Path, *, hasher: FileHasher | None = None) -> None:
+    def __init__(self, root: Path, *, hasher: FileHasher | None = None, sink: Sink = to_stderr) -> None:
+        """`sink` hears what the store ignores or drops (a corrupt entry, a changed object)."""
         self.root = root
         self.hasher = hasher or FileHasher()
+        self.sink = sink
         self._tmp = root / "tmp"
         self._dirs: set[str] = set()
         self._handed: dict[str, Handed] = {}
@@ -162,11 +160,13 @@ class LocalStore:
         except FileNotFoundError:
             return None
         except (ValueError, KeyError, TypeError, AttributeError) as error:  # also JSON of the wrong shape
-            _warn(f"ignoring corrupt cache entry {path}: {error}")
+            self.sink(warning(f"ignoring corrupt cache entry {path}: {error}"))
             return None
         if missing is not None:
-            _warn(
-                f"ignoring incomplete cache entry {fingerprint[:12]}: object of {missing.path!r} is missing"
+            self.sink(
+                warning(
+                    f"ignoring incomplete cache entry {fingerprint[:12]}: object of {missing.path!r} is missing"
+                )
             )
             return None
         return result
@@ -390,7 +390,9 @@ class LocalStore:
                 with contextlib.suppress(PermissionError):  # another user's object in a shared store
                     os.utime(path, ns=(OBJECT_MTIME_NS, OBJECT_MTIME_NS))
         if not sound:
-            _warn(f"dropping stored object {path.name} of {entry.path!r}: its content or mode changed")
+            self.sink(
+                warning(f"dropping stored object {path.name} of {entry.path!r}: its content or mode changed")
+            )
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
         return sound

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -25,6 +24,7 @@ from mlpipe.cache.trust import CacheMode, CachePolicy, RunContext, policy
 from mlpipe.core.results import StepResult
 from mlpipe.digest import Manifest
 from mlpipe.errors import CacheError, UsageError
+from mlpipe.events import Sink, cache_note, to_stderr, warning
 from mlpipe.text import human_size
 
 _REPO_PART = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
@@ -63,15 +63,6 @@ def parse_oci_url(value: str) -> tuple[str, str]:
     return host, repo
 
 
-def _warn(message: str) -> None:
-    print(f"mlpipe: warning: {message}", file=sys.stderr, flush=True)
-
-
-def _note(message: str) -> None:
-    """What the registry transfers did and took: one plain line each, so CI logs show where time went."""
-    print(f"mlpipe: cache: {message}", file=sys.stderr, flush=True)
-
-
 def transfer_line(verb: str, result: StepResult, where: str, seconds: float) -> str:
     files = sum(len(m.entries) for m in result.outputs.values())
     size = human_size(sum(m.size for m in result.outputs.values()))
@@ -90,9 +81,12 @@ class TieredStore:
         settings: RemoteSettings,
         workspace_root: Path,
         run_context: Callable[[], RunContext],
+        sink: Sink = to_stderr,
     ) -> None:
         """`run_context` says where this run stands (event, ref, protection) for the trust policy; it is called
-        once, when the registry is first used."""
+        once, when the registry is first used. `sink` hears the warnings (a registry given up, an entry refused)
+        and one `cache` notice per transfer, so CI logs show where time went."""
+        self.sink = sink
         self._local = local
         self.settings = settings
         self.workspace_root = workspace_root
@@ -152,7 +146,7 @@ class TieredStore:
             self._disabled = True
             self.failures.append(message)
         if first:
-            _warn(f"{message}; going on without the registry {self.settings.url}")
+            self.sink(warning(f"{message}; going on without the registry {self.settings.url}"))
         if self.settings.required:
             raise CacheError(f"{message} (--cache-required)")
 
@@ -169,7 +163,11 @@ class TieredStore:
             self._pushes_refused = True
             self.failures.append(message)
         if first:
-            _warn(f"{message}; still reading from {self.settings.url}, pushing nothing more in this run")
+            self.sink(
+                warning(
+                    f"{message}; still reading from {self.settings.url}, pushing nothing more in this run"
+                )
+            )
 
     # -- the ResultStore verbs -------------------------------------------------------------------------
     def lookup(self, fingerprint: str) -> StepResult | None:
@@ -193,14 +191,14 @@ class TieredStore:
             except Refused as error:
                 with self._lock:
                     self._refused.add((repo, fingerprint))
-                _warn(f"ignoring registry entry {repo}:result-{fingerprint[:12]}…: {error}")
+                self.sink(warning(f"ignoring registry entry {repo}:result-{fingerprint[:12]}…: {error}"))
                 continue
             except CacheError as error:
                 self.fail(error, f"looking up {fingerprint[:12]} in {self.settings.host}/{repo}")
                 return None
             if result is not None:
                 where = f"from {self.settings.host}/{repo}"
-                _note(transfer_line("fetched", result, where, time.monotonic() - started))
+                self.sink(cache_note(transfer_line("fetched", result, where, time.monotonic() - started)))
                 return result
         return None
 
@@ -255,11 +253,11 @@ class TieredStore:
             outcome: str = remote.push(pol.write, result, self._trust, mount_from=pol.read)
             if outcome == "pushed":
                 where = f"to {self.settings.host}/{pol.write}"
-                _note(transfer_line("pushed", result, where, time.monotonic() - started))
+                self.sink(cache_note(transfer_line("pushed", result, where, time.monotonic() - started)))
             return outcome
         except TooLarge as error:  # this result only: the registry is fine
             step = result.provenance.get("step") or "step"
-            _warn(f"not pushing the result of {step}: {error}")
+            self.sink(warning(f"not pushing the result of {step}: {error}"))
             return "too-large"
         except Exception as error:  # noqa: BLE001 - a failed push is reported, never fails the steps
             with contextlib.suppress(CacheError):  # with --cache-required, sync reports it
@@ -274,7 +272,7 @@ class TieredStore:
             pushes, self._pushes = self._pushes, []
         pending = sum(not p.done() for p in pushes)
         if pending:
-            _note(f"waiting for {pending} push(es) to {self.settings.url}")
+            self.sink(cache_note(f"waiting for {pending} push(es) to {self.settings.url}"))
         outcomes = [p.result() for p in pushes]
         if self._pool is not None:
             self._pool.shutdown(wait=True)

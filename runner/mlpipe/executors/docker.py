@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import sys
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -21,6 +20,7 @@ from types import TracebackType
 from typing import Any
 
 from mlpipe.errors import ContainerError, MlpipeError, present
+from mlpipe.events import Sink, message, to_stderr
 from mlpipe.executors.base import ContainerSpec, Mount, Placed, StepOutcome, StepPaths, StepRequest
 from mlpipe.executors.orphans import Owner, owner_labels, remove_orphans
 from mlpipe.executors.stopping import Stopper
@@ -220,7 +220,9 @@ class Container:
 
 
 class DockerExecutor:
-    def __init__(self) -> None:
+    def __init__(self, sink: Sink = to_stderr) -> None:
+        """`sink` hears which containers of ended mlpipe processes were removed."""
+        self.sink = sink
         self._engine: Engine | None = None
         self._lock = threading.Lock()
 
@@ -230,7 +232,7 @@ class DockerExecutor:
         with self._lock:
             if self._engine is None:
                 self._engine = Engine.inspect(engine)
-                report_removed_orphans(remove_orphans(engine))
+                report_removed_orphans(remove_orphans(engine), self.sink)
             return engine, self._engine
 
     def place(self, paths: StepPaths, container: ContainerSpec | None) -> Placed:
@@ -251,10 +253,10 @@ class DockerExecutor:
         return ContainerStep(request, self)
 
 
-def report_removed_orphans(removed: Sequence[tuple[Any, Owner]]) -> None:
+def report_removed_orphans(removed: Sequence[tuple[Any, Owner]], sink: Sink = to_stderr) -> None:
     if removed:
         names = ", ".join(f"{c.name} (step {c.labels.get(LABEL)}, pid {owner.pid})" for c, owner in removed)
-        print(f"mlpipe: removed containers left by mlpipe processes that ended: {names}", file=sys.stderr)
+        sink(message(f"removed containers left by mlpipe processes that ended: {names}"))
 
 
 class ContainerStep:

@@ -20,7 +20,6 @@ import contextlib
 import hashlib
 import json
 import re
-import sys
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ from mlpipe.cache.image_artifacts import (
 )
 from mlpipe.digest import canonical_json, json_digest
 from mlpipe.errors import CacheError, ContainerError
+from mlpipe.events import Notice, Sink, cache_note, message, to_stderr, warning
 from mlpipe.images.archives import BadArchive, NotSaved, load_image, save_image
 from mlpipe.text import human_size
 
@@ -106,7 +106,9 @@ class Provided:
                 if later.found is None:
                     registry.push_later(later.request, later.image_id)
                 elif not registry.load(later.found, later.request, engine):
-                    self.images[later.request.tag] = _build(engine, later.request, registry)
+                    self.images[later.request.tag] = _build(
+                        engine, later.request, registry, registry.store.sink
+                    )
                     changed = True
         finally:
             engine.close()
@@ -122,24 +124,20 @@ class Later:
     steps: list[str]
 
 
-def _say(message: str) -> None:
-    print(f"mlpipe: {message}", file=sys.stderr, flush=True)
-
-
-def _warn(message: str) -> None:
-    print(f"mlpipe: warning: {message}", file=sys.stderr, flush=True)
-
-
-def _note(verb: str, request: BuildRequest, where: str, size: int, started: float) -> None:
+def _transfer(verb: str, request: BuildRequest, where: str, size: int, started: float) -> Notice:
     """One plain line per image transfer, like the results' (`mlpipe: cache: pushed ...`)."""
     seconds = time.monotonic() - started
-    line = f"{verb} {request.step} image {request.tag} {where} ({human_size(size)}) in {seconds:.1f}s"
-    print(f"mlpipe: cache: {line}", file=sys.stderr, flush=True)
+    return cache_note(
+        f"{verb} {request.step} image {request.tag} {where} ({human_size(size)}) in {seconds:.1f}s"
+    )
 
 
-def provide(requests: Sequence[BuildRequest], store: ResultStore, *, build: bool) -> Provided:
+def provide(
+    requests: Sequence[BuildRequest], store: ResultStore, *, build: bool, sink: Sink = to_stderr
+) -> Provided:
     """Each step image's id: from the engine, else from the registry's artifact (loaded by `settle` if a step
-    runs), else built now (`build`), else the step is pending (`mlpipe plan`)."""
+    runs), else built now (`build`), else the step is pending (`mlpipe plan`). `sink` hears that an image is
+    built here; what the registry does is heard by the store's sink."""
     if not requests:
         return Provided()
     from mlpipe.executors.docker import client
@@ -166,7 +164,7 @@ def provide(requests: Sequence[BuildRequest], store: ResultStore, *, build: bool
                     request=request, image_id=found.image_id, found=found, steps=[request.step]
                 )
             elif build:
-                provided.images[tag] = _build(engine, request, registry)
+                provided.images[tag] = _build(engine, request, registry, sink)
             else:
                 where = " nor in the registry" if registry is not None and registry.usable() else ""
                 reasons[tag] = provided.pending[request.step] = (
@@ -177,11 +175,13 @@ def provide(requests: Sequence[BuildRequest], store: ResultStore, *, build: bool
     return provided
 
 
-def _build(engine: Any, request: BuildRequest, registry: RegistryImages | None) -> dict[str, str | None]:
+def _build(
+    engine: Any, request: BuildRequest, registry: RegistryImages | None, sink: Sink
+) -> dict[str, str | None]:
     """Build the image here, and push it where the run writes."""
     from mlpipe.executors.docker import build_image
 
-    _say(f"step {request.step}: building its image from {request.shown!r} ({request.tag})")
+    sink(message(f"step {request.step}: building its image from {request.shown!r} ({request.tag})"))
     build_image(request.context(), request.dockerfile, request.tag, shown=request.shown)
     built = _local_id(engine, request.tag)
     if built is None:
@@ -234,7 +234,7 @@ class RegistryImages:
             try:
                 found = read_artifact(remote.client, repo, tag)
             except Unusable as error:
-                _warn(f"ignoring registry image {self._where(repo)}:{tag[:18]}…: {error}")
+                self.store.sink(warning(f"ignoring registry image {self._where(repo)}:{tag[:18]}…: {error}"))
                 continue
             except CacheError as error:
                 self.store.fail(error, f"looking up the image of step {request.step} in {self._where(repo)}")
@@ -261,14 +261,14 @@ class RegistryImages:
                 )
             load_image(engine, temp, found.image_id, request.tag)
         except (BlobCorrupt, Unusable, BadArchive) as error:
-            _warn(f"ignoring registry image {where}: {error}; building it here")
+            self.store.sink(warning(f"ignoring registry image {where}: {error}; building it here"))
             return False
         except CacheError as error:
             self.store.fail(error, f"pulling the image of step {request.step} from {where}")
             return False
         finally:
             temp.unlink(missing_ok=True)
-        _note("fetched", request, f"from {where}", int(found.layer["size"]), started)
+        self.store.sink(_transfer("fetched", request, f"from {where}", int(found.layer["size"]), started))
         if pol.write is not None:  # whoever reads this run's scope reads where the image came from too
             _mark(self.store, request.key, pol.write, found.image_id)
         return True
@@ -291,7 +291,7 @@ class RegistryImages:
         try:
             outcome, size = self._push_now(remote, pol.write, pol.read, request, image_id)
         except NotSaved as error:  # the engine's fault, not the registry's: it stays in use
-            _warn(f"not pushing the image of step {request.step}: {error}")
+            self.store.sink(warning(f"not pushing the image of step {request.step}: {error}"))
             return "image-failed"
         except Exception as error:  # noqa: BLE001 - a failed push is reported, never fails the steps
             with contextlib.suppress(CacheError):  # with --cache-required, sync reports it
@@ -301,13 +301,8 @@ class RegistryImages:
             return "image-failed"
         _mark(self.store, request.key, pol.write, image_id)
         if outcome == "image-pushed":
-            _note(
-                "pushed",
-                request,
-                f"to {self._where(pol.write)}:{image_tag(request.key)[:18]}…",
-                size,
-                started,
-            )
+            where = f"to {self._where(pol.write)}:{image_tag(request.key)[:18]}…"
+            self.store.sink(_transfer("pushed", request, where, size, started))
         return outcome
 
     def _push_now(

@@ -11,7 +11,6 @@ import contextlib
 import json
 import os
 import posixpath
-import sys
 from typing import Any
 
 from mlpipe.cache.base import ResultStore
@@ -55,7 +54,7 @@ def fetch(store: ResultStore, item: OciInput, access: RegistryAccess) -> Manifes
 
 
 def _fetch(store: ResultStore, item: OciInput, access: RegistryAccess) -> Manifest:
-    client = access.client(item.host, warn=_warn)
+    client = access.client(item.host)
     got = client.get_manifest(item.repo, item.digest)
     if got is None:
         raise OciInputError(f"input {item.name!r}: {item.ref} is not in the registry")
@@ -125,7 +124,3 @@ def _layer(store: ResultStore, client: Any, item: OciInput, layer: dict[str, Any
             with contextlib.suppress(FileNotFoundError):
                 temp.unlink()
     return Entry(path=title, kind="file", executable=False, size=target.stat().st_size, sha256=entry.sha256)
-
-
-def _warn(message: str) -> None:
-    print(f"mlpipe: warning: {message}", file=sys.stderr, flush=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from mlpipe.cache.base import ResultStore
 from mlpipe.digest import Entry, bytes_sha256, canonical_json, file_sha256, is_digest
 from mlpipe.errors import MlpipeError, UsageError
+from mlpipe.events import Sink, to_stderr, warning
 from mlpipe.git.provenance import GitInfo
 from mlpipe.paths import Workspace
 from mlpipe.runs import RunRecord
@@ -99,8 +99,11 @@ def save_local(workspace: Workspace, manifest: Mapping[str, Any]) -> Path:
     return path
 
 
-def push_release(registry: RemoteSettings, workspace: Workspace, manifest: Mapping[str, Any]) -> str:
-    """Push to the repository this run writes; returns `repo:tag`, or says why not. Never overwrites."""
+def push_release(
+    registry: RemoteSettings, workspace: Workspace, manifest: Mapping[str, Any], sink: Sink = to_stderr
+) -> str:
+    """Push to the repository this run writes; returns `repo:tag`, or says why not. Never overwrites. `sink`
+    hears that the tag already holds another run's release."""
     opened = _remote(registry, workspace)
     if opened is None:
         return "not pushed: the registry is off"
@@ -114,10 +117,11 @@ def push_release(registry: RemoteSettings, workspace: Workspace, manifest: Mappi
     existing = _fetch(remote, pol.write, tag)
     if existing is not None:
         if existing.get("run_id") != manifest["run_id"]:
-            print(
-                f"mlpipe: warning: {pol.write}:{tag} already holds run {existing.get('run_id')}'s release; "
-                "kept it (release manifests are never replaced)",
-                file=sys.stderr,
+            sink(
+                warning(
+                    f"{pol.write}:{tag} already holds run {existing.get('run_id')}'s release; "
+                    "kept it (release manifests are never replaced)"
+                )
             )
         return f"{pol.write}:{tag}"
     config = canonical_json(dict(manifest))

@@ -1,0 +1,52 @@
+"""What the backends have to say while they work (a registry given up, an entry refused, a transfer and its
+time), as events instead of prints. A backend is handed a `Sink` where it is made and calls it with a `Notice`;
+the default sink, `to_stderr`, prints each notice as one line on stderr. A leaf: every part may import it, so
+no backend needs the terminal reporter to be heard."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+NoticeKind = Literal["warning", "cache", "message"]
+"""`warning`: something was ignored or given up and the run goes on; `cache`: what a registry transfer did and
+took; `message`: anything else worth a line."""
+
+_PREFIXES: dict[NoticeKind, str] = {
+    "warning": "mlpipe: warning: ",
+    "cache": "mlpipe: cache: ",
+    "message": "mlpipe: ",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Notice:
+    kind: NoticeKind
+    text: str
+
+    @property
+    def line(self) -> str:
+        """The notice as the user reads it."""
+        return _PREFIXES[self.kind] + self.text
+
+
+class Sink(Protocol):
+    def __call__(self, notice: Notice, /) -> None: ...
+
+
+def to_stderr(notice: Notice) -> None:
+    """The sink a backend gets when its caller names none: one line on stderr, flushed."""
+    print(notice.line, file=sys.stderr, flush=True)
+
+
+def warning(text: str) -> Notice:
+    return Notice(kind="warning", text=text)
+
+
+def cache_note(text: str) -> Notice:
+    return Notice(kind="cache", text=text)
+
+
+def message(text: str) -> Notice:
+    return Notice(kind="message", text=text)
