@@ -26,7 +26,7 @@ from mlpipe.github.annotations import Annotation, Layout, StepSource, batches, c
 from mlpipe.github.client import GitHubAPI, GitHubAPIError
 from mlpipe.github.context import GitHubContext, from_env
 from mlpipe.github.workflow import append_job_summary, mask, write_outputs
-from mlpipe.report.terminal import Reporter, Reporters
+from mlpipe.report.events import Reporter, Reporters
 from mlpipe.runs import RunRecord, StepRecord
 
 if TYPE_CHECKING:

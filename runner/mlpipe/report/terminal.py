@@ -8,25 +8,14 @@ import os
 import sys
 import threading
 import time
-from typing import IO, Any, Protocol
+from typing import IO, Any
 
 from mlpipe.core.plan import Plan
+from mlpipe.report.events import Reporter
 from mlpipe.report.text import where
 from mlpipe.runs import RunRecord, StepRecord
 
 SYMBOLS = {"ran": "✔", "reused": "↺", "failed": "✘", "skipped": "-", "cancelled": "■", "running": "▶"}
-
-
-class Reporter(Protocol):
-    def run_started(self, record: RunRecord, plan: Plan) -> None: ...
-    def step_started(self, name: str, step: StepRecord) -> None: ...
-    def step_line(self, name: str, line: str) -> None:
-        """Called from reader threads as output arrives."""
-        ...
-
-    def step_finished(self, name: str, step: StepRecord) -> None: ...
-    def run_finished(self, record: RunRecord) -> None: ...
-    def message(self, text: str) -> None: ...
 
 
 def step_outcome_line(name: str, step: StepRecord) -> str:
@@ -169,37 +158,6 @@ class TerminalReporter(PlainReporter):
 
     def run_finished(self, record: RunRecord) -> None:
         self._live.stop()
-
-
-class Reporters:
-    """Several reporters as one (the console and GitHub's check run): each event goes to each, in order."""
-
-    def __init__(self, *reporters: Reporter) -> None:
-        self.reporters = reporters
-
-    def run_started(self, record: RunRecord, plan: Plan) -> None:
-        for reporter in self.reporters:
-            reporter.run_started(record, plan)
-
-    def step_started(self, name: str, step: StepRecord) -> None:
-        for reporter in self.reporters:
-            reporter.step_started(name, step)
-
-    def step_line(self, name: str, line: str) -> None:
-        for reporter in self.reporters:
-            reporter.step_line(name, line)
-
-    def step_finished(self, name: str, step: StepRecord) -> None:
-        for reporter in self.reporters:
-            reporter.step_finished(name, step)
-
-    def run_finished(self, record: RunRecord) -> None:
-        for reporter in self.reporters:
-            reporter.run_finished(record)
-
-    def message(self, text: str) -> None:
-        for reporter in self.reporters:
-            reporter.message(text)
 
 
 def choose_reporter(stream: IO[str] | None = None) -> Reporter:

@@ -43,7 +43,7 @@ from mlpipe.git.provenance import write_snapshot_ref
 from mlpipe.git.workdir import private_copy, remove_tree
 from mlpipe.inputs.base import RegistryAccess
 from mlpipe.ownvars import step_environment
-from mlpipe.report.terminal import Reporter
+from mlpipe.report.events import Reporter
 from mlpipe.run.leftovers import host_step_records
 from mlpipe.run.prepare import Site, Work, workspace_path
 from mlpipe.run.runners import runner_labels
