@@ -2,7 +2,7 @@
 Docker-compatible API and the GitHub API stand-in, each started once per test run.
 
 In CI (CI=true) a service that cannot start fails the tests; locally without its packages they skip. tests/conftest.py
-imports them, so every test folder (integration/, faults/) shares one instance of each.
+imports them, so every test folder (one per part of the package, faults/, contracts/) shares one instance of each.
 """
 
 from __future__ import annotations

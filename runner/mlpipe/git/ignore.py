@@ -10,7 +10,7 @@ file and deciding between rule files follow git's `dir.c`, because dulwich's rea
   pattern; git strips one CR before LF, keeps a line like a lone tab as a pattern and skips the BOM.
 
 and its pattern translation differs from git's too (found by fuzzing against `git ls-files --others`;
-tests/unit/test_ignore.py pins each case). `as_dulwich_patterns` rewrites a pattern so dulwich agrees:
+tests/git/test_ignore.py pins each case). `as_dulwich_patterns` rewrites a pattern so dulwich agrees:
 
 - a run of three or more `*` forming a whole path component (`***/x`) is a plain `*` to dulwich; git's
   wildmatch treats any run of stars between slashes as `**`. We shorten each run to two stars.

@@ -6,11 +6,11 @@ import json
 import os
 import subprocess
 import uuid
-from pathlib import Path
 
 import pytest
 
 from mlpipe_testing import Project
+from registry_testing import cache_env, github_env
 from services.proxy import Fault, Proxy
 from services.registry import REGISTRY_PASSWORD, REGISTRY_USER, Registry
 
@@ -49,18 +49,6 @@ def statuses(record: dict) -> dict[str, str]:
     return {name: step["status"] for name, step in record["steps"].items()}
 
 
-def github_env(tmp: Path, *, event: str = "push", ref: str = "refs/heads/main", payload: dict | None = None):
-    path = tmp / f"event-{uuid.uuid4().hex[:8]}.json"
-    base = {"repository": {"full_name": "org/demo", "default_branch": "main"}}
-    path.write_text(json.dumps({**base, **(payload or {})}))
-    return {
-        "GITHUB_ACTIONS": "true",
-        "GITHUB_EVENT_NAME": event,
-        "GITHUB_REF": ref,
-        "GITHUB_EVENT_PATH": str(path),
-    }
-
-
 @pytest.fixture
 def repo_name() -> str:
     return f"t/{uuid.uuid4().hex[:12]}"
@@ -73,10 +61,6 @@ def clones(project_factory, tmp_path):
     b = project_factory(FILES, name="runner-b")
     assert a.git("rev-parse", "HEAD") == b.git("rev-parse", "HEAD")
     return a, b
-
-
-def cache_env(host: str, repo: str, tmp: Path, **extra: str) -> dict[str, str]:
-    return {"MLPIPE_CACHE": f"oci://{host}/{repo}", **github_env(tmp), **extra}
 
 
 def test_runner_b_reuses_what_runner_a_pushed(clones, registry, repo_name, tmp_path):

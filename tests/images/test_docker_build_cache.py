@@ -15,8 +15,8 @@ import urllib.request
 import uuid
 
 import pytest
-from test_oci_cache import cache_env, github_env
 
+from registry_testing import cache_env, github_env
 from services.docker_proxy import DockerProxy
 from services.proxy import Proxy
 from services.registry import REGISTRY_PASSWORD, REGISTRY_USER, free_port
@@ -357,8 +357,7 @@ def test_images_travel_with_the_runs_registry_credentials(engine, clones, auth_r
 def test_an_image_push_refused_for_its_credentials_stops_the_pushes_not_the_reads(
     engine, project_factory, token_registry, repo, tmp_path
 ):
-    from test_registry_auth import token_env
-
+    from registry_testing import token_env
     from services.token_server import READER, READER_PASSWORD
 
     project = project_factory(files())

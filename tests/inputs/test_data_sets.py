@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
-from test_oci_cache import cache_env
+from registry_testing import cache_env
 
 PIPELINE = """\
 name: demo

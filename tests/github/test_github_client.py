@@ -1,4 +1,4 @@
-"""The REST client's retries and waits, with a fake transport and clock (the real API is in tests/integration)."""
+"""The REST client's retries and waits, with a fake transport and clock (the real API is in test_github_checks.py)."""
 
 from __future__ import annotations
 
