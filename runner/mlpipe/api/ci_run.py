@@ -20,9 +20,9 @@ from mlpipe.release.manifest import build_manifest, push_release, release_tag, r
 from mlpipe.report.events import Reporter
 from mlpipe.report.terminal import choose_reporter
 from mlpipe.run.leftovers import start_run
-from mlpipe.run.locks import lock_timeout
 from mlpipe.run.prepare import Prepared, prepare
 from mlpipe.run.runner import Runner, RunOptions
+from mlpipe.run.runners import runner_labels
 from mlpipe.run.session import Session, remote_of
 from mlpipe.runs import RunRecord, new_run_id
 
@@ -85,11 +85,13 @@ def ci_run(
         session.workspace,
         session.pipeline,
         run_id,
-        timeout_s=lock_timeout(session.settings.environ),
+        timeout_s=session.settings.lock_timeout_s,
         say=lambda text: notices(message(text)),
     )
     try:
-        return _run(session, options, run_id, stream, reporter or choose_reporter(stream))
+        return _run(
+            session, options, run_id, stream, reporter or choose_reporter(stream, session.settings.environ)
+        )
     finally:
         locks.release()
 
@@ -105,7 +107,12 @@ def _run(
         registry=remote_of(session.settings),
     )
     prepared = prepare(
-        session.pipeline, session.workspace, session.store, options.selection, hasher=session.hasher
+        session.pipeline,
+        session.workspace,
+        session.store,
+        options.selection,
+        hasher=session.hasher,
+        environ=session.settings.environ,
     )
     tag = release_tag(session.settings.environ)
     if tag is not None:  # before any compute: a release is the tagged commit and nothing else
@@ -142,6 +149,7 @@ def _run_options(session: Session, options: CiRunOptions) -> RunOptions:
         kill_grace_s=settings.kill_grace_s,
         max_recoverable_file=options.snapshot_max_file_size,
         step_environment=step_environment(settings.environ),
+        labels=runner_labels(settings.environ),
         registry_access=RegistryAccess(insecure=settings.insecure_registry, environ=settings.environ),
     )
 
@@ -164,6 +172,8 @@ def _with_github(
         prepared,
         publish_checks=options.publish_checks,
         stream=stream,
+        environ=session.settings.environ,
+        throttle_s=session.settings.github_throttle_s,
         compare=compare if compare.baseline is not None else None,
     )
 

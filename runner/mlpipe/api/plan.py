@@ -40,6 +40,7 @@ def plan(source: Source, options: PlanOptions, *, stream: IO[str] | None = None)
         session.store,
         options.selection,
         hasher=session.hasher,
+        environ=session.settings.environ,
         build=False,  # plans are cheap and change nothing: a step whose image must be built says so
     )
     url = ""

@@ -54,6 +54,7 @@ def client() -> Any:
     """A docker SDK client for `DOCKER_HOST` (or the default socket), or a ContainerError saying why not."""
     import docker
 
+    # Named as the SDK's from_env reads it (the SDK's setting, not mlpipe's), for the message only.
     where = os.environ.get("DOCKER_HOST") or "the default socket (DOCKER_HOST is not set)"
     try:
         return docker.from_env()

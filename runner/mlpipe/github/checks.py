@@ -338,12 +338,16 @@ def layout_for(prepared: PreparedRun) -> Layout:
 
 
 def github_reporter(
-    prepared: PreparedRun, ctx: GitHubContext, *, publish_checks: bool, stream: IO[str] | None = None
+    prepared: PreparedRun,
+    ctx: GitHubContext,
+    *,
+    publish_checks: bool,
+    stream: IO[str] | None = None,
+    throttle_s: float = 10.0,
 ) -> GitHubReporter:
     api = GitHubAPI(ctx.api_url, ctx.token) if publish_checks and ctx.token and ctx.repository else None
     upstream = {name: prepared.pipeline.steps[name].upstream() for name in prepared.order}
-    throttle = float(os.environ.get("MLPIPE_GITHUB_THROTTLE_S", "10"))
-    return GitHubReporter(ctx, layout_for(prepared), upstream, api=api, stream=stream, throttle_s=throttle)
+    return GitHubReporter(ctx, layout_for(prepared), upstream, api=api, stream=stream, throttle_s=throttle_s)
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -382,14 +386,19 @@ def with_github(
     *,
     publish_checks: bool,
     stream: IO[str],
+    environ: Mapping[str, str],
+    throttle_s: float = 10.0,
     compare: Callable[[RunRecord], tuple[RunDiff | None, str]] | None = None,
 ) -> Reporter:
-    """The console reporter, plus GitHub's check run and job summary when running in GitHub Actions."""
-    ctx = from_env(os.environ)
+    """The console reporter, plus GitHub's check run and job summary when running in GitHub Actions (as
+    `environ`, the command's settings' environment, says); `throttle_s`: the least time between two updates."""
+    ctx = from_env(environ)
     if ctx is None:
         return console
     if ctx.token:  # before anything is printed that could hold it
         stream.write(mask(ctx.token) + "\n")
-    reporter = github_reporter(prepared, ctx, publish_checks=publish_checks, stream=stream)
+    reporter = github_reporter(
+        prepared, ctx, publish_checks=publish_checks, stream=stream, throttle_s=throttle_s
+    )
     reporter.compare = compare
     return Reporters(console, reporter)

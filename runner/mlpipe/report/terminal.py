@@ -8,6 +8,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from typing import IO, Any
 
 from mlpipe.core.plan import Plan
@@ -160,10 +161,12 @@ class TerminalReporter(PlainReporter):
         self._live.stop()
 
 
-def choose_reporter(stream: IO[str] | None = None) -> Reporter:
+def choose_reporter(stream: IO[str] | None, environ: Mapping[str, str]) -> Reporter:
+    """Plain lines in CI (with GitHub's workflow commands in Actions), when piped or on a dumb terminal, as
+    `environ` (the command's settings' environment) says; live progress on a terminal."""
     stream = stream or sys.stdout
-    if os.environ.get("GITHUB_ACTIONS") == "true":
+    if environ.get("GITHUB_ACTIONS") == "true":
         return PlainReporter(stream, github=True)
-    if os.environ.get("CI") or not stream.isatty() or os.environ.get("TERM") == "dumb":
+    if environ.get("CI") or not stream.isatty() or environ.get("TERM") == "dumb":
         return PlainReporter(stream)
     return TerminalReporter(stream)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import platform
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -111,10 +110,13 @@ def prepare(
     selection: Selected,
     *,
     hasher: FileHasher,
+    environ: Mapping[str, str],
     to_run: bool = True,
     build: bool = True,
 ) -> Prepared:
-    """`to_run=False` (reading stored results): no GPU check, and an unreachable container engine is no error.
+    """`environ`: the command's settings' environment (where GPUs are looked for: PATH, MLPIPE_GPUS).
+
+    `to_run=False` (reading stored results): no GPU check, and an unreachable container engine is no error.
 
     `build=False` (`mlpipe plan`): no image is built or loaded; a step whose image is nowhere yet will run."""
     graph = dag.Dag.from_pipeline(pipeline)
@@ -183,7 +185,7 @@ def prepare(
         needed=frozenset(needed),
         plan=plan,
         code_changes=code_changes,
-        gpus=_gpus(pipeline, plan, selected) if to_run else (),
+        gpus=_gpus(pipeline, plan, selected, environ) if to_run else (),
     )
 
 
@@ -205,7 +207,9 @@ def _environment_digests(pipeline: Pipeline, step: str, hasher: FileHasher) -> d
     return files | environment_facts(python=spec.environment_python, packages=spec.environment_packages)
 
 
-def _gpus(pipeline: Pipeline, plan: Plan, selected: frozenset[str]) -> tuple[Gpu, ...]:
+def _gpus(
+    pipeline: Pipeline, plan: Plan, selected: frozenset[str], environ: Mapping[str, str]
+) -> tuple[Gpu, ...]:
     """The runner's GPUs, when a step that is to run needs some; one that needs more than there are fails now."""
     needs = {
         name: pipeline.steps[name].gpus
@@ -214,8 +218,8 @@ def _gpus(pipeline: Pipeline, plan: Plan, selected: frozenset[str]) -> tuple[Gpu
     }
     if not needs:
         return ()
-    gpus = tuple(discover())
-    check_fits(needs, gpus, why_none=why_no_gpus(os.environ))
+    gpus = tuple(discover(environ))
+    check_fits(needs, gpus, why_none=why_no_gpus(environ))
     return gpus
 
 

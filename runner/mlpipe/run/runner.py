@@ -42,11 +42,10 @@ from mlpipe.executors.host import HostExecutor
 from mlpipe.git.provenance import write_snapshot_ref
 from mlpipe.git.workdir import private_copy, remove_tree
 from mlpipe.inputs.base import RegistryAccess
-from mlpipe.ownvars import step_environment
 from mlpipe.report.events import Reporter
 from mlpipe.run.leftovers import host_step_records
 from mlpipe.run.prepare import Site, Work, workspace_path
-from mlpipe.run.runners import runner_labels
+from mlpipe.run.runners import RunnerLabels
 from mlpipe.run.sweeps import gather_dir
 from mlpipe.runs import RunHistory, RunRecord, StepRecord, new_run_id, utc_now
 from mlpipe.spec import refs
@@ -60,9 +59,11 @@ class RunOptions:
     kill_grace_s: float = 10.0
     max_recoverable_file: int = 100 * 2**20
     """Files above this size are left out of a dirty run's snapshot commit (listed as not recoverable)."""
-    step_environment: Mapping[str, str] = field(default_factory=step_environment)
+    step_environment: Mapping[str, str]
     """The caller's environment less mlpipe's own settings (`mlpipe.ownvars.step_environment`): what a step on
     the host starts from, and what a container step's `env-passthrough` names are taken from."""
+    labels: RunnerLabels | None = None
+    """This runner's labels (`run/runners.py`, from the settings' environment); None: `runs-on` is not checked."""
     registry_access: RegistryAccess = field(default_factory=RegistryAccess)
     """How `oci://` inputs reach their registry (from the command's settings)."""
 
@@ -101,7 +102,7 @@ class Runner:
         """Runs steps with `image:`; the docker executor, created when the first such step starts."""
         self.gpu_pool = GpuPool(work.gpus)
         self._gpus_held: dict[str, tuple[Gpu, ...]] = {}
-        self.labels = runner_labels(os.environ)
+        self.labels = options.labels
         self.run_id = run_id or new_run_id()
         self.history = RunHistory(site.workspace.runs)
         self.produced: dict[str, StepResult] = {}

@@ -65,9 +65,11 @@ def load(file: str | None, params: Sequence[str] = ()) -> Pipeline:
     return load_pipeline(pipeline_path(file), overrides=overrides)
 
 
-def workspace_for(file: str | None) -> Workspace:
-    """The workspace of a pipeline file, without loading it (history commands work on a broken file)."""
-    return Workspace(pipeline_path(file).resolve().parent)
+def workspace_for(file: str | None, settings: Settings | None = None) -> Workspace:
+    """The workspace of a pipeline file, without loading it (history commands work on a broken file); its store
+    is where `settings` put it (`--cache DIR`, MLPIPE_CACHE, a config file), by default `.mlpipe/cache`."""
+    root = pipeline_path(file).resolve().parent
+    return Workspace(root, cache_override=cache_dir(settings) if settings is not None else None)
 
 
 def open_session(
