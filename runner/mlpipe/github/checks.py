@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 from mlpipe.core.compare import RunDiff
 from mlpipe.core.plan import Plan
 from mlpipe.errors import present
+from mlpipe.events import Notice
 from mlpipe.github import summary as md
 from mlpipe.github.annotations import Annotation, Layout, StepSource, batches, collect
 from mlpipe.github.client import GitHubAPI, GitHubAPIError
@@ -37,6 +39,9 @@ if TYPE_CHECKING:
 COMMANDS_PER_LEVEL = 10
 """GitHub Actions shows at most 10 error and 10 warning annotations per step from workflow commands."""
 LOG_TAIL_BYTES = 256 * 1024
+WARNINGS_ANNOTATED = COMMANDS_PER_LEVEL
+"""The backends' warnings (a registry given up, an entry refused) that become annotations; the rest are in the
+log only."""
 
 
 class CheckRun:
@@ -87,6 +92,10 @@ class GitHubReporter:
         """Set on pull requests: the finished run against the base branch's run, or why there is none."""
         self.compared: RunDiff | None = None
         self.compared_note = ""
+        self._warnings: list[str] = []
+        """The backends' warnings heard during the run (`notice`), distinct, for annotations at the end: appended
+        from any thread (the store's push threads, the steps' workers) under `_warnings_lock`."""
+        self._warnings_lock = threading.Lock()
 
     # -- Reporter ------------------------------------------------------------------------------------------
     def run_started(self, record: RunRecord, plan: Plan) -> None:
@@ -110,6 +119,25 @@ class GitHubReporter:
 
     def message(self, text: str) -> None:
         pass
+
+    def notice(self, notice: Notice) -> None:
+        """A warning becomes an annotation on the pipeline file (in the check run, else a `::warning` line)."""
+        if notice.kind != "warning":
+            return
+        text = self._redact(notice.text)
+        with self._warnings_lock:
+            if text not in self._warnings and len(self._warnings) < WARNINGS_ANNOTATED:
+                self._warnings.append(text)
+
+    def _warning_annotations(self) -> list[Annotation]:
+        with self._warnings_lock:
+            texts = list(self._warnings)
+        return [
+            Annotation(
+                path=self.layout.pipeline_file, line=1, level="warning", title="mlpipe warning", message=text
+            )
+            for text in texts
+        ]
 
     # -- check run -----------------------------------------------------------------------------------------
     def _create(self) -> None:
@@ -160,6 +188,9 @@ class GitHubReporter:
     def _finish(self) -> None:
         record = present(self.record, "a check run finished before the run began")
         found = collect(record, self.layout, self._logs(record))
+        # After the run's own failures and warnings, before its notes: failures go in the first request.
+        notes = [a for a in found if a.level == "notice"]
+        found = [a for a in found if a.level != "notice"] + self._warning_annotations() + notes
         if self.compare is not None:
             try:
                 self.compared, self.compared_note = self.compare(record)

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import IO, Any
 
 from mlpipe.core.plan import Plan
+from mlpipe.events import Notice
 from mlpipe.report.events import Reporter
 from mlpipe.report.text import where
 from mlpipe.runs import RunRecord, StepRecord
@@ -99,6 +100,15 @@ class PlainReporter:
     def message(self, text: str) -> None:
         self._print(f"mlpipe: {text}")
 
+    def notice(self, notice: Notice) -> None:
+        """On stderr, as a backend's notice always was: stdout keeps the progress (and `--json` its record)."""
+        with self._lock:  # from any thread: the store's push threads, the steps' workers
+            try:
+                sys.stderr.write(notice.line + "\n")
+                sys.stderr.flush()
+            except (OSError, ValueError):  # stderr went with stdout (`2>&1 | head`)
+                stdout_closed(sys.stderr)
+
 
 def _say(text: str) -> None:
     try:
@@ -159,6 +169,10 @@ class TerminalReporter(PlainReporter):
 
     def run_finished(self, record: RunRecord) -> None:
         self._live.stop()
+
+    def notice(self, notice: Notice) -> None:
+        """Above the live display, which a line on stderr would tear."""
+        self._print(notice.line)
 
 
 def choose_reporter(stream: IO[str] | None, environ: Mapping[str, str]) -> Reporter:

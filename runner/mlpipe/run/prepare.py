@@ -15,6 +15,7 @@ from mlpipe.core import dag
 from mlpipe.core.plan import Facts, Plan, make_plan
 from mlpipe.digest import FileHasher
 from mlpipe.errors import ContainerError
+from mlpipe.events import Sink, to_stderr
 from mlpipe.executors.gpus import Gpu, check_fits, discover, why_no_gpus
 from mlpipe.git.provenance import GitInfo, git_info
 from mlpipe.git.snapshot import Snapshot, SnapshotFile, Snapshotter, diff_files
@@ -113,12 +114,14 @@ def prepare(
     environ: Mapping[str, str],
     to_run: bool = True,
     build: bool = True,
+    sink: Sink = to_stderr,
 ) -> Prepared:
     """`environ`: the command's settings' environment (where GPUs are looked for: PATH, MLPIPE_GPUS).
 
     `to_run=False` (reading stored results): no GPU check, and an unreachable container engine is no error.
 
-    `build=False` (`mlpipe plan`): no image is built or loaded; a step whose image is nowhere yet will run."""
+    `build=False` (`mlpipe plan`): no image is built or loaded; a step whose image is nowhere yet will run.
+    `sink` hears that an image is built here."""
     graph = dag.Dag.from_pipeline(pipeline)
     chosen = graph.select(only=selection.only, from_=selection.from_, with_upstream=selection.with_upstream)
     selected = frozenset(chosen.steps)
@@ -127,7 +130,7 @@ def prepare(
 
     snapshotter = Snapshotter(workspace.root, exclude=[workspace.cache])
     pipeline, built = _built_images(
-        pipeline, order, snapshotter, workspace, store, build=to_run and build, strict=to_run
+        pipeline, order, snapshotter, workspace, store, build=to_run and build, strict=to_run, sink=sink
     )
     snapshots: dict[str, Snapshot] = {}
     for name in order:
@@ -232,6 +235,7 @@ def _built_images(
     *,
     build: bool,
     strict: bool,
+    sink: Sink,
 ) -> tuple[Pipeline, Provided]:
     """Steps with `build:` get `image:` set to their built image, tagged by the context's tree hash (an unchanged
     context is not rebuilt); the build context is the snapshot's files, exactly what the tag names. The image
@@ -260,7 +264,7 @@ def _built_images(
     if not requests:
         return pipeline, Provided()
     try:
-        provided = provide(requests, store, build=build)
+        provided = provide(requests, store, build=build, sink=sink)
     except ContainerError:
         if strict:
             raise

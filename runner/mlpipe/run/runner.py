@@ -559,7 +559,7 @@ class Runner:
         if step.image is None:
             return self.executor
         if self.containers is None:
-            self.containers = container_executor()
+            self.containers = container_executor(self.reporter.notice)
         return self.containers
 
     def _container(self, step: Step) -> ContainerSpec | None:
