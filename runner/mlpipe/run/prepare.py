@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlpipe.cache.base import ResultStore
 from mlpipe.core import dag
-from mlpipe.core.plan import Facts, Plan, make_plan
+from mlpipe.core.plan import Facts, Plan, StepPlan, make_plan
 from mlpipe.digest import FileHasher
 from mlpipe.errors import ContainerError
 from mlpipe.events import Sink, to_stderr
@@ -22,7 +22,7 @@ from mlpipe.git.snapshot import Snapshot, SnapshotFile, Snapshotter, diff_files
 from mlpipe.git.workdir import materialize_snapshot
 from mlpipe.interpreter import environment_facts
 from mlpipe.paths import Workspace
-from mlpipe.spec.model import Pipeline, RepoInput
+from mlpipe.spec.model import Pipeline, RepoInput, Step
 
 if TYPE_CHECKING:
     from mlpipe.images.provide import Provided
@@ -91,6 +91,45 @@ class Work:
     snapshots: Mapping[str, Snapshot]
     """Code dir -> its snapshot, copied for each step that runs."""
     gpus: tuple[Gpu, ...] = ()
+
+    def steps(self) -> dict[str, StepWork]:
+        """What the runner needs of each step, in order."""
+        return {name: self.step(name) for name in self.order}
+
+    def step(self, name: str) -> StepWork:
+        spec = self.pipeline.steps[name]
+        return StepWork(
+            name=name,
+            spec=spec,
+            planned=self.plan.steps[name],
+            selected=name in self.selected,
+            waits_for=tuple(u for u in spec.upstream() if u in self.needed),
+            snapshot=self.snapshots[spec.code],
+            input_digests=self.facts.input_digests.get(name, {}),
+            image=self.facts.images.get(spec.image, {}) if spec.image is not None else {},
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepWork:
+    """What the runner needs of one step, made once from `Work`: the seam through which a runner is handed the
+    steps it carries out (a fan-out hands each runner its share). The fingerprint is not here: it is known once
+    the step's upstream outputs are."""
+
+    name: str
+    spec: Step
+    planned: StepPlan
+    """What the plan made before the run decided, and why (the runner decides again: `core.plan.decide`)."""
+    selected: bool
+    """Selected to run or reuse; else an upstream step whose stored result is read."""
+    waits_for: tuple[str, ...]
+    """Its upstream steps in this run: it is decided once each has finished."""
+    snapshot: Snapshot
+    """Its code snapshot, copied for it when it runs."""
+    input_digests: Mapping[str, str]
+    """Its workspace inputs' digests as measured before the run: an input the step changed is told by them."""
+    image: Mapping[str, str | None]
+    """Its image's id and registry digest (`Facts.images`); empty without `image:` or where unresolved."""
 
 
 @dataclass(frozen=True, kw_only=True)
