@@ -48,8 +48,17 @@ class Workflow:
     """One fan-out run of `origin`'s head commit, in jobs under `tmp`."""
 
     def __init__(
-        self, origin: Project, tmp: Path, cache: str, *, fork: bool = False, extra_env: dict | None = None
+        self,
+        origin: Project,
+        tmp: Path,
+        cache: str,
+        *,
+        fork: bool = False,
+        extra_env: dict | None = None,
+        token: str = "",
+        api_url: str = "",
     ):
+        self.token, self.api_url = token, api_url
         self.origin, self.tmp, self.cache = origin, tmp, cache
         self.sha = origin.git("rev-parse", "HEAD").strip()
         self.fork = fork
@@ -69,6 +78,8 @@ class Workflow:
                 payload=payload,
                 sha=self.sha,
                 ref="refs/pull/9/merge",
+                token=self.token,
+                api_url=self.api_url,
             )
         else:
             actions = actions_job(
@@ -77,6 +88,8 @@ class Workflow:
                 payload=push_payload(self.sha),
                 sha=self.sha,
                 ref="refs/heads/main",
+                token=self.token,
+                api_url=self.api_url,
             )
         self._jobs = getattr(self, "_jobs", {})
         self._jobs[job] = actions
