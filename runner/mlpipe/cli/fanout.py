@@ -7,6 +7,7 @@ the check run github/fanout.py.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -198,7 +199,8 @@ def _job_check(board: Board, plan: FanOut, job_id: str, stream: IO[str]) -> Any:
         whole.started_at = whole.started_at or utc_now()
         return whole
 
-    return gh.JobCheck(ctx, plan, view, stream=stream)
+    throttle = float(os.environ.get("MLPIPE_GITHUB_THROTTLE_S", "10"))  # as the one-job check run
+    return gh.JobCheck(ctx, plan, view, stream=stream, throttle_s=throttle)
 
 
 # -- report -----------------------------------------------------------------------------------------------------
