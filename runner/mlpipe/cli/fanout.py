@@ -71,7 +71,7 @@ def plan_matrix(
 
     ctx = gh.context(sys.stderr)
     if ctx is not None:
-        if board is not None and fanout.jobs():
+        if board is not None:
             record = RunRecord.from_json(dict(fanout.record))
             check = gh.start_check(ctx, fanout, record, stream=sys.stderr)
             if check is not None:
@@ -186,12 +186,15 @@ def _job_check(board: Board, plan: FanOut, job_id: str, stream: IO[str]) -> Any:
         return Reporters()
     earlier = read_parts(board, plan, [j.id for j in plan.jobs() if j.wave < job.wave], _warn)
 
+    planned = RunRecord.from_json(dict(plan.record)).steps
+    later = [
+        name for name in plan.order if (other := plan.job_of(name)) is not None and other.wave >= job.wave
+    ]
+
     def view(mine: RunRecord) -> RunRecord:
         whole = merge(plan, earlier, cancelled=False, ended_at="")
-        for name in plan.order:  # jobs of this and later waves: as planned until they report
-            other = plan.job_of(name)
-            if other is not None and other.wave >= job.wave:
-                whole.steps[name] = RunRecord.from_json(dict(plan.record)).steps[name]
+        for name in later:  # jobs of this and later waves: as planned until they report
+            whole.steps[name] = planned[name]
         for name in job.steps:
             if name in mine.steps:
                 whole.steps[name] = mine.steps[name]
