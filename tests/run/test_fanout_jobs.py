@@ -291,3 +291,44 @@ def test_bad_ids_and_a_wrong_job_are_usage_errors(project_factory, tmp_path: Pat
     other = "20260101T000000000Z-0123456789abcdef"
     bad = origin.run("report", "--fan-out-run", other, env=env)
     assert f"error: no fan-out plan of run {other} in " in bad.stderr
+
+
+SWEEP = """\
+name: sweep
+params:
+  C: 1.0
+steps:
+  prepare:
+    run: echo prepare >> "$FANOUT_STEP_LOG" && echo rows > ${{ outputs.o }}
+    outputs: {o: {type: file}}
+  train:
+    matrix:
+      lr: [0.1, 0.01]
+      C: [1, 10]
+    run: echo "train-${{ matrix.lr }}-${{ matrix.C }}" >> "$FANOUT_STEP_LOG" && echo ${{ matrix.lr }} > ${{ outputs.m }}
+    inputs: {d: "${{ steps.prepare.outputs.o }}"}
+    outputs: {m: {type: file}}
+  compare:
+    run: echo compare >> "$FANOUT_STEP_LOG" && ls ${{ inputs.all }} > ${{ outputs.o }}
+    inputs: {all: "${{ steps.train[*].outputs.m }}"}
+    outputs: {o: {type: file}}
+"""
+
+
+def test_each_sweep_instance_gets_a_job_of_its_own(project_factory, tmp_path: Path, cache: str) -> None:
+    origin = project_factory({"mlpipe.yaml": SWEEP})
+    flow = Workflow(origin, tmp_path, cache)
+    flow.plan().assert_success()
+    assert [e["steps"] for e in flow.wave(2)] == [
+        "train[lr=0.1,C=1.0]",
+        "train[lr=0.1,C=10.0]",
+        "train[lr=0.01,C=1.0]",
+        "train[lr=0.01,C=10.0]",
+    ]
+    for outcome in flow.all_waves().values():
+        outcome.assert_success()
+    assert sorted(flow.ran()) == sorted(
+        ["prepare", "train-0.1-1.0", "train-0.1-10.0", "train-0.01-1.0", "train-0.01-10.0", "compare"]
+    )
+    record = flow.report("--json").assert_success().json()
+    assert set(statuses(record).values()) == {"ran"} and len(record["steps"]) == 6
