@@ -274,6 +274,7 @@ def job_part(
     *,
     status: str,
     started_at: str,
+    environ: Mapping[str, str],
 ) -> Part:
     job = plan.job(job_id)
     steps: dict[str, StepRecord] = {}
@@ -282,8 +283,8 @@ def job_part(
             steps[name] = StepRecord(status="skipped", error=refused[name])
         elif record is not None and name in record.steps:
             steps[name] = record.steps[name]
-    labels = os.environ.get("MLPIPE_RUNNER_LABELS", "")
-    runner = {"name": os.environ.get("RUNNER_NAME", "")[:100], "labels": labels[:500]}
+    labels = environ.get("MLPIPE_RUNNER_LABELS", "")
+    runner = {"name": environ.get("RUNNER_NAME", "")[:100], "labels": labels[:500]}
     return Part(
         run_id=plan.run_id,
         job=job_id,
@@ -300,16 +301,30 @@ class PartPusher:
     runner dies later still tells the report how far it got."""
 
     def __init__(
-        self, board: Board, plan: FanOut, job_id: str, refused: Mapping[str, str], warn: Callable[[str], None]
+        self,
+        board: Board,
+        plan: FanOut,
+        job_id: str,
+        refused: Mapping[str, str],
+        warn: Callable[[str], None],
+        *,
+        environ: Mapping[str, str],
     ) -> None:
         self.board, self.plan, self.job_id, self.refused, self.warn = board, plan, job_id, refused, warn
+        self.environ = environ
         self.record: RunRecord | None = None
         self.started_at = utc_now()
         self.failed = ""
 
     def push(self, status: str) -> None:
         part = job_part(
-            self.plan, self.job_id, self.record, self.refused, status=status, started_at=self.started_at
+            self.plan,
+            self.job_id,
+            self.record,
+            self.refused,
+            status=status,
+            started_at=self.started_at,
+            environ=self.environ,
         )
         try:
             self.board.put(f"part.{self.job_id}", part.to_json())
