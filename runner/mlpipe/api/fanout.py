@@ -240,7 +240,7 @@ def _job_failure(
 
 def _job_check(session: Session, board: Board, plan: FanOut, job_id: str, stream: IO[str], warn: Any) -> Any:
     """The run's check run, kept current by this job: the plan's record, earlier waves' parts, this job's steps."""
-    from mlpipe.core.fanparts import merge
+    from mlpipe.core.fanparts import merge, plan_record
     from mlpipe.github import fanout as gh
     from mlpipe.report.events import Reporters
     from mlpipe.runs import utc_now
@@ -251,7 +251,7 @@ def _job_check(session: Session, board: Board, plan: FanOut, job_id: str, stream
     if ctx is None or job is None or plan.check_run_id is None:
         return Reporters()
     earlier = read_parts(board, plan, [j.id for j in plan.jobs() if j.wave < job.wave], warn)
-    planned = RunRecord.from_json(dict(plan.record)).steps
+    planned = plan_record(plan).steps
     later = [
         name for name in plan.order if (other := plan.job_of(name)) is not None and other.wave >= job.wave
     ]

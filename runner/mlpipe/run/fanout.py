@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from mlpipe import __version__
 from mlpipe.core.fanout import BadFanOut, FanOut, RunnerMap, StepNeeds, from_json, place, single_job
-from mlpipe.core.fanparts import Part, Unmet, merge, part_from_json, refusal, unmet_upstream
+from mlpipe.core.fanparts import Part, Unmet, merge, part_from_json, plan_record, refusal, unmet_upstream
 from mlpipe.core.plan import Plan
 from mlpipe.errors import CacheError, UsageError
 from mlpipe.run.prepare import Prepared, Work, workspace_path
@@ -188,6 +188,7 @@ def read_plan(board: Board, run_id: str) -> FanOut:
         )
     try:
         plan = from_json(data)
+        plan_record(plan)  # checked once here: every reader of the plan's record may trust it
     except BadFanOut as error:
         raise CacheError(f"the fan-out plan of run {run_id} in {board.where} is unusable: {error}") from None
     if plan.run_id != run_id:
