@@ -162,9 +162,11 @@ def unmet_upstream(plan: FanOut, step: str, parts: Mapping[str, Part | None]) ->
 
 def refusal(step: str, unmet: list[Unmet]) -> str:
     """The message a job gives for a step it will not run."""
-    failed = [u for u in unmet if u.why.startswith(("it failed", "it was"))]
-    verb = "did not succeed" if failed else "has no stored result"
-    return "; ".join(f"refused: upstream {u.step} {verb}: {u.why}" for u in unmet)
+
+    def verb(u: Unmet) -> str:
+        return "did not succeed" if u.why.startswith(("it failed", "it was")) else "has no stored result"
+
+    return "; ".join(f"refused: upstream {u.step} {verb(u)}: {u.why}" for u in unmet)
 
 
 def plan_record(plan: FanOut) -> RunRecord:
