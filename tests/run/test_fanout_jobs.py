@@ -332,3 +332,33 @@ def test_each_sweep_instance_gets_a_job_of_its_own(project_factory, tmp_path: Pa
     )
     record = flow.report("--json").assert_success().json()
     assert set(statuses(record).values()) == {"ran"} and len(record["steps"]) == 6
+
+
+def test_gc_removes_a_fan_out_runs_plan_and_parts_with_its_run_record(
+    project_factory, tmp_path: Path, cache: str, registry
+) -> None:
+    origin = project_factory({"mlpipe.yaml": pipeline("g", step("a") + step("b", inputs={"x": "a"}))})
+    repo = cache.split("/", 3)[3]
+    done = Workflow(origin, tmp_path / "done", cache)
+    done.plan().assert_success()
+    for outcome in done.all_waves().values():
+        outcome.assert_success()
+    done.report().assert_success()
+    origin.write({"mlpipe.yaml": pipeline("g", step("a", "echo changed") + step("b", inputs={"x": "a"}))})
+    origin.commit()
+    newer = Workflow(origin, tmp_path / "newer", cache)
+    newer.plan().assert_success()
+    newer.job(newer.wave(1)[0]).assert_success()  # no report yet: its run record is not pushed
+    newer.job(newer.wave(2)[0]).assert_success()
+    newer.report().assert_success()
+    pending = Workflow(origin, tmp_path / "pending", cache)
+    pending.plan().assert_success()  # everything reused: no jobs, and no report yet
+    gc = origin.run("gc", "--keep-last", "1", "--json", env=newer.env("gc")).assert_success().json()
+    removed = set(gc["registry"]["removed_tags"])
+    assert {t for t in removed if t.startswith("fanout.")} == {
+        f"fanout.{done.run_id}.plan",
+        f"fanout.{done.run_id}.part.w1j1",
+        f"fanout.{done.run_id}.part.w2j1",
+    }
+    tags = set(registry_tags(registry.host, repo))
+    assert f"fanout.{newer.run_id}.plan" in tags and f"fanout.{pending.run_id}.plan" in tags
