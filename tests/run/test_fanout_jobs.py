@@ -362,3 +362,46 @@ def test_gc_removes_a_fan_out_runs_plan_and_parts_with_its_run_record(
     }
     tags = set(registry_tags(registry.host, repo))
     assert f"fanout.{newer.run_id}.plan" in tags and f"fanout.{pending.run_id}.plan" in tags
+
+
+FAKE_BIN = Path(__file__).parents[1] / "bin"
+
+
+def test_a_gpu_step_is_placed_by_a_plan_job_without_gpus_and_runs_on_the_gpu_runner(
+    project_factory, tmp_path: Path, cache: str
+) -> None:
+    import os
+    import shutil
+    import sys
+
+    gpu = "    runs-on: [self-hosted, gpu]\n    resources: {gpus: 1}\n"
+    origin = project_factory(
+        {"mlpipe.yaml": pipeline("gpu", step("prepare") + step("train", inputs={"d": "prepare"}, extra=gpu))}
+    )
+    hosted = tmp_path / "hosted-bin"  # a hosted runner: git and sh, no nvidia-smi
+    hosted.mkdir()
+    for name in ("git", "sh", "bash"):
+        (hosted / name).symlink_to(shutil.which(name))
+    bare = f"{hosted}{os.pathsep}{Path(sys.executable).parent}"
+    flow = Workflow(origin, tmp_path, cache)
+    plan = flow.clone("plan").run(
+        "plan", "--github-matrix", "--waves", "2", env={**flow.env("plan"), "PATH": bare}
+    )
+    plan.assert_success()
+    flow.outputs = flow._jobs["plan"].outputs()
+    assert [(e["steps"], e["runs-on"]) for k in (1, 2) for e in flow.wave(k)] == [
+        ("prepare", "ubuntu-latest"),
+        ("train", ["self-hosted", "gpu"]),
+    ]
+    flow.job(flow.wave(1)[0], PATH=bare).assert_success()
+    # on a runner without the gpu label or GPUs the step cannot run; on the GPU runner it does
+    refused = flow.job(flow.wave(2)[0], PATH=bare)
+    assert refused.code == 1 and "needs 1 GPU" in refused.output
+    gpu_runner = {
+        "PATH": f"{FAKE_BIN}{os.pathsep}{os.environ['PATH']}",
+        "FAKE_GPUS": "1",
+        "MLPIPE_RUNNER_LABELS": "gpu",
+        "RUNNER_ENVIRONMENT": "self-hosted",
+    }
+    flow.job(flow.wave(2)[0], **gpu_runner).assert_success()
+    assert flow.report("--json").assert_success().json()["steps"]["train"]["gpus"][0]["index"] == "0"

@@ -71,13 +71,14 @@ def plan_matrix(
             f"--waves {options.waves}: expected 1 to 100 (as many as the workflow has wave jobs)"
         )
     session = open_source(source)
+    # The plan job only places steps: the GPUs, labels and container engine are the wave jobs' to check.
     prepared = prepare(
         session.pipeline,
         session.workspace,
         session.store,
         options.selection,
         hasher=session.hasher,
-        build=False,
+        to_run=False,
     )
     missing = prepared.plan.missing()
     if missing:
