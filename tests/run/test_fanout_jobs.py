@@ -288,6 +288,11 @@ def test_bad_ids_and_a_wrong_job_are_usage_errors(project_factory, tmp_path: Pat
     assert bad.stderr.endswith(f"error: run {flow.run_id} has no job 'w9j9' (its jobs: w1j1, w2j1)\n")
     bad = origin.run("ci-run", "--fan-out-run", flow.run_id, "--job", "w1j1", "--steps", "b", env=env)
     assert "error: --steps b are not the steps of job w1j1 (a);" in bad.stderr
+    bad = origin.run("ci-run", "--job", "w1j1", env=env)
+    assert (
+        bad.code == 2
+        and "error: --job names a job of a fan-out run: give --fan-out-run RUN_ID too" in bad.stderr
+    )
     other = "20260101T000000000Z-0123456789abcdef"
     bad = origin.run("report", "--fan-out-run", other, env=env)
     assert f"error: no fan-out plan of run {other} in " in bad.stderr

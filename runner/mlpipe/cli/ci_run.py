@@ -79,6 +79,8 @@ def command(
     Exits 0 only when every selected step ran or was reused successfully.
     """
     only = only + steps  # --steps is --only; with --fan-out-run, the job's steps
+    if job_id is not None and fan_out_run is None:
+        raise UsageError("--job names a job of a fan-out run: give --fan-out-run RUN_ID too")
     if fan_out_run is not None:  # one job of a run spread over CI jobs (issue 15)
         from mlpipe.api.fanout import JobOptions, run_job
         from mlpipe.cli.fanout import print_job
