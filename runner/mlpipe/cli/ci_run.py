@@ -12,6 +12,7 @@ import click
 from mlpipe.cli.options import given_settings, json_option, pipeline_options, remote_of, selection_options
 from mlpipe.core.compare import RunDiff, diff_text
 from mlpipe.errors import CacheError, PipelineFailed, UsageError
+from mlpipe.github.context import from_env
 from mlpipe.inputs.base import RegistryAccess
 from mlpipe.ownvars import step_environment
 from mlpipe.release.baseline import Baseline, baseline_for, compare_runs
@@ -110,6 +111,7 @@ def command(
             "run them first, or add --with-upstream"
         )
     grace = session.settings.kill_grace_s
+    github = from_env(session.settings.environ)
     options = RunOptions(
         jobs=jobs or session.settings.jobs or os.cpu_count() or 1,
         fail_fast=fail_fast,
@@ -119,6 +121,7 @@ def command(
         registry_access=RegistryAccess(
             insecure=session.settings.insecure_registry, environ=session.settings.environ
         ),
+        run_url=github.run_url if github is not None else "",
     )
     # With --json, stdout carries only the record; progress goes to stderr.
     stream = sys.stderr if as_json else sys.stdout

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlpipe.records import run_url
+
 PR_EVENTS = frozenset({"pull_request", "pull_request_target", "pull_request_review"})
 MAX_PAYLOAD = 32 << 20
 """GitHub caps webhook payloads at 25 MB; a larger file is not an event payload and is not read."""
@@ -45,9 +47,11 @@ class GitHubContext:
 
     @property
     def run_url(self) -> str:
+        """This workflow run's page, or "" when GITHUB_SERVER_URL, GITHUB_REPOSITORY or GITHUB_RUN_ID is not
+        of the form GitHub gives them (the URL is recorded, and shown as a link)."""
         if not self.run_id:
             return ""
-        return f"{self.server_url}/{self.repository}/actions/runs/{self.run_id}"
+        return run_url(f"{self.server_url}/{self.repository}/actions/runs/{self.run_id}") or ""
 
 
 def from_env(environ: Mapping[str, str]) -> GitHubContext | None:

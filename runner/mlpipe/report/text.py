@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mlpipe.core.plan import Plan
+from mlpipe.records import run_url
 from mlpipe.runs import RunRecord
 from mlpipe.text import table
 
@@ -141,6 +142,9 @@ def show_text(record: RunRecord) -> str:
     ]
     if git.get("snapshot_ref"):
         lines.append(f"code ref:  {git['snapshot_ref']}")
+    ci_run = run_url(record.ci.get("run_url")) if isinstance(record.ci, dict) else None
+    if ci_run:
+        lines.append(f"CI run:    {ci_run}")
     if record.params:
         lines.append("params:    " + ", ".join(f"{k}={v}" for k, v in record.params.items()))
     lines.append("")
