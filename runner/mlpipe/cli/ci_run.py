@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from typing import IO, TYPE_CHECKING
 
 import click
@@ -12,10 +13,11 @@ import click
 from mlpipe.cli.options import given_settings, json_option, pipeline_options, remote_of, selection_options
 from mlpipe.core.compare import RunDiff, diff_text
 from mlpipe.errors import CacheError, PipelineFailed, UsageError
-from mlpipe.github.context import from_env
+from mlpipe.github.context import GitHubContext, from_env
+from mlpipe.github.history import POINTS
 from mlpipe.inputs.base import RegistryAccess
 from mlpipe.ownvars import step_environment
-from mlpipe.release.baseline import Baseline, baseline_for, compare_runs
+from mlpipe.release.baseline import Baseline, baseline_for, branch_runs, compare_runs
 from mlpipe.release.manifest import build_manifest, push_release, release_tag, require_clean, save_local
 from mlpipe.report.terminal import choose_reporter
 from mlpipe.report.text import run_summary
@@ -137,6 +139,7 @@ def command(
             publish_checks=publish_checks,
             stream=stream,
             compare=(lambda done: _compare(session, baseline, done)) if baseline else None,
+            history=_branch_history(session, github, prepared.git.branch),
         )
     record = Runner(prepared.work(), prepared.site(), reporter, options, run_id=run_id).run()
     if as_json:
@@ -159,6 +162,21 @@ def command(
 
 def _say(text: str) -> None:
     click.echo(f"mlpipe: {text}", err=True)
+
+
+def _branch_history(
+    session: Session, github: GitHubContext | None, checked_out: str | None
+) -> Callable[[], tuple[str, list[RunRecord]]] | None:
+    """The branch a CI run's metrics are charted against (a pull request's base, else the branch itself) and a
+    reader of its latest runs, here and in the registry."""
+    if github is None:
+        return None
+    pushed = github.ref.removeprefix("refs/heads/") if github.ref.startswith("refs/heads/") else None
+    branch = github.base_ref or checked_out or pushed
+    if not branch:
+        return None
+    registry = remote_of(session.settings)
+    return lambda: (branch, branch_runs(session.workspace, branch, limit=POINTS - 1, registry=registry))
 
 
 def _compare(session: Session, baseline: Baseline, record: RunRecord) -> tuple[RunDiff | None, str]:

@@ -17,6 +17,7 @@ MAX_PAYLOAD = 32 << 20
 """GitHub caps webhook payloads at 25 MB; a larger file is not an event payload and is not read."""
 SHA = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 REPO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
+BRANCH = re.compile(r"(?!-)[A-Za-z0-9_./-]{1,255}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,6 +45,8 @@ class GitHubContext:
     """GITHUB_REF_PROTECTED: branch protection rules apply to the ref."""
     base_sha: str | None = None
     """On a pull request: the base branch's commit it is compared with (`pull_request.base.sha`)."""
+    base_ref: str | None = None
+    """On a pull request: the base branch's name (`pull_request.base.ref`)."""
 
     @property
     def run_url(self) -> str:
@@ -90,6 +93,7 @@ def from_env(environ: Mapping[str, str]) -> GitHubContext | None:
         default_branch=_text(payload_repo.get("default_branch")),
         ref_protected=environ.get("GITHUB_REF_PROTECTED") == "true",
         base_sha=_text(base.get("sha"), SHA),
+        base_ref=_text(base.get("ref"), BRANCH),
     )
 
 
