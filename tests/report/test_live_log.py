@@ -215,3 +215,12 @@ def test_a_step_printing_more_than_memory_would_hold_leaves_the_run_bounded(proj
     assert seen > OUTPUT_MIB << 20  # all of it streamed through
     peak_mib = int(measured.split()[-1]) / 1024
     assert peak_mib < LIMIT_MIB, f"mlpipe peaked at {peak_mib:.0f} MiB for a step printing {OUTPUT_MIB} MiB"
+
+
+def test_a_failed_step_is_one_error_annotation_not_two(project_factory, tmp_path):
+    project = project_factory({"mlpipe.yaml": steps_yaml({"bad": "echo oops; exit 3"}), "steps/.keep": ""})
+    outcome = project.run("ci-run", env=job_env(project, tmp_path)).assert_code(1)
+    errors = [line for line in outcome.stdout.splitlines() if line.startswith("::error")]
+    assert errors == [
+        "::error file=mlpipe.yaml,line=3,title=mlpipe%3A step bad failed::exited with code 3%0A%0Aoops"
+    ], outcome.output

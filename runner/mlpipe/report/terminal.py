@@ -17,7 +17,7 @@ from mlpipe.core.plan import Plan
 from mlpipe.report.events import Reporter
 from mlpipe.report.text import where
 from mlpipe.runs import RunRecord, StepRecord
-from mlpipe.text import escape_data, escape_property
+from mlpipe.text import escape_data
 
 SYMBOLS = {"ran": "✔", "reused": "↺", "failed": "✘", "skipped": "-", "cancelled": "■", "running": "▶"}
 
@@ -129,12 +129,9 @@ class PlainReporter:
         with self._lock:
             if self.github:
                 self._github_finished(name, step)
+            # No `::error` here: in Actions the GitHub reporter annotates each failure once, at its file and
+            # line, in the check run (or as a workflow command when it cannot write checks).
             self._write(f"mlpipe: {step_outcome_line(name, step)}")
-            if self.github and step.status == "failed":
-                self._write(
-                    f"::error title=mlpipe step {escape_property(name)} failed::"
-                    f"{escape_data(step.error or 'failed')}"
-                )
 
     def _github_finished(self, name: str, step: StepRecord) -> None:
         self._running.discard(name)
