@@ -27,6 +27,7 @@ WAITER = """\
 i=0
 while [ -n "$3" ] && [ ! -e "$3" ] && [ $i -lt 600 ]; do i=$((i+1)); sleep 0.1; done
 echo "$1 ready"
+echo "::notice::$1 noticed"
 i=0
 while [ ! -e "$2" ]; do
   i=$((i+1))
@@ -151,6 +152,9 @@ def test_parallel_steps_stream_prefixed_lines_and_group_each_steps_tail(project_
     for name in ("a", "b"):
         start = lines.index(f"::group::{name} (ran): its last 2 lines")
         assert lines[start + 1 : start + 4] == [f"{name} ready", f"{name} done", "::endgroup::"]
+    # A step's workflow commands reach GitHub once each, unprefixed, as from a plain `run:` step.
+    noticed = sorted(line for line in lines if "noticed" in line)
+    assert noticed == ["::notice::a noticed", "::notice::b noticed"]
     # Groups never nest and never hold another step's lines: each ::group:: closes before the next opens.
     opened = None
     for line in lines:

@@ -117,7 +117,10 @@ class PlainReporter:
 
     def step_line(self, name: str, line: str) -> None:
         with self._lock:
-            if self.github and self._group == name:
+            if self.github and (self._group == name or _step_command(line)):
+                # Alone, a step's output is its group's, as a plain `run:` step's would be. In parallel, its
+                # workflow commands (`::add-mask::` before it prints a secret, `::warning::`) still reach
+                # GitHub, in order and once: unprefixed, and left out of its tail.
                 self._write(line)
                 return
             tail = self._tails.get(name)
@@ -150,6 +153,11 @@ class PlainReporter:
 
     def message(self, text: str) -> None:
         self._print(f"mlpipe: {text}")
+
+
+def _step_command(line: str) -> bool:
+    """A workflow command a step prints, other than a group: its own groups would hide other steps' lines."""
+    return line.startswith("::") and not line.startswith(("::group::", "::endgroup::"))
 
 
 def _group_title(name: str) -> str:
