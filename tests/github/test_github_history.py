@@ -136,3 +136,21 @@ def test_a_pull_request_charts_each_metric_over_the_base_branchs_runs(project_fa
         "  line [0.5, 0.625, 0.75, 0.875]\n"
         "```"
     ) in summary
+
+
+def test_a_push_charts_the_branchs_own_local_runs(project_factory, tmp_path):
+    project = project_factory(
+        {"mlpipe.yaml": metrics_pipeline("own"), **METRICS_FILES, "train/train.sh": TRAIN % "0.5"}
+    )
+    for n, acc in enumerate(("0.5", "0.625")):
+        if n:
+            project.write({"train/train.sh": TRAIN % acc})
+            project.commit(f"acc {acc}")
+        sha = project.git("rev-parse", "HEAD").strip()
+        job = actions_job(
+            tmp_path / f"push{n}", event="push", payload=push_payload(sha), sha=sha, ref="refs/heads/main"
+        )
+        project.run("ci-run", env={**job.env, "MLPIPE_PUBLISH_CHECKS": "false"}).assert_success()
+    summary = job.summary_file.read_text()
+    assert "### Metrics over the last 1 run(s) of `main` and this run" in summary
+    assert "  line [0.5, 0.625]\n" in summary

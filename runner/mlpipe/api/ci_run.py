@@ -177,8 +177,9 @@ def _with_github(
 def _branch_history(
     session: Session, checked_out: str | None
 ) -> Callable[[], tuple[str, list[RunRecord]]] | None:
-    """The branch a CI run's metrics are charted against (a pull request's base, else the branch itself) and a
-    reader of its latest runs, here and in the registry."""
+    """The branch a CI run's metrics are charted against and a reader of its latest runs: on a pull request its
+    base branch's, here and in the registry (a fresh clone has none of its own); else the branch's own, here only
+    (a run that reuses everything from the local store makes no registry request)."""
     github = from_env(session.settings.environ)
     if github is None:
         return None
@@ -186,7 +187,7 @@ def _branch_history(
     branch = github.base_ref or checked_out or pushed
     if not branch:
         return None
-    registry = remote_of(session.settings)
+    registry = remote_of(session.settings) if github.base_ref else None
     return lambda: (branch, branch_runs(session.workspace, branch, limit=POINTS - 1, registry=registry))
 
 
