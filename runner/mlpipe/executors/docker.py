@@ -321,7 +321,8 @@ class ContainerStep:
                 *lines, pending = pending.split(b"\n")
                 for raw in lines:
                     self._line(raw)
-                while len(pending) >= MAX_LINE_BYTES:  # no newline yet: passed on in pieces, never all held
+                # No newline yet: passed on in pieces, never all held; a line of exactly MAX_LINE_BYTES stays whole.
+                while len(pending) > MAX_LINE_BYTES:
                     self._line(pending[:MAX_LINE_BYTES])
                     pending = pending[MAX_LINE_BYTES:]
         except Exception:  # noqa: BLE001, S110 - the stream ends when the container is removed
