@@ -41,11 +41,12 @@ import contextlib
 import itertools
 import json
 import os
+import shutil
 import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -151,6 +152,23 @@ class StepContext:
     temp: Path
 
 
+@dataclass
+class _JobState:
+    """What the steps of one job instance share: its files, environment additions and limits."""
+
+    run: WorkflowRun
+    instance: JobRun
+    home: Path
+    workspace: Path
+    base_env: dict[str, str]
+    defaults: dict[str, Any]
+    timeout: float
+    extra_env: dict[str, str] = field(default_factory=dict)
+    """GITHUB_ENV lines of earlier steps."""
+    extra_path: list[str] = field(default_factory=list)
+    counter: Iterator[int] = field(default_factory=itertools.count)
+
+
 # -- what a run produces ---------------------------------------------------------------------------------------
 @dataclass
 class StepRun:
@@ -236,7 +254,7 @@ class WorkflowRunner:
         token: str = "",
         api_url: str = "",
         repositories: Mapping[str, Path] | None = None,
-        replace_steps: Mapping[str, Callable[[StepContext], None]] | None = None,
+        replace_steps: Mapping[str, Callable[[StepContext], Mapping[str, str] | None]] | None = None,
         faults: list[RunnerDeath] | None = None,
         on_job_done: Callable[[WorkflowRun, JobResult, str], None] | None = None,
         queue_timeout: float = 1.0,
@@ -540,83 +558,31 @@ class WorkflowRunner:
             "PATH": os.pathsep.join([*map(str, runner.path), os.environ.get("PATH", "")]),
         }
         base.pop("GITHUB_TOKEN", None)
-        job_env = {**self.definition.get("env", {}), **job.get("env", {})}
-        extra_env: dict[str, str] = {}
-        extra_path: list[str] = []
-        steps_context = Strict("the steps before this one", {})
+        state = _JobState(
+            run=run,
+            instance=instance,
+            home=home,
+            workspace=workspace,
+            base_env=base,
+            defaults=job.get("defaults", {}).get("run", {}),
+            timeout=float(job.get("timeout-minutes", 360)) * 60,
+        )
         contexts = {
             **contexts,
-            "steps": steps_context,
             "runner": Strict(
                 "the runner context",
                 {"os": "Linux", "arch": "X64", "name": runner.name, "temp": files.env["RUNNER_TEMP"]},
             ),
         }
         contexts["github"] = Strict("the github context", {**contexts["github"], "workspace": str(workspace)})
-        defaults = job.get("defaults", {}).get("run", {})
-        failed = False
-        timeout = float(job.get("timeout-minutes", 360)) * 60
-        for index, step in enumerate(job.get("steps", [])):
-            step_id = str(step.get("id", f"__step{index}"))
-            label = str(step.get("name") or step.get("uses") or str(step.get("run", "")).split("\n")[0])
-            if instance.result != "running":  # the runner died or the job was cancelled: nothing more runs
-                break
-            record = StepRun(name=label, id=step_id, result="skipped")
-            instance.steps.append(record)
-            status = Status(success=not failed, failure=failed, cancelled=run.cancelled)
-            try:
-                wanted = condition(step.get("if", "success()"), contexts, status)
-            except ExpressionError as error:
-                raise WorkflowError(f"jobs.{name}.steps[{index}].if: {error}") from error
-            if not wanted:
-                steps_context[step_id] = {"outputs": {}, "outcome": "skipped", "conclusion": "skipped"}
-                continue
-            where = f"jobs.{name}.steps[{index}]"
-            try:
-                env = {
-                    k: to_text(substitute(v, contexts, f"{where}.env.{k}"), f"{where}.env.{k}")
-                    for k, v in {**job_env, **extra_env, **step.get("env", {})}.items()
-                }
-            except ExpressionError as error:
-                raise WorkflowError(f"{where}.env: {error}") from error
-            env = {**base, **env}
-            if extra_path:
-                env["PATH"] = os.pathsep.join([*reversed(extra_path), env["PATH"]])
-            step_files = home / "files" / f"step-{index}"
-            step_files.mkdir()
-            for file_name in ("output", "env", "path", "summary"):
-                (step_files / file_name).write_text("")
-            env.update(
-                GITHUB_OUTPUT=str(step_files / "output"),
-                GITHUB_ENV=str(step_files / "env"),
-                GITHUB_PATH=str(step_files / "path"),
-                GITHUB_STEP_SUMMARY=str(step_files / "summary"),
-                GITHUB_ACTION=step_id,
-            )
-            ok = self._step(run, instance, step, where, env, workspace, contexts, defaults, record, timeout)
-            try:
-                record.outputs = parse_file_command(step_files / "output")
-                extra_env.update(parse_file_command(step_files / "env"))
-            except WorkflowError as error:
-                record.log += f"\n{error}"
-                ok = False
-            extra_path.extend(line for line in (step_files / "path").read_text().splitlines() if line)
-            instance.summary += (step_files / "summary").read_text()
-            if instance.result == "cancelled" or (run.cancelled and not ok):
-                record.result = "cancelled"
-            else:
-                record.result = "success" if ok else "failure"
-            steps_context[step_id] = {
-                "outputs": record.outputs,
-                "outcome": record.result,
-                "conclusion": record.result,
-            }
-            failed = failed or not ok
+        job_env = {**self.definition.get("env", {}), **job.get("env", {})}
+        failed, steps_context = self._run_steps(
+            state, job.get("steps", []), contexts, job_env, f"jobs.{name}"
+        )
         if instance.result != "running":
             return
         instance.result = "cancelled" if run.cancelled and failed else ("failure" if failed else "success")
-        for index, step in enumerate(job.get("steps", [])):  # steps never reached have empty outputs
-            steps_context.setdefault(str(step.get("id", f"__step{index}")), {"outputs": {}})
+        contexts["steps"] = steps_context
         try:
             outputs = substitute(job.get("outputs", {}), contexts, f"jobs.{name}.outputs")
         except ExpressionError as error:
@@ -628,32 +594,102 @@ class WorkflowRunner:
                 f"jobs.{name}: outputs exceed GitHub's 1 MB per job",
             )
 
+    def _run_steps(
+        self,
+        state: _JobState,
+        steps: list[dict[str, Any]],
+        contexts: dict[str, Any],
+        scope_env: dict[str, Any],
+        where: str,
+    ) -> tuple[bool, Strict]:
+        """The steps of a job (or of a composite action): whether one failed, and the steps context."""
+        run, instance = state.run, state.instance
+        steps_context = Strict("the steps before this one", {})
+        contexts = {**contexts, "steps": steps_context}
+        failed = False
+        for index, step in enumerate(steps):
+            step_id = str(step.get("id", f"__step{index}"))
+            at = f"{where}.steps[{index}]"
+            if instance.result != "running":  # the runner died or the job was cancelled: nothing more runs
+                break
+            label = str(step.get("name") or step.get("uses") or str(step.get("run", "")).split("\n")[0])
+            record = StepRun(name=label, id=step_id, result="skipped")
+            instance.steps.append(record)
+            env_context = {**scope_env, **state.extra_env}
+            status = Status(success=not failed, failure=failed, cancelled=run.cancelled)
+            try:
+                wanted = condition(step.get("if", "success()"), {**contexts, "env": env_context}, status)
+                env = {
+                    k: to_text(substitute(v, contexts, f"{at}.env.{k}"), f"{at}.env.{k}")
+                    for k, v in {**scope_env, **step.get("env", {})}.items()
+                }
+            except ExpressionError as error:
+                raise WorkflowError(f"{at}: {error}") from error
+            if not wanted:
+                steps_context[step_id] = {"outputs": {}, "outcome": "skipped", "conclusion": "skipped"}
+                continue
+            env = {**state.base_env, **state.extra_env, **env}
+            if state.extra_path:
+                env["PATH"] = os.pathsep.join([*reversed(state.extra_path), env["PATH"]])
+            step_files = state.home / "files" / f"step-{next(state.counter)}"
+            step_files.mkdir()
+            for file_name in ("output", "env", "path", "summary"):
+                (step_files / file_name).write_text("")
+            env.update(
+                GITHUB_OUTPUT=str(step_files / "output"),
+                GITHUB_ENV=str(step_files / "env"),
+                GITHUB_PATH=str(step_files / "path"),
+                GITHUB_STEP_SUMMARY=str(step_files / "summary"),
+                GITHUB_ACTION=step_id,
+            )
+            ok = self._step(state, step, at, env, contexts, record)
+            try:
+                record.outputs.update(parse_file_command(step_files / "output"))
+                state.extra_env.update(parse_file_command(step_files / "env"))
+            except WorkflowError as error:
+                record.log += f"\n{error}"
+                ok = False
+            state.extra_path.extend(line for line in (step_files / "path").read_text().splitlines() if line)
+            instance.summary += (step_files / "summary").read_text()
+            if instance.result == "cancelled" or (run.cancelled and not ok):
+                record.result = "cancelled"
+            else:
+                record.result = "success" if ok else "failure"
+            steps_context[step_id] = {
+                "outputs": record.outputs,
+                "outcome": record.result,
+                "conclusion": record.result,
+            }
+            failed = failed or not ok
+        for index, step in enumerate(steps):  # steps never reached have empty outputs
+            steps_context.setdefault(str(step.get("id", f"__step{index}")), {"outputs": {}})
+        return failed, steps_context
+
     def _step(
         self,
-        run: WorkflowRun,
-        instance: JobRun,
+        state: _JobState,
         step: dict[str, Any],
         where: str,
         env: dict[str, str],
-        workspace: Path,
         contexts: dict[str, Any],
-        defaults: dict[str, Any],
         record: StepRun,
-        timeout: float,
     ) -> bool:
         unknown = set(step) - STEP_KEYS
         if unknown:
             raise WorkflowError(f"{where}: unsupported keys {sorted(unknown)}")
         if step.get("id") in self.replace_steps or step.get("name") in self.replace_steps:
             replacement = self.replace_steps[step.get("id") or step["name"]]
-            replacement(StepContext(env=env, workspace=workspace, temp=Path(env["RUNNER_TEMP"])))
+            outputs = replacement(
+                StepContext(env=env, workspace=state.workspace, temp=Path(env["RUNNER_TEMP"]))
+            )
+            record.outputs.update(outputs or {})
             record.log = "(replaced by the test's seam)"
             return True
         if "uses" in step:
-            return self._action(step, where, workspace, contexts, record)
+            return self._action(state, step, where, env, contexts, record)
         if "run" not in step:
             raise WorkflowError(f"{where}: neither run: nor uses:")
-        shell = step.get("shell", defaults.get("shell"))
+        shell = step.get("shell", state.defaults.get("shell"))
         if shell == "bash":
             argv = ["bash", "--noprofile", "--norc", "-eo", "pipefail"]
         elif shell is None:
@@ -662,9 +698,11 @@ class WorkflowRunner:
             raise WorkflowError(f"{where}.shell: {shell!r} is not supported by the test runner")
         script = Path(env["GITHUB_OUTPUT"]).parent / "script.sh"
         script.write_text(str(step["run"]))
-        directory = step.get("working-directory", defaults.get("working-directory", "."))
+        directory = step.get("working-directory", state.defaults.get("working-directory", "."))
         try:
-            cwd = workspace / to_text(substitute(directory, contexts, f"{where}.working-directory"), where)
+            cwd = state.workspace / to_text(
+                substitute(directory, contexts, f"{where}.working-directory"), where
+            )
         except ExpressionError as error:
             raise WorkflowError(f"{where}.working-directory: {error}") from error
         if not cwd.is_dir():
@@ -672,8 +710,8 @@ class WorkflowRunner:
                 f"An error occurred trying to start process: working directory '{cwd}' does not exist"
             )
             return False
-        limit = min(timeout, float(step.get("timeout-minutes", 360)) * 60, self.deadline_s)
-        return self._process(run, instance, [*argv, str(script)], cwd, env, record, limit)
+        limit = min(state.timeout, float(step.get("timeout-minutes", 360)) * 60, self.deadline_s)
+        return self._process(state.run, state.instance, [*argv, str(script)], cwd, env, record, limit)
 
     def _process(
         self,
@@ -715,25 +753,77 @@ class WorkflowRunner:
         return process.returncode == 0
 
     def _action(
-        self, step: dict[str, Any], where: str, workspace: Path, contexts: dict[str, Any], record: StepRun
+        self,
+        state: _JobState,
+        step: dict[str, Any],
+        where: str,
+        env: dict[str, str],
+        contexts: dict[str, Any],
+        record: StepRun,
     ) -> bool:
         uses = str(step["uses"])
-        if uses.startswith(NO_OP_ACTIONS):
-            record.log = f"{uses}: a test seam, nothing to do"
-            return True
-        if not uses.startswith(CHECKOUT):
-            raise WorkflowError(f"{where}: the test runner does not know the action {uses}")
         try:
             options = substitute(step.get("with", {}), contexts, f"{where}.with")
         except ExpressionError as error:
             raise WorkflowError(f"{where}.with: {error}") from error
+        if uses.startswith(NO_OP_ACTIONS):
+            record.log = f"{uses}: a test seam, nothing to do"
+            return True
+        if uses.startswith("./"):
+            return self._composite(state, uses, options, where, contexts, record)
+        if not uses.startswith(CHECKOUT):
+            raise WorkflowError(f"{where}: the test runner does not know the action {uses}")
         unknown = set(options) - CHECKOUT_INPUTS
         if unknown:
             raise WorkflowError(
                 f"{where}.with: actions/checkout inputs the runner does not support: {unknown}"
             )
-        record.log = self._checkout(options, workspace, contexts["github"]["repository"])
+        record.log = self._checkout(options, state.workspace, contexts["github"]["repository"])
         return True
+
+    def _composite(
+        self,
+        state: _JobState,
+        uses: str,
+        options: dict[str, Any],
+        where: str,
+        contexts: dict[str, Any],
+        record: StepRun,
+    ) -> bool:
+        """A local composite action (`uses: ./path`): its steps, with its inputs, outputs and action path."""
+        directory = (state.workspace / uses).resolve()
+        if not (directory / "action.yml").is_file():
+            record.log = (
+                f"Can't find 'action.yml' under '{directory}'. Did you forget to run actions/checkout?"
+            )
+            return False
+        action = yaml.safe_load((directory / "action.yml").read_text())
+        if action.get("runs", {}).get("using") != "composite":
+            raise WorkflowError(f"{where}: {uses} is not a composite action")
+        declared = action.get("inputs", {})
+        unknown = set(options) - set(declared)
+        if unknown:
+            raise WorkflowError(f"{where}.with: {uses} has no inputs {sorted(unknown)}")
+        inputs = {}
+        for key, spec in declared.items():
+            value = options.get(key, spec.get("default", ""))
+            inputs[key] = to_text(substitute(value, contexts, f"{uses}.inputs.{key}"), key)
+        github = Strict("the github context", {**contexts["github"], "action_path": str(directory)})
+        inner = {
+            "github": github,
+            "inputs": Strict(f"the inputs of {uses}", inputs),
+            "runner": contexts["runner"],
+        }
+        for step in action["runs"]["steps"]:
+            if "run" in step and "shell" not in step:
+                raise WorkflowError(f"{uses}: a composite action's run: step needs shell:")
+        failed, steps = self._run_steps(state, action["runs"]["steps"], inner, {}, uses)
+        try:
+            for key, spec in action.get("outputs", {}).items():
+                record.outputs[key] = to_text(substitute(spec["value"], {**inner, "steps": steps}, key), key)
+        except ExpressionError as error:
+            raise WorkflowError(f"{uses}.outputs: {error}") from error
+        return not failed
 
     def _checkout(self, options: dict[str, Any], workspace: Path, own: str) -> str:
         repository = str(options.get("repository") or own)
@@ -751,6 +841,9 @@ class WorkflowRunner:
         else:
             raise WorkflowError(f"actions/checkout: the test maps no repository {repository!r}")
         target.mkdir(parents=True, exist_ok=True)
+        if not (target / ".git").exists():  # as checkout does: a directory that is no clone is emptied first
+            for entry in target.iterdir():
+                shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
         _git(target, "init", "-q")
         _git(target, "remote", "add", "origin", source.resolve().as_uri())
         if branch.startswith("refs/pull/"):
