@@ -44,6 +44,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -967,6 +968,14 @@ class WorkflowRunner:
             except ExpressionError as error:
                 raise WorkflowError(f"on.workflow_call.outputs.{name}: {error}") from error
         return values
+
+
+def link_installed_mlpipe(step: StepContext) -> None:
+    """The seam for install/action.yml's `install` step: where it would build its virtual environment ($VENV),
+    link the test environment, in which this checkout's mlpipe is installed (editable)."""
+    venv = Path(step.env["VENV"])
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    venv.symlink_to(Path(sys.prefix), target_is_directory=True)
 
 
 # -- helpers -----------------------------------------------------------------------------------------------------
