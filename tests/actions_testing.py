@@ -28,6 +28,9 @@ What it does as GitHub does:
 - Faults: `RunnerDeath` kills a job's processes with SIGKILL when its predicate holds (a runner that vanished);
   `cancel()` cancels the run (SIGINT, then SIGKILL after a grace period), as the Cancel button does.
 
+Not modelled: `permissions:` are read but not enforced (the token the test passes is the job token every job
+gets, so a test picks a write or a read-only token as the event would), and `concurrency:` is refused.
+
 Test seams, documented rather than hidden: `actions/setup-python` and `actions/cache` do nothing (the steps'
 Python is the test environment's, on PATH; the cache always misses), and a step named in `replace_steps` (the
 workflow's install step) runs the test's function instead, e.g. linking the already installed mlpipe where the
@@ -195,8 +198,13 @@ class JobRun:
     summary: str = ""
     processes: list[subprocess.Popen[str]] = field(default_factory=list, repr=False)
 
+    title: str = ""
+    """The job's `name:`, evaluated for this instance."""
+
     @property
     def name(self) -> str:
+        if self.title:
+            return f"{self.job} ({self.title})"
         if not self.matrix:
             return self.job
         return f"{self.job} ({', '.join(to_text(v, self.job) for v in self.matrix.values() if _scalar(v))})"
@@ -419,7 +427,7 @@ class WorkflowRunner:
         strategy = job.get("strategy")
         if strategy is None:
             return [None]
-        unknown = set(strategy) - {"matrix", "fail-fast", "max-parallel"}
+        unknown = set(strategy) - {"matrix", "fail-fast"}
         if unknown:
             raise WorkflowError(f"jobs.{name}.strategy: unsupported keys {sorted(unknown)}")
         try:
@@ -483,6 +491,7 @@ class WorkflowRunner:
     ) -> None:
         contexts = self._contexts(run, name, matrix=instance.matrix)
         try:
+            instance.title = to_text(substitute(job.get("name", ""), contexts, f"jobs.{name}.name"), name)
             runs_on = substitute(job.get("runs-on"), contexts, f"jobs.{name}.runs-on")
         except ExpressionError as error:
             raise WorkflowError(f"jobs.{name}.runs-on: {error}") from error
@@ -998,6 +1007,9 @@ def load_workflow(path: Path) -> dict[str, Any]:
         for need in _needs(job):
             if need not in jobs:
                 raise WorkflowError(f"{path}: jobs.{name}.needs: no job {need!r}")
+        defaults = job.get("defaults", {})
+        if set(defaults) - {"run"} or set(defaults.get("run", {})) - {"shell", "working-directory"}:
+            raise WorkflowError(f"{path}: jobs.{name}.defaults: only run.shell and run.working-directory")
     return {**text, "on": {"workflow_call": on["workflow_call"] or {}}}
 
 

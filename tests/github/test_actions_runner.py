@@ -396,3 +396,21 @@ def test_steps_of_a_job_run_as_the_runner_runs_them(tmp_path: Path) -> None:
     # shell: bash adds pipefail; the default shell (bash -e) does not.
     assert [s.result for s in job.steps] == ["failure", "success", "success"], run.explain()
     assert "after a failure" in job.log
+
+
+def test_fail_fast_cancels_a_failing_jobs_other_instances(tmp_path: Path) -> None:
+    workflow = """
+    on: {workflow_call: {}}
+    jobs:
+      m:
+        strategy:
+          matrix: {n: [1, 2]}
+        runs-on: ubuntu-latest
+        steps:
+          - env: {N: "${{ matrix.n }}"}
+            run: if [ "$N" = 1 ]; then exit 1; fi; sleep 60
+    """
+    started = time.monotonic()
+    run = _runner(tmp_path, workflow).run()
+    assert {i.matrix["n"]: i.result for i in run.instances("m")} == {1: "failure", 2: "cancelled"}
+    assert run.result("m") == "failure" and time.monotonic() - started < 30
