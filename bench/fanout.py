@@ -38,6 +38,7 @@ from actions_testing import (  # the test workflow runner lives with the tests
     WorkflowRunner,
     hosted_runner,
     link_installed_mlpipe,
+    working_tree_repository,
 )
 from github_testing import push_payload
 from services.registry import Registry
@@ -84,7 +85,13 @@ def make_origin(root: Path, width: int, work: float) -> tuple[Path, str]:
 
 
 def one_run(
-    workflow: Path, work_dir: Path, origin: Path, sha: str, registry: Registry, startup: float
+    workflow: Path,
+    work_dir: Path,
+    origin: Path,
+    sha: str,
+    registry: Registry,
+    startup: float,
+    action: tuple[Path, str],
 ) -> tuple[float, dict[str, Any]]:
     def slow_install(step: StepContext) -> None:
         time.sleep(startup)
@@ -98,7 +105,7 @@ def one_run(
         origin=origin,
         event=Event("push", push_payload(sha), sha, "refs/heads/main"),
         runners=[type(hosted)(**{**hosted.__dict__, "env": runner_env})],
-        repositories={ACTION_REPOSITORY: REPO},
+        repositories={ACTION_REPOSITORY: action[0]},
         replace_steps={"install": slow_install},
         deadline_s=1800,
     )
@@ -127,6 +134,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     args = parser.parse_args()
     work_root = BENCH / "work" / "fanout" / uuid.uuid4().hex[:6]
+    action = working_tree_repository(REPO, work_root / "mlpipe-action")
     registry = Registry(work_root / "registry")
     registry.start()
     rows = []
@@ -143,7 +151,7 @@ def main() -> None:
                         samples = []
                         for rep in range(args.reps):
                             where = work_root / f"{side}-{width}-{work:g}-{startup:g}-{rep}"
-                            seconds, jobs = one_run(workflow, where, origin, sha, registry, startup)
+                            seconds, jobs = one_run(workflow, where, origin, sha, registry, startup, action)
                             samples.append(seconds)
                             row[f"{side}_jobs"] = jobs
                         row[side] = {"median": statistics.median(samples), "samples": samples}

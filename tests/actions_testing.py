@@ -987,6 +987,23 @@ def link_installed_mlpipe(step: StepContext) -> None:
     venv.symlink_to(Path(sys.prefix), target_is_directory=True)
 
 
+def working_tree_repository(source: Path, dest: Path) -> tuple[Path, str]:
+    """A one-commit repository of `source`'s working tree (tracked and untracked, not ignored files): the action
+    repository as it would be published from this checkout, so uncommitted changes are what the jobs check out."""
+    listed = _git(source, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+    dest.mkdir(parents=True)
+    for name in filter(None, listed.split("\0")):
+        path = source / name
+        if path.is_file() and not path.is_symlink():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, dest / name)
+    identity = ["-c", "user.name=actions-testing", "-c", "user.email=actions-testing@example.com"]
+    _git(dest, "init", "-q", "-b", "main")
+    _git(dest, "add", "-A")
+    _git(dest, *identity, "commit", "-q", "-m", "the working tree")
+    return dest, _git(dest, "rev-parse", "HEAD").strip()
+
+
 # -- helpers -----------------------------------------------------------------------------------------------------
 def load_workflow(path: Path) -> dict[str, Any]:
     text = yaml.safe_load(path.read_text())
