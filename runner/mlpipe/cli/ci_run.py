@@ -9,7 +9,15 @@ from typing import IO, TYPE_CHECKING
 
 import click
 
-from mlpipe.cli.options import given_settings, json_option, pipeline_options, remote_of, selection_options
+from mlpipe.cli.options import (
+    fan_out_ids,
+    fan_out_options,
+    given_settings,
+    json_option,
+    pipeline_options,
+    remote_of,
+    selection_options,
+)
 from mlpipe.core.compare import RunDiff, diff_text
 from mlpipe.errors import CacheError, PipelineFailed, UsageError
 from mlpipe.inputs.base import RegistryAccess
@@ -61,6 +69,7 @@ if TYPE_CHECKING:
     metavar="REF",
     help="Compare with the latest run of REF's commit (here, or in the registry): steps that differ and metrics.",
 )
+@fan_out_options
 @json_option
 def command(
     file: str | None,
@@ -75,14 +84,32 @@ def command(
     snapshot_max_file_size: int,
     publish_checks: bool,
     since: str | None,
+    steps: tuple[str, ...],
+    fan_out_run: str | None,
+    job_id: str | None,
     as_json: bool,
 ) -> None:
     """Plan, run or reuse every selected step, record the run, and print a summary.
 
     Exits 0 only when every selected step ran or was reused successfully.
     """
+    only = only + steps
     session = open_session(file, params, given_settings(cache))
     run_id = new_run_id()
+    if fan_out_run is not None:  # one job of a run spread over CI jobs (issue 15)
+        from mlpipe.cli import fanout
+
+        if job_id is None:
+            raise UsageError("--fan-out-run needs --job JOB (the matrix entry's job)")
+        fan_out_ids(fan_out_run, job_id)
+        run_id = fan_out_run
+        board = fanout.job_board(session, fan_out_run)
+        if board is not None:
+            options = _options(session, jobs, fail_fast, snapshot_max_file_size)
+            fanout.run_job(
+                session, board, run_id=run_id, job_id=job_id, steps=only, options=options, as_json=as_json
+            )
+            return
     say = lambda text: click.echo(f"mlpipe: {text}", err=True)
     locks = start_run(
         session.workspace, session.pipeline, run_id, timeout_s=lock_timeout(session.settings.environ), say=say
@@ -109,17 +136,7 @@ def command(
             f"upstream step(s) {names} have no stored result for the current code, params and inputs; "
             "run them first, or add --with-upstream"
         )
-    grace = session.settings.kill_grace_s
-    options = RunOptions(
-        jobs=jobs or session.settings.jobs or os.cpu_count() or 1,
-        fail_fast=fail_fast,
-        kill_grace_s=grace,
-        max_recoverable_file=snapshot_max_file_size,
-        step_environment=step_environment(session.settings.environ),
-        registry_access=RegistryAccess(
-            insecure=session.settings.insecure_registry, environ=session.settings.environ
-        ),
-    )
+    options = _options(session, jobs, fail_fast, snapshot_max_file_size)
     # With --json, stdout carries only the record; progress goes to stderr.
     stream = sys.stderr if as_json else sys.stdout
     reporter = choose_reporter(stream)
@@ -152,6 +169,19 @@ def command(
     if record.status != "succeeded":
         failed = [n for n, s in record.steps.items() if s.status not in {"ran", "reused"}]
         raise PipelineFailed(f"run {record.run_id} failed: {', '.join(failed)} did not succeed")
+
+
+def _options(session: Session, jobs: int | None, fail_fast: bool, max_file: int) -> RunOptions:
+    return RunOptions(
+        jobs=jobs or session.settings.jobs or os.cpu_count() or 1,
+        fail_fast=fail_fast,
+        kill_grace_s=session.settings.kill_grace_s,
+        max_recoverable_file=max_file,
+        step_environment=step_environment(session.settings.environ),
+        registry_access=RegistryAccess(
+            insecure=session.settings.insecure_registry, environ=session.settings.environ
+        ),
+    )
 
 
 def _say(text: str) -> None:

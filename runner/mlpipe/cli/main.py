@@ -15,6 +15,10 @@ from mlpipe.errors import MlpipeError, SpecError
 COMMANDS: dict[str, tuple[str, str]] = {
     "ci-run": ("mlpipe.cli.ci_run", "Plan, run or reuse every step, record the run, print a summary."),
     "plan": ("mlpipe.cli.plan", "Say for each step whether it would run or be reused, and why."),
+    "report": (
+        "mlpipe.cli.report",
+        "Merge a fan-out run's jobs into one run record; complete its check run.",
+    ),
     "validate": ("mlpipe.cli.validate", "Check the pipeline file and report every problem."),
     "snapshot": ("mlpipe.cli.snapshot", "Print a directory's code snapshot: its git tree hash and files."),
     "runs": ("mlpipe.cli.runs", "List recorded runs, newest first."),

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from mlpipe.errors import UsageError
+
 if TYPE_CHECKING:
     from mlpipe.cache.tiered import RemoteSettings
     from mlpipe.config import Settings
@@ -108,8 +110,19 @@ def pipeline_options(func: F) -> F:
 
 
 def _names(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
-    """`--only a,b --only c` becomes ('a', 'b', 'c')."""
-    return tuple(name.strip() for value in values for name in value.split(",") if name.strip())
+    """`--only a,b --only c` becomes ('a', 'b', 'c'); a sweep instance keeps its commas: `train[lr=0.1,C=1.0]`."""
+    return tuple(name.strip() for value in values for name in split_names(value) if name.strip())
+
+
+def split_names(text: str) -> list[str]:
+    """Step names separated by commas outside brackets."""
+    names, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        depth += {"[": 1, "]": -1}.get(char, 0)
+        if char == "," and depth <= 0:
+            names.append(text[start:i])
+            start, depth = i + 1, 0
+    return [*names, text[start:]]
 
 
 def selection_options(func: F) -> F:
@@ -137,6 +150,44 @@ def selection_options(func: F) -> F:
     for decorate in reversed(decorators):
         func = decorate(func)
     return func
+
+
+def fan_out_options(func: F) -> F:
+    """A wave job of a fan-out run (issue 15): `--steps a,b --fan-out-run ID --job JOB`."""
+    decorators = [
+        click.option(
+            "--steps",
+            multiple=True,
+            callback=_names,
+            metavar="STEP[,STEP]",
+            help="The steps to execute (as --only); with --fan-out-run, the job's steps.",
+        ),
+        click.option(
+            "--fan-out-run",
+            default=None,
+            metavar="RUN_ID",
+            help="Run one job of a fan-out run (the run-id output of `mlpipe plan --github-matrix`).",
+        ),
+        click.option(
+            "--job", "job_id", default=None, metavar="JOB", help="With --fan-out-run: the job's id."
+        ),
+    ]
+    for decorate in reversed(decorators):
+        func = decorate(func)
+    return func
+
+
+def fan_out_ids(run_id: str, job_id: str | None = None) -> None:
+    """Check a fan-out run id (and job id) before they name a tag or a path."""
+    from mlpipe.core.fanout import JOB_ID
+    from mlpipe.records import RUN_ID
+
+    if not RUN_ID.fullmatch(run_id):
+        raise UsageError(
+            f"--fan-out-run {run_id[:80]!r}: expected a run id such as 20260101T120000000Z-0123456789abcdef"
+        )
+    if job_id is not None and not JOB_ID.fullmatch(job_id):
+        raise UsageError(f"--job {job_id[:80]!r}: expected a job id such as w1j1 (the matrix entry's job)")
 
 
 def remote_of(settings: Settings) -> RemoteSettings | None:

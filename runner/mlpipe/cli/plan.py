@@ -27,6 +27,24 @@ from mlpipe.runs import RunRecord
     is_flag=True,
     help="In GitHub Actions, publish the plan as a check run and in the job summary, before any compute.",
 )
+@click.option(
+    "--github-matrix",
+    is_flag=True,
+    help="Spread the run over GitHub Actions jobs: print (and write to GITHUB_OUTPUT) the jobs of each wave.",
+)
+@click.option(
+    "--waves",
+    type=int,
+    default=4,
+    show_default=True,
+    help="With --github-matrix: the workflow's wave jobs; deeper levels run in the last wave's jobs.",
+)
+@click.option(
+    "--runner-labels",
+    default=None,
+    metavar="JSON",
+    help='With --github-matrix: a step\'s runs-on labels -> a job\'s runs-on, e.g. {"default": "ubuntu-latest"}.',
+)
 @json_option
 def command(
     file: str | None,
@@ -37,15 +55,24 @@ def command(
     with_upstream: bool,
     no_reuse: bool,
     publish: bool,
+    github_matrix: bool,
+    waves: int,
+    runner_labels: str | None,
     as_json: bool,
 ) -> None:
     """Say for each step whether `ci-run` would run it or reuse a stored result, and why."""
     session = open_session(file, params, given_settings(cache))
+    selection = Selected(only=only, from_=from_, with_upstream=with_upstream, no_reuse=no_reuse)
+    if github_matrix:
+        from mlpipe.cli.fanout import plan_matrix
+
+        plan_matrix(session, selection, waves=waves, runner_labels=runner_labels, as_json=as_json)
+        return
     prepared = prepare(
         session.pipeline,
         session.workspace,
         session.store,
-        Selected(only=only, from_=from_, with_upstream=with_upstream, no_reuse=no_reuse),
+        selection,
         hasher=session.hasher,
         build=False,  # plans are cheap and change nothing: a step whose image must be built says so
     )

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, get_args
 
+from mlpipe import records
 from mlpipe.core.fanout import JOB_ID, BadFanOut, FanOut
 from mlpipe.runs import RunRecord, StepRecord, StepStatus
 
@@ -59,25 +60,57 @@ def part_from_json(data: Any, plan: FanOut, job: str) -> Part:
     if not isinstance(steps, dict) or not set(steps) <= set(planned.steps):
         raise BadFanOut(f"the part of job {job} names steps the job does not run")
     try:
-        record = RunRecord.from_json(
-            {"format": "mlpipe.run/1", "run_id": plan.run_id, "pipeline": "", "pipeline_file": "",
-             "started_at": "", "steps": steps}
-        )  # fmt: skip
-    except (TypeError, ValueError) as error:
-        raise BadFanOut(f"the part of job {job} holds malformed step records: {error}") from None
-    statuses = set(get_args(StepStatus))
-    if any(step.status not in statuses for step in record.steps.values()):
-        raise BadFanOut(f"the part of job {job} holds an unknown step status")
+        checked = {name: _step(steps[name], f"{job}.steps.{name}") for name in steps}
+    except records.BadRecord as error:
+        raise BadFanOut(f"the part of job {job} holds a malformed step record: {error}") from None
     runner = data.get("runner") if isinstance(data.get("runner"), dict) else {}
     return Part(
         run_id=plan.run_id,
         job=job,
         status=str(data.get("status"))[:20],
-        steps=record.steps,
+        steps=checked,
         started_at=_text(data.get("started_at")),
         ended_at=_text(data.get("ended_at")),
         runner={k: v for k, v in (runner or {}).items() if k in {"name", "labels"}},
     )
+
+
+_STEP_TEXTS = ("started_at", "ended_at", "log", "code", "tree")
+
+
+def _step(data: Any, where: str) -> StepRecord:
+    """One step record of a part: each field of its type, texts printable (errors: made so)."""
+    data = records.obj(data, where)
+    step = StepRecord(status=records.choice(data.get("status"), get_args(StepStatus), f"{where}.status"))  # type: ignore[arg-type]
+    for key in _STEP_TEXTS:
+        if data.get(key) is not None:
+            setattr(step, key, records.text(data[key], f"{where}.{key}", 1000))
+    if data.get("fingerprint") is not None:
+        step.fingerprint = records.sha256(data["fingerprint"], f"{where}.fingerprint")
+    if data.get("error") is not None:
+        error = data["error"] if isinstance(data["error"], str) else ""
+        step.error = "".join(c if c.isprintable() else " " for c in error[:4000]) or "failed"
+    step.reasons = [
+        records.text(r, f"{where}.reasons", 2000) for r in records.array(data.get("reasons", []), where)
+    ]
+    step.outputs = {
+        records.output_name(k, f"{where}.outputs"): records.text(v, f"{where}.outputs.{k}", 200)
+        for k, v in records.obj(data.get("outputs", {}), f"{where}.outputs").items()
+    }
+    step.metrics = records.metrics(data.get("metrics", {}), f"{where}.metrics")
+    if data.get("parts") is not None:
+        step.parts = records.parts(data["parts"], f"{where}.parts")
+    for key in ("duration_s", "exit_code"):
+        if data.get(key) is not None:
+            setattr(step, key, records.number(data[key], f"{where}.{key}"))
+    if data.get("reused_from") is not None:
+        source = records.obj(data["reused_from"], f"{where}.reused_from")
+        step.reused_from = {k: source[k] for k in ("run_id", "commit") if isinstance(source.get(k), str)}
+    step.nondeterministic = data.get("nondeterministic") is True
+    for key in ("image", "gpus"):
+        if isinstance(data.get(key), dict | list):
+            setattr(step, key, records.parts({"v": data[key]}, f"{where}.{key}")["v"])
+    return step
 
 
 def _text(value: Any) -> str | None:
@@ -158,6 +191,7 @@ def merge(plan: FanOut, parts: Mapping[str, Part | None], *, cancelled: bool, en
             else:
                 base.error = f"never finished: job {job.id} ({job.name}) stopped before the step ended"
             record.steps[name] = base
+    record.steps = {name: record.steps[name] for name in plan.order if name in record.steps}  # stored sorted
     statuses = {step.status for step in record.steps.values()}
     record.status = "cancelled" if cancelled else ("succeeded" if statuses <= DONE else "failed")
     record.ended_at = ended_at
