@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -109,11 +110,7 @@ def one_run(
         replace_steps={"install": slow_install},
         deadline_s=1800,
     )
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True)
-    inputs = {
-        "cache": f"oci://{registry.host}/bench-{uuid.uuid4().hex[:8]}",
-        "mlpipe-ref": head.stdout.strip(),
-    }
+    inputs = {"cache": f"oci://{registry.host}/bench-{uuid.uuid4().hex[:8]}", "mlpipe-ref": action[1]}
     started = time.monotonic()
     run = runner.run(inputs)
     seconds = time.monotonic() - started
@@ -136,6 +133,7 @@ def main() -> None:
     work_root = BENCH / "work" / "fanout" / uuid.uuid4().hex[:6]
     action = working_tree_repository(REPO, work_root / "mlpipe-action")
     registry = Registry(work_root / "registry")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the registry on `kill` too
     registry.start()
     rows = []
     try:

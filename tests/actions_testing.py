@@ -181,6 +181,7 @@ class StepRun:
     result: str  # success, failure, skipped, cancelled
     log: str = ""
     outputs: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
 
 
 @dataclass
@@ -652,7 +653,9 @@ class WorkflowRunner:
                 GITHUB_STEP_SUMMARY=str(step_files / "summary"),
                 GITHUB_ACTION=step_id,
             )
+            began = time.monotonic()
             ok = self._step(state, step, at, env, contexts, record)
+            record.seconds = time.monotonic() - began
             try:
                 record.outputs.update(parse_file_command(step_files / "output"))
                 state.extra_env.update(parse_file_command(step_files / "env"))
