@@ -710,7 +710,10 @@ class WorkflowRunner:
         else:
             raise WorkflowError(f"{where}.shell: {shell!r} is not supported by the test runner")
         script = Path(env["GITHUB_OUTPUT"]).parent / "script.sh"
-        script.write_text(str(step["run"]))
+        try:  # GitHub evaluates expressions in the script text before the shell sees it
+            script.write_text(to_text(substitute(str(step["run"]), contexts, f"{where}.run"), f"{where}.run"))
+        except ExpressionError as error:
+            raise WorkflowError(f"{where}.run: {error}") from error
         directory = step.get("working-directory", state.defaults.get("working-directory", "."))
         try:
             cwd = state.workspace / to_text(

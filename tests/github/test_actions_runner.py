@@ -389,13 +389,13 @@ def test_steps_of_a_job_run_as_the_runner_runs_them(tmp_path: Path) -> None:
           - if: always()
             run: false | true
           - if: failure()
-            run: echo "after a failure"
+            run: echo "after a failure in ${{ github.job }}"
     """
     run = _runner(tmp_path, workflow).run()
     (job,) = run.instances("j")
     # shell: bash adds pipefail; the default shell (bash -e) does not.
     assert [s.result for s in job.steps] == ["failure", "success", "success"], run.explain()
-    assert "after a failure" in job.log
+    assert "after a failure in j" in job.log  # expressions in run: are evaluated first, as GitHub does
 
 
 def test_fail_fast_cancels_a_failing_jobs_other_instances(tmp_path: Path) -> None:
