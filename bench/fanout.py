@@ -33,14 +33,9 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-from actions_testing import (  # the test workflow runner lives with the tests
-    Event,
-    StepContext,
-    WorkflowRunner,
-    hosted_runner,
-    link_installed_mlpipe,
-    working_tree_repository,
-)
+from actions_checkout import link_installed_mlpipe, working_tree_repository  # the test workflow runner's
+from actions_model import Event, StepContext, hosted_runner
+from actions_testing import WorkflowRunner
 from github_testing import push_payload
 from services.registry import Registry
 

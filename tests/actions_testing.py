@@ -44,38 +44,38 @@ import contextlib
 import itertools
 import json
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from actions_checkout import CHECKOUT_INPUTS, checkout
 from actions_expressions import ExpressionError, Status, Strict, condition, substitute, to_text
+from actions_model import (
+    Event,
+    JobResult,
+    JobRun,
+    JobState,
+    RunnerDeath,
+    SimulatedRunner,
+    StepContext,
+    StepRun,
+    WorkflowError,
+    WorkflowRun,
+    load_workflow,
+    needs_of,
+    parse_file_command,
+)
 from github_testing import actions_job
 
 MAX_MATRIX = 256
 MAX_JOB_OUTPUTS = 1024 * 1024
 KILL_GRACE_S = 5.0
-JOB_KEYS = {
-    "name",
-    "needs",
-    "if",
-    "runs-on",
-    "strategy",
-    "outputs",
-    "steps",
-    "env",
-    "permissions",
-    "timeout-minutes",
-    "defaults",
-}
 STEP_KEYS = {
     "id",
     "name",
@@ -90,168 +90,8 @@ STEP_KEYS = {
 }
 NO_OP_ACTIONS = ("actions/setup-python@", "actions/cache@")
 CHECKOUT = "actions/checkout@"
-CHECKOUT_INPUTS = {"repository", "ref", "path", "persist-credentials", "fetch-depth", "token"}
 
 
-class WorkflowError(Exception):
-    """The workflow asks for something the runner does not understand or GitHub would refuse."""
-
-
-# -- what the test sets up -------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class SimulatedRunner:
-    name: str
-    labels: frozenset[str]
-    slots: int = 1
-    """How many jobs it runs at once (a hosted pool: many; a self-hosted machine: one)."""
-    env: Mapping[str, str] = field(default_factory=dict)
-    """The runner's `.env` file: variables every job on it sees."""
-    path: tuple[Path, ...] = ()
-    """Directories put first on PATH (tools installed on this machine)."""
-    self_hosted: bool = False
-
-    def serves(self, wanted: frozenset[str]) -> bool:
-        return wanted <= {label.lower() for label in self.labels}
-
-
-def hosted_runner(name: str = "hosted", slots: int = 20) -> SimulatedRunner:
-    return SimulatedRunner(name=name, labels=frozenset({"ubuntu-latest", "ubuntu-24.04"}), slots=slots)
-
-
-def gpu_runner(bin_dir: Path, name: str = "gpu-box") -> SimulatedRunner:
-    """A self-hosted runner labelled `self-hosted, linux, gpu`; its `.env` names `gpu` for mlpipe."""
-    return SimulatedRunner(
-        name=name,
-        labels=frozenset({"self-hosted", "linux", "x64", "gpu"}),
-        env={"MLPIPE_RUNNER_LABELS": "gpu"},
-        path=(bin_dir,),
-        self_hosted=True,
-    )
-
-
-@dataclass(frozen=True)
-class Event:
-    name: str
-    payload: dict[str, Any]
-    sha: str
-    ref: str
-
-
-@dataclass
-class RunnerDeath:
-    """Kill every process of the first instance of `job` (attempt `attempt`) once `when()` holds."""
-
-    job: str
-    when: Callable[[], bool]
-    attempt: int = 1
-    fired: bool = False
-
-
-@dataclass(frozen=True)
-class StepContext:
-    """What a replaced step gets: its evaluated env, the job's workspace and RUNNER_TEMP."""
-
-    env: Mapping[str, str]
-    workspace: Path
-    temp: Path
-
-
-@dataclass
-class _JobState:
-    """What the steps of one job instance share: its files, environment additions and limits."""
-
-    run: WorkflowRun
-    instance: JobRun
-    home: Path
-    workspace: Path
-    base_env: dict[str, str]
-    defaults: dict[str, Any]
-    timeout: float
-    extra_env: dict[str, str] = field(default_factory=dict)
-    """GITHUB_ENV lines of earlier steps."""
-    extra_path: list[str] = field(default_factory=list)
-    counter: Iterator[int] = field(default_factory=itertools.count)
-
-
-# -- what a run produces ---------------------------------------------------------------------------------------
-@dataclass
-class StepRun:
-    name: str
-    id: str
-    result: str  # success, failure, skipped, cancelled
-    log: str = ""
-    outputs: dict[str, str] = field(default_factory=dict)
-    seconds: float = 0.0
-
-
-@dataclass
-class JobRun:
-    """One instance of a job (a matrix entry, or the job itself) in one attempt."""
-
-    job: str
-    matrix: dict[str, Any] | None
-    attempt: int
-    runner: str = ""
-    result: str = "pending"
-    message: str = ""
-    steps: list[StepRun] = field(default_factory=list)
-    outputs: dict[str, str] = field(default_factory=dict)
-    summary: str = ""
-    processes: list[subprocess.Popen[str]] = field(default_factory=list, repr=False)
-
-    title: str = ""
-    """The job's `name:`, evaluated for this instance."""
-
-    @property
-    def name(self) -> str:
-        if self.title:
-            return f"{self.job} ({self.title})"
-        if not self.matrix:
-            return self.job
-        return f"{self.job} ({', '.join(to_text(v, self.job) for v in self.matrix.values() if _scalar(v))})"
-
-    @property
-    def log(self) -> str:
-        return "\n".join(f"## {step.name}: {step.result}\n{step.log}" for step in self.steps)
-
-
-@dataclass
-class JobResult:
-    result: str  # success, failure, cancelled, skipped
-    instances: list[JobRun]
-    outputs: dict[str, str]
-
-
-@dataclass
-class WorkflowRun:
-    inputs: dict[str, Any]
-    run_id: str
-    attempt: int = 1
-    jobs: dict[str, JobResult] = field(default_factory=dict)
-    history: list[JobRun] = field(default_factory=list)
-    """Every instance of every attempt, in the order they finished."""
-    outputs: dict[str, str] = field(default_factory=dict)
-    cancelled: bool = False
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def result(self, job: str) -> str:
-        return self.jobs[job].result
-
-    def instances(self, job: str) -> list[JobRun]:
-        return self.jobs[job].instances
-
-    def explain(self) -> str:
-        """Every instance of every attempt with its steps' logs: what a failed assertion should show."""
-        lines = []
-        for run in self.history:
-            lines.append(
-                f"=== {run.name} attempt {run.attempt} on {run.runner or '-'}: {run.result} {run.message}"
-            )
-            lines.append(run.log)
-        return "\n".join(lines)
-
-
-# -- the runner --------------------------------------------------------------------------------------------------
 class WorkflowRunner:
     def __init__(
         self,
@@ -306,7 +146,7 @@ class WorkflowRunner:
         while changed:
             changed = False
             for name, job in self.definition["jobs"].items():
-                if name not in rerun and rerun & set(_needs(job)):
+                if name not in rerun and rerun & set(needs_of(job)):
                     rerun.add(name)
                     changed = True
         keep = {
@@ -372,7 +212,7 @@ class WorkflowRunner:
         started: float,
     ) -> None:
         job = self.definition["jobs"][name]
-        needs = _needs(job)
+        needs = needs_of(job)
         for need in needs:
             if not done[need].wait(max(0.0, self.deadline_s - (time.monotonic() - started))):
                 raise WorkflowError(f"jobs.{name}: waited past the deadline for {need}")
@@ -569,7 +409,7 @@ class WorkflowRunner:
             "PATH": os.pathsep.join([*map(str, runner.path), os.environ.get("PATH", "")]),
         }
         base.pop("GITHUB_TOKEN", None)
-        state = _JobState(
+        state = JobState(
             run=run,
             instance=instance,
             home=home,
@@ -607,7 +447,7 @@ class WorkflowRunner:
 
     def _run_steps(
         self,
-        state: _JobState,
+        state: JobState,
         steps: list[dict[str, Any]],
         contexts: dict[str, Any],
         scope_env: dict[str, Any],
@@ -680,7 +520,7 @@ class WorkflowRunner:
 
     def _step(
         self,
-        state: _JobState,
+        state: JobState,
         step: dict[str, Any],
         where: str,
         env: dict[str, str],
@@ -770,7 +610,7 @@ class WorkflowRunner:
 
     def _action(
         self,
-        state: _JobState,
+        state: JobState,
         step: dict[str, Any],
         where: str,
         env: dict[str, str],
@@ -794,12 +634,19 @@ class WorkflowRunner:
             raise WorkflowError(
                 f"{where}.with: actions/checkout inputs the runner does not support: {unknown}"
             )
-        record.log = self._checkout(options, state.workspace, contexts["github"]["repository"])
+        record.log = checkout(
+            options,
+            state.workspace,
+            own=contexts["github"]["repository"],
+            origin=self.origin,
+            event=self.event,
+            repositories=self.repositories,
+        )
         return True
 
     def _composite(
         self,
-        state: _JobState,
+        state: JobState,
         uses: str,
         options: dict[str, Any],
         where: str,
@@ -841,52 +688,6 @@ class WorkflowRunner:
             raise WorkflowError(f"{uses}.outputs: {error}") from error
         return not failed
 
-    def _checkout(self, options: dict[str, Any], workspace: Path, own: str) -> str:
-        repository = str(options.get("repository") or own)
-        target = (workspace / str(options.get("path", "."))).resolve()
-        if not target.is_relative_to(workspace.resolve()):
-            raise WorkflowError(f"actions/checkout: path {options['path']!r} is outside the workspace")
-        ref = str(options.get("ref") or "")
-        if repository == own:
-            source, sha = self.origin, _git(self.origin, "rev-parse", ref or self.event.sha).strip()
-            branch = self.event.ref
-        elif repository in self.repositories:
-            source = self.repositories[repository]
-            sha = _git(source, "rev-parse", f"{ref or 'HEAD'}^{{commit}}").strip()
-            branch = ref if ref and not ref.startswith("refs/") and ref != sha else ""
-        else:
-            raise WorkflowError(f"actions/checkout: the test maps no repository {repository!r}")
-        target.mkdir(parents=True, exist_ok=True)
-        if not (target / ".git").exists():  # as checkout does: a directory that is no clone is emptied first
-            for entry in target.iterdir():
-                shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
-        _git(target, "init", "-q")
-        _git(target, "remote", "add", "origin", source.resolve().as_uri())
-        if branch.startswith("refs/pull/"):
-            remote_ref = f"refs/remotes/pull/{branch.split('/')[2]}/merge"
-        elif branch.startswith(("refs/heads/", "refs/tags/")) or (branch and not branch.startswith("refs/")):
-            remote_ref = f"refs/remotes/origin/{branch.removeprefix('refs/heads/')}"
-        else:
-            remote_ref = "refs/remotes/origin/checkout"
-        _git(
-            target,
-            "-c",
-            "protocol.version=2",
-            "fetch",
-            "-q",
-            "--no-tags",
-            "--depth=1",
-            "origin",
-            f"+{sha}:{remote_ref}",
-        )
-        if branch.startswith("refs/heads/") or (branch and not branch.startswith("refs/")):
-            local = branch.removeprefix("refs/heads/")
-            _git(target, "checkout", "-q", "--force", "-B", local, remote_ref)
-        else:
-            _git(target, "checkout", "-q", "--force", "--detach", remote_ref)
-        return f"checked out {repository} at {sha} into {target}"
-
-    # -- contexts ------------------------------------------------------------------------------------------------
     def _inputs(self, given: dict[str, Any]) -> dict[str, Any]:
         declared = self.definition["on"]["workflow_call"].get("inputs", {})
         unknown = set(given) - set(declared)
@@ -913,7 +714,7 @@ class WorkflowRunner:
 
     def _contexts(self, run: WorkflowRun, name: str, matrix: dict[str, Any] | None) -> dict[str, Any]:
         needs = {}
-        for need in _needs(self.definition["jobs"][name]):
+        for need in needs_of(self.definition["jobs"][name]):
             result = run.jobs.get(need, JobResult("skipped", [], {}))
             declared = self.definition["jobs"][need].get("outputs", {})
             outputs = {key: result.outputs.get(key, "") for key in declared}
@@ -944,13 +745,13 @@ class WorkflowRunner:
         }
 
     def _job_status(self, run: WorkflowRun, name: str) -> Status:
-        needs = _needs(self.definition["jobs"][name])
+        needs = needs_of(self.definition["jobs"][name])
         ancestors, todo = set(), list(needs)
         while todo:
             need = todo.pop()
             if need not in ancestors:
                 ancestors.add(need)
-                todo.extend(_needs(self.definition["jobs"][need]))
+                todo.extend(needs_of(self.definition["jobs"][need]))
         results = {a: run.jobs.get(a, JobResult("skipped", [], {})).result for a in ancestors}
         return Status(
             success=all(results[n] == "success" for n in needs),
@@ -985,90 +786,6 @@ class WorkflowRunner:
         return values
 
 
-def link_installed_mlpipe(step: StepContext) -> None:
-    """The seam for install/action.yml's `install` step: where it would build its virtual environment ($VENV),
-    link the test environment, in which this checkout's mlpipe is installed (editable)."""
-    venv = Path(step.env["VENV"])
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    venv.symlink_to(Path(sys.prefix), target_is_directory=True)
-
-
-def working_tree_repository(source: Path, dest: Path) -> tuple[Path, str]:
-    """A one-commit repository of `source`'s working tree (tracked and untracked, not ignored files): the action
-    repository as it would be published from this checkout, so uncommitted changes are what the jobs check out."""
-    listed = _git(source, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
-    dest.mkdir(parents=True)
-    for name in filter(None, listed.split("\0")):
-        path = source / name
-        if path.is_file() and not path.is_symlink():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, dest / name)
-    identity = ["-c", "user.name=actions-testing", "-c", "user.email=actions-testing@example.com"]
-    _git(dest, "init", "-q", "-b", "main")
-    _git(dest, "add", "-A")
-    _git(dest, *identity, "commit", "-q", "-m", "the working tree")
-    return dest, _git(dest, "rev-parse", "HEAD").strip()
-
-
-# -- helpers -----------------------------------------------------------------------------------------------------
-def load_workflow(path: Path) -> dict[str, Any]:
-    text = yaml.safe_load(path.read_text())
-    if not isinstance(text, dict):
-        raise WorkflowError(f"{path}: not a workflow")
-    on = text.get("on", text.get(True))  # YAML 1.1 reads the key `on` as true
-    if not isinstance(on, dict) or "workflow_call" not in on:
-        raise WorkflowError(f"{path}: the test runner runs reusable workflows (on: workflow_call)")
-    jobs = text.get("jobs")
-    if not isinstance(jobs, dict) or not jobs:
-        raise WorkflowError(f"{path}: no jobs")
-    for name, job in jobs.items():
-        unknown = set(job) - JOB_KEYS
-        if unknown:
-            raise WorkflowError(
-                f"{path}: jobs.{name}: keys the test runner does not support: {sorted(unknown)}"
-            )
-        for need in _needs(job):
-            if need not in jobs:
-                raise WorkflowError(f"{path}: jobs.{name}.needs: no job {need!r}")
-        defaults = job.get("defaults", {})
-        if set(defaults) - {"run"} or set(defaults.get("run", {})) - {"shell", "working-directory"}:
-            raise WorkflowError(f"{path}: jobs.{name}.defaults: only run.shell and run.working-directory")
-    return {**text, "on": {"workflow_call": on["workflow_call"] or {}}}
-
-
-def _needs(job: dict[str, Any]) -> list[str]:
-    needs = job.get("needs", [])
-    return [needs] if isinstance(needs, str) else list(needs)
-
-
-def parse_file_command(path: Path) -> dict[str, str]:
-    """GITHUB_OUTPUT / GITHUB_ENV as the runner reads them: `name=value` lines and `name<<DELIMITER` blocks."""
-    values: dict[str, str] = {}
-    lines = path.read_text().split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        equals, heredoc = line.find("="), line.find("<<")
-        if heredoc > 0 and (equals < 0 or heredoc < equals):
-            name, delimiter = line[:heredoc], line[heredoc + 2 :]
-            try:
-                end = lines.index(delimiter, i + 1)
-            except ValueError:
-                raise WorkflowError(f"{path.name}: matching delimiter not found '{delimiter}'") from None
-            values[name] = "\n".join(lines[i + 1 : end])
-            i = end + 1
-        elif equals > 0:
-            values[line[:equals]] = line[equals + 1 :]
-            i += 1
-        elif line.strip():
-            raise WorkflowError(f"Unable to process file command '{path.name}': invalid format {line!r}")
-        else:
-            i += 1
-    return values
-
-
 def _signal_all(instance: JobRun, sig: signal.Signals) -> None:
     for process in instance.processes:
         if process.poll() is None:
@@ -1076,16 +793,5 @@ def _signal_all(instance: JobRun, sig: signal.Signals) -> None:
                 os.killpg(process.pid, sig)
 
 
-def _git(cwd: Path, *args: str) -> str:
-    result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False, timeout=120)
-    if result.returncode != 0:
-        raise WorkflowError(f"git {' '.join(args)} in {cwd}: {result.stderr.strip()}")
-    return result.stdout
-
-
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:100]
-
-
-def _scalar(value: Any) -> bool:
-    return isinstance(value, str | int | float | bool)

@@ -12,15 +12,8 @@ from typing import Any
 import pytest
 
 from actions_expressions import ExpressionError, Status, Strict, condition, evaluate, substitute
-from actions_testing import (
-    Event,
-    RunnerDeath,
-    WorkflowError,
-    WorkflowRunner,
-    gpu_runner,
-    hosted_runner,
-    parse_file_command,
-)
+from actions_model import Event, RunnerDeath, WorkflowError, gpu_runner, hosted_runner, parse_file_command
+from actions_testing import WorkflowRunner
 from github_testing import pull_request_payload, push_payload
 from mlpipe_testing import git, make_repo
 
