@@ -284,3 +284,18 @@ def test_a_plan_reads_back_as_written_and_a_tampered_one_is_refused() -> None:
     for data in bad:
         with pytest.raises(BadFanOut):
             from_json(data)
+
+
+def test_waves_over_githubs_outputs_per_workflow_run_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlpipe.core import fanout
+
+    chain = [S("a"), S("b", "a"), S("c", "b"), S("d", "c")]
+    waves = place(chain, waves=4, runners=RunnerMap())
+    sizes = [
+        len(json.dumps({"include": [job.entry() for job in wave]}, separators=(",", ":"))) for wave in waves
+    ]
+    monkeypatch.setattr(fanout, "MAX_TOTAL_OUTPUT_BYTES", sum(sizes) - 1)
+    with pytest.raises(UsageError, match=f"the waves' matrices take {sum(sizes)} bytes, over GitHub's"):
+        place(chain, waves=4, runners=RunnerMap())
+    monkeypatch.setattr(fanout, "MAX_TOTAL_OUTPUT_BYTES", sum(sizes))
+    assert place(chain, waves=4, runners=RunnerMap()) == waves

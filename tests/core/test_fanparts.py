@@ -124,3 +124,16 @@ def test_a_part_is_read_back_only_when_it_is_this_jobs() -> None:
     for data in bad:
         with pytest.raises(BadFanOut):
             part_from_json(data, p, "w2j1")
+
+
+def test_the_plans_own_record_is_checked_as_parts_are() -> None:
+    from dataclasses import replace
+
+    from mlpipe.core.fanparts import plan_record
+
+    p = plan()
+    assert [s.status for s in plan_record(p).steps.values()] == ["reused", "pending", "pending", "pending"]
+    for bad in ({"status": "exploded"}, {"status": "ran", "metrics": {"m": {"x": "NaN"}}}, "x"):
+        tampered = replace(p, record={**p.record, "steps": {**p.record["steps"], "a": bad}})
+        with pytest.raises(BadFanOut, match="the plan's run record is malformed"):
+            merge(tampered, {}, cancelled=False, ended_at="x")

@@ -288,6 +288,11 @@ def test_bad_ids_and_a_wrong_job_are_usage_errors(project_factory, tmp_path: Pat
     assert bad.stderr.endswith(f"error: run {flow.run_id} has no job 'w9j9' (its jobs: w1j1, w2j1)\n")
     bad = origin.run("ci-run", "--fan-out-run", flow.run_id, "--job", "w1j1", "--steps", "b", env=env)
     assert "error: --steps b are not the steps of job w1j1 (a);" in bad.stderr
+    bad = origin.run("ci-run", "--job", "w1j1", env=env)
+    assert (
+        bad.code == 2
+        and "error: --job names a job of a fan-out run: give --fan-out-run RUN_ID too" in bad.stderr
+    )
     other = "20260101T000000000Z-0123456789abcdef"
     bad = origin.run("report", "--fan-out-run", other, env=env)
     assert f"error: no fan-out plan of run {other} in " in bad.stderr
@@ -332,3 +337,76 @@ def test_each_sweep_instance_gets_a_job_of_its_own(project_factory, tmp_path: Pa
     )
     record = flow.report("--json").assert_success().json()
     assert set(statuses(record).values()) == {"ran"} and len(record["steps"]) == 6
+
+
+def test_gc_removes_a_fan_out_runs_plan_and_parts_with_its_run_record(
+    project_factory, tmp_path: Path, cache: str, registry
+) -> None:
+    origin = project_factory({"mlpipe.yaml": pipeline("g", step("a") + step("b", inputs={"x": "a"}))})
+    repo = cache.split("/", 3)[3]
+    done = Workflow(origin, tmp_path / "done", cache)
+    done.plan().assert_success()
+    for outcome in done.all_waves().values():
+        outcome.assert_success()
+    done.report().assert_success()
+    origin.write({"mlpipe.yaml": pipeline("g", step("a", "echo changed") + step("b", inputs={"x": "a"}))})
+    origin.commit()
+    newer = Workflow(origin, tmp_path / "newer", cache)
+    newer.plan().assert_success()
+    newer.job(newer.wave(1)[0]).assert_success()  # no report yet: its run record is not pushed
+    newer.job(newer.wave(2)[0]).assert_success()
+    newer.report().assert_success()
+    pending = Workflow(origin, tmp_path / "pending", cache)
+    pending.plan().assert_success()  # everything reused: no jobs, and no report yet
+    gc = origin.run("gc", "--keep-last", "1", "--json", env=newer.env("gc")).assert_success().json()
+    removed = set(gc["registry"]["removed_tags"])
+    assert {t for t in removed if t.startswith("fanout.")} == {
+        f"fanout.{done.run_id}.plan",
+        f"fanout.{done.run_id}.part.w1j1",
+        f"fanout.{done.run_id}.part.w2j1",
+    }
+    tags = set(registry_tags(registry.host, repo))
+    assert f"fanout.{newer.run_id}.plan" in tags and f"fanout.{pending.run_id}.plan" in tags
+
+
+FAKE_BIN = Path(__file__).parents[1] / "bin"
+
+
+def test_a_gpu_step_is_placed_by_a_plan_job_without_gpus_and_runs_on_the_gpu_runner(
+    project_factory, tmp_path: Path, cache: str
+) -> None:
+    import os
+    import shutil
+    import sys
+
+    gpu = "    runs-on: [self-hosted, gpu]\n    resources: {gpus: 1}\n"
+    origin = project_factory(
+        {"mlpipe.yaml": pipeline("gpu", step("prepare") + step("train", inputs={"d": "prepare"}, extra=gpu))}
+    )
+    hosted = tmp_path / "hosted-bin"  # a hosted runner: git and sh, no nvidia-smi
+    hosted.mkdir()
+    for name in ("git", "sh", "bash"):
+        (hosted / name).symlink_to(shutil.which(name))
+    bare = f"{hosted}{os.pathsep}{Path(sys.executable).parent}"
+    flow = Workflow(origin, tmp_path, cache)
+    plan = flow.clone("plan").run(
+        "plan", "--github-matrix", "--waves", "2", env={**flow.env("plan"), "PATH": bare}
+    )
+    plan.assert_success()
+    flow.outputs = flow._jobs["plan"].outputs()
+    assert [(e["steps"], e["runs-on"]) for k in (1, 2) for e in flow.wave(k)] == [
+        ("prepare", "ubuntu-latest"),
+        ("train", ["self-hosted", "gpu"]),
+    ]
+    flow.job(flow.wave(1)[0], PATH=bare).assert_success()
+    # on a runner without the gpu label or GPUs the step cannot run; on the GPU runner it does
+    refused = flow.job(flow.wave(2)[0], PATH=bare)
+    assert refused.code == 1 and "needs 1 GPU" in refused.output
+    gpu_runner = {
+        "PATH": f"{FAKE_BIN}{os.pathsep}{os.environ['PATH']}",
+        "FAKE_GPUS": "1",
+        "MLPIPE_RUNNER_LABELS": "gpu",
+        "RUNNER_ENVIRONMENT": "self-hosted",
+    }
+    flow.job(flow.wave(2)[0], **gpu_runner).assert_success()
+    assert flow.report("--json").assert_success().json()["steps"]["train"]["gpus"][0]["index"] == "0"

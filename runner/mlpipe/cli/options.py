@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from mlpipe.errors import UsageError
+from mlpipe.run.session import remote_of
 
 if TYPE_CHECKING:
     from mlpipe.cache.tiered import RemoteSettings
@@ -175,28 +175,6 @@ def fan_out_options(func: F) -> F:
     for decorate in reversed(decorators):
         func = decorate(func)
     return func
-
-
-def fan_out_ids(run_id: str, job_id: str | None = None) -> None:
-    """Check a fan-out run id (and job id) before they name a tag or a path."""
-    from mlpipe.core.fanout import JOB_ID
-    from mlpipe.records import RUN_ID
-
-    if not RUN_ID.fullmatch(run_id):
-        raise UsageError(
-            f"--fan-out-run {run_id[:80]!r}: expected a run id such as 20260101T120000000Z-0123456789abcdef"
-        )
-    if job_id is not None and not JOB_ID.fullmatch(job_id):
-        raise UsageError(f"--job {job_id[:80]!r}: expected a job id such as w1j1 (the matrix entry's job)")
-
-
-def remote_of(settings: Settings) -> RemoteSettings | None:
-    """The registry behind the local store, when the settings name one."""
-    if settings.remote_cache is None:
-        return None
-    from mlpipe.run.stores import remote_settings  # requests and oras only when a registry is used
-
-    return remote_settings(settings)
 
 
 def cli_remote(cache: str | None) -> RemoteSettings | None:

@@ -1,11 +1,14 @@
-"""`mlpipe report --fan-out-run ID`: the last job of a run spread over CI jobs (issue 15)."""
+"""`mlpipe report --fan-out-run ID`: the last job of a run spread over CI jobs (issue 15). Parsing and printing
+only: the merge is `mlpipe.api.fanout.report`'s."""
 
 from __future__ import annotations
 
 import click
 
-from mlpipe.cli.options import fan_out_ids, given_settings, json_option, pipeline_options
-from mlpipe.run.session import open_session
+from mlpipe.api.fanout import report
+from mlpipe.api.source import Source
+from mlpipe.cli.fanout import print_report
+from mlpipe.cli.options import given_settings, json_option, pipeline_options
 
 
 @click.command("report")
@@ -33,8 +36,7 @@ def command(
 
     Exits 0 only when every step ran or was reused.
     """
-    from mlpipe.cli.fanout import report
-
-    fan_out_ids(fan_out_run)
-    session = open_session(file, params, given_settings(cache))
-    report(session, fan_out_run, cancelled=cancelled, as_json=as_json)
+    result = report(
+        Source(file=file, params=params, settings=given_settings(cache)), fan_out_run, cancelled=cancelled
+    )
+    print_report(result, as_json=as_json)

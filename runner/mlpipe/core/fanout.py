@@ -22,6 +22,8 @@ MAX_JOBS = 256
 """GitHub: a matrix makes at most 256 jobs per workflow run."""
 MAX_OUTPUT_BYTES = 1_000_000
 """GitHub: a job output is at most 1 MB; each wave's matrix is one output of the plan job."""
+MAX_TOTAL_OUTPUT_BYTES = 50_000_000
+"""GitHub: all the outputs of a workflow run together are at most 50 MB."""
 MAX_STEPS_ARG = 100_000
 """A job's `--steps` list is one argument of its command line (Linux takes at most 128 KiB per argument)."""
 DEFAULT_RUNNER = "ubuntu-latest"
@@ -390,6 +392,7 @@ def _within_limit(groups: list[_Group], wave: int) -> list[_Group]:
 
 
 def _check_sizes(waves: Sequence[Sequence[Job]]) -> None:
+    total = 0
     for k, jobs in enumerate(waves, start=1):
         for job in jobs:
             if len(",".join(job.steps)) > MAX_STEPS_ARG:
@@ -403,6 +406,12 @@ def _check_sizes(waves: Sequence[Sequence[Job]]) -> None:
                 f"wave {k}'s matrix takes {size} bytes, over GitHub's {MAX_OUTPUT_BYTES} bytes per job output; "
                 "give more waves, or shorter step names"
             )
+        total += size
+    if total > MAX_TOTAL_OUTPUT_BYTES:
+        raise UsageError(
+            f"the waves' matrices take {total} bytes, over GitHub's {MAX_TOTAL_OUTPUT_BYTES} bytes of outputs per "
+            "workflow run; give fewer waves, or shorter step names"
+        )
 
 
 def _shown(runs_on: RunsOn) -> str:

@@ -162,15 +162,30 @@ def unmet_upstream(plan: FanOut, step: str, parts: Mapping[str, Part | None]) ->
 
 def refusal(step: str, unmet: list[Unmet]) -> str:
     """The message a job gives for a step it will not run."""
-    failed = [u for u in unmet if u.why.startswith(("it failed", "it was"))]
-    verb = "did not succeed" if failed else "has no stored result"
-    return "; ".join(f"refused: upstream {u.step} {verb}: {u.why}" for u in unmet)
+
+    def verb(u: Unmet) -> str:
+        return "did not succeed" if u.why.startswith(("it failed", "it was")) else "has no stored result"
+
+    return "; ".join(f"refused: upstream {u.step} {verb(u)}: {u.why}" for u in unmet)
+
+
+def plan_record(plan: FanOut) -> RunRecord:
+    """The plan's run record (reused steps done, the others pending), its steps checked as a part's are."""
+    try:
+        record = RunRecord.from_json({**plan.record, "steps": {}})
+        steps = records.obj(plan.record.get("steps"), "the plan's steps")
+        record.steps = {
+            name: _step(steps[name], f"plan.steps.{name}") for name in plan.order if name in steps
+        }
+    except (TypeError, ValueError) as error:  # BadRecord is a ValueError
+        raise BadFanOut(f"the plan's run record is malformed: {error}") from None
+    return record
 
 
 # -- the merged record -----------------------------------------------------------------------------------------
 def merge(plan: FanOut, parts: Mapping[str, Part | None], *, cancelled: bool, ended_at: str) -> RunRecord:
     """One run record of the whole fan-out run: the plan's record, each job's steps from its part."""
-    record = RunRecord.from_json(dict(plan.record))
+    record = plan_record(plan)
     record.run_id = plan.run_id
     for job in plan.jobs():
         part = parts.get(job.id)

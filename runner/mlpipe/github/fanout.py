@@ -7,7 +7,6 @@ from the merged run record. As with one job, GitHub never fails the run: every p
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -92,9 +91,9 @@ def _api(ctx: GitHubContext) -> GitHubAPI | None:
     return GitHubAPI(ctx.api_url, ctx.token) if ctx.token and ctx.repository else None
 
 
-def context(stream: IO[str]) -> GitHubContext | None:
+def context(environ: Mapping[str, str], stream: IO[str]) -> GitHubContext | None:
     """The Actions context, its token masked before anything else is printed."""
-    ctx = from_env(os.environ)
+    ctx = from_env(environ)
     if ctx is not None and ctx.token:
         stream.write(mask(ctx.token) + "\n")
     return ctx

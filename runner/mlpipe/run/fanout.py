@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from mlpipe import __version__
 from mlpipe.core.fanout import BadFanOut, FanOut, RunnerMap, StepNeeds, from_json, place, single_job
-from mlpipe.core.fanparts import Part, Unmet, merge, part_from_json, refusal, unmet_upstream
+from mlpipe.core.fanparts import Part, Unmet, merge, part_from_json, plan_record, refusal, unmet_upstream
 from mlpipe.core.plan import Plan
 from mlpipe.errors import CacheError, UsageError
 from mlpipe.run.prepare import Prepared, Work, workspace_path
@@ -188,6 +188,7 @@ def read_plan(board: Board, run_id: str) -> FanOut:
         )
     try:
         plan = from_json(data)
+        plan_record(plan)  # checked once here: every reader of the plan's record may trust it
     except BadFanOut as error:
         raise CacheError(f"the fan-out plan of run {run_id} in {board.where} is unusable: {error}") from None
     if plan.run_id != run_id:
@@ -274,6 +275,7 @@ def job_part(
     *,
     status: str,
     started_at: str,
+    environ: Mapping[str, str],
 ) -> Part:
     job = plan.job(job_id)
     steps: dict[str, StepRecord] = {}
@@ -282,8 +284,8 @@ def job_part(
             steps[name] = StepRecord(status="skipped", error=refused[name])
         elif record is not None and name in record.steps:
             steps[name] = record.steps[name]
-    labels = os.environ.get("MLPIPE_RUNNER_LABELS", "")
-    runner = {"name": os.environ.get("RUNNER_NAME", "")[:100], "labels": labels[:500]}
+    labels = environ.get("MLPIPE_RUNNER_LABELS", "")
+    runner = {"name": environ.get("RUNNER_NAME", "")[:100], "labels": labels[:500]}
     return Part(
         run_id=plan.run_id,
         job=job_id,
@@ -300,16 +302,30 @@ class PartPusher:
     runner dies later still tells the report how far it got."""
 
     def __init__(
-        self, board: Board, plan: FanOut, job_id: str, refused: Mapping[str, str], warn: Callable[[str], None]
+        self,
+        board: Board,
+        plan: FanOut,
+        job_id: str,
+        refused: Mapping[str, str],
+        warn: Callable[[str], None],
+        *,
+        environ: Mapping[str, str],
     ) -> None:
         self.board, self.plan, self.job_id, self.refused, self.warn = board, plan, job_id, refused, warn
+        self.environ = environ
         self.record: RunRecord | None = None
         self.started_at = utc_now()
         self.failed = ""
 
     def push(self, status: str) -> None:
         part = job_part(
-            self.plan, self.job_id, self.record, self.refused, status=status, started_at=self.started_at
+            self.plan,
+            self.job_id,
+            self.record,
+            self.refused,
+            status=status,
+            started_at=self.started_at,
+            environ=self.environ,
         )
         try:
             self.board.put(f"part.{self.job_id}", part.to_json())
