@@ -604,6 +604,8 @@ class WorkflowRunner:
                         instance.result = "failure"
                         instance.message = f"The runner {instance.runner} lost communication with the server"
                         _signal_all(instance, signal.SIGKILL)
+                if instance.result == "cancelled":  # fail-fast cancelled it while this step was starting
+                    _signal_all(instance, signal.SIGKILL)
                 time.sleep(0.05)
         record.log += log_path.read_text()
         return process.returncode == 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import textwrap
-import time
 from pathlib import Path
 from typing import Any
 
@@ -282,17 +281,16 @@ def test_a_runner_that_dies_fails_its_job_and_nothing_more_runs_on_it(tmp_path: 
       long:
         runs-on: ubuntu-latest
         steps:
-          - run: touch {marker}; sleep 60
+          - run: touch {marker}; sleep 60; echo sur'vi'ved
           - if: always()
             run: echo never
     """
-    started = time.monotonic()
     runner = _runner(tmp_path, workflow, faults=[RunnerDeath(job="long", when=marker.exists)])
     run = runner.run()
     (long,) = run.instances("long")
     assert (long.result, long.message) == ("failure", "The runner hosted lost communication with the server")
     assert [s.result for s in long.steps] == ["failure"]
-    assert time.monotonic() - started < 30
+    assert "survived" not in long.log
 
 
 def test_checkout_makes_a_shallow_clone_at_the_commit_on_its_branch(tmp_path: Path) -> None:
@@ -401,9 +399,8 @@ def test_fail_fast_cancels_a_failing_jobs_other_instances(tmp_path: Path) -> Non
         runs-on: ubuntu-latest
         steps:
           - env: {N: "${{ matrix.n }}"}
-            run: if [ "$N" = 1 ]; then exit 1; fi; sleep 60
+            run: if [ "$N" = 1 ]; then exit 1; fi; sleep 60; echo sur'vi'ved
     """
-    started = time.monotonic()
     run = _runner(tmp_path, workflow).run()
     assert {i.matrix["n"]: i.result for i in run.instances("m")} == {1: "failure", 2: "cancelled"}
-    assert run.result("m") == "failure" and time.monotonic() - started < 30
+    assert run.result("m") == "failure" and "survived" not in run.explain()
