@@ -18,11 +18,14 @@ What it does as GitHub does:
   PATH (the GPU runner puts tests/bin, with the stand-in nvidia-smi, first). No GITHUB_TOKEN: as on GitHub, a
   step sees the token only where the workflow passes `github.token` in.
 - `run:` steps run as the runner runs them: `bash --noprofile --norc -eo pipefail FILE` for `shell: bash`,
-  `bash -e FILE` without a shell, in `working-directory`, with workflow, job, GITHUB_ENV and step `env:`.
+  `bash -e FILE` without a shell, in `working-directory`, with workflow, job, GITHUB_ENV and step `env:`, the
+  script's own `${{ }}` evaluated first. `uses: ./path` runs a local composite action's steps with its inputs
+  (defaults included), `github.action_path` and its outputs.
 - `uses: actions/checkout@<sha>`: a fresh shallow fetch of the commit into the workspace (or `path:`), as the
   action does it (`git init`, fetch `--depth=1` of the sha into `refs/remotes/origin/<branch>` then
-  `checkout -B <branch>`, or detached at `refs/remotes/pull/<n>/merge` on pull requests); `repository:` other
-  than the event's comes from the `repositories` the test maps.
+  `checkout -B <branch>`, or detached at `refs/remotes/pull/<n>/merge` on pull requests), emptying a directory
+  that is not its clone first; `repository:` other than the event's comes from the `repositories` the test maps
+  (actions_checkout.py).
 - "Re-run failed jobs" (`rerun_failed`): the failed and cancelled instances and every job downstream of them run
   again in a new attempt (GITHUB_RUN_ATTEMPT + 1); the other jobs keep their results and outputs (the plan).
 - Faults: `RunnerDeath` kills a job's processes with SIGKILL when its predicate holds (a runner that vanished);
