@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shutil
 import signal
 import statistics
 import subprocess
@@ -145,6 +146,7 @@ def main() -> None:
                         for rep in range(args.reps):
                             where = work_root / f"{side}-{width}-{work:g}-{startup:g}-{rep}"
                             seconds, jobs = one_run(workflow, where, origin, sha, registry, startup, action)
+                            shutil.rmtree(where)  # each job's clones: tens of MB a repetition
                             samples.append(seconds)
                             row[f"{side}_jobs"] = jobs
                         row[side] = {"median": statistics.median(samples), "samples": samples}
