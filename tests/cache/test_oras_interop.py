@@ -1,0 +1,122 @@
+"""mlpipe's result artifacts as ORAS clients see them, against the real registry: `oras pull` (oras-py's
+client) recreates the outputs by name, the manifest links the package to its repository and commit."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from mlpipe.cache.local import LocalStore
+from mlpipe.cache.oci import OciCache, result_tag
+from mlpipe.cache.registry import RegistryClient
+from mlpipe.core.results import StepResult
+
+FP = "cd" * 32
+RUN_ID = "20260101T000000000Z-" + "0" * 16
+
+
+@pytest.fixture
+def repo() -> str:
+    return f"t/{uuid.uuid4().hex[:12]}"
+
+
+def oras_pull(registry, ref: str, outdir: Path) -> list[str]:
+    import oras.client
+
+    client = oras.client.OrasClient(hostname=registry.host, insecure=True)
+    return client.pull(target=f"{registry.host}/{ref}", outdir=str(outdir))
+
+
+def tree(root: Path) -> dict[str, bytes | str]:
+    """Every file (content) and symlink (target) under root, by relative path."""
+    found: dict[str, bytes | str] = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if path.is_symlink():
+            found[rel] = os.readlink(path)
+        elif path.is_file():
+            found[rel] = path.read_bytes()
+    return found
+
+
+def push(tmp_path: Path, registry, repo: str, staged: dict[str, Path], **provenance) -> StepResult:
+    store = LocalStore(tmp_path / "store")
+    bare = StepResult(
+        fingerprint=FP,
+        parts={"run": "x"},
+        outputs={},
+        provenance={"run_id": RUN_ID, "created_at": "2026-01-01T00:00:00.000Z", **provenance},
+    )
+    result = store.publish(bare, staged).result
+    assert OciCache(RegistryClient(registry.host), store).push(repo, result, {}) == "pushed"
+    return result
+
+
+def test_oras_pull_of_a_result_gives_its_outputs_by_name(registry, repo, tmp_path):
+    model = tmp_path / "work/model.bin"
+    model.parent.mkdir()
+    model.write_bytes(os.urandom(3 << 20))  # over the threshold: a file layer of its own
+    data = tmp_path / "work/data"
+    (data / "sub/deeper").mkdir(parents=True)
+    (data / "a.txt").write_text("a\n")
+    (data / "sub/b.txt").write_text("b\n")
+    (data / "sub/same.txt").write_text("a\n")  # the same content at two paths
+    (data / "sub/deeper/big.bin").write_bytes(os.urandom(2 << 20))
+    (data / "run.sh").write_text("#!/bin/sh\n")
+    (data / "run.sh").chmod(0o755)
+    (data / "link").symlink_to("sub/b.txt")
+    (data / ("long-" + "n" * 120 + ".txt")).write_text("a long name\n")
+    metrics = tmp_path / "work/metrics.json"
+    metrics.write_text('{"acc": 1}')
+    push(
+        tmp_path,
+        registry,
+        repo,
+        {"model": model, "data": data, "metrics": metrics},
+        paths={"data": "out/data", "metrics": "reports/metrics.json"},
+        source="https://github.com/org/repo",
+        commit="ab" * 20,
+    )
+
+    pulled = tmp_path / "pulled"
+    oras_pull(registry, f"{repo}:{result_tag(FP)}", pulled)
+    expected = {
+        "model": model.read_bytes(),
+        "reports/metrics.json": b'{"acc": 1}',
+        **{f"out/data/{k}": v for k, v in tree(data).items()},
+    }
+    assert tree(pulled) == expected
+    assert os.access(pulled / "out/data/run.sh", os.X_OK)
+
+    manifest = json.loads(RegistryClient(registry.host).get_manifest(repo, result_tag(FP))[0])
+    assert manifest["annotations"] == {
+        "org.mlpipe.fingerprint": FP,
+        "org.opencontainers.image.created": "2026-01-01T00:00:00.000Z",
+        "org.opencontainers.image.source": "https://github.com/org/repo",
+        "org.opencontainers.image.revision": "ab" * 20,
+    }
+    titles = [layer["annotations"]["org.opencontainers.image.title"] for layer in manifest["layers"]]
+    assert titles == ["out", "model", "out/data/sub/deeper/big.bin", "reports/metrics.json"]
+    (tree_layer,) = [
+        layer for layer in manifest["layers"] if layer["annotations"].get("io.deis.oras.content.unpack")
+    ]
+    assert tree_layer["mediaType"] == "application/vnd.oci.image.layer.v1.tar+gzip"
+
+
+def test_a_result_without_files_has_the_empty_descriptor_as_its_layer(registry, repo, tmp_path):
+    push(tmp_path, registry, repo, {})
+    manifest = json.loads(RegistryClient(registry.host).get_manifest(repo, result_tag(FP))[0])
+    assert manifest["layers"] == [
+        {
+            "mediaType": "application/vnd.oci.empty.v1+json",
+            "digest": "sha256:" + hashlib.sha256(b"{}").hexdigest(),
+            "size": 2,
+        }
+    ]
+    fetched = OciCache(RegistryClient(registry.host), LocalStore(tmp_path / "b")).fetch(repo, FP)
+    assert fetched is not None and fetched.outputs == {}
