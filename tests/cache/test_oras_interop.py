@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import uuid
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from mlpipe.cache.local import LocalStore
 from mlpipe.cache.oci import OciCache, result_tag
 from mlpipe.cache.registry import RegistryClient
 from mlpipe.core.results import StepResult
+from registry_testing import cache_env
 
 FP = "cd" * 32
 RUN_ID = "20260101T000000000Z-" + "0" * 16
@@ -120,3 +122,43 @@ def test_a_result_without_files_has_the_empty_descriptor_as_its_layer(registry, 
     ]
     fetched = OciCache(RegistryClient(registry.host), LocalStore(tmp_path / "b")).fetch(repo, FP)
     assert fetched is not None and fetched.outputs == {}
+
+
+TRAIN = """\
+mkdir -p "$1/w"
+echo w > "$1/w/x.txt"
+echo '{"acc": 1}' > "$2"
+"""
+
+
+def test_a_pushed_step_result_names_its_outputs_by_repository_path_and_links_its_repository(
+    project_factory, registry, repo, tmp_path
+):
+    pipeline = """\
+name: demo
+steps:
+  train:
+    code: src
+    run: sh train.sh ${{ outputs.model }} ${{ outputs.scores }}
+    outputs:
+      model: {path: out/model}
+      scores: {kind: metrics, path: reports/scores.json}
+"""
+    project = project_factory({"ml/mlpipe.yaml": pipeline, "ml/src/train.sh": TRAIN})
+    project.git("remote", "add", "origin", "git@github.com:org/demo.git")
+    env = cache_env(registry.host, repo, tmp_path)
+    done = project.run("ci-run", "-f", "ml/mlpipe.yaml", "--json", env=env).assert_success()
+    fingerprint = done.json()["steps"]["train"]["fingerprint"]
+
+    client = RegistryClient(registry.host)
+    manifest = json.loads(client.get_manifest(repo, result_tag(fingerprint))[0])
+    pulled = tmp_path / "pulled"
+    oras_pull(registry, f"{repo}:{result_tag(fingerprint)}", pulled)
+
+    assert tree(pulled) == {"ml/out/model/w/x.txt": b"w\n", "ml/reports/scores.json": b'{"acc": 1}\n'}
+    annotations = manifest["annotations"]
+    assert annotations["org.opencontainers.image.source"] == "https://github.com/org/demo"
+    assert annotations["org.opencontainers.image.revision"] == project.git("rev-parse", "HEAD").strip()
+    assert re.fullmatch(
+        r"20\d\d-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", annotations["org.opencontainers.image.created"]
+    )
