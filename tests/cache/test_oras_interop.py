@@ -20,6 +20,11 @@ from registry_testing import cache_env
 
 FP = "cd" * 32
 RUN_ID = "20260101T000000000Z-" + "0" * 16
+EMPTY = {
+    "mediaType": "application/vnd.oci.empty.v1+json",
+    "digest": "sha256:" + hashlib.sha256(b"{}").hexdigest(),
+    "size": 2,
+}
 
 
 @pytest.fixture
@@ -113,13 +118,7 @@ def test_oras_pull_of_a_result_gives_its_outputs_by_name(registry, repo, tmp_pat
 def test_a_result_without_files_has_the_empty_descriptor_as_its_layer(registry, repo, tmp_path):
     push(tmp_path, registry, repo, {})
     manifest = json.loads(RegistryClient(registry.host).get_manifest(repo, result_tag(FP))[0])
-    assert manifest["layers"] == [
-        {
-            "mediaType": "application/vnd.oci.empty.v1+json",
-            "digest": "sha256:" + hashlib.sha256(b"{}").hexdigest(),
-            "size": 2,
-        }
-    ]
+    assert manifest["layers"] == [EMPTY]
     fetched = OciCache(RegistryClient(registry.host), LocalStore(tmp_path / "b")).fetch(repo, FP)
     assert fetched is not None and fetched.outputs == {}
 
@@ -156,6 +155,9 @@ steps:
     oras_pull(registry, f"{repo}:{result_tag(fingerprint)}", pulled)
 
     assert tree(pulled) == {"ml/out/model/w/x.txt": b"w\n", "ml/reports/scores.json": b'{"acc": 1}\n'}
+    (run_tag,) = [t for t in client.tags(repo) if t.startswith("run.")]
+    run_manifest = json.loads(client.get_manifest(repo, run_tag)[0])
+    assert run_manifest["layers"] == [EMPTY]  # a run record has no files: OCI 1.1's empty descriptor
     annotations = manifest["annotations"]
     assert annotations["org.opencontainers.image.source"] == "https://github.com/org/demo"
     assert annotations["org.opencontainers.image.revision"] == project.git("rev-parse", "HEAD").strip()

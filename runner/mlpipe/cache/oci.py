@@ -389,9 +389,7 @@ class OciCache:
             layer = dict(pushed[(plan.kind, plan.key if plan.kind == "file" else plan.title)])
             layer["annotations"] = {TITLE: plan.title, **layer.get("annotations", {})}
             layers.append(layer)
-        if not layers:  # OCI 1.1: an artifact without blobs has the empty descriptor as its layer
-            self._ensure_bytes(repo, b"{}")
-            layers = [{"mediaType": EMPTY_MEDIA_TYPE, "digest": EMPTY_DIGEST, "size": 2}]
+        layers = layers or empty_layer(self.client, repo)
         config = canonical_json(
             {"format": CONFIG_FORMAT, "result": result.to_json(), "trust": dict(trust), "titles": titles}
         )
@@ -463,7 +461,11 @@ class OciCache:
             self._ensure_blob(repo, digest, FileBody(bundle, size), ())
             layers.append({"mediaType": BUNDLE_MEDIA_TYPE, "digest": digest, "size": size})
         manifest = _manifest(
-            RUN_ARTIFACT_TYPE, RUN_CONFIG_TYPE, config, layers, {"org.mlpipe.run": record["run_id"]}
+            RUN_ARTIFACT_TYPE,
+            RUN_CONFIG_TYPE,
+            config,
+            layers or empty_layer(self.client, repo),
+            {"org.mlpipe.run": record["run_id"]},
         )
         self.client.put_manifest(repo, tag, manifest)  # a run's own record: later states replace earlier ones
         return tag
@@ -575,6 +577,13 @@ def _manifest(
             "annotations": annotations,
         }
     )
+
+
+def empty_layer(client: RegistryClient, repo: str) -> list[dict[str, Any]]:
+    """The layers of an artifact without blobs, as OCI 1.1 recommends: the empty descriptor (`{}`)."""
+    if not client.has_blob(repo, EMPTY_DIGEST):
+        client.upload_bytes(repo, EMPTY_DIGEST, b"{}")
+    return [{"mediaType": EMPTY_MEDIA_TYPE, "digest": EMPTY_DIGEST, "size": 2}]
 
 
 def _tree_descriptor(digest: str, size: int, tar: str) -> dict[str, Any]:
