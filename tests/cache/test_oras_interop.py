@@ -7,6 +7,8 @@ import hashlib
 import json
 import os
 import re
+import shutil
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from mlpipe.cache.oci import OciCache, result_tag
 from mlpipe.cache.registry import RegistryClient
 from mlpipe.core.results import StepResult
 from registry_testing import cache_env
+from service_fixtures import IN_CI
 
 FP = "cd" * 32
 RUN_ID = "20260101T000000000Z-" + "0" * 16
@@ -164,3 +167,37 @@ steps:
     assert re.fullmatch(
         r"20\d\d-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", annotations["org.opencontainers.image.created"]
     )
+
+
+def skopeo() -> str:
+    found = shutil.which("skopeo")
+    if found is None:
+        message = "skopeo is not installed (apt-get install skopeo)"
+        if IN_CI:
+            pytest.fail(f"CI=true and {message}", pytrace=False)
+        pytest.skip(message)
+    return found
+
+
+def test_skopeo_inspects_a_result_and_copies_it_to_a_mirror_mlpipe_reads(registry, repo, tmp_path):
+    out = tmp_path / "work/out"
+    (out / "sub").mkdir(parents=True)
+    (out / "sub/a.txt").write_text("a\n")
+    (out / "big.bin").write_bytes(os.urandom(2 << 20))
+    pushed = push(tmp_path, registry, repo, {"out": out})
+    tool, ref = skopeo(), f"{registry.host}/{repo}:{result_tag(FP)}"
+    plain = ["--src-tls-verify=false", "--dest-tls-verify=false"]
+
+    raw = subprocess.run(
+        [tool, "inspect", "--tls-verify=false", "--raw", f"docker://{ref}"], capture_output=True, check=True
+    )
+    mirror = f"{repo}-mirror"
+    subprocess.run(
+        [tool, "copy", *plain, f"docker://{ref}", f"docker://{registry.host}/{mirror}:{result_tag(FP)}"],
+        capture_output=True,
+        check=True,
+    )
+
+    assert raw.stdout == RegistryClient(registry.host).get_manifest(repo, result_tag(FP))[0]
+    fetched = OciCache(RegistryClient(registry.host), LocalStore(tmp_path / "b")).fetch(mirror, FP)
+    assert fetched is not None and fetched.outputs["out"].digest == pushed.outputs["out"].digest
