@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 import uuid
 
@@ -22,6 +23,9 @@ from services.proxy import Proxy
 from services.registry import REGISTRY_PASSWORD, REGISTRY_USER, free_port
 
 IMAGE = "mlpipe-test/busybox:1"
+ACCEPT_IMAGES = (
+    "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"
+)
 STEP = "  s:\n    build: img\n    code: src\n    run: {command}\n"
 
 
@@ -54,16 +58,42 @@ def engine_has(engine, tag: str) -> bool:
     return tag in engine.cli("images", "--format", "{{.Repository}}:{{.Tag}}")
 
 
-def image_artifact(registry, repo: str) -> dict:
-    """The one `image-*` manifest in `repo`."""
-    with urllib.request.urlopen(f"{registry.url}/v2/{repo}/tags/list", timeout=10) as answer:
-        (tag,) = [t for t in json.load(answer)["tags"] if t.startswith("image-")]
-    request = urllib.request.Request(
-        f"{registry.url}/v2/{repo}/manifests/{tag}",
-        headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
-    )
+def registry_json(registry, path: str, accept: str = "application/vnd.oci.image.manifest.v1+json") -> dict:
+    request = urllib.request.Request(f"{registry.url}/v2/{path}", headers={"Accept": accept})
     with urllib.request.urlopen(request, timeout=10) as answer:
         return json.load(answer)
+
+
+def image_artifact(registry, repo: str) -> dict:
+    """The one `image-*` manifest in `repo`."""
+    (tag,) = [t for t in registry_json(registry, f"{repo}/tags/list")["tags"] if t.startswith("image-")]
+    return registry_json(registry, f"{repo}/manifests/{tag}")
+
+
+def manifest_status(registry, repo: str, digest: str) -> int:
+    request = urllib.request.Request(
+        f"{registry.url}/v2/{repo}/manifests/{digest}", method="HEAD", headers={"Accept": ACCEPT_IMAGES}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+
+
+def image_config(registry, repo: str) -> dict:
+    """The config of the one `image-*` artifact in `repo`: where the engine pushed the image."""
+    return registry_json(registry, f"{repo}/blobs/{image_artifact(registry, repo)['config']['digest']}")
+
+
+def pushed_image(registry, repo: str) -> dict:
+    """The image manifest the engine pushed for the one `image-*` artifact in `repo`."""
+    image = image_config(registry, repo)["image"]
+    return registry_json(
+        registry,
+        f"{image['repository']}/manifests/{image['digest']}",
+        ACCEPT_IMAGES,
+    )
 
 
 def requests_to(proxy: DockerProxy, fragment: str) -> int:
@@ -87,9 +117,22 @@ def test_runner_b_loads_the_image_runner_a_built_instead_of_building(
     assert manifest["artifactType"] == "application/vnd.mlpipe.image.v1+json"
     assert manifest["annotations"]["org.mlpipe.image.id"] == built["id"]
     (layer,) = manifest["layers"]
-    assert layer["mediaType"] == "application/vnd.mlpipe.image.archive.v1.tar"
+    assert layer["mediaType"] == "application/vnd.oci.empty.v1+json"
+    config = image_config(registry, repo)
+    image = config["image"]
+    assert (config["format"], image["id"], image["repository"]) == (
+        "mlpipe.oci-image/2",
+        built["id"],
+        f"{repo}/images",
+    )
+    assert len(pushed_image(registry, repo)["layers"]) == 2  # the base image's layer and the COPY's
+    engine.cli("rmi", "-f", tag)  # a plain `podman pull` of the recorded digest gives the image
+    pulled = f"{registry.host}/{repo}/images@{image['digest']}"
+    engine.cli("pull", "-q", pulled)
+    assert engine.image_id(pulled) == built["id"]
+    engine.cli("rmi", "-f", pulled)
 
-    engine.cli("rmi", "-f", tag)  # runner B: an engine without the image
+    # runner B: an engine without the image
     plan = b.run("plan", env=env).assert_success().output
     assert "s     reuse   same fingerprint as run" in plan, plan  # the id came from the artifact's config
     assert not engine_has(engine, tag), "plan loads nothing"
@@ -97,7 +140,7 @@ def test_runner_b_loads_the_image_runner_a_built_instead_of_building(
         monkeypatch.setenv("DOCKER_HOST", proxy.docker_host)
         b.run("ci-run", env=env).assert_success()
     assert b.record()["steps"]["s"]["status"] == "reused"
-    assert (requests_to(proxy, "/build"), requests_to(proxy, "/images/load")) == (0, 0)
+    assert (requests_to(proxy, "/build"), requests_to(proxy, "/images/create")) == (0, 0)
     assert not engine_has(engine, tag), "a reused step needs no image"
 
     b.write({"mlpipe.yaml": "name: c\nsteps:\n" + STEP.format(command="cat /hello.txt; echo again")})
@@ -106,7 +149,7 @@ def test_runner_b_loads_the_image_runner_a_built_instead_of_building(
         out = b.run("ci-run", env=env).assert_success().output
     assert "hello from the build" in out and "again" in out
     assert f"mlpipe: cache: fetched s image {tag} from {registry.host}/{repo}:image-" in out
-    assert (requests_to(proxy, "/build"), requests_to(proxy, "/images/load")) == (0, 1)
+    assert (requests_to(proxy, "/build"), requests_to(proxy, "/images/create")) == (0, 1)
     step = b.record()["steps"]["s"]
     assert step["status"] == "ran"
     assert (step["image"]["id"], step["image"]["source"], step["parts"]["image"]) == (
@@ -149,22 +192,19 @@ def test_a_warm_rerun_asks_the_registry_nothing_and_read_or_off_modes_push_no_im
 
 
 @pytest.mark.parametrize(
-    ("damage", "why"),
-    [
-        (lambda data: data[:-1] + bytes([data[-1] ^ 1]), "does not match its digest"),
-        (None, "is missing from"),
-    ],
+    "damage",
+    [lambda data: data[:-1] + bytes([data[-1] ^ 1]), None],
     ids=["corrupt", "missing"],
 )
 def test_a_corrupt_or_missing_image_blob_is_built_instead_with_a_warning(
-    engine, clones, registry, repo, tmp_path, monkeypatch, damage, why
+    engine, clones, registry, repo, tmp_path, monkeypatch, damage
 ):
     a, b = clones
     env = cache_env(registry.host, repo, tmp_path)
     tag = build_tag(a)
     a.run("ci-run", env=env).assert_success()
     first = a.record()["steps"]["s"]["image"]["id"]
-    (layer,) = image_artifact(registry, repo)["layers"]
+    layer = pushed_image(registry, repo)["layers"][-1]  # the COPY's: the engine has the base layer
     blob = registry.blob_path(layer["digest"])
     original = blob.read_bytes()
     engine.cli("rmi", "-f", tag)
@@ -180,9 +220,10 @@ def test_a_corrupt_or_missing_image_blob_is_built_instead_with_a_warning(
     finally:
         blob.write_bytes(original)
     assert f"mlpipe: warning: ignoring registry image {registry.host}/{repo}:image-" in result.stderr
-    assert why in result.stderr and "; building it here" in result.stderr, result.stderr
+    assert "the engine could not pull it: " in result.stderr, result.stderr
+    assert "; building it here" in result.stderr, result.stderr
     assert result.stderr.count("warning") == 1, result.stderr
-    assert (requests_to(proxy, "/build"), requests_to(proxy, "/images/load")) == (1, 0)
+    assert (requests_to(proxy, "/build"), requests_to(proxy, "/images/create")) == (1, 1)
     step = b.record()["steps"]["s"]
     assert (step["status"], step["image"]["source"]) == ("ran", "built")
     assert step["image"]["id"] != first
@@ -249,7 +290,7 @@ def run_measured(project, *args: str, env: dict[str, str]) -> tuple[str, float]:
 
 
 @pytest.mark.slow
-def test_a_large_image_streams_through_memory_that_does_not_grow_with_it(
+def test_a_large_image_moves_through_the_engine_not_through_mlpipes_memory(
     engine, project_factory, registry, repo, tmp_path
 ):
     size = 192 * MIB
@@ -260,7 +301,7 @@ def test_a_large_image_streams_through_memory_that_does_not_grow_with_it(
     env = cache_env(registry.host, repo, tmp_path)
 
     _, pushed = run_measured(project, "ci-run", env=env)
-    (layer,) = image_artifact(registry, repo)["layers"]
+    layer = pushed_image(registry, repo)["layers"][-1]
     assert layer["size"] > size
     engine.cli("rmi", "-f", tag)
     project.write({"mlpipe.yaml": "name: c\nsteps:\n" + STEP.format(command="wc -c /big.bin")})
@@ -274,7 +315,7 @@ def test_a_large_image_streams_through_memory_that_does_not_grow_with_it(
     assert pushed < size / MIB / 2 and loaded < size / MIB / 2, (
         pushed,
         loaded,
-    )  # the archive never is in memory
+    )  # the engine moves the image: none of it is in mlpipe's memory
 
 
 def test_an_image_a_pull_request_pushed_is_not_loaded_by_a_protected_run(
@@ -373,26 +414,52 @@ def test_an_image_push_refused_for_its_credentials_stops_the_pushes_not_the_read
     assert project.record()["steps"]["s"]["image"]["ref"] == tag
 
 
-def test_registry_gc_removes_images_no_kept_run_used(engine, project_factory, registry, repo, tmp_path):
+def test_a_changed_context_uploads_its_changed_layer_only_and_gc_removes_the_old_image(
+    engine, project_factory, registry, repo, tmp_path
+):
     project = project_factory(files(), name="gc")
-    env = cache_env(registry.host, repo, tmp_path)
-    project.run("ci-run", env=env).assert_success()
-    old_tag = build_tag(project)
-    old_artifact = image_artifact(registry, repo)
-    project.write({"img/hello.txt": "a new context\n"})
-    project.commit()
-    project.run("ci-run", env=env).assert_success()
-    new_id = project.record()["steps"]["s"]["image"]["id"]
+    with Proxy(registry.port) as proxy:
+        env = cache_env(proxy.host, repo, tmp_path)
+        project.run("ci-run", env=env).assert_success()
+        first_upload = proxy.uploaded
+        old_tag, old_artifact, old_image = (
+            build_tag(project),
+            image_artifact(registry, repo),
+            pushed_image(registry, repo),
+        )
+        old_digest = image_config(registry, repo)["image"]["digest"]
+        project.write({"img/hello.txt": "a new context\n"})  # one line changed: the COPY layer only
+        project.commit()
+        proxy.reset()
+        project.run("ci-run", env=env).assert_success()
+        new_id = project.record()["steps"]["s"]["image"]["id"]
+        changed_upload = proxy.uploaded
 
-    url = f"oci://{registry.host}/{repo}"
-    report = project.run("gc", "--keep-last", "1", "--cache", url, "--json", env=env).assert_success().json()
-    removed = [t for t in report["registry"]["removed_tags"] if t.startswith("image-")]
-    assert len(removed) == 1
+        url = f"oci://{proxy.host}/{repo}"
+        report = (
+            project.run("gc", "--keep-last", "1", "--cache", url, "--json", env=env).assert_success().json()
+        )
+    removed = report["registry"]["removed_tags"]
+    assert len([t for t in removed if t.startswith("image-")]) == 1
     manifest = image_artifact(registry, repo)  # exactly one image artifact is left: the kept run's
     assert manifest != old_artifact
     config = registry_blob(registry, repo, manifest["config"]["digest"])
     assert json.loads(config)["image"]["id"] == new_id
+    new_image, new_digest = pushed_image(registry, repo), image_config(registry, repo)["image"]["digest"]
+    base = old_image["layers"][0]
+    assert [layer["digest"] for layer in new_image["layers"]][:1] == [base["digest"]]
+    assert new_image["layers"][1]["digest"] != old_image["layers"][1]["digest"]
+    print(f"uploaded: first push {first_upload} B, after a one-line change {changed_upload} B")
+    assert first_upload > base["size"] > 100_000  # the base layer went up once ...
+    assert changed_upload < base["size"] / 4  # ... and not again: the changed layer, config and manifests
+    assert f"{repo}/images@{old_digest}" in removed
+    assert manifest_status(registry, f"{repo}/images", old_digest) == 404  # the engine's push is gone too
+    assert manifest_status(registry, f"{repo}/images", new_digest) == 200
     engine.cli("rmi", "-f", old_tag, build_tag(project))
+    pulled = f"{registry.host}/{repo}/images@{new_digest}"  # a push that reused the base layer pulls
+    engine.cli("pull", "-q", pulled)
+    assert engine.image_id(pulled) == new_id
+    engine.cli("rmi", "-f", pulled)
 
 
 def registry_blob(registry, repo: str, digest: str) -> bytes:

@@ -34,6 +34,16 @@ events_logger = "file"
 """
 
 
+REGISTRIES_CONF = """\
+unqualified-search-registries = []
+
+# The test registries listen on 127.0.0.1 (any port) over plain HTTP; podman refuses that unless told.
+[[registry]]
+location = "127.0.0.1"
+insecure = true
+"""
+
+
 class PodmanUnavailable(Exception):
     pass
 
@@ -52,6 +62,7 @@ class Podman:
         self.root = root
         self.socket = root / "podman.sock"
         self.conf = root / "containers.conf"
+        self.registries = root / "registries.conf"
         self.log = root / "service.log"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -62,6 +73,7 @@ class Podman:
     def _env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCKER_", "CONTAINER"))}
         env["CONTAINERS_CONF"] = str(self.conf)
+        env["CONTAINERS_REGISTRIES_CONF"] = str(self.registries)
         env["TMPDIR"] = str(self.root / "tmp")
         return env
 
@@ -88,6 +100,7 @@ class Podman:
     def start(self, timeout: float = 30.0) -> None:
         (self.root / "tmp").mkdir(parents=True, exist_ok=True)
         self.conf.write_text(CONTAINERS_CONF)
+        self.registries.write_text(REGISTRIES_CONF)
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
                 self._argv("system", "service", "--time=0", self.docker_host),

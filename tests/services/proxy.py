@@ -31,6 +31,8 @@ class Proxy(LocalHTTPServer):
     def __init__(self, upstream_port: int) -> None:
         self.upstream_port = upstream_port
         self.requests: list[tuple[str, str]] = []
+        self.uploaded = 0
+        """Bytes of every request body received."""
         self.faults: list[Fault] = []
         self._lock = threading.Lock()
         self.released = threading.Event()
@@ -44,10 +46,10 @@ class Proxy(LocalHTTPServer):
                 pass
 
             def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
+                body = self._body()
                 with proxy._lock:
                     proxy.requests.append((self.command, self.path))
+                    proxy.uploaded += len(body)
                     fault = next(
                         (f for f in proxy.faults if f.times > 0 and f.match(self.command, self.path)), None
                     )
@@ -61,7 +63,8 @@ class Proxy(LocalHTTPServer):
                     self.end_headers()
                     return
                 conn = http.client.HTTPConnection("127.0.0.1", proxy.upstream_port, timeout=60)
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in {"host", "connection"}}
+                dropped = {"host", "connection", "transfer-encoding", "content-length"}
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in dropped}
                 headers["Host"] = f"127.0.0.1:{proxy.port}"
                 conn.request(self.command, self.path, body=body, headers=headers)
                 response = conn.getresponse()
@@ -82,6 +85,19 @@ class Proxy(LocalHTTPServer):
                 if self.command != "HEAD":
                     self.wfile.write(data)
                 conn.close()
+
+            def _body(self) -> bytes:
+                """The request body, sized or chunked (engines upload layers chunked)."""
+                if "chunked" not in (self.headers.get("Transfer-Encoding") or "").lower():
+                    length = int(self.headers.get("Content-Length") or 0)
+                    return self.rfile.read(length) if length else b""
+                parts = []
+                while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+                    parts.append(self.rfile.read(size))
+                    self.rfile.readline()
+                while self.rfile.readline() not in {b"\r\n", b"\n", b""}:
+                    pass  # trailers
+                return b"".join(parts)
 
             def _spoil(self, fault: Fault, response: http.client.HTTPResponse, data: bytes) -> None:
                 half = data[: len(data) // 2]
@@ -110,6 +126,7 @@ class Proxy(LocalHTTPServer):
     def reset(self) -> None:
         with self._lock:
             self.requests.clear()
+            self.uploaded = 0
 
     def __exit__(self, *exc: object) -> None:
         self.released.set()

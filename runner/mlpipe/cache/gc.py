@@ -171,7 +171,8 @@ def gc_registry(
     # A fan-out run's plan and parts (`fanout.<run>.<name>`) go with its run record; a run still without one
     # (its report has not run yet) keeps them.
     doomed += [t for t in tags if t.startswith("fanout.") and t.split(".")[1] in records.keys() - kept_ids]
-    doomed += _unused_images(remote, repo, tags, kept, report)
+    images, pushed_images = _unused_images(remote, repo, tags, kept, report)
+    doomed += images
     for tag in tags:
         if not tag.startswith("result-"):
             continue
@@ -192,24 +193,33 @@ def gc_registry(
             digest = fetch_manifest_digest(remote.client, repo, tag)
             if digest is not None:
                 remote.client.delete_manifest(repo, digest)
+    for images_repo, digest in pushed_images:  # the images the engine pushed for the removed `image-*` tags
+        report.removed_tags.append(f"{images_repo}@{digest}")
+        if not dry_run:
+            remote.client.delete_manifest(images_repo, digest)
     return report
 
 
 def _unused_images(
     remote: Any, repo: str, tags: Sequence[str], kept: Sequence[RunRecord], report: GcReport
-) -> list[str]:
-    """`image-*` tags (built step images) whose image no kept run used."""
-    from mlpipe.cache.image_artifacts import artifact_image_id
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """`image-*` tags (built step images) whose image no kept run used, and the images the engine pushed for
+    them (repository, manifest digest) that no kept `image-*` artifact records."""
+    from mlpipe.cache.image_artifacts import artifact_found
 
     used = {str(s.image.get("id")) for r in kept for s in r.steps.values() if s.image}
-    unused = []
+    unused, pushed, still = [], set(), set()
     for tag in (t for t in tags if t.startswith("image-")):
-        if artifact_image_id(remote.client, repo, tag) in used:
+        found = artifact_found(remote.client, repo, tag)
+        at = (found.repository, found.digest) if found and found.repository and found.digest else None
+        if found is not None and found.image_id in used:
             report.kept_entries += 1
+            still.add(at)
         else:
             unused.append(tag)
             report.removed_entries.append(tag)
-    return unused
+            pushed.add(at)
+    return unused, sorted(at for at in pushed - still if at is not None)
 
 
 def _recent_result(remote: Any, repo: str, tag: str, cutoff: datetime) -> bool:

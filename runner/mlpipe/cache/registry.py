@@ -547,7 +547,9 @@ class RegistryClient:
         return buffer.getvalue()
 
     # -- manifests and tags ----------------------------------------------------------------------------
-    def get_manifest(self, repo: str, reference: str) -> tuple[bytes, str] | None:
+    def get_manifest(
+        self, repo: str, reference: str, *, accept: str = MANIFEST_TYPE
+    ) -> tuple[bytes, str] | None:
         """A manifest's bytes and digest; None when absent. A body that breaks off is fetched again within the
         retry budget; one larger than MAX_MANIFEST raises BlobCorrupt unread."""
         buffer = bytearray()
@@ -566,7 +568,7 @@ class RegistryClient:
                 fresh,
                 MAX_MANIFEST,
                 what,
-                {"Accept": MANIFEST_TYPE},
+                {"Accept": accept},
             )
             if got is None:
                 return None

@@ -1,4 +1,4 @@
-"""Images as the engine saves and loads them (`docker save` / `docker load` archives), streamed through files.
+"""Images as the engine loads them from `docker save` archives (format-1 image artifacts), streamed through files.
 
 Loading is guarded: an archive must hold exactly the image it is said to hold, tagged (if at all) as a build of
 the same context, so loading one never moves another tag of the engine.
@@ -6,50 +6,15 @@ the same context, so loading one never moves another tag of the engine.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
-from mlpipe.errors import MlpipeError
-
 __lazy_modules__ = ["docker"]
-
-_CHUNK = 1 << 20
-
-
-class NotSaved(Exception):
-    """The engine could not give the image's archive: a warning, and nothing is pushed."""
 
 
 class BadArchive(Exception):
     """The archive is not the image it should be, or the engine would not load it."""
-
-
-def save_image(tag: str, image_id: str, dest: Path) -> tuple[str, int]:
-    """The engine's archive of the image, streamed to `dest` while hashed: (digest, size)."""
-    import docker
-
-    from mlpipe.executors.docker import client
-
-    try:
-        engine = client()
-    except MlpipeError as error:
-        raise NotSaved(str(error)) from None
-    try:
-        if str(engine.images.get(tag).id) != image_id:
-            raise NotSaved(f"{tag} changed in the engine while it was being pushed")
-        hasher, size = hashlib.sha256(), 0
-        with open(dest, "wb") as out:
-            for chunk in engine.api.get_image(tag, chunk_size=_CHUNK):
-                hasher.update(chunk)
-                size += len(chunk)
-                out.write(chunk)
-    except (docker.errors.DockerException, OSError) as error:
-        raise NotSaved(f"the engine could not save {tag}: {error}") from None
-    finally:
-        engine.close()
-    return "sha256:" + hasher.hexdigest(), size
 
 
 def check_archive(archive: Path, image_id: str, tag: str) -> None:

@@ -1,14 +1,17 @@
 """Images that steps `build:`, shared through the OCI cache: pushed after a build, loaded by other runners.
 
-A built image travels as one artifact tagged `image-<build key>`, artifactType `IMAGE_ARTIFACT_TYPE`: a
-config blob naming the image id, the build it came from and the pushing run's trust, and one layer holding the
-image as the engine's save (`docker save`) writes it. The build key is a digest of the context's tree hash,
-the Dockerfile and the platform, so every runner building the same context looks for the same tag. Bytes go
-engine -> temp file -> registry and back, hashed on the way: memory does not grow with the image.
+A built image is pushed by the engine itself, as a real OCI image, to `<repo>/images:image-<build key>`
+(images/pushed.py): base layers the registry has are not uploaded again. An artifact tagged `image-<build key>`
+in the cache repository, artifactType `IMAGE_ARTIFACT_TYPE`, records it: a config blob naming the image id, the
+repository and manifest digest it was pushed to, the build it came from and the pushing run's trust, and the
+empty descriptor as its layer. The build key is a digest of the context's tree hash, the Dockerfile and the
+platform, so every runner building the same context looks for the same tag. Other runners pull the recorded
+digest through their engine and use it only if its id is the recorded one. Artifacts of the older format (the
+image as one `docker save` archive layer, streamed through a temp file) are still loaded.
 
 A step's image id comes from the engine (its build tag), else from the artifact's config in the registry (read
 with the run's trust rules), else the image is built and, where the run writes, pushed in the background like
-results (the run waits for it at the end). The archive is downloaded and loaded only when a step using the image
+results (the run waits for it at the end). The image is pulled or loaded only when a step using the image
 is to run, so a run that reuses every step moves no image. A bad artifact is a warning and a build; a failing
 registry is the cache's usual single warning (an error with --cache-required). `mlpipe plan` loads and builds
 nothing.
@@ -23,23 +26,24 @@ import re
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlpipe.cache.image_artifacts import (
-    ARCHIVE_MEDIA_TYPE,
     IMAGE_ARTIFACT_TYPE,
     IMAGE_CONFIG_TYPE,
     IMAGE_FORMAT,
+    IMAGE_FORMAT_PUSHED,
+    IMAGES_SUFFIX,
     Found,
     Unusable,
     read_artifact,
 )
 from mlpipe.digest import canonical_json, json_digest
-from mlpipe.errors import CacheError, ContainerError
+from mlpipe.errors import CacheError, ContainerError, MlpipeError
 from mlpipe.events import Notice, Sink, cache_note, message, to_stderr, warning
-from mlpipe.images.archives import BadArchive, NotSaved, load_image, save_image
+from mlpipe.images.archives import BadArchive, load_image
+from mlpipe.images.pushed import EngineRefused, NotSaved, Unauthorized, pull_image, push_image
 from mlpipe.text import human_size
 
 if TYPE_CHECKING:
@@ -48,6 +52,12 @@ if TYPE_CHECKING:
     from mlpipe.cache.trust import CachePolicy
 
 __lazy_modules__ = ["docker"]
+
+
+IMAGE_MANIFEST_TYPES = (
+    "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"
+)
+"""What engines push; without the Docker type a registry may answer an old schema 1 conversion."""
 
 
 def build_key(tree: str, dockerfile: str, platform: str) -> str:
@@ -244,34 +254,82 @@ class RegistryImages:
         return None
 
     def load(self, found: Found, request: BuildRequest, engine: Any) -> bool:
-        """Stream the image into the engine under its build tag; False (and a warning) when it cannot be used."""
+        """Get the image into the engine under its build tag; False (and a warning) when it cannot be used."""
         opened = self.store.open_registry()
         if opened is None:
             return False
         remote, pol = opened
+        where = f"{self._where(found.repo)}:{image_tag(request.key)[:18]}…"
+        started = time.monotonic()
+        if found.digest is not None and found.repository is not None:
+            size = self._pull(found, (found.repository, found.digest), request, engine, remote, where)
+        else:
+            size = self._load_archive(found, request, engine, remote, where)
+        if size is None:
+            return False
+        self.store.sink(_transfer("fetched", request, f"from {where}", size, started))
+        if pol.write is not None:  # whoever reads this run's scope reads where the image came from too
+            _mark(self.store, request.key, pol.write, found.image_id)
+        return True
+
+    def _pull(
+        self, found: Found, at: tuple[str, str], request: BuildRequest, engine: Any, remote: Any, where: str
+    ) -> int | None:
+        """Format 2: the engine pulls the recorded digest; the image is used only if its id is the recorded one."""
+        import docker
+
+        try:
+            got = pull_image(engine, self.store.settings.host, *at, remote.client.credentials)
+        except EngineRefused as error:
+            self.store.sink(
+                warning(
+                    f"ignoring registry image {where}: the engine could not pull it: {error}; building it here"
+                )
+            )
+            return None
+        if got != found.image_id:
+            self.store.sink(
+                warning(
+                    f"ignoring registry image {where}: its digest {at[1][:19]} gave image {got[:19]}, "
+                    f"not the recorded {found.image_id[:19]}; building it here"
+                )
+            )
+            return None
+        repository, _, version = request.tag.rpartition(":")
+        try:
+            engine.api.tag(found.image_id, repository, tag=version)
+            return int(engine.api.inspect_image(found.image_id).get("Size") or 0)
+        except docker.errors.DockerException as error:
+            self.store.sink(
+                warning(
+                    f"ignoring registry image {where}: the engine could not tag it: {error}; building it here"
+                )
+            )
+            return None
+
+    def _load_archive(
+        self, found: Found, request: BuildRequest, engine: Any, remote: Any, where: str
+    ) -> int | None:
+        """Format 1: stream the `docker save` archive into the engine."""
         from mlpipe.cache.registry import BlobCorrupt
 
-        where = f"{self._where(found.repo)}:{image_tag(request.key)[:18]}…"
+        layer = found.layer or {}
         temp = self.store.local.temp_path(".image.tar")
-        started = time.monotonic()
         try:
             with open(temp, "wb") as out:
                 remote.client.download_blob(
-                    found.repo, str(found.layer["digest"]), out, max_size=int(found.layer["size"])
+                    found.repo, str(layer["digest"]), out, max_size=int(layer["size"])
                 )
             load_image(engine, temp, found.image_id, request.tag)
         except (BlobCorrupt, Unusable, BadArchive) as error:
             self.store.sink(warning(f"ignoring registry image {where}: {error}; building it here"))
-            return False
+            return None
         except CacheError as error:
             self.store.fail(error, f"pulling the image of step {request.step} from {where}")
-            return False
+            return None
         finally:
             temp.unlink(missing_ok=True)
-        self.store.sink(_transfer("fetched", request, f"from {where}", int(found.layer["size"]), started))
-        if pol.write is not None:  # whoever reads this run's scope reads where the image came from too
-            _mark(self.store, request.key, pol.write, found.image_id)
-        return True
+        return int(layer["size"])
 
     # -- push ------------------------------------------------------------------------------------------
     def push_later(self, request: BuildRequest, image_id: str) -> None:
@@ -308,24 +366,45 @@ class RegistryImages:
     def _push_now(
         self, remote: Any, repo: str, mount_from: Sequence[str], request: BuildRequest, image_id: str
     ) -> tuple[str, int]:
-        """'image-pushed' or 'image-exists', and the archive's size."""
-        from mlpipe.cache.oci import _manifest
+        """'image-pushed' or 'image-exists', and the image's size. The engine pushes the image to
+        `<repo>/images`, then the artifact recording it goes to `repo`."""
+        import docker
 
+        from mlpipe.cache.oci import _manifest, empty_layer
+        from mlpipe.cache.registry import RegistryAuthError
+        from mlpipe.executors.docker import client as engine_client
+
+        del mount_from  # the engine mounts nothing across repositories; its blobs are checked by digest
         client, tag = remote.client, image_tag(request.key)
         if client.has_manifest(repo, tag, push=True):
             return "image-exists", 0  # the first complete entry wins, as for results
-        temp = self.store.local.temp_path(".image.tar")
+        repository = repo + IMAGES_SUFFIX
         try:
-            digest, size = save_image(request.tag, image_id, temp)
-            client.ensure_blob(
-                repo, digest, size, partial(open, temp, "rb"), mount_from
-            )  # the client closes it
+            engine = engine_client()
+        except MlpipeError as error:  # an engine that is gone: nothing is pushed
+            raise NotSaved(str(error)) from None
+        try:
+            try:
+                if str(engine.images.get(request.tag).id) != image_id:
+                    raise NotSaved(f"{request.tag} changed in the engine while it was being pushed")
+                size = int(engine.api.inspect_image(image_id).get("Size") or 0)
+            except docker.errors.DockerException as error:
+                raise NotSaved(f"the engine does not find {request.tag}: {error}") from None
+            try:
+                push_image(engine, image_id, self.store.settings.host, repository, tag, client.credentials)
+            except Unauthorized as error:
+                raise RegistryAuthError(
+                    f"the registry's credentials cannot push to {repository}: {error}"
+                ) from None
+            except EngineRefused as error:
+                raise CacheError(f"the engine could not push it to {repository}: {error}") from None
         finally:
-            temp.unlink(missing_ok=True)
+            engine.close()
+        digest = _pushed_digest(client, repository, tag, image_id)
         config = canonical_json(
             {
-                "format": IMAGE_FORMAT,
-                "image": {"id": image_id, "tag": request.tag},
+                "format": IMAGE_FORMAT_PUSHED,
+                "image": {"id": image_id, "tag": request.tag, "repository": repository, "digest": digest},
                 "build": {"key": request.key, "context": request.shown, "dockerfile": request.dockerfile},
                 "trust": self.store.trust,
             }
@@ -333,13 +412,28 @@ class RegistryImages:
         config_digest = "sha256:" + hashlib.sha256(config).hexdigest()
         if not client.has_blob(repo, config_digest):
             client.upload_bytes(repo, config_digest, config)
-        layer = {"mediaType": ARCHIVE_MEDIA_TYPE, "digest": digest, "size": size}
         annotations = {"org.mlpipe.image.id": image_id, "org.mlpipe.build": request.key}
-        manifest = _manifest(IMAGE_ARTIFACT_TYPE, IMAGE_CONFIG_TYPE, config, [layer], annotations)
+        manifest = _manifest(
+            IMAGE_ARTIFACT_TYPE, IMAGE_CONFIG_TYPE, config, empty_layer(client, repo), annotations
+        )
         if client.has_manifest(repo, tag, push=True):
             return "image-exists", size
         client.put_manifest(repo, tag, manifest)
         return "image-pushed", size
+
+
+def _pushed_digest(client: Any, repository: str, tag: str, image_id: str) -> str:
+    """The digest of the manifest the engine pushed, as the registry serves it; it must be this image."""
+    from mlpipe.cache.oci import _load_json
+
+    got = client.get_manifest(repository, tag, accept=IMAGE_MANIFEST_TYPES)
+    where = f"{repository}:{tag[:18]}…"
+    if got is None:
+        raise CacheError(f"the engine pushed the image to {where}, but the registry does not have it")
+    config = _load_json(got[0], "manifest").get("config")
+    if not isinstance(config, dict) or config.get("digest") != image_id:
+        raise CacheError(f"{where} does not hold image {image_id[:19]} after the engine pushed it there")
+    return str(got[1])
 
 
 # -- what this store pushed, so a warm run asks the registry nothing ---------------------------------------------
