@@ -374,6 +374,50 @@ def test_an_archive_that_would_retag_another_image_is_refused(
     assert engine.image_id(IMAGE) == other
 
 
+@pytest.mark.parametrize("forged", ["id", "repository"])
+def test_a_pushed_image_that_is_not_the_recorded_one_is_a_warning_and_a_build(
+    engine, project_factory, registry, repo, tmp_path, forged
+):
+    from mlpipe.cache.image_artifacts import IMAGE_ARTIFACT_TYPE, IMAGE_CONFIG_TYPE, IMAGE_FORMAT_PUSHED
+    from mlpipe.cache.oci import _manifest, empty_layer
+    from mlpipe.cache.registry import RegistryClient
+    from mlpipe.digest import canonical_json
+    from mlpipe.images.provide import IMAGE_MANIFEST_TYPES, build_key, image_tag
+    from mlpipe.run.prepare import platform_id
+
+    project = project_factory(files())
+    tag = build_tag(project)
+    # A writer of the trusted repository records, under this build's key, the base image pushed by the engine.
+    elsewhere = f"{repo}/images" if forged == "id" else f"{repo}-other/images"
+    engine.cli("push", IMAGE, f"{registry.host}/{elsewhere}:other")
+    client = RegistryClient(registry.host)
+    _, digest = client.get_manifest(elsewhere, "other", accept=IMAGE_MANIFEST_TYPES)
+    recorded = "sha256:" + "0" * 64 if forged == "id" else engine.image_id(IMAGE)
+    image = {"id": recorded, "repository": elsewhere, "digest": digest}
+    config = canonical_json({"format": IMAGE_FORMAT_PUSHED, "image": image, "trust": {"protected": True}})
+    client.upload_bytes(repo, "sha256:" + hashlib.sha256(config).hexdigest(), config)
+    key = build_key(project.git("rev-parse", "HEAD:img").strip(), "Dockerfile", platform_id())
+    layers = empty_layer(client, repo)
+    client.put_manifest(
+        repo, image_tag(key), _manifest(IMAGE_ARTIFACT_TYPE, IMAGE_CONFIG_TYPE, config, layers, {})
+    )
+
+    out = project.run("ci-run", env=cache_env(registry.host, repo, tmp_path)).assert_success()
+
+    warning = f"mlpipe: warning: ignoring registry image {registry.host}/{repo}:{image_tag(key)[:18]}…: "
+    why = (
+        f"its digest {digest[:19]} gave image {engine.image_id(IMAGE)[:19]}, not the recorded {recorded[:19]}; "
+        "building it here"
+        if forged == "id"
+        else f"its image is in {elsewhere!r}, not in {repo + '/images'!r}"
+    )
+    assert f"{warning}{why}" in out.stderr, out.stderr
+    assert f"building its image from 'img' ({tag})" in out.stderr
+    step = project.record()["steps"]["s"]
+    assert step["image"]["source"] == "built" and step["image"]["id"] != recorded
+    assert engine.image_id(tag) == step["image"]["id"]
+
+
 def test_images_travel_with_the_runs_registry_credentials(engine, clones, auth_registry, repo, tmp_path):
     a, b = clones
     tag = build_tag(a)
