@@ -8,14 +8,12 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from mlpipe.api.source import Selected, Source, open_source
-from mlpipe.core.compare import RunDiff
 from mlpipe.errors import CacheError, MlpipeError, PipelineFailed, UsageError
 from mlpipe.events import Sink, message, to_stderr
 from mlpipe.github.context import from_env
-from mlpipe.github.history import POINTS
 from mlpipe.inputs.base import RegistryAccess
 from mlpipe.ownvars import step_environment
 from mlpipe.release.baseline import Baseline, baseline_for, branch_runs, compare_runs
@@ -28,6 +26,9 @@ from mlpipe.run.prepare import Prepared, prepare
 from mlpipe.run.runner import Runner, RunOptions
 from mlpipe.run.session import Session, remote_of
 from mlpipe.runs import RunRecord, new_run_id
+
+if TYPE_CHECKING:  # the comparison's modules load only when a base run is compared
+    from mlpipe.core.compare import RunDiff
 
 DEFAULT_MAX_RECOVERABLE_FILE = 100 * 2**20
 
@@ -190,6 +191,8 @@ def _branch_history(
     if not branch:
         return None
     registry = remote_of(session.settings) if github.base_ref else None
+    from mlpipe.github.history import POINTS
+
     return lambda: (branch, branch_runs(session.workspace, branch, limit=POINTS - 1, registry=registry))
 
 

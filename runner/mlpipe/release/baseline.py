@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlpipe.core.compare import RunDiff, diff_runs
 from mlpipe.errors import GitError, MlpipeError, UsageError
 from mlpipe.git.commands import run_git
 from mlpipe.github.context import from_env
@@ -21,6 +20,7 @@ from mlpipe.spec.model import Pipeline
 
 if TYPE_CHECKING:
     from mlpipe.cache.tiered import RemoteSettings
+    from mlpipe.core.compare import RunDiff
 
 
 def resolve_commit(root: Path, rev: str) -> str | None:
@@ -192,4 +192,6 @@ def compare_runs(
     found = directions(pipeline) if pipeline is not None else {}
     found.update(extra_directions or {})
     order = list(pipeline.steps) if pipeline is not None else []
+    from mlpipe.core.compare import diff_runs  # only a run with a base to compare loads the comparison
+
     return diff_runs(base, head, directions=found, files=code_stats(workspace.root, base, head), order=order)
