@@ -727,8 +727,7 @@ def _flatten_metrics(output: str, data: Mapping[str, Any], prefix: str, depth: i
 def _state(path: Path) -> str:
     """What a step must not change about an input: every file's path and stat data, as one digest."""
     st = os.stat(path)
-    files = list(walk_files(path)) if stat.S_ISDIR(st.st_mode) else [("", st)]
-    return tree_signature(files)[0]
+    return tree_signature(walk_files(path) if stat.S_ISDIR(st.st_mode) else [("", st)])[0]
 
 
 def _content_digest(path: Path) -> str | None:
