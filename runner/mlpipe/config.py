@@ -135,14 +135,36 @@ def resolve(
 
 FLAGS = {
     "allow-dirty-push": "MLPIPE_ALLOW_DIRTY_PUSH",
-    "insecure": "MLPIPE_INSECURE_REGISTRY",
     "cache-required": "MLPIPE_CACHE_REQUIRED",
 }
 """On/off settings: a command-line flag or its variable (1, true, yes, on); not in config files."""
 
+PLAIN_HTTP = "MLPIPE_PLAIN_HTTP"
+DEPRECATED_PLAIN_HTTP = "MLPIPE_INSECURE_REGISTRY"
+"""The old name of MLPIPE_PLAIN_HTTP (and `--insecure` of `--plain-http`): on means plain HTTP, as before."""
+_YES, _NO = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+
 
 def _on(value: str | None) -> bool:
-    return (value or "").lower() in {"1", "true", "yes", "on"}
+    return (value or "").lower() in _YES
+
+
+def _plain_http(cli: Mapping[str, Any], env: Mapping[str, str]) -> bool | None:
+    """`--plain-http` / `--no-plain-http`, else MLPIPE_PLAIN_HTTP; None: plain HTTP to loopback hosts only."""
+    given = cli.get("plain-http")
+    if isinstance(given, bool):
+        return given
+    if cli.get("insecure") is True:
+        return True
+    value = env.get(PLAIN_HTTP, "").strip().lower()
+    if value in _YES | _NO:
+        return value in _YES
+    if value:
+        raise UsageError(
+            f"{PLAIN_HTTP}={env[PLAIN_HTTP]!r}: expected true (plain HTTP) or false (HTTPS, also to loopback "
+            "hosts); unset, plain HTTP goes to loopback hosts only"
+        )
+    return True if _on(env.get(DEPRECATED_PLAIN_HTTP)) else None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -154,7 +176,8 @@ class Settings:
     environ: Mapping[str, str] = field(default_factory=dict)
     """The caller's environment as it was when the settings were read; no one writes it."""
     allow_dirty_push: bool = False
-    insecure_registry: bool = False
+    plain_http: bool | None = None
+    """Plain HTTP to the registry (True), HTTPS (False), or plain HTTP to loopback hosts only (None)."""
     cache_required: bool = False
 
     def value(self, name: str) -> Any:
@@ -214,7 +237,7 @@ def settings(
         values=resolve(cli=cli, environ=env, files=files),
         environ=env,
         allow_dirty_push=flags["allow-dirty-push"],
-        insecure_registry=flags["insecure"],
+        plain_http=_plain_http(cli, env),
         cache_required=flags["cache-required"],
     )
 

@@ -117,7 +117,7 @@ def command(
         max_recoverable_file=snapshot_max_file_size,
         step_environment=step_environment(session.settings.environ),
         registry_access=RegistryAccess(
-            insecure=session.settings.insecure_registry, environ=session.settings.environ
+            plain_http=session.settings.plain_http, environ=session.settings.environ
         ),
     )
     # With --json, stdout carries only the record; progress goes to stderr.
