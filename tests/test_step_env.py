@@ -46,6 +46,11 @@ def test_plain_http_is_a_flag_a_variable_or_unset_and_insecure_is_its_old_name()
     assert plain({"insecure": True}) is True  # the deprecated flag
     assert plain({}, MLPIPE_INSECURE_REGISTRY="1") is True  # the deprecated variable
     assert plain({}, MLPIPE_INSECURE_REGISTRY="1", MLPIPE_PLAIN_HTTP="false") is False
+    assert settings(cli={"plain-http": False}).source("plain-http") == "--no-plain-http"
+    assert (
+        settings(environ={"MLPIPE_INSECURE_REGISTRY": "1"}).source("plain-http")
+        == "env MLPIPE_INSECURE_REGISTRY"
+    )
     with pytest.raises(UsageError) as raised:
         plain({}, MLPIPE_PLAIN_HTTP="maybe")
     assert str(raised.value) == (

@@ -8,6 +8,7 @@ mlpipe's own registry settings and credentials (`step_environment`).
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
@@ -149,22 +150,25 @@ def _on(value: str | None) -> bool:
     return (value or "").lower() in _YES
 
 
-def _plain_http(cli: Mapping[str, Any], env: Mapping[str, str]) -> bool | None:
-    """`--plain-http` / `--no-plain-http`, else MLPIPE_PLAIN_HTTP; None: plain HTTP to loopback hosts only."""
+def _plain_http(cli: Mapping[str, Any], env: Mapping[str, str]) -> tuple[bool | None, str]:
+    """`--plain-http` / `--no-plain-http`, else MLPIPE_PLAIN_HTTP (None: plain HTTP to loopback hosts only), and
+    where that came from."""
     given = cli.get("plain-http")
     if isinstance(given, bool):
-        return given
+        return given, "--plain-http" if given else "--no-plain-http"
     if cli.get("insecure") is True:
-        return True
+        return True, "--insecure"
     value = env.get(PLAIN_HTTP, "").strip().lower()
     if value in _YES | _NO:
-        return value in _YES
+        return value in _YES, f"env {PLAIN_HTTP}"
     if value:
         raise UsageError(
             f"{PLAIN_HTTP}={env[PLAIN_HTTP]!r}: expected true (plain HTTP) or false (HTTPS, also to loopback "
             "hosts); unset, plain HTTP goes to loopback hosts only"
         )
-    return True if _on(env.get(DEPRECATED_PLAIN_HTTP)) else None
+    if _on(env.get(DEPRECATED_PLAIN_HTTP)):
+        return True, f"env {DEPRECATED_PLAIN_HTTP}"
+    return None, "default"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -179,6 +183,8 @@ class Settings:
     plain_http: bool | None = None
     """Plain HTTP to the registry (True), HTTPS (False), or plain HTTP to loopback hosts only (None)."""
     cache_required: bool = False
+    flag_sources: Mapping[str, str] = field(default_factory=dict)
+    """Where each on/off flag (FLAGS, and plain-http) was set: its option, 'env VARIABLE', or 'default'."""
 
     def value(self, name: str) -> Any:
         setting = self.values.get(name)
@@ -208,20 +214,51 @@ class Settings:
     @property
     def retry_budget_s(self) -> float:
         """How long a registry request is retried (MLPIPE_REGISTRY_RETRY_BUDGET_S, default 30)."""
-        try:
-            return float(self.environ.get("MLPIPE_REGISTRY_RETRY_BUDGET_S") or 30)
-        except ValueError:
-            raise UsageError("MLPIPE_REGISTRY_RETRY_BUDGET_S must be a number of seconds") from None
+        return self._seconds("MLPIPE_REGISTRY_RETRY_BUDGET_S", 30.0)
 
     @property
     def kill_grace_s(self) -> float:
-        return float(self.environ.get("MLPIPE_KILL_GRACE_S", "10"))
+        """How long a stopped step gets between each signal and the next (MLPIPE_KILL_GRACE_S, default 10)."""
+        return self._seconds("MLPIPE_KILL_GRACE_S", 10.0)
+
+    @property
+    def lock_timeout_s(self) -> float:
+        """How long a run or gc waits for the workspace or the store (MLPIPE_LOCK_TIMEOUT, default 600)."""
+        return self._seconds("MLPIPE_LOCK_TIMEOUT", 600.0)
+
+    @property
+    def github_throttle_s(self) -> float:
+        """The least time between two updates of a GitHub check run (MLPIPE_GITHUB_THROTTLE_S, default 10)."""
+        return self._seconds("MLPIPE_GITHUB_THROTTLE_S", 10.0)
 
     @property
     def protected_refs(self) -> tuple[str, ...]:
         """MLPIPE_PROTECTED_REFS: comma-separated ref patterns treated as protected."""
         value = self.environ.get("MLPIPE_PROTECTED_REFS", "")
         return tuple(p.strip() for p in value.split(",") if p.strip())
+
+    def source(self, name: str) -> str:
+        """Where a setting's value came from: its flag ('--jobs'), 'env MLPIPE_JOBS', 'mlpipe.toml', the user
+        config's path, or 'default'. `name`: a config key (KEYS), an on/off flag (FLAGS) or an MLPIPE_* variable
+        read from the environment alone."""
+        if name in self.values:
+            return self.values[name].source
+        if name in self.flag_sources:
+            return self.flag_sources[name]
+        return f"env {name}" if self.environ.get(name, "").strip() else "default"
+
+    def _seconds(self, variable: str, default: float) -> float:
+        """A duration from the environment; a value that is no number names the variable (never a traceback)."""
+        value = self.environ.get(variable, "")
+        if not value.strip():
+            return default
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = math.nan
+        if math.isnan(seconds):
+            raise UsageError(f"{variable}={value!r}: expected a number of seconds") from None
+        return max(0.0, seconds)
 
 
 def settings(
@@ -233,12 +270,18 @@ def settings(
     """Settings from the command line (KEYS and FLAGS by name) and the environment, and the given files."""
     env = MappingProxyType(dict(os.environ if environ is None else environ))
     flags = {name: cli.get(name) is True or _on(env.get(var)) for name, var in FLAGS.items()}
+    sources = {
+        name: f"--{name}" if cli.get(name) is True else f"env {var}" if _on(env.get(var)) else "default"
+        for name, var in FLAGS.items()
+    }
+    plain_http, sources["plain-http"] = _plain_http(cli, env)
     return Settings(
         values=resolve(cli=cli, environ=env, files=files),
         environ=env,
         allow_dirty_push=flags["allow-dirty-push"],
-        plain_http=_plain_http(cli, env),
+        plain_http=plain_http,
         cache_required=flags["cache-required"],
+        flag_sources=MappingProxyType(sources),
     )
 
 
