@@ -20,3 +20,9 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     lines.append("  ".join("-" * w for w in widths))
     lines.extend("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
     return "\n".join(lines)
+
+
+def printable(text: str) -> str:
+    """`text` as one printable line: each other character as a Python literal writes it (`\\n`, `\\x1b`), so a
+    path or value from a repository or a registry cannot break or forge the lines around it."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

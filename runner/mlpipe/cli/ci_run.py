@@ -89,8 +89,9 @@ def command(
     )
     click.get_current_context().call_on_close(locks.release)
     # Found before any compute: a --since REF without a run is an error, not a surprise at the end.
+    registry = remote_of(session.settings)
     baseline = baseline_for(
-        session.workspace, since=since, environ=session.settings.environ, registry=remote_of(session.settings)
+        session.workspace, since=since, environ=session.settings.environ, registry=registry
     )
     prepared = prepare(
         session.pipeline,
@@ -98,6 +99,8 @@ def command(
         session.store,
         Selected(only=only, from_=from_, with_upstream=with_upstream, no_reuse=no_reuse),
         hasher=session.hasher,
+        base=baseline.record if baseline else None,  # reasons name what changed since the base's run
+        registry=registry,
     )
     tag = release_tag(session.settings.environ)
     if tag is not None:  # before any compute: a release is the tagged commit and nothing else

@@ -15,7 +15,6 @@ from mlpipe.release.baseline import baseline_for
 from mlpipe.report.text import plan_json, plan_text
 from mlpipe.run.prepare import Selected, prepare
 from mlpipe.run.session import open_session
-from mlpipe.runs import RunRecord
 
 
 @click.command("plan")
@@ -41,6 +40,9 @@ def command(
 ) -> None:
     """Say for each step whether `ci-run` would run it or reuse a stored result, and why."""
     session = open_session(file, params, given_settings(cache))
+    registry = remote_of(session.settings)
+    # On a pull request, reasons name what changed since the base commit's run, as ci-run's do.
+    base = baseline_for(session.workspace, since=None, environ=session.settings.environ, registry=registry)
     prepared = prepare(
         session.pipeline,
         session.workspace,
@@ -48,19 +50,14 @@ def command(
         Selected(only=only, from_=from_, with_upstream=with_upstream, no_reuse=no_reuse),
         hasher=session.hasher,
         build=False,  # plans are cheap and change nothing: a step whose image must be built says so
+        base=base.record if base is not None else None,
+        registry=registry,
     )
     if publish:
-        base = baseline_for(
-            session.workspace,
-            since=None,
-            environ=session.settings.environ,
-            registry=remote_of(session.settings),
-        )
         _publish(
             session.pipeline.name,
             prepared.plan,
             commit=prepared.git.commit or "",
-            base=base.record if base is not None else None,
             environ=session.settings.environ,
         )
     if as_json:
@@ -69,9 +66,7 @@ def command(
         click.echo(plan_text(prepared.plan))
 
 
-def _publish(
-    pipeline: str, plan: Plan, *, commit: str, base: RunRecord | None, environ: Mapping[str, str]
-) -> None:
+def _publish(pipeline: str, plan: Plan, *, commit: str, environ: Mapping[str, str]) -> None:
     from mlpipe.github import summary as md
     from mlpipe.github.checks import publish_plan
     from mlpipe.github.context import from_env
@@ -81,7 +76,7 @@ def _publish(
         raise UsageError(
             "--github publishes to GitHub Actions: run it in a workflow job (GITHUB_ACTIONS=true)"
         )
-    markdown = md.render_plan(pipeline, plan, commit=ctx.sha or commit, run_url=ctx.run_url, base=base)
+    markdown = md.render_plan(pipeline, plan, commit=ctx.sha or commit, run_url=ctx.run_url)
     # stderr: stdout keeps the plan alone, as without --github (and --json stays parseable).
     url = publish_plan(
         ctx,

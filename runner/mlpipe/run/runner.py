@@ -213,17 +213,20 @@ class Runner:
         planned = self.work.plan.steps[name]
         selected = name in self.work.selected
         found = None if planned.forced else self.site.store.lookup(fingerprint.key)
-        runs = found is None and selected and not planned.forced
         decision = decide(
+            pipeline=self.work.pipeline,
+            step=step,
             selected=selected,
             forced_by=planned.forced_by,
             fingerprint=fingerprint,
             found=found,
-            previous=self.site.store.latest(self.work.pipeline.name, name) if runs else None,
+            earlier=self.work.earlier,
             code_changes=self.work.code_changes,
             upstream_reran=planned.action != "reuse",
         )
         record.reasons = list(decision.reasons)
+        if decision.spot is not None:
+            record.changed_at = {"path": decision.spot.path, "line": decision.spot.line}
         if decision.result is not None:
             self._reuse(name, decision.result)
             finished.add(name)
