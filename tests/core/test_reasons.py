@@ -142,3 +142,11 @@ def test_code_whose_files_are_unknown_names_the_trees_and_the_notice_goes_to_the
 def test_a_param_value_is_printed_on_one_line() -> None:
     why = what_changed(PIPELINE, STEP, earlier(lr="a"), fingerprint(lr="a\nb\x1b[2J"), no_files)
     assert why.reasons[0] == "param lr: 'a' -> 'a\\nb\\x1b[2J'"
+
+
+def test_values_from_an_earlier_record_are_cut_short() -> None:
+    old = earlier(lr="x" * 10_000)
+    parts = {**old.parts, "platform": "p" * 10_000}
+    why = what_changed(PIPELINE, STEP, replace(old, parts=parts), fingerprint(lr=0.2), no_files)
+    assert why.reasons[0] == f"param lr: '{'x' * 78}… -> 0.2"
+    assert why.reasons[1] == f"platform changed: {'p' * 79}… -> linux-x86_64"

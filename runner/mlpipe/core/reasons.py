@@ -18,6 +18,8 @@ from mlpipe.text import printable
 
 SHOWN_FILES = 5
 """Changed files a reason names; the rest are counted."""
+SHOWN_CHARS = 80
+"""Of a value or a name in a reason: an earlier fingerprint may come from anyone who could write the registry."""
 
 Source = Literal["base", "latest", "run"]
 
@@ -122,13 +124,17 @@ def describe_code(old: str, new: str, files: list[FileChange] | None) -> str:
 
 
 def _describe(pipeline: Pipeline, step: Step, part: str, item: str, old: Any, new: Any) -> str:
-    """Inputs name what they read and both digests; the rest as `fingerprint.describe_change` says it."""
+    """Inputs name what they read and both digests; the rest as `fingerprint.describe_change` says it, each
+    value and name cut short."""
+    name = _cut(item)
     if part in {"inputs", "upstream"} and old is not None and new is not None:
         label = "input" if part == "inputs" else "upstream output"
         read = _input_source(step, item) if part == "inputs" else ""
         shown = f" ({printable(read)})" if read else ""
-        return f"{label} {printable(item)}{shown} changed: {_short(old)} -> {_short(new)}"
-    return printable(fp.describe_change(part, item, old, new))
+        return f"{label} {printable(name)}{shown} changed: {_short(old)} -> {_short(new)}"
+    if part == "params" and old is not None and new is not None:
+        return printable(f"param {name}: {_cut(repr(old))} -> {_cut(repr(new))}")
+    return printable(fp.describe_change(part, name, _scalar(old), _scalar(new)))
 
 
 def _input_source(step: Step, name: str) -> str:
@@ -139,6 +145,15 @@ def _input_source(step: Step, name: str) -> str:
     if isinstance(found, StepInput):
         return f"{found.step}.{found.output}"
     return ""  # a URL may hold credentials; an OCI input's digest is the one shown
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 1] + "…"
+
+
+def _scalar(value: Any) -> Any:
+    """A number, a boolean or None as it is; anything else as text cut short."""
+    return value if value is None or isinstance(value, bool | int | float) else _cut(str(value))
 
 
 def _short(digest: Any) -> str:
