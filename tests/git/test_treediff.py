@@ -124,3 +124,18 @@ def test_binary_and_large_files_are_at_their_first_line(tmp_path: Path) -> None:
 )
 def test_first_changed_line(old: bytes, new: bytes, line: int) -> None:
     assert first_changed_line(old, new) == line
+
+
+def test_a_damaged_listing_opens_nothing_outside_the_repository(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "repo", {"code/a.py": LINES})
+    old = git(root, "rev-parse", "HEAD:code").strip()
+    lines_blob = git(root, "rev-parse", "HEAD:code/a.py").strip()
+    (tmp_path / "outside.py").write_text(LINES.replace("line 2\n", "line two\n"))
+    outside_blob = git(root, "hash-object", str(tmp_path / "outside.py")).strip()
+    saved = {
+        old: [["../../outside.py", 0o100644, lines_blob], ["a.py", 0o100644, lines_blob]],
+        "new": [["../../outside.py", 0o100644, outside_blob], ["a.py", 0o100644, "../../../etc/passwd"]],
+    }
+    found = differ(root, listing=saved.get)("code", old, "new")
+    # Neither new file is read (the outside one would say line 2): each notice would sit on line 1.
+    assert found == [("modified", "code/../../outside.py", 1), ("modified", "code/a.py", 1)]

@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import os
 import posixpath
+import re
 import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -23,6 +24,7 @@ MAX_TEXT_BYTES = 1 << 20
 """Files above this are not compared line by line: the notice sits on their first line."""
 LOCATED = 5
 """Changed files whose first changed line is looked for (the ones a reason names first)."""
+_OBJECT_ID = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 _BINARY_PROBE = 8000
 """Bytes checked for a NUL, as git does to call a file binary."""
 
@@ -100,8 +102,8 @@ class CodeDiff:
 
     def _working_file(self, path: str, blob: str) -> bytes | None:
         """The file in the working tree, if it still holds `blob` (a dirty tree's blobs are not in git)."""
-        if self.repo_root is None:
-            return None
+        if self.repo_root is None or path.startswith("/") or ".." in path.split("/"):
+            return None  # a saved listing is a file on disk: only a path inside the repository is opened
         flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK  # a FIFO put there must not block
         try:
             fd = os.open(self.repo_root / path, flags)
@@ -120,6 +122,8 @@ class CodeDiff:
 
     def _blob(self, blob: str) -> bytes | None:
         """A blob's content at most MAX_TEXT_BYTES long, from the blob pool or git's objects; else None."""
+        if not _OBJECT_ID.fullmatch(blob):
+            return None
         for name in (blob[2:], blob[2:] + ".x"):
             path = self.pool / blob[:2] / name
             with contextlib.suppress(OSError):
