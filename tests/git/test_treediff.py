@@ -91,6 +91,12 @@ def test_a_tree_neither_git_nor_the_store_has_is_unknown(tmp_path: Path) -> None
     root = make_repo(tmp_path / "repo", {"code/a.py": LINES})
     new = git(root, "rev-parse", "HEAD:code").strip()
     assert differ(root)("code", "1" * 40, new) is None
+    asked: list[str] = []
+    listing = lambda tree: asked.append(tree)
+    assert (
+        differ(root, listing=listing)("code", "../../../etc/passwd", new) is None
+    )  # from a registry's record
+    assert asked == []
     assert (
         CodeDiff(repo_root=None, workspace="", listing=lambda _t: None, pool=tmp_path)("code", new, new)
         is None
@@ -134,8 +140,8 @@ def test_a_damaged_listing_opens_nothing_outside_the_repository(tmp_path: Path) 
     outside_blob = git(root, "hash-object", str(tmp_path / "outside.py")).strip()
     saved = {
         old: [["../../outside.py", 0o100644, lines_blob], ["a.py", 0o100644, lines_blob]],
-        "new": [["../../outside.py", 0o100644, outside_blob], ["a.py", 0o100644, "../../../etc/passwd"]],
+        "f" * 40: [["../../outside.py", 0o100644, outside_blob], ["a.py", 0o100644, "../../../etc/passwd"]],
     }
-    found = differ(root, listing=saved.get)("code", old, "new")
+    found = differ(root, listing=saved.get)("code", old, "f" * 40)
     # Neither new file is read (the outside one would say line 2): each notice would sit on line 1.
     assert found == [("modified", "code/../../outside.py", 1), ("modified", "code/a.py", 1)]

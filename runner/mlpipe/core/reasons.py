@@ -117,7 +117,7 @@ def what_changed(
 def describe_code(old: str, new: str, files: list[FileChange] | None) -> str:
     """`code changed: train/train.sh modified, ...`, or the two trees when the files are not known."""
     if not files:
-        return f"code changed (tree {old[:10]} -> {new[:10]})"
+        return printable(f"code changed (tree {old[:10]} -> {new[:10]})")
     shown = ", ".join(f"{printable(f.path)} {f.change}" for f in files[:SHOWN_FILES])
     more = f" and {len(files) - SHOWN_FILES} more" if len(files) > SHOWN_FILES else ""
     return f"code changed: {shown}{more}"

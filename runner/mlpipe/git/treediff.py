@@ -47,6 +47,8 @@ class CodeDiff:
         self._opened = False
 
     def __call__(self, code: str, old: str, new: str) -> list[Changed] | None:
+        if not (_OBJECT_ID.fullmatch(old) and _OBJECT_ID.fullmatch(new)):
+            return None  # an earlier fingerprint may come from a registry: only an object id is looked up
         before, after = self._files(old), self._files(new)
         if before is None or after is None:
             return None

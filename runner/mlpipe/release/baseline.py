@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +23,6 @@ from mlpipe.spec.model import Pipeline
 
 if TYPE_CHECKING:
     from mlpipe.cache.tiered import RemoteSettings
-
-_TREE = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 
 
 def resolve_commit(root: Path, rev: str) -> str | None:
@@ -176,9 +173,7 @@ def code_files(workspace: Workspace, base: RunRecord, head: RunRecord) -> dict[s
             old = base.steps.get(name)
             if old is None or not old.tree or not step.tree or old.tree == step.tree or not step.code:
                 continue
-            if not (_TREE.fullmatch(str(old.tree)) and _TREE.fullmatch(step.tree)):
-                continue  # a registry's record names its trees: only an object id is looked up
-            changed = differ(step.code, str(old.tree), step.tree)
+            changed = differ(str(step.code), str(old.tree), str(step.tree))  # CodeDiff checks the ids
             if changed:
                 found[name] = [FileChange(change=c, path=p, line=line) for c, p, line in changed]
     finally:
