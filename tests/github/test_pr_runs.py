@@ -285,3 +285,30 @@ def test_a_pr_changing_a_param_names_both_values_and_annotates_the_param_line(se
     lr_line = PIPELINE.splitlines().index("  lr: 0.1") + 1
     assert (train["path"], train["start_line"]) == ("mlpipe.yaml", lr_line)
     assert train["message"] == f"Why: param lr: 0.1 -> 0.2; {vs}"
+
+
+def test_a_shallow_pr_checkout_without_the_bases_trees_names_the_trees(setup, tmp_path, github_api):
+    """actions/checkout fetches one commit by default: the base's trees are not there to diff."""
+    main, pr, base, cache = setup
+    pr.git("push", "-q", str(main.root), "feature")
+    shallow = tmp_path / "shallow"
+    subprocess.run(
+        ["git", "clone", "-q", "--depth", "1", "--branch", "feature", f"file://{main.root}", str(shallow)],
+        check=True,
+    )
+    pr = Project(shallow)
+    assert (
+        subprocess.run(["git", "cat-file", "-e", f"{base}:train"], cwd=shallow, check=False).returncode != 0
+    )
+    run_pr(pr, tmp_path, github_api, cache, base)
+
+    old_tree = main.git("rev-parse", f"{base}:train").strip()
+    new_tree = pr.git("rev-parse", "HEAD:train").strip()
+    vs = f"vs base run {main.record()['run_id']} at {base[:10]}"
+    assert pr.record()["steps"]["train"]["reasons"] == [
+        f"code changed (tree {old_tree[:10]} -> {new_tree[:10]})",
+        vs,
+    ]
+    train = _notices(github_api)["mlpipe: step train ran"]
+    step_line = PIPELINE.splitlines().index("  train:") + 1
+    assert (train["path"], train["start_line"]) == ("mlpipe.yaml", step_line)
