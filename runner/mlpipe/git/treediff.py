@@ -49,6 +49,12 @@ class CodeDiff:
     def __call__(self, code: str, old: str, new: str) -> list[Changed] | None:
         if not (_OBJECT_ID.fullmatch(old) and _OBJECT_ID.fullmatch(new)):
             return None  # an earlier fingerprint may come from a registry: only an object id is looked up
+        try:
+            return self._changes(code, old, new)
+        finally:
+            self.close()  # git's pack files stay open no longer than one question (the library API is long-lived)
+
+    def _changes(self, code: str, old: str, new: str) -> list[Changed] | None:
         before, after = self._files(old), self._files(new)
         if before is None or after is None:
             return None
@@ -69,6 +75,7 @@ class CodeDiff:
         if self._repo is not None:
             self._repo.close()
             self._repo = None
+        self._opened = False
 
     # -- trees and blobs -------------------------------------------------------------------------------------
     def _files(self, tree: str) -> list[SnapshotFile] | None:

@@ -168,16 +168,13 @@ def code_files(workspace: Workspace, base: RunRecord, head: RunRecord) -> dict[s
         pool=workspace.snapshots / "blobs",
     )
     found: dict[str, list[FileChange]] = {}
-    try:
-        for name, step in head.steps.items():
-            old = base.steps.get(name)
-            if old is None or not old.tree or not step.tree or old.tree == step.tree or not step.code:
-                continue
-            changed = differ(str(step.code), str(old.tree), str(step.tree))  # CodeDiff checks the ids
-            if changed:
-                found[name] = [FileChange(change=c, path=p, line=line) for c, p, line in changed]
-    finally:
-        differ.close()
+    for name, step in head.steps.items():
+        old = base.steps.get(name)
+        if old is None or not old.tree or not step.tree or old.tree == step.tree or not step.code:
+            continue
+        changed = differ(str(step.code), str(old.tree), str(step.tree))  # CodeDiff checks the ids
+        if changed:
+            found[name] = [FileChange(change=c, path=p, line=line) for c, p, line in changed]
     return found
 
 
