@@ -88,16 +88,12 @@ class FakeStore:
     looked_up: list[str] = field(default_factory=list)
     compared: list[tuple[str, str, str]] = field(default_factory=list)
     changed_files: list[FileChange] | None = None
-    base: dict[str, Earlier] = field(default_factory=dict)
-    """The base commit's run's fingerprints, by step: asked before the latest result, as run/earlier.py does."""
 
     def lookup(self, key: str) -> StepResult | None:
         self.looked_up.append(key)
         return self.results.get(key)
 
     def earlier(self, step: str) -> Earlier | None:
-        if step in self.base:
-            return self.base[step]
         latest = self.latest_of.get(step)
         return Earlier.of_result(latest) if latest else None
 
@@ -179,7 +175,6 @@ def test_nothing_stored_runs_everything_and_waits_for_upstream_digests() -> None
     # Only steps with a known fingerprint are looked up.
     assert store.looked_up == [prep.fingerprint.key, p.steps["notify"].fingerprint.key]  # type: ignore[union-attr]
     assert p.missing() == []
-    assert plan.summary_counts(p) == {"run": 4}
 
 
 def test_everything_stored_is_reused_naming_the_run_that_made_it() -> None:
@@ -191,7 +186,6 @@ def test_everything_stored_is_reused_naming_the_run_that_made_it() -> None:
     for name, step in p.steps.items():
         assert step.result is store.latest_of[name]
         assert step.fingerprint is not None and step.fingerprint.key == step.result.fingerprint
-    assert plan.summary_counts(p) == {"reuse": 4}
 
 
 def test_reuse_reason_without_commit() -> None:
@@ -380,7 +374,6 @@ def test_an_unselected_needed_step_without_a_result_is_missing() -> None:
     assert p.steps["prep"].selected is False
     assert p.steps["prep"].fingerprint == plan.fingerprint_step(PIPELINE, PREP, FACTS, {})
     assert p.missing() == ["prep"]
-    assert plan.summary_counts(p) == {"missing": 1, "run": 1}
 
 
 def test_a_forced_step_below_a_missing_step_says_it_is_forced() -> None:
@@ -425,8 +418,8 @@ def test_decide_once_upstream_ran_keeps_the_forced_reason_and_names_early_cutoff
         "fingerprint": fingerprint,
         "pipeline": PIPELINE,
         "step": PREP,
-        "earlier": lambda _step: None,
-        "code_changes": FakeStore().code_changes,
+        "earlier": None,
+        "code_changes": None,
     }
     forced = plan.decide(selected=True, forced_by="--no-reuse given", found=None, **common)
     assert (forced.action, forced.reasons) == ("run", ("--no-reuse given",))
@@ -438,7 +431,32 @@ def test_decide_once_upstream_ran_keeps_the_forced_reason_and_names_early_cutoff
     )
     gone = plan.decide(selected=False, forced_by="", found=None, **common)
     assert (gone.action, gone.result) == ("missing", None)
-    changed = plan.decide(
-        selected=True, forced_by="", found=None, **common | {"earlier": lambda _step: Earlier(parts={})}
-    )
+    changed = plan.decide(selected=True, forced_by="", found=None, **common | {"earlier": Earlier(parts={})})
     assert changed.action == "run" and changed.reasons != ("no stored result for this step yet",)
+
+
+def test_decide_names_the_changed_code_files_it_is_given_as_data() -> None:
+    fingerprint = plan.fingerprint_step(PIPELINE, PREP, FACTS, {})
+    assert fingerprint is not None
+    new_tree = fingerprint.parts["code"]
+    old = Earlier(parts={**fingerprint.parts, "code": "0" * 40})
+    assert plan.changed_code(old, fingerprint) == ("0" * 40, new_tree)
+    assert plan.changed_code(None, fingerprint) is None
+    assert plan.changed_code(replace(old, parts=fingerprint.parts), fingerprint) is None
+    common: dict[str, Any] = {
+        "pipeline": PIPELINE,
+        "step": PREP,
+        "selected": True,
+        "forced_by": "",
+        "fingerprint": fingerprint,
+        "found": None,
+    }
+    files = [
+        FileChange(change="modified", path="prep/prep.py", line=3),
+        FileChange(change="added", path="prep/util.py", line=1),
+    ]
+    named = plan.decide(**common, earlier=old, code_changes=files)
+    assert named.reasons == ("code changed: prep/prep.py modified, prep/util.py added",)
+    assert named.spot == Spot(path="prep/prep.py", line=3)
+    unknown = plan.decide(**common, earlier=old, code_changes=None)
+    assert unknown.reasons == (f"code changed (tree {'0' * 10} -> {new_tree[:10]})",)

@@ -7,11 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import IO
 
-from mlpipe.api.source import Selected, Source, open_source
+from mlpipe.api.source import Selected, Source, open_source, prepare_steps
 from mlpipe.core.plan import Plan
 from mlpipe.errors import UsageError
 from mlpipe.release.baseline import baseline_for
-from mlpipe.run.prepare import prepare
 from mlpipe.run.session import remote_of
 
 
@@ -36,13 +35,11 @@ def plan(source: Source, options: PlanOptions, *, stream: IO[str] | None = None)
     registry = remote_of(session.settings)
     # On a pull request, reasons name what changed since the base commit's run, as ci-run's do.
     base = baseline_for(session.workspace, since=None, environ=session.settings.environ, registry=registry)
-    prepared = prepare(
-        session.pipeline,
-        session.workspace,
-        session.store,
+    # Plans are cheap and change nothing: a step whose image must be built says so.
+    prepared = prepare_steps(
+        session,
         options.selection,
-        hasher=session.hasher,
-        build=False,  # plans are cheap and change nothing: a step whose image must be built says so
+        build=False,
         base=base.record if base is not None else None,
         registry=registry,
     )

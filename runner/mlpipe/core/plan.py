@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from mlpipe.core import fingerprint as fp
-from mlpipe.core.reasons import CodeChanges, Earlier, Spot, what_changed
+from mlpipe.core.reasons import CodeChanges, Earlier, FileChange, Spot, what_changed
 from mlpipe.core.results import StepResult
 from mlpipe.digest import json_digest
 from mlpipe.spec.model import Pipeline, Step, StepInput
@@ -146,8 +146,9 @@ def make_plan(
 ) -> Plan:
     """Decide each needed step in `order`.
 
-    `needed`: the selected steps and the upstream steps whose stored results they read.
-    `earlier(step)`: the step's nearest earlier fingerprint, asked only for a step that runs for a change.
+    `needed`: the selected steps and the upstream steps whose stored results they read. `earlier(step)`: the
+    step's nearest earlier fingerprint, asked only for a step that runs for a change; `code_changes(code dir,
+    old tree, new tree)`: the changed files, asked only when its code changed.
     """
     produced: dict[str, dict[str, str]] = {}
     will_run: set[str] = set()
@@ -165,6 +166,9 @@ def make_plan(
         pending = facts.pending_builds.get(name, "")  # no image id: no fingerprint, nothing to reuse
         step_fp = None if waiting_on or pending else fingerprint_step(pipeline, step, facts, produced)
         found = lookup(step_fp.key) if step_fp and not forced_by else None
+        compared = found is None and is_selected and not (forced_by or waiting_on or pending)
+        previous = earlier(name) if compared else None
+        trees = changed_code(previous, step_fp)
         decision = decide(
             pipeline=pipeline,
             step=step,
@@ -172,8 +176,8 @@ def make_plan(
             forced_by=forced_by,
             fingerprint=step_fp,
             found=found,
-            earlier=earlier,
-            code_changes=code_changes,
+            earlier=previous,
+            code_changes=code_changes(step.code, *trees) if trees else None,
             waiting_on=waiting_on,
             lacking=[u for u in waiting_on if plans[u].action == "missing"],
             pending=pending,
@@ -213,8 +217,8 @@ def decide(
     forced_by: str,
     fingerprint: fp.Fingerprint | None,
     found: StepResult | None,
-    earlier: Callable[[str], Earlier | None],
-    code_changes: CodeChanges,
+    earlier: Earlier | None,
+    code_changes: Sequence[FileChange] | None = None,
     waiting_on: Sequence[str] = (),
     lacking: Sequence[str] = (),
     pending: str = "",
@@ -224,8 +228,9 @@ def decide(
     step's upstream outputs are known. Pure: the caller looks the store up and passes what it found.
 
     `forced_by`: why the step runs whatever is stored, or ''. `found`: the stored result for `fingerprint`
-    (None when there is none, it was not looked up, or the fingerprint is not known yet). `earlier(step)`: the
-    step's nearest earlier fingerprint, to name what changed (asked only then). `waiting_on`: upstream steps that run first, so the
+    (None when there is none, it was not looked up, or the fingerprint is not known yet). `earlier`: the step's
+    nearest earlier fingerprint, to name what changed; `code_changes`: its changed files, when its code changed
+    since `earlier` (`changed_code`) and the caller could list them. `waiting_on`: upstream steps that run first, so the
     fingerprint is not known yet; `lacking`: those of them that have no stored result to read. `pending`: why
     the step's image is not there yet. `upstream_reran`: decided after upstream steps ran (early cutoff).
     """
@@ -246,9 +251,20 @@ def decide(
         names = ", ".join(waiting_on)
         reasons = [f"upstream {names} will run (reused after all if its outputs come out the same)"]
     else:
-        changed = what_changed(pipeline, step, earlier(step.name), fingerprint, code_changes)
+        changed = what_changed(pipeline, step, earlier, fingerprint, code_changes)
         return Decision(action="run", reasons=changed.reasons, spot=changed.spot)
     return Decision(action="run", reasons=tuple(reasons))
+
+
+def changed_code(previous: Earlier | None, new: fp.Fingerprint | None) -> tuple[str, str] | None:
+    """The (old, new) code trees when a step's code changed since its nearest earlier fingerprint: what the
+    caller lists the changed files of (`decide`'s `code_changes`), or None."""
+    if previous is None or new is None:
+        return None
+    old, current = previous.parts.get("code"), new.parts.get("code")
+    if isinstance(old, str) and isinstance(current, str) and old != current:
+        return old, current
+    return None
 
 
 def force_reason(step: Step, *, from_flag: bool, no_reuse: bool) -> str:
@@ -266,10 +282,3 @@ def _reused_from(result: StepResult) -> str:
     where = f" at {commit}" if commit else ""
     dirty = " (dirty)" if prov.get("dirty") else ""
     return f"same fingerprint as run {prov.get('run_id', '?')}{where}{dirty}"
-
-
-def summary_counts(plan: Plan) -> dict[str, Any]:
-    counts: dict[str, int] = {}
-    for s in plan.steps.values():
-        counts[s.action] = counts.get(s.action, 0) + 1
-    return counts

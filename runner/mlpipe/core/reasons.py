@@ -7,7 +7,7 @@ step's latest stored result, or its newest recorded run) and the changed files o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -89,9 +89,10 @@ def what_changed(
     step: Step,
     earlier: Earlier | None,
     new: fp.Fingerprint | None,
-    code_changes: CodeChanges,
+    code_changes: Sequence[FileChange] | None,
 ) -> Why:
-    """What differs between the step's earlier fingerprint and its new one, first change first."""
+    """What differs between the step's earlier fingerprint and its new one, first change first; `code_changes`:
+    the changed files of its code, when the caller could list them."""
     if earlier is None:
         return Why(reasons=("no stored result for this step yet",))
     if new is None:
@@ -100,7 +101,7 @@ def what_changed(
     spots: list[Spot] = []
     for part, item, old, current in fp.changes(earlier.parts, new.parts):
         if part == "code" and isinstance(old, str) and isinstance(current, str):
-            files = code_changes(step.code, old, current)
+            files = list(code_changes or ())
             reasons.append(describe_code(old, current, files))
             spots += [Spot(path=f.path, line=f.line) for f in files or () if f.line is not None][:1]
         else:
