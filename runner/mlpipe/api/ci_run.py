@@ -107,13 +107,17 @@ def _run(
     session: Session, options: CiRunOptions, run_id: str, stream: IO[str], console: Reporter, relay: Relay
 ) -> RunResult:
     # Found before any compute: a `since` REF without a run is an error, not a surprise at the end.
+    registry = remote_of(session.settings)
     baseline = baseline_for(
-        session.workspace,
-        since=options.since,
-        environ=session.settings.environ,
-        registry=remote_of(session.settings),
+        session.workspace, since=options.since, environ=session.settings.environ, registry=registry
     )
-    prepared = prepare_steps(session, options.selection, sink=relay)
+    prepared = prepare_steps(
+        session,
+        options.selection,
+        sink=relay,
+        base=baseline.record if baseline else None,  # reasons name what changed since the base's run
+        registry=registry,
+    )
     tag = release_tag(session.settings.environ)
     if tag is not None:  # before any compute: a release is the tagged commit and nothing else
         require_clean(tag, prepared.git)
