@@ -6,6 +6,7 @@ import contextlib
 import json
 import math
 import os
+import posixpath
 import queue
 import shutil
 import signal
@@ -39,7 +40,7 @@ from mlpipe.executors.base import (
 from mlpipe.executors.choose import container_executor
 from mlpipe.executors.gpus import Gpu, GpuPool
 from mlpipe.executors.host import HostExecutor
-from mlpipe.git.provenance import write_snapshot_ref
+from mlpipe.git.provenance import web_url, write_snapshot_ref
 from mlpipe.git.workdir import private_copy, remove_tree
 from mlpipe.inputs.base import RegistryAccess
 from mlpipe.report.events import Reporter
@@ -225,18 +226,22 @@ class Runner:
         planned = step.planned
         found = None if planned.forced else self.site.store.lookup(fingerprint.key)
         runs = found is None and step.selected and not planned.forced
-        previous = self.site.store.latest(self.work.pipeline.name, name) if runs else None
+        previous = self.work.earlier(name) if runs else None
         trees = changed_code(previous, fingerprint)
         decision = decide(
+            pipeline=self.work.pipeline,
+            step=step.spec,
             selected=step.selected,
             forced_by=planned.forced_by,
             fingerprint=fingerprint,
             found=found,
-            previous=previous,
-            code_changes=self.work.code_changes(*trees) if trees else None,
+            earlier=previous,
+            code_changes=self.work.code_changes(step.spec.code, *trees) if trees else None,
             upstream_reran=planned.action != "reuse",
         )
         record.reasons = list(decision.reasons)
+        if decision.spot is not None:
+            record.changed_at = {"path": decision.spot.path, "line": decision.spot.line}
         if decision.result is not None:
             self._reuse(name, decision.result)
             finished.add(name)
@@ -352,7 +357,7 @@ class Runner:
                             parts=parts,
                             outputs={},
                             metrics=metrics,
-                            provenance=self._provenance(name, outcome),
+                            provenance=self._provenance(name, outcome, step),
                         ),
                         outputs,
                     )
@@ -599,9 +604,10 @@ class Runner:
             for m in step.mounts
         )
 
-    def _provenance(self, name: str, outcome: StepOutcome) -> dict[str, Any]:
+    def _provenance(self, name: str, outcome: StepOutcome, step: Step) -> dict[str, Any]:
         git = self.site.git
-        return {
+        source = web_url(git.remote) if git.remote else None
+        prov: dict[str, Any] = {
             "run_id": self.run_id,
             "pipeline": self.work.pipeline.name,
             "step": name,
@@ -611,6 +617,24 @@ class Runner:
             "created_at": utc_now(),
             "duration_s": round(outcome.duration_s, 3),
             **({"run_url": self.options.run_url} if self.options.run_url else {}),
+        }
+        if source:
+            prov["source"] = source
+        paths = self._repo_paths(step)
+        if paths:
+            prov["paths"] = paths
+        return prov
+
+    def _repo_paths(self, step: Step) -> dict[str, str]:
+        """Each output's checkout path relative to the repository: its name in the registry's artifact."""
+        try:
+            base = self.work.pipeline.root.resolve().relative_to(self.site.git.root.resolve()).as_posix()
+        except ValueError:
+            base = "."
+        return {
+            o.name: posixpath.normpath(posixpath.join(base, o.path))
+            for o in step.outputs.values()
+            if o.path is not None
         }
 
     def _check_inputs(
