@@ -84,8 +84,12 @@ def raw_transfer(client: RegistryClient, repo: str, path: Path, results: dict[st
     digest = "sha256:" + h.hexdigest()
     size = path.stat().st_size
     timed("raw_upload", results, lambda: client.upload_blob(repo, digest, size, lambda: open(path, "rb")))  # noqa: SIM115
-    with open(os.devnull, "wb") as sink:
-        timed("raw_download", results, lambda: client.download_blob(repo, digest, sink))
+    with open(os.devnull, "wb") as sink:  # /dev/null cannot be truncated, as download_blob does for a retry
+        timed(
+            "raw_download",
+            results,
+            lambda: client.download_blob_to(repo, digest, lambda: sink.write, max_size=None),
+        )
 
 
 def write_files(files: list[tuple[str, int]], dest: Path, threads: int) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mlpipe.treepaths import UnsafeTree, check_tree
+from mlpipe.treepaths import UnsafeTree, check_name, check_tree
 
 SHA256 = re.compile(r"[0-9a-f]{64}")
 OBJECT_NAME = re.compile(r"[0-9a-f]{64}(\.x)?")
@@ -268,6 +268,24 @@ def _run_id(value: Any, where: str) -> str:
     return value
 
 
+def _paths(value: Any, where: str) -> dict[str, str]:
+    """Output name -> the repository-relative path the step declares for it (names the output in artifacts)."""
+    checked = {}
+    for name, path in obj(value, where).items():
+        try:
+            check_name(text(path, f"{where}.{output_name(name, where)}", 4096))
+        except UnsafeTree as error:
+            raise BadRecord(f"{where}.{name}", str(error)) from None
+        checked[name] = path
+    return checked
+
+
+def _source(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"https?://[^\s@]{1,1000}", value):
+        raise BadRecord(where, f"expected an http(s) URL without credentials, found {shown(value)}")
+    return value
+
+
 def run_url(value: Any) -> str | None:
     """`value` if it is a workflow run's URL (RUN_URL), else None: a stored record's link, checked before it
     is shown as one."""
@@ -292,6 +310,8 @@ _PROVENANCE: dict[str, Callable[[Any, str], Any]] = {
     "duration_s": _duration,
     "data": lambda v, w: text(v, w, 4096),  # a data set's path (inputs/datasets.py)
     "oci": lambda v, w: text(v, w, 1000),  # an OCI input's reference (inputs/oci.py)
+    "paths": _paths,
+    "source": _source,  # the repository's URL (org.opencontainers.image.source of the artifact)
     "run_url": _run_url,  # the GitHub Actions run that produced it
 }
 

@@ -1,5 +1,6 @@
 """Hostile registry entries: crafted result artifacts pushed over plain HTTP to the real distribution registry
-under the tag a clone's step looks up. Each must be a miss with one warning naming the tag: the step runs and
+under the tag a clone's step looks up. The variants in MISSES craft the format earlier versions wrote (format
+1: digest-named tar chunks, still read); NAMED_MISSES craft the format mlpipe writes now (ORAS-named layers). Each must be a miss with one warning naming the tag: the step runs and
 produces its own result, nothing outside the store is read, linked, changed or deleted, a second run has no
 traceback either, and `mlpipe fsck` finds the store whole. Provenance is only informative: odd fields are
 dropped without a warning and the entry is reused, never printed.
@@ -11,6 +12,7 @@ variant gets its own registry repository and a fresh `.mlpipe`.
 from __future__ import annotations
 
 import copy
+import gzip
 import hashlib
 import io
 import json
@@ -27,10 +29,10 @@ import fault_tally
 import pytest
 from fsck_testing import assert_store_whole
 
-from mlpipe.cache.layers import RAW_MEDIA_TYPE, TAR_MEDIA_TYPE, ObjectKey, write_tar
+from mlpipe.cache.layers import RAW_MEDIA_TYPE, TAR_MEDIA_TYPE, ObjectKey, plan_layers, write_tar
 from mlpipe.cache.local import LocalStore
-from mlpipe.cache.oci import CONFIG_TYPE, MAX_CONFIG, OciCache, result_tag
-from mlpipe.cache.registry import RegistryClient
+from mlpipe.cache.oci import ARTIFACT_TYPE, CONFIG_TYPE, MAX_CONFIG, OciCache, result_tag
+from mlpipe.cache.registry import MANIFEST_TYPE, RegistryClient
 from mlpipe_testing import Project, make_repo
 
 PIPELINE = """\
@@ -99,11 +101,84 @@ _ORIGIN: dict[str, Origin] = {}
 
 
 @pytest.fixture
-def origin(registry, tmp_path_factory) -> Origin:
+def origin(named_origin) -> Origin:
+    """The genuine entry as format 1 (what earlier versions pushed): the same result, its objects in chunks."""
+    if "format-1" not in _ORIGIN:
+        _ORIGIN["format-1"] = as_format_1(named_origin)
+    return _ORIGIN["format-1"]
+
+
+@pytest.fixture
+def named_origin(registry, tmp_path_factory) -> Origin:
     """Made once per module, by the first test, under that test's clean environment."""
     if "origin" not in _ORIGIN:
         _ORIGIN["origin"] = make_origin(registry, tmp_path_factory.mktemp("hostile"))
     return _ORIGIN["origin"]
+
+
+def as_format_1(origin: Origin) -> Origin:
+    """The origin's result laid out as format 1: tar chunks of digest-named objects, big files raw, and the
+    config's index of which layer holds which object."""
+    objects = {}
+    for data in origin.blobs.values():
+        if data[:2] == b"\x1f\x8b":
+            with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+                for member in tar.getmembers():
+                    if member.isfile():
+                        content = tar.extractfile(member).read()  # type: ignore[union-attr]
+                        objects[sha(content)] = content
+                    elif member.issym():
+                        objects[sha(member.linkname.encode())] = member.linkname.encode()
+        else:
+            objects[sha(data)] = data
+    result_json = origin.config["result"]
+    from mlpipe.digest import Entry
+
+    entries = [
+        Entry.from_json(e)
+        for name in sorted(result_json["outputs"])
+        for e in result_json["outputs"][name]["entries"]
+    ]
+    layers, index, blobs = [], [], {}
+    work = origin.root / "format-1"
+    work.mkdir(exist_ok=True)
+    for plan in plan_layers(entries):
+        for key in plan.objects:
+            (work / key.name).write_bytes(objects[key.sha256])
+        if plan.kind == "raw":
+            data, media = objects[plan.objects[0].sha256], RAW_MEDIA_TYPE
+        else:
+            buffer = io.BytesIO()
+            write_tar([(k, work / k.name) for k in plan.objects], buffer)
+            data, media = buffer.getvalue(), TAR_MEDIA_TYPE
+        digest = "sha256:" + sha(data)
+        layers.append({"mediaType": media, "digest": digest, "size": len(data)})
+        index.append({"digest": digest, "objects": [k.name for k in plan.objects]})
+        blobs[digest] = data
+    config = {
+        "format": "mlpipe.oci-result/1",
+        "result": result_json,
+        "trust": origin.config["trust"],
+        "layers": index,
+    }
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": MANIFEST_TYPE,
+        "artifactType": ARTIFACT_TYPE,
+        "config": {},
+        "layers": layers,
+        "annotations": {"org.mlpipe.fingerprint": origin.fingerprint},
+    }
+    return Origin(
+        origin.project,
+        origin.root,
+        origin.outside,
+        origin.fingerprint,
+        origin.outputs,
+        manifest,
+        config,
+        blobs,
+    )
 
 
 def make_origin(registry, root: Path) -> Origin:
@@ -528,6 +603,125 @@ MISSES: dict[str, Callable[[Artifact, Context], None]] = {
     "raw-layer-another-object": raw_layer_other_object,
 }
 
+
+# -- crafting the format mlpipe writes: ORAS-named layers -------------------------------------------------------
+def tree_layer(art: Artifact) -> dict[str, Any]:
+    return next(d for d in art.manifest["layers"] if d["mediaType"].endswith("tar+gzip"))
+
+
+def set_tree(art: Artifact, data: bytes) -> None:
+    """The tree layer becomes `data` (its descriptor's digest and size follow)."""
+    layer = tree_layer(art)
+    del art.blobs[layer["digest"]]
+    layer.update(digest="sha256:" + sha(data), size=len(data))
+    art.blobs[layer["digest"]] = data
+
+
+def tree_tar(art: Artifact) -> bytes:
+    return gzip.decompress(art.blobs[tree_layer(art)["digest"]])
+
+
+def tree_with(edit: Callable[[bytes, Context], bytes]) -> Callable[[Artifact, Context], None]:
+    def craft(art: Artifact, ctx: Context) -> None:
+        set_tree(art, gzip.compress(edit(tree_tar(art), ctx), mtime=0))
+
+    return craft
+
+
+def tree_plus(
+    info: Callable[[Context], tarfile.TarInfo], content: bytes = b""
+) -> Callable[[Artifact, Context], None]:
+    """The genuine tree's members, then one more."""
+
+    def edit(tar: bytes, ctx: Context) -> bytes:
+        buffer = io.BytesIO()
+        with (
+            tarfile.open(fileobj=io.BytesIO(tar)) as old,
+            tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as new,
+        ):
+            for member in old.getmembers():
+                new.addfile(member, old.extractfile(member) if member.isfile() else None)
+            extra = info(ctx)
+            extra.size = len(content)
+            new.addfile(extra, io.BytesIO(content))
+        return buffer.getvalue()
+
+    return tree_with(edit)
+
+
+def tar_info(name: str, kind: bytes = tarfile.REGTYPE, linkname: str = "") -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, linkname
+    return info
+
+
+def tree_symlink_for_file(tar: bytes, ctx: Context) -> bytes:
+    """out/f.txt is a link to a file outside instead."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(tar)) as old, tarfile.open(fileobj=buffer, mode="w") as new:
+        for member in old.getmembers():
+            if member.name == "out/f.txt":
+                new.addfile(tar_info("out/f.txt", tarfile.SYMTYPE, str(ctx.outside / "sentinel.txt")))
+            else:
+                new.addfile(member, old.extractfile(member) if member.isfile() else None)
+    return buffer.getvalue()
+
+
+def titles(**values: Any) -> Callable[[Artifact, Context], None]:
+    def craft(art: Artifact, ctx: Context) -> None:
+        assert isinstance(art.config, dict)
+        art.config["titles"].update(values)
+
+    return craft
+
+
+def file_layer_other_object(art: Artifact, ctx: Context) -> None:
+    layer = next(d for d in art.manifest["layers"] if not d["mediaType"].endswith("tar+gzip"))
+    other = b"x" * layer["size"]
+    layer["digest"] = "sha256:" + sha(other)
+    art.blobs[layer["digest"]] = other
+
+
+def tree_truncated(art: Artifact, ctx: Context) -> None:
+    data = art.blobs[tree_layer(art)["digest"]]
+    size = len(data)
+    set_tree(art, data[: size // 2])
+    tree_layer(art)["size"] = size
+
+
+def only_the_empty_layer(art: Artifact, ctx: Context) -> None:
+    art.manifest["layers"] = [
+        {"mediaType": "application/vnd.oci.empty.v1+json", "digest": "sha256:" + sha(b"{}"), "size": 2}
+    ]
+    art.blobs = {"sha256:" + sha(b"{}"): b"{}"}
+
+
+NAMED_MISSES: dict[str, Callable[[Artifact, Context], None]] = {
+    "sha256-is-a-path-outside": sha_outside,
+    "path-dotdot": add_entry("../planted"),
+    "fingerprint-another": set_result("fingerprint", "0" * 64),
+    "titles-missing": lambda art, ctx: art.config.pop("titles"),  # type: ignore[union-attr]
+    "title-traversal": titles(out="../planted"),
+    "title-absolute": lambda art, ctx: titles(out=str(ctx.outside / "planted"))(art, ctx),
+    "title-under-a-file": titles(out="scores/x"),
+    "title-newline": titles(out="a\n::error::forged"),
+    "tree-member-traversal": tree_plus(lambda ctx: tar_info("../planted"), b"planted\n"),
+    "tree-member-absolute": tree_plus(lambda ctx: tar_info(str(ctx.outside / "planted")), b"planted\n"),
+    "tree-hardlink-member": tree_plus(
+        lambda ctx: tar_info("out/h", tarfile.LNKTYPE, str(ctx.outside / "sentinel.txt"))
+    ),
+    "tree-symlink-for-a-file": tree_with(tree_symlink_for_file),
+    "tree-wrong-content": tree_with(lambda tar, ctx: tar.replace(b"one\n", b"evi\n")),
+    "tree-not-gzip": lambda art, ctx: set_tree(art, tree_tar(art)),
+    "tree-gzip-bomb": lambda art, ctx: set_tree(art, gzip.compress(tree_tar(art) + bytes(64 << 20))),
+    "tree-truncated": tree_truncated,
+    "tree-size-2**62": lambda art, ctx: tree_layer(art).update(size=2**62),
+    "tree-media-type": lambda art, ctx: tree_layer(art).update(mediaType="application/x-evil"),
+    "layer-missing": lambda art, ctx: art.manifest["layers"].pop(),
+    "file-layer-another-object": file_layer_other_object,
+    "only-the-empty-layer": only_the_empty_layer,
+}
+
 ODD_PROVENANCE: dict[str, Any] = {
     "run-id-newline": {"run_id": "20260101T000000000Z-aaaaaaaaaaaaaaaa\n::error::forged"},
     "step-escape-sequence": {"step": "\x1b[2J::error::forged", "commit": "c" * 40},
@@ -569,8 +763,16 @@ def run_records(project: Project) -> list[Any]:
 
 @pytest.mark.parametrize("variant", sorted(MISSES))
 def test_a_crafted_entry_is_a_miss_with_one_warning(origin, registry, tmp_path, variant):
+    assert_a_miss(origin, registry, craft(origin, MISSES[variant], tmp_path))
+
+
+@pytest.mark.parametrize("variant", sorted(NAMED_MISSES))
+def test_a_crafted_named_entry_is_a_miss_with_one_warning(named_origin, registry, tmp_path, variant):
+    assert_a_miss(named_origin, registry, craft(named_origin, NAMED_MISSES[variant], tmp_path))
+
+
+def assert_a_miss(origin: Origin, registry, art: Artifact) -> None:
     before = snapshot(origin)
-    art = craft(origin, MISSES[variant], tmp_path)
     repo, first, second, (first_record, record) = run_against(origin, registry, art)
     touched = sum(1 for k, v in snapshot(origin).items() if before.get(k) != v) + len(
         set(before) - set(snapshot(origin))
@@ -617,8 +819,11 @@ def test_odd_provenance_is_dropped_and_the_entry_reused_without_printing_it(
     assert_store_whole(origin.project.root / ".mlpipe" / "cache")
 
 
-def test_the_genuine_entry_is_reused(origin, registry, tmp_path):
-    """The harness itself: the unaltered artifact is a hit, so every miss above is the crafted field's doing."""
+@pytest.mark.parametrize("which", ["named_origin", "origin"])
+def test_the_genuine_entry_is_reused(request, registry, tmp_path, which):
+    """The harness itself: the unaltered artifact is a hit, so every miss above is the crafted field's doing;
+    an entry in the format earlier versions pushed (`origin`) is still reused."""
+    origin = request.getfixturevalue(which)
     _, first, _, (record, _) = run_against(origin, registry, craft(origin, lambda a, ctx: None, tmp_path))
     first.assert_success()
     assert "warning" not in first.stderr

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mlpipe.git.provenance import GitInfo, git_info, strip_credentials, write_snapshot_ref
+from mlpipe.git.provenance import GitInfo, git_info, strip_credentials, web_url, write_snapshot_ref
 from mlpipe.git.snapshot import Snapshotter
 from mlpipe_testing import git, make_repo, write_files
 
@@ -103,6 +103,26 @@ def test_remote_credentials_are_stripped(tmp_path: Path) -> None:
 )
 def test_strip_credentials(url: str, expected: str) -> None:
     assert strip_credentials(url) == expected
+
+
+@pytest.mark.parametrize(
+    ("remote", "expected"),
+    [
+        ("https://github.com/org/repo.git", "https://github.com/org/repo"),
+        ("https://github.com/org/repo", "https://github.com/org/repo"),
+        ("git@github.com:org/repo.git", "https://github.com/org/repo"),
+        ("ssh://git@github.com:22/org/repo.git", "https://github.com/org/repo"),
+        ("https://git.example.com:8443/group/sub/repo.git", "https://git.example.com:8443/group/sub/repo"),
+        ("http://127.0.0.1:3000/org/repo", "http://127.0.0.1:3000/org/repo"),
+        ("/srv/git/repo.git", None),
+        ("file:///srv/git/repo.git", None),
+        ("../other", None),
+        ("https://github.com/org/repo?x=<script>#y", "https://github.com/org/repo"),
+    ],
+)
+def test_web_url_is_what_a_browser_opens_or_nothing(remote: str, expected: str | None) -> None:
+    """What org.opencontainers.image.source of a pushed result holds."""
+    assert web_url(remote) == expected
 
 
 def test_not_a_repository(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Any, Protocol
 
 from mlpipe.digest import Entry
 from mlpipe.errors import present
@@ -166,6 +166,16 @@ def write_tar(objects: Iterable[tuple[ObjectKey, str | Path]], out: IO[bytes]) -
     return "sha256:" + hasher.hexdigest(), len(stream)
 
 
+def take(view: memoryview, left: int, out: NewObject | None, hasher: Any) -> int:
+    """Hand up to `left` bytes of a member's content to its object file (None: not wanted) and its hash;
+    returns how many were taken."""
+    n = min(left, len(view))
+    if out is not None:
+        hasher.update(view[:n])
+        out.write(view[:n])
+    return n
+
+
 class LayerError(ValueError):
     """A layer tar that is malformed or holds something other than the objects it should."""
 
@@ -211,10 +221,7 @@ class TarObjectSink:
         view = memoryview(data)
         while view:
             if self._left:
-                n = min(self._left, len(view))
-                if self._out is not None:
-                    self._hash.update(view[:n])
-                    self._out.write(view[:n])
+                n = take(view, self._left, self._out, self._hash)
                 self._left -= n
                 view = view[n:]
                 if not self._left:

@@ -1,9 +1,11 @@
 """Step results and run records as OCI artifacts, pulled into and pushed from the local store.
 
 A result is one manifest tagged `result-<fingerprint>`: mlpipe's artifactType, a config blob holding the
-result record (fingerprint, parts, output file index, metrics, provenance, trust) and which object each layer
-holds, and deterministic layers (see layers.py). A run record is a manifest tagged `run.<commit>.<run_id>`
-whose config is the record. The registry's tags are the index (distribution 2.8 has no referrers API).
+result record (fingerprint, parts, output file index, metrics, provenance, trust) and each output's name in the
+artifact, and deterministic layers laid out as ORAS lays out files and directories (named.py), so `oras pull`
+gives the outputs by name. Results pushed by earlier versions (format 1: digest-named objects in tar chunks,
+layers.py) are still read. A run record is a manifest tagged `run.<commit>.<run_id>` whose config is the
+record. The registry's tags are the index (distribution 2.8 has no referrers API).
 """
 
 from __future__ import annotations
@@ -24,17 +26,32 @@ from mlpipe.cache.layers import (
     RAW_MEDIA_TYPE,
     TAR_MEDIA_TYPE,
     LayerError,
-    LayerPlan,
     ObjectKey,
     TarObjectSink,
-    TarStream,
-    plan_layers,
     tar_size,
 )
 from mlpipe.cache.local import LocalStore
+from mlpipe.cache.named import (
+    CONTENT_DIGEST,
+    EMPTY_DIGEST,
+    EMPTY_MEDIA_TYPE,
+    FILE_MEDIA_TYPE,
+    TITLE,
+    TREE_MEDIA_TYPE,
+    UNPACK,
+    Member,
+    NamedLayer,
+    TreeSink,
+    TreeStream,
+    check_member_paths,
+    max_tree_size,
+    plan_named,
+    titles_for,
+)
 from mlpipe.cache.registry import MANIFEST_TYPE, BlobCorrupt, RegistryClient
 from mlpipe.core.results import StepResult
 from mlpipe.digest import Entry, canonical_json
+from mlpipe.errors import present
 from mlpipe.treepaths import UnsafeTree
 
 ARTIFACT_TYPE = "application/vnd.mlpipe.result.v1+json"
@@ -46,7 +63,9 @@ BUNDLE_MEDIA_TYPE = "application/vnd.mlpipe.git-bundle.v1"
 FANOUT_ARTIFACT_TYPE = "application/vnd.mlpipe.fanout.v1+json"
 FANOUT_CONFIG_TYPE = "application/vnd.mlpipe.fanout.config.v1+json"
 """A fan-out run's plan and its jobs' parts (issue 15), tagged `fanout.<run_id>.<name>`."""
-CONFIG_FORMAT = "mlpipe.oci-result/1"
+CONFIG_FORMAT = "mlpipe.oci-result/2"
+"""Format 2: ORAS-named layers (named.py). Format 1, read but no longer written: digest-named tar chunks."""
+CONFIG_FORMAT_1 = "mlpipe.oci-result/1"
 MAX_CONFIG = 64 << 20
 """The largest result config (or run record) read: the index of about 290,000 files, which json parses in
 0.7 s and records.py checks in 2.5 s, in a few hundred MB. A descriptor declaring more is refused unread."""
@@ -96,6 +115,8 @@ class _Layer:
     objects: tuple[ObjectKey, ...]
     sizes: dict[ObjectKey, int]
     """Every object of the layer and its size, as the result's file index declares it."""
+    members: tuple[Member, ...] = ()
+    """A tree layer's members, in order."""
 
 
 @dataclass(frozen=True)
@@ -130,17 +151,14 @@ def read_result_entry(client: RegistryClient, repo: str, tag: str, manifest_byte
 
 
 def _check_entry(config: dict[str, Any], manifest: records.OciManifest, tag: str) -> _ResultEntry:
-    if config.get("format") != CONFIG_FORMAT:
+    if config.get("format") not in (CONFIG_FORMAT, CONFIG_FORMAT_1):
         raise Refused(f"unknown result format {records.shown(config.get('format'))}")
     result = StepResult.from_json(records.field(config, "result", "config"))
     if result_tag(result.fingerprint) != tag:
         raise Refused(f"the artifact holds fingerprint {result.fingerprint[:12]}, not {tag[7:19]}")
-    sizes: dict[ObjectKey, int] = {}
-    for output in result.outputs.values():
-        for e in output.entries:
-            key = ObjectKey(e.sha256, e.executable)
-            if sizes.setdefault(key, e.size) != e.size:
-                raise Refused(f"object {e.sha256[:12]} is declared with two sizes")
+    sizes = _object_sizes(result)
+    if config["format"] == CONFIG_FORMAT:
+        return _check_named(config, manifest, result, sizes)
     descriptors: dict[str, records.Descriptor] = {}
     for d in manifest.layers:
         if descriptors.setdefault(d.digest, d) is not d:
@@ -153,6 +171,62 @@ def _check_entry(config: dict[str, Any], manifest: records.OciManifest, tag: str
         trust=records.trust(config.get("trust")),
         layers=tuple(_layer(descriptors[digest], names, sizes) for digest, names in index),
     )
+
+
+def _object_sizes(result: StepResult) -> dict[ObjectKey, int]:
+    sizes: dict[ObjectKey, int] = {}
+    for output in result.outputs.values():
+        for e in output.entries:
+            key = ObjectKey(e.sha256, e.executable)
+            if sizes.setdefault(key, e.size) != e.size:
+                raise Refused(f"object {e.sha256[:12]} is declared with two sizes")
+    return sizes
+
+
+def _check_named(
+    config: dict[str, Any], manifest: records.OciManifest, result: StepResult, sizes: dict[ObjectKey, int]
+) -> _ResultEntry:
+    """A format-2 entry: the layers are the ones the record and its titles make, in that order."""
+    titles = records.obj(records.field(config, "titles", "config"), "config.titles")
+    if set(titles) != set(result.outputs) or not all(isinstance(t, str) for t in titles.values()):
+        raise Refused("config.titles does not name each output once")
+    try:
+        if titles_for(result.outputs, titles) != titles:
+            raise Refused("config.titles puts two outputs at one path, or one under another")
+        plans = plan_named(result.outputs, titles)
+        check_member_paths(plans)
+    except UnsafeTree as error:
+        raise Refused(f"config.titles: {error}") from None
+    if not plans:
+        if [(d.media_type, d.digest) for d in manifest.layers] != [(EMPTY_MEDIA_TYPE, EMPTY_DIGEST)]:
+            raise Refused("a result without files must have the empty descriptor as its one layer")
+        return _ResultEntry(result=result, trust=records.trust(config.get("trust")), layers=())
+    if len(manifest.layers) != len(plans):
+        raise Refused(f"the manifest has {len(manifest.layers)} layers; the result's files make {len(plans)}")
+    return _ResultEntry(
+        result=result,
+        trust=records.trust(config.get("trust")),
+        layers=tuple(_named(d, plan, sizes) for d, plan in zip(manifest.layers, plans, strict=True)),
+    )
+
+
+def _named(descriptor: records.Descriptor, plan: NamedLayer, sizes: Mapping[ObjectKey, int]) -> _Layer:
+    where = f"layer {plan.title[:80]!r}"
+    if plan.kind == "file":
+        key = present(plan.key, "a file layer without its object")
+        if (descriptor.media_type, descriptor.digest, descriptor.size) != (
+            FILE_MEDIA_TYPE,
+            "sha256:" + key.sha256,
+            plan.size,
+        ):
+            raise Refused(f"{where} is not the file its record declares")
+        return _Layer(descriptor, (key,), {key: plan.size})
+    if descriptor.media_type != TREE_MEDIA_TYPE:
+        raise Refused(f"{where} has media type {descriptor.media_type!r}, not {TREE_MEDIA_TYPE!r}")
+    if descriptor.size > max_tree_size(plan.members):
+        raise Refused(f"{where} declares {descriptor.size} bytes, more than its files can make")
+    keys = {m.key: sizes[m.key] for m in plan.members if m.key is not None}
+    return _Layer(descriptor, tuple(keys), keys, plan.members)
 
 
 def _layer(descriptor: records.Descriptor, names: list[str], sizes: Mapping[ObjectKey, int]) -> _Layer:
@@ -237,7 +311,7 @@ class OciCache:
             return records.link_target(f.read(records.MAX_LINK_BYTES + 1), entry.path)
 
     def _pull_layer(self, repo: str, layer: _Layer, wanted: Sequence[ObjectKey]) -> None:
-        if layer.descriptor.media_type == TAR_MEDIA_TYPE:
+        if layer.descriptor.media_type in (TAR_MEDIA_TYPE, TREE_MEDIA_TYPE):
             self._pull_tar(repo, layer, wanted)
             return
         temp = self.store.temp_path(".layer")
@@ -253,15 +327,17 @@ class OciCache:
     def _pull_tar(self, repo: str, layer: _Layer, wanted: Sequence[ObjectKey]) -> None:
         """Streamed straight into the store: no temp copy of the layer, no tarfile per member. A retried
         download starts a fresh sink for what is still wanted (objects already committed were checked)."""
-        sinks: list[TarObjectSink] = []
+        sinks: list[TarObjectSink | TreeSink] = []
 
         def fresh() -> Callable[[bytes], int]:
             left = sinks[-1].wanted if sinks else set(wanted)
             if sinks:
                 sinks[-1].close()
-            sinks.append(
-                TarObjectSink(left, lambda k: self.store.new_object(k.sha256, k.executable), layer.sizes)
-            )
+            new_object = lambda k: self.store.new_object(k.sha256, k.executable)
+            if layer.descriptor.media_type == TREE_MEDIA_TYPE:
+                sinks.append(TreeSink(layer.members, left, new_object))
+            else:
+                sinks.append(TarObjectSink(left, new_object, layer.sizes))
             return sinks[-1].write
 
         try:
@@ -307,24 +383,32 @@ class OciCache:
             )
         if self.client.has_manifest(repo, tag, push=True):
             return "exists"
-        entries = [e for name in sorted(result.outputs) for e in result.outputs[name].entries]
-        plans = plan_layers(entries)
-        layers = _parallel(lambda plan: self._push_layer(repo, plan, mount_from), plans)
-        index = [
-            {"digest": layer["digest"], "objects": [k.name for k in plan.objects]}
-            for layer, plan in zip(layers, plans, strict=True)
-        ]
+        titles = titles_for(result.outputs, result.provenance.get("paths") or {})
+        plans = plan_named(result.outputs, titles)
+        # Each blob once: several paths may hold one content, each is a layer of its own (named by its path).
+        unique = {(p.kind, p.key if p.kind == "file" else p.title): p for p in plans}
+        pushed = dict(
+            zip(
+                unique,
+                _parallel(lambda p: self._push_named(repo, p, mount_from), list(unique.values())),
+                strict=True,
+            )
+        )
+        layers = []
+        for plan in plans:
+            layer = dict(pushed[(plan.kind, plan.key if plan.kind == "file" else plan.title)])
+            layer["annotations"] = {TITLE: plan.title, **layer.get("annotations", {})}
+            layers.append(layer)
+        layers = layers or empty_layer(self.client, repo)
         config = canonical_json(
-            {"format": CONFIG_FORMAT, "result": result.to_json(), "trust": dict(trust), "layers": index}
+            {"format": CONFIG_FORMAT, "result": result.to_json(), "trust": dict(trust), "titles": titles}
         )
         if len(config) > MAX_CONFIG:
             raise TooLarge(
                 f"the config of {result.fingerprint[:12]} is {len(config)} bytes, over {MAX_CONFIG}"
             )
         self._ensure_bytes(repo, config)
-        manifest = _manifest(
-            ARTIFACT_TYPE, CONFIG_TYPE, config, layers, {"org.mlpipe.fingerprint": result.fingerprint}
-        )
+        manifest = _manifest(ARTIFACT_TYPE, CONFIG_TYPE, config, layers, _annotations(result))
         # Checked again right before the write: another runner may have finished first. The distribution API
         # has no conditional tag write (no If-None-Match on a manifest PUT), so a narrow race remains: two
         # complete entries for one fingerprint that both pass this check are both written, and the later tag
@@ -336,36 +420,35 @@ class OciCache:
         self.client.put_manifest(repo, tag, manifest)
         return "pushed"
 
-    def _push_layer(self, repo: str, plan: LayerPlan, mount_from: Sequence[str]) -> dict[str, Any]:
-        if plan.kind == "raw":
-            key = plan.objects[0]
+    def _push_named(self, repo: str, plan: NamedLayer, mount_from: Sequence[str]) -> dict[str, Any]:
+        if plan.kind == "file":
+            key = present(plan.key, "a file layer without its object")
             digest = "sha256:" + key.sha256
             body = FileBody(self.store.object_path(_key_entry(key)), plan.size)
             self._ensure_blob(repo, digest, body, mount_from)
-            return {"mediaType": RAW_MEDIA_TYPE, "digest": digest, "size": plan.size}
-        # A chunk's digest is remembered by its object list, so an unchanged chunk is only HEADed, not rebuilt.
+            return {"mediaType": FILE_MEDIA_TYPE, "digest": digest, "size": plan.size}
+        # A tree's digests are remembered by its members, so an unchanged tree is only HEADed, not rebuilt.
         memo = (
             self.store.root
             / "chunks"
-            / f"{hashlib.sha256(' '.join(k.name for k in plan.objects).encode()).hexdigest()}.json"
+            / f"{hashlib.sha256(canonical_json([[m.path, m.kind, m.key and m.key.name] for m in plan.members])).hexdigest()}.json"
         )
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             known = json.loads(memo.read_bytes())
             if self.client.has_blob(repo, known["digest"]):
-                return {"mediaType": TAR_MEDIA_TYPE, "digest": known["digest"], "size": int(known["size"])}
-        # Built twice, never stored: once into sha256 to learn the digest (and HEAD it), once as the upload.
-        stream = TarStream((k, self.store.object_file(k.sha256, k.executable)) for k in plan.objects)
-        digest, size = stream.digest(), len(stream)
+                return _tree_descriptor(known["digest"], int(known["size"]), known["tar"])
+        stream = TreeStream(plan.members, lambda k: self.store.object_file(k.sha256, k.executable))
+        (digest, tar), size = stream.digests(), len(stream)
         self._ensure_blob(repo, digest, stream, mount_from)
         with contextlib.suppress(OSError):
             memo.parent.mkdir(parents=True, exist_ok=True)
             staged = self.store.temp_path(".json")
-            staged.write_text(json.dumps({"digest": digest, "size": size}))
+            staged.write_text(json.dumps({"digest": digest, "size": size, "tar": tar}))
             os.replace(staged, memo)
-        return {"mediaType": TAR_MEDIA_TYPE, "digest": digest, "size": size}
+        return _tree_descriptor(digest, size, tar)
 
     def _ensure_blob(
-        self, repo: str, digest: str, body: FileBody | TarStream, mount_from: Sequence[str]
+        self, repo: str, digest: str, body: FileBody | TreeStream, mount_from: Sequence[str]
     ) -> None:
         self.client.ensure_blob(repo, digest, len(body), lambda: body, mount_from)
 
@@ -388,17 +471,24 @@ class OciCache:
             self._ensure_blob(repo, digest, FileBody(bundle, size), ())
             layers.append({"mediaType": BUNDLE_MEDIA_TYPE, "digest": digest, "size": size})
         manifest = _manifest(
-            RUN_ARTIFACT_TYPE, RUN_CONFIG_TYPE, config, layers, {"org.mlpipe.run": record["run_id"]}
+            RUN_ARTIFACT_TYPE,
+            RUN_CONFIG_TYPE,
+            config,
+            layers or empty_layer(self.client, repo),
+            {"org.mlpipe.run": record["run_id"]},
         )
         self.client.put_manifest(repo, tag, manifest)  # a run's own record: later states replace earlier ones
         return tag
 
     # -- fan-out documents -----------------------------------------------------------------------------
     def push_document(self, repo: str, tag: str, document: Mapping[str, Any]) -> None:
-        """A fan-out plan or part: a JSON document as the config of a manifest without layers."""
+        """A fan-out plan or part: a JSON document as the config of a manifest whose one layer is the empty
+        descriptor (OCI 1.1, as every record without files)."""
         config = canonical_json(dict(document))
         self._ensure_bytes(repo, config)
-        manifest = _manifest(FANOUT_ARTIFACT_TYPE, FANOUT_CONFIG_TYPE, config, [], {})
+        manifest = _manifest(
+            FANOUT_ARTIFACT_TYPE, FANOUT_CONFIG_TYPE, config, empty_layer(self.client, repo), {}
+        )
         self.client.put_manifest(repo, tag, manifest)  # a job's rerun replaces its earlier part
 
     def fetch_document(self, repo: str, tag: str) -> dict[str, Any] | None:
@@ -516,6 +606,34 @@ def _manifest(
             "annotations": annotations,
         }
     )
+
+
+def empty_layer(client: RegistryClient, repo: str) -> list[dict[str, Any]]:
+    """The layers of an artifact without blobs, as OCI 1.1 recommends: the empty descriptor (`{}`)."""
+    if not client.has_blob(repo, EMPTY_DIGEST):
+        client.upload_bytes(repo, EMPTY_DIGEST, b"{}")
+    return [{"mediaType": EMPTY_MEDIA_TYPE, "digest": EMPTY_DIGEST, "size": 2}]
+
+
+def _tree_descriptor(digest: str, size: int, tar: str) -> dict[str, Any]:
+    """A tree layer as `oras push DIR` describes a directory: unpacked on pull, its tar's digest given."""
+    return {
+        "mediaType": TREE_MEDIA_TYPE,
+        "digest": digest,
+        "size": size,
+        "annotations": {UNPACK: "true", CONTENT_DIGEST: tar},
+    }
+
+
+def _annotations(result: StepResult) -> dict[str, str]:
+    """The manifest's: the fingerprint, and the OCI keys that link a package to its repository and commit."""
+    prov = result.provenance
+    found = {
+        "org.opencontainers.image.created": prov.get("created_at"),
+        "org.opencontainers.image.source": prov.get("source"),
+        "org.opencontainers.image.revision": prov.get("commit"),
+    }
+    return {"org.mlpipe.fingerprint": result.fingerprint, **{k: v for k, v in found.items() if v}}
 
 
 def _file_digest(path: Path) -> tuple[str, int]:

@@ -1,4 +1,4 @@
-"""`mlpipe data add|push|pull PATH`: data sets recorded in a committed file, their content in the store."""
+"""`mlpipe data add|push|pull PATH`, `mlpipe data import oci://... PATH`: data sets recorded in a committed file, their content in the store."""
 
 from __future__ import annotations
 
@@ -55,6 +55,33 @@ def add_command(path: Path) -> None:
     if added.gitignored:
         click.echo(f"added {added.gitignored} to {path.absolute().parent / '.gitignore'}")
     click.echo(f"commit {added.record_file.name}; `mlpipe data push {path}` stores the data")
+
+
+@command.command("import")
+@click.argument("ref")
+@click.argument("path", type=click.Path(path_type=Path))
+@file_option
+@cache_option
+@cache_settings_options
+def import_command(ref: str, path: Path, file: str | None, cache: str | None) -> None:
+    """Fetch the OCI artifact REF (oci://HOST/REPO@sha256:..., as `oras push` makes them) into PATH and record
+    it as a data set (PATH.mlpipe-data.json; commit it)."""
+    from mlpipe.cli.options import given_settings
+    from mlpipe.config import load_settings
+    from mlpipe.git.commands import find_repo
+    from mlpipe.inputs.base import RegistryAccess
+    from mlpipe.inputs.datasets import import_oci
+
+    settings = load_settings(_workspace(file), cli=given_settings(cache))
+    access = RegistryAccess(insecure=settings.insecure_registry, environ=settings.environ)
+    parent = next(p for p in path.absolute().parents if p.exists())
+    repo = find_repo(parent)
+    added = import_oci(ref, path, _store(file, cache), access, repo.root if repo else None)
+    record = added.record
+    click.echo(f"{added.record_file.name}: {record.digest} ({record.files} files, {human_size(record.size)})")
+    if added.gitignored:
+        click.echo(f"added {added.gitignored} to {path.absolute().parent / '.gitignore'}")
+    click.echo(f"commit {added.record_file.name}; `mlpipe data push {path}` stores the data in the registry")
 
 
 @command.command("push")

@@ -147,6 +147,26 @@ def _remote_url(root: Path) -> str | None:
     return None if url is None else strip_credentials(url)
 
 
+def web_url(remote: str) -> str | None:
+    """A remote's URL as a browser opens it (what `org.opencontainers.image.source` holds, and ghcr.io links
+    a package by): `git@github.com:org/repo.git` and `ssh://git@host/org/repo` -> `https://host/org/repo`;
+    None for a local path or anything else."""
+    scp = re.fullmatch(r"(?:[A-Za-z0-9._-]+@)?([A-Za-z0-9.-]+):(?!/)([^\s?#]+)", remote)
+    if scp and "://" not in remote:
+        host, path = scp.groups()
+    else:
+        parts = urlsplit(remote)
+        if parts.scheme not in {"https", "http", "ssh", "git+ssh", "git"} or not parts.hostname:
+            return None
+        host = parts.hostname + (f":{parts.port}" if parts.scheme in {"https", "http"} and parts.port else "")
+        path = parts.path.lstrip("/")
+    path = path.removesuffix("/").removesuffix(".git")
+    if not path or not re.fullmatch(r"[A-Za-z0-9._~/-]+", path) or ".." in path.split("/"):
+        return None
+    scheme = "http" if remote.startswith("http://") else "https"
+    return f"{scheme}://{host}/{path}"
+
+
 def strip_credentials(url: str) -> str:
     """`https://user:token@host/x` -> `https://host/x`; an ssh user name without a password is kept."""
     if "://" not in url:

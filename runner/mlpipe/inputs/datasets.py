@@ -23,7 +23,7 @@ from mlpipe.cache.base import ResultStore
 from mlpipe.core.results import StepResult
 from mlpipe.digest import FileHasher, Manifest, bytes_sha256, canonical_json
 from mlpipe.errors import UsageError
-from mlpipe.inputs.base import InputUnavailable
+from mlpipe.inputs.base import InputUnavailable, RegistryAccess
 from mlpipe.spec.datafiles import DATA_SUFFIX, FORMAT, DataRecord, data_path, read_record, record_path
 
 
@@ -106,6 +106,48 @@ def push(path: Path, store: ResultStore) -> StepResult:
     published = store.local.commit_result(result).result
     _push_remote(store, published)
     return published
+
+
+def import_oci(
+    ref: str, data: Path, store: ResultStore, access: RegistryAccess, repo_root: Path | None
+) -> Added:
+    """Record an OCI artifact (`oras push` of files or directories) as a data set at `data`: its files are
+    fetched into the store, checked out at `data`, and recorded beside it as `mlpipe data add` records data."""
+    from mlpipe.inputs.oci import OciInputError, fetch
+    from mlpipe.spec.datainputs import OCI_REF
+    from mlpipe.spec.model import Location, OciInput
+
+    found = OCI_REF.fullmatch(ref)
+    if found is None:
+        raise UsageError(
+            f"{ref!r} is not an OCI artifact by digest; give oci://HOST/REPO@sha256:<64 hex digits> "
+            "(`oras resolve HOST/REPO:TAG` prints the digest)"
+        )
+    data = data.absolute()
+    if data.exists() or data.is_symlink():
+        raise UsageError(f"{data} exists; give a path that does not, for the artifact's files")
+    item = OciInput(
+        name=data.name,
+        host=found["host"],
+        repo=found["repo"],
+        digest=found["digest"],
+        loc=Location(file="<command line>", line=0, col=0),
+    )
+    try:
+        manifest = fetch(store, item, access)
+    except OciInputError as error:
+        raise DataError(str(error).replace(f"input {data.name!r}: ", "", 1)) from None
+    data.parent.mkdir(parents=True, exist_ok=True)
+    store.checkout(manifest, data)
+    added = add(data, store.local.hasher, repo_root)
+    result = StepResult(
+        fingerprint=data_key(manifest.digest),
+        parts={"data": manifest.digest},
+        outputs={"data": manifest},
+        provenance={"data": added.record.path, "oci": ref},
+    )
+    store.local.commit_result(result)
+    return added
 
 
 def _push_remote(store: ResultStore, result: StepResult) -> None:

@@ -110,6 +110,7 @@ def push_release(
     remote, pol = opened
     if pol.write is None:
         return f"not pushed: {pol.why}"
+    from mlpipe.cache.oci import empty_layer
     from mlpipe.cache.registry import MANIFEST_TYPE
 
     tag = oci_tag(str(manifest["tag"]))
@@ -133,7 +134,7 @@ def push_release(
         "mediaType": MANIFEST_TYPE,
         "artifactType": RELEASE_ARTIFACT_TYPE,
         "config": {"mediaType": RELEASE_CONFIG_TYPE, "digest": digest, "size": len(config)},
-        "layers": [],
+        "layers": empty_layer(client, pol.write),
         "annotations": {
             "org.mlpipe.release": str(manifest["tag"]),
             "org.mlpipe.run": str(manifest["run_id"]),

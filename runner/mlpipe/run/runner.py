@@ -6,6 +6,7 @@ import contextlib
 import json
 import math
 import os
+import posixpath
 import queue
 import shutil
 import signal
@@ -39,7 +40,7 @@ from mlpipe.executors.base import (
 from mlpipe.executors.choose import container_executor
 from mlpipe.executors.gpus import Gpu, GpuPool
 from mlpipe.executors.host import HostExecutor
-from mlpipe.git.provenance import write_snapshot_ref
+from mlpipe.git.provenance import web_url, write_snapshot_ref
 from mlpipe.git.workdir import private_copy, remove_tree
 from mlpipe.inputs.base import RegistryAccess
 from mlpipe.report.events import Reporter
@@ -352,7 +353,7 @@ class Runner:
                             parts=parts,
                             outputs={},
                             metrics=metrics,
-                            provenance=self._provenance(name, outcome),
+                            provenance=self._provenance(name, outcome, step),
                         ),
                         outputs,
                     )
@@ -599,9 +600,10 @@ class Runner:
             for m in step.mounts
         )
 
-    def _provenance(self, name: str, outcome: StepOutcome) -> dict[str, Any]:
+    def _provenance(self, name: str, outcome: StepOutcome, step: Step) -> dict[str, Any]:
         git = self.site.git
-        return {
+        source = web_url(git.remote) if git.remote else None
+        prov: dict[str, Any] = {
             "run_id": self.run_id,
             "pipeline": self.work.pipeline.name,
             "step": name,
@@ -611,6 +613,24 @@ class Runner:
             "created_at": utc_now(),
             "duration_s": round(outcome.duration_s, 3),
             **({"run_url": self.options.run_url} if self.options.run_url else {}),
+        }
+        if source:
+            prov["source"] = source
+        paths = self._repo_paths(step)
+        if paths:
+            prov["paths"] = paths
+        return prov
+
+    def _repo_paths(self, step: Step) -> dict[str, str]:
+        """Each output's checkout path relative to the repository: its name in the registry's artifact."""
+        try:
+            base = self.work.pipeline.root.resolve().relative_to(self.site.git.root.resolve()).as_posix()
+        except ValueError:
+            base = "."
+        return {
+            o.name: posixpath.normpath(posixpath.join(base, o.path))
+            for o in step.outputs.values()
+            if o.path is not None
         }
 
     def _check_inputs(

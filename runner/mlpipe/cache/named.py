@@ -1,0 +1,487 @@
+"""A step result's layers as ORAS lays them out, so `oras pull` recreates its outputs by name.
+
+Each layer carries `org.opencontainers.image.title`. A file over `RAW_THRESHOLD`, and every file output, is a
+layer of its own whose content is the file (its digest is the file's sha256: shared by every result, and every
+path, holding that content). The other files of directory outputs go into one *tree* layer per top-level name
+(`out` for outputs at `out/model` and `out/data`): a gzip of a tar whose members are named by path, marked
+`io.deis.oras.content.unpack` as `oras push DIR` marks directories. ORAS clients refuse two layers with one
+title and extract a directory layer under its title, so a tree layer cannot be cut into content-defined chunks.
+
+Everything is reproducible, so the same content gives the same digests anywhere: tar headers are written here
+(owners and times zero), and the gzip is made of stored deflate blocks (no compressor whose output could change
+between zlib versions). A puller recomputes the layout from the result record and checks every byte of a
+layer against it but the files' content, which is checked against the record's sha256s.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import struct
+import zlib
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from mlpipe.cache.layers import RAW_THRESHOLD, LayerError, NewObject, ObjectKey
+from mlpipe.digest import Manifest
+from mlpipe.errors import present
+from mlpipe.records import MAX_LINK_BYTES
+from mlpipe.treepaths import UnsafeTree, check_name, check_tree
+
+TREE_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar+gzip"
+"""What `oras push DIR` writes; oras-py unpacks a layer by this media type, oras-go by the annotation."""
+FILE_MEDIA_TYPE = "application/vnd.mlpipe.object.v1"
+EMPTY_MEDIA_TYPE = "application/vnd.oci.empty.v1+json"
+EMPTY_DIGEST = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+"""The OCI 1.1 empty descriptor (`{}`): the layer of a result without files."""
+TITLE = "org.opencontainers.image.title"
+UNPACK = "io.deis.oras.content.unpack"
+CONTENT_DIGEST = "io.deis.oras.content.digest"
+"""The digest of a directory layer's tar, before gzip (oras-go checks it)."""
+
+
+@dataclass(frozen=True)
+class Member:
+    """One member of a tree layer: its path from the pull directory, and what it is."""
+
+    path: str
+    kind: Literal["dir", "file", "link"]
+    key: ObjectKey | None = None
+    size: int = 0
+
+
+@dataclass(frozen=True)
+class NamedLayer:
+    kind: Literal["file", "tree"]
+    title: str
+    key: ObjectKey | None = None
+    """A file layer's object."""
+    size: int = 0
+    """A file layer's size."""
+    members: tuple[Member, ...] = ()
+
+
+def titles_for(outputs: Mapping[str, Manifest], paths: Mapping[str, str]) -> dict[str, str]:
+    """Each output's name in the artifact: its repository-relative path when the step declares one, else its
+    output name. Falls back to the names when the paths would clash (a record from elsewhere)."""
+    titles = {name: paths.get(name, name) for name in outputs}
+    try:
+        check_tree(dict.fromkeys(titles.values()))
+        if len(set(titles.values())) != len(titles):
+            raise UnsafeTree("two outputs at one path")
+    except UnsafeTree:
+        return {name: name for name in outputs}
+    return titles
+
+
+def plan_named(outputs: Mapping[str, Manifest], titles: Mapping[str, str]) -> list[NamedLayer]:
+    """The layers of a result, in a fixed order: tree layers by title, then file layers by title."""
+    files: dict[str, NamedLayer] = {}
+    trees: dict[str, dict[str, Member]] = {}
+    for name in sorted(outputs):
+        manifest, title = outputs[name], titles[name]
+        if manifest.type == "file":
+            (entry,) = manifest.entries
+            files[title] = NamedLayer("file", title, ObjectKey(entry.sha256, entry.executable), entry.size)
+            continue
+        top = title.split("/", 1)[0]
+        members = trees.setdefault(top, {})
+        _add_dirs(members, title)
+        for e in manifest.entries:
+            path = f"{title}/{e.path}"
+            if e.kind == "file" and e.size > RAW_THRESHOLD:
+                files[path] = NamedLayer("file", path, ObjectKey(e.sha256, e.executable), e.size)
+                _add_dirs(members, path.rsplit("/", 1)[0])
+                continue
+            _add_dirs(members, path.rsplit("/", 1)[0])
+            kind: Literal["file", "link"] = "link" if e.kind == "link" else "file"
+            members[path] = Member(path, kind, ObjectKey(e.sha256, e.executable), e.size)
+    layers = [
+        NamedLayer("tree", top, members=tuple(sorted(m.values(), key=lambda m: m.path.split("/"))))
+        for top, m in sorted(trees.items())
+    ]
+    return layers + [files[t] for t in sorted(files)]
+
+
+def _add_dirs(members: dict[str, Member], path: str) -> None:
+    """The directory `path` and every directory above it, as members (their order comes from sorting)."""
+    while path and path not in members:
+        members[path] = Member(path, "dir")
+        path = path.rpartition("/")[0]
+
+
+# -- tar headers ----------------------------------------------------------------------------------------------
+_ZEROS = b"0000000\0" * 2 + b"00000000000\0"  # uid, gid, mtime
+_MAGIC = b"ustar\x0000" + bytes(32 + 32) + b"0000000\0" * 2 + bytes(155 + 12)
+"""magic, version, uname, gname, devmajor, devminor, prefix and the padding to 512."""
+_TYPES = {"file": b"0", "link": b"2", "dir": b"5", "pax": b"x"}
+
+
+def _ustar(name: bytes, mode: int, size: int, kind: str, link: bytes = b"") -> bytes:
+    head = name.ljust(100, b"\0") + b"%07o\0" % mode + _ZEROS[:16] + b"%011o\0" % size + _ZEROS[16:]
+    tail = _TYPES[kind] + link.ljust(100, b"\0") + _MAGIC
+    checksum = b"%06o\0 " % (sum(head) + sum(tail) + 8 * ord(" "))
+    return head + checksum + tail
+
+
+def _fits(value: bytes) -> bool:
+    return len(value) <= 100 and value.isascii()
+
+
+def header(member: Member, link: bytes = b"") -> bytes:
+    """The member's header: USTAR, with a PAX header before it when its path or link target does not fit."""
+    name = member.path.encode() + (b"/" if member.kind == "dir" else b"")
+    executable = member.key is not None and member.key.executable
+    mode = 0o777 if member.kind == "link" else 0o755 if member.kind == "dir" or executable else 0o644
+    size = member.size if member.kind == "file" else 0
+    if _fits(name) and _fits(link):
+        return _ustar(name, mode, size, member.kind, link)
+    records = b""
+    if not _fits(link):
+        records += _pax_record(b"linkpath", link)
+    if not _fits(name):
+        records += _pax_record(b"path", name)
+    pax = _ustar(b"PaxHeader", 0o644, len(records), "pax") + records + bytes(-len(records) % 512)
+    short = name[:100].decode("ascii", "replace").encode("ascii", "replace")
+    return pax + _ustar(short, mode, size, member.kind, link[:100] if _fits(link) else b"")
+
+
+def _pax_record(key: bytes, value: bytes) -> bytes:
+    body = b" " + key + b"=" + value + b"\n"
+    length = len(body) + 1
+    while len(str(length).encode()) + len(body) != length:
+        length += 1
+    return str(length).encode() + body
+
+
+_END = bytes(1024)
+_BLOCK_BYTES = 256 << 10
+
+
+def tar_blocks(members: Iterable[Member], open_object: Callable[[ObjectKey], str | Path]) -> Iterator[bytes]:
+    """The tar of these members, in blocks of about 256 KiB, file contents read from `open_object(key)`."""
+    block = bytearray()
+    for member in members:
+        if member.kind == "link":
+            key = present(member.key, "a link member without its object")
+            block += header(member, Path(open_object(key)).read_bytes())
+            continue
+        block += header(member)
+        if member.kind != "file" or not member.size:
+            continue
+        fd = os.open(open_object(present(member.key, "a file member without its object")), os.O_RDONLY)
+        try:
+            left = member.size
+            while left > 0 and (data := os.read(fd, min(left, _BLOCK_BYTES))):
+                block += data
+                left -= len(data)
+                if len(block) >= _BLOCK_BYTES:
+                    yield bytes(block)
+                    block.clear()
+            if left or os.read(fd, 1):
+                raise LayerError(f"{member.path!r} changed size while it was read")
+        finally:
+            os.close(fd)
+        block += bytes(-member.size % 512)
+    block += _END
+    yield bytes(block)
+
+
+# -- gzip of stored deflate blocks ---------------------------------------------------------------------------
+_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # deflate, no flags, mtime 0, OS unknown
+_STORED_MAX = 65535
+_FINAL = b"\x01\x00\x00\xff\xff"
+
+
+def gzip_size(tar_size: int) -> int:
+    return len(_GZIP_HEADER) + tar_size + 5 * -(-tar_size // _STORED_MAX) + len(_FINAL) + 8
+
+
+def stored_gzip(blocks: Iterable[bytes], tar_hash: hashlib._Hash | None = None) -> Iterator[bytes]:
+    """`blocks` as a gzip stream of stored (uncompressed) deflate blocks of 65535 bytes: reproducible."""
+    yield _GZIP_HEADER
+    crc, total, pending = 0, 0, b""
+    for block in blocks:
+        if tar_hash is not None:
+            tar_hash.update(block)
+        crc = zlib.crc32(block, crc)
+        total += len(block)
+        data = pending + block if pending else block
+        view, out, at = memoryview(data), bytearray(), 0
+        while len(data) - at >= _STORED_MAX:
+            out += b"\x00\xff\xff\x00\x00"
+            out += view[at : at + _STORED_MAX]
+            at += _STORED_MAX
+        pending = bytes(view[at:])
+        if out:
+            yield bytes(out)
+    if pending:
+        n = len(pending)
+        yield struct.pack("<BHH", 0, n, n ^ 0xFFFF) + pending
+    yield _FINAL + struct.pack("<II", crc, total & 0xFFFFFFFF)
+
+
+class TreeStream:
+    """A tree layer's bytes, made on demand and never stored: iterated once for its digests, then as the body
+    of its upload. `len()` is its size (the Content-Length)."""
+
+    def __init__(self, members: tuple[Member, ...], open_object: Callable[[ObjectKey], str | Path]) -> None:
+        self.members, self.open_object = members, open_object
+        links = {m.key: Path(open_object(m.key)).read_bytes() for m in members if m.kind == "link" and m.key}
+        tar = sum(len(header(m, links.get(m.key, b"") if m.key else b"")) + _padded(m) for m in members)
+        self.tar_size = tar + len(_END)
+        self.size = gzip_size(self.tar_size)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[bytes]:
+        return stored_gzip(tar_blocks(self.members, self.open_object))
+
+    def digests(self) -> tuple[str, str]:
+        """(the layer's digest, its tar's digest)."""
+        layer, tar = hashlib.sha256(), hashlib.sha256()
+        for block in stored_gzip(tar_blocks(self.members, self.open_object), tar):
+            layer.update(block)
+        return "sha256:" + layer.hexdigest(), "sha256:" + tar.hexdigest()
+
+
+def _padded(member: Member) -> int:
+    return member.size + -member.size % 512 if member.kind == "file" else 0
+
+
+def max_tree_size(members: Iterable[Member]) -> int:
+    """An upper bound of a tree layer's size (link targets unknown): what a puller accepts at most."""
+    tar = sum(1024 + 2 * MAX_LINK_BYTES + 512 + _padded(m) for m in members) + len(_END)
+    return gzip_size(tar)
+
+
+def check_member_paths(layers: Iterable[NamedLayer]) -> None:
+    """Every title and member path is a plain relative name (titles come from records others wrote)."""
+    for layer in layers:
+        check_name(layer.title)
+        for m in layer.members:
+            check_name(m.path)
+
+
+# -- pull: a tree layer streamed into the store -------------------------------------------------------------
+class TreeSink:
+    """Extract a tree layer as it streams through `write`, checking every byte but file contents against the
+    layout the result record gives. Each wanted file (and link) is checked against its sha256, then written to
+    its object file on 8 threads (a tree holds files of at most 1 MiB: creating and renaming them, not reading
+    the stream, is what takes time), at most 16 MiB of them waiting."""
+
+    def __init__(
+        self,
+        members: tuple[Member, ...],
+        wanted: Iterable[ObjectKey],
+        open_object: Callable[[ObjectKey], NewObject],
+    ) -> None:
+        self.wanted = set(wanted)
+        """What is still to be committed; a retried download starts a fresh sink for it."""
+        self._seen: set[ObjectKey] = set()
+        self._members = iter(members)
+        self._open = open_object
+        self._gunzip = zlib.decompressobj(wbits=31)
+        self._buffer = bytearray()
+        self._member: Member | None = None
+        self._expect = b""  # header bytes still to match
+        self._left = 0
+        self._pad = 0
+        self._out: bytearray | None = None
+        self._hash = hashlib.sha256()
+        self._ended = False
+        self._pool: ThreadPoolExecutor | None = None
+        self._jobs: deque[tuple[Future[None], ObjectKey, int]] = deque()
+        self._queued = 0
+        self._next()
+
+    def write(self, data: bytes) -> int:
+        pending = data
+        while pending:  # at most 256 KiB decompressed at a time: a gzip bomb never fills memory
+            if self._gunzip.eof:
+                raise LayerError("bytes after the end of the layer's gzip stream")
+            try:
+                self._feed(self._gunzip.decompress(pending, _BLOCK_BYTES))
+            except zlib.error as error:
+                raise LayerError(f"the layer is not a gzip stream ({error})") from None
+            pending = self._gunzip.unconsumed_tail
+        return len(data)
+
+    def _next(self) -> None:
+        member = next(self._members, None)
+        self._member = member
+        if member is None:
+            self._expect = _END
+        elif member.kind != "link":
+            self._expect = header(member)
+
+    def _feed(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            if self._left:
+                n = min(self._left, len(view))
+                if self._out is not None:
+                    self._hash.update(view[:n])
+                    self._out += view[:n]
+                self._left -= n
+                view = view[n:]
+                if not self._left:
+                    self._finish_file()
+            elif self._pad:
+                n = min(self._pad, len(view))
+                if any(view[:n]):
+                    raise LayerError("a tar member's padding is not zero")
+                self._pad -= n
+                view = view[n:]
+                if not self._pad:
+                    self._next()
+            elif self._ended:
+                raise LayerError("bytes after the end of the layer's tar")
+            elif self._member is not None and self._member.kind == "link" and not self._expect:
+                view = self._read_link(view)
+            else:
+                n = min(len(self._expect) - len(self._buffer), len(view))
+                self._buffer += view[:n]
+                view = view[n:]
+                if not self._expect.startswith(self._buffer):
+                    where = self._member.path if self._member else "the end of the tar"
+                    raise LayerError(f"the layer's tar differs from its record at {where[:200]!r}")
+                if len(self._buffer) == len(self._expect):
+                    self._buffer.clear()
+                    self._header_done()
+
+    def _read_link(self, view: memoryview) -> memoryview:
+        """A link's header holds its target: read it (a PAX header first when long), then check it as a whole."""
+        need = 512
+        while True:
+            take = min(need - len(self._buffer), len(view))
+            self._buffer += view[:take]
+            view = view[take:]
+            if len(self._buffer) < need:
+                return view
+            if self._buffer[156:157] == b"x" and need == 512:
+                pax = _octal(bytes(self._buffer[124:136]))
+                if pax > 64 << 10:
+                    raise LayerError("a PAX header longer than 64 KiB")
+                need = 512 + pax + -pax % 512 + 512
+                continue
+            break
+        raw = bytes(self._buffer)
+        self._buffer.clear()
+        link = _link_of(raw)
+        member = present(self._member, "a link header without its member")
+        if header(member, link) != raw:
+            raise LayerError(f"the layer's tar differs from its record at {member.path[:200]!r}")
+        key = present(member.key, "a link member without its object")
+        if hashlib.sha256(link).hexdigest() != key.sha256:
+            raise LayerError(f"link {member.path[:200]!r} does not match its digest")
+        if key in self.wanted and key not in self._seen:
+            self._seen.add(key)
+            self._submit(key, link)
+        self._next()
+        return view
+
+    def _header_done(self) -> None:
+        member = self._member
+        if member is None:
+            self._ended = True
+            return
+        self._expect = b""
+        if member.kind != "file" or not member.size:
+            if member.kind == "file":
+                self._start_file(member)
+                self._finish_file()
+                return
+            self._next()
+            return
+        self._start_file(member)
+        self._left, self._pad = member.size, -member.size % 512
+
+    def _start_file(self, member: Member) -> None:
+        key = present(member.key, "a file member without its object")
+        if key in self.wanted and key not in self._seen:  # a second path with this content is skipped
+            self._seen.add(key)
+            self._out, self._hash = bytearray(), hashlib.sha256()
+
+    def _finish_file(self) -> None:
+        out = self._out
+        member = present(self._member, "file content without its member")
+        if out is not None:
+            self._out = None
+            key = present(member.key, "a file member without its object")
+            if self._hash.hexdigest() != key.sha256:
+                raise LayerError(f"{member.path[:200]!r} in a layer does not match its digest")
+            self._submit(key, bytes(out))
+        if not self._pad:
+            self._next()
+
+    def _submit(self, key: ObjectKey, data: bytes) -> None:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(8, thread_name_prefix="mlpipe-tree")
+        self._jobs.append((self._pool.submit(self._commit, key, data), key, len(data)))
+        self._queued += len(data)
+        while len(self._jobs) > 1024 or self._queued > 16 << 20:
+            self._reap()
+
+    def _commit(self, key: ObjectKey, data: bytes) -> None:
+        out = self._open(key)
+        try:
+            out.write(data)
+            out.commit()
+        except BaseException:
+            out.discard()
+            raise
+
+    def _reap(self) -> None:
+        job, key, size = self._jobs.popleft()
+        self._queued -= size
+        try:
+            job.result()
+        except FileNotFoundError:  # its temp file went under it: a concurrent `mlpipe gc` of the store
+            raise LayerError(f"object {key.sha256[:12]} was removed while it was written") from None
+        self.wanted.discard(key)
+
+    def close(self) -> None:
+        """Wait for the writes under way (after an error: what was checked may still be committed)."""
+        self._out = None
+        while self._jobs:
+            with contextlib.suppress(Exception):
+                self._reap()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def finish(self) -> None:
+        while self._jobs:
+            self._reap()
+        self.close()
+        if not (self._ended and self._gunzip.eof) or self._gunzip.unused_data:
+            raise LayerError("the layer ends before its tar does, or has bytes after its gzip stream")
+        if self.wanted:
+            raise LayerError(f"{len(self.wanted)} object(s) missing from their layer")
+
+
+def _octal(field: bytes) -> int:
+    digits = field.split(b"\0", 1)[0].strip()
+    if not digits or not all(48 <= c <= 55 for c in digits):
+        raise LayerError("a tar header's size is not an octal number")
+    return int(digits, 8)
+
+
+def _link_of(raw: bytes) -> bytes:
+    """A link member's target: the PAX `linkpath` when there is a PAX header, else the USTAR field."""
+    if raw[156:157] == b"x":
+        records = raw[512 : 512 + _octal(raw[124:136])]
+        for line in records.split(b"\n"):
+            _, _, record = line.partition(b" ")
+            key, _, value = record.partition(b"=")
+            if key == b"linkpath":
+                return value
+        raw = raw[-512:]
+    return raw[157:257].split(b"\0", 1)[0]

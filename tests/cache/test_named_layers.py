@@ -1,0 +1,196 @@
+"""ORAS-named layers (cache/named.py): the layout of a result, reproducible trees that gzip and tarfile read
+as ORAS clients do, and a streaming extraction that takes nothing but what the record declares."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from mlpipe.cache.layers import RAW_THRESHOLD, LayerError, ObjectKey
+from mlpipe.cache.local import LocalStore
+from mlpipe.cache.named import (
+    NamedLayer,
+    TreeSink,
+    TreeStream,
+    gzip_size,
+    plan_named,
+    stored_gzip,
+    titles_for,
+)
+from mlpipe.digest import Entry, Manifest
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def file_entry(path: str, data: bytes, x: bool = False) -> Entry:
+    return Entry(path=path, kind="file", executable=x, size=len(data), sha256=sha(data))
+
+
+def link_entry(path: str, target: str) -> Entry:
+    return Entry(path=path, kind="link", executable=False, size=len(target), sha256=sha(target.encode()))
+
+
+CONTENT = {
+    "a.txt": b"a\n",
+    "sub/b.txt": b"b\n",
+    "sub/same.txt": b"a\n",
+    "run.sh": b"#!/bin/sh\n",
+    "long/" + "n" * 150 + ".txt": b"long\n",
+    "caf\u00e9.txt": b"accent\n",
+}
+
+
+def outputs() -> dict[str, Manifest]:
+    entries = [file_entry(p, d, x=p == "run.sh") for p, d in CONTENT.items()]
+    entries.append(link_entry("link", "sub/b.txt"))
+    entries.append(
+        Entry(path="big.bin", kind="file", executable=False, size=RAW_THRESHOLD + 1, sha256="e" * 64)
+    )
+    return {
+        "data": Manifest(type="dir", entries=tuple(sorted(entries, key=lambda e: e.path))),
+        "model": Manifest(type="file", entries=(file_entry("", b"weights"),)),
+        "empty": Manifest(type="dir", entries=()),
+    }
+
+
+def test_a_result_is_one_directory_layer_per_top_level_name_and_a_layer_per_big_or_file_output() -> None:
+    titles = titles_for(outputs(), {"data": "out/data", "empty": "out/empty"})
+    assert titles == {"data": "out/data", "empty": "out/empty", "model": "model"}
+    layers = plan_named(outputs(), titles)
+    assert [(layer.kind, layer.title) for layer in layers] == [
+        ("tree", "out"),
+        ("file", "model"),
+        ("file", "out/data/big.bin"),
+    ]
+    tree = layers[0]
+    assert [m.path for m in tree.members if m.kind == "dir"] == [
+        "out",
+        "out/data",
+        "out/data/long",
+        "out/data/sub",
+        "out/empty",
+    ]
+    assert {m.path for m in tree.members if m.kind != "dir"} == {f"out/data/{p}" for p in [*CONTENT, "link"]}
+
+
+def test_titles_that_would_clash_fall_back_to_the_output_names() -> None:
+    assert titles_for(outputs(), {"data": "model/x"}) == {"data": "data", "empty": "empty", "model": "model"}
+    assert titles_for(outputs(), {"data": "x", "empty": "x"})["empty"] == "empty"
+
+
+def store_with(tmp_path: Path, content: dict[str, bytes], mode: int = 0o444) -> dict[ObjectKey, Path]:
+    paths = {}
+    for data in [*content.values(), b"sub/b.txt"]:
+        for x in (False, True):
+            path = tmp_path / f"{sha(data)}{'.x' if x else ''}"
+            path.write_bytes(data)
+            os.chmod(path, mode)
+            os.utime(path, (1, 1))
+            paths[ObjectKey(sha(data), x)] = path
+    return paths
+
+
+def tree_of(tmp_path: Path, name: str, mode: int = 0o444) -> tuple[NamedLayer, TreeStream]:
+    (tmp_path / name).mkdir()
+    objects = store_with(tmp_path / name, CONTENT, mode)
+    (tree, *_) = plan_named(outputs(), {"data": "data", "model": "model", "empty": "empty"})
+    return tree, TreeStream(tree.members, objects.__getitem__)
+
+
+def test_a_tree_layer_is_reproducible_and_reads_as_oras_clients_read_it(tmp_path) -> None:
+    _, one = tree_of(tmp_path, "one")
+    _, two = tree_of(tmp_path, "two", mode=0o644)  # another store: other modes and times
+    data = b"".join(one)
+    assert data == b"".join(two) and len(data) == len(one)
+    digest, tar_digest = one.digests()
+    assert digest == "sha256:" + sha(data)
+    tar = gzip.decompress(data)
+    assert tar_digest == "sha256:" + sha(tar)
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
+        members = {m.name: m for m in archive.getmembers()}
+        assert archive.extractfile(members["data/sub/same.txt"]).read() == b"a\n"  # type: ignore[union-attr]
+        assert archive.extractfile(members["data/long/" + "n" * 150 + ".txt"]).read() == b"long\n"  # type: ignore[union-attr]
+        assert members["data/link"].issym() and members["data/link"].linkname == "sub/b.txt"
+        assert members["data/run.sh"].mode == 0o755 and members["data/a.txt"].mode == 0o644
+        assert members["data/caf\u00e9.txt"].isfile() and members["data/sub"].isdir()
+        assert all(m.mtime == 0 and m.uid == 0 and m.uname == "" for m in members.values())
+
+
+@pytest.mark.parametrize("size", [0, 1, 65534, 65535, 65536, 3 * 65535, 200_000])
+def test_the_stored_gzip_is_a_gzip_of_the_declared_size(size) -> None:
+    data = os.urandom(size)
+    blocks = [data[i : i + 7000] for i in range(0, size, 7000)]
+    made = b"".join(stored_gzip(blocks))
+    assert gzip.decompress(made) == data
+    assert len(made) == gzip_size(size)
+
+
+def pull(tree: NamedLayer, data: bytes, store: LocalStore, step: int = 4093) -> TreeSink:
+    wanted = {m.key for m in tree.members if m.key is not None}
+    sink = TreeSink(tree.members, wanted, lambda k: store.new_object(k.sha256, k.executable))
+    for i in range(0, len(data), step):
+        sink.write(data[i : i + step])
+    sink.finish()
+    return sink
+
+
+def test_a_pulled_tree_lands_in_the_store_each_object_once(tmp_path) -> None:
+    tree, stream = tree_of(tmp_path, "src")
+    store = LocalStore(tmp_path / "store")
+    pull(tree, b"".join(stream), store, step=1)
+    for path, data in CONTENT.items():
+        x = path == "run.sh"
+        assert Path(store.object_file(sha(data), x)).read_bytes() == data
+    assert Path(store.object_file(sha(b"sub/b.txt"), False)).read_bytes() == b"sub/b.txt"
+
+
+def spoiled(data: bytes, old: bytes, new: bytes) -> bytes:
+    """The tree with one part of its tar replaced, as a (real, compressed) gzip."""
+    tar = gzip.decompress(data)
+    assert old in tar
+    return gzip.compress(tar.replace(old, new, 1))
+
+
+@pytest.mark.parametrize(
+    ("spoil", "message"),
+    [
+        (lambda d: spoiled(d, b"a\n\0", b"z\n\0"), "does not match its digest"),
+        (lambda d: spoiled(d, b"data/a.txt", b"data/../xx"), "differs from its record at 'data/a.txt'"),
+        (lambda d: spoiled(d, b"sub/b.txt\0", b"/etc/passw"), "differs from its record at 'data/link'"),
+        (lambda d: d[: len(d) // 2], "ends before its tar does"),
+        (lambda d: gzip.compress(gzip.decompress(d) + b"x"), "bytes after the end of the layer's tar"),
+        (lambda d: d + b"\0", "ends before its tar does, or has bytes after its gzip stream"),
+        (lambda d: gzip.decompress(d), "not a gzip stream"),
+    ],
+)
+def test_anything_but_the_recorded_tree_is_refused_and_nothing_half_written_stays(
+    tmp_path, spoil, message
+) -> None:
+    tree, stream = tree_of(tmp_path, "src")
+    store = LocalStore(tmp_path / "store")
+    wanted = {m.key for m in tree.members if m.key is not None}
+    sink = TreeSink(tree.members, wanted, lambda k: store.new_object(k.sha256, k.executable))
+    data = spoil(b"".join(stream))
+    with pytest.raises(LayerError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        try:
+            for i in range(0, len(data), 4093):
+                sink.write(data[i : i + 4093])
+            sink.finish()
+        finally:
+            sink.close()
+    committed = {p.parent.name + p.name for p in (tmp_path / "store/objects").rglob("*") if p.is_file()}
+    assert committed <= {k.name for k in wanted}  # only whole, verified objects
+    temps = [
+        p
+        for p in (tmp_path / "store").rglob("*")
+        if p.is_file() and "objects" not in p.relative_to(tmp_path).parts
+    ]
+    assert temps == []
