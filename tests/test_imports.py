@@ -55,7 +55,7 @@ def test_each_module_imports_alone(module: str) -> None:
     assert result.stderr == ""
 
 
-HEAVY = ("docker", "oras", "requests", "git", "rich")
+HEAVY = ("docker", "oras", "requests", "truststore", "rich")
 """Imported only inside the backend that uses them, so `mlpipe --help` and `mlpipe plan` start fast."""
 
 

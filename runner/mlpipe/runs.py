@@ -58,6 +58,9 @@ class StepRecord:
     """For a step run in a container: the image as named (`ref`), its `id` (config digest) and registry `digest`."""
     gpus: list[dict[str, Any]] | None = None
     """The GPUs the step ran on: index, name, memory_mib, driver."""
+    changed_at: dict[str, Any] | None = None
+    """For a step that ran for a change: where the first change is, `{"path": repository path, or None for the
+    pipeline file, "line": 1-based}` (the changed file's first changed line, or the param's or input's line)."""
 
 
 @dataclass(kw_only=True)

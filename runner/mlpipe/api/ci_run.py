@@ -107,13 +107,17 @@ def _run(
     session: Session, options: CiRunOptions, run_id: str, stream: IO[str], console: Reporter, relay: Relay
 ) -> RunResult:
     # Found before any compute: a `since` REF without a run is an error, not a surprise at the end.
+    registry = remote_of(session.settings)
     baseline = baseline_for(
-        session.workspace,
-        since=options.since,
-        environ=session.settings.environ,
-        registry=remote_of(session.settings),
+        session.workspace, since=options.since, environ=session.settings.environ, registry=registry
     )
-    prepared = prepare_steps(session, options.selection, sink=relay)
+    prepared = prepare_steps(
+        session,
+        options.selection,
+        sink=relay,
+        base=baseline.record if baseline else None,  # reasons name what changed since the base's run
+        registry=registry,
+    )
     tag = release_tag(session.settings.environ)
     if tag is not None:  # before any compute: a release is the tagged commit and nothing else
         require_clean(tag, prepared.git)
@@ -153,9 +157,7 @@ def run_options(session: Session, options: CiRunOptions, sink: Sink = to_stderr)
         max_recoverable_file=options.snapshot_max_file_size,
         step_environment=step_environment(settings.environ),
         labels=runner_labels(settings.environ),
-        registry_access=RegistryAccess(
-            insecure=settings.insecure_registry, environ=settings.environ, sink=sink
-        ),
+        registry_access=RegistryAccess(plain_http=settings.plain_http, environ=settings.environ, sink=sink),
         run_url=github.run_url if github is not None else "",
     )
 
