@@ -24,6 +24,7 @@ from service_fixtures import (  # noqa: F401 - fixtures and constants, one insta
     github_api_server,
     podman,
     registry,
+    tls_registry,
     token_registry,
 )
 
@@ -46,6 +47,10 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    # Registry logins (podman's, docker's) of whoever runs the tests stay out of them.
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(home / "run"))
+    for name in ("REGISTRY_AUTH_FILE", "DOCKER_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     monkeypatch.setenv("NO_COLOR", "1")
     # Steps find `python` as they would in an activated virtual environment.

@@ -54,6 +54,7 @@ class Workflow:
         cache: str,
         *,
         fork: bool = False,
+        pr: int | None = None,
         extra_env: dict | None = None,
         token: str = "",
         api_url: str = "",
@@ -61,7 +62,8 @@ class Workflow:
         self.token, self.api_url = token, api_url
         self.origin, self.tmp, self.cache = origin, tmp, cache
         self.sha = origin.git("rev-parse", "HEAD").strip()
-        self.fork = fork
+        self.fork, self.pr = fork, pr
+        """`fork`: a pull request (#9) from a fork; `pr`: a pull request from a branch of the repository."""
         tmp.mkdir(parents=True, exist_ok=True)
         self.log = tmp / f"steps-{uuid.uuid4().hex[:6]}.log"
         self.log.write_text("")
@@ -70,14 +72,17 @@ class Workflow:
         self.summaries: dict[str, str] = {}
 
     def env(self, job: str, **more: str) -> dict[str, str]:
-        if self.fork:
-            payload = pull_request_payload(9, self.sha, self.sha, head_repo="mallory/ml-repo")
+        if self.fork or self.pr is not None:
+            number = self.pr or 9
+            payload = pull_request_payload(
+                number, self.sha, self.sha, **({"head_repo": "mallory/ml-repo"} if self.fork else {})
+            )
             actions = actions_job(
                 self.tmp / "jobs" / job,
                 event="pull_request",
                 payload=payload,
                 sha=self.sha,
-                ref="refs/pull/9/merge",
+                ref=f"refs/pull/{number}/merge",
                 token=self.token,
                 api_url=self.api_url,
             )

@@ -8,6 +8,8 @@ imports them, so every test folder (one per part of the package, faults/, contra
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,7 +17,14 @@ import pytest
 
 from services import podman as podman_service
 from services.podman import Podman, PodmanUnavailable
-from services.registry import REGISTRY_PASSWORD, REGISTRY_USER, Registry, RegistryUnavailable, missing_tools
+from services.registry import (
+    REGISTRY_PASSWORD,
+    REGISTRY_USER,
+    Registry,
+    RegistryUnavailable,
+    TestCA,
+    missing_tools,
+)
 
 
 def _in_ci() -> bool:
@@ -26,18 +35,25 @@ def _in_ci() -> bool:
 IN_CI = _in_ci()
 
 
-def _start(tmp_path_factory: pytest.TempPathFactory, *, auth: bool) -> Iterator[Registry]:
-    missing = missing_tools(auth=auth)
+def _start(tmp_path_factory: pytest.TempPathFactory, *, auth: bool, tls: bool = False) -> Iterator[Registry]:
+    missing = missing_tools(auth=auth) + (["openssl"] if tls and shutil.which("openssl") is None else [])
     if missing:
-        message = f"{', '.join(missing)} not installed (apt-get install docker-registry apache2-utils)"
+        message = (
+            f"{', '.join(missing)} not installed (apt-get install docker-registry apache2-utils openssl)"
+        )
         if IN_CI:
             pytest.fail(f"CI=true and the test registry cannot start: {message}", pytrace=False)
         pytest.skip(message)
-    root = tmp_path_factory.mktemp("registry-auth" if auth else "registry")
-    registry = Registry(root, username=REGISTRY_USER if auth else None, password=REGISTRY_PASSWORD)
+    root = tmp_path_factory.mktemp("registry-auth" if auth else "registry-tls" if tls else "registry")
     try:
+        registry = Registry(
+            root,
+            username=REGISTRY_USER if auth else None,
+            password=REGISTRY_PASSWORD,
+            tls=TestCA(root / "ca") if tls else None,
+        )
         registry.start()
-    except (RegistryUnavailable, OSError) as error:
+    except (RegistryUnavailable, OSError, subprocess.CalledProcessError) as error:
         pytest.fail(f"the test registry did not start: {error}", pytrace=False)
     try:
         yield registry
@@ -48,6 +64,13 @@ def _start(tmp_path_factory: pytest.TempPathFactory, *, auth: bool) -> Iterator[
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     yield from _start(tmp_path_factory, auth=False)
+
+
+@pytest.fixture(scope="session")
+def tls_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """A registry on 127.0.0.1 serving HTTPS with a certificate signed by a private CA (`registry.tls.cert`),
+    as a company registry behind its own CA; the CA is in no trust store."""
+    yield from _start(tmp_path_factory, auth=False, tls=True)
 
 
 @pytest.fixture(scope="session")

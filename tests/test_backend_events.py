@@ -48,7 +48,7 @@ def test_a_registry_given_up_is_one_warning_event(tmp_path: Path, capfd: pytest.
 def test_a_refused_entry_is_one_warning_event(
     tmp_path: Path, registry: Registry, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    client = RegistryClient(registry.host, insecure=True)
+    client = RegistryClient(registry.host, plain_http=True)
     config = b"{}"
     config_digest = "sha256:" + hashlib.sha256(config).hexdigest()
     client.upload_bytes("events", config_digest, config)

@@ -55,7 +55,7 @@ def test_each_module_imports_alone(module: str) -> None:
     assert result.stderr == ""
 
 
-HEAVY = ("docker", "oras", "requests", "git", "rich")
+HEAVY = ("docker", "oras", "requests", "truststore", "rich")
 """Imported only inside the backend that uses them, so `mlpipe --help` and `mlpipe plan` start fast."""
 
 
@@ -99,3 +99,36 @@ def test_python_dash_m_runs_the_cli() -> None:
         f"mlpipe, version {mlpipe.__version__}\n",
         "",
     )
+
+
+NOT_ON_THE_NO_OP = ("difflib", "random", "mlpipe.core.compare", "mlpipe.github.history")
+"""Loaded only when used: suggestions for a mistyped key, a comparison with a base run, GitHub's trend charts.
+A no-op `ci-run` or `plan` pays for none of them (bench/README.md, issue 18)."""
+
+
+@pytest.mark.parametrize("module", ["mlpipe.cli.ci_run", "mlpipe.cli.plan"])
+def test_the_no_op_path_does_not_import_what_it_does_not_use(module: str) -> None:
+    result = python(f"import sys, {module}\nprint(sorted(set(sys.modules) & {set(NOT_ON_THE_NO_OP)!r}))")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "[]\n"
+
+
+def test_a_no_op_ci_run_imports_no_comparison(tmp_path: Path) -> None:
+    # The whole no-op run, not only its module: nothing on the way loads the comparison or the suggestions.
+    from mlpipe_testing import make_repo
+
+    pipeline = "name: demo\nsteps:\n  a:\n    code: src\n    run: echo hi > ${{ outputs.o }}\n    outputs: {o: {type: file}}\n"
+    root = make_repo(
+        tmp_path / "repo", {"mlpipe.yaml": pipeline, "src/a.txt": "a\n", ".gitignore": ".mlpipe/\n"}
+    )
+    code = (
+        "import os, sys\n"
+        f"os.chdir({str(root)!r})\n"
+        "from mlpipe.cli.main import main\n"
+        "for _ in range(2):\n"
+        "    try:\n        main(['ci-run'])\n    except SystemExit as e:\n        assert e.code == 0, e.code\n"
+        f"print(sorted(set(sys.modules) & {set(NOT_ON_THE_NO_OP)!r}))"
+    )
+    result = python(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.endswith("\n[]\n"), result.stdout

@@ -107,6 +107,7 @@ def test_record_json_carries_the_format_tag_and_round_trips() -> None:
         "tree",
         "image",
         "gpus",
+        "changed_at",
     }
     assert RunRecord.from_json(json.loads(json.dumps(data))) == original
     assert original.counts() == {"ran": 1, "reused": 1}

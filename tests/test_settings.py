@@ -49,12 +49,12 @@ def test_each_value_says_where_it_came_from() -> None:
         "cache-mode": "mlpipe.toml",
         "cache": "default",
     }
-    assert {name: given.source(name) for name in ("insecure", "allow-dirty-push", "cache-required")} == {
-        "insecure": "--insecure",
+    assert {name: given.source(name) for name in ("plain-http", "allow-dirty-push", "cache-required")} == {
+        "plain-http": "--insecure",
         "allow-dirty-push": "env MLPIPE_ALLOW_DIRTY_PUSH",
         "cache-required": "default",
     }
-    assert (given.insecure_registry, given.allow_dirty_push, given.cache_required) == (True, True, False)
+    assert (given.plain_http, given.allow_dirty_push, given.cache_required) == (True, True, False)
     assert (given.source("MLPIPE_LOCK_TIMEOUT"), given.source("MLPIPE_KILL_GRACE_S")) == (
         "env MLPIPE_LOCK_TIMEOUT",
         "default",

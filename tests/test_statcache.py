@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import time
+import tracemalloc
 from pathlib import Path
 
-from mlpipe.digest import FileHasher, file_sha256
+from mlpipe.digest import FileHasher, file_sha256, tree_signature, walk_files
 from mlpipe.statcache import StatCache
 
 
@@ -124,3 +127,45 @@ def test_entries_added_from_threads_while_another_saves(tmp_path: Path) -> None:
         again = StatCache(path, tmp_path)
         found = [again.get_tree(str(tmp_path / f"w{n}" / "d299"), "sig", 0) for n in range(4)]
         assert found == ["sha256:299"] * 4, f"round {round_}"
+
+
+def test_the_tree_signature_is_the_digest_of_the_joined_lines_as_stored_before(tmp_path: Path) -> None:
+    # Fed file by file now; the bytes hashed are unchanged, so trees cached by an earlier version still match.
+    for name in ("a", "b", "sub/c"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(name)
+    files = list(walk_files(tmp_path))
+    joined = "\n".join(
+        f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0{st.st_ino}\0{st.st_mode}"
+        for rel, st in files
+    )
+    expected = hashlib.blake2b(joined.encode(), digest_size=20).hexdigest()
+    assert tree_signature(iter(files)) == (expected, max(st.st_mtime_ns for _, st in files))
+    assert tree_signature([]) == (hashlib.blake2b(b"", digest_size=20).hexdigest(), 0)
+
+
+def test_recognising_an_unchanged_tree_holds_no_list_of_its_files(tmp_path: Path) -> None:
+    # Memory flat in data size (issue 18): the hit path streams the walk. Before, it held every path and
+    # stat result at once, about 1 kB a file (5 MB here); now well under 1 MB whatever the number of files.
+    data = tmp_path / "data"
+    for i in range(5000):
+        part = data / f"{i // 500:02d}"
+        part.mkdir(parents=True, exist_ok=True)
+        (part / f"f{i:05d}").write_bytes(b"x")
+    cache_file = tmp_path / ".mlpipe" / "statcache.json"
+    first = FileHasher(StatCache(cache_file, tmp_path))
+    digest = first.digest(data)
+    first.save()
+    time.sleep(0.05)  # past the racy window: the files are older than the cache file
+    second = FileHasher(StatCache(cache_file, tmp_path))
+    tracemalloc.start()
+    try:
+        assert second.digest(data) == digest
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert (
+        second.stat_cache is not None
+        and second.stat_cache.get_tree(str(data), *tree_signature(walk_files(data))) == digest
+    )  # it was a hit
+    assert peak < 1_000_000, peak

@@ -136,14 +136,39 @@ def resolve(
 
 FLAGS = {
     "allow-dirty-push": "MLPIPE_ALLOW_DIRTY_PUSH",
-    "insecure": "MLPIPE_INSECURE_REGISTRY",
     "cache-required": "MLPIPE_CACHE_REQUIRED",
 }
 """On/off settings: a command-line flag or its variable (1, true, yes, on); not in config files."""
 
+PLAIN_HTTP = "MLPIPE_PLAIN_HTTP"
+DEPRECATED_PLAIN_HTTP = "MLPIPE_INSECURE_REGISTRY"
+"""The old name of MLPIPE_PLAIN_HTTP (and `--insecure` of `--plain-http`): on means plain HTTP, as before."""
+_YES, _NO = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+
 
 def _on(value: str | None) -> bool:
-    return (value or "").lower() in {"1", "true", "yes", "on"}
+    return (value or "").lower() in _YES
+
+
+def _plain_http(cli: Mapping[str, Any], env: Mapping[str, str]) -> tuple[bool | None, str]:
+    """`--plain-http` / `--no-plain-http`, else MLPIPE_PLAIN_HTTP (None: plain HTTP to loopback hosts only), and
+    where that came from."""
+    given = cli.get("plain-http")
+    if isinstance(given, bool):
+        return given, "--plain-http" if given else "--no-plain-http"
+    if cli.get("insecure") is True:
+        return True, "--insecure"
+    value = env.get(PLAIN_HTTP, "").strip().lower()
+    if value in _YES | _NO:
+        return value in _YES, f"env {PLAIN_HTTP}"
+    if value:
+        raise UsageError(
+            f"{PLAIN_HTTP}={env[PLAIN_HTTP]!r}: expected true (plain HTTP) or false (HTTPS, also to loopback "
+            "hosts); unset, plain HTTP goes to loopback hosts only"
+        )
+    if _on(env.get(DEPRECATED_PLAIN_HTTP)):
+        return True, f"env {DEPRECATED_PLAIN_HTTP}"
+    return None, "default"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -155,10 +180,11 @@ class Settings:
     environ: Mapping[str, str] = field(default_factory=dict)
     """The caller's environment as it was when the settings were read; no one writes it."""
     allow_dirty_push: bool = False
-    insecure_registry: bool = False
+    plain_http: bool | None = None
+    """Plain HTTP to the registry (True), HTTPS (False), or plain HTTP to loopback hosts only (None)."""
     cache_required: bool = False
     flag_sources: Mapping[str, str] = field(default_factory=dict)
-    """Where each on/off flag (FLAGS) was set: its option, 'env VARIABLE', or 'default'."""
+    """Where each on/off flag (FLAGS, and plain-http) was set: its option, 'env VARIABLE', or 'default'."""
 
     def value(self, name: str) -> Any:
         setting = self.values.get(name)
@@ -248,11 +274,12 @@ def settings(
         name: f"--{name}" if cli.get(name) is True else f"env {var}" if _on(env.get(var)) else "default"
         for name, var in FLAGS.items()
     }
+    plain_http, sources["plain-http"] = _plain_http(cli, env)
     return Settings(
         values=resolve(cli=cli, environ=env, files=files),
         environ=env,
         allow_dirty_push=flags["allow-dirty-push"],
-        insecure_registry=flags["insecure"],
+        plain_http=plain_http,
         cache_required=flags["cache-required"],
         flag_sources=MappingProxyType(sources),
     )

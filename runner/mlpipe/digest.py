@@ -8,7 +8,7 @@ import os
 import re
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,14 +125,21 @@ def walk_files(top: Path | str, *, specials: bool = False) -> Iterator[tuple[str
     yield from walk(os.fspath(top), "")
 
 
-def tree_signature(files: list[tuple[str, os.stat_result]]) -> tuple[str, int]:
-    """A digest of every file's path and stat data, and the newest mtime: what the tree cache is keyed by."""
-    lines = "\n".join(
-        f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0{st.st_ino}\0{st.st_mode}"
-        for rel, st in files
-    )
-    newest = max((st.st_mtime_ns for _, st in files), default=0)
-    return hashlib.blake2b(lines.encode("utf-8", "surrogateescape"), digest_size=20).hexdigest(), newest
+def tree_signature(files: Iterable[tuple[str, os.stat_result]]) -> tuple[str, int]:
+    """A digest of every file's path and stat data, and the newest mtime: what the tree cache is keyed by.
+
+    Fed file by file, so a walk (`walk_files`) passed in is never held whole: memory stays flat in the number
+    of files. The bytes hashed are the lines joined by newlines, as they always were (stored keys still match).
+    """
+    h = hashlib.blake2b(digest_size=20)
+    newest = 0
+    separator = b""
+    for rel, st in files:
+        line = f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0{st.st_ino}\0{st.st_mode}"
+        h.update(separator + line.encode("utf-8", "surrogateescape"))
+        separator = b"\n"
+        newest = max(newest, st.st_mtime_ns)
+    return h.hexdigest(), newest
 
 
 class FileHasher:
@@ -188,13 +195,18 @@ class FileHasher:
         top = os.fspath(path)
         st = os.stat(top)
         is_dir = stat.S_ISDIR(st.st_mode)
-        files = list(walk_files(top)) if is_dir else [("", st)]
-        signature, newest = tree_signature(files)
-        with self._lock:
-            self._signatures[top] = signature
+        signature, newest = tree_signature(walk_files(top) if is_dir else [("", st)])
         cached = self.stat_cache.get_tree(top, signature, newest)
         if cached is not None:
+            with self._lock:
+                self._signatures[top] = signature
             return cached
+        # A miss: walk again, keeping the list this time (the files are hashed now anyway), and key the digest
+        # by the signature of the very walk it was computed from, in case a file changed between the walks.
+        files = list(walk_files(top)) if is_dir else [("", os.stat(top))]
+        signature, _ = tree_signature(files)
+        with self._lock:
+            self._signatures[top] = signature
         digest = (self._dir_manifest(top, files) if is_dir else self.manifest(path)).digest
         self.stat_cache.put_tree(top, signature, digest)
         return digest

@@ -6,7 +6,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,7 +26,8 @@ def new_run_id(now: float | None = None) -> str:
     """Sortable by time (UTC, milliseconds) and unique across machines (64 random bits)."""
     now = time.time() if now is None else now
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now))
-    return f"{stamp}{int(now * 1000) % 1000:03d}Z-{secrets.token_hex(8)}"
+    # os.urandom is what secrets.token_hex reads; `secrets` would import `random` into every start-up
+    return f"{stamp}{int(now * 1000) % 1000:03d}Z-{os.urandom(8).hex()}"
 
 
 def utc_now() -> str:
@@ -58,6 +58,9 @@ class StepRecord:
     """For a step run in a container: the image as named (`ref`), its `id` (config digest) and registry `digest`."""
     gpus: list[dict[str, Any]] | None = None
     """The GPUs the step ran on: index, name, memory_mib, driver."""
+    changed_at: dict[str, Any] | None = None
+    """For a step that ran for a change: where the first change is, `{"path": repository path, or None for the
+    pipeline file, "line": 1-based}` (the changed file's first changed line, or the param's or input's line)."""
 
 
 @dataclass(kw_only=True)

@@ -22,6 +22,12 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
+def printable(text: str) -> str:
+    """`text` as one printable line: each other character as a Python literal writes it (`\\n`, `\\x1b`), so a
+    path or value from a repository or a registry cannot break or forge the lines around it."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 # GitHub Actions workflow commands (`::error file=…,line=…::message`): the runner decodes these escapes, so
 # untrusted text (a step's error, a file's name) can neither end the command nor start another line.
 def escape_data(text: str) -> str:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from mlpipe.cache.registry import RegistryClient, find_credentials
+from mlpipe.cache.logins import find_credentials
+from mlpipe.cache.registry import RegistryClient
 from services.registry import REGISTRY_PASSWORD, REGISTRY_USER, Registry
 
 PIPELINE = """\
@@ -239,7 +240,8 @@ def test_no_credentials_say_where_mlpipe_looks(project_factory, auth_registry, t
     out.assert_code(1)
     assert (
         f"registry {auth_registry.host} answered 401: cannot pull from t/anonymous: no credentials were found "
-        "(set MLPIPE_REGISTRY_USERNAME and MLPIPE_REGISTRY_PASSWORD, GITHUB_TOKEN for ghcr.io, or docker login)"
+        "(set MLPIPE_REGISTRY_USERNAME and MLPIPE_REGISTRY_PASSWORD, GITHUB_TOKEN for ghcr.io, or log in with "
+        "docker, podman, skopeo or buildah login)"
     ) in out.stderr
 
 
@@ -264,7 +266,7 @@ def test_steps_never_see_registry_settings_or_credentials(project_factory, auth_
         "read-write",
         "--cache-required",
         "--allow-dirty-push",
-        "--insecure",
+        "--plain-http",
         env=env,
     ).assert_success()
     assert p.record()["options"]["cache"]["pushed"] == 1, out.output

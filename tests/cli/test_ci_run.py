@@ -99,7 +99,7 @@ def test_early_cutoff_reuses_downstream_when_upstream_output_is_identical(projec
     plan = project.run("plan", "--json").assert_success().json()
     actions = {s["name"]: s["action"] for s in plan["steps"]}
     assert actions == {"a": "run", "b": "run", "c": "reuse"}
-    assert plan["steps"][0]["reasons"] == ["code changed: a.sh modified"]
+    assert plan["steps"][0]["reasons"] == ["code changed: a/a.sh modified"]  # by repository path
     project.run("ci-run").assert_success()
     record = project.record()
     assert statuses(record) == {"a": "ran", "b": "reused", "c": "reused"}
@@ -108,12 +108,16 @@ def test_early_cutoff_reuses_downstream_when_upstream_output_is_identical(projec
 
 def test_changed_input_reruns_its_step_and_downstream(project):
     project.run("ci-run").assert_success()
+    first = project.record()
     project.write({"data/input.txt": "one\ntwo\nthree\n"})
     project.commit()
     project.run("ci-run").assert_success()
     record = project.record()
     assert statuses(record) == {"a": "ran", "b": "ran", "c": "reused"}
-    assert record["steps"]["a"]["reasons"] == ["input data changed"]
+    old, new = (r["steps"]["a"]["parts"]["inputs"]["data"] for r in (first, record))
+    assert record["steps"]["a"]["reasons"] == [
+        f"input data (data/input.txt) changed: {old[:19]} -> {new[:19]}"
+    ]
 
 
 def test_two_clones_at_different_paths_reuse_each_others_results(project, tmp_path):

@@ -26,9 +26,14 @@ GPU = ("self-hosted", "gpu")
 
 
 def S(
-    name: str, *upstream: str, labels: tuple[str, ...] = (), own: bool = False, runs: bool = True
+    name: str,
+    *upstream: str,
+    labels: tuple[str, ...] = (),
+    own: bool = False,
+    runs: bool = True,
+    gpus: int = 0,
 ) -> StepNeeds:
-    return StepNeeds(name=name, upstream=upstream, labels=labels, own_job=own, runs=runs)
+    return StepNeeds(name=name, upstream=upstream, labels=labels, own_job=own, runs=runs, gpus=gpus)
 
 
 def shape(waves) -> list[list[tuple[str, ...]]]:
@@ -80,6 +85,41 @@ def test_gpu_steps_get_their_own_job_on_the_runner_their_labels_map_to() -> None
     assert waves[0][0].runs_on == "ubuntu-22.04"
     # unmapped labels are the job's runs-on as written
     assert place(steps, waves=2, runners=RunnerMap())[1][0].entry()["runs-on"] == ["self-hosted", "gpu"]
+
+
+def test_a_gpu_step_without_runs_on_goes_where_the_gpu_key_maps_never_to_the_default_runner() -> None:
+    steps = [S("prepare"), S("train", "prepare", gpus=2), S("lint", "prepare"), S("report", "train", "lint")]
+    runners = parse_runner_map('{"gpu": ["self-hosted", "gpu"]}')
+    waves = place(steps, waves=3, runners=runners)
+    assert [(job.steps, job.runs_on) for job in waves[1]] == [
+        (("train",), ("self-hosted", "gpu")),
+        (("lint",), "ubuntu-latest"),
+    ]
+    assert [(job.steps, job.runs_on) for job in waves[2]] == [(("report",), "ubuntu-latest")]
+    # in a last-wave chain it is not "any runner": the chain goes to the GPU runner
+    chain = place(steps, waves=2, runners=runners)
+    assert [(job.steps, job.runs_on) for job in chain[1]] == [
+        (("train", "lint", "report"), ("self-hosted", "gpu"))
+    ]
+    # a step with runs-on keeps its own mapping; a reused GPU step starts no job and needs no mapping
+    labelled = [S("train", labels=("big",), gpus=1), S("old", gpus=1, runs=False)]
+    assert shape(place(labelled, waves=1, runners=RunnerMap())) == [[("train",)]]
+    # one job (single mode) runs on the GPU runner too
+    jobs, note = single_job(steps, waves=2, runners=runners)
+    assert jobs[0][0].runs_on == ("self-hosted", "gpu") and note == ""
+
+
+def test_a_gpu_step_without_runs_on_or_a_gpu_mapping_is_refused_with_the_fix() -> None:
+    steps = [S("prepare"), S("train", "prepare", gpus=1)]
+    for plan in (place, lambda s, **kw: single_job(s, **kw)[0]):
+        with pytest.raises(UsageError) as info:
+            plan(steps, waves=2, runners=parse_runner_map('{"default": "ubuntu-22.04"}'))
+        assert str(info.value) == (
+            "step 'train' asks for 1 GPU(s) (resources: {gpus: 1}) and has no runs-on, so its job would start "
+            "on the default runner ubuntu-22.04, which mlpipe cannot know has GPUs; give the step `runs-on: "
+            "[<your GPU runner's labels>]` in the pipeline file, or map GPU steps to a runner: --runner-labels "
+            '\'{"gpu": ["self-hosted", "gpu"]}\''
+        )
 
 
 def test_sweep_instances_and_fan_out_steps_get_a_job_each() -> None:

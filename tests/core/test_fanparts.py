@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from mlpipe.core.fanout import BadFanOut, FanOut, RunnerMap, StepNeeds, place
-from mlpipe.core.fanparts import Part, merge, never_ran, part_from_json, refusal, unmet_upstream
+from mlpipe.core.fanparts import (
+    Part,
+    merge,
+    never_ran,
+    part_from_json,
+    refusal,
+    run_annotations,
+    unmet_upstream,
+)
 from mlpipe.runs import StepRecord
 
 RUN = "20260101T000000000Z-0123456789abcdef"
@@ -137,3 +145,56 @@ def test_the_plans_own_record_is_checked_as_parts_are() -> None:
         tampered = replace(p, record={**p.record, "steps": {**p.record["steps"], "a": bad}})
         with pytest.raises(BadFanOut, match="the plan's run record is malformed"):
             merge(tampered, {}, cancelled=False, ended_at="x")
+
+
+def note(title: str, level: str = "failure", path: str = "src/train.py", line: int = 3) -> dict:
+    return {
+        "path": path,
+        "start_line": line,
+        "end_line": line,
+        "annotation_level": level,
+        "title": title,
+        "message": "exited with code 1\n\nValueError: bad",
+    }
+
+
+def test_jobs_annotations_reach_the_report_each_once_failures_first() -> None:
+    p = plan()
+    dirty = note("mlpipe: uncommitted changes", level="warning", path="mlpipe.yaml", line=1)
+    parts = {
+        "w1j1": Part(
+            run_id=RUN, job="w1j1", status="failed", annotations=(dirty, note("mlpipe: step a failed"))
+        ),
+        "w2j1": Part(
+            run_id=RUN, job="w2j1", status="failed", annotations=(dirty, note("mlpipe: step b failed"))
+        ),
+    }
+    read = {job: part_from_json(part.to_json(), p, job) for job, part in parts.items()}
+    assert read["w1j1"].annotations == parts["w1j1"].annotations
+    assert run_annotations(p, read) == [note("mlpipe: step a failed"), note("mlpipe: step b failed"), dirty]
+    assert run_annotations(p, {"w1j1": None}) == []
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {**note("t"), "path": "/etc/passwd"},
+        {**note("t"), "path": "src/../../outside"},
+        {**note("t"), "start_line": 0},
+        {**note("t"), "start_line": True},
+        {**note("t"), "annotation_level": "error"},
+        {**note("t"), "title": "two\nlines"},
+        {**note("t"), "message": 7},
+        "not an object",
+    ],
+)
+def test_a_parts_annotations_are_checked_before_they_reach_the_check_run(bad: object) -> None:
+    data = Part(run_id=RUN, job="w1j1", status="failed").to_json()
+    data["annotations"] = [bad]
+    with pytest.raises(BadFanOut, match="the part of job w1j1"):
+        part_from_json(data, plan(), "w1j1")
+    data["annotations"] = [note("t")] * 51
+    with pytest.raises(BadFanOut, match="at most 50"):
+        part_from_json(data, plan(), "w1j1")
+    data["annotations"] = [{**note("t"), "message": "a\x1b[31mred\nnext"}]
+    assert part_from_json(data, plan(), "w1j1").annotations[0]["message"] == "a [31mred\nnext"

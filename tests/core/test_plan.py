@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from mlpipe.core import plan
+from mlpipe.core.reasons import Earlier, FileChange, Spot
 from mlpipe.core.results import StepResult
 from mlpipe.digest import Entry, Manifest
 from mlpipe.spec.model import Location, Output, Param, Pipeline, RepoInput, Step, StepInput
@@ -85,18 +86,19 @@ class FakeStore:
     results: dict[str, StepResult] = field(default_factory=dict)
     latest_of: dict[str, StepResult] = field(default_factory=dict)
     looked_up: list[str] = field(default_factory=list)
-    compared: list[tuple[str, str]] = field(default_factory=list)
-    changed_files: list[tuple[str, str]] | None = None
+    compared: list[tuple[str, str, str]] = field(default_factory=list)
+    changed_files: list[FileChange] | None = None
 
     def lookup(self, key: str) -> StepResult | None:
         self.looked_up.append(key)
         return self.results.get(key)
 
-    def latest(self, step: str) -> StepResult | None:
-        return self.latest_of.get(step)
+    def earlier(self, step: str) -> Earlier | None:
+        latest = self.latest_of.get(step)
+        return Earlier.of_result(latest) if latest else None
 
-    def code_changes(self, old: str, new: str) -> list[tuple[str, str]] | None:
-        self.compared.append((old, new))
+    def code_changes(self, code: str, old: str, new: str) -> list[FileChange] | None:
+        self.compared.append((code, old, new))
         return self.changed_files
 
     def record_run(
@@ -137,7 +139,7 @@ def make(
         needed=selected if needed is None else needed,
         facts=facts,
         lookup=store.lookup,
-        latest=store.latest,
+        earlier=store.earlier,
         code_changes=store.code_changes,
         no_reuse=no_reuse,
     )
@@ -220,20 +222,38 @@ def test_a_changed_input_names_it() -> None:
     facts = replace(FACTS, input_digests={"prep": {"raw": "sha256:" + "b" * 64}})
     p = make(store, facts=facts)
     assert actions(p)["prep"] == "run"
-    assert reasons(p)["prep"] == ["input raw changed"]
+    assert reasons(p)["prep"] == [f"input raw (data/raw.csv) changed: sha256:{'a' * 12} -> sha256:{'b' * 12}"]
+    assert p.steps["prep"].spot == Spot(path=None, line=PREP.inputs["raw"].loc.line)
 
 
 def test_a_code_change_names_the_files_and_compares_the_right_trees() -> None:
-    store = FakeStore(changed_files=[("modified", "prep.py"), ("added", "util/io.py")])
+    store = FakeStore(
+        changed_files=[
+            FileChange(change="removed", path="prep/old.py"),
+            FileChange(change="modified", path="prep/prep.py", line=12),
+            FileChange(change="added", path="prep/util/io.py", line=1),
+        ]
+    )
     store.record_run("r1")
     facts = replace(FACTS, code_trees={**TREES, "prep": "4" * 40})
     p = make(store, facts=facts)
-    assert reasons(p)["prep"] == ["code changed: prep.py modified, util/io.py added"]
-    assert store.compared == [("1" * 40, "4" * 40)]
+    assert reasons(p)["prep"] == [
+        "code changed: prep/old.py removed, prep/prep.py modified, prep/util/io.py added"
+    ]
+    assert store.compared == [("prep", "1" * 40, "4" * 40)]
+    # The notice goes on the first changed file that is still there, at its first changed line.
+    assert p.steps["prep"].spot == Spot(path="prep/prep.py", line=12)
+
+
+def test_a_changed_path_is_printed_on_one_line() -> None:
+    store = FakeStore(changed_files=[FileChange(change="added", path="prep/a\nb\x1b[31m.py", line=1)])
+    store.record_run("r1")
+    p = make(store, facts=replace(FACTS, code_trees={**TREES, "prep": "4" * 40}))
+    assert reasons(p)["prep"] == ["code changed: prep/a\\nb\\x1b[31m.py added"]
 
 
 def test_a_code_change_with_many_files_shows_five() -> None:
-    store = FakeStore(changed_files=[("modified", f"f{i}.py") for i in range(7)])
+    store = FakeStore(changed_files=[FileChange(change="modified", path=f"f{i}.py") for i in range(7)])
     store.record_run("r1")
     p = make(store, facts=replace(FACTS, code_trees={**TREES, "prep": "4" * 40}))
     assert reasons(p)["prep"] == [
@@ -249,7 +269,7 @@ def test_a_code_change_without_the_old_listing_names_the_trees() -> None:
 
 
 def test_a_changed_command_and_several_changes_are_all_named_in_order() -> None:
-    store = FakeStore(changed_files=[("deleted", "old.py")])
+    store = FakeStore(changed_files=[FileChange(change="removed", path="prep/old.py")])
     store.record_run("r1")
     changed = replace(PREP, run=PREP.run + " --fast", image="python:3.12")
     p = make(
@@ -262,8 +282,8 @@ def test_a_changed_command_and_several_changes_are_all_named_in_order() -> None:
         ),
     )
     assert reasons(p)["prep"] == [
-        "code changed: old.py deleted",
-        "input raw changed",
+        "code changed: prep/old.py removed",
+        f"input raw (data/raw.csv) changed: sha256:{'a' * 12} -> sha256:{'b' * 12}",
         "command changed",
         "image changed: None -> python:3.12",
     ]
@@ -396,7 +416,9 @@ def test_decide_once_upstream_ran_keeps_the_forced_reason_and_names_early_cutoff
     stored = StepResult(fingerprint=fingerprint.key, parts=fingerprint.parts, outputs={"data": manifest("x")})
     common: dict[str, Any] = {
         "fingerprint": fingerprint,
-        "previous": None,
+        "pipeline": PIPELINE,
+        "step": PREP,
+        "earlier": None,
         "code_changes": None,
     }
     forced = plan.decide(selected=True, forced_by="--no-reuse given", found=None, **common)
@@ -409,9 +431,7 @@ def test_decide_once_upstream_ran_keeps_the_forced_reason_and_names_early_cutoff
     )
     gone = plan.decide(selected=False, forced_by="", found=None, **common)
     assert (gone.action, gone.result) == ("missing", None)
-    changed = plan.decide(
-        selected=True, forced_by="", found=None, **common | {"previous": replace(stored, parts={})}
-    )
+    changed = plan.decide(selected=True, forced_by="", found=None, **common | {"earlier": Earlier(parts={})})
     assert changed.action == "run" and changed.reasons != ("no stored result for this step yet",)
 
 
@@ -419,12 +439,24 @@ def test_decide_names_the_changed_code_files_it_is_given_as_data() -> None:
     fingerprint = plan.fingerprint_step(PIPELINE, PREP, FACTS, {})
     assert fingerprint is not None
     new_tree = fingerprint.parts["code"]
-    old = StepResult(fingerprint="f" * 64, parts={**fingerprint.parts, "code": "0" * 40}, outputs={})
+    old = Earlier(parts={**fingerprint.parts, "code": "0" * 40})
     assert plan.changed_code(old, fingerprint) == ("0" * 40, new_tree)
     assert plan.changed_code(None, fingerprint) is None
     assert plan.changed_code(replace(old, parts=fingerprint.parts), fingerprint) is None
-    common: dict[str, Any] = {"selected": True, "forced_by": "", "fingerprint": fingerprint, "found": None}
-    named = plan.decide(**common, previous=old, code_changes=[("modified", "prep.py"), ("added", "util.py")])
-    assert named.reasons == ("code changed: prep.py modified, util.py added",)
-    unknown = plan.decide(**common, previous=old, code_changes=None)
+    common: dict[str, Any] = {
+        "pipeline": PIPELINE,
+        "step": PREP,
+        "selected": True,
+        "forced_by": "",
+        "fingerprint": fingerprint,
+        "found": None,
+    }
+    files = [
+        FileChange(change="modified", path="prep/prep.py", line=3),
+        FileChange(change="added", path="prep/util.py", line=1),
+    ]
+    named = plan.decide(**common, earlier=old, code_changes=files)
+    assert named.reasons == ("code changed: prep/prep.py modified, prep/util.py added",)
+    assert named.spot == Spot(path="prep/prep.py", line=3)
+    unknown = plan.decide(**common, earlier=old, code_changes=None)
     assert unknown.reasons == (f"code changed (tree {'0' * 10} -> {new_tree[:10]})",)

@@ -159,6 +159,54 @@ def test_action_references_are_consistent() -> None:
     assert ACTION["runs"]["using"] == "composite"
 
 
+def test_the_action_brings_its_own_python_and_leaves_the_jobs_alone() -> None:
+    """actions/setup-python with update-environment false (as cibuildwheel's action): mlpipe's Python is not put
+    on PATH, so the job's `python` (its steps') stays the job's; only the setup step's output names it."""
+    (brought,) = [s for s in ACTION["runs"]["steps"] if s.get("uses", "").startswith("actions/setup-python@")]
+    assert (brought["id"], brought["if"]) == ("python", "inputs.python == ''")
+    assert brought["with"]["update-environment"] is False
+    major, minor = map(int, brought["with"]["python-version"].split("."))
+    assert (major, minor) >= (3, 11)
+    setup = next(s for s in ACTION["runs"]["steps"] if s.get("id") == "setup")
+    assert setup["env"]["BROUGHT_PYTHON"] == "${{ steps.python.outputs.python-path }}"
+    install = next(s for s in ACTION["runs"]["steps"] if s.get("id") == "install")
+    assert install["env"]["PYTHON"] == "${{ steps.setup.outputs.python }}"
+
+
+def old_python(directory: Path) -> Path:
+    """A `python3` and `python` that are 3.8, as on a runner whose default Python is older than mlpipe needs;
+    each call is logged."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in ("python3", "python"):
+        script = directory / name
+        script.write_text(f'#!/bin/sh\necho "$0 $*" >> "{directory}/calls"\necho 3.8\nexit 1\n')
+        script.chmod(0o755)
+    return directory / "python3"
+
+
+def test_on_a_runner_whose_python_is_too_old_the_action_uses_the_one_it_brings(tmp_path: Path) -> None:
+    old = old_python(tmp_path / "old-bin")
+    job = actions_job(tmp_path / "job", event="push", payload={}, sha="0" * 40, ref="refs/heads/main")
+    job.env["PATH"] = f"{old.parent}{os.pathsep}{os.environ['PATH']}"
+    runner = Runner(job, {}, tmp_path)  # the python input left empty
+    result = runner.run(only={"setup"})
+    assert result is not None and result.returncode == 0, result and result.stdout + result.stderr
+    assert runner.context["steps.setup.outputs.python"] == sys.executable
+    assert not (old.parent / "calls").exists()  # the job's python was never asked
+    assert Path(job.env["GITHUB_PATH"]).read_text() == Path(job.env["GITHUB_ENV"]).read_text() == ""
+
+
+def test_a_python_input_older_than_3_11_is_refused(tmp_path: Path) -> None:
+    old = old_python(tmp_path / "old-bin")
+    job = actions_job(tmp_path / "job", event="push", payload={}, sha="0" * 40, ref="refs/heads/main")
+    result = Runner(job, {"python": str(old)}, tmp_path).run(only={"setup"})
+    assert result is not None and result.returncode == 2
+    assert result.stdout.strip() == (
+        f"::error::mlpipe needs Python 3.11 or newer to install with; '{old}' is 3.8. Leave the python input "
+        "empty for the action's own."
+    )
+
+
 def test_the_dockerfile_passes_hadolint() -> None:
     result = subprocess.run(
         [str(BIN / "hadolint"), str(ROOT / "Dockerfile")],
@@ -170,7 +218,7 @@ def test_the_dockerfile_passes_hadolint() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     text = (ROOT / "Dockerfile").read_text()
     assert re.search(r"^FROM python:\d+\.\d+\.\d+-slim", text, re.MULTILINE)
-    assert re.search(r"^USER (?!root|0\b)", text, re.MULTILINE)
+    assert not re.search(r"^USER ", text, re.MULTILINE)  # tests/github/test_image.py says why
 
 
 # -- the action, run as the runner runs it ---------------------------------------------------------------------
@@ -178,9 +226,12 @@ EXPRESSION = re.compile(r"\$\{\{\s*([^}]+?)\s*\}\}")
 
 
 class Runner:
-    """Runs the action's steps in one job: shared RUNNER_TEMP, a fresh GITHUB_OUTPUT per step."""
+    """Runs the action's steps in one job: shared RUNNER_TEMP, a fresh GITHUB_OUTPUT per step. Of the `uses:`
+    steps, actions/setup-python is stood in for by its `python-path` output: the Python it brings (`brought`)."""
 
-    def __init__(self, job: ActionsJob, inputs: dict[str, str], workspace: Path) -> None:
+    def __init__(
+        self, job: ActionsJob, inputs: dict[str, str], workspace: Path, brought: str = sys.executable
+    ) -> None:
         self.job = job
         self.workspace = workspace
         defaults = {name: str(spec.get("default", "")) for name, spec in ACTION["inputs"].items()}
@@ -188,6 +239,7 @@ class Runner:
             "github.action_path": str(ROOT),
             "github.token": job.env.get("GITHUB_TOKEN", ""),
             "runner.temp": job.env["RUNNER_TEMP"],
+            "steps.python.outputs.python-path": brought,
         }
         for name, value in {**defaults, **inputs}.items():
             self.context[f"inputs.{name}"] = self.evaluate(value)
@@ -245,7 +297,7 @@ def installed_action(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The action's setup and install steps, once: mlpipe from this checkout into a venv under RUNNER_TEMP."""
     root = tmp_path_factory.mktemp("action-install")
     job = actions_job(root / "job", event="push", payload={}, sha="0" * 40, ref="refs/heads/main")
-    runner = Runner(job, {"python": sys.executable}, root)
+    runner = Runner(job, {}, root)  # with the Python the action brings
     result = runner.run(only={"setup", "install"})
     assert result is not None and result.returncode == 0, result and result.stdout + result.stderr
     assert runner.context["steps.setup.outputs.cache-key"].startswith("mlpipe-action-Linux-X64-py3.")

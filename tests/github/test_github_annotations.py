@@ -7,6 +7,7 @@ from mlpipe.github.annotations import (
     Layout,
     StepSource,
     batches,
+    change_location,
     collect,
     failure_location,
     resolve,
@@ -105,6 +106,46 @@ def test_collect_orders_failures_warnings_notices() -> None:
 def test_a_failure_without_a_location_is_at_the_steps_line() -> None:
     found = collect(record(), LAYOUT, {})
     assert (found[0].path, found[0].line, found[0].message) == ("ml/mlpipe.yaml", 12, "exited with code 1")
+
+
+def test_a_rerun_notice_sits_where_the_change_is() -> None:
+    ran = RunRecord(
+        run_id="r1",
+        pipeline="demo",
+        pipeline_file="mlpipe.yaml",
+        started_at="2026-01-01T00:00:00Z",
+        steps={
+            "train": StepRecord(
+                status="ran",
+                reasons=["code changed: ml/src/a.c modified"],
+                changed_at={"path": "ml/src/a.c", "line": 9},
+            )
+        },
+    )
+    lint = LAYOUT.steps["lint"]
+    notice = collect(ran, Layout(**{**vars(LAYOUT), "steps": {"train": lint}}), {})[0]
+    assert (notice.level, notice.path, notice.line) == ("notice", "ml/src/a.c", 9)
+    assert notice.message == "Why: code changed: ml/src/a.c modified"
+    # A param or input: its line in the pipeline file.
+    assert change_location({"path": None, "line": 3}, LAYOUT, lint) == ("ml/mlpipe.yaml", 3)
+
+
+def test_a_change_location_outside_the_steps_files_is_not_trusted() -> None:
+    lint = LAYOUT.steps["lint"]
+    for where in (
+        {"path": "ml/src/../../etc/passwd", "line": 1},
+        {"path": "/etc/passwd", "line": 1},
+        {"path": "ml/src/b.c", "line": 1},  # not one of its files (a removed file is not either)
+        {"path": "ml/./src/a.c", "line": 1},
+        {"path": "ml/src/a.c", "line": 0},
+        {"path": "ml/src/a.c", "line": "3"},
+        {"path": "ml/src/a.c", "line": True},
+        {"path": 7, "line": 3},
+        {"line": 3, "path": ["ml/src/a.c"]},
+        None,
+    ):
+        assert change_location(where, LAYOUT, lint) is None, where
+    assert change_location({"path": "ml/src/a.c", "line": 2}, LAYOUT, None) is None
 
 
 def test_api_shape_and_workflow_command_escaping() -> None:

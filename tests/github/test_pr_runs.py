@@ -3,6 +3,7 @@ and the check run says why and shows the metrics diff against the base branch's 
 
 from __future__ import annotations
 
+import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
@@ -74,16 +75,17 @@ def test_a_pr_reruns_only_the_changed_step_and_its_downstream_with_reasons_and_m
     record = pr.record()
     assert statuses(record) == {"prepare": "reused", "train": "ran", "report": "ran", "lint": "reused"}
     assert record["options"]["cache"]["write"].endswith("/pr-7")
-    old_tree = pr.git("rev-parse", f"{base}:train").strip()[:12]
-    new_tree = pr.git("rev-parse", "HEAD:train").strip()[:12]
     summary = github_api.only_check_run()["output"]["summary"]
     assert github_api.violations == []
     assert f"### Compared with {base_run} ({base[:12]})" in summary
     assert (
-        f"| `train` | changed | code changed ({old_tree} -> {new_tree})"
+        "| `train` | changed | code changed: train/train.sh modified"
         "<br>`train.sh \\| 3 ++-`<br>`1 file changed, 2 insertions(+), 1 deletion(-)` |"
     ) in summary
     assert "| `report` | changed | input scores changed |" in summary
+    # The steps table says why each ran, against the base's run: the PR's clone has no result of its own.
+    vs = f"vs base run {base_run} at {base[:10]}"
+    assert "| `train` | ✅ ran | " in summary and f"code changed: train/train.sh modified; {vs} |" in summary
     assert "`prepare` | changed" not in summary and "`lint` | changed" not in summary
     assert "| `train` | `scores.acc` | 0.75 | 0.5 | +0.25 | 🟢 ▲ |" in summary
     assert summary in job.summary_file.read_text()
@@ -145,18 +147,23 @@ def test_since_compares_with_a_commits_run_locally(project_factory):
     )
 
 
-def test_plan_github_publishes_what_will_run_before_any_compute(setup, tmp_path, github_api):
-    _, pr, base, cache = setup
+def pr_job(pr: Project, tmp_path: Path, api: Any, base: str, name: str):
     head = pr.git("rev-parse", "HEAD").strip()
-    job = actions_job(
-        tmp_path / "plan-job",
+    return actions_job(
+        tmp_path / name,
         event="pull_request",
         payload=pull_request_payload(7, head, base),
         sha=head,
         ref="refs/pull/7/merge",
         token=GITHUB_WRITE_TOKEN,
-        api_url=github_api.url,
+        api_url=api.url,
     )
+
+
+def test_plan_github_publishes_what_will_run_before_any_compute(setup, tmp_path, github_api):
+    main, pr, base, cache = setup
+    head = pr.git("rev-parse", "HEAD").strip()
+    job = pr_job(pr, tmp_path, github_api, base, "plan-job")
     out = pr.run("plan", "--github", env={**job.env, "MLPIPE_CACHE": cache}).assert_success()
 
     assert github_api.violations == []
@@ -165,9 +172,8 @@ def test_plan_github_publishes_what_will_run_before_any_compute(setup, tmp_path,
     assert (check["status"], check["conclusion"]) == ("completed", "neutral")
     assert check["output"]["title"] == "prdemo: plan (2 to run, 2 reused)"
     summary = check["output"]["summary"]
-    old_tree = pr.git("rev-parse", f"{base}:train").strip()[:12]
-    new_tree = pr.git("rev-parse", "HEAD:train").strip()[:12]
-    assert f"| `train` | ▶️ run | vs base: code changed ({old_tree} -> {new_tree}) |" in summary
+    vs = f"vs base run {main.record()['run_id']} at {base[:10]}"
+    assert f"| `train` | ▶️ run | code changed: train/train.sh modified; {vs} |" in summary
     assert "| `report` | ▶️ run | upstream train will run" in summary
     assert "| `prepare` | ♻️ reuse | from run " in summary
     assert summary in job.summary_file.read_text()
@@ -203,3 +209,101 @@ def test_plan_github_on_a_fork_pr_writes_the_job_summary_only(setup, tmp_path, g
         f"::add-mask::{GITHUB_READ_TOKEN}"
     ]
     assert "## 📋 mlpipe · prdemo: plan" in job.summary_file.read_text()
+
+
+def _notices(api: Any) -> dict[str, dict[str, Any]]:
+    check = api.only_check_run()
+    return {a["title"]: a for a in check["annotations"] if a["annotation_level"] == "notice"}
+
+
+def test_a_pr_from_a_fresh_clone_names_the_changed_file_and_the_input_against_the_base_run(
+    setup, tmp_path, github_api
+):
+    """No result of the PR's steps is stored in the clone: the reasons compare with the base commit's run
+    record, read from the registry, in `plan`, the summary, the check run and the notice at the changed line."""
+    main, pr, base, cache = setup
+    base_run = main.record()["run_id"]
+    original = METRICS_FILES["train/train.sh"]
+    pr.write({"train/train.sh": original + 'printf \'{"acc": 0.75}\' > "$3"\n'})  # line 2 is new
+    pr.commit("annotate train")
+    old_scores = main.record()["steps"]["train"]["outputs"]["scores"]
+    vs = f"vs base run {base_run} at {base[:10]}"
+
+    planned = pr.run(
+        "plan", env={**pr_job(pr, tmp_path, github_api, base, "plan").env, "MLPIPE_CACHE": cache}
+    )
+    lines = planned.assert_success().stdout.splitlines()
+    assert [line.split()[:2] for line in lines[2:]] == [
+        ["prepare", "reuse"],
+        ["train", "run"],
+        ["report", "run"],
+        ["lint", "reuse"],
+    ]
+    assert lines[3].split(None, 2)[2] == f"code changed: train/train.sh modified; {vs}"
+
+    outcome, job = run_pr(pr, tmp_path, github_api, cache, base)
+    record = pr.record()
+    new_scores = record["steps"]["train"]["outputs"]["scores"]
+    assert record["steps"]["train"]["reasons"] == ["code changed: train/train.sh modified", vs]
+    scores_changed = f"input scores (train.scores) changed: {old_scores[:19]} -> {new_scores[:19]}"
+    assert record["steps"]["report"]["reasons"] == [scores_changed, vs]
+    summary = github_api.only_check_run()["output"]["summary"]
+    assert "| `train` | ✅ ran |" in summary
+    assert f"code changed: train/train.sh modified; {vs} |" in summary
+    assert f"{scores_changed}; {vs} |" in summary
+    assert summary in job.summary_file.read_text()
+    notices = _notices(github_api)
+    train = notices["mlpipe: step train ran"]
+    assert (train["path"], train["start_line"], train["end_line"]) == ("train/train.sh", 2, 2)
+    assert train["message"] == f"Why: code changed: train/train.sh modified; {vs}"
+    report = notices["mlpipe: step report ran"]
+    scores_line = PIPELINE.splitlines().index("      scores: ${{ steps.train.outputs.scores }}") + 1
+    assert (report["path"], report["start_line"]) == ("mlpipe.yaml", scores_line)
+    assert github_api.violations == []
+    assert "code changed: train/train.sh modified" in outcome.stdout
+
+
+def test_a_pr_changing_a_param_names_both_values_and_annotates_the_param_line(setup, tmp_path, github_api):
+    main, pr, base, cache = setup
+    pr.write(
+        {
+            "train/train.sh": METRICS_FILES["train/train.sh"],
+            "mlpipe.yaml": PIPELINE.replace("lr: 0.1", "lr: 0.2"),
+        }
+    )
+    pr.commit("raise lr instead")
+
+    run_pr(pr, tmp_path, github_api, cache, base)
+    vs = f"vs base run {main.record()['run_id']} at {base[:10]}"
+    assert pr.record()["steps"]["train"]["reasons"] == ["param lr: 0.1 -> 0.2", vs]
+    train = _notices(github_api)["mlpipe: step train ran"]
+    lr_line = PIPELINE.splitlines().index("  lr: 0.1") + 1
+    assert (train["path"], train["start_line"]) == ("mlpipe.yaml", lr_line)
+    assert train["message"] == f"Why: param lr: 0.1 -> 0.2; {vs}"
+
+
+def test_a_shallow_pr_checkout_without_the_bases_trees_names_the_trees(setup, tmp_path, github_api):
+    """actions/checkout fetches one commit by default: the base's trees are not there to diff."""
+    main, pr, base, cache = setup
+    pr.git("push", "-q", str(main.root), "feature")
+    shallow = tmp_path / "shallow"
+    subprocess.run(
+        ["git", "clone", "-q", "--depth", "1", "--branch", "feature", f"file://{main.root}", str(shallow)],
+        check=True,
+    )
+    pr = Project(shallow)
+    assert (
+        subprocess.run(["git", "cat-file", "-e", f"{base}:train"], cwd=shallow, check=False).returncode != 0
+    )
+    run_pr(pr, tmp_path, github_api, cache, base)
+
+    old_tree = main.git("rev-parse", f"{base}:train").strip()
+    new_tree = pr.git("rev-parse", "HEAD:train").strip()
+    vs = f"vs base run {main.record()['run_id']} at {base[:10]}"
+    assert pr.record()["steps"]["train"]["reasons"] == [
+        f"code changed (tree {old_tree[:10]} -> {new_tree[:10]})",
+        vs,
+    ]
+    train = _notices(github_api)["mlpipe: step train ran"]
+    step_line = PIPELINE.splitlines().index("  train:") + 1
+    assert (train["path"], train["start_line"]) == ("mlpipe.yaml", step_line)

@@ -36,7 +36,10 @@ def test_hashed_like_any_input_and_a_change_reruns_the_step(project_factory, tmp
     trees = [json.loads(p.read_text()) for p in (project.root / ".mlpipe/external").glob("*-trees.json")]
     assert [list(t["entries"]) for t in trees] == [["outside"]]  # the stat cache spares unchanged files
     assert changed["steps"]["count"]["status"] == "ran"
-    assert changed["steps"]["count"]["reasons"] == ["input raw changed"]
+    old, new = (r["steps"]["count"]["parts"]["inputs"]["raw"] for r in (reused, changed))
+    assert changed["steps"]["count"]["reasons"] == [
+        f"input raw ({outside}) changed: {old[:19]} -> {new[:19]}"
+    ]
     assert (project.root / "n.txt").read_text() == "two\n"
 
 

@@ -233,6 +233,23 @@ def test_a_fork_pr_falls_back_to_one_job_that_runs_everything(
     assert registry.repositories() == before  # a fork writes nothing
 
 
+def test_a_same_repository_prs_jobs_meet_in_the_prs_own_scope(
+    project_factory, tmp_path: Path, cache: str, registry
+) -> None:
+    origin = project_factory({"mlpipe.yaml": pipeline("pr", step("a") + step("b", inputs={"x": "a"}))})
+    flow = Workflow(origin, tmp_path, cache, pr=7)
+    flow.plan().assert_success()
+    assert flow.outputs["mode"] == "fan-out"
+    for outcome in flow.all_waves().values():
+        outcome.assert_success()
+    assert flow.report().assert_success() and sorted(flow.ran()) == ["a", "b"]
+    repo = cache.split("/", 3)[3]
+    scoped = registry_tags(registry.host, f"{repo}/pr-7")
+    assert f"fanout.{flow.run_id}.plan" in scoped
+    assert {f"fanout.{flow.run_id}.part.w1j1", f"fanout.{flow.run_id}.part.w2j1"} <= set(scoped)
+    assert registry_tags(registry.host, repo) == []  # nothing in the trusted scope
+
+
 def test_cache_mode_read_and_no_registry_in_actions_are_one_job(
     project_factory, tmp_path: Path, cache: str
 ) -> None:

@@ -76,7 +76,11 @@ def test_each_instance_runs_and_is_reused_on_its_own(project_factory):
         "train[lr=0.001,C=10.0]": "ran",
         "report": "ran",
     }
-    assert third["steps"]["report"]["reasons"] == ["input all changed", "input models changed"]
+    old, new = (r["steps"]["report"]["parts"]["inputs"] for r in (again, third))
+    assert third["steps"]["report"]["reasons"] == [
+        f"input all (train[*].metrics) changed: {old['all'][:19]} -> {new['all'][:19]}",
+        f"input models (train[*].model) changed: {old['models'][:19]} -> {new['models'][:19]}",
+    ]
 
     # A param the matrix overrides does not change the instances; one it does not override does.
     plan = project.run("plan", "-p", "C=3", "--json").assert_success().json()

@@ -44,6 +44,7 @@ STEP_KEYS = {
     "tree",
     "image",
     "gpus",
+    "changed_at",
 }
 PARTS_KEYS = {
     "schema",

@@ -136,8 +136,11 @@ class Podman:
         stop_process(self.process)
         self.process = None
 
-    def build_busybox(self, ref: str = TEST_IMAGE, *, env: dict[str, str] | None = None) -> str:
-        """An image holding busybox and its applets, imported from a rootfs; its id."""
+    def build_busybox(
+        self, ref: str = TEST_IMAGE, *, env: dict[str, str] | None = None, changes: tuple[str, ...] = ()
+    ) -> str:
+        """An image holding busybox and its applets, imported from a rootfs, with Dockerfile instructions
+        `changes` (USER, WORKDIR, ...) applied to its configuration; its id."""
         rootfs = self.root / f"rootfs-{len(list(self.root.glob('rootfs-*')))}"
         (rootfs / "bin").mkdir(parents=True)
         (rootfs / "tmp").mkdir(mode=0o1777)
@@ -147,7 +150,7 @@ class Podman:
             (rootfs / "bin" / applet).symlink_to("busybox")
         tar = subprocess.run(["tar", "-C", str(rootfs), "-c", "."], capture_output=True, check=True)
         image_env = {"PATH": "/bin", "IMAGE_SAYS": "hello from the image", **(env or {})}
-        changes = [f"ENV {k}={v}" for k, v in image_env.items()]
+        changes = (*(f"ENV {k}={v}" for k, v in image_env.items()), *changes)
         args = [a for change in changes for a in ("--change", change)]
         return self.cli("import", *args, "-", ref, input=tar.stdout).strip()
 

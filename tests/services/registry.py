@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -38,10 +39,18 @@ def missing_tools(*, auth: bool) -> list[str]:
 
 
 class Registry:
-    """One registry process: storage under `root`, plain HTTP on 127.0.0.1:`port`."""
+    """One registry process: storage under `root`, plain HTTP on 127.0.0.1:`port` (HTTPS with `tls`)."""
 
-    def __init__(self, root: Path, *, username: str | None = None, password: str | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        tls: TestCA | None = None,
+    ) -> None:
         self.root = root
+        self.tls = tls
         self.storage = root / "storage"
         self.port = free_port()
         self.username = username
@@ -55,7 +64,7 @@ class Registry:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}"
+        return f"{'https' if self.tls else 'http'}://{self.host}"
 
     def _config(self) -> Path:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -86,6 +95,8 @@ class Registry:
             )
             htpasswd.write_text(made.stdout)
             lines += ["auth:", "  htpasswd:", "    realm: mlpipe-test", f"    path: {htpasswd}"]
+        if self.tls is not None:
+            lines += ["  tls:", f"    certificate: {self.tls.server_cert}", f"    key: {self.tls.server_key}"]
         config = self.root / "config.yml"
         config.write_text("\n".join(lines) + "\n")
         return config
@@ -102,7 +113,8 @@ class Registry:
             if self.process.poll() is not None:
                 break
             try:
-                with urllib.request.urlopen(f"{self.url}/v2/", timeout=2):
+                context = ssl.create_default_context(cafile=str(self.tls.cert)) if self.tls else None
+                with urllib.request.urlopen(f"{self.url}/v2/", timeout=2, context=context):
                     return
             except urllib.error.HTTPError as error:
                 if error.code == 401:  # up, and asking for credentials
@@ -127,3 +139,35 @@ class Registry:
         if not top.exists():
             return []
         return sorted(str(p.parent.relative_to(top)) for p in top.rglob("_manifests") if p.is_dir())
+
+
+class TestCA:
+    """A private certificate authority (openssl) and a server certificate it signed for 127.0.0.1 and localhost,
+    as a company CA signs an internal registry's certificate."""
+
+    __test__ = False  # not a test class
+
+    def __init__(self, root: Path) -> None:
+        root.mkdir(parents=True, exist_ok=True)
+        self.cert, self.key = root / "ca.pem", root / "ca.key"
+        self.server_cert, self.server_key = root / "server.pem", root / "server.key"
+        extensions = root / "server.ext"
+        extensions.write_text(
+            "subjectAltName = IP:127.0.0.1, DNS:localhost\n"
+            "basicConstraints = critical, CA:FALSE\n"
+            "keyUsage = critical, digitalSignature, keyEncipherment\n"
+            "extendedKeyUsage = serverAuth\n"
+            "subjectKeyIdentifier = hash\n"
+            "authorityKeyIdentifier = keyid, issuer\n"
+        )
+        csr = root / "server.csr"
+        for argv in (
+            ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", self.key, "-out", self.cert, "-days",
+             "2", "-subj", "/CN=mlpipe test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+            ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", self.server_key, "-out", csr, "-subj",
+             "/CN=127.0.0.1"],
+            ["x509", "-req", "-in", csr, "-CA", self.cert, "-CAkey", self.key, "-CAcreateserial", "-out",
+             self.server_cert, "-days", "2", "-extfile", extensions],
+        ):  # fmt: skip
+            subprocess.run(["openssl", *map(str, argv)], capture_output=True, check=True, timeout=60)

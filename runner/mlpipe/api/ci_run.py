@@ -8,14 +8,12 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from mlpipe.api.source import Selected, Source, open_source, prepare_steps
-from mlpipe.core.compare import RunDiff
 from mlpipe.errors import CacheError, MlpipeError, PipelineFailed, UsageError
 from mlpipe.events import Relay, Sink, message, to_stderr
 from mlpipe.github.context import from_env
-from mlpipe.github.history import POINTS
 from mlpipe.inputs.base import RegistryAccess
 from mlpipe.ownvars import step_environment
 from mlpipe.release.baseline import Baseline, baseline_for, branch_runs, compare_runs
@@ -28,6 +26,9 @@ from mlpipe.run.runner import Runner, RunOptions
 from mlpipe.run.runners import runner_labels
 from mlpipe.run.session import Session, remote_of
 from mlpipe.runs import RunRecord, new_run_id
+
+if TYPE_CHECKING:  # the comparison's modules load only when a base run is compared
+    from mlpipe.core.compare import RunDiff
 
 DEFAULT_MAX_RECOVERABLE_FILE = 100 * 2**20
 
@@ -107,13 +108,17 @@ def _run(
     session: Session, options: CiRunOptions, run_id: str, stream: IO[str], console: Reporter, relay: Relay
 ) -> RunResult:
     # Found before any compute: a `since` REF without a run is an error, not a surprise at the end.
+    registry = remote_of(session.settings)
     baseline = baseline_for(
-        session.workspace,
-        since=options.since,
-        environ=session.settings.environ,
-        registry=remote_of(session.settings),
+        session.workspace, since=options.since, environ=session.settings.environ, registry=registry
     )
-    prepared = prepare_steps(session, options.selection, sink=relay)
+    prepared = prepare_steps(
+        session,
+        options.selection,
+        sink=relay,
+        base=baseline.record if baseline else None,  # reasons name what changed since the base's run
+        registry=registry,
+    )
     tag = release_tag(session.settings.environ)
     if tag is not None:  # before any compute: a release is the tagged commit and nothing else
         require_clean(tag, prepared.git)
@@ -153,9 +158,7 @@ def run_options(session: Session, options: CiRunOptions, sink: Sink = to_stderr)
         max_recoverable_file=options.snapshot_max_file_size,
         step_environment=step_environment(settings.environ),
         labels=runner_labels(settings.environ),
-        registry_access=RegistryAccess(
-            insecure=settings.insecure_registry, environ=settings.environ, sink=sink
-        ),
+        registry_access=RegistryAccess(plain_http=settings.plain_http, environ=settings.environ, sink=sink),
         run_url=github.run_url if github is not None else "",
     )
 
@@ -199,6 +202,8 @@ def _branch_history(
     if not branch:
         return None
     registry = remote_of(session.settings) if github.base_ref else None
+    from mlpipe.github.history import POINTS
+
     return lambda: (branch, branch_runs(session.workspace, branch, limit=POINTS - 1, registry=registry))
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
@@ -18,6 +18,7 @@ from typing import IO, Any
 from mlpipe.api.ci_run import DEFAULT_MAX_RECOVERABLE_FILE, CiRunOptions, ci_run
 from mlpipe.api.source import Selected, Source, open_source
 from mlpipe.core.fanout import JOB_ID, FanOut, parse_runner_map
+from mlpipe.core.fanparts import Part
 from mlpipe.errors import CacheError, MlpipeError, PipelineFailed, UsageError
 from mlpipe.events import Sink, message, to_stderr, warning
 from mlpipe.records import RUN_ID
@@ -220,6 +221,9 @@ def _job(
     )
     record = runner.run()
     pusher.record = record
+    from mlpipe.github.fanout import job_annotations
+
+    pusher.annotations = job_annotations(prepared, record, names, pusher.warnings, session.settings.environ)
     ok = record.status == "succeeded" and not work.refused
     pusher.push("succeeded" if ok else "cancelled" if record.status == "cancelled" else "failed")
     return JobResult(
@@ -252,8 +256,9 @@ def _job_failure(
 
 
 def _job_check(session: Session, board: Board, plan: FanOut, job_id: str, stream: IO[str], warn: Any) -> Any:
-    """The run's check run, kept current by this job: the plan's record, earlier waves' parts, this job's steps."""
-    from mlpipe.core.fanparts import merge, plan_record
+    """The run's check run, kept current by this job: the plan's record, the parts of the jobs of this and earlier
+    waves (re-read before each update, so concurrent jobs of one wave show each other's steps), this job's steps."""
+    from mlpipe.core.fanparts import FINISHED, merge, plan_record
     from mlpipe.github import fanout as gh
     from mlpipe.report.events import Reporters
     from mlpipe.runs import utc_now
@@ -263,16 +268,23 @@ def _job_check(session: Session, board: Board, plan: FanOut, job_id: str, stream
     job = plan.job(job_id)
     if ctx is None or job is None or plan.check_run_id is None:
         return Reporters()
-    earlier = read_parts(board, plan, [j.id for j in plan.jobs() if j.wave < job.wave], warn)
+    others = PartsSeen(
+        board, plan, [j.id for j in plan.jobs() if j.wave <= job.wave and j.id != job_id], warn
+    )
     planned = plan_record(plan).steps
     later = [
         name for name in plan.order if (other := plan.job_of(name)) is not None and other.wave >= job.wave
     ]
 
     def view(mine: RunRecord) -> RunRecord:
-        whole = merge(plan, earlier, cancelled=False, ended_at="")
+        parts = others.read()
+        whole = merge(plan, parts, cancelled=False, ended_at="")
         for name in later:  # jobs of this and later waves: as planned until they report
-            whole.steps[name] = planned[name]
+            other = plan.job_of(name)
+            part = parts.get(other.id) if other is not None else None
+            step = part.steps.get(name) if part is not None else None
+            shown = step is not None and (step.status in FINISHED or step.status == "running")
+            whole.steps[name] = step if step is not None and shown else planned[name]
         for name in job.steps:
             if name in mine.steps:
                 whole.steps[name] = mine.steps[name]
@@ -282,6 +294,27 @@ def _job_check(session: Session, board: Board, plan: FanOut, job_id: str, stream
 
     throttle = float(environ.get("MLPIPE_GITHUB_THROTTLE_S", "10"))  # as the one-job check run
     return gh.JobCheck(ctx, plan, view, stream=stream, throttle_s=throttle)
+
+
+class PartsSeen:
+    """The parts of other jobs as a wave job last read them. A finished job's part is kept (it no longer
+    changes); the others are re-read on each `read()`, at most `per_read` of them (round-robin), so an update
+    costs a bounded number of registry reads however wide the wave."""
+
+    def __init__(
+        self, board: Board, plan: FanOut, jobs: Sequence[str], warn: Any, *, per_read: int = 32
+    ) -> None:
+        self.board, self.plan, self.warn, self.per_read = board, plan, warn, per_read
+        self.waiting = list(jobs)
+        self.parts: dict[str, Part | None] = {}
+
+    def read(self) -> dict[str, Part | None]:
+        batch, self.waiting = self.waiting[: self.per_read], self.waiting[self.per_read :]
+        for job, part in read_parts(self.board, self.plan, batch, self.warn).items():
+            self.parts[job] = part
+            if part is None or part.status == "running":
+                self.waiting.append(job)
+        return dict(self.parts)
 
 
 # -- the report -------------------------------------------------------------------------------------------------
@@ -320,11 +353,13 @@ def report(
             gh.write_job_files(ctx, f"## 1️⃣ mlpipe: one job\n\n{note}\n", {"run-id": run_id, "mode": "single"})
         return ReportResult(run_id=run_id, record=None, note=note.replace("`", ""))
     plan = read_plan(board, run_id)
-    record = merged_record(board, plan, cancelled=cancelled, warn=lambda text: notices(warning(text)))
+    record, annotations = merged_record(
+        board, plan, cancelled=cancelled, warn=lambda text: notices(warning(text))
+    )
     record.options["cache"] = session.store.sync(record.to_json())  # the whole run's record, where runs are
     RunHistory(session.workspace.runs).write(record)
     if ctx is not None:
-        url = gh.complete_check(ctx, plan, record, stream=stream)
+        url = gh.complete_check(ctx, plan, record, annotations, stream=stream)
         markdown = gh.render_run(plan, record, run_url=ctx.run_url, statuses=gh.job_statuses(plan, record))
         counts = record.counts()
         outputs = {

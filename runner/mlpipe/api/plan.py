@@ -12,7 +12,6 @@ from mlpipe.core.plan import Plan
 from mlpipe.errors import UsageError
 from mlpipe.release.baseline import baseline_for
 from mlpipe.run.session import remote_of
-from mlpipe.runs import RunRecord
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,21 +32,23 @@ class PlanResult:
 def plan(source: Source, options: PlanOptions, *, stream: IO[str] | None = None) -> PlanResult:
     """`stream` (default stderr) hears GitHub's workflow commands when the plan is published."""
     session = open_source(source)
+    registry = remote_of(session.settings)
+    # On a pull request, reasons name what changed since the base commit's run, as ci-run's do.
+    base = baseline_for(session.workspace, since=None, environ=session.settings.environ, registry=registry)
     # Plans are cheap and change nothing: a step whose image must be built says so.
-    prepared = prepare_steps(session, options.selection, build=False)
+    prepared = prepare_steps(
+        session,
+        options.selection,
+        build=False,
+        base=base.record if base is not None else None,
+        registry=registry,
+    )
     url = ""
     if options.publish:
-        base = baseline_for(
-            session.workspace,
-            since=None,
-            environ=session.settings.environ,
-            registry=remote_of(session.settings),
-        )
         url = _publish(
             session.pipeline.name,
             prepared.plan,
             commit=prepared.git.commit or "",
-            base=base.record if base is not None else None,
             environ=session.settings.environ,
             stream=stream or sys.stderr,
         )
@@ -59,7 +60,6 @@ def _publish(
     plan: Plan,
     *,
     commit: str,
-    base: RunRecord | None,
     environ: Mapping[str, str],
     stream: IO[str],
 ) -> str:
@@ -72,7 +72,7 @@ def _publish(
         raise UsageError(
             "--github publishes to GitHub Actions: run it in a workflow job (GITHUB_ACTIONS=true)"
         )
-    markdown = md.render_plan(pipeline, plan, commit=ctx.sha or commit, run_url=ctx.run_url, base=base)
+    markdown = md.render_plan(pipeline, plan, commit=ctx.sha or commit, run_url=ctx.run_url)
     return publish_plan(
         ctx,
         name=f"mlpipe plan / {pipeline}",

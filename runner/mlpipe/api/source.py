@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlpipe.events import Sink, to_stderr
 from mlpipe.run.prepare import Prepared, Selected, prepare
 from mlpipe.run.session import Session, open_session
+
+if TYPE_CHECKING:
+    from mlpipe.cache.tiered import RemoteSettings
+    from mlpipe.runs import RunRecord
 
 __all__ = ["Selected", "Source", "open_source", "prepare_steps"]
 
@@ -20,7 +24,7 @@ class Source:
     params: tuple[str, ...] = ()
     """`NAME=VALUE` overrides of params' defaults."""
     settings: Mapping[str, Any] = field(default_factory=dict)
-    """Settings given as flags, by their `mlpipe.config` name (`cache`, `cache-mode`, `insecure`, ...): they beat
+    """Settings given as flags, by their `mlpipe.config` name (`cache`, `cache-mode`, `plain-http`, ...): they beat
     the environment and the config files."""
 
 
@@ -31,9 +35,16 @@ def open_source(source: Source, *, sink: Sink = to_stderr) -> Session:
 
 
 def prepare_steps(
-    session: Session, selection: Selected, *, build: bool = True, sink: Sink = to_stderr
+    session: Session,
+    selection: Selected,
+    *,
+    build: bool = True,
+    sink: Sink = to_stderr,
+    base: RunRecord | None = None,
+    registry: RemoteSettings | None = None,
 ) -> Prepared:
-    """Snapshots, facts and the plan of the selected steps (`build=False`: no image is built or loaded)."""
+    """Snapshots, facts and the plan of the selected steps (`build=False`: no image is built or loaded); reasons
+    compare with the base commit's run `base` first, and look for run records in `registry`."""
     return prepare(
         session.pipeline,
         session.workspace,
@@ -43,4 +54,6 @@ def prepare_steps(
         environ=session.settings.environ,
         build=build,
         sink=sink,
+        base=base,
+        registry=registry,
     )

@@ -1,8 +1,9 @@
 """The OCI distribution API over requests: auth, timeouts, retries within a per-run budget, streamed blobs.
 
-oras-py 0.2.x reads whole blobs into memory, sets no timeouts and ignores Retry-After, so transfers are ours;
-its auth-challenge parser is reused. Credentials live only in `Credentials` (whose repr hides the secret) and
-in request headers, never in messages.
+oras-py reads whole blobs into memory, sets no timeouts and ignores Retry-After, so transfers are ours (oras-py
+is only a test client, for interoperability). Credentials are found by mlpipe.cache.logins and live only in
+`Credentials` (whose repr hides the secret) and in request headers, never in messages; which certificate
+authorities are trusted is mlpipe.cache.tls's business.
 """
 
 from __future__ import annotations
@@ -11,21 +12,20 @@ import base64
 import email.utils
 import hashlib
 import ipaddress
-import json
 import random
 import re
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
 import requests
 import urllib3
 
+from mlpipe.cache.logins import Credentials, fix_hint
+from mlpipe.cache.tls import Trust, new_session, trust_from, untrusted
 from mlpipe.errors import CacheError
 
 MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
@@ -48,31 +48,6 @@ class RegistryAuthError(CacheError):
 
 class BlobCorrupt(CacheError):
     """A downloaded blob does not match its digest."""
-
-
-@dataclass(frozen=True)
-class Credentials:
-    username: str
-    password: str = field(repr=False)
-    source: str = ""
-    """Where they came from (an env var name, a config file), for messages."""
-
-
-_ENV_PAIR = "MLPIPE_REGISTRY_USERNAME and MLPIPE_REGISTRY_PASSWORD"
-
-
-def _fix(credentials: Credentials) -> str:
-    """How to fix refused credentials, by where they came from."""
-    if credentials.source.startswith("MLPIPE_REGISTRY_"):
-        return f"check {_ENV_PAIR}"
-    if credentials.source.endswith("GITHUB_TOKEN"):
-        return (
-            "give the workflow `permissions: packages: write` (read to pull only), or set "
-            f"{_ENV_PAIR} to a token that may use the package"
-        )
-    if credentials.source.startswith("docker-credential-"):
-        return f"log in again (docker login), or set {_ENV_PAIR}"
-    return f"fix them there (docker login), or set {_ENV_PAIR}"
 
 
 @dataclass
@@ -108,74 +83,6 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def find_credentials(host: str, environ: Mapping[str, str], home: Path | None = None) -> Credentials | None:
-    """MLPIPE_REGISTRY_USERNAME/PASSWORD, then MLPIPE_GITHUB_TOKEN or GITHUB_TOKEN for ghcr.io, then Docker's
-    config.json. MLPIPE_GITHUB_TOKEN, unlike GITHUB_TOKEN, never reaches steps (mlpipe.ownvars.step_environment)."""
-    user, password = environ.get("MLPIPE_REGISTRY_USERNAME"), environ.get("MLPIPE_REGISTRY_PASSWORD")
-    if user and password:
-        return Credentials(user, password, "MLPIPE_REGISTRY_USERNAME/MLPIPE_REGISTRY_PASSWORD")
-    if host == "ghcr.io":
-        name = next((n for n in ("MLPIPE_GITHUB_TOKEN", "GITHUB_TOKEN") if environ.get(n)), None)
-        if name is not None:
-            return Credentials(environ.get("GITHUB_ACTOR") or "github-actions", environ[name], name)
-    return docker_credentials(host, environ, home)
-
-
-def docker_credentials(host: str, environ: Mapping[str, str], home: Path | None) -> Credentials | None:
-    base = environ.get("DOCKER_CONFIG") or str(
-        (home or Path(environ.get("HOME", "~"))).expanduser() / ".docker"
-    )
-    path = Path(base) / "config.json"
-    try:
-        config = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(config, dict):
-        return None
-    helper = (config.get("credHelpers") or {}).get(host) or config.get("credsStore")
-    if isinstance(helper, str) and helper:
-        found = _helper_credentials(helper, host)
-        if found is not None:
-            return found
-    auths = config.get("auths")
-    auths = auths if isinstance(auths, dict) else {}
-    # Keys are matched as Docker does (ConvertToHostname): "https://HOST/v1/" is HOST.
-    entry = next((v for k, v in auths.items() if _hostname(k) == host), None)
-    if not isinstance(entry, dict):
-        return None
-    user, password = entry.get("username"), entry.get("password")
-    if isinstance(entry.get("auth"), str) and entry["auth"]:
-        try:
-            user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
-        except ValueError:
-            return None
-    if isinstance(user, str) and user and isinstance(password, str):
-        return Credentials(user, password, str(path))
-    return None
-
-
-def _hostname(key: str) -> str:
-    return key.removeprefix("https://").removeprefix("http://").split("/", 1)[0]
-
-
-def _helper_credentials(helper: str, host: str) -> Credentials | None:
-    try:
-        done = subprocess.run(
-            [f"docker-credential-{helper}", "get"],
-            input=host,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-        data = json.loads(done.stdout) if done.returncode == 0 else None
-    except (OSError, ValueError, subprocess.TimeoutExpired):
-        return None
-    if isinstance(data, dict) and data.get("Username") and data.get("Secret"):
-        return Credentials(str(data["Username"]), str(data["Secret"]), f"docker-credential-{helper}")
-    return None
-
-
 def _retry_after(response: requests.Response | None) -> float | None:
     value = response.headers.get("Retry-After") if response is not None else None
     if not value:
@@ -195,16 +102,20 @@ class RegistryClient:
         host: str,
         *,
         credentials: Credentials | None = None,
-        insecure: bool = False,
+        plain_http: bool | None = None,
+        environ: Mapping[str, str] | None = None,
         budget: RetryBudget | None = None,
         timeout: tuple[float, float] = (5.0, 60.0),
         warn: Callable[[str], None] | None = None,
     ) -> None:
+        """`plain_http`: True for plain HTTP, False for HTTPS, None for plain HTTP to loopback hosts only.
+        `environ`: where the certificate authorities to trust are named (mlpipe.cache.tls)."""
         self.host = host
-        plain = is_loopback(host) or insecure
-        self.base = f"{'http' if plain else 'https'}://{host}"
+        self.plain_http = is_loopback(host) if plain_http is None else plain_http
+        self.base = f"{'http' if self.plain_http else 'https'}://{host}"
         self.credentials = credentials
-        self.insecure = insecure
+        self.environ: Mapping[str, str] = environ or {}
+        self._trust: Trust | None = None
         self.budget = budget or RetryBudget()
         self.timeout = timeout
         self.warn = warn or (lambda message: None)
@@ -221,9 +132,16 @@ class RegistryClient:
         # One session per thread: pushes run in background threads while lookups run in the scheduler.
         session: requests.Session | None = getattr(self._local, "session", None)
         if session is None:
-            session = self._local.session = requests.Session()
+            session = self._local.session = new_session(self.trust)
             session.headers["User-Agent"] = USER_AGENT
         return session
+
+    @property
+    def trust(self) -> Trust:
+        """The certificate authorities this client trusts; a CA variable naming no file raises CacheError."""
+        if self._trust is None:
+            self._trust = trust_from(self.environ)
+        return self._trust
 
     # -- requests --------------------------------------------------------------------------------------
     def request(
@@ -266,6 +184,11 @@ class RegistryClient:
                     allow_redirects=True,
                     **kwargs,
                 )
+            except requests.exceptions.SSLError as exc:
+                problem = untrusted(exc, self.host, self.trust)
+                if problem is not None:
+                    raise problem from None
+                error = type(exc).__name__
             except requests.RequestException as exc:
                 error = type(exc).__name__
             finally:
@@ -328,16 +251,16 @@ class RegistryClient:
         if self.credentials is None:
             how = (
                 "no credentials were found (set MLPIPE_REGISTRY_USERNAME and MLPIPE_REGISTRY_PASSWORD, "
-                "GITHUB_TOKEN for ghcr.io, or docker login)"
+                "GITHUB_TOKEN for ghcr.io, or log in with docker, podman, skopeo or buildah login)"
             )
         elif error == "insufficient_scope":  # accepted, but the token service granted less than asked
             how = (
                 f"the credentials from {self.credentials.source} may not {action.split()[0]} there "
-                f"(the registry's token grants less); {_fix(self.credentials)}"
+                f"(the registry's token grants less); {fix_hint(self.credentials)}"
                 + (", or read only with --cache-mode read" if push else "")
             )
         else:
-            how = f"the credentials from {self.credentials.source} were refused; {_fix(self.credentials)}"
+            how = f"the credentials from {self.credentials.source} were refused; {fix_hint(self.credentials)}"
         return f"registry {self.host} answered {status}: cannot {action} {repo}: {how}"
 
     def _auth_header(self, repo: str, push: bool) -> str | None:
@@ -368,10 +291,10 @@ class RegistryClient:
             raise RegistryAuthError(
                 f"registry {self.host} sent an authentication challenge mlpipe cannot use"
             )
-        if realm.startswith("http://") and not (self.insecure or is_loopback(urlsplit(realm).netloc)):
+        if realm.startswith("http://") and not (self.plain_http or is_loopback(urlsplit(realm).netloc)):
             raise RegistryAuthError(
                 f"registry {self.host} asks for credentials to be sent to {realm.split('?')[0]} over plain "
-                "HTTP; mlpipe sends them only over HTTPS, to loopback hosts, or with --insecure"
+                "HTTP; mlpipe sends them only over HTTPS, to loopback hosts, or with --plain-http"
             )
         key = _scope(repo, push)
         scopes = [key, *(s for s in challenge.get("scope", "").split() if s != key)]
@@ -389,6 +312,9 @@ class RegistryClient:
         auth = (self.credentials.username, self.credentials.password) if self.credentials else None
         try:
             answer = self._session.get(realm, params=params, auth=auth, timeout=self._attempt_timeout())
+        except requests.exceptions.SSLError as exc:
+            problem = untrusted(exc, urlsplit(realm).netloc, self.trust)
+            raise problem or RegistryUnavailable(f"token service of {self.host}: SSLError") from None
         except requests.RequestException as exc:
             raise RegistryUnavailable(f"token service of {self.host}: {type(exc).__name__}") from None
         with answer:

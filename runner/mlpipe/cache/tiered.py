@@ -36,7 +36,8 @@ class RemoteSettings:
     host: str
     repo: str
     mode: CacheMode = "auto"
-    insecure: bool = False
+    plain_http: bool | None = None
+    """True: plain HTTP; False: HTTPS; None: plain HTTP to loopback hosts only."""
     allow_dirty_push: bool = False
     required: bool = False
     retry_budget_s: float = 30.0
@@ -114,16 +115,18 @@ class TieredStore:
             if self._disabled:
                 return None
             if self._remote is None:
+                from mlpipe.cache.logins import find_credentials
                 from mlpipe.cache.oci import OciCache
-                from mlpipe.cache.registry import RegistryClient, RetryBudget, find_credentials
+                from mlpipe.cache.registry import RegistryClient, RetryBudget
 
                 ctx = self._run_context()
                 s = self.settings
                 self._policy = policy(ctx, s.repo, mode=s.mode, allow_dirty_push=s.allow_dirty_push)
                 client = RegistryClient(
                     s.host,
-                    credentials=find_credentials(s.host, s.environ),
-                    insecure=s.insecure,
+                    credentials=find_credentials(s.host, s.environ, repo=s.repo),
+                    plain_http=s.plain_http,
+                    environ=s.environ,
                     budget=RetryBudget(s.retry_budget_s),
                 )
                 self._remote = OciCache(client, self._local)

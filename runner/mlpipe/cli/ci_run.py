@@ -17,7 +17,6 @@ from mlpipe.cli.options import (
     pipeline_options,
     selection_options,
 )
-from mlpipe.core.compare import diff_text
 from mlpipe.errors import UsageError
 from mlpipe.report.text import run_summary
 
@@ -116,6 +115,8 @@ def command(
     else:
         click.echo(run_summary(result.record))
         if result.comparison is not None:
+            from mlpipe.core.compare import diff_text  # a run compared with its base, only
+
             click.echo("\n" + diff_text(result.comparison))
         elif result.comparison_note:
             click.echo(f"\nno comparison with the base: {result.comparison_note}")

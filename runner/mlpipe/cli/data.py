@@ -73,7 +73,7 @@ def import_command(ref: str, path: Path, file: str | None, cache: str | None) ->
     from mlpipe.inputs.datasets import import_oci
 
     settings = load_settings(_workspace(file), cli=given_settings(cache))
-    access = RegistryAccess(insecure=settings.insecure_registry, environ=settings.environ)
+    access = RegistryAccess(plain_http=settings.plain_http, environ=settings.environ)
     parent = next(p for p in path.absolute().parents if p.exists())
     repo = find_repo(parent)
     added = import_oci(ref, path, _store(file, cache), access, repo.root if repo else None)

@@ -48,6 +48,20 @@ def _setting(name: str) -> Callable[[click.Context, click.Parameter, Any], None]
     return keep
 
 
+def _plain_http(ctx: click.Context, param: click.Parameter, value: bool | None) -> None:
+    """`--plain-http` and `--no-plain-http` are both kept: the second beats MLPIPE_PLAIN_HTTP=true."""
+    if value is not None and not ctx.resilient_parsing:
+        ctx.meta.setdefault(_FLAGS, {})["plain-http"] = value
+
+
+def _insecure(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    """`--insecure`, the old name of `--plain-http` (oras, skopeo and curl use `--insecure` for HTTPS without
+    checking certificates, which mlpipe does not offer: trust the registry's CA instead)."""
+    if value and not ctx.resilient_parsing:
+        click.echo("mlpipe: --insecure is deprecated; it means --plain-http, use that", err=True)
+        ctx.meta.setdefault(_FLAGS, {})["plain-http"] = True
+
+
 def given_settings(cache: str | None = None) -> dict[str, Any]:
     """The settings given on this command line, by name, for `mlpipe.config`."""
     ctx = click.get_current_context(silent=True)
@@ -80,11 +94,22 @@ def cache_settings_options(func: F) -> F:
             help="Push results of a run with uncommitted changes to the registry.",
         ),
         click.option(
+            "--plain-http/--no-plain-http",
+            default=None,
+            expose_value=False,
+            callback=_plain_http,
+            help=(
+                "Talk plain HTTP to the registry (--no-plain-http: HTTPS, also to loopback hosts); by default "
+                "plain HTTP only to this machine [env MLPIPE_PLAIN_HTTP]."
+            ),
+        ),
+        click.option(
             "--insecure",
             is_flag=True,
+            hidden=True,
             expose_value=False,
-            callback=_setting("insecure"),
-            help="Talk plain HTTP to a registry that is not on this machine.",
+            callback=_insecure,
+            help="Deprecated: --plain-http.",
         ),
         click.option(
             "--cache-required",

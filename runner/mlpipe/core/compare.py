@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from mlpipe.core.fingerprint import changes, describe_change
+from mlpipe.core.reasons import FileChange, describe_code
 from mlpipe.runs import RunRecord
 from mlpipe.text import table
 
@@ -42,11 +43,18 @@ class StepDiff:
     changes: tuple[Change, ...] = ()
     files: tuple[str, ...] = ()
     """For a code change: `git diff --stat` lines of the step's code dir, where the caller could get them."""
+    code_files: tuple[FileChange, ...] = ()
+    """For a code change: the changed files by repository path, where the caller could get them."""
 
     def reasons(self) -> list[str]:
         if self.change in {"added", "removed"}:
             return [f"step {self.change}"]
-        said = [str(c) for c in self.changes]
+        said = [
+            describe_code(str(c.old), str(c.new), list(self.code_files))
+            if c.part == "code" and self.code_files
+            else str(c)
+            for c in self.changes
+        ]
         return said or (["fingerprint changed"] if self.change == "changed" else [])
 
 
@@ -99,15 +107,18 @@ def diff_runs(
     *,
     directions: Mapping[tuple[str, str], bool] | None = None,
     files: Mapping[str, Sequence[str]] | None = None,
+    code_files: Mapping[str, Sequence[FileChange]] | None = None,
     order: Sequence[str] = (),
 ) -> RunDiff:
     """`directions`: (step, metrics output) -> higher-is-better; `files`: step -> diff stat lines of its code;
-    `order`: the pipeline's steps in file order (records keep theirs sorted); others follow."""
+    `code_files`: step -> the changed files of its code; `order`: the pipeline's steps in file order (records
+    keep theirs sorted); others follow."""
     directions = directions or {}
     files = files or {}
+    code_files = code_files or {}
     rank = {name: i for i, name in enumerate(order)}
     names = sorted(_names(base.steps, head.steps), key=lambda n: rank.get(n, len(rank)))
-    steps = [_step_diff(name, base, head, files.get(name, ())) for name in names]
+    steps = [_step_diff(name, base, head, files.get(name, ()), code_files.get(name, ())) for name in names]
     metrics = []
     for name in names:
         old = base.steps[name].metrics if name in base.steps else {}
@@ -134,7 +145,9 @@ def _names(first: Mapping[str, Any], second: Mapping[str, Any]) -> list[str]:
     return list(dict.fromkeys([*second, *first]))
 
 
-def _step_diff(name: str, base: RunRecord, head: RunRecord, files: Sequence[str]) -> StepDiff:
+def _step_diff(
+    name: str, base: RunRecord, head: RunRecord, files: Sequence[str], code_files: Sequence[FileChange]
+) -> StepDiff:
     old, new = base.steps.get(name), head.steps.get(name)
     if new is None:
         return StepDiff(step=name, change="removed", status=None)
@@ -151,6 +164,7 @@ def _step_diff(name: str, base: RunRecord, head: RunRecord, files: Sequence[str]
         status=new.status,
         changes=found,
         files=tuple(files) if code_changed else (),
+        code_files=tuple(code_files) if code_changed else (),
     )
 
 

@@ -33,6 +33,8 @@ RunsOn = str | tuple[str, ...]
 """A job's `runs-on`: one label, or labels a runner must all have."""
 _LABEL = re.compile(r"[^\x00-\x1f\x7f,]{1,100}")
 JOB_ID = re.compile(r"w[0-9]{1,3}j[0-9]{1,4}")
+GPU_KEY = frozenset({"gpu"})
+"""The `--runner-labels` key that also places the steps with `resources: {gpus: N}` and no `runs-on`."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,6 +49,8 @@ class StepNeeds:
     """`fan-out: true`, or an instance of a sweep."""
     runs: bool = True
     """False: reused as planned, so it starts no job."""
+    gpus: int = 0
+    """`resources: {gpus: N}`: with no `runs-on`, it goes where `--runner-labels` maps `gpu`."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,6 +65,21 @@ class RunnerMap:
         if not labels:
             return self.default
         return self.by_labels.get(frozenset(label.lower() for label in labels), tuple(labels))
+
+    def for_step(self, step: StepNeeds) -> RunsOn:
+        """The job's `runs-on` for `step`. A step that asks for GPUs and names no runner goes where the `gpu`
+        key maps: the default runner (hosted, GPU-less) would only fail it after a job's start-up."""
+        if step.labels or step.gpus <= 0:
+            return self.runs_on(step.labels)
+        found = self.by_labels.get(GPU_KEY)
+        if found is None:
+            raise UsageError(
+                f"step {step.name!r} asks for {step.gpus} GPU(s) (resources: {{gpus: {step.gpus}}}) and has no "
+                f"runs-on, so its job would start on the default runner {_shown(self.default)}, which mlpipe "
+                "cannot know has GPUs; give the step `runs-on: [<your GPU runner's labels>]` in the pipeline "
+                'file, or map GPU steps to a runner: --runner-labels \'{"gpu": ["self-hosted", "gpu"]}\''
+            )
+        return found
 
 
 def parse_runner_map(text: str | None) -> RunnerMap:
@@ -297,14 +316,16 @@ def place(steps: Sequence[StepNeeds], *, waves: int, runners: RunnerMap) -> tupl
     group_of: dict[str, _Group] = {}
     for name, lvl in level.items():
         step, wave = by[name], min(lvl, last)
-        runs_on = runners.runs_on(step.labels)
+        runs_on = runners.for_step(step)
         key = (wave, json.dumps(runs_on))
         if step.own_job or key not in shared:
-            group = _Group(steps=[], runs_on=runs_on, flexible=not step.labels, own=step.own_job)
+            flexible = not step.labels and step.gpus <= 0
+            group = _Group(steps=[], runs_on=runs_on, flexible=flexible, own=step.own_job)
             placed[wave].append(group)
             if not step.own_job:
                 shared[key] = group
         group = shared[key] if not step.own_job else placed[wave][-1]
+        group.flexible = group.flexible and not step.labels and step.gpus <= 0
         group.steps.append(name)
         group_of[name] = group
     placed[last] = _join_chains(placed[last], group_of, running_upstream(steps), level, last)
@@ -429,7 +450,7 @@ def single_job(
     """Every running step in one job of wave 1 (the registry cannot be a meeting point), and a note when some
     step asks for a runner the job is not on."""
     running = tuple(s for s in steps if s.runs)
-    kinds = {json.dumps(runners.runs_on(s.labels)): runners.runs_on(s.labels) for s in running if s.labels}
+    kinds = {json.dumps(runners.for_step(s)): runners.for_step(s) for s in running if s.labels or s.gpus > 0}
     runs_on = next(iter(kinds.values())) if len(kinds) == 1 else runners.default
     note = ""
     if len(kinds) > 1:

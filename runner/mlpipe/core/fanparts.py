@@ -30,6 +30,9 @@ class Part:
     ended_at: str | None = None
     runner: Mapping[str, Any] = field(default_factory=dict)
     """The runner's name and labels, for the summary."""
+    annotations: tuple[Mapping[str, Any], ...] = ()
+    """The job's failures and warnings at their lines, as the Checks API takes them (what the job printed as
+    workflow commands): the report adds them to the run's check run."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -41,6 +44,7 @@ class Part:
             "started_at": self.started_at,
             "ended_at": self.ended_at,
             "runner": dict(self.runner),
+            "annotations": [dict(a) for a in self.annotations[:MAX_PART_ANNOTATIONS]],
         }
 
 
@@ -72,7 +76,64 @@ def part_from_json(data: Any, plan: FanOut, job: str) -> Part:
         started_at=_text(data.get("started_at")),
         ended_at=_text(data.get("ended_at")),
         runner={k: v for k, v in (runner or {}).items() if k in {"name", "labels"}},
+        annotations=_annotations(data.get("annotations", []), job),
     )
+
+
+MAX_PART_ANNOTATIONS = 50
+"""A job's annotations in its part (failures first): one Checks API request's worth."""
+MAX_RUN_ANNOTATIONS = 500
+"""The report's annotations on the check run, all jobs together (ten requests)."""
+LEVELS = ("failure", "warning", "notice")
+
+
+def _annotations(value: Any, job: str) -> tuple[dict[str, Any], ...]:
+    """A part's annotations (untrusted): each a repository-relative path, a line, a level and printable texts."""
+    where = f"the part of job {job}"
+    if not isinstance(value, list) or len(value) > MAX_PART_ANNOTATIONS:
+        raise BadFanOut(f"{where}: annotations must be a list of at most {MAX_PART_ANNOTATIONS}")
+    found = []
+    for i, raw in enumerate(value):
+        try:
+            item = records.obj(raw, f"{where}.annotations[{i}]")
+            path = records.text(item.get("path"), f"{where}.annotations[{i}].path", 1000)
+            if path.startswith("/") or "\\" in path or ".." in path.split("/"):
+                raise records.BadRecord(
+                    f"{where}.annotations[{i}].path", "expected a repository-relative path"
+                )
+            line = item.get("start_line")
+            if isinstance(line, bool) or not isinstance(line, int) or not 1 <= line <= 10_000_000:
+                raise records.BadRecord(f"{where}.annotations[{i}].start_line", "expected a line number")
+            level = records.choice(item.get("annotation_level"), LEVELS, f"{where}.annotations[{i}].level")
+            title = records.text(item.get("title"), f"{where}.annotations[{i}].title", 255)
+            message = item.get("message")
+            if not isinstance(message, str) or not message:
+                raise records.BadRecord(f"{where}.annotations[{i}].message", "expected a text")
+        except records.BadRecord as error:
+            raise BadFanOut(str(error)) from None
+        message = "".join(c if c.isprintable() or c == "\n" else " " for c in message[:64_000])
+        found.append(
+            {
+                "path": path,
+                "start_line": line,
+                "end_line": line,
+                "annotation_level": level,
+                "title": title,
+                "message": message,
+            }
+        )
+    return tuple(found)
+
+
+def run_annotations(plan: FanOut, parts: Mapping[str, Part | None]) -> list[dict[str, Any]]:
+    """Every job's annotations, each once (jobs print the same warning, a dirty checkout say), failures first."""
+    seen: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for job in plan.jobs():
+        part = parts.get(job.id)
+        for item in part.annotations if part is not None else ():
+            seen.setdefault(tuple(sorted(item.items())), dict(item))
+    found = sorted(seen.values(), key=lambda a: LEVELS.index(a["annotation_level"]))
+    return found[:MAX_RUN_ANNOTATIONS]
 
 
 _STEP_TEXTS = ("started_at", "ended_at", "log", "code", "tree")

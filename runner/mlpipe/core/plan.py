@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from mlpipe.core import fingerprint as fp
+from mlpipe.core.reasons import CodeChanges, Earlier, FileChange, Spot, what_changed
 from mlpipe.core.results import StepResult
 from mlpipe.digest import json_digest
 from mlpipe.spec.model import Pipeline, Step, StepInput
@@ -45,6 +46,8 @@ class StepPlan:
     """None while an upstream step still has to run: its output digests are not known yet."""
     result: StepResult | None = None
     reasons: tuple[str, ...] = ()
+    spot: Spot | None = None
+    """Where what makes it run changed (a file's line, a param's), when it runs for a change."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -137,14 +140,15 @@ def make_plan(
     needed: Collection[str],
     facts: Facts,
     lookup: Callable[[str], StepResult | None],
-    latest: Callable[[str], StepResult | None],
-    code_changes: Callable[[str, str], list[tuple[str, str]] | None],
+    earlier: Callable[[str], Earlier | None],
+    code_changes: CodeChanges,
     no_reuse: bool = False,
 ) -> Plan:
     """Decide each needed step in `order`.
 
-    `needed`: the selected steps and the upstream steps whose stored results they read.
-    `code_changes(old_tree, new_tree)`: (change, path) pairs, or None when the old listing is unknown.
+    `needed`: the selected steps and the upstream steps whose stored results they read. `earlier(step)`: the
+    step's nearest earlier fingerprint, asked only for a step that runs for a change; `code_changes(code dir,
+    old tree, new tree)`: the changed files, asked only when its code changed.
     """
     produced: dict[str, dict[str, str]] = {}
     will_run: set[str] = set()
@@ -162,15 +166,18 @@ def make_plan(
         pending = facts.pending_builds.get(name, "")  # no image id: no fingerprint, nothing to reuse
         step_fp = None if waiting_on or pending else fingerprint_step(pipeline, step, facts, produced)
         found = lookup(step_fp.key) if step_fp and not forced_by else None
-        previous = latest(name) if found is None and is_selected else None
+        compared = found is None and is_selected and not (forced_by or waiting_on or pending)
+        previous = earlier(name) if compared else None
         trees = changed_code(previous, step_fp)
         decision = decide(
+            pipeline=pipeline,
+            step=step,
             selected=is_selected,
             forced_by=forced_by,
             fingerprint=step_fp,
             found=found,
-            previous=previous,
-            code_changes=code_changes(*trees) if trees else None,
+            earlier=previous,
+            code_changes=code_changes(step.code, *trees) if trees else None,
             waiting_on=waiting_on,
             lacking=[u for u in waiting_on if plans[u].action == "missing"],
             pending=pending,
@@ -188,6 +195,7 @@ def make_plan(
             fingerprint=step_fp,
             result=decision.result,
             reasons=decision.reasons,
+            spot=decision.spot,
         )
     return Plan(steps=plans)
 
@@ -198,16 +206,19 @@ class Decision:
     result: StepResult | None = None
     """The stored result to reuse."""
     reasons: tuple[str, ...] = ()
+    spot: Spot | None = None
 
 
 def decide(
     *,
+    pipeline: Pipeline,
+    step: Step,
     selected: bool,
     forced_by: str,
     fingerprint: fp.Fingerprint | None,
     found: StepResult | None,
-    previous: StepResult | None,
-    code_changes: Sequence[tuple[str, str]] | None = None,
+    earlier: Earlier | None,
+    code_changes: Sequence[FileChange] | None = None,
     waiting_on: Sequence[str] = (),
     lacking: Sequence[str] = (),
     pending: str = "",
@@ -217,8 +228,9 @@ def decide(
     step's upstream outputs are known. Pure: the caller looks the store up and passes what it found.
 
     `forced_by`: why the step runs whatever is stored, or ''. `found`: the stored result for `fingerprint`
-    (None when there is none, it was not looked up, or the fingerprint is not known yet). `previous`: the step's
-    most recent stored result, to name what changed. `waiting_on`: upstream steps that run first, so the
+    (None when there is none, it was not looked up, or the fingerprint is not known yet). `earlier`: the step's
+    nearest earlier fingerprint, to name what changed; `code_changes`: its changed files, when its code changed
+    since `earlier` (`changed_code`) and the caller could list them. `waiting_on`: upstream steps that run first, so the
     fingerprint is not known yet; `lacking`: those of them that have no stored result to read. `pending`: why
     the step's image is not there yet. `upstream_reran`: decided after upstream steps ran (early cutoff).
     """
@@ -239,13 +251,14 @@ def decide(
         names = ", ".join(waiting_on)
         reasons = [f"upstream {names} will run (reused after all if its outputs come out the same)"]
     else:
-        reasons = _what_changed(previous, fingerprint, code_changes)
+        changed = what_changed(pipeline, step, earlier, fingerprint, code_changes)
+        return Decision(action="run", reasons=changed.reasons, spot=changed.spot)
     return Decision(action="run", reasons=tuple(reasons))
 
 
-def changed_code(previous: StepResult | None, new: fp.Fingerprint | None) -> tuple[str, str] | None:
-    """The (old, new) code trees when a step's code changed since its most recent stored result: what the caller
-    lists the changed files of (`decide`'s `code_changes`), or None."""
+def changed_code(previous: Earlier | None, new: fp.Fingerprint | None) -> tuple[str, str] | None:
+    """The (old, new) code trees when a step's code changed since its nearest earlier fingerprint: what the
+    caller lists the changed files of (`decide`'s `code_changes`), or None."""
     if previous is None or new is None:
         return None
     old, current = previous.parts.get("code"), new.parts.get("code")
@@ -269,30 +282,3 @@ def _reused_from(result: StepResult) -> str:
     where = f" at {commit}" if commit else ""
     dirty = " (dirty)" if prov.get("dirty") else ""
     return f"same fingerprint as run {prov.get('run_id', '?')}{where}{dirty}"
-
-
-def _what_changed(
-    previous: StepResult | None,
-    new: fp.Fingerprint | None,
-    code_changes: Sequence[tuple[str, str]] | None,
-) -> list[str]:
-    """What differs from the step's most recent stored result."""
-    if previous is None:
-        return ["no stored result for this step yet"]
-    if new is None:
-        raise ValueError("a step compared with its stored result needs its fingerprint")
-    reasons = []
-    for part, item, old, current in fp.changes(previous.parts, new.parts):
-        if part == "code" and isinstance(old, str) and isinstance(current, str):
-            reasons.append(_describe_code_change(old, current, code_changes))
-        else:
-            reasons.append(fp.describe_change(part, item, old, current))
-    return reasons or ["stored result is gone (deleted or corrupt)"]
-
-
-def _describe_code_change(old: str, new: str, changes: Sequence[tuple[str, str]] | None) -> str:
-    if not changes:
-        return f"code changed (tree {old[:10]} -> {new[:10]})"
-    shown = ", ".join(f"{path} {change}" for change, path in changes[:5])
-    more = f" and {len(changes) - 5} more" if len(changes) > 5 else ""
-    return f"code changed: {shown}{more}"

@@ -24,6 +24,7 @@ _TRACEBACK_FRAME = re.compile(r'^\s*File "(?P<path>[^"]+)", line (?P<line>\d+)')
 _COMPILER = re.compile(r"^(?P<path>[^\s:\"'][^:\"']*?):(?P<line>\d+):(?:\d+:)?\s")
 _SNAPSHOT = re.compile(r"/snapshots/trees/[0-9a-f]{40,64}/(?P<rest>.+)$")
 LOG_TAIL_LINES = 15
+MAX_LINE = 10_000_000
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,10 +110,11 @@ def collect(record: RunRecord, layout: Layout, logs: Mapping[str, str]) -> list[
                         message="It ran again under a stored fingerprint and its output differs from the stored result.",
                     )
                 )
+            path, line = change_location(step.changed_at, layout, source) or (layout.pipeline_file, step_line)
             notes.append(
                 Annotation(
-                    path=layout.pipeline_file,
-                    line=step_line,
+                    path=path,
+                    line=line,
                     level="notice",
                     title=f"mlpipe: step {name} ran",
                     message="Why: " + ("; ".join(step.reasons) or "no stored result"),
@@ -134,6 +136,24 @@ def collect(record: RunRecord, layout: Layout, logs: Mapping[str, str]) -> list[
             ),
         )
     return found + warnings + notes
+
+
+def change_location(
+    changed_at: Mapping[str, Any] | None, layout: Layout, source: StepSource | None
+) -> tuple[str, int] | None:
+    """Where a step that ran for a change shows its notice: the changed file's first changed line, when the file
+    is one of the step's snapshot files (a repository path, so within the repository), or a line of the pipeline
+    file (a changed param or input); None otherwise (the step's line then)."""
+    if not isinstance(changed_at, Mapping) or source is None:
+        return None
+    path, line = changed_at.get("path"), changed_at.get("line")
+    if type(line) is not int or not 1 <= line <= MAX_LINE:
+        return None
+    if path is None:
+        return layout.pipeline_file, line
+    if isinstance(path, str) and posixpath.normpath(path) == path and path in source.files:
+        return path, line
+    return None
 
 
 def failure_location(log: str, layout: Layout, source: StepSource) -> tuple[str, int] | None:

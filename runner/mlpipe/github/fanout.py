@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any
 
 from mlpipe.core.fanout import FanOut
 from mlpipe.core.plan import Plan
 from mlpipe.events import Notice
 from mlpipe.github import summary as md
+from mlpipe.github.annotations import PER_REQUEST
 from mlpipe.github.checks import CheckRun, _timestamp
 from mlpipe.github.client import GitHubAPI, GitHubAPIError
 from mlpipe.github.context import GitHubContext, from_env
@@ -23,6 +24,8 @@ from mlpipe.github.workflow import append_job_summary, mask, write_outputs
 from mlpipe.runs import RunRecord, StepRecord
 
 ICONS = {"fan-out": "🪁", "single": "1️⃣"}
+ROUNDS = 3
+"""A wave job's check-run update: how many times it looks again for steps of other jobs finished meanwhile."""
 
 
 # -- markdown (pure) ----------------------------------------------------------------------------------------------
@@ -124,20 +127,34 @@ def start_check(ctx: GitHubContext, plan: FanOut, record: RunRecord, *, stream: 
     return check.id
 
 
-def complete_check(ctx: GitHubContext, plan: FanOut, record: RunRecord, *, stream: IO[str]) -> str:
-    """Complete the plan's check run from the merged record; its URL, or '' when there is none."""
+def complete_check(
+    ctx: GitHubContext,
+    plan: FanOut,
+    record: RunRecord,
+    annotations: Sequence[Mapping[str, Any]] = (),
+    *,
+    stream: IO[str],
+) -> str:
+    """Complete the plan's check run from the merged record, with the jobs' annotations (50 a request, failures
+    first, as the one-job check run); its URL, or '' when there is none. Nothing is printed as workflow commands:
+    each wave job printed its own."""
     api = _api(ctx)
     if api is None or plan.check_run_id is None:
         return ""
     check = CheckRun(api, ctx.repository)
     check.id = plan.check_run_id
-    body = {
-        "status": "completed",
-        "conclusion": md.conclusion(record),
-        "completed_at": _timestamp(record.ended_at),
-        "output": _output(plan, record, ctx),
-    }
+    output = _output(plan, record, ctx)
+    groups = [list(annotations[i : i + PER_REQUEST]) for i in range(0, len(annotations), PER_REQUEST)] or [[]]
     try:
+        for group in groups[:-1]:
+            check.update({"status": "in_progress", "output": {**output, "annotations": group}})
+        last = {**output, "annotations": groups[-1]} if groups[-1] else output
+        body = {
+            "status": "completed",
+            "conclusion": md.conclusion(record),
+            "completed_at": _timestamp(record.ended_at),
+            "output": last,
+        }
         data = api.request("PATCH", f"{check.base}/{check.id}", body)
     except GitHubAPIError as error:
         _warn(stream, ctx, "the check run was not completed", error)
@@ -179,20 +196,29 @@ class JobCheck:
             self.check.id = plan.check_run_id
         self.throttle_s, self.clock = throttle_s, clock
         self._last = -float("inf")
+        self._sent: dict[str, Any] | None = None
         self.record: RunRecord | None = None
 
     def _update(self, force: bool = False) -> None:
+        """Send the run as this job sees it now; then look again and resend while the view changed (other jobs
+        of the wave finished meanwhile), at most `ROUNDS` times: the last job to update leaves the full view."""
         if self.check is None or self.record is None:
             return
         if not force and self.clock() - self._last < self.throttle_s:
             return
-        whole = self.view(self.record)
-        try:
-            self.check.update({"status": "in_progress", "output": _output(self.plan, whole, self.ctx)})
-        except GitHubAPIError as error:
-            _warn(self.stream, self.ctx, "updating the check run failed; the report job completes it", error)
-            self.check = None
-            return
+        for _ in range(ROUNDS):
+            output = _output(self.plan, self.view(self.record), self.ctx)
+            if output == self._sent:
+                break
+            try:
+                self.check.update({"status": "in_progress", "output": output})
+            except GitHubAPIError as error:
+                _warn(
+                    self.stream, self.ctx, "updating the check run failed; the report job completes it", error
+                )
+                self.check = None
+                return
+            self._sent = output
         self._last = self.clock()
 
     # -- Reporter ------------------------------------------------------------------------------------------
@@ -218,6 +244,39 @@ class JobCheck:
 
     def notice(self, notice: Notice) -> None:
         pass
+
+
+def job_annotations(
+    prepared: Any,
+    record: RunRecord,
+    steps: Sequence[str],
+    warnings: Sequence[str] = (),
+    environ: Mapping[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """A wave job's failures at their lines and its warnings (as its GitHub reporter prints them), for its part;
+    `warnings`: the backends' warnings it heard, on the pipeline file's first line, the token redacted."""
+    from pathlib import Path
+
+    from mlpipe.core.fanparts import MAX_PART_ANNOTATIONS
+    from mlpipe.github.annotations import Annotation, collect
+    from mlpipe.github.checks import _read_tail, layout_for
+
+    layout = layout_for(prepared)
+    root = Path(layout.repo_root) / layout.workspace
+    mine = RunRecord.from_json(record.to_json())
+    mine.steps = {name: step for name, step in record.steps.items() if name in steps}
+    logs = {n: _read_tail(root / s.log) for n, s in mine.steps.items() if s.status == "failed" and s.log}
+    found = [a.to_api() for a in collect(mine, layout, logs) if a.level != "notice"]
+    ctx = from_env(environ or {})
+    token = ctx.token if ctx is not None else ""
+    for text in warnings:
+        shown = text.replace(token, "***") if token else text
+        found.append(
+            Annotation(
+                path=layout.pipeline_file, line=1, level="warning", title="mlpipe warning", message=shown
+            ).to_api()
+        )
+    return found[:MAX_PART_ANNOTATIONS]
 
 
 def write_job_files(ctx: GitHubContext, markdown: str, outputs: Mapping[str, str]) -> None:

@@ -6,8 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mlpipe.core.compare import RunDiff, diff_markdown
-from mlpipe.core.fingerprint import changes, describe_change
-from mlpipe.core.plan import Plan, StepPlan
+from mlpipe.core.plan import Plan
 from mlpipe.records import RUN_ID, run_url
 from mlpipe.report.text import gpus_text
 from mlpipe.runs import RunRecord, StepRecord
@@ -85,11 +84,9 @@ def plan_title(pipeline: str, plan: Plan) -> str:
     return f"{pipeline}: plan ({', '.join(shown) or 'no steps'})"
 
 
-def render_plan(
-    pipeline: str, plan: Plan, *, commit: str = "", run_url: str = "", base: RunRecord | None = None
-) -> str:
-    """`mlpipe plan --github`: what a run would cost, before any compute; with the base branch's run `base`,
-    a step to run also says which fingerprint parts differ from the base's."""
+def render_plan(pipeline: str, plan: Plan, *, commit: str = "", run_url: str = "") -> str:
+    """`mlpipe plan --github`: what a run would cost, before any compute. A step to run says what changed (on a
+    pull request, since the base commit's run: the plan's reasons compare with it)."""
     where = f" at commit `{commit}`" if commit else ""
     link = f" ([workflow run]({run_url}))" if run_url else ""
     lines = [f"## 📋 mlpipe · {pipeline}: plan", "", f"Planned{where}, before running anything{link}.", ""]
@@ -99,18 +96,8 @@ def render_plan(
         why = "; ".join(step.reasons)
         if step.action == "reuse" and step.result is not None:
             why = reused_from(step.result.provenance)
-        elif step.action == "run" and base is not None:
-            why = _against_base(step, base) or why
         lines.append(f"| `{_cell(name)}` | {icons.get(step.action, step.action)} | {_cell(why)} |")
     return "\n".join(lines) + "\n"
-
-
-def _against_base(step: StepPlan, base: RunRecord) -> str:
-    old = base.steps.get(step.name)
-    if step.fingerprint is None or old is None or not old.parts:
-        return ""
-    found = [describe_change(*c) for c in changes(old.parts, step.fingerprint.parts)]
-    return "vs base: " + "; ".join(found) if found else ""
 
 
 def _where(record: RunRecord, run_url: str) -> list[str]:

@@ -20,19 +20,23 @@ class InputUnavailable(MlpipeError):
 
 @dataclass(frozen=True, kw_only=True)
 class RegistryAccess:
-    """How to reach the registry an `oci://` input names: the command's `--insecure`, and the environment its
-    credentials are looked up in (the command's `Settings.environ`; never printed), and the sink that hears a
-    registry given up."""
+    """How to reach the registry an `oci://` input names: the command's `--plain-http`, the environment its
+    credentials and trusted certificate authorities are looked up in (the command's `Settings.environ`; never
+    printed), and the sink that hears a registry given up."""
 
-    insecure: bool = False
+    plain_http: bool | None = None
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
     sink: Sink = field(default=to_stderr, repr=False, compare=False)
 
-    def client(self, host: str) -> RegistryClient:
-        from mlpipe.cache.registry import RegistryClient, find_credentials  # requests only when one is used
+    def client(self, host: str, repo: str = "") -> RegistryClient:
+        from mlpipe.cache.logins import find_credentials
+        from mlpipe.cache.registry import RegistryClient  # requests only when one is used
 
-        credentials = find_credentials(host, self.environ)
         sink = self.sink
         return RegistryClient(
-            host, credentials=credentials, insecure=self.insecure, warn=lambda text: sink(warning(text))
+            host,
+            credentials=find_credentials(host, self.environ, repo=repo),
+            plain_http=self.plain_http,
+            environ=self.environ,
+            warn=lambda text: sink(warning(text)),
         )

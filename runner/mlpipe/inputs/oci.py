@@ -67,7 +67,7 @@ def fetch(store: ResultStore, item: OciInput, access: RegistryAccess) -> Manifes
 
 
 def _fetch(store: ResultStore, item: OciInput, access: RegistryAccess) -> Manifest:
-    client = access.client(item.host)
+    client = access.client(item.host, item.repo)
     got = client.get_manifest(item.repo, item.digest)
     if got is None:
         raise OciInputError(f"input {item.name!r}: {item.ref} is not in the registry")

@@ -6,12 +6,13 @@ The I/O half of `mlpipe diff`, `ci-run --since` and PR summaries; `compare.py` i
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlpipe.core.compare import RunDiff, diff_runs
+from mlpipe.core.reasons import FileChange
 from mlpipe.errors import GitError, MlpipeError, UsageError
 from mlpipe.git.commands import run_git
 from mlpipe.github.context import from_env
@@ -21,6 +22,7 @@ from mlpipe.spec.model import Pipeline
 
 if TYPE_CHECKING:
     from mlpipe.cache.tiered import RemoteSettings
+    from mlpipe.core.compare import RunDiff
 
 
 def resolve_commit(root: Path, rev: str) -> str | None:
@@ -181,6 +183,32 @@ def code_stats(root: Path, base: RunRecord, head: RunRecord) -> dict[str, list[s
     return stats
 
 
+def code_files(workspace: Workspace, base: RunRecord, head: RunRecord) -> dict[str, list[FileChange]]:
+    """For each step whose code tree changed: its changed files by repository path, where git has both trees."""
+    from mlpipe.git.commands import find_repo
+    from mlpipe.git.treediff import CodeDiff
+
+    repo = find_repo(workspace.root)
+    if repo is None:
+        return {}
+    inside = Path(os.path.realpath(workspace.root)).relative_to(Path(os.path.realpath(repo.root))).as_posix()
+    differ = CodeDiff(
+        repo_root=repo.root,
+        workspace="" if inside == "." else inside,
+        listing=lambda _tree: None,
+        pool=workspace.snapshots / "blobs",
+    )
+    found: dict[str, list[FileChange]] = {}
+    for name, step in head.steps.items():
+        old = base.steps.get(name)
+        if old is None or not old.tree or not step.tree or old.tree == step.tree or not step.code:
+            continue
+        changed = differ(str(step.code), str(old.tree), str(step.tree))  # CodeDiff checks the ids
+        if changed:
+            found[name] = [FileChange(change=c, path=p, line=line) for c, p, line in changed]
+    return found
+
+
 def compare_runs(
     workspace: Workspace,
     base: RunRecord,
@@ -192,4 +220,13 @@ def compare_runs(
     found = directions(pipeline) if pipeline is not None else {}
     found.update(extra_directions or {})
     order = list(pipeline.steps) if pipeline is not None else []
-    return diff_runs(base, head, directions=found, files=code_stats(workspace.root, base, head), order=order)
+    from mlpipe.core.compare import diff_runs  # only a run with a base to compare loads the comparison
+
+    return diff_runs(
+        base,
+        head,
+        directions=found,
+        files=code_stats(workspace.root, base, head),
+        code_files=code_files(workspace, base, head),
+        order=order,
+    )

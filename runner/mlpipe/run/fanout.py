@@ -19,7 +19,16 @@ from typing import Any, Protocol
 
 from mlpipe import __version__
 from mlpipe.core.fanout import BadFanOut, FanOut, RunnerMap, StepNeeds, from_json, place, single_job
-from mlpipe.core.fanparts import Part, Unmet, merge, part_from_json, plan_record, refusal, unmet_upstream
+from mlpipe.core.fanparts import (
+    Part,
+    Unmet,
+    merge,
+    part_from_json,
+    plan_record,
+    refusal,
+    run_annotations,
+    unmet_upstream,
+)
 from mlpipe.core.plan import Plan
 from mlpipe.errors import CacheError, UsageError
 from mlpipe.events import Notice
@@ -111,6 +120,7 @@ def step_needs(prepared: Prepared) -> list[StepNeeds]:
             labels=steps[name].runs_on,
             own_job=steps[name].fan_out or steps[name].instance_of is not None,
             runs=prepared.plan.steps[name].action != "reuse",
+            gpus=steps[name].gpus,
         )
         for name in prepared.order
     ]
@@ -277,6 +287,7 @@ def job_part(
     status: str,
     started_at: str,
     environ: Mapping[str, str],
+    annotations: Sequence[Mapping[str, Any]] = (),
 ) -> Part:
     job = plan.job(job_id)
     steps: dict[str, StepRecord] = {}
@@ -295,6 +306,7 @@ def job_part(
         started_at=started_at,
         ended_at=utc_now() if status != "running" else None,
         runner=runner,
+        annotations=tuple(annotations),
     )
 
 
@@ -317,6 +329,9 @@ class PartPusher:
         self.record: RunRecord | None = None
         self.started_at = utc_now()
         self.failed = ""
+        self.annotations: list[dict[str, Any]] = []
+        """The job's failures and warnings at their lines (set before the last push)."""
+        self.warnings: list[str] = []
 
     def push(self, status: str) -> None:
         part = job_part(
@@ -327,6 +342,7 @@ class PartPusher:
             status=status,
             started_at=self.started_at,
             environ=self.environ,
+            annotations=self.annotations,
         )
         try:
             self.board.put(f"part.{self.job_id}", part.to_json())
@@ -358,10 +374,15 @@ class PartPusher:
         pass
 
     def notice(self, notice: Notice) -> None:
-        pass
+        """The backends' warnings (a registry given up, an entry refused), distinct, for the job's annotations."""
+        if notice.kind == "warning" and notice.text not in self.warnings and len(self.warnings) < 10:
+            self.warnings.append(notice.text)
 
 
 # -- the report -------------------------------------------------------------------------------------------------
-def merged_record(board: Board, plan: FanOut, *, cancelled: bool, warn: Callable[[str], None]) -> RunRecord:
+def merged_record(
+    board: Board, plan: FanOut, *, cancelled: bool, warn: Callable[[str], None]
+) -> tuple[RunRecord, list[dict[str, Any]]]:
+    """The whole run's record, and every job's annotations (each once)."""
     parts = read_parts(board, plan, [job.id for job in plan.jobs()], warn)
-    return merge(plan, parts, cancelled=cancelled, ended_at=utc_now())
+    return merge(plan, parts, cancelled=cancelled, ended_at=utc_now()), run_annotations(plan, parts)

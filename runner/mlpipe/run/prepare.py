@@ -2,29 +2,35 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from mlpipe.cache.base import ResultStore
 from mlpipe.core import dag
 from mlpipe.core.plan import Facts, Plan, StepPlan, make_plan
+from mlpipe.core.reasons import CodeChanges, Earlier, FileChange
 from mlpipe.digest import FileHasher
 from mlpipe.errors import ContainerError
 from mlpipe.events import Sink, to_stderr
 from mlpipe.executors.gpus import Gpu, check_fits, discover, why_no_gpus
 from mlpipe.git.provenance import GitInfo, git_info
-from mlpipe.git.snapshot import Snapshot, SnapshotFile, Snapshotter, diff_files
+from mlpipe.git.snapshot import Snapshot, Snapshotter
+from mlpipe.git.treediff import CodeDiff
 from mlpipe.git.workdir import materialize_snapshot
 from mlpipe.interpreter import environment_facts
 from mlpipe.paths import Workspace
+from mlpipe.run.earlier import REGISTRY_LIMIT, EarlierFinder
+from mlpipe.runs import RunHistory, RunRecord
 from mlpipe.spec.model import Pipeline, RepoInput, Step
 
 if TYPE_CHECKING:
+    from mlpipe.cache.tiered import RemoteSettings
     from mlpipe.images.provide import Provided
 
 
@@ -54,7 +60,8 @@ class Prepared:
     selected: frozenset[str]
     needed: frozenset[str]
     plan: Plan
-    code_changes: Callable[[str, str], list[tuple[str, str]] | None]
+    code_changes: CodeChanges
+    earlier: Callable[[str], Earlier | None]
     gpus: tuple[Gpu, ...] = ()
     """This runner's GPUs, discovered when a step to run asks for some (`resources.gpus`)."""
 
@@ -67,6 +74,7 @@ class Prepared:
             plan=self.plan,
             facts=self.facts,
             code_changes=self.code_changes,
+            earlier=self.earlier,
             snapshots=self.snapshots,
             gpus=self.gpus,
         )
@@ -87,7 +95,10 @@ class Work:
     needed: frozenset[str]
     plan: Plan
     facts: Facts
-    code_changes: Callable[[str, str], list[tuple[str, str]] | None]
+    code_changes: CodeChanges
+    """The changed files of a step's code, to name them (and the first changed line, for the notice)."""
+    earlier: Callable[[str], Earlier | None]
+    """A step's nearest earlier fingerprint, what a rerun's reasons compare with."""
     snapshots: Mapping[str, Snapshot]
     """Code dir -> its snapshot, copied for each step that runs."""
     gpus: tuple[Gpu, ...] = ()
@@ -154,13 +165,17 @@ def prepare(
     to_run: bool = True,
     build: bool = True,
     sink: Sink = to_stderr,
+    base: RunRecord | None = None,
+    registry: RemoteSettings | None = None,
 ) -> Prepared:
     """`environ`: the command's settings' environment (where GPUs are looked for: PATH, MLPIPE_GPUS).
 
     `to_run=False` (reading stored results): no GPU check, and an unreachable container engine is no error.
 
     `build=False` (`mlpipe plan`): no image is built or loaded; a step whose image is nowhere yet will run.
-    `sink` hears that an image is built here."""
+    `sink` hears that an image is built here. `base`: the base commit's run (a pull request's base, `--since`),
+    which reasons compare with first; `registry`: where run records are looked for when no record here has a
+    step that runs."""
     graph = dag.Dag.from_pipeline(pipeline)
     chosen = graph.select(only=selection.only, from_=selection.from_, with_upstream=selection.with_upstream)
     selected = frozenset(chosen.steps)
@@ -190,12 +205,8 @@ def prepare(
 
     hasher.save()
 
-    def code_changes(old: str, new: str) -> list[tuple[str, str]] | None:
-        before, after = store.local.listing(old), store.local.listing(new)
-        if before is None or after is None:
-            return None
-        return diff_files(_files(before), _files(after))
-
+    code_changes = _code_changes(snapshotter, workspace, store)
+    earlier = _earlier(pipeline, workspace, store, base=base, registry=registry)
     planner = partial(
         make_plan,
         pipeline,
@@ -204,7 +215,7 @@ def prepare(
         forced=frozenset(chosen.forced),
         needed=needed,
         lookup=store.lookup,
-        latest=lambda step: store.latest(pipeline.name, step),
+        earlier=earlier,
         code_changes=code_changes,
         no_reuse=selection.no_reuse,
     )
@@ -227,12 +238,47 @@ def prepare(
         needed=frozenset(needed),
         plan=plan,
         code_changes=code_changes,
+        earlier=earlier,
         gpus=_gpus(pipeline, plan, selected, environ) if to_run else (),
     )
 
 
-def _files(listing: Sequence[Sequence[Any]]) -> tuple[SnapshotFile, ...]:
-    return tuple(SnapshotFile(path=p, mode=m, blob=b, size=0) for p, m, b in listing)
+def _code_changes(snapshotter: Snapshotter, workspace: Workspace, store: ResultStore) -> CodeChanges:
+    """The changed files of a step's code between two snapshot trees, by repository path."""
+    repo_root = snapshotter.repo.root if snapshotter.repo is not None else None
+    inside = workspace_path(snapshotter.root, Path(os.path.realpath(workspace.root)))
+    differ = CodeDiff(
+        repo_root=repo_root,
+        workspace="" if inside == "." else inside,
+        listing=store.local.listing,
+        pool=workspace.snapshots / "blobs",
+    )
+
+    def changes(code: str, old: str, new: str) -> list[FileChange] | None:
+        found = differ(code, old, new)
+        if found is None:
+            return None
+        return [FileChange(change=kind, path=path, line=line) for kind, path, line in found]
+
+    return changes
+
+
+def _earlier(
+    pipeline: Pipeline,
+    workspace: Workspace,
+    store: ResultStore,
+    *,
+    base: RunRecord | None,
+    registry: RemoteSettings | None,
+) -> EarlierFinder:
+    remote = None
+    if registry is not None:
+        from mlpipe.run.stores import remote_run_records
+
+        remote = partial(remote_run_records, registry, workspace.cache, workspace.root, limit=REGISTRY_LIMIT)
+    return EarlierFinder(
+        pipeline.name, store, base=base, history=RunHistory(workspace.runs).records, remote=remote
+    )
 
 
 def _input_digests(pipeline: Pipeline, step: str, hasher: FileHasher) -> dict[str, str]:

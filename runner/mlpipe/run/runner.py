@@ -226,18 +226,22 @@ class Runner:
         planned = step.planned
         found = None if planned.forced else self.site.store.lookup(fingerprint.key)
         runs = found is None and step.selected and not planned.forced
-        previous = self.site.store.latest(self.work.pipeline.name, name) if runs else None
+        previous = self.work.earlier(name) if runs else None
         trees = changed_code(previous, fingerprint)
         decision = decide(
+            pipeline=self.work.pipeline,
+            step=step.spec,
             selected=step.selected,
             forced_by=planned.forced_by,
             fingerprint=fingerprint,
             found=found,
-            previous=previous,
-            code_changes=self.work.code_changes(*trees) if trees else None,
+            earlier=previous,
+            code_changes=self.work.code_changes(step.spec.code, *trees) if trees else None,
             upstream_reran=planned.action != "reuse",
         )
         record.reasons = list(decision.reasons)
+        if decision.spot is not None:
+            record.changed_at = {"path": decision.spot.path, "line": decision.spot.line}
         if decision.result is not None:
             self._reuse(name, decision.result)
             finished.add(name)
@@ -747,8 +751,7 @@ def _flatten_metrics(output: str, data: Mapping[str, Any], prefix: str, depth: i
 def _state(path: Path) -> str:
     """What a step must not change about an input: every file's path and stat data, as one digest."""
     st = os.stat(path)
-    files = list(walk_files(path)) if stat.S_ISDIR(st.st_mode) else [("", st)]
-    return tree_signature(files)[0]
+    return tree_signature(walk_files(path) if stat.S_ISDIR(st.st_mode) else [("", st)])[0]
 
 
 def _content_digest(path: Path) -> str | None:

@@ -80,7 +80,7 @@ def open_session(
     *,
     sink: Sink = to_stderr,
 ) -> Session:
-    """`cli`: the command line's settings by name (`cache`, `cache-mode`, `insecure`, ...); `sink`: hears what
+    """`cli`: the command line's settings by name (`cache`, `cache-mode`, `plain-http`, ...); `sink`: hears what
     the store says on the side (a run's reporters, through `events.Relay`)."""
     from mlpipe.config import load_settings
 

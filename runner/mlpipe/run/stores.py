@@ -33,7 +33,7 @@ def remote_settings(settings: Settings) -> RemoteSettings | None:
         host=host,
         repo=repo,
         mode=cast(CacheMode, mode),
-        insecure=settings.insecure_registry,
+        plain_http=settings.plain_http,
         allow_dirty_push=settings.allow_dirty_push,
         required=settings.cache_required,
         retry_budget_s=settings.retry_budget_s,

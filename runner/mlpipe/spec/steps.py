@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import posixpath
 import re
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from mlpipe.spec.model import (
     Step,
     StepInput,
 )
-from mlpipe.spec.yamlnodes import Entry, Reader, did_you_mean, join, plain
+from mlpipe.spec.yamlnodes import Entry, Reader, close_matches, did_you_mean, join, plain
 
 STEP_KEYS = (
     "code", "run", "inputs", "outputs", "env", "env-passthrough", "matrix", "reuse", "needs",
@@ -289,7 +288,7 @@ class _StepBuilder:
         expected = " or ".join(repr(c) for c in choices)
         fix = ""
         if isinstance(value, str):
-            close = difflib.get_close_matches(value, choices, n=1)
+            close = close_matches(value, choices, n=1)
             fix = f"did you mean {close[0]!r}?" if close else ""
         self.reader.expected(entry.value, key, expected, fix)
         return None
@@ -527,7 +526,7 @@ def syntax_problem(reader: Reader, node: Node, key: str, error: refs.RefSyntaxEr
         reader.add(node, key, f"unclosed expression {text!r}", "close it with '}}'", offset=error.offset)
         return
     head, dot, rest = error.text[3:-2].strip().partition(".")
-    close = difflib.get_close_matches(head, ("params", "inputs", "outputs", "matrix", "steps"), n=1)
+    close = close_matches(head, ("params", "inputs", "outputs", "matrix", "steps"), n=1)
     fix = f"did you mean '${{{{ {close[0]}.{rest} }}}}'?" if dot and close and close[0] != head else REF_FORMS
     reader.add(node, key, f"malformed expression {error.text!r}", fix, offset=error.offset)
 
@@ -566,7 +565,7 @@ def missing_fix(root: Path, rel: str) -> str:
     parent = (root / rel).parent
     if parent.is_dir():
         siblings = sorted(p.name for p in parent.iterdir())
-        close = difflib.get_close_matches(PurePosixPath(rel).name, siblings, n=1)
+        close = close_matches(PurePosixPath(rel).name, siblings, n=1)
         if close:
             return f"did you mean {posixpath.join(posixpath.dirname(rel), close[0])!r}?"
     return f"paths are relative to the workspace root {root}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -36,7 +35,7 @@ def join(path: str, name: str) -> str:
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """'did you mean X?' for a close name, else the list of valid names (compared case-insensitively)."""
     by_lower = {choice.lower(): choice for choice in choices}
-    close = difflib.get_close_matches(name.lower(), list(by_lower), n=1)
+    close = close_matches(name.lower(), list(by_lower), n=1)
     if close:
         return f"did you mean {by_lower[close[0]]!r}?"
     return f"expected one of: {', '.join(by_lower.values())}" if by_lower else ""
@@ -394,3 +393,10 @@ def position(node: Node, offset: int | None = None) -> tuple[int, int]:
     if node.style in {"'", '"'} and source == f"{node.style}{node.value}{node.style}":
         return line, col + 1 + offset
     return line, col
+
+
+def close_matches(word: str, choices: Sequence[str], n: int) -> list[str]:
+    """difflib's suggestions, imported only when a pipeline has a mistake to suggest a fix for."""
+    import difflib
+
+    return difflib.get_close_matches(word, choices, n=n)
