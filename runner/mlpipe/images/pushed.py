@@ -11,7 +11,7 @@ import contextlib
 from collections.abc import Mapping
 from typing import Any
 
-from mlpipe.cache.registry import Credentials
+from mlpipe.cache.logins import Credentials
 
 __lazy_modules__ = ["docker"]
 
