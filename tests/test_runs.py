@@ -84,6 +84,7 @@ def test_record_json_carries_the_format_tag_and_round_trips() -> None:
         "params",
         "options",
         "steps",
+        "order",
         "platform",
         "mlpipe_version",
     }

@@ -16,6 +16,7 @@ from mlpipe.inputs.base import RegistryAccess
 from mlpipe.ownvars import step_environment
 from mlpipe.release.baseline import Baseline, baseline_for, compare_runs
 from mlpipe.release.manifest import build_manifest, push_release, release_tag, require_clean, save_local
+from mlpipe.report.logs import failure_tails
 from mlpipe.report.terminal import choose_reporter
 from mlpipe.report.text import run_summary
 from mlpipe.run.leftovers import start_run
@@ -139,7 +140,7 @@ def command(
     if as_json:
         click.echo(json.dumps(record.to_json(), indent=1, sort_keys=True))
     else:
-        click.echo(run_summary(record))
+        click.echo(run_summary(record, failure_tails(record, session.workspace.root)))
         compared, note = _compare(session, baseline, record) if baseline else (None, "")
         if compared is not None:
             click.echo("\n" + diff_text(compared))

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from mlpipe.cli.options import cache_option, cache_settings_options, file_option
+from mlpipe.cli.options import cache_option, cache_read_options, cache_settings_options, file_option
 from mlpipe.errors import UsageError
 from mlpipe.run.session import pipeline_path
 from mlpipe.text import human_size
@@ -40,7 +40,7 @@ def _store(file: str | None, cache: str | None) -> ResultStore:
     return open_store(root, load_settings(root, cli=given_settings(cache)))[1]
 
 
-@command.command("add")
+@command.command("add", short_help="Record PATH in PATH.mlpipe-data.json and git-ignore it.")
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 def add_command(path: Path) -> None:
     """Write PATH.mlpipe-data.json (commit it) and add PATH to .gitignore when it is in the repository."""
@@ -57,7 +57,7 @@ def add_command(path: Path) -> None:
     click.echo(f"commit {added.record_file.name}; `mlpipe data push {path}` stores the data")
 
 
-@command.command("push")
+@command.command("push", short_help="Store PATH's content locally, and in a registry with --cache oci://.")
 @click.argument("path", type=click.Path(path_type=Path))
 @file_option
 @cache_option
@@ -71,11 +71,11 @@ def push_command(path: Path, file: str | None, cache: str | None) -> None:
     click.echo(f"pushed {path} ({result.parts['data']})")
 
 
-@command.command("pull")
+@command.command("pull", short_help="Restore PATH from the store or the registry, verified.")
 @click.argument("path", type=click.Path(path_type=Path))
 @file_option
 @cache_option
-@cache_settings_options
+@cache_read_options
 def pull_command(path: Path, file: str | None, cache: str | None) -> None:
     """Restore PATH from the store (or the registry with --cache oci://), verified against its data file."""
     from mlpipe.inputs.datasets import pull

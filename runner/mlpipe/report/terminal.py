@@ -64,7 +64,10 @@ class PlainReporter:
             except (BrokenPipeError, ValueError):  # ValueError: the stream was closed
                 self._closed = True
                 stdout_closed(self.stream)
-                _say("the output was closed (its reader exited): the run goes on without printing progress")
+                _say(
+                    "the output was closed (its reader exited): no more progress is printed, but that alone "
+                    "does not stop the run; `mlpipe show` gives its summary"
+                )
 
     def run_started(self, record: RunRecord, plan: Plan) -> None:
         runs = sum(1 for s in plan.steps.values() if s.action == "run")

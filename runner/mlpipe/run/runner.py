@@ -373,7 +373,7 @@ class Runner:
             record.duration_s = round(outcome.duration_s, 3)
         if outcome is not None and (outcome.cancelled or (self.cancel_requested and done.result is None)):
             record.status = "cancelled"
-            record.error = "cancelled"
+            record.error = self._stopped_by()
         elif done.result is not None and done.error is None:
             record.status = "ran"
             record.outputs = done.result.output_digests()
@@ -429,6 +429,12 @@ class Runner:
             raise CacheError(f"--cache-required: {errors}")
 
     # -- cancellation --------------------------------------------------------------------------------------
+    def _stopped_by(self) -> str:
+        """Why a running step was stopped, for its record and its line (`slow: cancelled: stopped by SIGINT`)."""
+        if self._signal_received:
+            return f"stopped by {self._signal_received}"
+        return "stopped: another step failed (--fail-fast)" if self.cancel_requested else "stopped"
+
     def _cancel_all(self) -> None:
         self.cancel_requested = True
         for running in list(self.running.values()):

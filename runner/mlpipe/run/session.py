@@ -109,4 +109,5 @@ def local_store(workspace: Workspace, hasher: FileHasher | None = None) -> Local
     """The workspace's local store alone, never a registry (gc and fsck of this machine's store)."""
     from mlpipe.cache.local import LocalStore
 
+    workspace.make_state()
     return LocalStore(workspace.cache, hasher=hasher)
