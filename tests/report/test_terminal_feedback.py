@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import pty
+import re
 import select
 import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -93,3 +95,38 @@ def test_ctrl_c_says_cancelled_once_per_line(project_factory, tmp_path):
     summary = screen[screen.index(": cancelled (1 cancelled)") :]
     assert "slow  cancelled" in summary and "stopped by SIGINT" in summary
     assert project.record()["steps"]["slow"]["error"] == "stopped by SIGINT"
+
+
+BIG = """\
+name: big
+steps:
+  make:
+    run: head -c 6291456 /dev/urandom > ${{ outputs.blob }}
+    outputs:
+      blob: {type: file}
+  after:
+    run: sleep 1; cat ${{ inputs.blob }} | wc -c
+    inputs:
+      blob: ${{ steps.make.outputs.blob }}
+    reuse: false
+"""
+
+
+def test_registry_pulls_show_a_byte_meter_on_a_terminal_and_one_line_in_ci(project_factory, registry):
+    env = {"MLPIPE_CACHE": f"oci://{registry.host}/t/{uuid.uuid4().hex[:12]}"}
+    pusher = project_factory({"mlpipe.yaml": BIG}, name="pusher")
+    pusher.run("ci-run", env=env).assert_success()
+    puller = project_factory({"mlpipe.yaml": BIG}, name="puller")
+
+    code, screen = on_terminal(puller.root, ["ci-run"], env=env)
+
+    assert code == 0, screen
+    assert puller.record()["steps"]["make"]["status"] == "reused"
+    meters = re.findall(r"network: ↓ ([0-9.]+) MiB", screen)
+    assert meters, screen
+    assert max(float(m) for m in meters) >= 6.0  # the whole 6 MiB blob, counted as it arrived
+    assert re.search(r"mlpipe: cache: fetched make result \w{12} from \S+ \(1 files, 6\.0 MiB\) in", screen)
+
+    in_ci = project_factory({"mlpipe.yaml": BIG}, name="ci").run("ci-run", env={**env, "CI": "true"})
+    assert "network:" not in in_ci.assert_success().output
+    assert len(re.findall(r"mlpipe: cache: fetched make result", in_ci.stderr)) == 1

@@ -19,6 +19,7 @@ from mlpipe.release.manifest import build_manifest, push_release, release_tag, r
 from mlpipe.report.logs import failure_tails
 from mlpipe.report.terminal import choose_reporter
 from mlpipe.report.text import run_summary
+from mlpipe.report.traffic import traffic_display
 from mlpipe.run.leftovers import start_run
 from mlpipe.run.locks import lock_timeout
 from mlpipe.run.prepare import Selected, prepare
@@ -93,13 +94,13 @@ def command(
     baseline = baseline_for(
         session.workspace, since=since, environ=session.settings.environ, registry=remote_of(session.settings)
     )
-    prepared = prepare(
-        session.pipeline,
-        session.workspace,
-        session.store,
-        Selected(only=only, from_=from_, with_upstream=with_upstream, no_reuse=no_reuse),
-        hasher=session.hasher,
-    )
+    # With --json, stdout carries only the record; progress goes to stderr.
+    stream = sys.stderr if as_json else sys.stdout
+    selected = Selected(only=only, from_=from_, with_upstream=with_upstream, no_reuse=no_reuse)
+    with traffic_display(stream):  # planning fetches the results a registry has
+        prepared = prepare(
+            session.pipeline, session.workspace, session.store, selected, hasher=session.hasher
+        )
     tag = release_tag(session.settings.environ)
     if tag is not None:  # before any compute: a release is the tagged commit and nothing else
         require_clean(tag, prepared.git)
@@ -121,8 +122,6 @@ def command(
             insecure=session.settings.insecure_registry, environ=session.settings.environ
         ),
     )
-    # With --json, stdout carries only the record; progress goes to stderr.
-    stream = sys.stderr if as_json else sys.stdout
     reporter = choose_reporter(stream)
     if (
         session.settings.environ.get("GITHUB_ACTIONS") == "true"

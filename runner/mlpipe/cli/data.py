@@ -9,6 +9,7 @@ import click
 
 from mlpipe.cli.options import cache_option, cache_read_options, cache_settings_options, file_option
 from mlpipe.errors import UsageError
+from mlpipe.report.traffic import traffic_display
 from mlpipe.run.session import pipeline_path
 from mlpipe.text import human_size
 
@@ -67,7 +68,8 @@ def push_command(path: Path, file: str | None, cache: str | None) -> None:
     from mlpipe.inputs.datasets import push
 
     store = _store(file, cache)
-    result = push(path, store)
+    with traffic_display():
+        result = push(path, store)
     click.echo(f"pushed {path} ({result.parts['data']})")
 
 
@@ -81,4 +83,6 @@ def pull_command(path: Path, file: str | None, cache: str | None) -> None:
     from mlpipe.inputs.datasets import pull
 
     store = _store(file, cache)
-    click.echo(f"pulled {pull(path, store)}")
+    with traffic_display():
+        pulled = pull(path, store)
+    click.echo(f"pulled {pulled}")

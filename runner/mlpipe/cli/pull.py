@@ -8,6 +8,7 @@ import click
 
 from mlpipe.cli.options import given_settings, pipeline_read_options
 from mlpipe.release.pull import pull
+from mlpipe.report.traffic import traffic_display
 from mlpipe.run.session import open_session
 
 
@@ -26,7 +27,8 @@ def command(
 ) -> None:
     """Materialize a step's stored outputs for the current code and params (else its most recent result)."""
     session = open_session(file, params, given_settings(cache))
-    pulled = pull(session, target, to)
+    with traffic_display():
+        pulled = pull(session, target, to)
     if not pulled.current:
         click.echo(
             f"mlpipe: no stored result of {pulled.step} matches the current code, params and inputs; "

@@ -13,6 +13,7 @@ from typing import IO, Any
 from mlpipe.core.plan import Plan
 from mlpipe.report.events import Reporter
 from mlpipe.report.text import where
+from mlpipe.report.traffic import TrafficMeter
 from mlpipe.runs import RunRecord, StepRecord
 
 SYMBOLS = {"ran": "✔", "reused": "↺", "failed": "✘", "skipped": "-", "cancelled": "■", "running": "▶"}
@@ -125,6 +126,7 @@ class TerminalReporter(PlainReporter):
         self.console = Console(file=stream, highlight=False)
         self._states: dict[str, str] = {}
         self._started: dict[str, float] = {}
+        self._traffic = TrafficMeter()  # registry pushes and pulls, URL downloads: bytes and rate
         self._live = Live(
             console=self.console, refresh_per_second=8, transient=True, get_renderable=self._render
         )
@@ -139,6 +141,8 @@ class TerminalReporter(PlainReporter):
             if state == "running":
                 detail = f"running {time.monotonic() - self._started[name]:.0f}s"
             table.add_row(symbol, name, detail)
+        if traffic := self._traffic.line():
+            table.add_row("⇅", traffic, "")
         return table
 
     def _print(self, text: str) -> None:
