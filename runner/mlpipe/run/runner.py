@@ -150,11 +150,17 @@ class Runner:
         self.record.git["snapshot_ref"] = None
         if git.in_repo and git.dirty:
             ref = write_snapshot_ref(
-                git.root, self.run_id, self.site.snapshotter, max_file_size=self.options.max_recoverable_file
+                git.root,
+                self.run_id,
+                self.site.snapshotter,
+                max_file_size=self.options.max_recoverable_file,
+                dirty_paths=git.dirty_paths,
             )
             self.record.git["snapshot_ref"] = ref.ref
             self.record.git["snapshot_commit"] = ref.commit
             self.record.git["unrecoverable"] = list(ref.unrecoverable)
+            if ref.ignored_omitted:
+                self.record.git["unrecoverable_omitted"] = ref.ignored_omitted
 
     def _schedule(self) -> None:
         pending = list(self.work.order)
