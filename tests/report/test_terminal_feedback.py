@@ -112,10 +112,14 @@ steps:
 """
 
 
-def test_registry_pulls_show_a_byte_meter_on_a_terminal_and_one_line_in_ci(project_factory, registry):
+def test_registry_pushes_and_pulls_show_a_byte_meter_on_a_terminal_and_one_line_in_ci(
+    project_factory, registry
+):
     env = {"MLPIPE_CACHE": f"oci://{registry.host}/t/{uuid.uuid4().hex[:12]}"}
     pusher = project_factory({"mlpipe.yaml": BIG}, name="pusher")
-    pusher.run("ci-run", env=env).assert_success()
+    code, pushed = on_terminal(pusher.root, ["ci-run"], env=env)
+    assert code == 0, pushed
+    assert max(float(m) for m in re.findall(r"network: ↑ ([0-9.]+) MiB", pushed)) >= 6.0, pushed
     puller = project_factory({"mlpipe.yaml": BIG}, name="puller")
 
     code, screen = on_terminal(puller.root, ["ci-run"], env=env)
