@@ -1,34 +1,20 @@
-"""`mlpipe ci-run`: what CI runs, and what users run to do what CI does."""
+"""`mlpipe ci-run`: what CI runs, and what users run to do what CI does. Parsing and printing only: the work,
+the release and the exit policy are `mlpipe.api.ci_run`'s."""
 
 from __future__ import annotations
 
 import json
-import os
 import sys
-from typing import IO, TYPE_CHECKING
 
 import click
 
-from mlpipe.cli.options import given_settings, json_option, pipeline_options, remote_of, selection_options
-from mlpipe.core.compare import RunDiff, diff_text
-from mlpipe.errors import CacheError, PipelineFailed, UsageError
-from mlpipe.inputs.base import RegistryAccess
-from mlpipe.ownvars import step_environment
-from mlpipe.release.baseline import Baseline, baseline_for, compare_runs
-from mlpipe.release.manifest import build_manifest, push_release, release_tag, require_clean, save_local
+from mlpipe.api.ci_run import DEFAULT_MAX_RECOVERABLE_FILE, CiRunOptions, ci_run
+from mlpipe.api.source import Selected, Source
+from mlpipe.cli.options import given_settings, json_option, pipeline_options, selection_options
+from mlpipe.core.compare import diff_text
 from mlpipe.report.logs import failure_tails
-from mlpipe.report.terminal import choose_reporter
 from mlpipe.report.text import run_summary
-from mlpipe.report.traffic import traffic_display
-from mlpipe.run.leftovers import start_run
-from mlpipe.run.locks import lock_timeout
-from mlpipe.run.prepare import Selected, prepare
-from mlpipe.run.runner import Runner, RunOptions
-from mlpipe.run.session import Session, open_session
-from mlpipe.runs import RunRecord, new_run_id
-
-if TYPE_CHECKING:
-    from mlpipe.cache.tiered import RemoteSettings
+from mlpipe.run.session import workspace_for
 
 
 @click.command("ci-run")
@@ -45,7 +31,7 @@ if TYPE_CHECKING:
 @click.option(
     "--snapshot-max-file-size",
     type=click.IntRange(min=0),
-    default=100 * 2**20,
+    default=DEFAULT_MAX_RECOVERABLE_FILE,
     envvar="MLPIPE_SNAPSHOT_MAX_FILE_SIZE",
     show_default=True,
     metavar="BYTES",
@@ -83,96 +69,32 @@ def command(
 
     Exits 0 only when every selected step ran or was reused successfully.
     """
-    session = open_session(file, params, given_settings(cache))
-    run_id = new_run_id()
-    say = lambda text: click.echo(f"mlpipe: {text}", err=True)
-    locks = start_run(
-        session.workspace, session.pipeline, run_id, timeout_s=lock_timeout(session.settings.environ), say=say
-    )
-    click.get_current_context().call_on_close(locks.release)
-    # Found before any compute: a --since REF without a run is an error, not a surprise at the end.
-    baseline = baseline_for(
-        session.workspace, since=since, environ=session.settings.environ, registry=remote_of(session.settings)
-    )
     # With --json, stdout carries only the record; progress goes to stderr.
-    stream = sys.stderr if as_json else sys.stdout
-    selected = Selected(only=only, from_=from_, with_upstream=with_upstream, no_reuse=no_reuse)
-    with traffic_display(stream):  # planning fetches the results a registry has
-        prepared = prepare(
-            session.pipeline, session.workspace, session.store, selected, hasher=session.hasher
-        )
-    tag = release_tag(session.settings.environ)
-    if tag is not None:  # before any compute: a release is the tagged commit and nothing else
-        require_clean(tag, prepared.git)
-    missing = prepared.plan.missing()
-    if missing:
-        names = ", ".join(missing)
-        raise UsageError(
-            f"upstream step(s) {names} have no stored result for the current code, params and inputs; "
-            "run them first, or add --with-upstream"
-        )
-    grace = session.settings.kill_grace_s
-    options = RunOptions(
-        jobs=jobs or session.settings.jobs or os.cpu_count() or 1,
-        fail_fast=fail_fast,
-        kill_grace_s=grace,
-        max_recoverable_file=snapshot_max_file_size,
-        step_environment=step_environment(session.settings.environ),
-        registry_access=RegistryAccess(
-            insecure=session.settings.insecure_registry, environ=session.settings.environ
-        ),
-    )
-    reporter = choose_reporter(stream)
-    if (
-        session.settings.environ.get("GITHUB_ACTIONS") == "true"
-    ):  # check run, annotations, job summary, step outputs
-        from mlpipe.github.checks import with_github
-
-        reporter = with_github(
-            reporter,
-            prepared,
+    result = ci_run(
+        Source(file=file, params=params, settings=given_settings(cache)),
+        CiRunOptions(
+            selection=Selected(only=only, from_=from_, with_upstream=with_upstream, no_reuse=no_reuse),
+            jobs=jobs,
+            fail_fast=fail_fast,
+            snapshot_max_file_size=snapshot_max_file_size,
             publish_checks=publish_checks,
-            stream=stream,
-            compare=(lambda done: _compare(session, baseline, done)) if baseline else None,
-        )
-    record = Runner(prepared.work(), prepared.site(), reporter, options, run_id=run_id).run()
+            since=since,
+        ),
+        stream=sys.stderr if as_json else sys.stdout,
+    )
     if as_json:
-        click.echo(json.dumps(record.to_json(), indent=1, sort_keys=True))
+        click.echo(json.dumps(result.record.to_json(), indent=1, sort_keys=True))
     else:
-        click.echo(run_summary(record, failure_tails(record, session.workspace.root)))
-        compared, note = _compare(session, baseline, record) if baseline else (None, "")
-        if compared is not None:
-            click.echo("\n" + diff_text(compared))
-        elif note:
-            click.echo(f"\nno comparison with the base: {note}")
-    if tag is not None and record.status == "succeeded":
-        _release(session, tag, record, remote_of(session.settings), stream)
-    if record.status == "cancelled":
-        raise PipelineFailed(f"run {record.run_id} was cancelled", exit_code=130)
-    if record.status != "succeeded":
-        failed = [n for n, s in record.steps.items() if s.status not in {"ran", "reused"}]
-        raise PipelineFailed(f"run {record.run_id} failed: {', '.join(failed)} did not succeed")
-
-
-def _say(text: str) -> None:
-    click.echo(f"mlpipe: {text}", err=True)
-
-
-def _compare(session: Session, baseline: Baseline, record: RunRecord) -> tuple[RunDiff | None, str]:
-    if baseline.record is None:
-        return None, baseline.note
-    return compare_runs(session.workspace, baseline.record, record, pipeline=session.pipeline), ""
-
-
-def _release(
-    session: Session, tag: str, record: RunRecord, registry: RemoteSettings | None, stream: IO[str]
-) -> None:
-    manifest = build_manifest(tag, record)
-    path = save_local(session.workspace, manifest)
-    try:
-        where = push_release(registry, session.workspace, manifest) if registry else "no registry given"
-    except CacheError as error:  # a release whose manifest is not where `verify` looks for it is not done
-        raise CacheError(
-            f"release {tag}: the manifest is saved at {path} but was not pushed: {error}"
-        ) from None
-    stream.write(f"mlpipe: release manifest for {tag}: {path} ({where})\n")
+        root = workspace_for(file).root
+        click.echo(run_summary(result.record, failure_tails(result.record, root)))
+        if result.comparison is not None:
+            click.echo("\n" + diff_text(result.comparison))
+        elif result.comparison_note:
+            click.echo(f"\nno comparison with the base: {result.comparison_note}")
+    if result.released is not None:
+        released = result.released
+        click.echo(
+            f"mlpipe: release manifest for {released.tag}: {released.path} ({released.where})", err=as_json
+        )
+    if result.failure is not None:
+        raise result.failure

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING
 import click
 
 from mlpipe.cache.gc import GcReport, Keep, gc_local
-from mlpipe.cli.options import cli_settings, file_option, json_option, remote_of
+from mlpipe.cli.options import cli_settings, file_option, json_option
 from mlpipe.errors import MlpipeError, UsageError
+from mlpipe.run.session import remote_of
 from mlpipe.runs import RunHistory
 
 if TYPE_CHECKING:

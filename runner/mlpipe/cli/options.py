@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from mlpipe.run.session import remote_of
+
 if TYPE_CHECKING:
     from mlpipe.cache.tiered import RemoteSettings
     from mlpipe.config import Settings
@@ -146,15 +148,6 @@ def selection_options(func: F) -> F:
     for decorate in reversed(decorators):
         func = decorate(func)
     return func
-
-
-def remote_of(settings: Settings) -> RemoteSettings | None:
-    """The registry behind the local store, when the settings name one."""
-    if settings.remote_cache is None:
-        return None
-    from mlpipe.run.stores import remote_settings  # requests and oras only when a registry is used
-
-    return remote_settings(settings)
 
 
 def cli_remote(cache: str | None) -> RemoteSettings | None:

@@ -1,21 +1,16 @@
-"""`mlpipe plan`: run or reuse for each step, and why, without running anything."""
+"""`mlpipe plan`: run or reuse for each step, and why, without running anything. Parsing and printing only:
+the plan is `mlpipe.api.plan`'s."""
 
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Mapping
 
 import click
 
-from mlpipe.cli.options import given_settings, json_option, pipeline_options, remote_of, selection_options
-from mlpipe.core.plan import Plan
-from mlpipe.errors import UsageError
-from mlpipe.release.baseline import baseline_for
+from mlpipe.api.plan import PlanOptions, plan
+from mlpipe.api.source import Selected, Source
+from mlpipe.cli.options import given_settings, json_option, pipeline_options, selection_options
 from mlpipe.report.text import plan_json, plan_text
-from mlpipe.run.prepare import Selected, prepare
-from mlpipe.run.session import open_session
-from mlpipe.runs import RunRecord
 
 
 @click.command("plan")
@@ -40,55 +35,18 @@ def command(
     as_json: bool,
 ) -> None:
     """Say for each step whether `ci-run` would run it or reuse a stored result, and why."""
-    session = open_session(file, params, given_settings(cache))
-    prepared = prepare(
-        session.pipeline,
-        session.workspace,
-        session.store,
-        Selected(only=only, from_=from_, with_upstream=with_upstream, no_reuse=no_reuse),
-        hasher=session.hasher,
-        build=False,  # plans are cheap and change nothing: a step whose image must be built says so
+    result = plan(
+        Source(file=file, params=params, settings=given_settings(cache)),
+        PlanOptions(
+            selection=Selected(only=only, from_=from_, with_upstream=with_upstream, no_reuse=no_reuse),
+            publish=publish,
+        ),
     )
-    if publish:
-        base = baseline_for(
-            session.workspace,
-            since=None,
-            environ=session.settings.environ,
-            registry=remote_of(session.settings),
-        )
-        _publish(
-            session.pipeline.name,
-            prepared.plan,
-            commit=prepared.git.commit or "",
-            base=base.record if base is not None else None,
-            environ=session.settings.environ,
-        )
+    if (
+        result.published
+    ):  # stderr: stdout keeps the plan alone, as without --github (and --json stays parseable)
+        click.echo(f"plan published: {result.published}", err=True)
     if as_json:
-        click.echo(json.dumps(plan_json(session.pipeline.name, prepared.plan), indent=1))
+        click.echo(json.dumps(plan_json(result.pipeline, result.plan), indent=1))
     else:
-        click.echo(plan_text(prepared.plan))
-
-
-def _publish(
-    pipeline: str, plan: Plan, *, commit: str, base: RunRecord | None, environ: Mapping[str, str]
-) -> None:
-    from mlpipe.github import summary as md
-    from mlpipe.github.checks import publish_plan
-    from mlpipe.github.context import from_env
-
-    ctx = from_env(environ)
-    if ctx is None:
-        raise UsageError(
-            "--github publishes to GitHub Actions: run it in a workflow job (GITHUB_ACTIONS=true)"
-        )
-    markdown = md.render_plan(pipeline, plan, commit=ctx.sha or commit, run_url=ctx.run_url, base=base)
-    # stderr: stdout keeps the plan alone, as without --github (and --json stays parseable).
-    url = publish_plan(
-        ctx,
-        name=f"mlpipe plan / {pipeline}",
-        title=md.plan_title(pipeline, plan),
-        markdown=markdown,
-        stream=sys.stderr,
-    )
-    if url:
-        click.echo(f"plan published: {url}", err=True)
+        click.echo(plan_text(result.plan))

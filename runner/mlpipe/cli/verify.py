@@ -6,11 +6,11 @@ import json
 
 import click
 
-from mlpipe.cli.options import cli_settings, file_option, json_option, remote_of
+from mlpipe.cli.options import cli_settings, file_option, json_option
 from mlpipe.digest import FileHasher
 from mlpipe.paths import Workspace
 from mlpipe.release.manifest import NotVerified, load_release, verify
-from mlpipe.run.session import cache_dir, store_of, workspace_for
+from mlpipe.run.session import cache_dir, remote_of, store_of, workspace_for
 from mlpipe.text import table
 
 VERIFY_FORMAT = "mlpipe.verify/1"

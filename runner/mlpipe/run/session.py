@@ -15,6 +15,7 @@ from mlpipe.spec.model import Pipeline
 if TYPE_CHECKING:  # `validate` only loads the file: the store and config stay unimported
     from mlpipe.cache.base import ResultStore
     from mlpipe.cache.local import LocalStore
+    from mlpipe.cache.tiered import RemoteSettings
     from mlpipe.config import Settings
     from mlpipe.digest import FileHasher
 
@@ -111,3 +112,12 @@ def local_store(workspace: Workspace, hasher: FileHasher | None = None) -> Local
 
     workspace.make_state()
     return LocalStore(workspace.cache, hasher=hasher)
+
+
+def remote_of(settings: Settings) -> RemoteSettings | None:
+    """The registry behind the local store, when the settings name one."""
+    if settings.remote_cache is None:
+        return None
+    from mlpipe.run.stores import remote_settings  # requests and oras only when a registry is used
+
+    return remote_settings(settings)

@@ -1,0 +1,216 @@
+"""`ci_run()`: plan, run or reuse every selected step, record the run, compare it with its base, publish a
+release; the result says whether the run failed (the exit policy), and the caller prints it."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from mlpipe.api.source import Selected, Source, open_source
+from mlpipe.core.compare import RunDiff
+from mlpipe.errors import CacheError, MlpipeError, PipelineFailed, UsageError
+from mlpipe.events import Sink, message, to_stderr
+from mlpipe.inputs.base import RegistryAccess
+from mlpipe.ownvars import step_environment
+from mlpipe.release.baseline import Baseline, baseline_for, compare_runs
+from mlpipe.release.manifest import build_manifest, push_release, release_tag, require_clean, save_local
+from mlpipe.report.events import Reporter
+from mlpipe.report.terminal import choose_reporter
+from mlpipe.report.traffic import traffic_display
+from mlpipe.run.leftovers import start_run
+from mlpipe.run.locks import lock_timeout
+from mlpipe.run.prepare import Prepared, prepare
+from mlpipe.run.runner import Runner, RunOptions
+from mlpipe.run.session import Session, remote_of
+from mlpipe.runs import RunRecord, new_run_id
+
+DEFAULT_MAX_RECOVERABLE_FILE = 100 * 2**20
+
+
+@dataclass(frozen=True, kw_only=True)
+class CiRunOptions:
+    selection: Selected = field(default_factory=Selected)
+    jobs: int | None = None
+    """Steps run at once (None: the settings' `jobs`, else the cores)."""
+    fail_fast: bool = False
+    """Stop every running step when one fails."""
+    snapshot_max_file_size: int = DEFAULT_MAX_RECOVERABLE_FILE
+    """Files above this size are left out of a dirty run's code commit (listed as not recoverable)."""
+    publish_checks: bool = True
+    """In GitHub Actions, publish a check run with annotations (else only log annotations and the job summary)."""
+    since: str | None = None
+    """Compare with the latest run of this revision's commit (a missing run is an error, found before compute)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Released:
+    """A release run's manifest: where it was saved, and where it was pushed (or why not)."""
+
+    tag: str
+    path: Path
+    where: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunResult:
+    record: RunRecord
+    comparison: RunDiff | None = None
+    """The run compared with its base (`since`, or a pull request's base commit), when a base run was found."""
+    comparison_note: str = ""
+    """Why there is no comparison with a base that was looked for."""
+    released: Released | None = None
+    failure: MlpipeError | None = None
+    """Why the run did not succeed, with its exit code: a step that did not succeed, a cancelled run, or a
+    release that was not pushed. None: every selected step ran or was reused, exit 0."""
+
+
+def ci_run(
+    source: Source,
+    options: CiRunOptions,
+    *,
+    stream: IO[str] | None = None,
+    reporter: Reporter | None = None,
+    notices: Sink = to_stderr,
+) -> RunResult:
+    """`stream` (default stdout) hears the run's progress and GitHub's workflow commands; `reporter` is the
+    console's (default: chosen for `stream`); `notices` hears what the run says on the side (locks waited for,
+    leftovers removed). Errors found before any compute (the pipeline, the selection, a dirty release, a
+    `since` without a run) raise; the run's own outcome is in the result."""
+    stream = stream or sys.stdout
+    session = open_source(source)
+    run_id = new_run_id()
+    locks = start_run(
+        session.workspace,
+        session.pipeline,
+        run_id,
+        timeout_s=lock_timeout(session.settings.environ),
+        say=lambda text: notices(message(text)),
+    )
+    try:
+        return _run(session, options, run_id, stream, reporter or choose_reporter(stream))
+    finally:
+        locks.release()
+
+
+def _run(
+    session: Session, options: CiRunOptions, run_id: str, stream: IO[str], console: Reporter
+) -> RunResult:
+    # Found before any compute: a `since` REF without a run is an error, not a surprise at the end.
+    baseline = baseline_for(
+        session.workspace,
+        since=options.since,
+        environ=session.settings.environ,
+        registry=remote_of(session.settings),
+    )
+    with traffic_display(stream):  # planning fetches the results a registry has: a meter on a terminal
+        prepared = prepare(
+            session.pipeline, session.workspace, session.store, options.selection, hasher=session.hasher
+        )
+    tag = release_tag(session.settings.environ)
+    if tag is not None:  # before any compute: a release is the tagged commit and nothing else
+        require_clean(tag, prepared.git)
+    missing = prepared.plan.missing()
+    if missing:
+        raise UsageError(
+            f"upstream step(s) {', '.join(missing)} have no stored result for the current code, params and inputs; "
+            "run them first, or add --with-upstream"
+        )
+    compare = _Comparison(session, baseline)
+    reporter = _with_github(session, prepared, console, options, stream, compare)
+    record = Runner(
+        prepared.work(), prepared.site(), reporter, _run_options(session, options), run_id=run_id
+    ).run()
+    comparison, note = compare(record) if baseline is not None else (None, "")
+    released = None
+    failure: MlpipeError | None = _failure(record)
+    if tag is not None and failure is None:
+        try:
+            released = _release(session, tag, record)
+        except CacheError as error:
+            failure = error
+    return RunResult(
+        record=record, comparison=comparison, comparison_note=note, released=released, failure=failure
+    )
+
+
+def _run_options(session: Session, options: CiRunOptions) -> RunOptions:
+    settings = session.settings
+    return RunOptions(
+        jobs=options.jobs or settings.jobs or os.cpu_count() or 1,
+        fail_fast=options.fail_fast,
+        kill_grace_s=settings.kill_grace_s,
+        max_recoverable_file=options.snapshot_max_file_size,
+        step_environment=step_environment(settings.environ),
+        registry_access=RegistryAccess(insecure=settings.insecure_registry, environ=settings.environ),
+    )
+
+
+def _with_github(
+    session: Session,
+    prepared: Prepared,
+    console: Reporter,
+    options: CiRunOptions,
+    stream: IO[str],
+    compare: _Comparison,
+) -> Reporter:
+    """In GitHub Actions: the console plus the check run, annotations, job summary and step outputs."""
+    if session.settings.environ.get("GITHUB_ACTIONS") != "true":
+        return console
+    from mlpipe.github.checks import with_github
+
+    return with_github(
+        console,
+        prepared,
+        publish_checks=options.publish_checks,
+        stream=stream,
+        compare=compare if compare.baseline is not None else None,
+    )
+
+
+class _Comparison:
+    """The run compared with its base, made once: the check run's summary and the result share it."""
+
+    def __init__(self, session: Session, baseline: Baseline | None) -> None:
+        self.session = session
+        self.baseline = baseline
+        self._made: dict[str, tuple[RunDiff | None, str]] = {}
+
+    def __call__(self, record: RunRecord) -> tuple[RunDiff | None, str]:
+        if self.baseline is None:
+            return None, ""
+        if record.run_id not in self._made:
+            self._made[record.run_id] = self._compare(self.baseline, record)
+        return self._made[record.run_id]
+
+    def _compare(self, baseline: Baseline, record: RunRecord) -> tuple[RunDiff | None, str]:
+        if baseline.record is None:
+            return None, baseline.note
+        diff = compare_runs(self.session.workspace, baseline.record, record, pipeline=self.session.pipeline)
+        return diff, ""
+
+
+def _failure(record: RunRecord) -> PipelineFailed | None:
+    """The exit policy: a cancelled run exits 130, any step that neither ran nor was reused fails the run."""
+    if record.status == "cancelled":
+        return PipelineFailed(f"run {record.run_id} was cancelled", exit_code=130)
+    if record.status != "succeeded":
+        failed = [n for n, s in record.steps.items() if s.status not in {"ran", "reused"}]
+        return PipelineFailed(f"run {record.run_id} failed: {', '.join(failed)} did not succeed")
+    return None
+
+
+def _release(session: Session, tag: str, record: RunRecord) -> Released:
+    """Save the release manifest and push it; a release whose manifest is not where `verify` looks is not done."""
+    manifest = build_manifest(tag, record)
+    path = save_local(session.workspace, manifest)
+    registry = remote_of(session.settings)
+    try:
+        where = push_release(registry, session.workspace, manifest) if registry else "no registry given"
+    except CacheError as error:
+        raise CacheError(
+            f"release {tag}: the manifest is saved at {path} but was not pushed: {error}"
+        ) from None
+    return Released(tag=tag, path=path, where=where)

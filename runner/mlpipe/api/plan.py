@@ -1,0 +1,89 @@
+"""`plan()`: run or reuse for each step, and why, without running anything; optionally published to GitHub."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import IO
+
+from mlpipe.api.source import Selected, Source, open_source
+from mlpipe.core.plan import Plan
+from mlpipe.errors import UsageError
+from mlpipe.release.baseline import baseline_for
+from mlpipe.run.prepare import prepare
+from mlpipe.run.session import remote_of
+from mlpipe.runs import RunRecord
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlanOptions:
+    selection: Selected = field(default_factory=Selected)
+    publish: bool = False
+    """In GitHub Actions, publish the plan as a check run and in the job summary."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlanResult:
+    pipeline: str
+    plan: Plan
+    published: str = ""
+    """The check run's URL, when the plan was published as one."""
+
+
+def plan(source: Source, options: PlanOptions, *, stream: IO[str] | None = None) -> PlanResult:
+    """`stream` (default stderr) hears GitHub's workflow commands when the plan is published."""
+    session = open_source(source)
+    prepared = prepare(
+        session.pipeline,
+        session.workspace,
+        session.store,
+        options.selection,
+        hasher=session.hasher,
+        build=False,  # plans are cheap and change nothing: a step whose image must be built says so
+    )
+    url = ""
+    if options.publish:
+        base = baseline_for(
+            session.workspace,
+            since=None,
+            environ=session.settings.environ,
+            registry=remote_of(session.settings),
+        )
+        url = _publish(
+            session.pipeline.name,
+            prepared.plan,
+            commit=prepared.git.commit or "",
+            base=base.record if base is not None else None,
+            environ=session.settings.environ,
+            stream=stream or sys.stderr,
+        )
+    return PlanResult(pipeline=session.pipeline.name, plan=prepared.plan, published=url)
+
+
+def _publish(
+    pipeline: str,
+    plan: Plan,
+    *,
+    commit: str,
+    base: RunRecord | None,
+    environ: Mapping[str, str],
+    stream: IO[str],
+) -> str:
+    from mlpipe.github import summary as md
+    from mlpipe.github.checks import publish_plan
+    from mlpipe.github.context import from_env
+
+    ctx = from_env(environ)
+    if ctx is None:
+        raise UsageError(
+            "--github publishes to GitHub Actions: run it in a workflow job (GITHUB_ACTIONS=true)"
+        )
+    markdown = md.render_plan(pipeline, plan, commit=ctx.sha or commit, run_url=ctx.run_url, base=base)
+    return publish_plan(
+        ctx,
+        name=f"mlpipe plan / {pipeline}",
+        title=md.plan_title(pipeline, plan),
+        markdown=markdown,
+        stream=stream,
+    )
