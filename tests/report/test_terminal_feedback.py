@@ -131,6 +131,11 @@ def test_registry_pushes_and_pulls_show_a_byte_meter_on_a_terminal_and_one_line_
     assert max(float(m) for m in meters) >= 6.0  # the whole 6 MiB blob, counted as it arrived
     assert re.search(r"mlpipe: cache: fetched make result \w{12} from \S+ \(1 files, 6\.0 MiB\) in", screen)
 
+    planner = project_factory({"mlpipe.yaml": BIG}, name="planner")
+    code, planned = on_terminal(planner.root, ["plan"], env=env)  # a plan's lookups fetch the result too
+    assert code == 0, planned
+    assert max(float(m) for m in re.findall(r"network: ↓ ([0-9.]+) MiB", planned)) >= 6.0, planned
+
     in_ci = project_factory({"mlpipe.yaml": BIG}, name="ci").run("ci-run", env={**env, "CI": "true"})
     assert "network:" not in in_ci.assert_success().output
     assert len(re.findall(r"mlpipe: cache: fetched make result", in_ci.stderr)) == 1

@@ -11,6 +11,7 @@ from mlpipe.api.source import Selected, Source, open_source
 from mlpipe.core.plan import Plan
 from mlpipe.errors import UsageError
 from mlpipe.release.baseline import baseline_for
+from mlpipe.report.traffic import traffic_display
 from mlpipe.run.prepare import prepare
 from mlpipe.run.session import remote_of
 from mlpipe.runs import RunRecord
@@ -34,14 +35,15 @@ class PlanResult:
 def plan(source: Source, options: PlanOptions, *, stream: IO[str] | None = None) -> PlanResult:
     """`stream` (default stderr) hears GitHub's workflow commands when the plan is published."""
     session = open_source(source)
-    prepared = prepare(
-        session.pipeline,
-        session.workspace,
-        session.store,
-        options.selection,
-        hasher=session.hasher,
-        build=False,  # plans are cheap and change nothing: a step whose image must be built says so
-    )
+    with traffic_display(sys.stderr):  # looking results up in a registry fetches them: a meter on a terminal
+        prepared = prepare(
+            session.pipeline,
+            session.workspace,
+            session.store,
+            options.selection,
+            hasher=session.hasher,
+            build=False,  # plans are cheap and change nothing: a step whose image must be built says so
+        )
     url = ""
     if options.publish:
         base = baseline_for(
