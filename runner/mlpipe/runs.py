@@ -97,7 +97,11 @@ class RunRecord:
             for name, s in data.get("steps", {}).items()
         }
         order = data.get("order")
-        if isinstance(order, list) and sorted(map(str, order)) == sorted(steps):
+        if (
+            isinstance(order, list)
+            and all(isinstance(n, str) for n in order)
+            and sorted(order) == sorted(steps)
+        ):
             steps = {name: steps[name] for name in order}
         return RunRecord(**fields, steps=steps)
 
