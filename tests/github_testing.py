@@ -8,9 +8,13 @@ workflow_dispatch's `inputs`.
 from __future__ import annotations
 
 import json
+import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from mlpipe_testing import Project
 
 REPO = "octo-org/ml-repo"
 
@@ -161,3 +165,13 @@ def actions_job(
         env["GITHUB_HEAD_REF"] = payload["pull_request"]["head"]["ref"]
         env["GITHUB_BASE_REF"] = payload["pull_request"]["base"]["ref"]
     return ActionsJob(root=root, env=env)
+
+
+def pull_request_clone(main: Project, dest: Path, files: Mapping[str, str], message: str) -> Project:
+    """A fresh clone of `main` (no local runs) on a branch `feature` with one commit changing `files`."""
+    subprocess.run(["git", "clone", "-q", str(main.root), str(dest)], check=True)
+    pr = Project(dest)
+    pr.git("checkout", "-q", "-b", "feature")
+    pr.write(files)
+    pr.commit(message)
+    return pr

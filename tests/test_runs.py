@@ -87,6 +87,7 @@ def test_record_json_carries_the_format_tag_and_round_trips() -> None:
         "order",
         "platform",
         "mlpipe_version",
+        "ci",
     }
     assert set(data["steps"]["train"]) == {
         "status",

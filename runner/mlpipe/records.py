@@ -25,6 +25,11 @@ COMMIT = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 """A git commit: sha1, or sha256 in a repository of that object format."""
 OUTPUT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,199}")
 """As the pipeline file allows them (spec/refs.py NAME), at most 200 characters."""
+RUN_URL = re.compile(
+    r"https?://[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*(?::[0-9]{1,5})?"
+    r"/(?!\.)[A-Za-z0-9_.-]{1,100}/(?!\.)[A-Za-z0-9_.-]{1,100}/actions/runs/[0-9]{1,20}"
+)
+"""A GitHub Actions workflow run: SERVER/OWNER/REPO/actions/runs/ID; nothing else becomes a link."""
 MEDIA_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}")
 
 MAX_SIZE = 1 << 63
@@ -263,6 +268,19 @@ def _run_id(value: Any, where: str) -> str:
     return value
 
 
+def run_url(value: Any) -> str | None:
+    """`value` if it is a workflow run's URL (RUN_URL), else None: a stored record's link, checked before it
+    is shown as one."""
+    return value if isinstance(value, str) and RUN_URL.fullmatch(value) else None
+
+
+def _run_url(value: Any, where: str) -> str:
+    url = run_url(value)
+    if url is None:
+        raise BadRecord(where, "not a workflow run URL")
+    return url
+
+
 _PROVENANCE: dict[str, Callable[[Any, str], Any]] = {
     "run_id": _run_id,
     "pipeline": text,
@@ -274,6 +292,7 @@ _PROVENANCE: dict[str, Callable[[Any, str], Any]] = {
     "duration_s": _duration,
     "data": lambda v, w: text(v, w, 4096),  # a data set's path (inputs/datasets.py)
     "oci": lambda v, w: text(v, w, 1000),  # an OCI input's reference (inputs/oci.py)
+    "run_url": _run_url,  # the GitHub Actions run that produced it
 }
 
 

@@ -76,6 +76,8 @@ class RunRecord:
     steps: dict[str, StepRecord] = field(default_factory=dict)
     platform: str = ""
     mlpipe_version: str = ""
+    ci: dict[str, Any] = field(default_factory=dict)
+    """Where the run ran in CI: `run_url`, the GitHub Actions workflow run's page."""
 
     def to_json(self) -> dict[str, Any]:
         # Shallow: the fields hold JSON values already, and the record is written after every step.

@@ -20,3 +20,15 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     lines.append("  ".join("-" * w for w in widths))
     lines.extend("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
     return "\n".join(lines)
+
+
+# GitHub Actions workflow commands (`::error file=…,line=…::message`): the runner decodes these escapes, so
+# untrusted text (a step's error, a file's name) can neither end the command nor start another line.
+def escape_data(text: str) -> str:
+    """A workflow command's message."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(text: str) -> str:
+    """A workflow command's property value (`file=`, `title=`): `:` and `,` would end it."""
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")

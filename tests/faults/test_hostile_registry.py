@@ -533,6 +533,10 @@ ODD_PROVENANCE: dict[str, Any] = {
     "step-escape-sequence": {"step": "\x1b[2J::error::forged", "commit": "c" * 40},
     "commit-a-path": {"commit": "../../../::error::forged", "dirty": "yes"},
     "not-an-object": "::error::forged",
+    "run-url-a-markdown-link": {
+        "run_url": "https://github.com/o/r/actions/runs/1)[forged](https://evil.example"
+    },
+    "run-url-javascript": {"run_url": "javascript:alert('forged')//github.com/o/r/actions/runs/1"},
 }
 
 

@@ -126,7 +126,8 @@ def test_a_rerun_reports_reused_steps_with_their_source(tmp_path: Path, github_a
     outcome.assert_success()
     run = github_api.only_check_run()
     sha = project.git("rev-parse", "HEAD").strip()
-    assert f"from run {first} at {sha[:12]}" in run["output"]["summary"]
+    link = f"https://github.com/{REPO}/actions/runs/9876543210"  # the first run's workflow run
+    assert f"from run [{first}]({link}) at {sha[:12]}" in run["output"]["summary"]
     assert run["output"]["title"] == "demo: succeeded (2 reused)"
     assert run["annotations"] == []
     assert job.outputs()["steps-reused"] == "2"

@@ -3,14 +3,13 @@ and the check run says why and shows the metrics diff against the base branch's 
 
 from __future__ import annotations
 
-import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from github_testing import REPO, actions_job, pull_request_payload, push_payload
+from github_testing import REPO, actions_job, pull_request_clone, pull_request_payload, push_payload
 from mlpipe_testing import METRICS_FILES, Project, metrics_pipeline
 from service_fixtures import GITHUB_READ_TOKEN, GITHUB_WRITE_TOKEN
 
@@ -45,12 +44,7 @@ def setup(project_factory, registry, tmp_path, github_api):
     main.run(
         "ci-run", env={**job.env, "MLPIPE_CACHE": cache, "MLPIPE_PUBLISH_CHECKS": "false"}
     ).assert_success()
-    clone = tmp_path / "pr"
-    subprocess.run(["git", "clone", "-q", str(main.root), str(clone)], check=True)
-    pr = Project(clone)
-    pr.git("checkout", "-q", "-b", "feature")
-    pr.write({"train/train.sh": TUNED})
-    pr.commit("tune train")
+    pr = pull_request_clone(main, tmp_path / "pr", {"train/train.sh": TUNED}, "tune train")
     return main, pr, base, cache
 
 

@@ -24,6 +24,7 @@ RECORD_KEYS = {
     "order",
     "platform",
     "mlpipe_version",
+    "ci",
 }
 STEP_KEYS = {
     "status",
@@ -204,8 +205,13 @@ def test_github_actions_groups_each_steps_output(project_factory):
             "mlpipe.yaml": "name: x\nsteps:\n  s:\n    run: echo inside\n  bad:\n    run: echo oops; exit 4\n",
         }
     )
-    outcome = project.run("ci-run", env={"GITHUB_ACTIONS": "true", "CI": "true"}).assert_code(1)
+    # One at a time: each step runs alone, so its output streams in its own group (tests/report/test_live_log.py
+    # has steps in parallel).
+    outcome = project.run("ci-run", "-j", "1", env={"GITHUB_ACTIONS": "true", "CI": "true"}).assert_code(1)
     lines = outcome.stdout.splitlines()
-    start = lines.index("::group::s (ran)")
+    start = lines.index("::group::s")
     assert lines[start + 1 : start + 3] == ["inside", "::endgroup::"]
-    assert "::error title=mlpipe step bad failed::exited with code 4" in lines
+    errors = [line for line in lines if line.startswith("::error")]
+    assert errors == [
+        "::error file=mlpipe.yaml,line=5,title=mlpipe%3A step bad failed::exited with code 4%0A%0Aoops"
+    ]

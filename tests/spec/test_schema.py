@@ -85,6 +85,7 @@ VALID = {
             env: {A: 1, B: 1.5, C: true, D: , _E1: "${{ params.a }}"}
             needs: []
             runs-on: label
+            fan-out: true
             environment: req.txt
             timeout-minutes: 0.5
             resources: {gpus: 0}
@@ -169,6 +170,7 @@ INVALID = {
     "step null": ("name: x\nsteps:\n  a:\n", "steps.a"),
     "run list": ("name: x\nsteps:\n  a: {run: [a]}\n", "steps.a.run"),
     "reuse string": (STEP + "    reuse: 'yes'\n", "steps.a.reuse"),
+    "fan-out string": (STEP + "    fan-out: 'yes'\n", "steps.a.fan-out"),
     "gpus negative": (STEP + "    resources: {gpus: -1}\n", "steps.a.resources.gpus"),
     "gpus float": (STEP + "    resources: {gpus: 1.5}\n", "steps.a.resources.gpus"),
     "timeout zero": (STEP + "    timeout-minutes: 0\n", "steps.a.timeout-minutes"),

@@ -49,6 +49,7 @@ def test_export_spells_out_every_default_and_resolves_params(ws: Path) -> None:
         "needs": [],
         "resources": {"gpus": 0},
         "runs-on": [],
+        "fan-out": False,
         "env-passthrough": [],
         "environment": {"files": ["uv.lock"], "python": False, "packages": False},
     }
@@ -112,6 +113,7 @@ def test_cli_export(ws: Path) -> None:
                 "needs": [],
                 "resources": {"gpus": 0},
                 "runs-on": [],
+                "fan-out": False,
                 "env-passthrough": [],
                 "environment": {"files": [], "python": False, "packages": False},
             }

@@ -193,8 +193,8 @@ def test_unknown_keys_suggest_the_close_one_or_list_them(ws: Path) -> None:
         "mlpipe.yaml:6:5: steps.a.ouputs: unknown key 'ouputs'; did you mean 'outputs'?",
         (
             "mlpipe.yaml:7:5: steps.a.colour: unknown key 'colour'; expected one of: code, run, inputs, outputs, "
-            "env, env-passthrough, matrix, reuse, needs, image, resources, runs-on, timeout-minutes, environment, "
-            "shm-size, ulimits, user, mounts, network, build"
+            "env, env-passthrough, matrix, reuse, needs, image, resources, runs-on, fan-out, timeout-minutes, "
+            "environment, shm-size, ulimits, user, mounts, network, build"
         ),
         "mlpipe.yaml:9:11: steps.a.outputs.o.knd: unknown key 'knd'; did you mean 'kind'?",
         "mlpipe.yaml:10:17: steps.a.resources.gpu: unknown key 'gpu'; did you mean 'gpus'?",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -13,9 +14,11 @@ from mlpipe.api.source import Selected, Source, open_source
 from mlpipe.core.compare import RunDiff
 from mlpipe.errors import CacheError, MlpipeError, PipelineFailed, UsageError
 from mlpipe.events import Sink, message, to_stderr
+from mlpipe.github.context import from_env
+from mlpipe.github.history import POINTS
 from mlpipe.inputs.base import RegistryAccess
 from mlpipe.ownvars import step_environment
-from mlpipe.release.baseline import Baseline, baseline_for, compare_runs
+from mlpipe.release.baseline import Baseline, baseline_for, branch_runs, compare_runs
 from mlpipe.release.manifest import build_manifest, push_release, release_tag, require_clean, save_local
 from mlpipe.report.events import Reporter
 from mlpipe.report.terminal import choose_reporter
@@ -43,6 +46,8 @@ class CiRunOptions:
     """In GitHub Actions, publish a check run with annotations (else only log annotations and the job summary)."""
     since: str | None = None
     """Compare with the latest run of this revision's commit (a missing run is an error, found before compute)."""
+    run_id: str | None = None
+    """The run's id (None: a new one); a fan-out run's jobs all run under the fan-out run's id."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,7 +86,7 @@ def ci_run(
     `since` without a run) raise; the run's own outcome is in the result."""
     stream = stream or sys.stdout
     session = open_source(source)
-    run_id = new_run_id()
+    run_id = options.run_id or new_run_id()
     locks = start_run(
         session.workspace,
         session.pipeline,
@@ -121,7 +126,7 @@ def _run(
     compare = _Comparison(session, baseline)
     reporter = _with_github(session, prepared, console, options, stream, compare)
     record = Runner(
-        prepared.work(), prepared.site(), reporter, _run_options(session, options), run_id=run_id
+        prepared.work(), prepared.site(), reporter, run_options(session, options), run_id=run_id
     ).run()
     comparison, note = compare(record) if baseline is not None else (None, "")
     released = None
@@ -136,8 +141,9 @@ def _run(
     )
 
 
-def _run_options(session: Session, options: CiRunOptions) -> RunOptions:
+def run_options(session: Session, options: CiRunOptions) -> RunOptions:
     settings = session.settings
+    github = from_env(settings.environ)
     return RunOptions(
         jobs=options.jobs or settings.jobs or os.cpu_count() or 1,
         fail_fast=options.fail_fast,
@@ -145,6 +151,7 @@ def _run_options(session: Session, options: CiRunOptions) -> RunOptions:
         max_recoverable_file=options.snapshot_max_file_size,
         step_environment=step_environment(settings.environ),
         registry_access=RegistryAccess(insecure=settings.insecure_registry, environ=settings.environ),
+        run_url=github.run_url if github is not None else "",
     )
 
 
@@ -167,7 +174,25 @@ def _with_github(
         publish_checks=options.publish_checks,
         stream=stream,
         compare=compare if compare.baseline is not None else None,
+        history=_branch_history(session, prepared.git.branch),
     )
+
+
+def _branch_history(
+    session: Session, checked_out: str | None
+) -> Callable[[], tuple[str, list[RunRecord]]] | None:
+    """The branch a CI run's metrics are charted against and a reader of its latest runs: on a pull request its
+    base branch's, here and in the registry (a fresh clone has none of its own); else the branch's own, here only
+    (a run that reuses everything from the local store makes no registry request)."""
+    github = from_env(session.settings.environ)
+    if github is None:
+        return None
+    pushed = github.ref.removeprefix("refs/heads/") if github.ref.startswith("refs/heads/") else None
+    branch = github.base_ref or checked_out or pushed
+    if not branch:
+        return None
+    registry = remote_of(session.settings) if github.base_ref else None
+    return lambda: (branch, branch_runs(session.workspace, branch, limit=POINTS - 1, registry=registry))
 
 
 class _Comparison:

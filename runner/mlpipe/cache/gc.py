@@ -168,6 +168,9 @@ def gc_registry(
     cutoff = keep.cutoff(now)
     report = GcReport(dry_run=dry_run, kept_runs=len(kept))
     doomed = [tag for tag, record in pushed if record.run_id not in kept_ids]
+    # A fan-out run's plan and parts (`fanout.<run>.<name>`) go with its run record; a run still without one
+    # (its report has not run yet) keeps them.
+    doomed += [t for t in tags if t.startswith("fanout.") and t.split(".")[1] in records.keys() - kept_ids]
     doomed += _unused_images(remote, repo, tags, kept, report)
     for tag in tags:
         if not tag.startswith("result-"):

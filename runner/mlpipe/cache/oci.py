@@ -43,6 +43,9 @@ RUN_ARTIFACT_TYPE = "application/vnd.mlpipe.run.v1+json"
 RUN_CONFIG_TYPE = "application/vnd.mlpipe.run.config.v1+json"
 BUNDLE_MEDIA_TYPE = "application/vnd.mlpipe.git-bundle.v1"
 """A dirty run's code: `git bundle` of its `refs/mlpipe/runs/<id>`, without what the remote already has."""
+FANOUT_ARTIFACT_TYPE = "application/vnd.mlpipe.fanout.v1+json"
+FANOUT_CONFIG_TYPE = "application/vnd.mlpipe.fanout.config.v1+json"
+"""A fan-out run's plan and its jobs' parts (issue 15), tagged `fanout.<run_id>.<name>`."""
 CONFIG_FORMAT = "mlpipe.oci-result/1"
 MAX_CONFIG = 64 << 20
 """The largest result config (or run record) read: the index of about 290,000 files, which json parses in
@@ -61,6 +64,13 @@ def run_tag(commit: str | None, run_id: str) -> str:
     tag = f"run.{commit or 'none'}.{run_id}"
     if not _TAG.fullmatch(tag):
         raise ValueError(f"cannot tag run {run_id!r}")
+    return tag
+
+
+def fanout_tag(run_id: str, name: str) -> str:
+    tag = f"fanout.{run_id}.{name}"
+    if not _TAG.fullmatch(tag) or not records.RUN_ID.fullmatch(run_id):
+        raise ValueError(f"cannot tag {name!r} of fan-out run {run_id!r}")
     return tag
 
 
@@ -383,24 +393,40 @@ class OciCache:
         self.client.put_manifest(repo, tag, manifest)  # a run's own record: later states replace earlier ones
         return tag
 
-    def run_tags(self, repo: str, commit: str | None = None) -> Iterator[str]:
-        prefix = f"run.{commit}." if commit else "run."
-        return (t for t in self.client.tags(repo) if t.startswith(prefix))
+    # -- fan-out documents -----------------------------------------------------------------------------
+    def push_document(self, repo: str, tag: str, document: Mapping[str, Any]) -> None:
+        """A fan-out plan or part: a JSON document as the config of a manifest without layers."""
+        config = canonical_json(dict(document))
+        self._ensure_bytes(repo, config)
+        manifest = _manifest(FANOUT_ARTIFACT_TYPE, FANOUT_CONFIG_TYPE, config, [], {})
+        self.client.put_manifest(repo, tag, manifest)  # a job's rerun replaces its earlier part
 
-    def fetch_run(self, repo: str, tag: str) -> dict[str, Any] | None:
-        """A pushed run record; None when absent, not a run record, or malformed (too large, too deep)."""
+    def fetch_document(self, repo: str, tag: str) -> dict[str, Any] | None:
+        """A fan-out document; None when absent, not one, or malformed (the caller checks its content)."""
+        return self._config_of(repo, tag, FANOUT_ARTIFACT_TYPE, "fan-out document")
+
+    def _config_of(self, repo: str, tag: str, artifact_type: str, what: str) -> dict[str, Any] | None:
+        """The JSON config of the manifest `tag` when it is an `artifact_type`; None when absent or malformed."""
         got = self.client.get_manifest(repo, tag)
         if got is None:
             return None
         try:
             manifest = records.oci_manifest(got[0])
             config = manifest.config
-            if manifest.artifact_type != RUN_ARTIFACT_TYPE or config.size > MAX_CONFIG:
+            if manifest.artifact_type != artifact_type or config.size > MAX_CONFIG:
                 return None
-            record = records.load_json(
-                self.client.blob_bytes(repo, config.digest, max_size=config.size), "run record"
-            )
+            return records.load_json(self.client.blob_bytes(repo, config.digest, max_size=config.size), what)
         except (records.BadRecord, BlobCorrupt):
+            return None
+
+    def run_tags(self, repo: str, commit: str | None = None) -> Iterator[str]:
+        prefix = f"run.{commit}." if commit else "run."
+        return (t for t in self.client.tags(repo) if t.startswith(prefix))
+
+    def fetch_run(self, repo: str, tag: str) -> dict[str, Any] | None:
+        """A pushed run record; None when absent, not a run record, or malformed (too large, too deep)."""
+        record = self._config_of(repo, tag, RUN_ARTIFACT_TYPE, "run record")
+        if record is None:
             return None
         return (
             record

@@ -10,8 +10,15 @@ import click
 
 from mlpipe.api.ci_run import DEFAULT_MAX_RECOVERABLE_FILE, CiRunOptions, ci_run
 from mlpipe.api.source import Selected, Source
-from mlpipe.cli.options import given_settings, json_option, pipeline_options, selection_options
+from mlpipe.cli.options import (
+    fan_out_options,
+    given_settings,
+    json_option,
+    pipeline_options,
+    selection_options,
+)
 from mlpipe.core.compare import diff_text
+from mlpipe.errors import UsageError
 from mlpipe.report.logs import failure_tails
 from mlpipe.report.text import run_summary
 from mlpipe.run.session import workspace_for
@@ -49,6 +56,7 @@ from mlpipe.run.session import workspace_for
     metavar="REF",
     help="Compare with the latest run of REF's commit (here, or in the registry): steps that differ and metrics.",
 )
+@fan_out_options
 @json_option
 def command(
     file: str | None,
@@ -63,12 +71,35 @@ def command(
     snapshot_max_file_size: int,
     publish_checks: bool,
     since: str | None,
+    steps: tuple[str, ...],
+    fan_out_run: str | None,
+    job_id: str | None,
     as_json: bool,
 ) -> None:
     """Plan, run or reuse every selected step, record the run, and print a summary.
 
     Exits 0 only when every selected step ran or was reused successfully.
     """
+    only = only + steps  # --steps is --only; with --fan-out-run, the job's steps
+    if job_id is not None and fan_out_run is None:
+        raise UsageError("--job names a job of a fan-out run: give --fan-out-run RUN_ID too")
+    if fan_out_run is not None:  # one job of a run spread over CI jobs (issue 15)
+        from mlpipe.api.fanout import JobOptions, run_job
+        from mlpipe.cli.fanout import print_job
+
+        if job_id is None:
+            raise UsageError("--fan-out-run needs --job JOB (the matrix entry's job)")
+        job = JobOptions(
+            run_id=fan_out_run,
+            job=job_id,
+            steps=only,
+            jobs=jobs,
+            fail_fast=fail_fast,
+            snapshot_max_file_size=snapshot_max_file_size,
+        )
+        source = Source(file=file, params=params, settings=given_settings(cache))
+        print_job(run_job(source, job, stream=sys.stderr if as_json else sys.stdout), as_json=as_json)
+        return
     # With --json, stdout carries only the record; progress goes to stderr.
     result = ci_run(
         Source(file=file, params=params, settings=given_settings(cache)),

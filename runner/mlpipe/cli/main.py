@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -15,6 +17,10 @@ from mlpipe.errors import MlpipeError, SpecError
 COMMANDS: dict[str, tuple[str, str]] = {
     "ci-run": ("mlpipe.cli.ci_run", "Plan, run or reuse every step, record the run, print a summary."),
     "plan": ("mlpipe.cli.plan", "Say for each step whether it would run or be reused, and why."),
+    "report": (
+        "mlpipe.cli.report",
+        "Merge a fan-out run's jobs into one run record; complete its check run.",
+    ),
     "validate": ("mlpipe.cli.validate", "Check the pipeline file and report every problem."),
     "snapshot": ("mlpipe.cli.snapshot", "Print a directory's code snapshot: its git tree hash and files."),
     "runs": ("mlpipe.cli.runs", "List recorded runs, newest first."),
@@ -72,8 +78,11 @@ def main(argv: list[str] | None = None) -> Any:
     try:
         return cli.main(args=argv, prog_name="mlpipe", standalone_mode=False)
     except MlpipeError as error:
-        # Spec problems already start with file:line:col, like a compiler's.
-        click.echo(str(error) if isinstance(error, SpecError) else f"error: {error}", err=True)
+        if isinstance(error, SpecError) and os.environ.get("GITHUB_ACTIONS") == "true":
+            _annotate(error)
+        else:
+            # Spec problems already start with file:line:col, like a compiler's.
+            click.echo(str(error) if isinstance(error, SpecError) else f"error: {error}", err=True)
         sys.exit(error.exit_code)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
@@ -96,3 +105,21 @@ def main(argv: list[str] | None = None) -> Any:
             raise
         click.echo(f"error: {full_disk_anywhere(error)}", err=True)
         sys.exit(1)
+
+
+def _annotate(error: SpecError) -> None:
+    """In GitHub Actions: each problem once, as an annotation at its line (the runner prints its text)."""
+    from mlpipe.github.workflow import problem_commands
+
+    for command in problem_commands(error.problems, _repository_path):
+        click.echo(command, err=True)
+
+
+def _repository_path(file: str) -> str:
+    """`file` relative to the root of the git repository holding it (where GitHub's annotations point), else
+    as given."""
+    path = Path(os.path.abspath(file))
+    for parent in path.parents:
+        if (parent / ".git").exists():
+            return path.relative_to(parent).as_posix()
+    return file

@@ -119,8 +119,19 @@ def pipeline_read_options(func: F) -> F:
 
 
 def _names(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
-    """`--only a,b --only c` becomes ('a', 'b', 'c')."""
-    return tuple(name.strip() for value in values for name in value.split(",") if name.strip())
+    """`--only a,b --only c` becomes ('a', 'b', 'c'); a sweep instance keeps its commas: `train[lr=0.1,C=1.0]`."""
+    return tuple(name.strip() for value in values for name in split_names(value) if name.strip())
+
+
+def split_names(text: str) -> list[str]:
+    """Step names separated by commas outside brackets."""
+    names, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        depth += {"[": 1, "]": -1}.get(char, 0)
+        if char == "," and depth <= 0:
+            names.append(text[start:i])
+            start, depth = i + 1, 0
+    return [*names, text[start:]]
 
 
 def selection_options(func: F) -> F:
@@ -144,6 +155,31 @@ def selection_options(func: F) -> F:
             "--with-upstream", is_flag=True, help="With --only: also execute the steps' upstream steps."
         ),
         click.option("--no-reuse", is_flag=True, help="Run every selected step, reusing nothing."),
+    ]
+    for decorate in reversed(decorators):
+        func = decorate(func)
+    return func
+
+
+def fan_out_options(func: F) -> F:
+    """A wave job of a fan-out run (issue 15): `--steps a,b --fan-out-run ID --job JOB`."""
+    decorators = [
+        click.option(
+            "--steps",
+            multiple=True,
+            callback=_names,
+            metavar="STEP[,STEP]",
+            help="The steps to execute (as --only); with --fan-out-run, the job's steps.",
+        ),
+        click.option(
+            "--fan-out-run",
+            default=None,
+            metavar="RUN_ID",
+            help="Run one job of a fan-out run (the run-id output of `mlpipe plan --github-matrix`).",
+        ),
+        click.option(
+            "--job", "job_id", default=None, metavar="JOB", help="With --fan-out-run: the job's id."
+        ),
     ]
     for decorate in reversed(decorators):
         func = decorate(func)

@@ -8,7 +8,7 @@ import json
 import click
 
 from mlpipe.cli.options import cli_remote, file_option, json_option
-from mlpipe.report.text import runs_json, runs_text
+from mlpipe.report.text import runs_json, runs_metrics_text, runs_text
 from mlpipe.run.session import workspace_for
 from mlpipe.runs import RunHistory, RunRecord
 
@@ -23,8 +23,16 @@ from mlpipe.runs import RunHistory, RunRecord
     help="Also list the runs every runner pushed to this registry (default: $MLPIPE_CACHE when oci://).",
 )
 @click.option("--commit", default=None, metavar="SHA", help="With a registry: only the runs of this commit.")
+@click.option(
+    "--metrics",
+    "with_metrics",
+    is_flag=True,
+    help="A column per param and per metric (`step.output.key`), like `dvc exp show`.",
+)
 @json_option
-def command(file: str | None, limit: int, cache: str | None, commit: str | None, as_json: bool) -> None:
+def command(
+    file: str | None, limit: int, cache: str | None, commit: str | None, with_metrics: bool, as_json: bool
+) -> None:
     """List recorded runs, newest first."""
     workspace = workspace_for(file)
     history = RunHistory(workspace.runs)
@@ -48,8 +56,8 @@ def command(file: str | None, limit: int, cache: str | None, commit: str | None,
             records = [r for r in records if (r.git.get("commit") or "").startswith(commit)]
         records = sorted(records, key=lambda r: r.run_id, reverse=True)[:limit]
     if as_json:
-        click.echo(json.dumps(runs_json(records), indent=1))
+        click.echo(json.dumps(runs_json(records, metrics=with_metrics), indent=1))
     elif records:
-        click.echo(runs_text(records))
+        click.echo(runs_metrics_text(records) if with_metrics else runs_text(records))
     else:
         click.echo("no runs recorded yet; `mlpipe ci-run` makes one")

@@ -38,6 +38,11 @@ class ContainerSpec:
     labels: Mapping[str, str] = field(default_factory=dict)
 
 
+MAX_LINE_BYTES = 1 << 20
+"""A step's output line longer than this is passed on (and logged) in pieces: a step that prints without a
+newline cannot make mlpipe hold its whole output in memory."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class StepRequest:
     step: str

@@ -21,7 +21,15 @@ from typing import Any
 
 from mlpipe.errors import ContainerError, MlpipeError, present
 from mlpipe.events import Sink, message, to_stderr
-from mlpipe.executors.base import ContainerSpec, Mount, Placed, StepOutcome, StepPaths, StepRequest
+from mlpipe.executors.base import (
+    MAX_LINE_BYTES,
+    ContainerSpec,
+    Mount,
+    Placed,
+    StepOutcome,
+    StepPaths,
+    StepRequest,
+)
 from mlpipe.executors.orphans import Owner, owner_labels, remove_orphans
 from mlpipe.executors.stopping import Stopper
 
@@ -312,6 +320,9 @@ class ContainerStep:
                 *lines, pending = pending.split(b"\n")
                 for raw in lines:
                     self._line(raw)
+                while len(pending) >= MAX_LINE_BYTES:  # no newline yet: passed on in pieces, never all held
+                    self._line(pending[:MAX_LINE_BYTES])
+                    pending = pending[MAX_LINE_BYTES:]
         except Exception:  # noqa: BLE001, S110 - the stream ends when the container is removed
             pass
         if pending:

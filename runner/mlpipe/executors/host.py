@@ -22,7 +22,14 @@ from pathlib import Path
 from typing import IO
 
 from mlpipe.errors import present
-from mlpipe.executors.base import ContainerSpec, Placed, StepOutcome, StepPaths, StepRequest
+from mlpipe.executors.base import (
+    MAX_LINE_BYTES,
+    ContainerSpec,
+    Placed,
+    StepOutcome,
+    StepPaths,
+    StepRequest,
+)
 from mlpipe.executors.orphans import forget_host_step, record_host_step
 from mlpipe.executors.stopping import Stopper
 
@@ -152,7 +159,7 @@ class HostStep:
     def _pump(self) -> None:
         process = present(self.process, "a step's output read before it started")
         stream: IO[bytes] = present(process.stdout, "a step started without its output pipe")
-        for raw in iter(stream.readline, b""):
+        for raw in iter(lambda: stream.readline(MAX_LINE_BYTES), b""):
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
             for prefix, replacement in self.request.rewrites:
                 line = line.replace(prefix, replacement)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from mlpipe.runs import RunRecord
+from mlpipe.text import escape_data, escape_property
 
 Level = Literal["notice", "warning", "failure"]
 
@@ -46,8 +47,8 @@ class Annotation:
     def to_command(self) -> str:
         """The workflow command that shows this annotation without the Checks API."""
         command = {"failure": "error"}.get(self.level, self.level)
-        props = f"file={_prop(self.path)},line={self.line},title={_prop(self.title)}"
-        return f"::{command} {props}::{_data(self.message)}"
+        props = f"file={escape_property(self.path)},line={self.line},title={escape_property(self.title)}"
+        return f"::{command} {props}::{escape_data(self.message)}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -186,11 +187,3 @@ def _join(prefix: str, path: str) -> str:
 def _tail(log: str) -> str:
     lines = [line for line in log.splitlines() if line.strip()]
     return "\n".join(lines[-LOG_TAIL_LINES:])
-
-
-def _data(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def _prop(text: str) -> str:
-    return _data(text).replace(":", "%3A").replace(",", "%2C")

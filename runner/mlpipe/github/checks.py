@@ -25,6 +25,7 @@ from mlpipe.github import summary as md
 from mlpipe.github.annotations import Annotation, Layout, StepSource, batches, collect
 from mlpipe.github.client import GitHubAPI, GitHubAPIError
 from mlpipe.github.context import GitHubContext, from_env
+from mlpipe.github.history import trend_charts
 from mlpipe.github.workflow import append_job_summary, mask, write_outputs
 from mlpipe.report.events import Reporter, Reporters
 from mlpipe.runs import RunRecord, StepRecord
@@ -87,6 +88,10 @@ class GitHubReporter:
         """Set on pull requests: the finished run against the base branch's run, or why there is none."""
         self.compared: RunDiff | None = None
         self.compared_note = ""
+        self.history: Callable[[], tuple[str, Sequence[RunRecord]]] | None = None
+        """The branch this run is measured against (a PR's base, else its own) and its latest runs, newest first;
+        read when the run ends, for the metric trends."""
+        self.trends: list[str] = []
 
     # -- Reporter ------------------------------------------------------------------------------------------
     def run_started(self, record: RunRecord, plan: Plan) -> None:
@@ -147,7 +152,7 @@ class GitHubReporter:
         return output
 
     def _markdown(self) -> str:
-        return md.render(
+        text = md.render(
             present(self.record, "a check run's summary before the run began"),
             self.plan,
             upstream=self.upstream,
@@ -155,6 +160,7 @@ class GitHubReporter:
             compared=self.compared,
             compared_note=self.compared_note,
         )
+        return text + "".join(line + "\n" for line in self.trends)
 
     # -- the end -------------------------------------------------------------------------------------------
     def _finish(self) -> None:
@@ -165,6 +171,15 @@ class GitHubReporter:
                 self.compared, self.compared_note = self.compare(record)
             except Exception as error:  # noqa: BLE001 - the comparison is extra: the check run still completes
                 self.compared_note = f"the comparison failed: {self._redact(str(error))}"
+        if self.history is not None:
+            try:
+                branch, runs = self.history()
+                self.trends = trend_charts(branch, runs, record)
+            except Exception as error:  # noqa: BLE001 - the trends are extra: the check run still completes
+                self.trends = [
+                    "",
+                    f"No metric trends: reading the branch's runs failed: {self._redact(str(error))}.",
+                ]
         markdown = self._markdown()
         published = False
         if self.check is not None and self.check.id is not None:
@@ -383,6 +398,7 @@ def with_github(
     publish_checks: bool,
     stream: IO[str],
     compare: Callable[[RunRecord], tuple[RunDiff | None, str]] | None = None,
+    history: Callable[[], tuple[str, Sequence[RunRecord]]] | None = None,
 ) -> Reporter:
     """The console reporter, plus GitHub's check run and job summary when running in GitHub Actions."""
     ctx = from_env(os.environ)
@@ -392,4 +408,5 @@ def with_github(
         stream.write(mask(ctx.token) + "\n")
     reporter = github_reporter(prepared, ctx, publish_checks=publish_checks, stream=stream)
     reporter.compare = compare
+    reporter.history = history
     return Reporters(console, reporter)

@@ -10,11 +10,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlpipe.records import run_url
+
 PR_EVENTS = frozenset({"pull_request", "pull_request_target", "pull_request_review"})
 MAX_PAYLOAD = 32 << 20
 """GitHub caps webhook payloads at 25 MB; a larger file is not an event payload and is not read."""
 SHA = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 REPO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
+BRANCH = re.compile(r"(?!-)[A-Za-z0-9_./-]{1,255}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,12 +45,16 @@ class GitHubContext:
     """GITHUB_REF_PROTECTED: branch protection rules apply to the ref."""
     base_sha: str | None = None
     """On a pull request: the base branch's commit it is compared with (`pull_request.base.sha`)."""
+    base_ref: str | None = None
+    """On a pull request: the base branch's name (`pull_request.base.ref`)."""
 
     @property
     def run_url(self) -> str:
+        """This workflow run's page, or "" when GITHUB_SERVER_URL, GITHUB_REPOSITORY or GITHUB_RUN_ID is not
+        of the form GitHub gives them (the URL is recorded, and shown as a link)."""
         if not self.run_id:
             return ""
-        return f"{self.server_url}/{self.repository}/actions/runs/{self.run_id}"
+        return run_url(f"{self.server_url}/{self.repository}/actions/runs/{self.run_id}") or ""
 
 
 def from_env(environ: Mapping[str, str]) -> GitHubContext | None:
@@ -86,6 +93,7 @@ def from_env(environ: Mapping[str, str]) -> GitHubContext | None:
         default_branch=_text(payload_repo.get("default_branch")),
         ref_protected=environ.get("GITHUB_REF_PROTECTED") == "true",
         base_sha=_text(base.get("sha"), SHA),
+        base_ref=_text(base.get("ref"), BRANCH),
     )
 
 

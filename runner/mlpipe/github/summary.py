@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from mlpipe.core.compare import RunDiff, diff_markdown
 from mlpipe.core.fingerprint import changes, describe_change
 from mlpipe.core.plan import Plan, StepPlan
+from mlpipe.records import RUN_ID, run_url
 from mlpipe.report.text import gpus_text
 from mlpipe.runs import RunRecord, StepRecord
 
@@ -96,9 +98,7 @@ def render_plan(
     for name, step in plan.steps.items():
         why = "; ".join(step.reasons)
         if step.action == "reuse" and step.result is not None:
-            source = dict(step.result.provenance)
-            commit_of = str(source.get("commit") or "")[:12]
-            why = f"from run {source.get('run_id') or '?'}" + (f" at {commit_of}" if commit_of else "")
+            why = reused_from(step.result.provenance)
         elif step.action == "run" and base is not None:
             why = _against_base(step, base) or why
         lines.append(f"| `{_cell(name)}` | {icons.get(step.action, step.action)} | {_cell(why)} |")
@@ -150,9 +150,7 @@ def _steps_table(record: RunRecord, plan: Plan | None) -> list[str]:
 
 def _detail(name: str, step: StepRecord, plan: Plan | None) -> str:
     if step.status == "reused":
-        source = step.reused_from or {}
-        commit = (source.get("commit") or "")[:12]
-        return f"from run {source.get('run_id') or '?'}" + (f" at {commit}" if commit else "")
+        return reused_from(step.reused_from or {})
     if step.status in {"failed", "skipped", "cancelled"}:
         return step.error or ""
     reasons = step.reasons or (list(plan.steps[name].reasons) if plan and name in plan.steps else [])
@@ -160,6 +158,15 @@ def _detail(name: str, step: StepRecord, plan: Plan | None) -> str:
     if step.nondeterministic:
         text = "nondeterministic: output differs from the stored result; " + text
     return text
+
+
+def reused_from(source: Mapping[str, Any]) -> str:
+    """`from run <id> at <commit>`, the run a link to its workflow run when the result was made in CI."""
+    run = str(source.get("run_id") or "?")
+    url = run_url(source.get("run_url"))
+    shown = f"[{run}]({url})" if url and RUN_ID.fullmatch(run) else run
+    commit = str(source.get("commit") or "")[:12]
+    return f"from run {shown}" + (f" at {commit}" if commit else "")
 
 
 def _gpus(record: RunRecord) -> list[str]:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from mlpipe.errors import Problem
 from mlpipe.github.summary import JOB_SUMMARY_LIMIT, truncate
+from mlpipe.text import escape_data, escape_property
 
 
 def write_outputs(path: Path, values: Mapping[str, str]) -> None:
@@ -38,3 +40,19 @@ def append_job_summary(path: Path, markdown: str) -> None:
 def mask(value: str) -> str:
     """The command that hides `value` in the rest of the job's log."""
     return f"::add-mask::{value}"
+
+
+def problem_commands(problems: Sequence[Problem], repository_path: Callable[[str], str]) -> list[str]:
+    """One `::error file=…,line=…,col=…::` per pipeline-file problem, located in the repository: GitHub shows
+    it on the file's line (and in the pull request's diff), and the log line still reads `file:line:col: …`.
+
+    `repository_path`: a problem's file (as messages name it) as a path relative to the repository root.
+    """
+    commands = []
+    for problem in problems:
+        props = (
+            f"file={escape_property(repository_path(problem.file))},line={max(problem.line, 1)},"
+            f"col={max(problem.col, 1)},title={escape_property('mlpipe: invalid pipeline file')}"
+        )
+        commands.append(f"::error {props}::{escape_data(str(problem))}")
+    return commands

@@ -53,6 +53,37 @@ def runs_at_commit(
     return sorted(found, key=lambda r: (r.status == "succeeded", r.run_id), reverse=True)
 
 
+BRANCH_RUNS_READ = 40
+"""Run records read from the registry to find a branch's latest runs (every branch's runs are tagged there)."""
+
+
+def branch_runs(
+    workspace: Workspace, branch: str, *, limit: int, registry: RemoteSettings | None = None
+) -> list[RunRecord]:
+    """The latest runs of `branch` on a clean tree, newest first: the local history's, then the registry's
+    (among its BRANCH_RUNS_READ newest runs)."""
+    found: dict[str, RunRecord] = {}
+    for checked, record in enumerate(RunHistory(workspace.runs).records()):
+        if len(found) >= limit or checked >= 1000:
+            break
+        if _on_branch(record, branch):
+            found[record.run_id] = record
+    if registry is not None and len(found) < limit:
+        from mlpipe.run.stores import remote_run_records
+
+        for data in remote_run_records(registry, workspace.cache, workspace.root, limit=BRANCH_RUNS_READ):
+            with contextlib.suppress(ValueError, TypeError, KeyError):
+                record = RunRecord.from_json(data)
+                if _on_branch(record, branch):
+                    found.setdefault(record.run_id, record)
+    return sorted(found.values(), key=lambda r: r.run_id, reverse=True)[:limit]
+
+
+def _on_branch(record: RunRecord, branch: str) -> bool:
+    git = record.git if isinstance(record.git, dict) else {}
+    return git.get("branch") == branch and not git.get("dirty") and isinstance(record.run_id, str)
+
+
 def find_run(workspace: Workspace, rev: str, *, registry: RemoteSettings | None = None) -> RunRecord:
     """`rev` is a run id (or unique prefix, or `latest`), else a git revision whose latest clean run is taken."""
     history = RunHistory(workspace.runs)

@@ -1,6 +1,8 @@
 """What a run shows while it happens: a live status display on a terminal, plain greppable lines elsewhere,
-and one `::group::` per step in GitHub Actions (steps run in parallel, so each group is written when its
-step ends, as turborepo's grouped log order does)."""
+and in GitHub Actions a live log that keeps `::group::` where a group hides nothing: a step running alone
+streams inside a group of its own; steps running in parallel stream prefixed lines, and each one's last lines
+are printed again in a group when it ends. Nothing holds a step's whole output: memory stays bounded however
+long a step runs or however much it prints."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import os
 import sys
 import threading
 import time
+from collections import deque
 from typing import IO, Any
 
 from mlpipe.core.plan import Plan
@@ -15,6 +18,7 @@ from mlpipe.report.events import Reporter
 from mlpipe.report.text import where
 from mlpipe.report.traffic import TrafficMeter
 from mlpipe.runs import RunRecord, StepRecord
+from mlpipe.text import escape_data
 
 SYMBOLS = {"ran": "✔", "reused": "↺", "failed": "✘", "skipped": "-", "cancelled": "■", "running": "▶"}
 
@@ -41,6 +45,13 @@ def stdout_closed(stream: IO[str]) -> None:
         pass
 
 
+TAIL_LINES = 50
+"""In GitHub Actions, a step whose output was interleaved with another's has its last lines printed again, in a
+group of its own, when it ends."""
+TAIL_LINE_CHARS = 2000
+"""A line kept for that tail is cut to this many characters (it streamed whole)."""
+
+
 class PlainReporter:
     """One line per event, every output line prefixed with its step: greppable, safe to interleave.
 
@@ -52,23 +63,31 @@ class PlainReporter:
         self.stream = stream or sys.stdout
         self.github = github
         self._lock = threading.Lock()
-        self._buffers: dict[str, list[str]] = {}
         self._closed = False
+        self._group: str | None = None
+        """GitHub Actions: the step whose output streams, unprefixed, in the open group (it runs alone)."""
+        self._running: set[str] = set()
+        self._tails: dict[str, deque[str]] = {}
+        """GitHub Actions: the last lines of each running step whose output was interleaved with another's."""
 
     def _print(self, text: str) -> None:
         with self._lock:
-            if self._closed:
-                return
-            try:
-                self.stream.write(text + "\n")
-                self.stream.flush()
-            except (BrokenPipeError, ValueError):  # ValueError: the stream was closed
-                self._closed = True
-                stdout_closed(self.stream)
-                _say(
-                    "the output was closed (its reader exited): no more progress is printed, but that alone "
-                    "does not stop the run; `mlpipe show` gives its summary"
-                )
+            self._write(text)
+
+    def _write(self, text: str) -> None:
+        """Called with the lock held."""
+        if self._closed:
+            return
+        try:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+        except (BrokenPipeError, ValueError):  # ValueError: the stream was closed
+            self._closed = True
+            stdout_closed(self.stream)
+            _say(
+                "the output was closed (its reader exited): no more progress is printed, but that alone "
+                "does not stop the run; `mlpipe show` gives its summary"
+            )
 
     def run_started(self, record: RunRecord, plan: Plan) -> None:
         runs = sum(1 for s in plan.steps.values() if s.action == "run")
@@ -78,23 +97,60 @@ class PlainReporter:
         )
 
     def step_started(self, name: str, step: StepRecord) -> None:
-        self._buffers[name] = []
-        self._print(f"mlpipe: {name}: started ({'; '.join(step.reasons)})")
+        with self._lock:
+            self._write(f"mlpipe: {name}: started ({'; '.join(step.reasons)})")
+            if self.github:
+                self._github_started(name)
+
+    def _github_started(self, name: str) -> None:
+        if not self._running:  # alone: its output streams in its own group
+            self._group = name
+            self._write(f"::group::{_group_title(name)}")
+        else:
+            if self._group is not None:  # the group must close: a second step's lines would land in it
+                self._write("::endgroup::")
+                self._tails[self._group] = deque(maxlen=TAIL_LINES)
+                self._group = None
+            shown = ", ".join(sorted(self._running | {name}))
+            self._write(
+                f"mlpipe: {shown} run in parallel: output streams prefixed with [step]; "
+                f"each step's last {TAIL_LINES} lines are grouped when it ends"
+            )
+            self._tails[name] = deque(maxlen=TAIL_LINES)
+        self._running.add(name)
 
     def step_line(self, name: str, line: str) -> None:
-        if self.github:
-            with self._lock:
-                self._buffers.setdefault(name, []).append(line)
-        else:
-            self._print(f"[{name}] {line}")
+        with self._lock:
+            if self.github and (self._group == name or _step_command(line)):
+                # Alone, a step's output is its group's, as a plain `run:` step's would be. In parallel, its
+                # workflow commands (`::add-mask::` before it prints a secret, `::warning::`) still reach
+                # GitHub, in order and once: unprefixed, and left out of its tail.
+                self._write(line)
+                return
+            tail = self._tails.get(name)
+            if tail is not None:
+                tail.append(line[:TAIL_LINE_CHARS])
+            self._write(f"[{name}] {line}")
 
     def step_finished(self, name: str, step: StepRecord) -> None:
-        if self.github and name in self._buffers:
-            lines = self._buffers.pop(name)
-            self._print("\n".join([f"::group::{name} ({step.status})", *lines, "::endgroup::"]))
-        self._print(f"mlpipe: {step_outcome_line(name, step)}")
-        if self.github and step.status == "failed":
-            self._print(f"::error title=mlpipe step {name} failed::{_escape(step.error or 'failed')}")
+        with self._lock:
+            if self.github:
+                self._github_finished(name, step)
+            # No `::error` here: in Actions the GitHub reporter annotates each failure once, at its file and
+            # line, in the check run (or as a workflow command when it cannot write checks).
+            self._write(f"mlpipe: {step_outcome_line(name, step)}")
+
+    def _github_finished(self, name: str, step: StepRecord) -> None:
+        self._running.discard(name)
+        if self._group == name:
+            self._write("::endgroup::")
+            self._group = None
+        tail = self._tails.pop(name, None)
+        if tail:
+            self._write(f"::group::{_group_title(name)} ({step.status}): its last {len(tail)} lines")
+            for line in tail:
+                self._write(line)
+            self._write("::endgroup::")
 
     def run_finished(self, record: RunRecord) -> None:
         pass
@@ -103,16 +159,22 @@ class PlainReporter:
         self._print(f"mlpipe: {text}")
 
 
+def _step_command(line: str) -> bool:
+    """A workflow command a step prints, other than a group: its own groups would hide other steps' lines."""
+    return line.startswith("::") and not line.startswith(("::group::", "::endgroup::"))
+
+
+def _group_title(name: str) -> str:
+    """A step name as a group's title: one line (names come from the pipeline file)."""
+    return escape_data(name)
+
+
 def _say(text: str) -> None:
     try:
         sys.stderr.write(f"mlpipe: {text}\n")
         sys.stderr.flush()
     except (OSError, ValueError):  # stderr went with stdout (`2>&1 | head`)
         stdout_closed(sys.stderr)
-
-
-def _escape(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
 class TerminalReporter(PlainReporter):
@@ -145,9 +207,8 @@ class TerminalReporter(PlainReporter):
             table.add_row("⇅", traffic, "")
         return table
 
-    def _print(self, text: str) -> None:
-        with self._lock:
-            self.console.print(text, markup=False, highlight=False, soft_wrap=True)
+    def _write(self, text: str) -> None:
+        self.console.print(text, markup=False, highlight=False, soft_wrap=True)
 
     def run_started(self, record: RunRecord, plan: Plan) -> None:
         self._states = dict.fromkeys(plan.steps, "pending")

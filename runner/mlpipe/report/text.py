@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mlpipe.core.plan import Plan
+from mlpipe.records import run_url
 from mlpipe.runs import RunRecord
 from mlpipe.text import table
 
@@ -122,8 +125,67 @@ def plan_json(pipeline: str, plan: Plan) -> dict[str, Any]:
     }
 
 
-def runs_json(records: Sequence[RunRecord]) -> dict[str, Any]:
-    return {"format": RUNS_FORMAT, "runs": [run_row(r) for r in records]}
+def runs_json(records: Sequence[RunRecord], *, metrics: bool = False) -> dict[str, Any]:
+    """With `metrics`, each run also has its `params` and `metrics` (`step.output.key` -> value)."""
+    rows = [
+        {**run_row(r), "params": dict(r.params), "metrics": run_metrics(r)} if metrics else run_row(r)
+        for r in records
+    ]
+    return {"format": RUNS_FORMAT, "runs": rows}
+
+
+LARGEST_METRIC = 1e15
+"""Larger values are left out of tables and charts (a record from a registry may hold anything)."""
+
+
+def run_metrics(record: RunRecord) -> dict[str, float]:
+    """`step.output.key` -> value, for every finite number the run's steps recorded (ran or reused)."""
+    found: dict[str, float] = {}
+    steps = record.steps if isinstance(record.steps, dict) else {}
+    for name, step in steps.items():
+        metrics = getattr(step, "metrics", None)
+        if not isinstance(metrics, dict):
+            continue
+        for output, values in metrics.items():
+            if not isinstance(values, dict):
+                continue
+            for key, value in values.items():
+                if type(value) in (int, float) and math.isfinite(value) and abs(value) < LARGEST_METRIC:
+                    found[f"{name}.{output}.{key}"] = float(value)
+    return found
+
+
+def runs_metrics_text(records: Sequence[RunRecord]) -> str:
+    """`mlpipe runs --metrics`: a row per run, a column per param and per metric, as `dvc exp show` has them."""
+    params = list(dict.fromkeys(k for r in records if isinstance(r.params, dict) for k in r.params))
+    found = [run_metrics(r) for r in records]
+    metrics = list(dict.fromkeys(name for values in found for name in values))
+    rows = []
+    for record, values in zip(records, found, strict=True):
+        given = record.params if isinstance(record.params, dict) else {}
+        commit = (str(record.git.get("commit") or "-"))[:10] + ("*" if record.git.get("dirty") else "")
+        rows.append(
+            [
+                _cell(record.run_id),
+                _cell(record.status),
+                _cell(commit),
+                *(_param(given[p]) if p in given else "-" for p in params),
+                *(f"{values[m]:.4g}" if m in values else "-" for m in metrics),
+            ]
+        )
+    headers = ["run", "status", "commit", *(_cell(p) for p in params), *(_cell(m) for m in metrics)]
+    return table(headers, rows)
+
+
+def _param(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return _cell(text)
+
+
+def _cell(text: str, limit: int = 40) -> str:
+    """One printable table cell: what a record holds may come from any runner's registry pushes."""
+    shown = "".join(c if c.isprintable() else "?" for c in str(text))
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
 
 
 def run_row(record: RunRecord) -> dict[str, Any]:
@@ -164,6 +226,9 @@ def show_text(record: RunRecord, tails: Mapping[str, Sequence[str]] | None = Non
     ]
     if git.get("snapshot_ref"):
         lines.append(f"code ref:  {git['snapshot_ref']}")
+    ci_run = run_url(record.ci.get("run_url")) if isinstance(record.ci, dict) else None
+    if ci_run:
+        lines.append(f"CI run:    {ci_run}")
     if record.params:
         lines.append("params:    " + ", ".join(f"{k}={v}" for k, v in record.params.items()))
     lines.append("")

@@ -65,6 +65,9 @@ class RunOptions:
     the host starts from, and what a container step's `env-passthrough` names are taken from."""
     registry_access: RegistryAccess = field(default_factory=RegistryAccess)
     """How `oci://` inputs reach their registry (from the command's settings)."""
+    run_url: str = ""
+    """The CI workflow run this run is part of (checked: github/context.py `run_url`); recorded in the run
+    record and in the provenance of every result it stores, so a reuse links back to it."""
 
 
 class StepError(Exception):
@@ -143,6 +146,7 @@ class Runner:
             steps=steps,
             platform=work.facts.platform,
             mlpipe_version=__version__,
+            ci={"run_url": self.options.run_url} if self.options.run_url else {},
         )
 
     def _prepare_git(self) -> None:
@@ -265,6 +269,8 @@ class Runner:
         prov = result.provenance
         record.status = "reused"
         record.reused_from = {"run_id": prov.get("run_id"), "commit": prov.get("commit")}
+        if prov.get("run_url"):
+            record.reused_from["run_url"] = prov["run_url"]
         record.outputs = result.output_digests()
         record.metrics = {k: dict(v) for k, v in result.metrics.items()}
         self.produced[name] = result
@@ -607,6 +613,7 @@ class Runner:
             "dirty": git.dirty,
             "created_at": utc_now(),
             "duration_s": round(outcome.duration_s, 3),
+            **({"run_url": self.options.run_url} if self.options.run_url else {}),
         }
 
     def _check_inputs(

@@ -90,6 +90,7 @@ def _step(step: Step, instances: dict[str, set[str]]) -> dict[str, Any]:
         "needs": needs,
         "resources": {"gpus": step.gpus},
         "runs-on": list(step.runs_on),
+        "fan-out": step.fan_out,
         "env-passthrough": list(step.env_passthrough),
         "environment": {
             "files": list(step.environment),

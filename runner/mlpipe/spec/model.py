@@ -187,6 +187,8 @@ class Step:
     network: str | None = None
     gpus: int = 0
     runs_on: tuple[str, ...] = ()
+    fan_out: bool = False
+    """`fan-out: true`: spread over CI jobs (`mlpipe plan --github-matrix`), the step gets a job of its own."""
     timeout_minutes: float | None = None
     environment: tuple[str, ...] = ()
     """Workspace-relative lock/requirements files whose content enters the fingerprint."""

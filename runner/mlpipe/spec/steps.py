@@ -28,7 +28,7 @@ from mlpipe.spec.yamlnodes import Entry, Reader, did_you_mean, join, plain
 
 STEP_KEYS = (
     "code", "run", "inputs", "outputs", "env", "env-passthrough", "matrix", "reuse", "needs",
-    "image", "resources", "runs-on", "timeout-minutes", "environment",
+    "image", "resources", "runs-on", "fan-out", "timeout-minutes", "environment",
     "shm-size", "ulimits", "user", "mounts", "network", "build",
 )  # fmt: skip
 CONTAINER_KEYS = ("shm-size", "ulimits", "user", "mounts", "network")
@@ -50,6 +50,7 @@ FIELDS = {
     "shm-size": "shm_size",
     "resources": "gpus",
     "runs-on": "runs_on",
+    "fan-out": "fan_out",
     "timeout-minutes": "timeout_minutes",
     "env-passthrough": "env_passthrough",
 }
@@ -147,7 +148,7 @@ class _StepBuilder:
             if name == "run" and text is not None:
                 self.template(node, key, text)
             return text
-        if name == "reuse":
+        if name in {"reuse", "fan-out"}:
             return self.reader.scalar(node, key, (bool,), "true or false")
         if name == "runs-on":
             return tuple(text for text, _ in self.reader.strings(node, key))
