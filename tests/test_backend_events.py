@@ -74,3 +74,48 @@ def test_a_refused_entry_is_one_warning_event(
         )
     ]
     assert capfd.readouterr().err == ""
+
+
+def test_a_relay_hands_notices_to_its_fallback_until_a_receiver_is_attached() -> None:
+    from mlpipe.events import Relay, message, warning
+
+    early, late = [], []
+    relay = Relay(early.append)
+    relay(message("waiting for the store"))
+    relay.attach(late.append)
+    relay(warning("a registry given up"))
+    assert (early, late) == ([message("waiting for the store")], [warning("a registry given up")])
+
+
+def test_the_run_hears_its_store_through_its_reporters(project_factory) -> None:
+    """Opened through the API, a run's store speaks to the run's reporters once the run starts."""
+    import io
+
+    from mlpipe.api.ci_run import CiRunOptions, ci_run
+    from mlpipe.api.source import Source
+    from mlpipe.report.terminal import PlainReporter
+
+    project = project_factory(
+        {
+            "mlpipe.yaml": "name: d\nsteps:\n  a:\n    run: echo > ${{ outputs.o }}\n    outputs: {o: {type: file}}\n"
+        }
+    )
+    source = Source(file=str(project.root / "mlpipe.yaml"))
+    first = ci_run(source, CiRunOptions(), stream=io.StringIO())
+    entry = project.root / ".mlpipe/cache/results" / first.record.steps["a"].fingerprint[:2]
+    (entry / f"{first.record.steps['a'].fingerprint}.json").write_text("{not json")
+
+    class Listening(PlainReporter):
+        heard: list[Notice] = []
+
+        def notice(self, notice: Notice) -> None:
+            self.heard.append(notice)
+
+    before: list[Notice] = []
+    reporter = Listening(io.StringIO())
+    result = ci_run(source, CiRunOptions(), stream=io.StringIO(), reporter=reporter, notices=before.append)
+    assert result.failure is None and result.record.steps["a"].status == "ran"
+    # The plan looked the entry up before the run (the fallback heard it); the runner again (the reporter did).
+    for heard in (before, reporter.heard):
+        assert heard and all(n.kind == "warning" for n in heard)
+        assert all(n.text.startswith(f"ignoring corrupt cache entry {entry}") for n in heard)

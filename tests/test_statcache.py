@@ -84,3 +84,43 @@ def test_hasher_reads_a_file_only_when_its_stat_changed(tmp_path: Path) -> None:
     trusting.save()
     again = FileHasher(StatCache(cache_file, tmp_path))
     assert again.hash_file(data, st) == "pretend"  # served from the cache, not from the file
+
+
+def test_entries_added_from_threads_while_another_saves(tmp_path: Path) -> None:
+    """The hasher's pool threads and the runner's step threads add entries while the scheduler may save: the
+    tables are locked, so an entry added during a save is never marked saved without being written."""
+    import threading
+
+    for round_ in range(100):
+        path = tmp_path / f"statcache-{round_}.json"
+        cache = StatCache(path, tmp_path)
+        stop = threading.Event()
+        errors: list[BaseException] = []
+
+        def add(worker: int, cache: StatCache = cache) -> None:
+            for i in range(300):
+                cache.put_tree(str(tmp_path / f"w{worker}" / f"d{i}"), "sig", f"sha256:{i}")
+
+        def save(
+            cache: StatCache = cache, stop: threading.Event = stop, errors: list[BaseException] = errors
+        ) -> None:
+            try:
+                while not stop.is_set():
+                    cache.save()
+            except BaseException as error:  # noqa: BLE001 - handed to the test thread
+                errors.append(error)
+
+        saver = threading.Thread(target=save)
+        saver.start()
+        workers = [threading.Thread(target=add, args=(n,)) for n in range(4)]
+        for thread in workers:
+            thread.start()
+        for thread in workers:
+            thread.join(60)
+        stop.set()
+        saver.join(60)
+        assert errors == []
+        cache.save()
+        again = StatCache(path, tmp_path)
+        found = [again.get_tree(str(tmp_path / f"w{n}" / "d299"), "sig", 0) for n in range(4)]
+        assert found == ["sha256:299"] * 4, f"round {round_}"

@@ -8,6 +8,7 @@ mlpipe's own registry settings and credentials (`step_environment`).
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
@@ -156,6 +157,8 @@ class Settings:
     allow_dirty_push: bool = False
     insecure_registry: bool = False
     cache_required: bool = False
+    flag_sources: Mapping[str, str] = field(default_factory=dict)
+    """Where each on/off flag (FLAGS) was set: its option, 'env VARIABLE', or 'default'."""
 
     def value(self, name: str) -> Any:
         setting = self.values.get(name)
@@ -185,20 +188,51 @@ class Settings:
     @property
     def retry_budget_s(self) -> float:
         """How long a registry request is retried (MLPIPE_REGISTRY_RETRY_BUDGET_S, default 30)."""
-        try:
-            return float(self.environ.get("MLPIPE_REGISTRY_RETRY_BUDGET_S") or 30)
-        except ValueError:
-            raise UsageError("MLPIPE_REGISTRY_RETRY_BUDGET_S must be a number of seconds") from None
+        return self._seconds("MLPIPE_REGISTRY_RETRY_BUDGET_S", 30.0)
 
     @property
     def kill_grace_s(self) -> float:
-        return float(self.environ.get("MLPIPE_KILL_GRACE_S", "10"))
+        """How long a stopped step gets between each signal and the next (MLPIPE_KILL_GRACE_S, default 10)."""
+        return self._seconds("MLPIPE_KILL_GRACE_S", 10.0)
+
+    @property
+    def lock_timeout_s(self) -> float:
+        """How long a run or gc waits for the workspace or the store (MLPIPE_LOCK_TIMEOUT, default 600)."""
+        return self._seconds("MLPIPE_LOCK_TIMEOUT", 600.0)
+
+    @property
+    def github_throttle_s(self) -> float:
+        """The least time between two updates of a GitHub check run (MLPIPE_GITHUB_THROTTLE_S, default 10)."""
+        return self._seconds("MLPIPE_GITHUB_THROTTLE_S", 10.0)
 
     @property
     def protected_refs(self) -> tuple[str, ...]:
         """MLPIPE_PROTECTED_REFS: comma-separated ref patterns treated as protected."""
         value = self.environ.get("MLPIPE_PROTECTED_REFS", "")
         return tuple(p.strip() for p in value.split(",") if p.strip())
+
+    def source(self, name: str) -> str:
+        """Where a setting's value came from: its flag ('--jobs'), 'env MLPIPE_JOBS', 'mlpipe.toml', the user
+        config's path, or 'default'. `name`: a config key (KEYS), an on/off flag (FLAGS) or an MLPIPE_* variable
+        read from the environment alone."""
+        if name in self.values:
+            return self.values[name].source
+        if name in self.flag_sources:
+            return self.flag_sources[name]
+        return f"env {name}" if self.environ.get(name, "").strip() else "default"
+
+    def _seconds(self, variable: str, default: float) -> float:
+        """A duration from the environment; a value that is no number names the variable (never a traceback)."""
+        value = self.environ.get(variable, "")
+        if not value.strip():
+            return default
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = math.nan
+        if math.isnan(seconds):
+            raise UsageError(f"{variable}={value!r}: expected a number of seconds") from None
+        return max(0.0, seconds)
 
 
 def settings(
@@ -210,12 +244,17 @@ def settings(
     """Settings from the command line (KEYS and FLAGS by name) and the environment, and the given files."""
     env = MappingProxyType(dict(os.environ if environ is None else environ))
     flags = {name: cli.get(name) is True or _on(env.get(var)) for name, var in FLAGS.items()}
+    sources = {
+        name: f"--{name}" if cli.get(name) is True else f"env {var}" if _on(env.get(var)) else "default"
+        for name, var in FLAGS.items()
+    }
     return Settings(
         values=resolve(cli=cli, environ=env, files=files),
         environ=env,
         allow_dirty_push=flags["allow-dirty-push"],
         insecure_registry=flags["insecure"],
         cache_required=flags["cache-required"],
+        flag_sources=MappingProxyType(sources),
     )
 
 

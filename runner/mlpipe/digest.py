@@ -7,6 +7,7 @@ import json
 import os
 import re
 import stat
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,8 +144,10 @@ class FileHasher:
     def __init__(self, stat_cache: StatCache | None = None, *, workers: int | None = None) -> None:
         self.stat_cache = stat_cache
         self.workers = workers or min(8, os.cpu_count() or 1)
-        self.signatures: dict[str, str] = {}
-        """Path -> tree_signature of the last `digest()` walk, so callers need not walk it again."""
+        self._signatures: dict[str, str] = {}
+        """Path -> tree_signature of the last `digest()` walk, so callers need not walk it again: written by
+        whichever thread digests (the plan's, a step's), so under `_lock`."""
+        self._lock = threading.Lock()
 
     def save(self) -> None:
         if self.stat_cache is not None:
@@ -187,13 +190,26 @@ class FileHasher:
         is_dir = stat.S_ISDIR(st.st_mode)
         files = list(walk_files(top)) if is_dir else [("", st)]
         signature, newest = tree_signature(files)
-        self.signatures[top] = signature
+        with self._lock:
+            self._signatures[top] = signature
         cached = self.stat_cache.get_tree(top, signature, newest)
         if cached is not None:
             return cached
         digest = (self._dir_manifest(top, files) if is_dir else self.manifest(path)).digest
         self.stat_cache.put_tree(top, signature, digest)
         return digest
+
+    def signature(self, path: Path | str) -> str | None:
+        """The stat signature `digest()` last saw of `path`, if it digested it."""
+        with self._lock:
+            return self._signatures.get(os.fspath(path))
+
+    def remember(self, other: FileHasher) -> None:
+        """Take the signatures another hasher saw (inputs outside the workspace have a stat cache of their own)."""
+        with other._lock:
+            seen = dict(other._signatures)
+        with self._lock:
+            self._signatures.update(seen)
 
     def manifest(self, path: Path) -> Manifest:
         """The manifest of a file or a directory (symlinks inside are recorded as links, not followed).

@@ -41,6 +41,25 @@ def to_stderr(notice: Notice) -> None:
     print(notice.line, file=sys.stderr, flush=True)
 
 
+class Relay:
+    """A sink whose receiver is chosen later: a run's store is opened before its reporters exist. Notices go to
+    `fallback` until `attach` names the receiver (a run's reporters), from then on to it. Called from any thread
+    (the store's push threads, the steps' workers); the receiver is swapped under a lock."""
+
+    def __init__(self, fallback: Sink = to_stderr) -> None:
+        self._receiver = fallback
+        self._lock = threading.Lock()
+
+    def attach(self, receiver: Sink) -> None:
+        with self._lock:
+            self._receiver = receiver
+
+    def __call__(self, notice: Notice, /) -> None:
+        with self._lock:
+            receiver = self._receiver
+        receiver(notice)
+
+
 def warning(text: str) -> Notice:
     return Notice(kind="warning", text=text)
 

@@ -4,7 +4,6 @@ names). A leaf: config.py builds a step's environment with it, and every executo
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 
 MLPIPE_PRIVATE_ENV = frozenset(
@@ -24,8 +23,7 @@ MLPIPE_PRIVATE_ENV = frozenset(
 password above all; a step that needs credentials gets them under its own names)."""
 
 
-def step_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment a step starts from: the caller's (`environ`, else this process's), less mlpipe's own
+def step_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment a step starts from: the caller's (the command's settings' `environ`), less mlpipe's own
     settings and credentials. The runner adds the step's MLPIPE_STEP, MLPIPE_INPUT_*, ... to it."""
-    env = os.environ if environ is None else environ
-    return {name: value for name, value in env.items() if name not in MLPIPE_PRIVATE_ENV}
+    return {name: value for name, value in environ.items() if name not in MLPIPE_PRIVATE_ENV}

@@ -56,9 +56,5 @@ class Workspace:
 
     @property
     def cache(self) -> Path:
-        if self.cache_override is not None:
-            return self.cache_override
-        env = os.environ.get("MLPIPE_CACHE")
-        if env and "://" not in env:
-            return Path(env).expanduser().resolve()
-        return self.state / "cache"
+        """The local store: `cache_override` (from the settings: `run/session.py` `cache_dir`), else in `state`."""
+        return self.cache_override if self.cache_override is not None else self.state / "cache"

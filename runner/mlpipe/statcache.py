@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,9 @@ class StatCache:
         """Not cached: mlpipe's own state (staged outputs come and go)."""
         self._files = _Table(path)
         self._trees = _Table(path.with_name(f"{path.stem}-trees{path.suffix}"))
+        self._lock = threading.Lock()
+        """Guards both tables: the hasher's pool threads and the runner's step threads read and add entries while
+        another thread may save them."""
 
     def _key(self, path: str) -> str | None:
         """Workspace-relative key; files outside the workspace are not cached."""
@@ -83,8 +87,10 @@ class StatCache:
         key = self._key(path)
         if key is None:
             return None
-        entry = self._files.entries.get(key)
-        if entry is None or tuple(entry[:4]) != signature(st) or st.st_mtime_ns >= self._files.written_ns:
+        with self._lock:
+            entry = self._files.entries.get(key)
+            written_ns = self._files.written_ns
+        if entry is None or tuple(entry[:4]) != signature(st) or st.st_mtime_ns >= written_ns:
             return None
         digest = entry[4]
         return digest if isinstance(digest, str) else None
@@ -92,19 +98,18 @@ class StatCache:
     def put(self, path: str, st: os.stat_result, digest: str) -> None:
         key = self._key(path)
         if key is not None:
-            self._files.put(key, [*signature(st), digest])
+            with self._lock:
+                self._files.put(key, [*signature(st), digest])
 
     def get_tree(self, path: str, tree_signature: str, newest_mtime_ns: int) -> str | None:
         """A directory's digest, if every file's stat data is as when it was cached and none is racy."""
         key = self._key(path)
         if key is None:
             return None
-        entry = self._trees.entries.get(key)
-        if (
-            not isinstance(entry, list)
-            or entry[0] != tree_signature
-            or newest_mtime_ns >= self._trees.written_ns
-        ):
+        with self._lock:
+            entry = self._trees.entries.get(key)
+            written_ns = self._trees.written_ns
+        if not isinstance(entry, list) or entry[0] != tree_signature or newest_mtime_ns >= written_ns:
             return None
         digest = entry[1]
         return digest if isinstance(digest, str) else None
@@ -112,9 +117,11 @@ class StatCache:
     def put_tree(self, path: str, tree_signature: str, digest: str) -> None:
         key = self._key(path)
         if key is not None:
-            self._trees.put(key, [tree_signature, digest])
+            with self._lock:
+                self._trees.put(key, [tree_signature, digest])
 
     def save(self) -> None:
         """Write what changed; entries that were racy now are trusted after a later save."""
-        self._files.save()
-        self._trees.save()
+        with self._lock:
+            self._files.save()
+            self._trees.save()

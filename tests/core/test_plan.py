@@ -173,7 +173,6 @@ def test_nothing_stored_runs_everything_and_waits_for_upstream_digests() -> None
     # Only steps with a known fingerprint are looked up.
     assert store.looked_up == [prep.fingerprint.key, p.steps["notify"].fingerprint.key]  # type: ignore[union-attr]
     assert p.missing() == []
-    assert plan.summary_counts(p) == {"run": 4}
 
 
 def test_everything_stored_is_reused_naming_the_run_that_made_it() -> None:
@@ -185,7 +184,6 @@ def test_everything_stored_is_reused_naming_the_run_that_made_it() -> None:
     for name, step in p.steps.items():
         assert step.result is store.latest_of[name]
         assert step.fingerprint is not None and step.fingerprint.key == step.result.fingerprint
-    assert plan.summary_counts(p) == {"reuse": 4}
 
 
 def test_reuse_reason_without_commit() -> None:
@@ -356,7 +354,6 @@ def test_an_unselected_needed_step_without_a_result_is_missing() -> None:
     assert p.steps["prep"].selected is False
     assert p.steps["prep"].fingerprint == plan.fingerprint_step(PIPELINE, PREP, FACTS, {})
     assert p.missing() == ["prep"]
-    assert plan.summary_counts(p) == {"missing": 1, "run": 1}
 
 
 def test_a_forced_step_below_a_missing_step_says_it_is_forced() -> None:
@@ -400,7 +397,7 @@ def test_decide_once_upstream_ran_keeps_the_forced_reason_and_names_early_cutoff
     common: dict[str, Any] = {
         "fingerprint": fingerprint,
         "previous": None,
-        "code_changes": FakeStore().code_changes,
+        "code_changes": None,
     }
     forced = plan.decide(selected=True, forced_by="--no-reuse given", found=None, **common)
     assert (forced.action, forced.reasons) == ("run", ("--no-reuse given",))
@@ -416,3 +413,18 @@ def test_decide_once_upstream_ran_keeps_the_forced_reason_and_names_early_cutoff
         selected=True, forced_by="", found=None, **common | {"previous": replace(stored, parts={})}
     )
     assert changed.action == "run" and changed.reasons != ("no stored result for this step yet",)
+
+
+def test_decide_names_the_changed_code_files_it_is_given_as_data() -> None:
+    fingerprint = plan.fingerprint_step(PIPELINE, PREP, FACTS, {})
+    assert fingerprint is not None
+    new_tree = fingerprint.parts["code"]
+    old = StepResult(fingerprint="f" * 64, parts={**fingerprint.parts, "code": "0" * 40}, outputs={})
+    assert plan.changed_code(old, fingerprint) == ("0" * 40, new_tree)
+    assert plan.changed_code(None, fingerprint) is None
+    assert plan.changed_code(replace(old, parts=fingerprint.parts), fingerprint) is None
+    common: dict[str, Any] = {"selected": True, "forced_by": "", "fingerprint": fingerprint, "found": None}
+    named = plan.decide(**common, previous=old, code_changes=[("modified", "prep.py"), ("added", "util.py")])
+    assert named.reasons == ("code changed: prep.py modified, util.py added",)
+    unknown = plan.decide(**common, previous=old, code_changes=None)
+    assert unknown.reasons == (f"code changed (tree {'0' * 10} -> {new_tree[:10]})",)

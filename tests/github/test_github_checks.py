@@ -362,3 +362,30 @@ def test_a_summary_over_githubs_limit_is_truncated_with_a_note(tmp_path: Path, g
     assert "over GitHub's limit of 65,535." in run["output"]["summary"]
     assert summary_file.stat().st_size <= 1024 * 1024
     assert "truncated: the full summary is" in summary_file.read_text()
+
+
+@pytest.mark.parametrize("publish", [True, False])
+def test_a_backend_warning_becomes_an_annotation(tmp_path: Path, github_api: Any, publish: bool) -> None:
+    """The store's warnings reach the run's reporters: on stderr as before, and in the check run (or, without
+    one, as a `::warning` line in the log) on the pipeline file."""
+    project = make_project(tmp_path)
+    project.run("ci-run").assert_success()
+    fingerprint = project.record()["steps"]["prepare"]["fingerprint"]
+    entry = project.root / ".mlpipe" / "cache" / "results" / fingerprint[:2] / f"{fingerprint}.json"
+    entry.write_text("{not json")
+    args = () if publish else ("--no-publish-checks",)
+    outcome, _job = run_in_job(project, tmp_path, github_api, *args)
+    outcome.assert_success()
+    warning = f"ignoring corrupt cache entry {entry}: result: not JSON"
+    assert f"mlpipe: warning: {warning}" in outcome.stderr
+    if publish:
+        found = [a for a in github_api.only_check_run()["annotations"] if a["annotation_level"] == "warning"]
+        assert [(a["path"], a["start_line"], a["title"]) for a in found] == [
+            ("ml/mlpipe.yaml", 1, "mlpipe warning")
+        ]
+        assert found[0]["message"].startswith(warning)
+    else:
+        assert github_api.requests == []
+        lines = [line for line in outcome.stdout.splitlines() if line.startswith("::warning ")]
+        assert len(lines) == 1
+        assert lines[0].startswith("::warning file=ml/mlpipe.yaml,line=1,title=mlpipe warning::" + warning)

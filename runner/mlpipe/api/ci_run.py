@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from mlpipe.api.source import Selected, Source, open_source
+from mlpipe.api.source import Selected, Source, open_source, prepare_steps
 from mlpipe.core.compare import RunDiff
 from mlpipe.errors import CacheError, MlpipeError, PipelineFailed, UsageError
-from mlpipe.events import Sink, message, to_stderr
+from mlpipe.events import Relay, Sink, message, to_stderr
 from mlpipe.github.context import from_env
 from mlpipe.github.history import POINTS
 from mlpipe.inputs.base import RegistryAccess
@@ -24,9 +24,9 @@ from mlpipe.report.events import Reporter
 from mlpipe.report.terminal import choose_reporter
 from mlpipe.report.traffic import traffic_display
 from mlpipe.run.leftovers import start_run
-from mlpipe.run.locks import lock_timeout
-from mlpipe.run.prepare import Prepared, prepare
+from mlpipe.run.prepare import Prepared
 from mlpipe.run.runner import Runner, RunOptions
+from mlpipe.run.runners import runner_labels
 from mlpipe.run.session import Session, remote_of
 from mlpipe.runs import RunRecord, new_run_id
 
@@ -81,27 +81,31 @@ def ci_run(
     notices: Sink = to_stderr,
 ) -> RunResult:
     """`stream` (default stdout) hears the run's progress and GitHub's workflow commands; `reporter` is the
-    console's (default: chosen for `stream`); `notices` hears what the run says on the side (locks waited for,
-    leftovers removed). Errors found before any compute (the pipeline, the selection, a dirty release, a
-    `since` without a run) raise; the run's own outcome is in the result."""
+    console's (default: chosen for `stream`). What the run's parts say on the side (the store's warnings and
+    transfers, locks waited for, images built) goes to `notices` until the run starts, and from then on to the
+    run's reporters (`Reporter.notice`: the console, and in GitHub Actions annotations). Errors found before
+    any compute (the pipeline, the selection, a dirty release, a `since` without a run) raise; the run's own
+    outcome is in the result."""
     stream = stream or sys.stdout
-    session = open_source(source)
+    relay = Relay(notices)
+    session = open_source(source, sink=relay)
     run_id = options.run_id or new_run_id()
     locks = start_run(
         session.workspace,
         session.pipeline,
         run_id,
-        timeout_s=lock_timeout(session.settings.environ),
-        say=lambda text: notices(message(text)),
+        timeout_s=session.settings.lock_timeout_s,
+        say=lambda text: relay(message(text)),
     )
     try:
-        return _run(session, options, run_id, stream, reporter or choose_reporter(stream))
+        console = reporter or choose_reporter(stream, session.settings.environ)
+        return _run(session, options, run_id, stream, console, relay)
     finally:
         locks.release()
 
 
 def _run(
-    session: Session, options: CiRunOptions, run_id: str, stream: IO[str], console: Reporter
+    session: Session, options: CiRunOptions, run_id: str, stream: IO[str], console: Reporter, relay: Relay
 ) -> RunResult:
     # Found before any compute: a `since` REF without a run is an error, not a surprise at the end.
     baseline = baseline_for(
@@ -111,9 +115,7 @@ def _run(
         registry=remote_of(session.settings),
     )
     with traffic_display(stream):  # planning fetches the results a registry has: a meter on a terminal
-        prepared = prepare(
-            session.pipeline, session.workspace, session.store, options.selection, hasher=session.hasher
-        )
+        prepared = prepare_steps(session, options.selection, sink=relay)
     tag = release_tag(session.settings.environ)
     if tag is not None:  # before any compute: a release is the tagged commit and nothing else
         require_clean(tag, prepared.git)
@@ -125,15 +127,16 @@ def _run(
         )
     compare = _Comparison(session, baseline)
     reporter = _with_github(session, prepared, console, options, stream, compare)
+    relay.attach(reporter.notice)
     record = Runner(
-        prepared.work(), prepared.site(), reporter, run_options(session, options), run_id=run_id
+        prepared.work(), prepared.site(), reporter, run_options(session, options, relay), run_id=run_id
     ).run()
     comparison, note = compare(record) if baseline is not None else (None, "")
     released = None
     failure: MlpipeError | None = _failure(record)
     if tag is not None and failure is None:
         try:
-            released = _release(session, tag, record)
+            released = _release(session, tag, record, relay)
         except CacheError as error:
             failure = error
     return RunResult(
@@ -141,7 +144,8 @@ def _run(
     )
 
 
-def run_options(session: Session, options: CiRunOptions) -> RunOptions:
+def run_options(session: Session, options: CiRunOptions, sink: Sink = to_stderr) -> RunOptions:
+    """How a runner runs the steps, from the command's settings; `sink` hears `oci://` inputs' registries."""
     settings = session.settings
     github = from_env(settings.environ)
     return RunOptions(
@@ -150,7 +154,10 @@ def run_options(session: Session, options: CiRunOptions) -> RunOptions:
         kill_grace_s=settings.kill_grace_s,
         max_recoverable_file=options.snapshot_max_file_size,
         step_environment=step_environment(settings.environ),
-        registry_access=RegistryAccess(insecure=settings.insecure_registry, environ=settings.environ),
+        labels=runner_labels(settings.environ),
+        registry_access=RegistryAccess(
+            insecure=settings.insecure_registry, environ=settings.environ, sink=sink
+        ),
         run_url=github.run_url if github is not None else "",
     )
 
@@ -173,6 +180,8 @@ def _with_github(
         prepared,
         publish_checks=options.publish_checks,
         stream=stream,
+        environ=session.settings.environ,
+        throttle_s=session.settings.github_throttle_s,
         compare=compare if compare.baseline is not None else None,
         history=_branch_history(session, prepared.git.branch),
     )
@@ -227,13 +236,13 @@ def _failure(record: RunRecord) -> PipelineFailed | None:
     return None
 
 
-def _release(session: Session, tag: str, record: RunRecord) -> Released:
+def _release(session: Session, tag: str, record: RunRecord, sink: Sink) -> Released:
     """Save the release manifest and push it; a release whose manifest is not where `verify` looks is not done."""
     manifest = build_manifest(tag, record)
     path = save_local(session.workspace, manifest)
     registry = remote_of(session.settings)
     try:
-        where = push_release(registry, session.workspace, manifest) if registry else "no registry given"
+        where = push_release(registry, session.workspace, manifest, sink) if registry else "no registry given"
     except CacheError as error:
         raise CacheError(
             f"release {tag}: the manifest is saved at {path} but was not pushed: {error}"

@@ -78,6 +78,7 @@ def plan_matrix(
         session.store,
         options.selection,
         hasher=session.hasher,
+        environ=session.settings.environ,
         to_run=False,
     )
     missing = prepared.plan.missing()
@@ -153,13 +154,12 @@ def run_job(
         result = ci_run(source, run, stream=stream, notices=notices)
         return JobResult(record=result.record, single=True, failure=result.failure)
     from mlpipe.run.leftovers import start_run
-    from mlpipe.run.locks import lock_timeout
 
     locks = start_run(
         session.workspace,
         session.pipeline,
         options.run_id,
-        timeout_s=lock_timeout(session.settings.environ),
+        timeout_s=session.settings.lock_timeout_s,
         say=lambda text: notices(message(text)),
     )
     try:
@@ -179,7 +179,12 @@ def _job(
     plan = read_plan(board, options.run_id)
     names = job_steps(plan, options.job, options.steps)
     prepared = prepare(
-        session.pipeline, session.workspace, session.store, Selected(only=names), hasher=session.hasher
+        session.pipeline,
+        session.workspace,
+        session.store,
+        Selected(only=names),
+        hasher=session.hasher,
+        environ=session.settings.environ,
     )
     warn = lambda text: notices(warning(text))
     work = job_work(prepared, plan, board, warn)
@@ -192,12 +197,19 @@ def _job(
             f"job {options.job} of run {options.run_id} runs none of its steps: every one is refused (above)"
         )
         return JobResult(record=None, refused=work.refused, failure=failure)
-    reporter: Any = choose_reporter(stream)
+    reporter: Any = choose_reporter(stream, session.settings.environ)
     if session.settings.environ.get("GITHUB_ACTIONS") == "true":
         from mlpipe.github.checks import with_github
 
         # The job's own summary and annotations (no check run of its own), and the run's one check run.
-        reporter = with_github(reporter, prepared, publish_checks=False, stream=stream)
+        reporter = with_github(
+            reporter,
+            prepared,
+            publish_checks=False,
+            stream=stream,
+            environ=session.settings.environ,
+            throttle_s=session.settings.github_throttle_s,
+        )
         reporter = Reporters(reporter, _job_check(session, board, plan, options.job, stream, warn))
     runner = Runner(
         work.work,

@@ -7,12 +7,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import IO
 
-from mlpipe.api.source import Selected, Source, open_source
+from mlpipe.api.source import Selected, Source, open_source, prepare_steps
 from mlpipe.core.plan import Plan
 from mlpipe.errors import UsageError
 from mlpipe.release.baseline import baseline_for
 from mlpipe.report.traffic import traffic_display
-from mlpipe.run.prepare import prepare
 from mlpipe.run.session import remote_of
 from mlpipe.runs import RunRecord
 
@@ -35,15 +34,9 @@ class PlanResult:
 def plan(source: Source, options: PlanOptions, *, stream: IO[str] | None = None) -> PlanResult:
     """`stream` (default stderr) hears GitHub's workflow commands when the plan is published."""
     session = open_source(source)
+    # Plans are cheap and change nothing: a step whose image must be built says so.
     with traffic_display(sys.stderr):  # looking results up in a registry fetches them: a meter on a terminal
-        prepared = prepare(
-            session.pipeline,
-            session.workspace,
-            session.store,
-            options.selection,
-            hasher=session.hasher,
-            build=False,  # plans are cheap and change nothing: a step whose image must be built says so
-        )
+        prepared = prepare_steps(session, options.selection, build=False)
     url = ""
     if options.publish:
         base = baseline_for(

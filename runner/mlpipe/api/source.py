@@ -6,10 +6,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlpipe.run.prepare import Selected
+from mlpipe.events import Sink, to_stderr
+from mlpipe.run.prepare import Prepared, Selected, prepare
 from mlpipe.run.session import Session, open_session
 
-__all__ = ["Selected", "Source", "open_source"]
+__all__ = ["Selected", "Source", "open_source", "prepare_steps"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -23,6 +24,23 @@ class Source:
     the environment and the config files."""
 
 
-def open_source(source: Source) -> Session:
-    """The pipeline loaded, its settings read once, its workspace and result store opened."""
-    return open_session(source.file, source.params, source.settings)
+def open_source(source: Source, *, sink: Sink = to_stderr) -> Session:
+    """The pipeline loaded, its settings read once, its workspace and result store opened; `sink` hears what the
+    store says on the side."""
+    return open_session(source.file, source.params, source.settings, sink=sink)
+
+
+def prepare_steps(
+    session: Session, selection: Selected, *, build: bool = True, sink: Sink = to_stderr
+) -> Prepared:
+    """Snapshots, facts and the plan of the selected steps (`build=False`: no image is built or loaded)."""
+    return prepare(
+        session.pipeline,
+        session.workspace,
+        session.store,
+        selection,
+        hasher=session.hasher,
+        environ=session.settings.environ,
+        build=build,
+        sink=sink,
+    )

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from mlpipe.cli.options import cli_remote, file_option
+from mlpipe.cli.options import cli_settings, file_option
 from mlpipe.release.checkout import add_worktree, find_run_code
-from mlpipe.run.session import workspace_for
+from mlpipe.run.session import remote_of, workspace_for
 
 
 @click.command("checkout")
@@ -30,8 +30,9 @@ from mlpipe.run.session import workspace_for
 def command(run: str, file: str | None, dest: Path | None, cache: str | None) -> None:
     """Bring back the code RUN (a run id or unique prefix) ran on: its commit, or for a run on uncommitted
     changes its snapshot ref, fetched from the registry when the run was pushed with --allow-dirty-push."""
-    workspace = workspace_for(file)
-    found = find_run_code(workspace, run, registry=cli_remote(cache))
+    settings = cli_settings(cache)
+    workspace = workspace_for(file, settings)
+    found = find_run_code(workspace, run, registry=remote_of(settings))
     click.echo(f"run {found.run_id} ran on {found.code} (from {found.source})")
     for missing in found.unrecoverable:
         why = missing.get("reason") or "over the size limit"

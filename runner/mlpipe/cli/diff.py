@@ -7,11 +7,11 @@ import json
 
 import click
 
-from mlpipe.cli.options import cli_remote, file_option, json_option
+from mlpipe.cli.options import cli_settings, file_option, json_option
 from mlpipe.core.compare import diff_json, diff_markdown, diff_text
 from mlpipe.errors import MlpipeError
 from mlpipe.release.baseline import compare_runs, default_pair, find_run
-from mlpipe.run.session import load, workspace_for
+from mlpipe.run.session import load, remote_of, workspace_for
 
 
 @click.command("diff")
@@ -38,8 +38,9 @@ def command(
 ) -> None:
     """Compare two runs: REV_A (the base) and REV_B are run ids, `latest`, or git revisions (the latest clean
     run of that commit, here or in the registry). Default: the run before the latest against the latest."""
-    workspace = workspace_for(file)
-    registry = cli_remote(cache)
+    settings = cli_settings(cache)
+    workspace = workspace_for(file, settings)
+    registry = remote_of(settings)
     if rev_a is None:
         base, head = default_pair(workspace)
     else:

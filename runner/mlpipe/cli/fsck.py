@@ -47,10 +47,10 @@ def command(file: str | None, cache: str | None) -> None:
 
 
 def _store_root(file: str | None, cache: str | None) -> Path:
-    from mlpipe.paths import Workspace
-    from mlpipe.run.session import cache_dir, workspace_for
+    from mlpipe.run.session import workspace_for
 
     if cache and "://" not in cache:
         return Path(cache).expanduser().resolve()
-    root = workspace_for(file).root  # with --cache oci://...: the local store in front of the registry
-    return Workspace(root, cache_override=cache_dir(cli_settings())).cache
+    return workspace_for(
+        file, cli_settings()
+    ).cache  # with --cache oci://...: the store in front of the registry

@@ -51,16 +51,10 @@ def command(
     if (keep_days is None) == (keep_last is None):
         raise UsageError("give exactly one of --keep-days N and --keep-last N")
     keep = Keep(last=keep_last, days=keep_days)
-    from mlpipe.paths import Workspace
-    from mlpipe.run.locks import lock_timeout
-    from mlpipe.run.session import cache_dir
-
-    root = workspace_for(file).root
     settings = cli_settings(cache)
-    workspace = Workspace(root, cache_override=cache_dir(settings))
-    reports = {
-        "local": _gc_local(file, workspace, keep, dry_run=dry_run, timeout_s=lock_timeout(settings.environ))
-    }
+    workspace = workspace_for(file, settings)
+    root = workspace.root
+    reports = {"local": _gc_local(file, workspace, keep, dry_run=dry_run, timeout_s=settings.lock_timeout_s)}
     records = list(RunHistory(workspace.runs).records())  # as they are now that no run is going on
     remote = remote_of(settings)
     if remote is not None:

@@ -7,10 +7,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from mlpipe.run.session import remote_of
-
 if TYPE_CHECKING:
-    from mlpipe.cache.tiered import RemoteSettings
     from mlpipe.config import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -184,8 +181,3 @@ def fan_out_options(func: F) -> F:
     for decorate in reversed(decorators):
         func = decorate(func)
     return func
-
-
-def cli_remote(cache: str | None) -> RemoteSettings | None:
-    """The registry `--cache` or MLPIPE_CACHE names, with this command line's registry flags."""
-    return remote_of(cli_settings(cache))

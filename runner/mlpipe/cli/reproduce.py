@@ -6,9 +6,9 @@ import json
 
 import click
 
-from mlpipe.cli.options import cli_remote, file_option, json_option
+from mlpipe.cli.options import cli_settings, file_option, json_option
 from mlpipe.release.reproduce import NotReproduced, load_target, reproduce
-from mlpipe.run.session import workspace_for
+from mlpipe.run.session import remote_of, workspace_for
 from mlpipe.text import table
 
 
@@ -28,8 +28,9 @@ def command(target: str, file: str | None, cache: str | None, as_json: bool) -> 
 
     Exits 0 when every output is reproduced, 1 when one differs (its step is nondeterministic), 2 when it
     could not be checked."""
-    workspace = workspace_for(file)
-    manifest = load_target(workspace, target, registry=cli_remote(cache))
+    settings = cli_settings(cache)
+    workspace = workspace_for(file, settings)
+    manifest = load_target(workspace, target, registry=remote_of(settings))
     result = reproduce(workspace, manifest)
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=1))

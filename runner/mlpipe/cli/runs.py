@@ -7,9 +7,9 @@ import json
 
 import click
 
-from mlpipe.cli.options import cli_remote, file_option, json_option
+from mlpipe.cli.options import cli_settings, file_option, json_option
 from mlpipe.report.text import runs_json, runs_metrics_text, runs_text
-from mlpipe.run.session import workspace_for
+from mlpipe.run.session import remote_of, workspace_for
 from mlpipe.runs import RunHistory, RunRecord
 
 
@@ -34,14 +34,15 @@ def command(
     file: str | None, limit: int, cache: str | None, commit: str | None, with_metrics: bool, as_json: bool
 ) -> None:
     """List recorded runs, newest first."""
-    workspace = workspace_for(file)
+    settings = cli_settings(cache)
+    workspace = workspace_for(file, settings)
     history = RunHistory(workspace.runs)
     records = []
     for record in history.records():
         records.append(record)
         if len(records) >= limit:
             break
-    remote = cli_remote(cache)
+    remote = remote_of(settings)
     if remote is not None:
         from mlpipe.run.stores import remote_run_records
 

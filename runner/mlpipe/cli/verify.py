@@ -8,9 +8,8 @@ import click
 
 from mlpipe.cli.options import cli_settings, file_option, json_option
 from mlpipe.digest import FileHasher
-from mlpipe.paths import Workspace
 from mlpipe.release.manifest import NotVerified, load_release, verify
-from mlpipe.run.session import cache_dir, remote_of, store_of, workspace_for
+from mlpipe.run.session import remote_of, store_of, workspace_for
 from mlpipe.text import table
 
 VERIFY_FORMAT = "mlpipe.verify/1"
@@ -30,9 +29,8 @@ def command(tag: str, file: str | None, cache: str | None, as_json: bool) -> Non
     """Check that every output the release manifest of TAG names is present and matches its digest.
 
     Exits 0 when all do, 1 when one is missing or differs."""
-    root = workspace_for(file).root
     settings = cli_settings(cache)
-    workspace = Workspace(root, cache_override=cache_dir(settings))
+    workspace = workspace_for(file, settings)
     manifest = load_release(workspace, tag, registry=remote_of(settings))
     # With a registry behind the local store, what is not stored here is fetched (and digest-checked) from it.
     store = store_of(workspace, settings, FileHasher())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from mlpipe.core import fingerprint as fp
 from mlpipe.core.results import StepResult
@@ -162,13 +162,15 @@ def make_plan(
         pending = facts.pending_builds.get(name, "")  # no image id: no fingerprint, nothing to reuse
         step_fp = None if waiting_on or pending else fingerprint_step(pipeline, step, facts, produced)
         found = lookup(step_fp.key) if step_fp and not forced_by else None
+        previous = latest(name) if found is None and is_selected else None
+        trees = changed_code(previous, step_fp)
         decision = decide(
             selected=is_selected,
             forced_by=forced_by,
             fingerprint=step_fp,
             found=found,
-            previous=latest(name) if found is None and is_selected else None,
-            code_changes=code_changes,
+            previous=previous,
+            code_changes=code_changes(*trees) if trees else None,
             waiting_on=waiting_on,
             lacking=[u for u in waiting_on if plans[u].action == "missing"],
             pending=pending,
@@ -205,7 +207,7 @@ def decide(
     fingerprint: fp.Fingerprint | None,
     found: StepResult | None,
     previous: StepResult | None,
-    code_changes: Callable[[str, str], list[tuple[str, str]] | None],
+    code_changes: Sequence[tuple[str, str]] | None = None,
     waiting_on: Sequence[str] = (),
     lacking: Sequence[str] = (),
     pending: str = "",
@@ -241,6 +243,17 @@ def decide(
     return Decision(action="run", reasons=tuple(reasons))
 
 
+def changed_code(previous: StepResult | None, new: fp.Fingerprint | None) -> tuple[str, str] | None:
+    """The (old, new) code trees when a step's code changed since its most recent stored result: what the caller
+    lists the changed files of (`decide`'s `code_changes`), or None."""
+    if previous is None or new is None:
+        return None
+    old, current = previous.parts.get("code"), new.parts.get("code")
+    if isinstance(old, str) and isinstance(current, str) and old != current:
+        return old, current
+    return None
+
+
 def force_reason(step: Step, *, from_flag: bool, no_reuse: bool) -> str:
     """Why a selected step runs whatever is stored, or ''."""
     if from_flag:
@@ -261,7 +274,7 @@ def _reused_from(result: StepResult) -> str:
 def _what_changed(
     previous: StepResult | None,
     new: fp.Fingerprint | None,
-    code_changes: Callable[[str, str], list[tuple[str, str]] | None],
+    code_changes: Sequence[tuple[str, str]] | None,
 ) -> list[str]:
     """What differs from the step's most recent stored result."""
     if previous is None:
@@ -277,19 +290,9 @@ def _what_changed(
     return reasons or ["stored result is gone (deleted or corrupt)"]
 
 
-def _describe_code_change(
-    old: str, new: str, code_changes: Callable[[str, str], list[tuple[str, str]] | None]
-) -> str:
-    changes = code_changes(old, new)
+def _describe_code_change(old: str, new: str, changes: Sequence[tuple[str, str]] | None) -> str:
     if not changes:
         return f"code changed (tree {old[:10]} -> {new[:10]})"
     shown = ", ".join(f"{path} {change}" for change, path in changes[:5])
     more = f" and {len(changes) - 5} more" if len(changes) > 5 else ""
     return f"code changed: {shown}{more}"
-
-
-def summary_counts(plan: Plan) -> dict[str, Any]:
-    counts: dict[str, int] = {}
-    for s in plan.steps.values():
-        counts[s.action] = counts.get(s.action, 0) + 1
-    return counts

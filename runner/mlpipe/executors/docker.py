@@ -62,6 +62,7 @@ def client() -> Any:
     """A docker SDK client for `DOCKER_HOST` (or the default socket), or a ContainerError saying why not."""
     import docker
 
+    # Named as the SDK's from_env reads it (the SDK's setting, not mlpipe's), for the message only.
     where = os.environ.get("DOCKER_HOST") or "the default socket (DOCKER_HOST is not set)"
     try:
         return docker.from_env()
@@ -320,7 +321,8 @@ class ContainerStep:
                 *lines, pending = pending.split(b"\n")
                 for raw in lines:
                     self._line(raw)
-                while len(pending) >= MAX_LINE_BYTES:  # no newline yet: passed on in pieces, never all held
+                # No newline yet: passed on in pieces, never all held; a line of exactly MAX_LINE_BYTES stays whole.
+                while len(pending) > MAX_LINE_BYTES:
                     self._line(pending[:MAX_LINE_BYTES])
                     pending = pending[MAX_LINE_BYTES:]
         except Exception:  # noqa: BLE001, S110 - the stream ends when the container is removed

@@ -7,7 +7,6 @@ all fails at plan time (`check_fits`).
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import threading
@@ -55,9 +54,9 @@ def parse_nvidia_smi(text: str) -> list[Gpu]:
     return gpus
 
 
-def discover(env: Mapping[str, str] | None = None) -> list[Gpu]:
-    """This runner's GPUs; `MLPIPE_GPUS=0,2` keeps only those (empty: none), also where nvidia-smi is missing."""
-    env = os.environ if env is None else env
+def discover(env: Mapping[str, str]) -> list[Gpu]:
+    """This runner's GPUs; `MLPIPE_GPUS=0,2` keeps only those (empty: none), also where nvidia-smi is missing.
+    `env`: the command's settings' environment (its PATH finds nvidia-smi)."""
     smi = shutil.which("nvidia-smi", path=env.get("PATH"))
     found: list[Gpu] = []
     if smi is not None:

@@ -159,7 +159,12 @@ class HostStep:
     def _pump(self) -> None:
         process = present(self.process, "a step's output read before it started")
         stream: IO[bytes] = present(process.stdout, "a step started without its output pipe")
+        cut = False  # the last read was a piece of a longer line: a newline alone now only ends it
         for raw in iter(lambda: stream.readline(MAX_LINE_BYTES), b""):
+            if cut and raw in (b"\n", b"\r\n"):
+                cut = False
+                continue
+            cut = not raw.endswith(b"\n")
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
             for prefix, replacement in self.request.rewrites:
                 line = line.replace(prefix, replacement)

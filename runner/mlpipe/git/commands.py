@@ -32,7 +32,8 @@ _KEPT_GIT_VARS = frozenset(
 
 
 def git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The current environment without the `GIT_*` variables that would redirect git."""
+    """The current environment without the `GIT_*` variables that would redirect git: the environment of a git
+    process mlpipe starts (a child's environment, built from this process's as a step's is in `ownvars`)."""
     env = {
         name: value
         for name, value in os.environ.items()

@@ -413,7 +413,9 @@ def _config_sets_filters(repo: RepoPaths) -> bool:
     """Whether git's configuration sets core.autocrlf or core.attributesFile.
 
     Asking `git config` costs a process; the config files are read first, and only one that mentions
-    either key (or an include, or config given in the environment) sends the question to git.
+    either key (or an include, or config given in the environment) sends the question to git. The variables
+    read here and in `_config_files` are git's own, read from this process's environment as the git it runs
+    reads them (not mlpipe settings, so not `config.Settings`).
     """
     if any(name in os.environ for name in ("GIT_CONFIG_PARAMETERS", "GIT_CONFIG_COUNT")):
         return _git_config_sets_filters(repo.root)

@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 from mlpipe.core.compare import RunDiff
 from mlpipe.core.plan import Plan
 from mlpipe.errors import present
+from mlpipe.events import Notice
 from mlpipe.github import summary as md
 from mlpipe.github.annotations import Annotation, Layout, StepSource, batches, collect
 from mlpipe.github.client import GitHubAPI, GitHubAPIError
@@ -38,6 +40,9 @@ if TYPE_CHECKING:
 COMMANDS_PER_LEVEL = 10
 """GitHub Actions shows at most 10 error and 10 warning annotations per step from workflow commands."""
 LOG_TAIL_BYTES = 256 * 1024
+WARNINGS_ANNOTATED = COMMANDS_PER_LEVEL
+"""The backends' warnings (a registry given up, an entry refused) that become annotations; the rest are in the
+log only."""
 
 
 class CheckRun:
@@ -92,6 +97,10 @@ class GitHubReporter:
         """The branch this run is measured against (a PR's base, else its own) and its latest runs, newest first;
         read when the run ends, for the metric trends."""
         self.trends: list[str] = []
+        self._warnings: list[str] = []
+        """The backends' warnings heard during the run (`notice`), distinct, for annotations at the end: appended
+        from any thread (the store's push threads, the steps' workers) under `_warnings_lock`."""
+        self._warnings_lock = threading.Lock()
 
     # -- Reporter ------------------------------------------------------------------------------------------
     def run_started(self, record: RunRecord, plan: Plan) -> None:
@@ -115,6 +124,25 @@ class GitHubReporter:
 
     def message(self, text: str) -> None:
         pass
+
+    def notice(self, notice: Notice) -> None:
+        """A warning becomes an annotation on the pipeline file (in the check run, else a `::warning` line)."""
+        if notice.kind != "warning":
+            return
+        text = self._redact(notice.text)
+        with self._warnings_lock:
+            if text not in self._warnings and len(self._warnings) < WARNINGS_ANNOTATED:
+                self._warnings.append(text)
+
+    def _warning_annotations(self) -> list[Annotation]:
+        with self._warnings_lock:
+            texts = list(self._warnings)
+        return [
+            Annotation(
+                path=self.layout.pipeline_file, line=1, level="warning", title="mlpipe warning", message=text
+            )
+            for text in texts
+        ]
 
     # -- check run -----------------------------------------------------------------------------------------
     def _create(self) -> None:
@@ -166,6 +194,9 @@ class GitHubReporter:
     def _finish(self) -> None:
         record = present(self.record, "a check run finished before the run began")
         found = collect(record, self.layout, self._logs(record))
+        # After the run's own failures and warnings, before its notes: failures go in the first request.
+        notes = [a for a in found if a.level == "notice"]
+        found = [a for a in found if a.level != "notice"] + self._warning_annotations() + notes
         if self.compare is not None:
             try:
                 self.compared, self.compared_note = self.compare(record)
@@ -353,12 +384,16 @@ def layout_for(prepared: PreparedRun) -> Layout:
 
 
 def github_reporter(
-    prepared: PreparedRun, ctx: GitHubContext, *, publish_checks: bool, stream: IO[str] | None = None
+    prepared: PreparedRun,
+    ctx: GitHubContext,
+    *,
+    publish_checks: bool,
+    stream: IO[str] | None = None,
+    throttle_s: float = 10.0,
 ) -> GitHubReporter:
     api = GitHubAPI(ctx.api_url, ctx.token) if publish_checks and ctx.token and ctx.repository else None
     upstream = {name: prepared.pipeline.steps[name].upstream() for name in prepared.order}
-    throttle = float(os.environ.get("MLPIPE_GITHUB_THROTTLE_S", "10"))
-    return GitHubReporter(ctx, layout_for(prepared), upstream, api=api, stream=stream, throttle_s=throttle)
+    return GitHubReporter(ctx, layout_for(prepared), upstream, api=api, stream=stream, throttle_s=throttle_s)
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -397,16 +432,21 @@ def with_github(
     *,
     publish_checks: bool,
     stream: IO[str],
+    environ: Mapping[str, str],
+    throttle_s: float = 10.0,
     compare: Callable[[RunRecord], tuple[RunDiff | None, str]] | None = None,
     history: Callable[[], tuple[str, Sequence[RunRecord]]] | None = None,
 ) -> Reporter:
-    """The console reporter, plus GitHub's check run and job summary when running in GitHub Actions."""
-    ctx = from_env(os.environ)
+    """The console reporter, plus GitHub's check run and job summary when running in GitHub Actions (as
+    `environ`, the command's settings' environment, says); `throttle_s`: the least time between two updates."""
+    ctx = from_env(environ)
     if ctx is None:
         return console
     if ctx.token:  # before anything is printed that could hold it
         stream.write(mask(ctx.token) + "\n")
-    reporter = github_reporter(prepared, ctx, publish_checks=publish_checks, stream=stream)
+    reporter = github_reporter(
+        prepared, ctx, publish_checks=publish_checks, stream=stream, throttle_s=throttle_s
+    )
     reporter.compare = compare
     reporter.history = history
     return Reporters(console, reporter)

@@ -14,6 +14,7 @@ from typing import IO, Any
 
 from mlpipe.core.fanout import FanOut
 from mlpipe.core.plan import Plan
+from mlpipe.events import Notice
 from mlpipe.github import summary as md
 from mlpipe.github.checks import CheckRun, _timestamp
 from mlpipe.github.client import GitHubAPI, GitHubAPIError
@@ -213,6 +214,9 @@ class JobCheck:
         self._update(force=True)
 
     def message(self, text: str) -> None:
+        pass
+
+    def notice(self, notice: Notice) -> None:
         pass
 
 

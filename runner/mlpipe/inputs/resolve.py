@@ -47,9 +47,7 @@ def _external_digest(path: Path, hasher: FileHasher) -> str:
     own = FileHasher(StatCache(where / f"{name}.json", path.parent), workers=hasher.workers)
     digest = own.digest(path)
     own.save()
-    hasher.signatures.update(
-        own.signatures
-    )  # run/runner.py's before-state of the input, as for workspace inputs
+    hasher.remember(own)  # run/runner.py's before-state of the input, as for workspace inputs
     return digest
 
 

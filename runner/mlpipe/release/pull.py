@@ -42,6 +42,7 @@ def pull(session: Session, target: str, to: Path | None = None) -> Pulled:
         session.store,
         Selected(only=(step_name,)),
         hasher=session.hasher,
+        environ=session.settings.environ,
         to_run=False,
     )
     planned = prepared.plan.steps[step_name]

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from mlpipe.core.plan import Plan
+from mlpipe.events import Notice
 from mlpipe.runs import RunRecord, StepRecord
 
 
@@ -20,6 +21,9 @@ class Reporter(Protocol):
     def step_finished(self, name: str, step: StepRecord) -> None: ...
     def run_finished(self, record: RunRecord) -> None: ...
     def message(self, text: str) -> None: ...
+    def notice(self, notice: Notice) -> None:
+        """What a backend says on the side (`mlpipe.events`: a warning, a transfer); called from any thread."""
+        ...
 
 
 class Reporters:
@@ -51,3 +55,7 @@ class Reporters:
     def message(self, text: str) -> None:
         for reporter in self.reporters:
             reporter.message(text)
+
+    def notice(self, notice: Notice) -> None:
+        for reporter in self.reporters:
+            reporter.notice(notice)

@@ -11,9 +11,11 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Mapping
 from typing import IO, Any
 
 from mlpipe.core.plan import Plan
+from mlpipe.events import Notice
 from mlpipe.report.events import Reporter
 from mlpipe.report.text import where
 from mlpipe.report.traffic import TrafficMeter
@@ -158,6 +160,15 @@ class PlainReporter:
     def message(self, text: str) -> None:
         self._print(f"mlpipe: {text}")
 
+    def notice(self, notice: Notice) -> None:
+        """On stderr, as a backend's notice always was: stdout keeps the progress (and `--json` its record)."""
+        with self._lock:  # from any thread: the store's push threads, the steps' workers
+            try:
+                sys.stderr.write(notice.line + "\n")
+                sys.stderr.flush()
+            except (OSError, ValueError):  # stderr went with stdout (`2>&1 | head`)
+                stdout_closed(sys.stderr)
+
 
 def _step_command(line: str) -> bool:
     """A workflow command a step prints, other than a group: its own groups would hide other steps' lines."""
@@ -227,11 +238,17 @@ class TerminalReporter(PlainReporter):
     def run_finished(self, record: RunRecord) -> None:
         self._live.stop()
 
+    def notice(self, notice: Notice) -> None:
+        """Above the live display, which a line on stderr would tear."""
+        self._print(notice.line)
 
-def choose_reporter(stream: IO[str] | None = None) -> Reporter:
+
+def choose_reporter(stream: IO[str] | None, environ: Mapping[str, str]) -> Reporter:
+    """Plain lines in CI (with GitHub's workflow commands in Actions), when piped or on a dumb terminal, as
+    `environ` (the command's settings' environment) says; live progress on a terminal."""
     stream = stream or sys.stdout
-    if os.environ.get("GITHUB_ACTIONS") == "true":
+    if environ.get("GITHUB_ACTIONS") == "true":
         return PlainReporter(stream, github=True)
-    if os.environ.get("CI") or not stream.isatty() or os.environ.get("TERM") == "dumb":
+    if environ.get("CI") or not stream.isatty() or environ.get("TERM") == "dumb":
         return PlainReporter(stream)
     return TerminalReporter(stream)

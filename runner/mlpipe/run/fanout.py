@@ -22,6 +22,7 @@ from mlpipe.core.fanout import BadFanOut, FanOut, RunnerMap, StepNeeds, from_jso
 from mlpipe.core.fanparts import Part, Unmet, merge, part_from_json, plan_record, refusal, unmet_upstream
 from mlpipe.core.plan import Plan
 from mlpipe.errors import CacheError, UsageError
+from mlpipe.events import Notice
 from mlpipe.run.prepare import Prepared, Work, workspace_path
 from mlpipe.run.session import Session
 from mlpipe.runs import RunRecord, StepRecord, utc_now
@@ -354,6 +355,9 @@ class PartPusher:
         self.record = record
 
     def message(self, text: str) -> None:
+        pass
+
+    def notice(self, notice: Notice) -> None:
         pass
 
 

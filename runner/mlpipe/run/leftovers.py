@@ -110,17 +110,6 @@ def clear_store_tmp(store: Path) -> None:
         _rmtree(path)
 
 
-def clear_object_temps(store: Path) -> int:
-    """Objects half-written by a process that is gone (call only while no run uses the store)."""
-    count = 0
-    for directory in _entries(store / "objects"):
-        for path in _entries(directory):
-            if path.name.startswith(".") and path.name.endswith(".tmp"):
-                path.unlink(missing_ok=True)
-                count += 1
-    return count
-
-
 def _entries(directory: Path) -> list[Path]:
     try:
         return sorted(directory.iterdir())

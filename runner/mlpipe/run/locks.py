@@ -217,14 +217,3 @@ def _idle(path: Path) -> Iterator[bool]:
     finally:
         if lock is not None:
             lock.close()
-
-
-def lock_timeout(environ: dict[str, str] | Any) -> float:
-    """MLPIPE_LOCK_TIMEOUT seconds (default 600): how long a run or gc waits for the workspace or the store."""
-    value = environ.get("MLPIPE_LOCK_TIMEOUT", "")
-    try:
-        return max(0.0, float(value)) if value else 600.0
-    except ValueError:
-        from mlpipe.errors import UsageError
-
-        raise UsageError(f"MLPIPE_LOCK_TIMEOUT={value!r}: expected a number of seconds") from None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import platform
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -13,16 +12,17 @@ from typing import TYPE_CHECKING, Any
 
 from mlpipe.cache.base import ResultStore
 from mlpipe.core import dag
-from mlpipe.core.plan import Facts, Plan, make_plan
+from mlpipe.core.plan import Facts, Plan, StepPlan, make_plan
 from mlpipe.digest import FileHasher
 from mlpipe.errors import ContainerError
+from mlpipe.events import Sink, to_stderr
 from mlpipe.executors.gpus import Gpu, check_fits, discover, why_no_gpus
 from mlpipe.git.provenance import GitInfo, git_info
 from mlpipe.git.snapshot import Snapshot, SnapshotFile, Snapshotter, diff_files
 from mlpipe.git.workdir import materialize_snapshot
 from mlpipe.interpreter import environment_facts
 from mlpipe.paths import Workspace
-from mlpipe.spec.model import Pipeline, RepoInput
+from mlpipe.spec.model import Pipeline, RepoInput, Step
 
 if TYPE_CHECKING:
     from mlpipe.images.provide import Provided
@@ -92,6 +92,45 @@ class Work:
     """Code dir -> its snapshot, copied for each step that runs."""
     gpus: tuple[Gpu, ...] = ()
 
+    def steps(self) -> dict[str, StepWork]:
+        """What the runner needs of each step, in order."""
+        return {name: self.step(name) for name in self.order}
+
+    def step(self, name: str) -> StepWork:
+        spec = self.pipeline.steps[name]
+        return StepWork(
+            name=name,
+            spec=spec,
+            planned=self.plan.steps[name],
+            selected=name in self.selected,
+            waits_for=tuple(u for u in spec.upstream() if u in self.needed),
+            snapshot=self.snapshots[spec.code],
+            input_digests=self.facts.input_digests.get(name, {}),
+            image=self.facts.images.get(spec.image, {}) if spec.image is not None else {},
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepWork:
+    """What the runner needs of one step, made once from `Work`: the seam through which a runner is handed the
+    steps it carries out (a fan-out hands each runner its share). The fingerprint is not here: it is known once
+    the step's upstream outputs are."""
+
+    name: str
+    spec: Step
+    planned: StepPlan
+    """What the plan made before the run decided, and why (the runner decides again: `core.plan.decide`)."""
+    selected: bool
+    """Selected to run or reuse; else an upstream step whose stored result is read."""
+    waits_for: tuple[str, ...]
+    """Its upstream steps in this run: it is decided once each has finished."""
+    snapshot: Snapshot
+    """Its code snapshot, copied for it when it runs."""
+    input_digests: Mapping[str, str]
+    """Its workspace inputs' digests as measured before the run: an input the step changed is told by them."""
+    image: Mapping[str, str | None]
+    """Its image's id and registry digest (`Facts.images`); empty without `image:` or where unresolved."""
+
 
 @dataclass(frozen=True, kw_only=True)
 class Site:
@@ -111,12 +150,17 @@ def prepare(
     selection: Selected,
     *,
     hasher: FileHasher,
+    environ: Mapping[str, str],
     to_run: bool = True,
     build: bool = True,
+    sink: Sink = to_stderr,
 ) -> Prepared:
-    """`to_run=False` (reading stored results): no GPU check, and an unreachable container engine is no error.
+    """`environ`: the command's settings' environment (where GPUs are looked for: PATH, MLPIPE_GPUS).
 
-    `build=False` (`mlpipe plan`): no image is built or loaded; a step whose image is nowhere yet will run."""
+    `to_run=False` (reading stored results): no GPU check, and an unreachable container engine is no error.
+
+    `build=False` (`mlpipe plan`): no image is built or loaded; a step whose image is nowhere yet will run.
+    `sink` hears that an image is built here."""
     graph = dag.Dag.from_pipeline(pipeline)
     chosen = graph.select(only=selection.only, from_=selection.from_, with_upstream=selection.with_upstream)
     selected = frozenset(chosen.steps)
@@ -125,7 +169,7 @@ def prepare(
 
     snapshotter = Snapshotter(workspace.root, exclude=[workspace.cache])
     pipeline, built = _built_images(
-        pipeline, order, snapshotter, workspace, store, build=to_run and build, strict=to_run
+        pipeline, order, snapshotter, workspace, store, build=to_run and build, strict=to_run, sink=sink
     )
     snapshots: dict[str, Snapshot] = {}
     for name in order:
@@ -183,7 +227,7 @@ def prepare(
         needed=frozenset(needed),
         plan=plan,
         code_changes=code_changes,
-        gpus=_gpus(pipeline, plan, selected) if to_run else (),
+        gpus=_gpus(pipeline, plan, selected, environ) if to_run else (),
     )
 
 
@@ -205,7 +249,9 @@ def _environment_digests(pipeline: Pipeline, step: str, hasher: FileHasher) -> d
     return files | environment_facts(python=spec.environment_python, packages=spec.environment_packages)
 
 
-def _gpus(pipeline: Pipeline, plan: Plan, selected: frozenset[str]) -> tuple[Gpu, ...]:
+def _gpus(
+    pipeline: Pipeline, plan: Plan, selected: frozenset[str], environ: Mapping[str, str]
+) -> tuple[Gpu, ...]:
     """The runner's GPUs, when a step that is to run needs some; one that needs more than there are fails now."""
     needs = {
         name: pipeline.steps[name].gpus
@@ -214,8 +260,8 @@ def _gpus(pipeline: Pipeline, plan: Plan, selected: frozenset[str]) -> tuple[Gpu
     }
     if not needs:
         return ()
-    gpus = tuple(discover())
-    check_fits(needs, gpus, why_none=why_no_gpus(os.environ))
+    gpus = tuple(discover(environ))
+    check_fits(needs, gpus, why_none=why_no_gpus(environ))
     return gpus
 
 
@@ -228,6 +274,7 @@ def _built_images(
     *,
     build: bool,
     strict: bool,
+    sink: Sink,
 ) -> tuple[Pipeline, Provided]:
     """Steps with `build:` get `image:` set to their built image, tagged by the context's tree hash (an unchanged
     context is not rebuilt); the build context is the snapshot's files, exactly what the tag names. The image
@@ -256,7 +303,7 @@ def _built_images(
     if not requests:
         return pipeline, Provided()
     try:
-        provided = provide(requests, store, build=build)
+        provided = provide(requests, store, build=build, sink=sink)
     except ContainerError:
         if strict:
             raise

@@ -22,11 +22,11 @@ from mlpipe import __version__, records
 from mlpipe.cache.base import Handed, ResultStore
 from mlpipe.cache.intake import UnstorableOutput, check_top
 from mlpipe.cache.local import DamagedData
-from mlpipe.core.plan import decide, fingerprint_step, gathered_refs, output_refs
+from mlpipe.core.plan import changed_code, decide, fingerprint_step, gathered_refs, output_refs
 from mlpipe.core.results import StepResult
 from mlpipe.digest import FileHasher, Manifest, tree_signature, walk_files
 from mlpipe.diskspace import full_disk, is_full
-from mlpipe.errors import present
+from mlpipe.errors import BrokenInvariant, present
 from mlpipe.executors.base import (
     ContainerSpec,
     Executor,
@@ -42,11 +42,10 @@ from mlpipe.executors.host import HostExecutor
 from mlpipe.git.provenance import write_snapshot_ref
 from mlpipe.git.workdir import private_copy, remove_tree
 from mlpipe.inputs.base import RegistryAccess
-from mlpipe.ownvars import step_environment
 from mlpipe.report.events import Reporter
 from mlpipe.run.leftovers import host_step_records
-from mlpipe.run.prepare import Site, Work, workspace_path
-from mlpipe.run.runners import runner_labels
+from mlpipe.run.prepare import Site, StepWork, Work, workspace_path
+from mlpipe.run.runners import RunnerLabels
 from mlpipe.run.sweeps import gather_dir
 from mlpipe.runs import RunHistory, RunRecord, StepRecord, new_run_id, utc_now
 from mlpipe.spec import refs
@@ -60,9 +59,11 @@ class RunOptions:
     kill_grace_s: float = 10.0
     max_recoverable_file: int = 100 * 2**20
     """Files above this size are left out of a dirty run's snapshot commit (listed as not recoverable)."""
-    step_environment: Mapping[str, str] = field(default_factory=step_environment)
+    step_environment: Mapping[str, str]
     """The caller's environment less mlpipe's own settings (`mlpipe.ownvars.step_environment`): what a step on
     the host starts from, and what a container step's `env-passthrough` names are taken from."""
+    labels: RunnerLabels | None = None
+    """This runner's labels (`run/runners.py`, from the settings' environment); None: `runs-on` is not checked."""
     registry_access: RegistryAccess = field(default_factory=RegistryAccess)
     """How `oci://` inputs reach their registry (from the command's settings)."""
     run_url: str = ""
@@ -96,25 +97,37 @@ class Runner:
         run_id: str | None = None,
     ) -> None:
         self.work = work
+        self.steps = work.steps()
+        """Name -> what this runner needs of the step; read-only, shared by every thread."""
         self.site = site
         self.reporter = reporter
         self.options = options
         self.executor = executor or HostExecutor(host_step_records(site.workspace))
         self.containers = containers
-        """Runs steps with `image:`; the docker executor, created when the first such step starts."""
-        self.gpu_pool = GpuPool(work.gpus)
+        """Runs steps with `image:`; the docker executor, created when the first such step starts (scheduler)."""
+        # Threads: the scheduler (the thread that calls `run`) owns everything below unless it says otherwise;
+        # each started step has a thread of its own (`_start`'s `after_exit`) that checks and stores its outputs
+        # and hands its `_Finished` back through `_done`; output readers call only the reporter (locked).
+        self.gpu_pool = GpuPool(work.gpus)  # locked inside, though only the scheduler takes and gives back
         self._gpus_held: dict[str, tuple[Gpu, ...]] = {}
-        self.labels = runner_labels(os.environ)
+        self.labels = options.labels
         self.run_id = run_id or new_run_id()
         self.history = RunHistory(site.workspace.runs)
         self.produced: dict[str, StepResult] = {}
+        """Finished steps' results (their outputs are the next steps' inputs): the scheduler's alone, set in
+        `_reuse` and `_complete`, read in `_begin` and `_materialized`; step threads never see it."""
         self.running: dict[str, RunningStep] = {}
+        """The scheduler's alone."""
         self.cancel_requested = False
+        """Set by the scheduler only; step threads read it (a bool: a stale read costs one stored result)."""
         self.interrupted = False
         self._signal_received = ""
-        """Stopped by SIGINT/SIGTERM (the run is `cancelled`), not by --fail-fast (the run is `failed`)."""
+        """Stopped by SIGINT/SIGTERM (the run is `cancelled`), not by --fail-fast (the run is `failed`). Set by
+        the signal handler, which Python runs in the main thread between bytecodes; read by the scheduler."""
         self._done: queue.Queue[_Finished] = queue.Queue()
+        """Step threads -> the scheduler: the one way a step's outcome comes back (a queue: locked)."""
         self.record = self._new_record()
+        """The run record: the scheduler's alone (step threads fill their `_Finished`, never the record)."""
 
     # -- the run -------------------------------------------------------------------------------------------
     def run(self) -> RunRecord:
@@ -130,10 +143,10 @@ class Runner:
 
     def _new_record(self) -> RunRecord:
         work, site = self.work, self.site
-        steps = {}
-        for name in work.order:
-            step = work.pipeline.steps[name]
-            steps[name] = StepRecord(code=step.code, tree=work.facts.code_trees[step.code])
+        steps = {
+            name: StepRecord(code=step.spec.code, tree=step.snapshot.tree)
+            for name, step in self.steps.items()
+        }
         return RunRecord(
             run_id=self.run_id,
             pipeline=work.pipeline.name,
@@ -177,13 +190,12 @@ class Runner:
                 for name in list(pending):
                     if len(self.running) >= max(1, self.options.jobs):
                         break
-                    upstream = self.work.pipeline.steps[name].upstream()
-                    if any(u in self.work.needed and u not in finished for u in upstream):
+                    if any(u not in finished for u in self.steps[name].waits_for):
                         continue
                     if self._waits_for_gpus(name):
                         continue
                     pending.remove(name)
-                    self._begin(name, finished)
+                    self._begin(self.steps[name], finished)
             else:
                 for name in pending:
                     self._mark(name, "cancelled", error="run cancelled before the step started")
@@ -202,35 +214,32 @@ class Runner:
             if self.record.steps[done.name].status == "failed" and self.options.fail_fast:
                 self._cancel_all()
 
-    def _begin(self, name: str, finished: set[str]) -> None:
+    def _begin(self, step: StepWork, finished: set[str]) -> None:
         """Decide a ready step now that its upstream digests are known: skip, reuse, or start it."""
-        step = self.work.pipeline.steps[name]
+        name = step.name
         record = self.record.steps[name]
-        bad = [
-            u
-            for u in step.upstream()
-            if u in self.work.needed and self.record.steps[u].status not in {"ran", "reused"}
-        ]
+        bad = [u for u in step.waits_for if self.record.steps[u].status not in {"ran", "reused"}]
         if bad:
             finished.add(name)
             self._mark(name, "skipped", error=f"upstream {', '.join(bad)} did not succeed")
             return
         produced = {n: r.output_digests() for n, r in self.produced.items()}
-        fingerprint = fingerprint_step(self.work.pipeline, step, self.work.facts, produced)
+        fingerprint = fingerprint_step(self.work.pipeline, step.spec, self.work.facts, produced)
         if fingerprint is None:
-            raise RuntimeError(f"step {name!r} started before its upstream outputs were known")
+            raise BrokenInvariant(f"step {name!r} started before its upstream outputs were known")
         record.fingerprint, record.parts = fingerprint.key, fingerprint.parts
-        planned = self.work.plan.steps[name]
-        selected = name in self.work.selected
+        planned = step.planned
         found = None if planned.forced else self.site.store.lookup(fingerprint.key)
-        runs = found is None and selected and not planned.forced
+        runs = found is None and step.selected and not planned.forced
+        previous = self.site.store.latest(self.work.pipeline.name, name) if runs else None
+        trees = changed_code(previous, fingerprint)
         decision = decide(
-            selected=selected,
+            selected=step.selected,
             forced_by=planned.forced_by,
             fingerprint=fingerprint,
             found=found,
-            previous=self.site.store.latest(self.work.pipeline.name, name) if runs else None,
-            code_changes=self.work.code_changes,
+            previous=previous,
+            code_changes=self.work.code_changes(*trees) if trees else None,
             upstream_reran=planned.action != "reuse",
         )
         record.reasons = list(decision.reasons)
@@ -242,7 +251,7 @@ class Runner:
             finished.add(name)
             self._mark(name, "failed", error="no stored result for this upstream step; run it first")
             return
-        unfit = self._unfit(step)
+        unfit = self._unfit(step.spec)
         if unfit:  # a step that can be reused never needs this runner; one that must run here cannot
             finished.add(name)
             self._mark(name, "skipped", error=unfit)
@@ -251,7 +260,7 @@ class Runner:
         from mlpipe.inputs.base import InputUnavailable
 
         try:
-            self._start(name, step, fingerprint.key, fingerprint.parts)
+            self._start(step, fingerprint.key, fingerprint.parts)
         # A URL that cannot be downloaded, a data set in no store, stored data found damaged, code edited
         # while the run copies it: this step fails, the others go on.
         except (InputUnavailable, DamagedData, SnapshotChanged) as error:
@@ -262,7 +271,7 @@ class Runner:
     def _reuse(self, name: str, result: StepResult) -> None:
         record = self.record.steps[name]
         try:
-            self._check_out_paths(self.work.pipeline.steps[name], result)
+            self._check_out_paths(self.steps[name].spec, result)
         except DamagedData as error:
             self._mark(name, "failed", error=str(error))
             return
@@ -278,7 +287,8 @@ class Runner:
         self.reporter.step_finished(name, record)
         # No record write here: a reuse changes nothing on disk, and the next write or the last one says it.
 
-    def _start(self, name: str, step: Step, key: str, parts: dict[str, Any]) -> None:
+    def _start(self, work: StepWork, key: str, parts: dict[str, Any]) -> None:
+        name, step = work.name, work.spec
         record = self.record.steps[name]
         staging = self.site.workspace.tmp / self.run_id / name
         if staging.exists():
@@ -287,16 +297,16 @@ class Runner:
         outputs = {o.name: _prepare_output(staging / "outputs", o) for o in step.outputs.values()}
         inputs, farms = self._input_paths(step)
         # Its own copy of the code: what it changes there, no other step or run sees (issue 13).
-        cwd = private_copy(self.work.snapshots[step.code], self.site.workspace.snapshots, staging / "code")
+        cwd = private_copy(work.snapshot, self.site.workspace.snapshots, staging / "code")
         executor = self._executor_for(step)
         # The step sees its paths where its executor puts them (in a container: where they are mounted).
         here = StepPaths(code=cwd, outputs_dir=staging / "outputs", inputs=inputs, outputs=outputs)
-        placed = executor.place(here, self._container(step))
+        placed = executor.place(here, self._container(work))
         seen, container = placed.paths, placed.container
         code_shown = "" if step.code == "." else step.code + "/"
         rewrites = ((f"{seen.code}/", code_shown), (str(seen.code), step.code))
         if step.image is not None:
-            record.image = {"ref": step.image, **self.work.facts.images.get(step.image, {})}
+            record.image = {"ref": step.image, **work.image}
         command = refs.render(step.run, self._resolver(step, seen.inputs, seen.outputs), quote=True)
         env = self._environment(step, seen.inputs, seen.outputs, host=container is None)
         gpus = self._take_gpus(name, step)
@@ -322,11 +332,9 @@ class Runner:
         record.started_at = utc_now()
         record.log = workspace_path(self.site.workspace.root, log_path)
         self.reporter.step_started(name, record)
-        known = (
-            self.site.store.local.hasher.signatures
-        )  # repo inputs were walked once already, to digest them
+        hasher = self.site.store.local.hasher  # repo inputs were walked once already, to digest them
         before = {
-            n: known.get(os.fspath(path)) or _state(path)
+            n: hasher.signature(path) or _state(path)
             for n, path in inputs.items()
             if self.site.store.local.handed(path) is None and n not in farms
         }
@@ -335,12 +343,12 @@ class Runner:
         running = executor.start(request)
         self.running[name] = running
 
-        def work() -> None:
+        def after_exit() -> None:
             outcome = running.wait()
             finished = _Finished(name=name, outcome=outcome)
             try:
                 if outcome.exit_code == 0 and not outcome.cancelled and not self.cancel_requested:
-                    self._check_inputs(step, inputs, before, farms)
+                    self._check_inputs(work, inputs, before, farms)
                     _check_output_tops(outputs)
                     metrics = _read_metrics(step, outputs)
                     _check_outputs(step, outputs)
@@ -373,7 +381,7 @@ class Runner:
                 self._done.put(finished)
                 remove_tree(staging)
 
-        threading.Thread(target=work, name=f"mlpipe-{name}", daemon=True).start()
+        threading.Thread(target=after_exit, name=f"mlpipe-{name}", daemon=True).start()
 
     def _complete(self, done: _Finished) -> None:
         self.gpu_pool.give_back(self._gpus_held.pop(done.name, ()))
@@ -414,7 +422,7 @@ class Runner:
         for name, record in self.record.steps.items():
             if record.status in {"pending", "running"}:
                 self._mark(name, "cancelled", error="run ended before the step finished")
-        statuses = {r.status for n, r in self.record.steps.items() if n in self.work.selected}
+        statuses = {r.status for n, r in self.record.steps.items() if self.steps[n].selected}
         if self.interrupted:
             self.record.status = "cancelled"
         elif statuses <= {"ran", "reused"}:
@@ -552,10 +560,11 @@ class Runner:
 
     def _waits_for_gpus(self, name: str) -> bool:
         """A step to run waits while fewer GPUs are free than it needs (never for more than there are)."""
-        step = self.work.pipeline.steps[name]
-        if not step.gpus or self.work.plan.steps[name].action == "reuse":
+        step = self.steps[name]
+        gpus = step.spec.gpus
+        if not gpus or step.planned.action == "reuse":
             return False
-        return step.gpus <= len(self.work.gpus) and self.gpu_pool.available() < step.gpus
+        return gpus <= len(self.work.gpus) and self.gpu_pool.available() < gpus
 
     def _take_gpus(self, name: str, step: Step) -> tuple[Gpu, ...]:
         if not step.gpus:
@@ -576,16 +585,16 @@ class Runner:
         if step.image is None:
             return self.executor
         if self.containers is None:
-            self.containers = container_executor()
+            self.containers = container_executor(self.reporter.notice)
         return self.containers
 
-    def _container(self, step: Step) -> ContainerSpec | None:
+    def _container(self, work: StepWork) -> ContainerSpec | None:
         """The container a step with `image:` runs in, before its executor mounts its code, inputs and outputs."""
+        step = work.spec
         if step.image is None:
             return None
-        image = self.work.facts.images.get(step.image, {})
         return ContainerSpec(
-            image=str(image.get("id") or step.image),
+            image=str(work.image.get("id") or step.image),
             image_ref=step.image,
             mounts=self._extra_mounts(step),
             labels={"io.mlpipe.run": self.run_id},
@@ -618,7 +627,7 @@ class Runner:
 
     def _check_inputs(
         self,
-        step: Step,
+        step: StepWork,
         inputs: Mapping[str, Path],
         before: Mapping[str, str],
         farms: Mapping[str, tuple[str, str, Handed]],
@@ -629,13 +638,12 @@ class Runner:
             damaged = self.site.store.local.check_handed(handed)
             if damaged is not None:
                 raise StepError(_modified(name, prefix + damaged))
-        digests = self.work.facts.input_digests.get(step.name, {})
         for name, state in before.items():
             path = inputs[name]
             with contextlib.suppress(OSError):  # an input the step removed is modified
                 if _state(path) == state:
                     continue
-            expected = digests.get(name)
+            expected = step.input_digests.get(name)
             if expected is not None and _content_digest(path) == expected:
                 continue
             raise StepError(_modified(name, ""))

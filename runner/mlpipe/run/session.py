@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlpipe.errors import UsageError
+from mlpipe.events import Sink, to_stderr
 from mlpipe.paths import Workspace
 from mlpipe.spec.load import load_pipeline, parse_overrides
 from mlpipe.spec.model import Pipeline
@@ -65,26 +66,35 @@ def load(file: str | None, params: Sequence[str] = ()) -> Pipeline:
     return load_pipeline(pipeline_path(file), overrides=overrides)
 
 
-def workspace_for(file: str | None) -> Workspace:
-    """The workspace of a pipeline file, without loading it (history commands work on a broken file)."""
-    return Workspace(pipeline_path(file).resolve().parent)
+def workspace_for(file: str | None, settings: Settings | None = None) -> Workspace:
+    """The workspace of a pipeline file, without loading it (history commands work on a broken file); its store
+    is where `settings` put it (`--cache DIR`, MLPIPE_CACHE, a config file), by default `.mlpipe/cache`."""
+    root = pipeline_path(file).resolve().parent
+    return Workspace(root, cache_override=cache_dir(settings) if settings is not None else None)
 
 
 def open_session(
-    file: str | None, params: Sequence[str] = (), cli: Mapping[str, Any] | None = None
+    file: str | None,
+    params: Sequence[str] = (),
+    cli: Mapping[str, Any] | None = None,
+    *,
+    sink: Sink = to_stderr,
 ) -> Session:
-    """`cli`: the command line's settings by name (`cache`, `cache-mode`, `insecure`, ...)."""
+    """`cli`: the command line's settings by name (`cache`, `cache-mode`, `insecure`, ...); `sink`: hears what
+    the store says on the side (a run's reporters, through `events.Relay`)."""
     from mlpipe.config import load_settings
 
     pipeline = load(file, params)
     settings = load_settings(pipeline.root, cli=cli or {})
-    workspace, store, hasher = open_store(pipeline.root, settings)
+    workspace, store, hasher = open_store(pipeline.root, settings, sink=sink)
     return Session(pipeline, workspace, store, hasher, settings)
 
 
-def open_store(root: Path, settings: Settings) -> tuple[Workspace, ResultStore, FileHasher]:
+def open_store(
+    root: Path, settings: Settings, *, sink: Sink = to_stderr
+) -> tuple[Workspace, ResultStore, FileHasher]:
     """The workspace at `root`, its result store (with the settings' registry behind it) and file hasher: how
-    every command gets its store."""
+    every command gets its store. `sink` hears the store's warnings and transfer notes."""
     from mlpipe.digest import FileHasher
     from mlpipe.statcache import StatCache
 
@@ -92,26 +102,30 @@ def open_store(root: Path, settings: Settings) -> tuple[Workspace, ResultStore, 
     hasher = FileHasher(
         StatCache(workspace.state / "statcache.json", workspace.root, exclude=workspace.state)
     )
-    return workspace, store_of(workspace, settings, hasher), hasher
+    return workspace, store_of(workspace, settings, hasher, sink=sink), hasher
 
 
-def store_of(workspace: Workspace, settings: Settings, hasher: FileHasher | None = None) -> ResultStore:
+def store_of(
+    workspace: Workspace, settings: Settings, hasher: FileHasher | None = None, *, sink: Sink = to_stderr
+) -> ResultStore:
     """The result store of `workspace`: its local store, with the settings' registry behind it if they name one."""
-    local = local_store(workspace, hasher)
+    local = local_store(workspace, hasher, sink=sink)
     if settings.remote_cache is None:
         return local
     from mlpipe.run.stores import remote_settings, tiered  # requests and oras only with a registry
 
     remote = remote_settings(settings)
-    return local if remote is None else tiered(local, remote, workspace.root)
+    return local if remote is None else tiered(local, remote, workspace.root, sink=sink)
 
 
-def local_store(workspace: Workspace, hasher: FileHasher | None = None) -> LocalStore:
+def local_store(
+    workspace: Workspace, hasher: FileHasher | None = None, *, sink: Sink = to_stderr
+) -> LocalStore:
     """The workspace's local store alone, never a registry (gc and fsck of this machine's store)."""
     from mlpipe.cache.local import LocalStore
 
     workspace.make_state()
-    return LocalStore(workspace.cache, hasher=hasher)
+    return LocalStore(workspace.cache, hasher=hasher, sink=sink)
 
 
 def remote_of(settings: Settings) -> RemoteSettings | None:

@@ -17,6 +17,7 @@ from mlpipe.cache.tiered import RemoteSettings, TieredStore, parse_oci_url
 from mlpipe.cache.trust import MODES, CacheMode, CachePolicy, RunContext
 from mlpipe.config import Settings
 from mlpipe.errors import UsageError
+from mlpipe.events import Sink, to_stderr
 
 
 def remote_settings(settings: Settings) -> RemoteSettings | None:
@@ -86,14 +87,18 @@ def _remote_head(root: Path) -> str | None:
     return out.decode().strip().removeprefix("refs/remotes/origin/") or None
 
 
-def tiered(local: LocalStore, remote: RemoteSettings, workspace_root: Path) -> TieredStore:
+def tiered(
+    local: LocalStore, remote: RemoteSettings, workspace_root: Path, *, sink: Sink = to_stderr
+) -> TieredStore:
     """`local` with the registry `remote` behind it; where the run stands is read from git and the environment
-    when the registry is first used. The one place a TieredStore is made (`run.session.open_store` calls it)."""
+    when the registry is first used. The one place a TieredStore is made (`run.session.open_store` calls it).
+    `sink` hears the registry's warnings and transfer notes."""
     return TieredStore(
         local,
         settings=remote,
         workspace_root=workspace_root,
         run_context=lambda: run_context(workspace_root, remote.environ),
+        sink=sink,
     )
 
 
