@@ -81,7 +81,7 @@ class Target:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     preset = scenario.PRESETS[args.preset]
-    work = args.work.resolve() / preset.name
+    work: Path = args.work.resolve() / preset.name
     python = real_python(args.python)
     env = child_env(python)
     dvc = ensure_dvc(args.dvc, python)
@@ -174,25 +174,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     )  # fmt: skip
     agree = agree and same_outputs([mp, dv])
 
-    # A new path per repetition: DVC keeps its state db outside the repo, keyed by the repo's path.
-    def cold(tool: str) -> Callable[[int], Path]:
-        return lambda rep: work / f"cold-{tool}-{rep}"
+    def clones(
+        name: str, setup: Callable[[Path], None] | None = None
+    ) -> tuple[Callable[[int], Path], Callable[[int], None]]:
+        """A new clone per repetition, `work/NAME-REP` (DVC keeps its state db outside the repo, keyed by the
+        repo's path), the previous repetition's removed: the path for `rep`, and its `before`."""
 
-    def fresh(tool: str) -> Callable[[int], None]:
+        def path(rep: int) -> Path:
+            return work / f"{name}-{rep}"
+
         def make(rep: int) -> None:
-            scenario.remove_tree(cold(tool)(rep - 1))
-            scenario.clone(origin, cold(tool)(rep))
+            scenario.remove_tree(path(rep - 1))
+            scenario.clone(origin, path(rep))
+            if setup is not None:
+                setup(path(rep))
 
-        return make
+        return path, make
 
+    cold = {tool: clones(f"cold-{tool}") for tool in ("mlpipe", "dvc")}
     bench(
         slow,
-        Spec(case="cold", tool="mlpipe", argv=[mlpipe, "ci-run"], cwd=cold("mlpipe"), before=fresh("mlpipe")),
-        Spec(case="cold", tool="dvc", argv=[dvc, "repro"], cwd=cold("dvc"), before=fresh("dvc")),
-    )
-    agree = agree and same_outputs([cold("mlpipe")(slow - 1), cold("dvc")(slow - 1), origin])
-    for tool in ("mlpipe", "dvc"):
-        scenario.remove_tree(cold(tool)(slow - 1))
+        Spec(case="cold", tool="mlpipe", argv=[mlpipe, "ci-run"], cwd=cold["mlpipe"][0], before=cold["mlpipe"][1]),
+        Spec(case="cold", tool="dvc", argv=[dvc, "repro"], cwd=cold["dvc"][0], before=cold["dvc"][1]),
+    )  # fmt: skip
+    agree = agree and same_outputs([cold["mlpipe"][0](slow - 1), cold["dvc"][0](slow - 1), origin])
+    for clone_path, _make in cold.values():
+        scenario.remove_tree(clone_path(slow - 1))
 
     # A fresh CI runner: a new clone with the data present, every step stored in a registry (mlpipe) or a
     # local DVC remote with its run-cache (DVC), against a plain download of the same blobs plus `tar -x`.
@@ -213,21 +220,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         scenario.remove_tree(seed)
         os.sync()
 
-        def new_runner(tool: str) -> Callable[[int], Path]:
-            return lambda rep: work / f"fresh-{tool}-{rep}"
+        def add_remote(clone: Path) -> None:  # configuration a CI job has, not work it does
+            once([dvc, "remote", "add", "-d", "bench", str(remote)], clone, "dvc-remote")
 
-        def clone_runner(tool: str) -> Callable[[int], None]:
-            def make(rep: int) -> None:
-                scenario.remove_tree(new_runner(tool)(rep - 1))
-                scenario.clone(origin, new_runner(tool)(rep))
-                if tool == "dvc":  # the remote is configuration a CI job has, not work it does
-                    once(
-                        [dvc, "remote", "add", "-d", "bench", str(remote)],
-                        new_runner(tool)(rep),
-                        "dvc-remote",
-                    )
-
-            return make
+        runner = {"mlpipe": clones("fresh-mlpipe"), "dvc": clones("fresh-dvc", add_remote)}
 
         fetched = work / "fresh-floor"
 
@@ -243,15 +239,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 argv=[*limits, "fetch", str(report), str(fetched), registry.url, repo],
             ),
             Spec(
-                case="fresh", tool="mlpipe", argv=[mlpipe, "ci-run", "--cache", cache], cwd=new_runner("mlpipe"),
-                before=clone_runner("mlpipe"),
+                case="fresh", tool="mlpipe", argv=[mlpipe, "ci-run", "--cache", cache], cwd=runner["mlpipe"][0],
+                before=runner["mlpipe"][1],
             ),
-            Spec(case="fresh", tool="dvc", argv=["sh", "-c", pull], cwd=new_runner("dvc"), before=clone_runner("dvc")),
+            Spec(case="fresh", tool="dvc", argv=["sh", "-c", pull], cwd=runner["dvc"][0], before=runner["dvc"][1]),
         )  # fmt: skip
-    last = [new_runner(tool)(slow - 1) for tool in ("mlpipe", "dvc")]
+    last = [clone_path(slow - 1) for clone_path, _make in runner.values()]
     agree = agree and same_outputs([*last, origin])
-    for path in (*last, fetched, remote):
-        scenario.remove_tree(path)
+    for leftover in (*last, fetched, remote):
+        scenario.remove_tree(leftover)
 
     goals = targets(results)
     machine = machine_info(python, mlpipe, dvc)
