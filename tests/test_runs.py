@@ -84,6 +84,7 @@ def test_record_json_carries_the_format_tag_and_round_trips() -> None:
         "params",
         "options",
         "steps",
+        "order",
         "platform",
         "mlpipe_version",
         "ci",
@@ -212,3 +213,27 @@ def test_resolve_without_runs_says_there_are_none(tmp_path: Path, prefix: str) -
     with pytest.raises(UsageError) as info:
         RunHistory(tmp_path / "runs").resolve(prefix)
     assert str(info.value) == "no runs recorded yet; `mlpipe ci-run` makes one"
+
+
+@pytest.mark.parametrize(
+    ("order", "expected"),
+    [
+        (["b", "a"], ["b", "a"]),  # the pipeline's order, whatever order the JSON keys come in
+        (["a"], ["a", "b"]),  # not every step: ignored, the keys' order stands
+        (["b", "a", "c"], ["a", "b"]),
+        ([2, "a"], ["a", "b"]),  # not names
+        ("ba", ["a", "b"]),
+        (None, ["a", "b"]),
+    ],
+)
+def test_steps_come_back_in_the_recorded_order_when_it_names_them_all(order: object, expected: list) -> None:
+    data = {
+        "format": "mlpipe.run/1",
+        "run_id": "r",
+        "pipeline": "p",
+        "pipeline_file": "mlpipe.yaml",
+        "started_at": "2026-01-01T00:00:00.000Z",
+        "steps": {"a": {"status": "ran"}, "b": {"status": "ran"}},
+        "order": order,
+    }
+    assert list(RunRecord.from_json(data).steps) == expected

@@ -298,6 +298,57 @@ def load_settings(
     return settings(cli=cli, environ=env, files=files)
 
 
-def show_text(settings: Settings) -> str:
-    rows = [[name, "" if s.value is None else str(s.value), s.source] for name, s in settings.values.items()]
+def effective(settings: Settings, root: Path) -> list[Setting]:
+    """Every setting as a command at `root` uses it: where nothing sets a value, the default it falls back
+    to (the workspace's store, the core count, ...) and what that default is."""
+    from mlpipe.paths import Workspace
+
+    defaults = {
+        "cache": (str(Workspace(root).state / "cache"), "default: .mlpipe/cache beside the pipeline file"),
+        "jobs": (os.cpu_count() or 1, "default: this machine's core count"),
+        "cache-mode": ("auto", "default"),
+    }
+    shown = [
+        Setting(name=name, value=defaults[name][0], source=defaults[name][1])
+        if s.value is None and name in defaults
+        else s
+        for name, s in settings.values.items()
+    ]
+    for name, var, value in (
+        ("kill-grace-s", "MLPIPE_KILL_GRACE_S", settings.kill_grace_s),
+        ("registry-retry-budget-s", "MLPIPE_REGISTRY_RETRY_BUDGET_S", settings.retry_budget_s),
+    ):
+        shown.append(
+            Setting(name=name, value=value, source=f"env {var}" if var in settings.environ else "default")
+        )
+    on = {
+        "allow-dirty-push": settings.allow_dirty_push,
+        "cache-required": settings.cache_required,
+    }
+    for name in FLAGS:
+        shown.append(Setting(name=name, value=on[name], source=settings.source(name)))
+    plain = settings.plain_http
+    source = settings.source("plain-http")
+    shown.append(
+        Setting(
+            name="plain-http",
+            value="only to this machine" if plain is None else plain,
+            source="default: plain HTTP to loopback hosts only"
+            if plain is None and source == "default"
+            else source,
+        )
+    )
+    return shown
+
+
+def show_text(values: Sequence[Setting]) -> str:
+    rows = [[s.name, _shown(s.value), s.source] for s in values]
     return table(["key", "value", "from"], rows)
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return f"{value:g}" if isinstance(value, float) else str(value)

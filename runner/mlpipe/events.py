@@ -70,3 +70,28 @@ def cache_note(text: str) -> Notice:
 
 def message(text: str) -> Notice:
     return Notice(kind="message", text=text)
+
+
+class Traffic:
+    """Bytes this process moved over the network so far (registry blobs both ways, URL downloads): counted by
+    the backends as the bytes pass, read by a live meter on a terminal (`report.terminal`). Counting is a lock
+    and two additions per chunk of a megabyte or so."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sent = 0
+        self._received = 0
+
+    def add(self, *, sent: int = 0, received: int = 0) -> None:
+        with self._lock:
+            self._sent += sent
+            self._received += received
+
+    def totals(self) -> tuple[int, int]:
+        """(sent, received) bytes so far."""
+        with self._lock:
+            return self._sent, self._received
+
+
+TRAFFIC = Traffic()
+"""The process's one counter: every transfer adds to it, whichever store or fetcher moves the bytes."""

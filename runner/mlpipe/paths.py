@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 STATE_DIR = ".mlpipe"
 """Per-workspace state directory; never part of a snapshot or of the dirty paths."""
+
+STATE_IGNORE = "# made by mlpipe: its state (runs, logs, the store) stays out of git\n*\n"
+"""`.mlpipe/.gitignore`: the directory ignores itself, as a virtual environment does, so `git add -A` never
+commits the store or the records (and a workspace needs no line in its own .gitignore)."""
 
 
 @dataclass(frozen=True)
@@ -19,6 +24,18 @@ class Workspace:
     @property
     def state(self) -> Path:
         return self.root / STATE_DIR
+
+    def make_state(self) -> Path:
+        """The state directory, made (with its `.gitignore`) if it is not there yet; every command that writes
+        state calls this first."""
+        state = self.state
+        ignore = state / ".gitignore"
+        if not ignore.is_file():
+            state.mkdir(parents=True, exist_ok=True)
+            temp = state / f".gitignore.{os.getpid()}.tmp"
+            temp.write_text(STATE_IGNORE, encoding="utf-8")
+            os.replace(temp, ignore)
+        return state
 
     @property
     def runs(self) -> Path:

@@ -86,6 +86,7 @@ class RunRecord:
         # Shallow: the fields hold JSON values already, and the record is written after every step.
         data = {"format": RUN_FORMAT, **vars(self)}
         data["steps"] = {name: dict(vars(step)) for name, step in self.steps.items()}
+        data["order"] = list(self.steps)  # the pipeline's order: records are written with sorted keys
         return data
 
     @staticmethod
@@ -100,6 +101,13 @@ class RunRecord:
             name: StepRecord(**{k: v for k, v in s.items() if k in step_known})
             for name, s in data.get("steps", {}).items()
         }
+        order = data.get("order")
+        if (
+            isinstance(order, list)
+            and all(isinstance(n, str) for n in order)
+            and sorted(order) == sorted(steps)
+        ):
+            steps = {name: steps[name] for name in order}
         return RunRecord(**fields, steps=steps)
 
     def counts(self) -> dict[str, int]:
@@ -181,17 +189,26 @@ class RunHistory:
 
     def resolve(self, prefix: str) -> str:
         """A full run id from a unique prefix (or 'latest')."""
-        ids = self.ids()
-        if not ids:
+        if not self.ids():
             raise UsageError("no runs recorded yet; `mlpipe ci-run` makes one")
-        if prefix in {"latest", "last", "@"}:
-            return ids[0]
-        matches = [i for i in ids if i.startswith(prefix)]
-        if len(matches) == 1:
-            return matches[0]
-        if not matches:
+        found = self.find(prefix)
+        if found is None:
             raise UsageError(f"no run matches {prefix!r}; `mlpipe runs` lists them")
-        shown = ", ".join(matches[:5])
-        raise UsageError(
-            f"run id prefix {prefix!r} is ambiguous ({len(matches)} runs: {shown}); give more characters"
-        )
+        return found
+
+    def find(self, prefix: str) -> str | None:
+        """The run id `prefix` (or 'latest') names, None when none matches; an error when several do."""
+        ids = self.ids()
+        if prefix in {"latest", "last", "@"}:
+            return ids[0] if ids else None
+        return unique_match(prefix, [i for i in ids if i.startswith(prefix)])
+
+
+def unique_match(prefix: str, matches: list[str]) -> str | None:
+    """The one run id a prefix matches, None for none; several is an error naming a few of them."""
+    if len(matches) <= 1:
+        return matches[0] if matches else None
+    shown = ", ".join(matches[:5])
+    raise UsageError(
+        f"run id prefix {prefix!r} is ambiguous ({len(matches)} runs: {shown}); give more characters"
+    )

@@ -40,8 +40,8 @@ def test_runs_show_a_column_per_param_and_metric(project_factory):
 
     table = project.run("runs", "--metrics").assert_success().stdout.splitlines()
     header = table[0].split()
-    # Metrics in the order the run record holds its steps (the order they were planned in).
-    order = [m for step in project.record()["steps"] for m in METRIC_COLUMNS if m.startswith(step + ".")]
+    # Metrics in the order the run record holds its steps (the order they were planned in: its `order`).
+    order = [m for step in project.record()["order"] for m in METRIC_COLUMNS if m.startswith(step + ".")]
     assert header == ["run", "status", "commit", "lr", *order]
     values = [
         {"train.scores.acc": acc, "train.scores.loss": "0.25", "evaluate.report.f1": "0.5"}

@@ -75,6 +75,15 @@ def test_steps_that_differ_name_the_parts_that_changed() -> None:
     assert diff.steps[0].files == ()  # no code change: the stat is not shown
 
 
+def test_a_metrics_own_direction_beats_its_outputs() -> None:
+    directions = {("train", "scores"): True, ("train", "scores", "loss"): False}
+    diff = diff_runs(BASE, HEAD, directions=directions)
+
+    assert [(m.metric, m.verdict) for m in diff.metrics][:2] == [("acc", "better"), ("loss", "worse")]
+    only_loss = diff_runs(BASE, HEAD, directions={("train", "scores", "loss"): False})
+    assert [(m.metric, m.verdict) for m in only_loss.metrics][:2] == [("acc", "changed"), ("loss", "worse")]
+
+
 def test_metrics_diff_has_value_base_delta_and_a_verdict_by_direction() -> None:
     diff = diff_runs(BASE, HEAD, directions={("train", "scores"): True})
 

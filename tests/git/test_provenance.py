@@ -205,7 +205,12 @@ def test_big_files_are_listed_as_unrecoverable(dirty_repo: Path) -> None:
     snapshotter = Snapshotter(repo)
     ref = write_snapshot_ref(repo, "big", snapshotter, max_file_size=1000)
     assert ref.unrecoverable == (
-        {"path": "src/train/data.bin", "size": 5000, "sha256": hashlib.sha256(big).hexdigest()},
+        {
+            "path": "src/train/data.bin",
+            "size": 5000,
+            "sha256": hashlib.sha256(big).hexdigest(),
+            "reason": "over the size limit",
+        },
     )
     names = git(repo, "ls-tree", "-r", "--name-only", "-z", ref.ref).split("\0")
     assert "src/train/data.bin" not in names and "src/train/train.py" in names

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import re
 import socket
 import threading
 from collections.abc import Iterator
@@ -86,6 +87,22 @@ def test_downloaded_once_verified_stored_and_reused_without_a_request(project_fa
     assert second["steps"]["count"]["status"] == "reused"
     assert second["steps"]["count"]["parts"]["inputs"] == {"raw": f"sha256:{SHA}"}
     assert server.requests == ["/d/raw.csv"]
+
+
+def test_a_download_says_what_it_moved_in_one_line_and_only_when_it_downloads(project_factory, server):
+    project = project_factory({"src/.keep": "", "mlpipe.yaml": pipeline(server.url("/d/raw.csv"))})
+
+    first = project.run("ci-run", env={"CI": "true"}).assert_success().stderr
+    again = project.run("ci-run", "--no-reuse", env={"CI": "true"}).assert_success().stderr
+
+    lines = [line for line in first.splitlines() if "downloaded" in line]
+    assert len(lines) == 1, first
+    assert re.fullmatch(
+        rf"mlpipe: cache: downloaded input 'raw' from {re.escape(server.url('/d/raw.csv'))} \(7\.8 KiB\) "
+        r"in \d+\.\ds",
+        lines[0],
+    )
+    assert "downloaded" not in again
 
 
 def test_the_declared_sha256_is_the_identity_the_url_is_not(project_factory, server):

@@ -92,6 +92,23 @@ def test_run_summary() -> None:
     )
 
 
+def test_run_summary_ends_with_each_failed_steps_log_path_and_last_lines() -> None:
+    record = failed_run()
+    record.steps["deploy"].log = ".mlpipe/logs/r/deploy.log"
+    tails = {"deploy": ["Traceback (most recent call last):", "ValueError: no"]}
+
+    assert run_summary(record, tails).endswith(
+        STEPS_TABLE + "\n\n"
+        "deploy failed: exited with code 3 (log: .mlpipe/logs/r/deploy.log)\n"
+        "  last 2 line(s) of its log:\n"
+        "  | Traceback (most recent call last):\n"
+        "  | ValueError: no"
+    )
+    assert run_summary(record).endswith(
+        STEPS_TABLE + "\n\ndeploy failed: exited with code 3 (log: .mlpipe/logs/r/deploy.log)"
+    )
+
+
 def test_show_text() -> None:
     assert show_text(failed_run()) == (
         f"run:       {RUN_ID}\n"

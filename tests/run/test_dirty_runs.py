@@ -53,6 +53,46 @@ def test_files_over_the_size_limit_are_listed_as_not_recoverable(project_factory
     project.run("ci-run", "--snapshot-max-file-size", "1000").assert_success()
     git = project.record()["git"]
     assert git["unrecoverable"] == [
-        {"path": "src/big.py", "size": 5000, "sha256": hashlib.sha256(big).hexdigest()}
+        {
+            "path": "src/big.py",
+            "size": 5000,
+            "sha256": hashlib.sha256(big).hexdigest(),
+            "reason": "over the size limit",
+        }
     ]
     assert "big.py" not in project.git("ls-tree", "--name-only", f"{git['snapshot_ref']}:src")
+
+
+AMLIGNORED = """\
+name: dirty
+steps:
+  s:
+    code: src
+    run: ls > ${{ outputs.o }}
+    outputs:
+      o: {type: file}
+"""
+
+
+def test_changed_files_the_snapshot_rules_leave_out_make_the_run_dirty_and_are_listed(
+    project_factory, tmp_path
+):
+    project = project_factory(
+        {"mlpipe.yaml": AMLIGNORED, "src/a.py": "a = 1\n", "src/.amlignore": "notes.txt\nscratch/\n"}
+    )
+    project.write({"src/notes.txt": "mine\n", "src/scratch/x.csv": "1,2\n", "src/a.py": "a = 2\n"})
+
+    project.run("ci-run").assert_success()
+
+    git = project.record()["git"]
+    assert git["dirty"] is True
+    assert git["dirty_paths"] == ["src/a.py", "src/notes.txt", "src/scratch/x.csv"]
+    why = "changed, but left out by the snapshot rules (.amlignore)"
+    assert git["unrecoverable"] == [
+        {"path": "src/notes.txt", "size": 5, "reason": why},
+        {"path": "src/scratch/x.csv", "size": 4, "reason": why},
+    ]
+    names = project.git("ls-tree", "-r", "--name-only", git["snapshot_ref"]).split()
+    assert "src/a.py" in names and "src/notes.txt" not in names and "src/scratch/x.csv" not in names
+    shown = project.run("checkout", project.record()["run_id"]).assert_success().stdout
+    assert f"  not in the snapshot ({why}): src/notes.txt\n" in shown

@@ -99,10 +99,10 @@ def test_show_compares_the_instances_metrics(project_factory):
         "\n\nmatrix train:\n"
         "lr    C     lr    score  status\n"
         "----  ----  ----  -----  ------\n"
+        "0.1   1.0   0.1   1      ran\n"  # in the order the matrix writes them, as the run made them
+        "0.1   10.0  0.1   10     ran\n"
         "0.01  1.0   0.01  1      ran\n"
         "0.01  10.0  0.01  10     ran\n"
-        "0.1   1.0   0.1   1      ran\n"
-        "0.1   10.0  0.1   10     ran\n"
     ), shown
 
 

@@ -21,6 +21,7 @@ RECORD_KEYS = {
     "params",
     "options",
     "steps",
+    "order",
     "platform",
     "mlpipe_version",
     "ci",

@@ -100,7 +100,11 @@ VALID = {
           w:
             run: echo ${{ matrix.lr }}
             matrix: {lr: [0.1, 1e-3], opt: [adam, sgd-2], flag: [true], n: [1, 2]}
-            outputs: {m: {kind: metrics, higher-is-better: true}}
+            outputs:
+              m: {kind: metrics, higher-is-better: true}
+              per: {kind: metrics, higher-is-better: [accuracy, f1], lower-is-better: [loss]}
+              most: {kind: metrics, higher-is-better: true, lower-is-better: [loss]}
+              low: {kind: metrics, lower-is-better: true}
           z:
             run: echo ${{ steps.w[lr=0.1,opt=adam,flag=true,n=1].outputs.m }}
             inputs: {all: "${{ steps.w[*].outputs.m }}"}
@@ -189,6 +193,22 @@ INVALID = {
         STEP + "    outputs: {o: {higher-is-better: true}}\n",
         "steps.a.outputs.o.higher-is-better",
     ),
+    "direction names not strings": (
+        STEP + "    outputs: {m: {kind: metrics, lower-is-better: [1]}}\n",
+        "steps.a.outputs.m.lower-is-better",
+    ),
+    "lower direction on data": (
+        STEP + "    outputs: {o: {type: file, lower-is-better: [loss]}}\n",
+        "steps.a.outputs.o.lower-is-better",
+    ),
+    "both directions for every metric": (
+        STEP + "    outputs: {m: {kind: metrics, higher-is-better: true, lower-is-better: false}}\n",
+        "steps.a.outputs.m.lower-is-better",
+    ),
+    "a metric listed twice in one list": (
+        STEP + "    outputs: {m: {kind: metrics, lower-is-better: [loss, loss]}}\n",
+        "steps.a.outputs.m.lower-is-better",
+    ),
     "environment bool": (STEP + "    environment: true\n", "steps.a.environment"),
     "needs mapping": (STEP + "    needs: {}\n", "steps.a.needs"),
     "needs number": (STEP + "    needs: [3]\n", "steps.a.needs"),
@@ -267,6 +287,8 @@ def test_invalid_files_fail_both_at_the_same_key(ws: Path, case: str) -> None:
 
 
 LOADER_ONLY = {
+    "a metric in both directions": STEP
+    + "    outputs: {m: {kind: metrics, higher-is-better: [loss], lower-is-better: [loss]}}\n",
     "reference to a missing step": STEP + "    inputs: {d: '${{ steps.b.outputs.o }}'}\n",
     "reference to a missing param": "name: x\nsteps:\n  a: {run: 'echo ${{ params.p }}'}\n",
     "missing input path": STEP + "    inputs: {d: nowhere}\n",

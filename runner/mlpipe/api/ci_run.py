@@ -20,6 +20,7 @@ from mlpipe.release.baseline import Baseline, baseline_for, branch_runs, compare
 from mlpipe.release.manifest import build_manifest, push_release, release_tag, require_clean, save_local
 from mlpipe.report.events import Reporter
 from mlpipe.report.terminal import choose_reporter
+from mlpipe.report.traffic import traffic_display
 from mlpipe.run.leftovers import start_run
 from mlpipe.run.prepare import Prepared
 from mlpipe.run.runner import Runner, RunOptions
@@ -112,13 +113,16 @@ def _run(
     baseline = baseline_for(
         session.workspace, since=options.since, environ=session.settings.environ, registry=registry
     )
-    prepared = prepare_steps(
-        session,
-        options.selection,
-        sink=relay,
-        base=baseline.record if baseline else None,  # reasons name what changed since the base's run
-        registry=registry,
-    )
+    with traffic_display(
+        session.settings.environ, stream
+    ):  # planning fetches the results a registry has: a meter on a terminal
+        prepared = prepare_steps(
+            session,
+            options.selection,
+            sink=relay,
+            base=baseline.record if baseline else None,  # reasons name what changed since the base's run
+            registry=registry,
+        )
     tag = release_tag(session.settings.environ)
     if tag is not None:  # before any compute: a release is the tagged commit and nothing else
         require_clean(tag, prepared.git)

@@ -11,6 +11,7 @@ from mlpipe.api.source import Selected, Source, open_source, prepare_steps
 from mlpipe.core.plan import Plan
 from mlpipe.errors import UsageError
 from mlpipe.release.baseline import baseline_for
+from mlpipe.report.traffic import traffic_display
 from mlpipe.run.session import remote_of
 
 
@@ -36,13 +37,16 @@ def plan(source: Source, options: PlanOptions, *, stream: IO[str] | None = None)
     # On a pull request, reasons name what changed since the base commit's run, as ci-run's do.
     base = baseline_for(session.workspace, since=None, environ=session.settings.environ, registry=registry)
     # Plans are cheap and change nothing: a step whose image must be built says so.
-    prepared = prepare_steps(
-        session,
-        options.selection,
-        build=False,
-        base=base.record if base is not None else None,
-        registry=registry,
-    )
+    with traffic_display(
+        session.settings.environ, sys.stderr
+    ):  # looking results up in a registry fetches them: a meter on a terminal
+        prepared = prepare_steps(
+            session,
+            options.selection,
+            build=False,
+            base=base.record if base is not None else None,
+            registry=registry,
+        )
     url = ""
     if options.publish:
         url = _publish(

@@ -27,6 +27,7 @@ import urllib3
 from mlpipe.cache.logins import Credentials, fix_hint
 from mlpipe.cache.tls import Trust, new_session, trust_from, untrusted
 from mlpipe.errors import CacheError
+from mlpipe.events import TRAFFIC
 
 MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
 USER_AGENT = "mlpipe"
@@ -378,7 +379,7 @@ class RegistryClient:
             repo=repo,
             push=True,
             ok=(201,),
-            body=open_body,
+            body=lambda: _Counted(open_body(), size),
             headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
         )
         put.close()
@@ -461,6 +462,7 @@ class RegistryClient:
                         raise BlobCorrupt(f"{what} in {repo} is larger than {max_size} bytes")
                     hasher.update(chunk)
                     write(chunk)
+                    TRAFFIC.add(received=len(chunk))
             except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
                 return size, "", f"{what} broke off after {size} bytes: {type(exc).__name__}"
         return size, "sha256:" + hasher.hexdigest(), None
@@ -563,6 +565,30 @@ class RegistryClient:
         )
         response.close()
         return response.status_code in {200, 202}
+
+
+class _Counted:
+    """An upload body that counts its bytes into TRAFFIC as requests sends them: a sized iterable of blocks
+    (so requests sends it with our Content-Length, not chunked) that closes what it was made from."""
+
+    def __init__(self, body: IO[bytes] | Iterable[bytes | bytearray], size: int) -> None:
+        self._body = body
+        self._size = size
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __iter__(self) -> Iterator[bytes | bytearray]:
+        body = self._body
+        blocks = iter(lambda: body.read(_CHUNK), b"") if hasattr(body, "read") else iter(body)
+        for block in blocks:
+            TRAFFIC.add(sent=len(block))
+            yield block
+
+    def close(self) -> None:
+        close = getattr(self._body, "close", None)
+        if close is not None:
+            close()
 
 
 def _scope(repo: str, push: bool) -> str:

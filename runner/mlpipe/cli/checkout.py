@@ -35,7 +35,9 @@ def command(run: str, file: str | None, dest: Path | None, cache: str | None) ->
     found = find_run_code(workspace, run, registry=remote_of(settings))
     click.echo(f"run {found.run_id} ran on {found.code} (from {found.source})")
     for missing in found.unrecoverable:
-        click.echo(f"  not in the snapshot (too large): {missing['path']} sha256 {missing['sha256']}")
+        why = missing.get("reason") or "over the size limit"
+        digest = f" sha256 {missing['sha256']}" if missing.get("sha256") else ""
+        click.echo(f"  not in the snapshot ({why}): {missing.get('path')}{digest}")
     if dest is None:
         click.echo(
             f"check it out with: mlpipe checkout {found.run_id} --to DIR   (or git worktree add DIR {found.code})"

@@ -18,7 +18,9 @@ from mlpipe.cli.options import (
     selection_options,
 )
 from mlpipe.errors import UsageError
+from mlpipe.report.logs import failure_tails
 from mlpipe.report.text import run_summary
+from mlpipe.run.session import workspace_for
 
 
 @click.command("ci-run")
@@ -113,7 +115,8 @@ def command(
     if as_json:
         click.echo(json.dumps(result.record.to_json(), indent=1, sort_keys=True))
     else:
-        click.echo(run_summary(result.record))
+        root = workspace_for(file).root
+        click.echo(run_summary(result.record, failure_tails(result.record, root)))
         if result.comparison is not None:
             from mlpipe.core.compare import diff_text  # a run compared with its base, only
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from mlpipe.cli.options import file_option, json_option
-from mlpipe.config import MODES, load_settings, show_text
+from mlpipe.config import MODES, effective, load_settings, show_text
 from mlpipe.errors import UsageError
 from mlpipe.run.session import DEFAULT_FILE
 
@@ -31,8 +31,9 @@ def command(
         raise UsageError("nothing to do: pass --show")
     root = Path(file or DEFAULT_FILE).resolve().parent
     settings = load_settings(root, cli={"cache": cache, "cache-mode": cache_mode, "jobs": jobs})
+    shown = effective(settings, root)
     if as_json:
-        values = {name: {"value": s.value, "source": s.source} for name, s in settings.values.items()}
+        values = {s.name: {"value": s.value, "source": s.source} for s in shown}
         click.echo(json.dumps({"format": CONFIG_FORMAT, "settings": values}, indent=1, sort_keys=True))
     else:
-        click.echo(show_text(settings))
+        click.echo(show_text(shown))

@@ -7,8 +7,15 @@ from typing import TYPE_CHECKING
 
 import click
 
-from mlpipe.cli.options import cache_option, cache_settings_options, file_option
+from mlpipe.cli.options import (
+    cache_option,
+    cache_read_options,
+    cache_settings_options,
+    cli_settings,
+    file_option,
+)
 from mlpipe.errors import UsageError
+from mlpipe.report.traffic import traffic_display
 from mlpipe.run.session import pipeline_path
 from mlpipe.text import human_size
 
@@ -40,7 +47,7 @@ def _store(file: str | None, cache: str | None) -> ResultStore:
     return open_store(root, load_settings(root, cli=given_settings(cache)))[1]
 
 
-@command.command("add")
+@command.command("add", short_help="Record PATH in PATH.mlpipe-data.json and git-ignore it.")
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 def add_command(path: Path) -> None:
     """Write PATH.mlpipe-data.json (commit it) and add PATH to .gitignore when it is in the repository."""
@@ -57,7 +64,7 @@ def add_command(path: Path) -> None:
     click.echo(f"commit {added.record_file.name}; `mlpipe data push {path}` stores the data")
 
 
-@command.command("import")
+@command.command("import", short_help="Record an OCI artifact (as `oras push` makes them) as a data set.")
 @click.argument("ref")
 @click.argument("path", type=click.Path(path_type=Path))
 @file_option
@@ -84,7 +91,7 @@ def import_command(ref: str, path: Path, file: str | None, cache: str | None) ->
     click.echo(f"commit {added.record_file.name}; `mlpipe data push {path}` stores the data in the registry")
 
 
-@command.command("push")
+@command.command("push", short_help="Store PATH's content locally, and in a registry with --cache oci://.")
 @click.argument("path", type=click.Path(path_type=Path))
 @file_option
 @cache_option
@@ -94,18 +101,21 @@ def push_command(path: Path, file: str | None, cache: str | None) -> None:
     from mlpipe.inputs.datasets import push
 
     store = _store(file, cache)
-    result = push(path, store)
+    with traffic_display(cli_settings(cache).environ):
+        result = push(path, store)
     click.echo(f"pushed {path} ({result.parts['data']})")
 
 
-@command.command("pull")
+@command.command("pull", short_help="Restore PATH from the store or the registry, verified.")
 @click.argument("path", type=click.Path(path_type=Path))
 @file_option
 @cache_option
-@cache_settings_options
+@cache_read_options
 def pull_command(path: Path, file: str | None, cache: str | None) -> None:
     """Restore PATH from the store (or the registry with --cache oci://), verified against its data file."""
     from mlpipe.inputs.datasets import pull
 
     store = _store(file, cache)
-    click.echo(f"pulled {pull(path, store)}")
+    with traffic_display(cli_settings(cache).environ):
+        pulled = pull(path, store)
+    click.echo(f"pulled {pulled}")

@@ -76,52 +76,62 @@ def cli_settings(cache: str | None = None) -> Settings:
     return settings(cli=given_settings(cache))
 
 
-def cache_settings_options(func: F) -> F:
-    decorators = [
-        click.option(
-            "--cache-mode",
-            type=click.Choice(["auto", "read-write", "read", "off"]),
-            default=None,
-            expose_value=False,
-            callback=_setting("cache-mode"),
-            help="Registry access; auto follows the trust rules for this ref and event [env MLPIPE_CACHE_MODE].",
-        ),
-        click.option(
-            "--allow-dirty-push",
-            is_flag=True,
-            expose_value=False,
-            callback=_setting("allow-dirty-push"),
-            help="Push results of a run with uncommitted changes to the registry.",
-        ),
-        click.option(
-            "--plain-http/--no-plain-http",
-            default=None,
-            expose_value=False,
-            callback=_plain_http,
-            help=(
-                "Talk plain HTTP to the registry (--no-plain-http: HTTPS, also to loopback hosts); by default "
-                "plain HTTP only to this machine [env MLPIPE_PLAIN_HTTP]."
-            ),
-        ),
-        click.option(
-            "--insecure",
-            is_flag=True,
-            hidden=True,
-            expose_value=False,
-            callback=_insecure,
-            help="Deprecated: --plain-http.",
-        ),
-        click.option(
-            "--cache-required",
-            is_flag=True,
-            expose_value=False,
-            callback=_setting("cache-required"),
-            help="Fail when the registry cannot be used (default: warn and go on without it).",
-        ),
-    ]
+_CACHE_MODE = click.option(
+    "--cache-mode",
+    type=click.Choice(["auto", "read-write", "read", "off"]),
+    default=None,
+    expose_value=False,
+    callback=_setting("cache-mode"),
+    help="Registry access; auto follows the trust rules for this ref and event [env MLPIPE_CACHE_MODE].",
+)
+
+
+def _flag(name: str, help: str) -> Callable[[F], F]:
+    """A registry on/off flag kept for `mlpipe.config` (its MLPIPE_* variable sets it too)."""
+    return click.option(f"--{name}", is_flag=True, expose_value=False, callback=_setting(name), help=help)
+
+
+_ALLOW_DIRTY_PUSH = _flag(
+    "allow-dirty-push", "Push results of a run with uncommitted changes to the registry."
+)
+_PLAIN_HTTP = click.option(
+    "--plain-http/--no-plain-http",
+    default=None,
+    expose_value=False,
+    callback=_plain_http,
+    help=(
+        "Talk plain HTTP to the registry (--no-plain-http: HTTPS, also to loopback hosts); by default "
+        "plain HTTP only to this machine [env MLPIPE_PLAIN_HTTP]."
+    ),
+)
+_INSECURE = click.option(
+    "--insecure",
+    is_flag=True,
+    hidden=True,
+    expose_value=False,
+    callback=_insecure,
+    help="Deprecated: --plain-http.",
+)
+_CACHE_REQUIRED = _flag(
+    "cache-required", "Fail when the registry cannot be used (default: warn and go on without it)."
+)
+
+
+def _apply(func: F, *decorators: Callable[[F], F]) -> F:
     for decorate in reversed(decorators):
         func = decorate(func)
     return func
+
+
+def cache_settings_options(func: F) -> F:
+    """The registry flags of a command that may write to the registry."""
+    return _apply(func, _CACHE_MODE, _ALLOW_DIRTY_PUSH, _PLAIN_HTTP, _INSECURE, _CACHE_REQUIRED)
+
+
+def cache_read_options(func: F) -> F:
+    """The registry flags of a command that only reads from it (`pull`, `data pull`): pushing and write
+    modes mean nothing there."""
+    return _apply(func, _PLAIN_HTTP, _INSECURE, _CACHE_REQUIRED)
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print versioned JSON.")
@@ -129,6 +139,11 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print versio
 
 def pipeline_options(func: F) -> F:
     return file_option(param_option(cache_option(cache_settings_options(func))))
+
+
+def pipeline_read_options(func: F) -> F:
+    """As `pipeline_options`, for a command that only reads stored results."""
+    return file_option(param_option(cache_option(cache_read_options(func))))
 
 
 def _names(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import click
 
-from mlpipe.cli.options import given_settings, pipeline_options
+from mlpipe.cli.options import given_settings, pipeline_read_options
 from mlpipe.release.pull import pull
+from mlpipe.report.traffic import traffic_display
 from mlpipe.run.session import open_session
 
 
@@ -20,13 +21,14 @@ from mlpipe.run.session import open_session
     default=None,
     help="Write into DIR/OUTPUT (default: the output's `path:`, else the workspace root).",
 )
-@pipeline_options
+@pipeline_read_options
 def command(
     target: str, to: Path | None, file: str | None, params: tuple[str, ...], cache: str | None
 ) -> None:
     """Materialize a step's stored outputs for the current code and params (else its most recent result)."""
     session = open_session(file, params, given_settings(cache))
-    pulled = pull(session, target, to)
+    with traffic_display(session.settings.environ):
+        pulled = pull(session, target, to)
     if not pulled.current:
         click.echo(
             f"mlpipe: no stored result of {pulled.step} matches the current code, params and inputs; "
@@ -35,3 +37,11 @@ def command(
         )
     for name, where in pulled.outputs.items():
         click.echo(f"{pulled.step}.{name} -> {where}")
+    if pulled.dirtying:
+        shown = ", ".join(pulled.dirtying[:5]) + (", ..." if len(pulled.dirtying) > 5 else "")
+        click.echo(
+            f"mlpipe: warning: git does not ignore what was written ({shown}), so the next run is dirty and "
+            "a step whose code directory holds it gets a new snapshot; add it to .gitignore, or pull with "
+            "--to DIR into a directory git ignores (e.g. --to .mlpipe/pulled)",
+            err=True,
+        )

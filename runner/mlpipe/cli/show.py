@@ -7,6 +7,7 @@ import json
 import click
 
 from mlpipe.cli.options import file_option, json_option
+from mlpipe.report.logs import failure_tails
 from mlpipe.report.text import show_text
 from mlpipe.run.session import workspace_for
 from mlpipe.run.sweeps import sweep_tables
@@ -19,12 +20,13 @@ from mlpipe.runs import RunHistory
 @json_option
 def command(run: str, file: str | None, as_json: bool) -> None:
     """Show one run record; RUN is a run id, a unique prefix of one, or `latest`."""
-    history = RunHistory(workspace_for(file).runs)
+    workspace = workspace_for(file)
+    history = RunHistory(workspace.runs)
     record = history.load(history.resolve(run))
     if as_json:
         click.echo(json.dumps(record.to_json(), indent=1, sort_keys=True))
     else:
-        click.echo(show_text(record))
+        click.echo(show_text(record, failure_tails(record, workspace.root)))
         sweeps = sweep_tables(record)
         if sweeps:
             click.echo("\n" + sweeps)

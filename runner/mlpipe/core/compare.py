@@ -105,14 +105,14 @@ def diff_runs(
     base: RunRecord,
     head: RunRecord,
     *,
-    directions: Mapping[tuple[str, str], bool] | None = None,
+    directions: Mapping[tuple[str, ...], bool] | None = None,
     files: Mapping[str, Sequence[str]] | None = None,
     code_files: Mapping[str, Sequence[FileChange]] | None = None,
     order: Sequence[str] = (),
 ) -> RunDiff:
-    """`directions`: (step, metrics output) -> higher-is-better; `files`: step -> diff stat lines of its code;
-    `code_files`: step -> the changed files of its code; `order`: the pipeline's steps in file order (records
-    keep theirs sorted); others follow."""
+    """`directions`: (step, metrics output) or (step, metrics output, metric) -> higher-is-better, the metric's
+    own direction first; `files`: step -> diff stat lines of its code; `code_files`: step -> the changed files
+    of its code; `order`: the pipeline's steps in file order (records keep theirs sorted); others follow."""
     directions = directions or {}
     files = files or {}
     code_files = code_files or {}
@@ -126,7 +126,7 @@ def diff_runs(
         for output in _names(old, new):
             a, b = old.get(output, {}), new.get(output, {})
             for metric in _names(a, b):
-                better = directions.get((name, output))
+                better = directions.get((name, output, metric), directions.get((name, output)))
                 metrics.append(
                     MetricDiff(
                         step=name,

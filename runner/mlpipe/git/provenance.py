@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -189,11 +191,27 @@ class SnapshotRef:
     commit: str
     tree: str
     unrecoverable: tuple[dict[str, Any], ...]
-    """{"path", "size", "sha256"} of each file too big to store; the commit's tree lacks them."""
+    """What the commit's tree lacks of the working tree: {"path", "size", "sha256", "reason"} of each file too
+    big to store, and {"path", "size", "reason"} of each changed file the snapshot rules leave out (an
+    `.amlignore` that git does not share), at most IGNORED_LISTED of those."""
+    ignored_omitted: int = 0
+    """Changed, snapshot-ignored files beyond IGNORED_LISTED, counted only."""
+
+
+IGNORED_LISTED = 100
+"""Changed files the snapshot rules leave out are listed up to this many (a data directory in `.amlignore`
+only could hold thousands; the record is rewritten after every step)."""
+TOO_LARGE = "over the size limit"
+IGNORED = "changed, but left out by the snapshot rules (.amlignore)"
 
 
 def write_snapshot_ref(
-    root: Path, run_id: str, snapshotter: Snapshotter, *, max_file_size: int = 100 * 2**20
+    root: Path,
+    run_id: str,
+    snapshotter: Snapshotter,
+    *,
+    max_file_size: int = 100 * 2**20,
+    dirty_paths: Sequence[str] = (),
 ) -> SnapshotRef:
     """Record the working tree as the snapshot rules see it under `refs/mlpipe/runs/<run_id>`.
 
@@ -214,8 +232,11 @@ def write_snapshot_ref(
     snapshot = snapshotter.snapshot(repo_paths.root)
     too_big = [f for f in snapshot.files if f.mode in (MODE_FILE, MODE_EXEC) and f.size > max_file_size]
     unrecoverable = tuple(
-        {"path": f.path, "size": f.size, "sha256": _sha256(repo_paths.root / f.path)} for f in too_big
+        {"path": f.path, "size": f.size, "sha256": _sha256(repo_paths.root / f.path), "reason": TOO_LARGE}
+        for f in too_big
     )
+    ignored = _ignored_changes(repo_paths.root, dirty_paths, {f.path for f in snapshot.files})
+    unrecoverable += tuple(ignored[:IGNORED_LISTED])
     left_out = {f.path for f in too_big}
     kept = [f for f in snapshot.files if f.path not in left_out]
 
@@ -249,14 +270,36 @@ def write_snapshot_ref(
         if commit.id not in store:
             store.add_object(commit)
         repo.refs[Ref(ref.encode())] = commit.id
-    return SnapshotRef(ref=ref, commit=commit.id.decode(), tree=tree, unrecoverable=unrecoverable)
+    return SnapshotRef(
+        ref=ref,
+        commit=commit.id.decode(),
+        tree=tree,
+        unrecoverable=unrecoverable,
+        ignored_omitted=max(0, len(ignored) - IGNORED_LISTED),
+    )
+
+
+def _ignored_changes(root: Path, dirty_paths: Sequence[str], kept: set[str]) -> list[dict[str, Any]]:
+    """The changed files (git status) the snapshot does not hold: the rules left them out. A deleted file is
+    deleted in the snapshot too, so it is not among them."""
+    out = []
+    for path in dirty_paths:
+        if path in kept:
+            continue
+        try:
+            info = (root / path).lstat()
+        except OSError:
+            continue
+        if stat.S_ISREG(info.st_mode):
+            out.append({"path": path, "size": info.st_size, "reason": IGNORED})
+    return out
 
 
 def _message(run_id: str, unrecoverable: tuple[dict[str, Any], ...]) -> str:
     lines = [f"mlpipe run {run_id}", "", "The working tree as mlpipe ran it (ignore rules applied)."]
     if unrecoverable:
-        lines += ["", "Left out (over the size limit), path size sha256:"]
-        lines += [f"  {u['path']} {u['size']} {u['sha256']}" for u in unrecoverable]
+        lines += ["", "Left out, path size sha256 (why):"]
+        lines += [f"  {u['path']} {u['size']} {u.get('sha256', '-')} ({u['reason']})" for u in unrecoverable]
     return "\n".join(lines) + "\n"
 
 

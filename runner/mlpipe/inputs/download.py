@@ -19,7 +19,9 @@ from urllib.parse import urlsplit, urlunsplit
 from mlpipe.cache.base import ResultStore
 from mlpipe.digest import Entry, Manifest
 from mlpipe.errors import present
+from mlpipe.events import TRAFFIC, Sink, cache_note, to_stderr
 from mlpipe.inputs.base import InputUnavailable
+from mlpipe.text import human_size
 
 TIMEOUT_S = 30.0
 """Per connect and per read: a stalled server fails instead of hanging the run."""
@@ -67,12 +69,15 @@ def fetch(
     timeout_s: float = TIMEOUT_S,
     attempts: int = ATTEMPTS,
     sleep: Callable[[float], None] = time.sleep,
+    sink: Sink = to_stderr,
 ) -> Manifest:
-    """The stored file's manifest, downloading and verifying it first when the store lacks it."""
+    """The stored file's manifest, downloading and verifying it first when the store lacks it (and saying so
+    in one line: what, how much, how long)."""
     found = stored_manifest(store, sha256)
     if found is not None:
         return found
     temp = store.local.temp_path(".download")
+    started = time.monotonic()
     try:
         got = _download(url, temp, name=name, timeout_s=timeout_s, attempts=attempts, sleep=sleep)
         if got != sha256:
@@ -83,7 +88,10 @@ def fetch(
         os.chmod(temp, 0o444)
         target = store.local.object_path(Entry(path="", kind="file", executable=False, size=0, sha256=sha256))
         target.parent.mkdir(parents=True, exist_ok=True)
+        size = temp.stat().st_size
         os.replace(temp, target)
+        took = time.monotonic() - started
+        sink(cache_note(f"downloaded input {name!r} from {redact(url)} ({human_size(size)}) in {took:.1f}s"))
     finally:
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()
@@ -105,6 +113,7 @@ def _download(
                 while chunk := response.read(_CHUNK):
                     digest.update(chunk)
                     out.write(chunk)
+                    TRAFFIC.add(received=len(chunk))
             return digest.hexdigest()
         except urllib.error.HTTPError as error:
             last = f"HTTP {error.code} {error.reason}"

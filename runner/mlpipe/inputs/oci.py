@@ -17,15 +17,18 @@ import io
 import json
 import os
 import posixpath
+import time
 import zlib
 from typing import IO, Any
 
 from mlpipe.cache.base import ResultStore
 from mlpipe.core.results import StepResult
 from mlpipe.digest import Entry, Manifest, bytes_sha256, canonical_json, is_digest
+from mlpipe.events import cache_note
 from mlpipe.inputs.base import InputUnavailable, RegistryAccess
 from mlpipe.records import MAX_LINK_BYTES
 from mlpipe.spec.model import OciInput
+from mlpipe.text import human_size
 from mlpipe.treepaths import UnsafeTree, check_name, check_tree
 
 FORMAT = "mlpipe.oci-input/2"
@@ -53,10 +56,17 @@ def fetch(store: ResultStore, item: OciInput, access: RegistryAccess) -> Manifes
         return stored.outputs["data"]
     from mlpipe.errors import CacheError
 
+    started = time.monotonic()
     try:
         manifest = _fetch(store, item, access)
     except CacheError as error:
         raise OciInputError(f"input {item.name!r}: cannot fetch {item.ref}: {error}") from None
+    size = sum(entry.size for entry in manifest.entries)
+    took = time.monotonic() - started
+    files = f"{len(manifest.entries)} file{'s' if len(manifest.entries) != 1 else ''}"
+    access.sink(
+        cache_note(f"fetched input {item.name!r} {item.ref} ({files}, {human_size(size)}) in {took:.1f}s")
+    )
     result = StepResult(
         fingerprint=entry_key(item.digest),
         parts={"oci": item.digest},

@@ -75,7 +75,7 @@ def input_path(root: Path, item: Input, store: ResultStore, access: RegistryAcce
     if isinstance(item, UrlInput):
         from mlpipe.inputs import download
 
-        manifest = download.fetch(store, name=item.name, url=item.url, sha256=item.sha256)
+        manifest = download.fetch(store, name=item.name, url=item.url, sha256=item.sha256, sink=access.sink)
         return store.materialize(manifest, download.file_name(item.url, item.name))
     if isinstance(item, OciInput):
         from mlpipe.inputs import oci as oci_inputs

@@ -157,14 +157,17 @@ def default_pair(workspace: Workspace) -> tuple[RunRecord, RunRecord]:
     return history.load(ids[1]), history.load(ids[0])
 
 
-def directions(pipeline: Pipeline) -> dict[tuple[str, str], bool]:
-    """(step, metrics output) -> higher-is-better, for the outputs that declare it."""
-    return {
-        (step.name, output.name): output.higher_is_better
-        for step in pipeline.steps.values()
-        for output in step.outputs.values()
-        if output.higher_is_better is not None
-    }
+def directions(pipeline: Pipeline) -> dict[tuple[str, ...], bool]:
+    """(step, metrics output) -> higher-is-better for the outputs that declare it for every metric, and
+    (step, metrics output, metric) for the metrics listed by name."""
+    found: dict[tuple[str, ...], bool] = {}
+    for step in pipeline.steps.values():
+        for output in step.outputs.values():
+            if output.higher_is_better is not None:
+                found[(step.name, output.name)] = output.higher_is_better
+            for metric, higher in output.metric_directions:
+                found[(step.name, output.name, metric)] = higher
+    return found
 
 
 def code_stats(root: Path, base: RunRecord, head: RunRecord) -> dict[str, list[str]]:
@@ -215,7 +218,7 @@ def compare_runs(
     head: RunRecord,
     *,
     pipeline: Pipeline | None = None,
-    extra_directions: Mapping[tuple[str, str], bool] | None = None,
+    extra_directions: Mapping[tuple[str, ...], bool] | None = None,
 ) -> RunDiff:
     found = directions(pipeline) if pipeline is not None else {}
     found.update(extra_directions or {})

@@ -18,7 +18,7 @@ from mlpipe.errors import GitError, UsageError
 from mlpipe.git.commands import run_git
 from mlpipe.git.provenance import RUNS_REF_PREFIX
 from mlpipe.paths import Workspace
-from mlpipe.runs import RunHistory
+from mlpipe.runs import RunHistory, unique_match
 
 if TYPE_CHECKING:
     from mlpipe.cache.tiered import RemoteSettings
@@ -73,20 +73,16 @@ def add_worktree(workspace: Workspace, code: str, dest: Path) -> None:
 
 def _local_record(workspace: Workspace, prefix: str) -> dict[str, Any] | None:
     history = RunHistory(workspace.runs)
-    try:
-        run_id = history.resolve(prefix)
-    except UsageError:
-        return None
-    return history.load(run_id).to_json()
+    run_id = history.find(prefix)  # an ambiguous prefix is an error here, as in `mlpipe show`
+    return None if run_id is None else history.load(run_id).to_json()
 
 
 def _snapshot_ref_record(top: Path, prefix: str) -> dict[str, Any] | None:
     """A run this clone has only the snapshot ref of (fetched earlier, or pushed by a colleague)."""
     out = run_git(["for-each-ref", "--format=%(refname)", RUNS_REF_PREFIX], top).decode().split()
-    refs = [ref for ref in out if ref.removeprefix(RUNS_REF_PREFIX).startswith(prefix)]
-    if len(refs) != 1:
-        return None
-    return {"run_id": refs[0].removeprefix(RUNS_REF_PREFIX), "git": {"snapshot_ref": refs[0]}}
+    ids = [ref.removeprefix(RUNS_REF_PREFIX) for ref in out]
+    run_id = unique_match(prefix, [i for i in ids if i.startswith(prefix)])
+    return None if run_id is None else {"run_id": run_id, "git": {"snapshot_ref": RUNS_REF_PREFIX + run_id}}
 
 
 def _fetch_from_registry(

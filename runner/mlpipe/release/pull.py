@@ -7,6 +7,8 @@ from pathlib import Path
 
 from mlpipe.core.results import StepResult
 from mlpipe.errors import UsageError
+from mlpipe.git.commands import find_repo, run_git
+from mlpipe.git.provenance import parse_status
 from mlpipe.run.prepare import Selected, prepare, workspace_path
 from mlpipe.run.session import Session
 from mlpipe.spec.yamlnodes import did_you_mean
@@ -20,6 +22,8 @@ class Pulled:
     run_id: str | None
     outputs: dict[str, str]
     """Output name -> where it was written."""
+    dirtying: tuple[str, ...] = ()
+    """Of what was written into the workspace, the paths git does not ignore: the next run is dirty."""
 
 
 def pull(session: Session, target: str, to: Path | None = None) -> Pulled:
@@ -51,6 +55,7 @@ def pull(session: Session, target: str, to: Path | None = None) -> Pulled:
             f"step {step_name!r} has no stored result; run `mlpipe ci-run --only {step_name}` first"
         )
     written: dict[str, str] = {}
+    dests: list[Path] = []
     for name in [output_name] if output_name else list(step.outputs):
         output = step.outputs[name]
         if to is not None:
@@ -61,4 +66,27 @@ def pull(session: Session, target: str, to: Path | None = None) -> Pulled:
             dest = pipeline.root / name
         session.store.checkout(result.outputs[name], dest)
         written[name] = workspace_path(pipeline.root, dest.resolve())
-    return Pulled(step=step_name, current=current, run_id=result.provenance.get("run_id"), outputs=written)
+        dests.append(dest)
+    return Pulled(
+        step=step_name,
+        current=current,
+        run_id=result.provenance.get("run_id"),
+        outputs=written,
+        dirtying=_not_ignored(pipeline.root, dests),
+    )
+
+
+def _not_ignored(root: Path, paths: list[Path]) -> tuple[str, ...]:
+    """Which of `paths` `git status` now lists (untracked and not ignored, or changed): each makes the next
+    run's tree dirty. Paths outside the repository, or no repository at all: none."""
+    repo = find_repo(root)
+    if repo is None:
+        return ()
+    inside = [str(p.resolve()) for p in paths if p.resolve().is_relative_to(repo.root)]
+    if not inside:
+        return ()
+    status = run_git(
+        ["--no-optional-locks", "status", "--porcelain=v2", "-z", "--untracked-files=all", "--", *inside],
+        repo.root,
+    )
+    return parse_status(status)[2]

@@ -18,6 +18,7 @@ from mlpipe.core.plan import Plan
 from mlpipe.events import Notice
 from mlpipe.report.events import Reporter
 from mlpipe.report.text import where
+from mlpipe.report.traffic import TrafficMeter
 from mlpipe.runs import RunRecord, StepRecord
 from mlpipe.text import escape_data
 
@@ -85,7 +86,10 @@ class PlainReporter:
         except (BrokenPipeError, ValueError):  # ValueError: the stream was closed
             self._closed = True
             stdout_closed(self.stream)
-            _say("the output was closed (its reader exited): the run goes on without printing progress")
+            _say(
+                "the output was closed (its reader exited): no more progress is printed, but that alone "
+                "does not stop the run; `mlpipe show` gives its summary"
+            )
 
     def run_started(self, record: RunRecord, plan: Plan) -> None:
         runs = sum(1 for s in plan.steps.values() if s.action == "run")
@@ -195,6 +199,7 @@ class TerminalReporter(PlainReporter):
         self.console = Console(file=stream, highlight=False)
         self._states: dict[str, str] = {}
         self._started: dict[str, float] = {}
+        self._traffic = TrafficMeter()  # registry pushes and pulls, URL downloads: bytes and rate
         self._live = Live(
             console=self.console, refresh_per_second=8, transient=True, get_renderable=self._render
         )
@@ -209,6 +214,8 @@ class TerminalReporter(PlainReporter):
             if state == "running":
                 detail = f"running {time.monotonic() - self._started[name]:.0f}s"
             table.add_row(symbol, name, detail)
+        if traffic := self._traffic.line():
+            table.add_row("⇅", traffic, "")
         return table
 
     def _write(self, text: str) -> None:

@@ -53,7 +53,30 @@ def where(record: RunRecord) -> str:
     return f"at {commit}{dirty}"
 
 
-def run_summary(record: RunRecord) -> str:
+def run_summary(record: RunRecord, tails: Mapping[str, Sequence[str]] | None = None) -> str:
+    """The run's head line and step table; with `tails` (failed step -> its log's last lines, from
+    `report.logs.failure_tails`), each failed step's error, log path and last lines below the table."""
+    return _summary(record) + failures_text(record, tails or {})
+
+
+def failures_text(record: RunRecord, tails: Mapping[str, Sequence[str]]) -> str:
+    """What to act on for each failed step: its error, where its whole log is, its last lines."""
+    blocks = []
+    for name, step in record.steps.items():
+        shown = tails.get(name) or []
+        if step.status != "failed" or not (step.log or shown):  # the table said all there is
+            continue
+        where_log = f" (log: {step.log})" if step.log else ""
+        lines = [f"{name} failed: {step.error or 'no error recorded'}{where_log}"]
+        if shown:
+            lines.append(f"  last {len(shown)} line(s) of its log:")
+            # `  | `: a log line never starts a printed line, so it cannot pass for a workflow command.
+            lines.extend(f"  | {line}" for line in shown)
+        blocks.append("\n".join(lines))
+    return "".join("\n\n" + block for block in blocks)
+
+
+def _summary(record: RunRecord) -> str:
     rows = []
     for name, step in record.steps.items():
         if step.status == "reused":
@@ -189,7 +212,7 @@ def runs_text(records: Sequence[RunRecord]) -> str:
     return table(["run", "pipeline", "status", "commit", "steps"], rows)
 
 
-def show_text(record: RunRecord) -> str:
+def show_text(record: RunRecord, tails: Mapping[str, Sequence[str]] | None = None) -> str:
     git = record.git
     lines = [
         f"run:       {record.run_id}",
@@ -209,5 +232,5 @@ def show_text(record: RunRecord) -> str:
     if record.params:
         lines.append("params:    " + ", ".join(f"{k}={v}" for k, v in record.params.items()))
     lines.append("")
-    lines.append(run_summary(record).split("\n", 1)[1])
+    lines.append(run_summary(record, tails).split("\n", 1)[1])
     return "\n".join(lines)

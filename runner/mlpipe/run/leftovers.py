@@ -40,7 +40,12 @@ def start_run(
     """Take the run's locks, then clear what earlier runs left: the caller is now alone in this workspace."""
     store = workspace.cache
     locks = hold_for_run(
-        workspace.state, store, run_id, timeout_s=timeout_s, say=say, when_idle=lambda: clear_store_tmp(store)
+        workspace.make_state(),
+        store,
+        run_id,
+        timeout_s=timeout_s,
+        say=say,
+        when_idle=lambda: clear_store_tmp(store),
     )
     reaped = reap_host_steps(host_step_records(workspace))
     if reaped:
@@ -56,7 +61,7 @@ def clear_workspace(workspace: Workspace, pipeline: Pipeline | None) -> int:
     """What `mlpipe gc` removes from a workspace: stale run dirs and record temps, and the checkout temps
     beside the outputs of `pipeline` if no run runs in the workspace now. How many were removed."""
     removed = len(clear_run_dirs(workspace, RunHistory(workspace.runs)))
-    with workspace_idle(workspace.state) as idle:
+    with workspace_idle(workspace.make_state()) as idle:
         if idle:
             clear_record_temps(workspace)
             if pipeline is not None:

@@ -168,11 +168,17 @@ class Runner:
         self.record.git["snapshot_ref"] = None
         if git.in_repo and git.dirty:
             ref = write_snapshot_ref(
-                git.root, self.run_id, self.site.snapshotter, max_file_size=self.options.max_recoverable_file
+                git.root,
+                self.run_id,
+                self.site.snapshotter,
+                max_file_size=self.options.max_recoverable_file,
+                dirty_paths=git.dirty_paths,
             )
             self.record.git["snapshot_ref"] = ref.ref
             self.record.git["snapshot_commit"] = ref.commit
             self.record.git["unrecoverable"] = list(ref.unrecoverable)
+            if ref.ignored_omitted:
+                self.record.git["unrecoverable_omitted"] = ref.ignored_omitted
 
     def _schedule(self) -> None:
         pending = list(self.work.order)
@@ -392,7 +398,7 @@ class Runner:
             record.duration_s = round(outcome.duration_s, 3)
         if outcome is not None and (outcome.cancelled or (self.cancel_requested and done.result is None)):
             record.status = "cancelled"
-            record.error = "cancelled"
+            record.error = self._stopped_by()
         elif done.result is not None and done.error is None:
             record.status = "ran"
             record.outputs = done.result.output_digests()
@@ -448,6 +454,12 @@ class Runner:
             raise CacheError(f"--cache-required: {errors}")
 
     # -- cancellation --------------------------------------------------------------------------------------
+    def _stopped_by(self) -> str:
+        """Why a running step was stopped, for its record and its line (`slow: cancelled: stopped by SIGINT`)."""
+        if self._signal_received:
+            return f"stopped by {self._signal_received}"
+        return "stopped: another step failed (--fail-fast)" if self.cancel_requested else "stopped"
+
     def _cancel_all(self) -> None:
         self.cancel_requested = True
         for running in list(self.running.values()):

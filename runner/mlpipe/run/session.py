@@ -124,6 +124,7 @@ def local_store(
     """The workspace's local store alone, never a registry (gc and fsck of this machine's store)."""
     from mlpipe.cache.local import LocalStore
 
+    workspace.make_state()
     return LocalStore(workspace.cache, hasher=hasher, sink=sink)
 
 

@@ -139,4 +139,15 @@ def _output(output: Output) -> dict[str, Any]:
     out: dict[str, Any] = {"kind": output.kind, "type": output.type}
     if output.path is not None:
         out["path"] = output.path
+    higher = [metric for metric, up in output.metric_directions if up]
+    lower = [metric for metric, up in output.metric_directions if not up]
+    if higher:
+        out["higher-is-better"] = higher
+    if lower:
+        out["lower-is-better"] = lower
+    if output.higher_is_better is not None:  # the other metrics' direction, under the key left free
+        if higher:
+            out["lower-is-better"] = not output.higher_is_better
+        else:
+            out["higher-is-better"] = output.higher_is_better
     return out

@@ -14,6 +14,7 @@ from yaml.nodes import MappingNode, Node
 
 from mlpipe.errors import SpecError, UsageError
 from mlpipe.spec.checks import check_links
+from mlpipe.spec.indent import bad_dedent, slips
 from mlpipe.spec.matrix import expand, make_instances
 from mlpipe.spec.model import Param, ParamValue, Pipeline
 from mlpipe.spec.steps import NAME, Draft, build_step, check_name
@@ -38,9 +39,12 @@ def load_pipeline(path: Path, *, overrides: Mapping[str, str] = {}, root: Path |
     text = _read(reader, path)
     file = path.resolve()
     workspace = (root or file.parent).resolve()
-    pipeline = None if text is None else _build(reader, text, file, workspace, overrides)
+    pipeline, doc = (None, None) if text is None else _build(reader, text, file, workspace, overrides)
     if reader.problems or pipeline is None:
         problems = sorted(dict.fromkeys(reader.problems), key=lambda p: (p.line, p.col))
+        slipped = [] if doc is None else slips(doc, problems, reader.file)
+        if slipped:  # the rest are its consequences: one hint instead of a cascade
+            raise SpecError(slipped)
         if reader.dropped:
             last = problems[-1]
             more = f"and {reader.dropped} more problems"
@@ -110,12 +114,13 @@ def _read(reader: Reader, path: Path) -> str | None:
 
 def _build(
     reader: Reader, text: str, file: Path, root: Path, overrides: Mapping[str, str]
-) -> Pipeline | None:
+) -> tuple[Pipeline | None, Node | None]:
+    """The pipeline (None when it cannot be built) and the document it was read from."""
     if _conflict_markers(reader, text):
-        return None
+        return None, None
     if file.suffix.lower() == ".json" and text.strip():
         if not _check_json(reader, text):
-            return None
+            return None, None
         # A raw tab cannot sit inside a JSON string, so each one is whitespace; YAML refuses tabs as such.
         text = text.replace("\t", " ")
     try:
@@ -123,16 +128,16 @@ def _build(
     except Refused as refused:
         for r in refused.refusals:
             reader.add_at(r.line, r.col, r.key, r.message, r.fix)
-        return None
+        return None, None
     except yaml.YAMLError as error:
         _yaml_problem(reader, text, error)
-        return None
+        return None, None
     if doc is None:
         reader.add_at(1, 1, "", "the file is empty", "a pipeline needs 'name' and 'steps'")
-        return None
+        return None, None
     if not isinstance(doc, MappingNode):
         reader.expected(doc, "", "a mapping with 'name' and 'steps' at the top level")
-        return None
+        return None, doc
     top = reader.fields(doc, "", TOP_KEYS, required=("name", "steps"), owner=doc) or {}
     name = reader.string(top["name"].value, "name") if "name" in top else None
     if "format" in top:
@@ -142,7 +147,7 @@ def _build(
     make_instances(reader, drafts, params)
     check_links(reader, declared, drafts)
     steps = expand(drafts)
-    return Pipeline(name=name or "", file=file, root=root, params=params, steps=steps)
+    return Pipeline(name=name or "", file=file, root=root, params=params, steps=steps), doc
 
 
 def _check_format(reader: Reader, node: Node) -> None:
@@ -200,7 +205,19 @@ def _yaml_problem(reader: Reader, text: str, error: yaml.YAMLError) -> None:
     if not snippet and context_mark is not None and context_mark.line < len(lines):
         snippet = lines[context_mark.line].strip()
     fix = f"near {snippet!r}" if snippet else ""
+    here = lines[mark.line] if mark.line < len(lines) else ""
+    if _misindented_key(error.problem or "", here.lstrip(), mark.column - (len(here) - len(here.lstrip()))):
+        fix = "; ".join(f for f in (fix, bad_dedent(text, mark.line + 1)) if f)
     reader.add_at(mark.line + 1, mark.column + 1, "", f"invalid YAML: {', '.join(words)}", fix)
+
+
+def _misindented_key(problem: str, line: str, column: int) -> bool:
+    """YAML's words for a key indented less than its siblings (`expected <block end>`), or more (a `key:`
+    that would be the value of the line above: `mapping values are not allowed here` at the line's first
+    colon; elsewhere on the line that error is a colon inside a plain value)."""
+    if problem.startswith("expected <block end>"):
+        return True
+    return problem == "mapping values are not allowed here" and line.find(":") == column
 
 
 def _params(

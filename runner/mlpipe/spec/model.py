@@ -149,8 +149,15 @@ class Output:
     path: str | None = None
     """Workspace-relative path the output is checked out to after the run (like DVC outs), if any."""
     higher_is_better: bool | None = None
-    """For a metrics output: whether a rise in its metrics is an improvement (`mlpipe diff` colours by it)."""
+    """For a metrics output: whether a rise in its metrics is an improvement (`mlpipe diff` colours by it);
+    `higher-is-better: true` (or `lower-is-better: true`) gives every metric in the file this direction."""
+    metric_directions: tuple[tuple[str, bool], ...] = ()
+    """Per metric (`higher-is-better: [accuracy]`, `lower-is-better: [loss]`): (name, higher is better)."""
     loc: Location
+
+    def direction(self, metric: str) -> bool | None:
+        """Whether a rise of `metric` is an improvement; None when the file does not say."""
+        return dict(self.metric_directions).get(metric, self.higher_is_better)
 
 
 @dataclass(frozen=True, kw_only=True)

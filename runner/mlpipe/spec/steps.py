@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, Literal
@@ -53,7 +54,8 @@ FIELDS = {
     "env-passthrough": "env_passthrough",
 }
 """Step keys whose model field has another name."""
-OUTPUT_KEYS = ("kind", "type", "path", "higher-is-better")
+OUTPUT_KEYS = ("kind", "type", "path", "higher-is-better", "lower-is-better")
+DIRECTIONS = {"higher-is-better": True, "lower-is-better": False}
 ENVIRONMENT_KEYS = ("files", "python", "packages")
 NAME = re.compile(refs.NAME)
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -264,20 +266,46 @@ class _StepBuilder:
                 path = None
         out_type: Literal["dir", "file"] = "file" if kind == "metrics" or type_ == "file" else "dir"
         out_kind: Literal["data", "metrics"] = "metrics" if kind == "metrics" else "data"
-        better = None
-        if "higher-is-better" in fields:
-            better_key = join(key, "higher-is-better")
-            better = self.reader.scalar(
-                fields["higher-is-better"].value, better_key, (bool,), "true or false"
-            )
-            if better is not None and out_kind != "metrics":
-                fix = "add 'kind: metrics' or remove 'higher-is-better'"
-                self.reader.add(
-                    fields["higher-is-better"].key, better_key, "only a metrics output has a direction", fix
-                )
+        better, per_metric = self.directions(fields, key, out_kind)
         return Output(
-            name=entry.name, type=out_type, kind=out_kind, path=path, higher_is_better=better, loc=loc
+            name=entry.name,
+            type=out_type,
+            kind=out_kind,
+            path=path,
+            higher_is_better=better,
+            metric_directions=per_metric,
+            loc=loc,
         )
+
+    def directions(
+        self, fields: Mapping[str, Entry], key: str, kind: str
+    ) -> tuple[bool | None, tuple[tuple[str, bool], ...]]:
+        """`higher-is-better`/`lower-is-better`: `true` for every metric of the file, or a list of metric
+        names; (the whole file's direction, each listed metric's)."""
+        whole: bool | None = None
+        per_metric: dict[str, bool] = {}
+        for name, higher in DIRECTIONS.items():
+            if name not in fields:
+                continue
+            node, at = fields[name].value, join(key, name)
+            if kind != "metrics":
+                fix = f"add 'kind: metrics' or remove '{name}'"
+                self.reader.add(fields[name].key, at, "only a metrics output has a direction", fix)
+                continue
+            if isinstance(node, SequenceNode):
+                for metric, item in self.reader.strings(node, at):
+                    if metric in per_metric:
+                        fix = "a metric has one direction: list it under one of the two keys"
+                        self.reader.add(item, at, f"metric {metric!r} is listed twice", fix)
+                    per_metric[metric] = higher
+                continue
+            value = self.reader.scalar(node, at, (bool,), "true, false or a list of metric names")
+            if value is not None and whole is not None:
+                fix = "give one of them, or list metric names under each"
+                self.reader.add(fields[name].key, at, "the direction of every metric is given twice", fix)
+            elif value is not None:
+                whole = value == higher  # `higher-is-better: false` is `lower-is-better: true`
+        return whole, tuple(per_metric.items())
 
     def choice(self, entry: Entry | None, key: str, choices: tuple[str, ...]) -> str | None:
         if entry is None:
