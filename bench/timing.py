@@ -1,9 +1,10 @@
-"""Wall time and peak RSS of whole processes, repeated, reported as median and min-max.
+"""Wall time, CPU time and peak RSS of whole processes, repeated, reported as median and min-max.
 
 Peak RSS comes from os.wait4's rusage: the largest resident set of the command or of any descendant it
 waited for (a maximum over processes, not a sum), so no `/usr/bin/time` is needed. Linux counts the forked
 copy of this harness into that maximum (fork copies the high-water mark, exec keeps it), so a value at the
-harness's own peak RSS (`floor_kib`) means "at most this much".
+harness's own peak RSS (`floor_kib`) means "at most this much". CPU time (user + system) comes from the same
+rusage and sums the command and every descendant it waited for; on a busy machine it is steadier than wall time.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ class CommandFailed(RuntimeError):
 class Sample:
     seconds: float
     max_rss_kib: int
+    cpu_seconds: float = 0.0
+    """User + system CPU time of the command and the descendants it waited for."""
     floor_kib: int = 0
     """This harness's peak RSS when it forked the command (the forked copy inherits it as its own peak)."""
     inner_seconds: float | None = None
@@ -68,6 +71,10 @@ class Result:
         return max(s.seconds for s in self.samples)
 
     @property
+    def cpu_median(self) -> float:
+        return statistics.median(s.cpu_seconds for s in self.samples)
+
+    @property
     def inner_median(self) -> float | None:
         inner = [s.inner_seconds for s in self.samples if s.inner_seconds is not None]
         return statistics.median(inner) if inner else None
@@ -89,6 +96,7 @@ class Result:
             "median_s": self.median,
             "min_s": self.low,
             "max_s": self.high,
+            "cpu_median_s": self.cpu_median,
             "inner_median_s": self.inner_median,
             "peak_rss_kib": self.peak_rss_kib,
             "peak_rss_at_fork_floor": self.at_floor,
@@ -111,7 +119,8 @@ def run_once(argv: Sequence[str], cwd: Path, env: Mapping[str, str], log: Path) 
         proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise CommandFailed(argv, cwd, proc.returncode, log)
-    return Sample(seconds=seconds, max_rss_kib=usage.ru_maxrss, floor_kib=floor)
+    cpu = usage.ru_utime + usage.ru_stime
+    return Sample(seconds=seconds, max_rss_kib=usage.ru_maxrss, cpu_seconds=cpu, floor_kib=floor)
 
 
 def own_rss_kib() -> int:
