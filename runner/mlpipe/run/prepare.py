@@ -273,9 +273,16 @@ def _earlier(
 ) -> EarlierFinder:
     remote = None
     if registry is not None:
-        from mlpipe.run.stores import remote_run_records
+        from mlpipe.cache.tiered import TieredStore
+        from mlpipe.run.stores import remote_run_records, run_records_from
 
-        remote = partial(remote_run_records, registry, workspace.cache, workspace.root, limit=REGISTRY_LIMIT)
+        if isinstance(store, TieredStore):  # the run's own registry connection: no second login, no new token
+            tiered_store = store
+            remote = lambda: run_records_from(tiered_store.open_registry(), limit=REGISTRY_LIMIT)
+        else:
+            remote = partial(
+                remote_run_records, registry, workspace.cache, workspace.root, limit=REGISTRY_LIMIT
+            )
     return EarlierFinder(
         pipeline.name, store, base=base, history=RunHistory(workspace.runs).records, remote=remote
     )

@@ -106,7 +106,13 @@ def remote_run_records(
     remote: RemoteSettings, cache_root: Path, workspace_root: Path, *, limit: int, commit: str | None = None
 ) -> list[dict[str, Any]]:
     """Run records pushed to the registry (every runner's), newest first, from the repositories this run reads."""
-    opened = open_remote(remote, cache_root, workspace_root)
+    return run_records_from(open_remote(remote, cache_root, workspace_root), limit=limit, commit=commit)
+
+
+def run_records_from(
+    opened: tuple[Any, CachePolicy] | None, *, limit: int, commit: str | None = None
+) -> list[dict[str, Any]]:
+    """As `remote_run_records`, through a registry connection already open (its tokens serve this too)."""
     if opened is None:
         return []
     client, pol = opened
