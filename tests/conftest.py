@@ -17,7 +17,6 @@ from nonroot_testing import shared_dir  # noqa: F401 - a fixture
 from service_fixtures import (  # noqa: F401 - fixtures and constants, one instance per test run
     GITHUB_READ_TOKEN,
     GITHUB_WRITE_TOKEN,
-    IN_CI,
     auth_registry,
     engine,
     github_api,

@@ -7,7 +7,6 @@ imports them, so every test folder (one per part of the package, faults/, contra
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from ci_testing import unavailable
 from services import podman as podman_service
 from services.podman import Podman, PodmanUnavailable
 from services.registry import (
@@ -27,23 +27,13 @@ from services.registry import (
 )
 
 
-def _in_ci() -> bool:
-    # Read at collection time, before the autouse fixture clears CI from the environment.
-    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-
-
-IN_CI = _in_ci()
-
-
 def _start(tmp_path_factory: pytest.TempPathFactory, *, auth: bool, tls: bool = False) -> Iterator[Registry]:
     missing = missing_tools(auth=auth) + (["openssl"] if tls and shutil.which("openssl") is None else [])
     if missing:
         message = (
             f"{', '.join(missing)} not installed (apt-get install docker-registry apache2-utils openssl)"
         )
-        if IN_CI:
-            pytest.fail(f"CI=true and the test registry cannot start: {message}", pytrace=False)
-        pytest.skip(message)
+        unavailable(f"the test registry cannot start: {message}")
     root = tmp_path_factory.mktemp("registry-auth" if auth else "registry-tls" if tls else "registry")
     try:
         registry = Registry(
@@ -84,9 +74,7 @@ def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Podman]:
     missing = podman_service.missing_tools()
     if missing:
         message = f"{', '.join(missing)} not installed (apt-get install podman runc catatonit busybox-static)"
-        if IN_CI:
-            pytest.fail(f"CI=true and the container engine cannot start: {message}", pytrace=False)
-        pytest.skip(message)
+        unavailable(f"the container engine cannot start: {message}")
     engine = Podman(tmp_path_factory.mktemp("podman"))
     try:
         engine.start()
@@ -123,9 +111,7 @@ def github_api_server() -> Iterator[object]:
 
     if not spec_available():
         message = "GitHub's OpenAPI description is not installed (scripts/test runs npm ci in tests/node)"
-        if IN_CI:
-            pytest.fail(f"CI=true and the GitHub API stand-in cannot start: {message}", pytrace=False)
-        pytest.skip(message)
+        unavailable(f"the GitHub API stand-in cannot start: {message}")
     api = GitHubAPI()
     api.start()
     try:

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from ci_testing import unavailable
 from mlpipe.cache.local import LocalStore
 from mlpipe.cache.oci import OciCache, result_tag
 from mlpipe.cache.registry import RegistryClient
 from mlpipe.core.results import StepResult
 from registry_testing import cache_env
-from service_fixtures import IN_CI
 
 FP = "cd" * 32
 RUN_ID = "20260101T000000000Z-" + "0" * 16
@@ -172,10 +172,7 @@ steps:
 def skopeo() -> str:
     found = shutil.which("skopeo")
     if found is None:
-        message = "skopeo is not installed (apt-get install skopeo)"
-        if IN_CI:
-            pytest.fail(f"CI=true and {message}", pytrace=False)
-        pytest.skip(message)
+        unavailable("skopeo is not installed (apt-get install skopeo)")
     return found
 
 

@@ -12,23 +12,18 @@ import subprocess
 import uuid
 from pathlib import Path
 
-import pytest
 from test_registry_auth import FILES, assert_secret_nowhere, cache_env, push_then_reuse
 
+from ci_testing import unavailable
 from mlpipe.cache.logins import find_credentials
 from mlpipe.cache.registry import RegistryClient
-from service_fixtures import IN_CI
 from services.registry import REGISTRY_PASSWORD, REGISTRY_USER, Registry
 
 
 def login(tool: str, registry: Registry, env: dict[str, str]) -> None:
     """`podman login` / `buildah login`, writing where `env` tells it to (XDG_RUNTIME_DIR, REGISTRY_AUTH_FILE)."""
     if shutil.which(tool) is None:
-        if IN_CI:
-            pytest.fail(
-                f"CI=true and {tool} is not installed (apt-get install podman buildah)", pytrace=False
-            )
-        pytest.skip(f"{tool} is not installed")
+        unavailable(f"{tool} is not installed (apt-get install podman buildah)")
     done = subprocess.run(
         [tool, "login", "--tls-verify=false", "-u", REGISTRY_USER, "--password-stdin", registry.host],
         input=REGISTRY_PASSWORD,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import os
 import shutil
 import subprocess
 import threading
@@ -208,22 +207,19 @@ def token_registry(root: Path) -> Iterator[TokenRegistry]:
             registry.stop()
 
 
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-"""Read on import, at collection, before the tests' autouse fixture clears CI from the environment."""
-
-
 def start_for_tests(tmp_path_factory: Any) -> Iterator[TokenRegistry]:
     """A module fixture's body: fails in CI (skips elsewhere) when the tools are missing or it cannot start."""
     import pytest
 
+    from ci_testing import unavailable
     from services.registry import RegistryUnavailable
 
     missing = missing_tools()
     if missing:
-        message = f"{', '.join(missing)} not installed (apt-get install docker-registry openssl)"
-        if IN_CI:
-            pytest.fail(f"CI=true and the token registry cannot start: {message}", pytrace=False)
-        pytest.skip(message)
+        unavailable(
+            f"the token registry cannot start: {', '.join(missing)} not installed "
+            "(apt-get install docker-registry openssl)"
+        )
     try:
         with token_registry(tmp_path_factory.mktemp("token-registry")) as registry:
             yield registry
