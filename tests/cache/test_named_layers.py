@@ -194,3 +194,37 @@ def test_anything_but_the_recorded_tree_is_refused_and_nothing_half_written_stay
         if p.is_file() and "objects" not in p.relative_to(tmp_path).parts
     ]
     assert temps == []
+
+
+def pseudo_random(seed: str, size: int) -> bytes:
+    blocks = (hashlib.sha256(f"{seed}{i}".encode()).digest() for i in range(-(-size // 32)))
+    return b"".join(blocks)[:size]
+
+
+GOLDEN_CONTENT = {
+    "empty.bin": b"",
+    "one.bin": b"1",
+    "511.bin": pseudo_random("a", 511),
+    "512.bin": pseudo_random("b", 512),
+    "sub/70000.bin": pseudo_random("c", 70_000),
+    "sub/deeper/300000.bin": pseudo_random("d", 300_000),
+    "d/" + "x" * 120 + ".bin": pseudo_random("e", 1000),
+}
+
+
+def test_a_tree_layers_digests_are_pinned_so_every_version_makes_the_same_layer(tmp_path) -> None:
+    """The same files must give the same layer on every runner and every mlpipe version (an unchanged output is
+    only HEADed, and a registry holding it already is never sent it again): a change here is a format bump."""
+    objects = store_with(tmp_path, GOLDEN_CONTENT)
+    entries = [file_entry(p, d, x=p.startswith("sub/")) for p, d in GOLDEN_CONTENT.items()]
+    entries.append(link_entry("link", "sub/70000.bin"))
+    objects[ObjectKey(sha(b"sub/70000.bin"), False)] = tmp_path / "link-target"
+    (tmp_path / "link-target").write_bytes(b"sub/70000.bin")
+    manifest = Manifest(type="dir", entries=tuple(sorted(entries, key=lambda e: e.path)))
+    (tree,) = plan_named({"out": manifest}, {"out": "out"})
+    stream = TreeStream(tree.members, objects.__getitem__)
+    assert stream.digests() == (
+        "sha256:f267e2cd4c727b703041d825df47869a88ef26bda16559b620f0349253a1e88f",
+        "sha256:078ea5ae755e3f5212216a0286e38733aec2c48600ac87e46304b6326bffd0f6",
+    )
+    assert len(stream) == 380_981
