@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 from mlpipe.cache.layers import RAW_THRESHOLD, LayerError, NewObject, ObjectKey
 from mlpipe.digest import Manifest
@@ -226,29 +226,28 @@ def stored_gzip(blocks: Iterable[bytes], tar_hash: hashlib._Hash | None = None) 
     yield _FINAL + struct.pack("<II", crc, total & 0xFFFFFFFF)
 
 
-class TreeStream:
-    """A tree layer's bytes, made on demand and never stored: iterated once for its digests, then as the body
-    of its upload. `len()` is its size (the Content-Length)."""
+@dataclass(frozen=True)
+class WrittenTree:
+    digest: str
+    """The layer's digest."""
+    tar_digest: str
+    """Its tar's digest, before gzip (`io.deis.oras.content.digest`)."""
+    size: int
 
-    def __init__(self, members: tuple[Member, ...], open_object: Callable[[ObjectKey], str | Path]) -> None:
-        self.members, self.open_object = members, open_object
-        links = {m.key: Path(open_object(m.key)).read_bytes() for m in members if m.kind == "link" and m.key}
-        tar = sum(len(header(m, links.get(m.key, b"") if m.key else b"")) + _padded(m) for m in members)
-        self.tar_size = tar + len(_END)
-        self.size = gzip_size(self.tar_size)
 
-    def __len__(self) -> int:
-        return self.size
-
-    def __iter__(self) -> Iterator[bytes]:
-        return stored_gzip(tar_blocks(self.members, self.open_object))
-
-    def digests(self) -> tuple[str, str]:
-        """(the layer's digest, its tar's digest)."""
-        layer, tar = hashlib.sha256(), hashlib.sha256()
-        for block in stored_gzip(tar_blocks(self.members, self.open_object), tar):
-            layer.update(block)
-        return "sha256:" + layer.hexdigest(), "sha256:" + tar.hexdigest()
+def write_tree(
+    members: tuple[Member, ...], open_object: Callable[[ObjectKey], str | Path], out: BinaryIO
+) -> WrittenTree:
+    """Make a tree layer once, into `out` (a temp file: the upload body), hashing it on the way. Every file is
+    opened and every header made once: the layer was made twice before, once into sha256 for its digest (the
+    HEAD that skips a blob the registry has) and again as the body, which cost a push as much CPU as the upload."""
+    layer, tar = hashlib.sha256(), hashlib.sha256()
+    size = 0
+    for block in stored_gzip(tar_blocks(members, open_object), tar):
+        layer.update(block)
+        out.write(block)
+        size += len(block)
+    return WrittenTree("sha256:" + layer.hexdigest(), "sha256:" + tar.hexdigest(), size)
 
 
 def _padded(member: Member) -> int:

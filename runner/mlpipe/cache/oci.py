@@ -42,11 +42,11 @@ from mlpipe.cache.named import (
     Member,
     NamedLayer,
     TreeSink,
-    TreeStream,
     check_member_paths,
     max_tree_size,
     plan_named,
     titles_for,
+    write_tree,
 )
 from mlpipe.cache.registry import MANIFEST_TYPE, BlobCorrupt, RegistryClient
 from mlpipe.core.results import StepResult
@@ -437,9 +437,15 @@ class OciCache:
             known = json.loads(memo.read_bytes())
             if self.client.has_blob(repo, known["digest"]):
                 return _tree_descriptor(known["digest"], int(known["size"]), known["tar"])
-        stream = TreeStream(plan.members, lambda k: self.store.object_file(k.sha256, k.executable))
-        (digest, tar), size = stream.digests(), len(stream)
-        self._ensure_blob(repo, digest, stream, mount_from)
+        temp = self.store.temp_path(".layer")
+        try:
+            with open(temp, "wb") as out:
+                tree = write_tree(plan.members, lambda k: self.store.object_file(k.sha256, k.executable), out)
+            digest, size, tar = tree.digest, tree.size, tree.tar_digest
+            self._ensure_blob(repo, digest, FileBody(temp, size), mount_from)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
         with contextlib.suppress(OSError):
             memo.parent.mkdir(parents=True, exist_ok=True)
             staged = self.store.temp_path(".json")
@@ -447,9 +453,7 @@ class OciCache:
             os.replace(staged, memo)
         return _tree_descriptor(digest, size, tar)
 
-    def _ensure_blob(
-        self, repo: str, digest: str, body: FileBody | TreeStream, mount_from: Sequence[str]
-    ) -> None:
+    def _ensure_blob(self, repo: str, digest: str, body: FileBody, mount_from: Sequence[str]) -> None:
         self.client.ensure_blob(repo, digest, len(body), lambda: body, mount_from)
 
     def _ensure_bytes(self, repo: str, data: bytes) -> str:
