@@ -235,3 +235,15 @@ def test_a_tree_layers_digests_are_pinned_so_every_version_makes_the_same_layer(
         size=380_981,
     )
     assert len(data) == made.size == gzip_size(len(gzip.decompress(data)))
+
+
+@pytest.mark.parametrize(("path", "grow"), [("511.bin", 1), ("512.bin", -1), ("sub/deeper/300000.bin", 1)])
+def test_a_file_that_changed_size_since_it_was_stored_stops_the_tree(tmp_path, path, grow) -> None:
+    objects = store_with(tmp_path, GOLDEN_CONTENT)
+    entries = [file_entry(p, d) for p, d in GOLDEN_CONTENT.items()]
+    (tree,) = plan_named({"out": Manifest(type="dir", entries=tuple(entries))}, {"out": "out"})
+    changed = objects[ObjectKey(sha(GOLDEN_CONTENT[path]), False)]
+    os.chmod(changed, 0o644)
+    changed.write_bytes(GOLDEN_CONTENT[path] + b"x" if grow > 0 else GOLDEN_CONTENT[path][:-1])
+    with pytest.raises(LayerError, match=f"'out/{path}' changed size while it was read"):
+        write_tree(tree.members, objects.__getitem__, io.BytesIO())
