@@ -375,15 +375,19 @@ class OciCache:
     ) -> str:
         """Push a stored result unless its tag exists; 'pushed' or 'exists' (a complete entry is kept)."""
         tag = result_tag(result.fingerprint)
-        record = canonical_json(result.to_json())
-        if len(record) > MAX_CONFIG:  # its config would be refused unread by every runner: share nothing
+        titles = titles_for(result.outputs, result.provenance.get("paths") or {})
+        # Made once (the record of 20,000 files takes 0.1 s to encode); refused unread by every runner when
+        # larger than MAX_CONFIG, so such a result shares nothing.
+        config = canonical_json(
+            {"format": CONFIG_FORMAT, "result": result.to_json(), "trust": dict(trust), "titles": titles}
+        )
+        if len(config) > MAX_CONFIG:
             raise TooLarge(
-                f"the record of {result.fingerprint[:12]} is {len(record)} bytes, more than the "
+                f"the record of {result.fingerprint[:12]} is {len(config)} bytes, more than the "
                 f"{MAX_CONFIG} a runner reads from a registry (fewer files per output would fit)"
             )
         if self.client.has_manifest(repo, tag, push=True):
             return "exists"
-        titles = titles_for(result.outputs, result.provenance.get("paths") or {})
         plans = plan_named(result.outputs, titles)
         # Each blob once: several paths may hold one content, each is a layer of its own (named by its path).
         unique = {(p.kind, p.key if p.kind == "file" else p.title): p for p in plans}
@@ -400,13 +404,6 @@ class OciCache:
             layer["annotations"] = {TITLE: plan.title, **layer.get("annotations", {})}
             layers.append(layer)
         layers = layers or empty_layer(self.client, repo)
-        config = canonical_json(
-            {"format": CONFIG_FORMAT, "result": result.to_json(), "trust": dict(trust), "titles": titles}
-        )
-        if len(config) > MAX_CONFIG:
-            raise TooLarge(
-                f"the config of {result.fingerprint[:12]} is {len(config)} bytes, over {MAX_CONFIG}"
-            )
         self._ensure_bytes(repo, config)
         manifest = _manifest(ARTIFACT_TYPE, CONFIG_TYPE, config, layers, _annotations(result))
         # Checked again right before the write: another runner may have finished first. The distribution API
