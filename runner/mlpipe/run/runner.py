@@ -25,7 +25,7 @@ from mlpipe.cache.intake import UnstorableOutput, check_top
 from mlpipe.cache.local import DamagedData
 from mlpipe.core.plan import changed_code, decide, fingerprint_step, gathered_refs, output_refs
 from mlpipe.core.results import StepResult
-from mlpipe.digest import FileHasher, Manifest, tree_signature, walk_files
+from mlpipe.digest import FileHasher, Manifest, tree_signature, walk_signature
 from mlpipe.diskspace import full_disk, is_full
 from mlpipe.errors import BrokenInvariant, present
 from mlpipe.git.provenance import web_url, write_snapshot_ref
@@ -778,7 +778,7 @@ def _flatten_metrics(output: str, data: Mapping[str, Any], prefix: str, depth: i
 def _state(path: Path) -> str:
     """What a step must not change about an input: every file's path and stat data, as one digest."""
     st = os.stat(path)
-    return tree_signature(walk_files(path) if stat.S_ISDIR(st.st_mode) else [("", st)])[0]
+    return (walk_signature(os.fspath(path)) if stat.S_ISDIR(st.st_mode) else tree_signature([("", st)]))[0]
 
 
 def _content_digest(path: Path) -> str | None:
