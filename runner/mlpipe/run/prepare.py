@@ -198,9 +198,9 @@ def prepare(
         code_trees={code: snap.tree for code, snap in snapshots.items()},
         input_digests={name: _input_digests(pipeline, name, hasher) for name in order},
         environment_digests={name: _environment_digests(pipeline, name, hasher) for name in order},
-        images=_images(pipeline, order, strict=to_run) | (built.images if built else {}),
+        images=_images(pipeline, order, strict=to_run) | (built.images if built is not None else {}),
         platform=platform_id(),
-        pending_builds=built.pending if built else {},
+        pending_builds=built.pending if built is not None else {},
     )
 
     hasher.save()
