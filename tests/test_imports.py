@@ -120,6 +120,7 @@ A no-op `ci-run` or `plan` pays for none of them (bench/README.md, issue 18)."""
 NOT_UNTIL_A_STEP_RUNS = (
     "socket",
     "tomllib",
+    "unicodedata",
     "mlpipe.executors.base",
     "mlpipe.executors.choose",
     "mlpipe.executors.gpus",
@@ -136,8 +137,8 @@ NOT_UNTIL_A_STEP_RUNS = (
 )
 """Loaded when a step runs (the executors, GPUs; the orphan-step reaper only when a killed mlpipe left a step's
 record), when a step has `build:` (the image modules), or in a GitHub Actions job (its context, a pull request's
-base run, a release tag); the TOML parser only where a config file exists: a no-op `ci-run` or `plan` outside
-Actions without config files loads none of them (issue 18)."""
+base run, a release tag); the TOML parser only where a config file exists, `unicodedata` only for a failed
+step's log tail: a no-op `ci-run` or `plan` outside Actions without config files loads none of them (issue 18)."""
 
 
 @pytest.mark.parametrize("module", ["mlpipe.cli.ci_run", "mlpipe.cli.plan"])

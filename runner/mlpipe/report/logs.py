@@ -4,7 +4,6 @@ the workspace's own log directory (a record's `log` field is data, not a path to
 from __future__ import annotations
 
 import re
-import unicodedata
 from pathlib import Path, PurePosixPath
 
 from mlpipe.paths import STATE_DIR
@@ -49,6 +48,8 @@ def log_tail(root: Path, log: str, lines: int = TAIL_LINES) -> list[str]:
 
 def printable(line: str) -> str:
     """One log line as it is safe to print: no escape sequences or control characters, at most LINE_CHARS."""
+    import unicodedata  # loaded for a failed step's tail only: a run that succeeds prints none
+
     line = re.sub(_ESCAPES, "", line.replace("\t", "    "))
     line = "".join(c for c in line.split("\r")[-1] if not unicodedata.category(c).startswith("C"))
     return line if len(line) <= LINE_CHARS else line[: LINE_CHARS - 1] + "…"
