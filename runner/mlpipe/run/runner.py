@@ -103,7 +103,7 @@ class Runner:
         # each started step has a thread of its own (`_start`'s `after_exit`) that checks and stores its outputs
         # and hands its `_Finished` back through `_done`; output readers call only the reporter (locked).
         self._gpu_pool: GpuPool | None = None
-        """Made when a step takes GPUs (`_take_gpus`); locked inside, though only the scheduler takes and gives back."""
+        """Made when a step first needs GPUs (`gpu_pool()`); locked inside, though only the scheduler takes and gives back."""
         self._gpus_held: dict[str, tuple[Gpu, ...]] = {}
         self.labels = options.labels
         self.run_id = run_id or new_run_id()
@@ -585,6 +585,7 @@ class Runner:
         return ""
 
     def gpu_pool(self) -> GpuPool:
+        """The runner's GPUs as handed out to steps: made on first use, so a run that needs none loads no GPU code."""
         if self._gpu_pool is None:
             from mlpipe.executors.gpus import GpuPool
 
