@@ -171,6 +171,10 @@ class LocalStore:
             return None
         return result
 
+    def lookup_ahead(self, fingerprint: str) -> StepResult | None:
+        """As `lookup`: everything stored here is here."""
+        return self.lookup(fingerprint)
+
     def _has(self, entry: Entry) -> bool:
         return self.object_path(entry).exists()
 
