@@ -10,6 +10,7 @@ import uuid
 
 from test_oci_cache import FILES
 
+from mlpipe.cache.named import EMPTY_DIGEST
 from registry_testing import cache_env
 from services.proxy import Fault, Proxy
 
@@ -48,6 +49,10 @@ def test_the_next_steps_record_is_read_while_a_layer_is_still_downloading(
     # b's record was asked for before a's layer had come (which took the stall and a retry), not after it.
     assert b_record < big[1], "\n".join(f"{m} {p}" for m, p in requests)
     assert "warning" not in out.stderr
+    # The run record is pushed without asking whether its config (unique to the run) is there: the one HEAD
+    # left asks for the empty layer.
+    heads = [path for method, path in requests if method == "HEAD"]
+    assert heads == [f"/v2/{repo}/blobs/{EMPTY_DIGEST}"], requests
 
 
 FRESH_STORE = """

@@ -481,7 +481,9 @@ class OciCache:
         git = record.get("git") or {}
         tag = run_tag(git.get("commit"), str(record["run_id"]))
         config = canonical_json(dict(record))
-        self._ensure_bytes(repo, config)
+        # Uploaded without asking first: a record holds its run id and times, so no registry has it yet (and a
+        # second upload of the same bytes is harmless). One round trip less at the end of every pushing run.
+        self.client.upload_bytes(repo, _digest(config), config)
         layers = []
         if bundle is not None:
             digest, size = _file_digest(bundle)
