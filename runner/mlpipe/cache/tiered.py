@@ -191,7 +191,8 @@ class TieredStore:
     def lookup(self, fingerprint: str) -> StepResult | None:
         pulling = self._take_pull(fingerprint)
         if pulling is not None:
-            found = self._settle(fingerprint, *pulling)
+            future, repo, _record = pulling
+            found = self._settle(fingerprint, future, repo)
             if found is not None:
                 return found
         found = self._local.lookup(fingerprint)
@@ -260,9 +261,7 @@ class TieredStore:
         with self._lock:
             return self._pulls.pop(fingerprint, None)
 
-    def _settle(
-        self, fingerprint: str, future: Future[StepResult], repo: str, _record: StepResult
-    ) -> StepResult | None:
+    def _settle(self, fingerprint: str, future: Future[StepResult], repo: str) -> StepResult | None:
         """A background pull's outcome, as `lookup` would have met it: the stored result, or None (a refused
         entry is warned about, a failing registry given up) and the lookup goes on as without the pull."""
         from mlpipe.cache.oci import Refused
