@@ -4,6 +4,8 @@ foreign or hostile is never used: the file is parsed again, and errors always co
 
 from __future__ import annotations
 
+import ast
+import base64
 import contextlib
 import hashlib
 import json
@@ -22,7 +24,7 @@ import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from mlpipe.errors import SpecError
+from mlpipe.errors import SpecError, UsageError
 from mlpipe.records import BadRecord
 from mlpipe.run import pipecache
 from mlpipe.spec import stored
@@ -147,13 +149,33 @@ def entry_of(path: Path) -> Path:
     return entry
 
 
-def rewrite(entry: Path, change: Any) -> None:
-    """Change the stored body with `change(data)` and give it a matching checksum, as a hostile writer can."""
-    key, _, body = entry.read_bytes().split(b"\n", 2)
-    data = json.loads(body)
+def unpacked(content: bytes) -> tuple[bytes, bytes, bytes]:
+    """An entry's (key as written, checksum, sealed body); the entry is one JSON object."""
+    data = json.loads(content)
+    key = json.dumps(data["key"], sort_keys=True, separators=(",", ":")).encode()
+    return key, data["sha256"].encode(), base64.b64decode(data["sealed"])
+
+
+def packed(key: bytes, body: bytes, checksum: bytes | None = None) -> bytes:
+    """An entry as mlpipe writes it (with the right checksum unless one is given)."""
+    sealed = base64.b64encode(body)
+    checksum = checksum or hashlib.sha256(sealed).hexdigest().encode()
+    return b'{"key":%s,"sha256":"%s","sealed":"%s"}' % (key, checksum, sealed)
+
+
+def body_of(path: Path) -> Any:
+    """The data the entry of the pipeline file `path` holds (sealed with the file's bytes)."""
+    _, _, body = unpacked(entry_of(path).read_bytes())
+    return json.loads(pipecache._unseal(path.read_bytes(), body))
+
+
+def rewrite(path: Path, change: Any) -> None:
+    """Change the stored data with `change(data)`, sealed and checksummed again, as a hostile writer can."""
+    entry = entry_of(path)
+    key, _, _ = unpacked(entry.read_bytes())
+    data = body_of(path)
     change(data)
-    new = json.dumps(data).encode()
-    entry.write_bytes(b"%s\n%s\n%s" % (key, hashlib.sha256(new).hexdigest().encode(), new))
+    entry.write_bytes(packed(key, pipecache._seal(path.read_bytes(), data)))
 
 
 # -- a rebuilt pipeline is the parsed one -----------------------------------------------------------------------
@@ -195,6 +217,35 @@ def test_the_examples_come_back_exactly(example: str, ws: Path, parses: list[Pat
     assert cached.steps["train"].loc.file == f"{example}/mlpipe.yaml"
 
 
+def pipelines_in_the_tests() -> list[str]:
+    """Every pipeline written out in a test module (a string holding `steps:` and `run:`)."""
+    found = []
+    for module in sorted(Path(__file__).resolve().parents[1].rglob("test_*.py")):
+        for node in ast.walk(ast.parse(module.read_text())):
+            text = node.value if isinstance(node, ast.Constant) else None
+            if isinstance(text, str) and "steps:" in text and "run:" in text:
+                found.append(textwrap.dedent(text))
+    return sorted(set(found))
+
+
+def test_the_test_suite_s_pipelines_come_back_exactly(ws: Path, parses: list[Path]) -> None:
+    # Those that load in an empty workspace (the others need files, or are written to be wrong).
+    clean = 0
+    for number, text in enumerate(pipelines_in_the_tests()):
+        path = ws / str(number) / "mlpipe.yaml"
+        (path.parent / ".mlpipe").mkdir(parents=True)
+        path.write_text(text)
+        try:
+            fresh = load_pipeline(path)
+        except (SpecError, UsageError):
+            continue
+        clean += 1
+        pipecache.load(path)
+        same(fresh, pipecache.load(path))
+        assert len(parses) == clean
+    assert clean > 40
+
+
 def test_overrides_are_applied_to_the_cached_pipeline(ws: Path, parses: list[Path]) -> None:
     path = kitchen(ws)
     overrides = {"lr": "1e-3", "epochs": "5", "fast": "YES", "tag": "v2"}
@@ -205,6 +256,27 @@ def test_overrides_are_applied_to_the_cached_pipeline(ws: Path, parses: list[Pat
     same(load_pipeline(path, overrides=overrides), cached)
     assert len(parses) == 1
     same(load_pipeline(path), pipecache.load(path))  # the entry holds the defaults
+
+
+def test_an_override_never_reaches_the_cache(ws: Path) -> None:
+    # A value given with -p may be a secret; a cold load with it stores the pipeline with its defaults.
+    path = kitchen(ws)
+    cached = pipecache.load(path, {"tag": "s3cret-override"})
+    assert cached.params["tag"].value == "s3cret-override"
+    assert b"s3cret-override" not in entry_of(path).read_bytes()
+    same(load_pipeline(path), pipecache.load(path))
+
+
+def test_what_the_file_holds_in_plain_text_is_not_in_the_entry(ws: Path) -> None:
+    # A token written as an env value stays out of .mlpipe/, as out of run records; the file unseals it.
+    path = kitchen(ws)
+    path.write_text(path.read_text().replace("SEED: 7", "SEED: s3cr3t-token-value"))
+    pipecache.load(path)
+    content = entry_of(path).read_bytes()
+    assert b"s3cr3t-token-value" not in content
+    assert b"s3cr3t-token-value" not in unpacked(content)[2]  # nor once the base64 is decoded
+    assert body_of(path)["steps"][0]["env"]["SEED"] == "s3cr3t-token-value"
+    assert pipecache.load(path).steps["prepare"].env["SEED"] == "s3cr3t-token-value"
 
 
 def test_an_override_mistake_is_the_parser_s_message(ws: Path) -> None:
@@ -300,10 +372,10 @@ def entry_of_file(path: Path) -> Path:
     return path.resolve().parent / ".mlpipe" / "pipelines" / f"{name}.json"
 
 
-def lookup_args(path: Path) -> tuple[bytes, Path, str]:
+def lookup_args(path: Path) -> tuple[bytes, bytes, Path, str]:
     raw, signature = pipecache._read(path) or (b"", [])
     key = pipecache._key(path.resolve(), path.name, signature, raw)
-    return key, path.resolve(), path.name
+    return key, raw, path.resolve(), path.name
 
 
 # -- what the entry is keyed on --------------------------------------------------------------------------------
@@ -316,7 +388,7 @@ def test_an_edit_is_seen_even_with_the_same_stat_data(ws: Path, parses: list[Pat
     entry = entry_of(path)
     # As if the edit had left every stat field as it was (same mtime tick, a filesystem without ctime): the
     # entry's key names the file's stat data now and only the old content's hash.
-    key, rest = entry.read_bytes().split(b"\n", 1)
+    key, _, body = unpacked(entry.read_bytes())
     fields = json.loads(key)
     fields["stat"] = [
         path.stat().st_size,
@@ -324,7 +396,7 @@ def test_an_edit_is_seen_even_with_the_same_stat_data(ws: Path, parses: list[Pat
         path.stat().st_ctime_ns,
         path.stat().st_ino,
     ]
-    entry.write_bytes(json.dumps(fields, sort_keys=True, separators=(",", ":")).encode() + b"\n" + rest)
+    entry.write_bytes(packed(json.dumps(fields, sort_keys=True, separators=(",", ":")).encode(), body))
 
     assert pipecache.load(path).name == "kitchen sunk"
     assert len(parses) == 2
@@ -387,24 +459,27 @@ def test_nothing_is_stored_without_a_state_directory(tmp_path: Path) -> None:
 
 
 # -- damaged, foreign and hostile entries ---------------------------------------------------------------------
-def damaged(good: bytes) -> Iterator[tuple[str, bytes]]:
+def damaged(good: bytes, raw: bytes) -> Iterator[tuple[str, bytes]]:
     yield "empty", b""
     for cut in (1, len(good) // 3, len(good) // 2, len(good) - 1):
         yield f"cut at {cut}", good[:cut]
     yield "garbage", os.urandom(2000)
-    yield "not UTF-8", good.replace(b"kitchen sink", b"kitchen \xff\xfe", 1)
-    key, checksum, body = good.split(b"\n", 2)
-    at = body.index(b",", body.index(b'"loc":[')) - 1  # a line number's last digit: valid, but wrong
-    flipped = body[:at] + bytes([body[at] ^ 1]) + body[at + 1 :]
-    yield "a flipped bit in the body", key + b"\n" + checksum + b"\n" + flipped
+    key, checksum, body = unpacked(good)
+    assert packed(key, body) == good
+    plain = pipecache._unseal(raw, body)
+    at = plain.index(b",", plain.index(b'"loc":[')) - 1  # a line number's last digit: valid, but wrong
+    flipped = body[:at] + bytes([body[at] ^ 1]) + body[at + 1 :]  # the same bit flips in the plain text
+    yield "a flipped bit in the body", packed(key, flipped, checksum)
+    not_utf8 = body[:at] + bytes([body[at] ^ plain[at] ^ 0xFF]) + body[at + 1 :]
+    yield "not UTF-8 (a matching checksum)", packed(key, not_utf8)
+    yield "sealed with another file", packed(key, pipecache._unseal(raw + b"#", plain))
+    yield "another version", packed(key.replace(b"mlpipe.pipeline-cache/1", b"mlpipe.pipeline-cache/9"), body)
+    yield "no checksum", b'{"key":%s,"sealed":"%s"}' % (key, base64.b64encode(body))
+    yield "a key with spaces", packed(json.dumps(json.loads(key), sort_keys=True).encode(), body)
+    bad = b"!!" + base64.b64encode(body)
     yield (
-        "another version",
-        key.replace(b"mlpipe.pipeline-cache/1", b"mlpipe.pipeline-cache/9") + b"\n" + checksum + b"\n" + body,
-    )
-    yield "no checksum", key + b"\n" + body
-    yield (
-        "a key with spaces",
-        json.dumps(json.loads(key), sort_keys=True).encode() + b"\n" + checksum + b"\n" + body,
+        "not base64",
+        good.replace(base64.b64encode(body), bad).replace(checksum, hashlib.sha256(bad).hexdigest().encode()),
     )
 
 
@@ -419,7 +494,7 @@ def warm(ws: Path) -> tuple[Path, Pipeline, Path, bytes]:
 
 def test_a_damaged_or_foreign_entry_is_a_miss(ws: Path, parses: list[Path]) -> None:
     path, fresh, entry, good = warm(ws)
-    for what, content in damaged(good):
+    for what, content in damaged(good, path.read_bytes()):
         entry.write_bytes(content)
         count = len(parses)
         same(fresh, pipecache.load(path))
@@ -458,7 +533,7 @@ def test_a_hostile_entry_is_a_miss(what: str, ws: Path, parses: list[Path]) -> N
     path = kitchen(ws)
     fresh = load_pipeline(path)
     pipecache.load(path)
-    rewrite(entry_of(path), HOSTILE[what])
+    rewrite(path, HOSTILE[what])
 
     same(fresh, pipecache.load(path))
     assert len(parses) == 2
@@ -468,8 +543,7 @@ def test_a_hostile_entry_is_a_miss(what: str, ws: Path, parses: list[Path]) -> N
 def test_the_decoder_refuses_each_hostile_change(what: str, ws: Path) -> None:
     path = kitchen(ws)
     pipecache.load(path)
-    _, _, body = entry_of(path).read_bytes().split(b"\n", 2)
-    data = json.loads(body)
+    data = body_of(path)
     stored.from_json(data, file=path.resolve(), root=ws.resolve(), display="mlpipe.yaml")  # whole, it passes
     HOSTILE[what](data)
     with pytest.raises(BadRecord):
@@ -499,8 +573,7 @@ def test_an_entry_that_is_no_regular_file_is_a_miss(ws: Path, parses: list[Path]
 def test_decoding_any_damage_raises_bad_record_or_builds_a_pipeline(ws: Path, data: st.DataObject) -> None:
     path = kitchen(ws) if not (ws / "mlpipe.yaml").exists() else ws / "mlpipe.yaml"
     pipecache.load(path)
-    _, _, body = entry_of(path).read_bytes().split(b"\n", 2)
-    document = json.loads(body)
+    document = body_of(path)
     junk = st.recursive(
         st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
         lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),

@@ -8,14 +8,17 @@ and the name messages give it, this mlpipe's version and spec sources, Python's 
 loader had from the disk (spec/facts.py: code directories, input paths, data files' records, links on output
 paths). `-p` overrides are applied after (spec/params.py), so they do not enter the key.
 
-The file is untrusted: line 1 must be byte for byte the key this load expects, line 2 the sha256 of the rest,
-and the rest passes spec/stored.py's checks; anything else is a miss, and the file is parsed as usual. It is
-written whole to a temporary file and renamed over the entry, so concurrent runs and a kill leave either the
-old entry or the new one. A file with problems is never kept: errors always come from a real parse.
+The file is untrusted: it must hold byte for byte the key this load expects and the sha256 of its body, and
+the body must pass spec/stored.py's checks; anything else is a miss, and the file is parsed as usual. The body
+is sealed with the pipeline file's bytes (`_seal`): a token written in the file (an env value) is no more
+readable in `.mlpipe/` than in the run records. It is written whole to a temporary file and renamed over the
+entry, so concurrent runs and a kill leave either the old entry or the new one. A file with problems is never
+kept: errors always come from a real parse.
 """
 
 from __future__ import annotations
 
+import binascii
 import contextlib
 import hashlib
 import json
@@ -53,14 +56,14 @@ def load(path: Path, overrides: Mapping[str, str] = {}, *, make_state: bool = Fa
     display = display_path(path)
     key = _key(file, display, signature, raw)
     entry = workspace.pipelines / f"{hashlib.sha256(os.fsencode(file)).hexdigest()[:32]}.json"
-    cached = _lookup(entry, key, file, display)
+    cached = _lookup(entry, key, raw, file, display)
     found = None if cached is None else with_overrides(cached, overrides)
     if found is not None:
         return found
     facts = Facts()
     pipeline = _parse(path, overrides, raw, facts)  # raises SpecError: nothing is stored
     if cached is None and (make_state or workspace.state.is_dir()):
-        _store(workspace, entry, key, stored.to_json(pipeline, facts.listed()))
+        _store(workspace, entry, key, _seal(raw, stored.to_json(pipeline, facts.listed())))
     return pipeline
 
 
@@ -115,18 +118,16 @@ def _stat_of(entry: os.DirEntry[str]) -> list[int]:
     return [st.st_size, st.st_mtime_ns]
 
 
-def _lookup(entry: Path, key: bytes, file: Path, display: str) -> Pipeline | None:
+def _lookup(entry: Path, key: bytes, raw: bytes, file: Path, display: str) -> Pipeline | None:
     """The pipeline the entry holds for `key`, if its file is whole, it passes every check and the disk still
     answers the loader's questions as it did."""
-    data = _read_entry(entry)
-    if data is None:
-        return None
-    head, _, rest = data.partition(b"\n")
-    checksum, _, body = rest.partition(b"\n")
-    if head != key or checksum != hashlib.sha256(body).hexdigest().encode():
+    content = _read_entry(entry)
+    body = None if content is None else _unpack(content, key)
+    if body is None:
         return None
     try:
-        pipeline, facts = stored.from_json(json.loads(body), file=file, root=file.parent, display=display)
+        data = json.loads(_unseal(raw, body))
+        pipeline, facts = stored.from_json(data, file=file, root=file.parent, display=display)
         return pipeline if still_true(facts) else None
     except (BadRecord, ValueError, RecursionError, OSError):
         return None  # a foreign, damaged or hostile entry: parse the file
@@ -150,11 +151,51 @@ def _read_entry(entry: Path) -> bytes | None:
     return data if len(data) <= MAX_ENTRY else None
 
 
-def _store(workspace: Workspace, entry: Path, key: bytes, data: object) -> None:
+def _pack(key: bytes, body: bytes) -> bytes:
+    """The entry: one JSON object, `{"key":KEY,"sha256":HEX,"sealed":BASE64}`, with the key as `_key` writes it
+    and the sha256 of the base64 text."""
+    sealed = binascii.b2a_base64(body, newline=False)
+    return b'{"key":%s,"sha256":"%s","sealed":"%s"}' % (
+        key,
+        hashlib.sha256(sealed).hexdigest().encode(),
+        sealed,
+    )
+
+
+def _unpack(content: bytes, key: bytes) -> bytes | None:
+    """The sealed body of an entry written by `_pack` for this very key, whole; else None."""
+    head = b'{"key":%s,"sha256":"' % key
+    if not content.startswith(head) or not content.endswith(b'"}'):
+        return None
+    checksum, sep, sealed = content[len(head) : -2].partition(b'","sealed":"')
+    if not sep or checksum != hashlib.sha256(sealed).hexdigest().encode():
+        return None
+    try:
+        return binascii.a2b_base64(sealed, strict_mode=True)
+    except binascii.Error:
+        return None
+
+
+def _keystream(raw: bytes, size: int) -> bytes:
+    """Bytes only the pipeline file's content gives (the key line holds another hash of it)."""
+    return hashlib.shake_256(FORMAT.encode() + b"\0" + raw).digest(size)
+
+
+def _seal(raw: bytes, data: object) -> bytes:
+    """The body, XORed with a keystream of the pipeline file's bytes: what a file holds in plain text (an env
+    value that is a token) is kept out of `.mlpipe/` like out of run records; the file itself unseals it."""
+    plain = json.dumps(data, separators=(",", ":")).encode()
+    return (int.from_bytes(plain) ^ int.from_bytes(_keystream(raw, len(plain)))).to_bytes(len(plain))
+
+
+def _unseal(raw: bytes, body: bytes) -> bytes:
+    return (int.from_bytes(body) ^ int.from_bytes(_keystream(raw, len(body)))).to_bytes(len(body))
+
+
+def _store(workspace: Workspace, entry: Path, key: bytes, body: bytes) -> None:
     """Written whole beside the entry, then renamed over it; a store that fails (a read-only workspace, a
     `.mlpipe` that is no directory: the command that needs it says so) leaves the cache as it was."""
-    body = json.dumps(data, separators=(",", ":")).encode()
-    content = b"%s\n%s\n%s" % (key, hashlib.sha256(body).hexdigest().encode(), body)
+    content = _pack(key, body)
     temp = entry.with_name(f".{entry.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     try:
         workspace.make_state()

@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-
-from mlpipe.spec import outpaths
-from mlpipe.spec.datafiles import read_record
+from typing import NamedTuple
 
 Answer = bool | str | list[str] | None
 """JSON-shaped, so that a stored answer compares equal to a fresh one."""
@@ -40,6 +37,8 @@ def _is_file(path: str) -> Answer:
 
 def _record(path: str) -> Answer:
     """What a data file records, as the loader uses it: its data's path and digest; else why it cannot be read."""
+    from mlpipe.spec.datafiles import read_record  # only for a pipeline with a data input
+
     try:
         record = read_record(Path(path))
     except FileNotFoundError:
@@ -50,6 +49,8 @@ def _record(path: str) -> Answer:
 
 
 def _destination(root: str, rel: str) -> Answer:
+    from mlpipe.spec import outpaths  # only for a pipeline with an output path
+
     problem = outpaths.destination_problem(Path(root), rel)
     return None if problem is None else list(problem)
 
@@ -64,18 +65,17 @@ QUESTIONS: dict[str, tuple[int, Callable[..., Answer]]] = {
 """Kind -> (how many path arguments, the question)."""
 
 
-@dataclass(frozen=True)
-class Fact:
+class Fact(NamedTuple):
     kind: str
     args: tuple[str, ...]
     answer: Answer
 
 
-@dataclass
 class Facts:
     """The loader's questions to the disk, each asked once, with their answers in the order asked."""
 
-    asked: dict[tuple[str, tuple[str, ...]], Answer] = field(default_factory=dict)
+    def __init__(self) -> None:
+        self.asked: dict[tuple[str, tuple[str, ...]], Answer] = {}
 
     def ask(self, kind: str, *args: str) -> Answer:
         key = (kind, args)
