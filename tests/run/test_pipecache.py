@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -636,6 +637,33 @@ def test_concurrent_writers_and_readers_agree(ws: Path) -> None:
     assert sorted(p.name for p in entry.parent.iterdir()) == [entry.name]  # no temporary file left
 
 
+LOOPER = """
+import sys
+from pathlib import Path
+from mlpipe.run import pipecache
+path, entry = Path(sys.argv[1]), Path(sys.argv[2])
+print("ready", flush=True)
+for _ in range(100_000):
+    entry.unlink(missing_ok=True)
+    pipecache.load(path)
+"""
+
+
+def test_kill_9_of_a_writer_never_leaves_an_entry_that_is_used_half(ws: Path) -> None:
+    path, fresh, entry, _ = warm(ws)
+    for kill in range(8):
+        writer = subprocess.Popen(
+            [sys.executable, "-c", LOOPER, str(path), str(entry)], cwd=ws, stdout=subprocess.PIPE, text=True
+        )
+        assert writer.stdout is not None and writer.stdout.readline() == "ready\n"
+        time.sleep(0.01 + 0.02 * kill)
+        writer.kill()
+        writer.wait(timeout=60)
+        if entry.exists():  # the old entry or the new one, whole
+            assert pipecache._lookup(entry, *lookup_args(path)) is not None
+        same(fresh, pipecache.load(path))
+
+
 def test_a_writer_killed_half_way_leaves_nothing_that_is_used(ws: Path, parses: list[Path]) -> None:
     # A kill -9 between write and rename leaves the temporary file; one before the rename completes leaves
     # the old entry. Neither is read as the entry.
@@ -646,6 +674,13 @@ def test_a_writer_killed_half_way_leaves_nothing_that_is_used(ws: Path, parses: 
     same(fresh, pipecache.load(path))
     assert len(parses) == 2
     assert entry.read_bytes() == good
+    assert half.exists()  # it might be a writer's at work: only an old one is removed, by the next store
+    os.utime(half, (time.time() - 3600,) * 2)
+    busy = entry.with_name(f".{entry.name}.12346.cafe.tmp")
+    busy.write_bytes(b"")
+    entry.unlink()
+    pipecache.load(path)
+    assert sorted(p.name for p in entry.parent.iterdir()) == sorted([entry.name, busy.name])
 
 
 def test_validate_makes_no_state_and_a_run_fills_the_cache(project_factory: Any) -> None:

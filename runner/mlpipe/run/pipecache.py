@@ -25,6 +25,7 @@ import json
 import os
 import stat
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -42,6 +43,8 @@ MAX_FILE = 1 << 20
 MAX_ENTRY = 64 << 20
 """A stored pipeline is about ten times its file's size."""
 SPEC = Path(stored.__file__).parent
+STALE_S = 600
+"""A temporary entry this old was left by a writer that was killed."""
 
 
 def load(path: Path, overrides: Mapping[str, str] = {}, *, make_state: bool = False) -> Pipeline:
@@ -205,3 +208,17 @@ def _store(workspace: Workspace, entry: Path, key: bytes, body: bytes) -> None:
     except OSError:
         with contextlib.suppress(OSError):
             temp.unlink(missing_ok=True)
+        return
+    _sweep(entry.parent)
+
+
+def _sweep(folder: Path) -> None:
+    """Remove the temporary files of writers killed between write and rename (a write takes microseconds, so
+    one older than STALE_S is nobody's)."""
+    stale = time.time() - STALE_S
+    with contextlib.suppress(OSError), os.scandir(folder) as entries:
+        for found in entries:
+            if found.name.startswith(".") and found.name.endswith(".tmp"):
+                with contextlib.suppress(OSError):
+                    if found.stat(follow_symlinks=False).st_mtime < stale:
+                        os.unlink(found.path)
