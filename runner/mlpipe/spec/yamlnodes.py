@@ -166,7 +166,7 @@ class Loader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no types
             return
         try:
             value = plain(node)
-        except (ValueError, KeyError, TypeError, yaml.YAMLError):
+        except (ValueError, KeyError, TypeError, IndexError, yaml.YAMLError):  # IndexError: `!!int` of ""
             if explicit or node.tag in {YAML + "int", YAML + "float"}:
                 self.refuse(node, *_unreadable(node))
             else:
