@@ -12,9 +12,10 @@ from mlpipe.run.session import Session, open_session
 
 if TYPE_CHECKING:
     from mlpipe.cache.tiered import RemoteSettings
+    from mlpipe.release.baseline import Baseline
     from mlpipe.runs import RunRecord
 
-__all__ = ["Selected", "Source", "open_source", "prepare_steps"]
+__all__ = ["Selected", "Source", "find_baseline", "open_source", "prepare_steps"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,9 +43,11 @@ def prepare_steps(
     sink: Sink = to_stderr,
     base: RunRecord | None = None,
     registry: RemoteSettings | None = None,
+    ahead: bool = False,
 ) -> Prepared:
     """Snapshots, facts and the plan of the selected steps (`build=False`: no image is built or loaded); reasons
-    compare with the base commit's run `base` first, and look for run records in `registry`."""
+    compare with the base commit's run `base` first, and look for run records in `registry`. `ahead`: a runner
+    carries the plan out (`prepare`)."""
     return prepare(
         session.pipeline,
         session.workspace,
@@ -56,4 +59,16 @@ def prepare_steps(
         sink=sink,
         base=base,
         registry=registry,
+        ahead=ahead,
     )
+
+
+def find_baseline(session: Session, *, since: str | None, registry: RemoteSettings | None) -> Baseline | None:
+    """The run a new run or plan is compared with (`release.baseline.baseline_for`): `since`'s, else a pull
+    request's base commit's. Without `since` outside GitHub Actions there is none, and the comparison's modules
+    are not loaded (a no-op `ci-run` or `plan` pays for none of them)."""
+    if since is None and session.settings.environ.get("GITHUB_ACTIONS") != "true":
+        return None
+    from mlpipe.release.baseline import baseline_for
+
+    return baseline_for(session.workspace, since=since, environ=session.settings.environ, registry=registry)

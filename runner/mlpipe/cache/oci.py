@@ -120,7 +120,7 @@ class _Layer:
 
 
 @dataclass(frozen=True)
-class _ResultEntry:
+class ResultEntry:
     """A result artifact whose every field passed its check: what `fetch` may act on."""
 
     result: StepResult
@@ -128,7 +128,7 @@ class _ResultEntry:
     layers: tuple[_Layer, ...]
 
 
-def read_result_entry(client: RegistryClient, repo: str, tag: str, manifest_bytes: bytes) -> _ResultEntry:
+def read_result_entry(client: RegistryClient, repo: str, tag: str, manifest_bytes: bytes) -> ResultEntry:
     """Check a result artifact's manifest, download its config (refused unread when its descriptor declares
     more than MAX_CONFIG) and check every field of it. Raises Refused, or CacheError when the registry fails."""
     try:
@@ -150,7 +150,7 @@ def read_result_entry(client: RegistryClient, repo: str, tag: str, manifest_byte
         raise Refused(str(error)) from None
 
 
-def _check_entry(config: dict[str, Any], manifest: records.OciManifest, tag: str) -> _ResultEntry:
+def _check_entry(config: dict[str, Any], manifest: records.OciManifest, tag: str) -> ResultEntry:
     if config.get("format") not in (CONFIG_FORMAT, CONFIG_FORMAT_1):
         raise Refused(f"unknown result format {records.shown(config.get('format'))}")
     result = StepResult.from_json(records.field(config, "result", "config"))
@@ -166,7 +166,7 @@ def _check_entry(config: dict[str, Any], manifest: records.OciManifest, tag: str
     index = records.layer_index(records.field(config, "layers", "config"), "config.layers")
     if {digest for digest, _ in index} != set(descriptors):
         raise Refused("the manifest's layers are not the layers its config indexes")
-    return _ResultEntry(
+    return ResultEntry(
         result=result,
         trust=records.trust(config.get("trust")),
         layers=tuple(_layer(descriptors[digest], names, sizes) for digest, names in index),
@@ -185,7 +185,7 @@ def _object_sizes(result: StepResult) -> dict[ObjectKey, int]:
 
 def _check_named(
     config: dict[str, Any], manifest: records.OciManifest, result: StepResult, sizes: dict[ObjectKey, int]
-) -> _ResultEntry:
+) -> ResultEntry:
     """A format-2 entry: the layers are the ones the record and its titles make, in that order."""
     titles = records.obj(records.field(config, "titles", "config"), "config.titles")
     if set(titles) != set(result.outputs) or not all(isinstance(t, str) for t in titles.values()):
@@ -200,10 +200,10 @@ def _check_named(
     if not plans:
         if [(d.media_type, d.digest) for d in manifest.layers] != [(EMPTY_MEDIA_TYPE, EMPTY_DIGEST)]:
             raise Refused("a result without files must have the empty descriptor as its one layer")
-        return _ResultEntry(result=result, trust=records.trust(config.get("trust")), layers=())
+        return ResultEntry(result=result, trust=records.trust(config.get("trust")), layers=())
     if len(manifest.layers) != len(plans):
         raise Refused(f"the manifest has {len(manifest.layers)} layers; the result's files make {len(plans)}")
-    return _ResultEntry(
+    return ResultEntry(
         result=result,
         trust=records.trust(config.get("trust")),
         layers=tuple(_named(d, plan, sizes) for d, plan in zip(manifest.layers, plans, strict=True)),
@@ -263,6 +263,17 @@ class OciCache:
 
         Raises Refused for an artifact that is there but unusable, CacheError when the registry fails.
         """
+        entry = self.read_entry(repo, fingerprint, accept)
+        return None if entry is None else self.pull_entry(repo, entry)
+
+    def read_entry(
+        self, repo: str, fingerprint: str, accept: Callable[[Mapping[str, Any]], bool] = lambda t: True
+    ) -> ResultEntry | None:
+        """The result artifact under this fingerprint, its manifest and config checked and its trust accepted,
+        without its layers: its record is what a plan needs. None when absent or not accepted.
+
+        Raises Refused for an artifact that is there but unusable, CacheError when the registry fails.
+        """
         tag = result_tag(fingerprint)
         try:
             got = self.client.get_manifest(repo, tag)
@@ -271,8 +282,14 @@ class OciCache:
         if got is None:
             return None
         entry = read_result_entry(self.client, repo, tag, got[0])
-        if not accept(entry.trust):
-            return None
+        return entry if accept(entry.trust) else None
+
+    def pull_entry(self, repo: str, entry: ResultEntry) -> StepResult:
+        """Download what the local store lacks of a checked entry's objects (each verified against its digest),
+        then commit the result there; the stored result.
+
+        Raises Refused for layers that are unusable, CacheError when the registry fails.
+        """
         result = entry.result
         missing = {
             ObjectKey(e.sha256, e.executable)
@@ -464,7 +481,9 @@ class OciCache:
         git = record.get("git") or {}
         tag = run_tag(git.get("commit"), str(record["run_id"]))
         config = canonical_json(dict(record))
-        self._ensure_bytes(repo, config)
+        # Uploaded without asking first: a record holds its run id and times, so no registry has it yet (and a
+        # second upload of the same bytes is harmless). One round trip less at the end of every pushing run.
+        self.client.upload_bytes(repo, _digest(config), config)
         layers = []
         if bundle is not None:
             digest, size = _file_digest(bundle)
