@@ -149,14 +149,17 @@ def test_the_no_op_path_does_not_import_what_it_does_not_use(module: str) -> Non
     assert result.stdout == "[]\n"
 
 
-def test_a_no_op_ci_run_imports_no_comparison(tmp_path: Path) -> None:
-    # The whole no-op run, not only its module: nothing on the way loads the comparison or the suggestions.
+def one_step_repo(tmp_path: Path) -> Path:
     from mlpipe_testing import make_repo
 
     pipeline = "name: demo\nsteps:\n  a:\n    code: src\n    run: echo hi > ${{ outputs.o }}\n    outputs: {o: {type: file}}\n"
-    root = make_repo(
-        tmp_path / "repo", {"mlpipe.yaml": pipeline, "src/a.txt": "a\n", ".gitignore": ".mlpipe/\n"}
-    )
+    files = {"mlpipe.yaml": pipeline, "src/a.txt": "a\n", ".gitignore": ".mlpipe/\n"}
+    return make_repo(tmp_path / "repo", files)
+
+
+def test_a_no_op_ci_run_imports_no_comparison(tmp_path: Path) -> None:
+    # The whole no-op run, not only its module: nothing on the way loads the comparison or the suggestions.
+    root = one_step_repo(tmp_path)
     code = (
         "import os, sys\n"
         f"os.chdir({str(root)!r})\n"
@@ -197,3 +200,23 @@ def test_a_no_op_loads_no_executor_image_release_or_github_module(tmp_path: Path
     )
     assert loaded.returncode == 0, loaded.stderr
     assert loaded.stdout.endswith("\nTrue\n"), loaded.stdout
+
+
+@pytest.mark.parametrize("command", ["ci-run", "plan"])
+def test_a_no_op_with_a_warm_pipeline_cache_imports_no_yaml(tmp_path: Path, command: str) -> None:
+    # The first run parses mlpipe.yaml and stores it parsed (run/pipecache.py); the next one reads that and
+    # neither imports PyYAML nor the loader and its checks.
+    root = one_step_repo(tmp_path)
+    code = (
+        "import os, sys\n"
+        f"os.chdir({str(root)!r})\n"
+        "from mlpipe.cli.main import main\n"
+        f"try:\n    main([{command!r}])\nexcept SystemExit as e:\n    assert e.code == 0, e.code\n"
+        "print(sorted(n for n in sys.modules if n.split('.')[0] == 'yaml' or n == 'mlpipe.spec.load'))"
+    )
+    first = python(code.replace(f"main([{command!r}])", "main(['ci-run'])"))
+    assert first.returncode == 0, first.stderr
+    assert "'mlpipe.spec.load', 'yaml'" in first.stdout  # a cold cache parses: the check sees the import
+    result = python(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.endswith("\n[]\n"), result.stdout

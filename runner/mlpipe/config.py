@@ -17,8 +17,7 @@ from types import MappingProxyType
 from typing import Any
 
 from mlpipe.errors import UsageError
-from mlpipe.spec.yamlnodes import did_you_mean
-from mlpipe.text import table
+from mlpipe.text import did_you_mean, table
 
 REPO_FILE = "mlpipe.toml"
 MODES = ("auto", "read-write", "read", "off")

@@ -50,6 +50,11 @@ class Workspace:
         return self.state / "tmp"
 
     @property
+    def pipelines(self) -> Path:
+        """The parsed-pipeline cache: one checked, parsed pipeline file per pipeline file (run/pipecache.py)."""
+        return self.state / "pipelines"
+
+    @property
     def snapshots(self) -> Path:
         """Materialized read-only copies of code snapshots, one per tree hash."""
         return self.state / "snapshots"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
 
@@ -20,6 +20,22 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     lines.append("  ".join("-" * w for w in widths))
     lines.extend("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
     return "\n".join(lines)
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """'did you mean X?' for a close name, else the list of valid names (compared case-insensitively)."""
+    by_lower = {choice.lower(): choice for choice in choices}
+    close = close_matches(name.lower(), list(by_lower), n=1)
+    if close:
+        return f"did you mean {by_lower[close[0]]!r}?"
+    return f"expected one of: {', '.join(by_lower.values())}" if by_lower else ""
+
+
+def close_matches(word: str, choices: Sequence[str], n: int) -> list[str]:
+    """difflib's suggestions, imported only when there is a mistake to suggest a fix for."""
+    import difflib
+
+    return difflib.get_close_matches(word, choices, n=n)
 
 
 def printable(text: str) -> str:

@@ -135,6 +135,16 @@ def test_core_tags_that_do_not_fit_their_value_are_refused(ws: Path) -> None:
     ]
 
 
+def test_an_empty_number_tag_is_refused(ws: Path) -> None:
+    # PyYAML's int and float constructors index the empty text: an IndexError, once a traceback.
+    text = "name: x\nparams:\n  a: !!int\n  b: !!float ''\n" + STEP
+
+    assert problems(ws, text) == [
+        "mlpipe.yaml:3:6: params.a: '' is not a valid !!int; write a valid !!int, or remove the tag",
+        "mlpipe.yaml:4:6: params.b: '' is not a valid !!float; write a valid !!float, or remove the tag",
+    ]
+
+
 def test_a_date_or_equals_sign_that_is_not_one_is_a_string(ws: Path) -> None:
     path = ws / "mlpipe.yaml"
     path.write_text("name: 2001-13-45\nparams: {d: 2001-02-30, e: =}\n" + STEP)

@@ -11,8 +11,9 @@ from click.testing import CliRunner
 
 from mlpipe.cli.main import cli, main
 from mlpipe.errors import SpecError, UsageError
-from mlpipe.spec.load import convert, load_pipeline, parse_overrides
+from mlpipe.spec.load import load_pipeline
 from mlpipe.spec.model import Location, Output, RepoInput, StepInput
+from mlpipe.spec.params import convert, parse_overrides
 
 
 @pytest.fixture

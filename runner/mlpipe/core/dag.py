@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from mlpipe.errors import UsageError
 from mlpipe.graphs import Graph, reach
 from mlpipe.spec.model import Pipeline
-from mlpipe.spec.yamlnodes import did_you_mean
+from mlpipe.text import did_you_mean
 
 """Step -> the steps it waits for, keys in file order."""
 

@@ -11,7 +11,7 @@ from mlpipe.git.commands import find_repo, run_git
 from mlpipe.git.provenance import parse_status
 from mlpipe.run.prepare import Selected, prepare, workspace_path
 from mlpipe.run.session import Session
-from mlpipe.spec.yamlnodes import did_you_mean
+from mlpipe.text import did_you_mean
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 from mlpipe.errors import UsageError
 from mlpipe.events import Sink, to_stderr
 from mlpipe.paths import Workspace
-from mlpipe.spec.load import load_pipeline, parse_overrides
+from mlpipe.run import pipecache
 from mlpipe.spec.model import Pipeline
+from mlpipe.spec.params import parse_overrides
 
 if TYPE_CHECKING:  # `validate` only loads the file: the store and config stay unimported
     from mlpipe.cache.base import ResultStore
@@ -60,10 +61,12 @@ def cache_dir(settings: Settings) -> Path | None:
     return Path(value).expanduser().resolve()
 
 
-def load(file: str | None, params: Sequence[str] = ()) -> Pipeline:
+def load(file: str | None, params: Sequence[str] = (), *, make_state: bool = False) -> Pipeline:
+    """The pipeline file, through the parsed-pipeline cache (`make_state`: make `.mlpipe/` to store it in; a
+    command that writes no state leaves a workspace without one as it is)."""
     # Paths in the file are relative to its directory (as in dvc.yaml), so a pipeline can live in a subdir.
     overrides = parse_overrides(list(params))
-    return load_pipeline(pipeline_path(file), overrides=overrides)
+    return pipecache.load(pipeline_path(file), overrides, make_state=make_state)
 
 
 def workspace_for(file: str | None, settings: Settings | None = None) -> Workspace:
@@ -84,7 +87,7 @@ def open_session(
     the store says on the side (a run's reporters, through `events.Relay`)."""
     from mlpipe.config import load_settings
 
-    pipeline = load(file, params)
+    pipeline = load(file, params, make_state=True)  # the store below makes `.mlpipe/` anyway
     settings = load_settings(pipeline.root, cli=cli or {})
     workspace, store, hasher = open_store(pipeline.root, settings, sink=sink)
     return Session(pipeline, workspace, store, hasher, settings)

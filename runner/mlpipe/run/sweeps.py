@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from mlpipe.runs import RunRecord
-from mlpipe.spec.matrix import split
+from mlpipe.spec.refs import split
 from mlpipe.text import table
 
 

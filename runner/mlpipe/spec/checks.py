@@ -7,10 +7,10 @@ from itertools import pairwise
 
 from mlpipe.errors import present
 from mlpipe.graphs import find_cycles
-from mlpipe.spec.matrix import split
-from mlpipe.spec.refs import Ref
+from mlpipe.spec.refs import Ref, split
 from mlpipe.spec.steps import Draft, Site
-from mlpipe.spec.yamlnodes import Reader, did_you_mean, position
+from mlpipe.spec.yamlnodes import Reader, position
+from mlpipe.text import did_you_mean
 
 CYCLE_FIX = "each step waits for the next; remove one of these dependencies"
 

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from yaml.nodes import Node
 
-from mlpipe.spec.datafiles import DATA_SUFFIX, read_record
+from mlpipe.spec.datafiles import DATA_SUFFIX
 from mlpipe.spec.model import DataInput, ExternalInput, Input, Location, OciInput, RepoInput, UrlInput
 from mlpipe.spec.yamlnodes import Reader, join
 
@@ -100,7 +100,7 @@ def _external_path(reader: Reader, node: Node, key: str) -> str | None:
         reader.add(node, key, f"external path {text!r} is not absolute", fix)
         return None
     path = posixpath.normpath(text)
-    if not Path(path).exists():
+    if not reader.facts.exists(Path(path)):
         reader.add(node, key, f"external path {path!r} does not exist", "check the path on this machine")
     return path
 
@@ -130,7 +130,7 @@ def data_file_input(
 ) -> Input:
     """A workspace path ending in `.mlpipe-data.json`: the data set it records."""
     try:
-        record = read_record(root / rel)
+        data, digest = reader.facts.record(root / rel)
     except FileNotFoundError:
         fix = f"run `mlpipe data add {rel.removesuffix(DATA_SUFFIX)}` to record it"
         reader.add(node, key, f"data file {rel!r} does not exist", fix)
@@ -139,5 +139,5 @@ def data_file_input(
         fix = f"run `mlpipe data add {rel.removesuffix(DATA_SUFFIX)}` again"
         reader.add(node, key, f"data file {rel!r} is not valid: {error}", fix)
         return RepoInput(name=name, path=rel, loc=loc)
-    path = posixpath.join(posixpath.dirname(rel), record.path)
-    return DataInput(name=name, file=rel, path=path, digest=record.digest, loc=loc)
+    path = posixpath.join(posixpath.dirname(rel), data)
+    return DataInput(name=name, file=rel, path=path, digest=digest, loc=loc)

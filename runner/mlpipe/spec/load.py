@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,29 +13,40 @@ from yaml.nodes import MappingNode, Node
 
 from mlpipe.errors import SpecError, UsageError
 from mlpipe.spec.checks import check_links
+from mlpipe.spec.facts import Facts, display_path
 from mlpipe.spec.indent import bad_dedent, slips
 from mlpipe.spec.matrix import expand, make_instances
-from mlpipe.spec.model import Param, ParamValue, Pipeline
-from mlpipe.spec.steps import NAME, Draft, build_step, check_name
-from mlpipe.spec.yamlnodes import INT64, Entry, Reader, Refused, compose, did_you_mean, join
+from mlpipe.spec.model import Param, Pipeline
+from mlpipe.spec.params import convert
+from mlpipe.spec.steps import Draft, build_step, check_name
+from mlpipe.spec.yamlnodes import Entry, Reader, Refused, compose, join
+from mlpipe.text import did_you_mean
 
 TOP_KEYS = ("format", "name", "params", "steps")
 FORMAT = "mlpipe.pipeline/1"
 """The `format` an exported pipeline carries; a hand-written file may leave it out."""
 CONFLICT_MARKER = re.compile(r"(<{7}|={7}|>{7}|\|{7})(?:\s|$)")
-TRUE, FALSE = {"true", "1", "yes"}, {"false", "0", "no"}
 MAX_BYTES = 1 << 20
 """A pipeline file is at most 1 MiB; mlpipe's own pipelines are a few KiB, a 1,000-step one about 100 KiB."""
 
 
-def load_pipeline(path: Path, *, overrides: Mapping[str, str] = {}, root: Path | None = None) -> Pipeline:
+def load_pipeline(
+    path: Path,
+    *,
+    overrides: Mapping[str, str] = {},
+    root: Path | None = None,
+    raw: bytes | None = None,
+    facts: Facts | None = None,
+) -> Pipeline:
     """Load and check a pipeline file; raise SpecError with every problem found.
 
     `root` is the workspace root every path is relative to: by default the file's directory (as with dvc.yaml,
     so a pipeline can live in a subdirectory of its repository). `overrides` are `-p name=value` strings, converted to each param's type.
+    `raw`: the file's bytes, when the caller has read them (the parsed-pipeline cache keys on exactly what was
+    parsed); `facts` hears every question the loader asks the disk, with its answer.
     """
-    reader = Reader(display_path(path))
-    text = _read(reader, path)
+    reader = Reader(display_path(path), facts=Facts() if facts is None else facts)
+    text = _decode(reader, _read(reader, path) if raw is None else raw)
     file = path.resolve()
     workspace = (root or file.parent).resolve()
     pipeline, doc = (None, None) if text is None else _build(reader, text, file, workspace, overrides)
@@ -53,53 +63,17 @@ def load_pipeline(path: Path, *, overrides: Mapping[str, str] = {}, root: Path |
     return pipeline
 
 
-def parse_overrides(items: Iterable[str]) -> dict[str, str]:
-    """`["lr=0.1", ...]` -> `{"lr": "0.1"}`; the last of repeated names wins."""
-    out: dict[str, str] = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not NAME.fullmatch(name.strip()):
-            raise UsageError(f"-p {item}: expected NAME=VALUE, e.g. -p lr=0.01")
-        out[name.strip()] = value
-    return out
-
-
-def display_path(path: Path) -> str:
-    """The file as messages name it: relative to the current directory when under it, else as given."""
-    try:
-        return path.absolute().relative_to(Path.cwd()).as_posix()
-    except ValueError:
-        return str(path)
-
-
-def convert(text: str, default: ParamValue) -> ParamValue:
-    """A `-p` value in the type of the param's default; ValueError says what was expected."""
-    if isinstance(default, bool):
-        word = text.strip().lower()
-        if word in TRUE | FALSE:
-            return word in TRUE
-        raise ValueError("true or false (or yes/no, 1/0)")
-    if isinstance(default, str):
-        return text
-    try:
-        number = int(text.strip()) if isinstance(default, int) else float(text)
-    except ValueError:
-        raise ValueError("an integer" if isinstance(default, int) else "a number") from None
-    if isinstance(number, int) and number not in INT64:
-        raise ValueError("an integer between -2**63 and 2**63-1")
-    if isinstance(number, float) and not math.isfinite(number):
-        raise ValueError("a finite number")
-    return number
-
-
-def _read(reader: Reader, path: Path) -> str | None:
+def _read(reader: Reader, path: Path) -> bytes:
     try:
         with path.open("rb") as stream:
-            raw = stream.read(MAX_BYTES + 1)  # never more: the file may be huge, or endless
+            return stream.read(MAX_BYTES + 1)  # never more: the file may be huge, or endless
     except FileNotFoundError:
         raise UsageError(f"{reader.file}: no such file") from None
     except OSError as error:
         raise UsageError(f"{reader.file}: cannot read: {error.strerror}") from None
+
+
+def _decode(reader: Reader, raw: bytes) -> str | None:
     if len(raw) > MAX_BYTES:
         message = f"the file is larger than {MAX_BYTES >> 20} MiB, the most a pipeline file may be"
         reader.add_at(1, 1, "", message, "keep data out of it: give data files as inputs")

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from mlpipe.spec.model import Param, ParamValue, Step, StepInput
-from mlpipe.spec.refs import param_text
+from mlpipe.spec.refs import param_text, split
 from mlpipe.spec.steps import Draft
 from mlpipe.spec.yamlnodes import Reader, describe, join
 
@@ -22,12 +22,6 @@ ALL = "[*]"
 
 def instance_name(step: str, values: Mapping[str, ParamValue]) -> str:
     return f"{step}[{','.join(f'{key}={param_text(value)}' for key, value in values.items())}]"
-
-
-def split(step_ref: str) -> tuple[str, str | None]:
-    """`train[lr=0.1]` -> ('train', 'lr=0.1'); `train[*]` -> ('train', '*'); `train` -> ('train', None)."""
-    name, bracket, rest = step_ref.partition("[")
-    return name, (rest[:-1] if bracket else None)
 
 
 def make_instances(reader: Reader, drafts: Mapping[str, Draft], params: Mapping[str, Param]) -> None:

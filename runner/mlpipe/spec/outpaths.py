@@ -24,18 +24,20 @@ def destination_problem(root: Path, rel: str) -> tuple[str, str] | None:
     reserved = _reserved(PurePosixPath(rel).parts)
     if reserved is not None:
         return f"path {rel!r} is inside {reserved}/, {RESERVED[reserved]}", FIX
-    return _link_problem(root.resolve(), rel)
+    return _link_problem(root, rel)
 
 
-def _link_problem(top: Path, rel: str) -> tuple[str, str] | None:
-    """Each existing link on the way, the last part included, must resolve inside `top` and outside the
-    reserved directories (followed as the kernel follows it: chains, `..` after a link)."""
+def _link_problem(root: Path, rel: str) -> tuple[str, str] | None:
+    """Each existing link on the way, the last part included, must resolve inside the workspace and outside the
+    reserved directories (followed as the kernel follows it: chains, `..` after a link). The root is resolved
+    only when there is a link to follow (a run asks this for every output path, and again from the cache)."""
     parts = PurePosixPath(rel).parts
-    current = top
+    current = root
     for count, part in enumerate(parts, 1):
         current = current / part
         if not current.is_symlink():
             continue
+        top = root.resolve()
         link = "/".join(parts[:count])
         try:
             shown = f"{link!r} -> {os.readlink(current)!r}"

@@ -96,6 +96,12 @@ def render(template: str, value_of: Callable[[Ref], str], *, quote: bool) -> str
     return "".join(out)
 
 
+def split(step_ref: str) -> tuple[str, str | None]:
+    """`train[lr=0.1]` -> ('train', 'lr=0.1'); `train[*]` -> ('train', '*'); `train` -> ('train', None)."""
+    name, bracket, rest = step_ref.partition("[")
+    return name, (rest[:-1] if bracket else None)
+
+
 def param_text(value: bool | float | str) -> str:
     """How a param value reads in a command: YAML's spelling for booleans, repr for numbers."""
     if isinstance(value, bool):

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from mlpipe.spec import datainputs, outpaths, refs
+from mlpipe.spec import datainputs, refs
 from mlpipe.spec.model import (
     Build,
     ContainerMount,
@@ -23,7 +23,8 @@ from mlpipe.spec.model import (
     Step,
     StepInput,
 )
-from mlpipe.spec.yamlnodes import Entry, Reader, close_matches, did_you_mean, join, plain
+from mlpipe.spec.yamlnodes import Entry, Reader, join, plain
+from mlpipe.text import close_matches, did_you_mean
 
 STEP_KEYS = (
     "code", "run", "inputs", "outputs", "env", "env-passthrough", "matrix", "reuse", "needs",
@@ -168,10 +169,10 @@ class _StepBuilder:
         rel = workspace_path(self.reader, node, key)
         if rel is None:
             return None
-        if not (self.root / rel).exists():
+        if not self.reader.facts.exists(self.root / rel):
             message = f"code directory {rel!r} does not exist"
             self.reader.add(node, key, message, missing_fix(self.root, rel))
-        elif not (self.root / rel).is_dir():
+        elif not self.reader.facts.is_dir(self.root / rel):
             self.reader.add(
                 node, key, f"code {rel!r} is not a directory", "give the directory holding the code"
             )
@@ -218,7 +219,7 @@ class _StepBuilder:
             rel = workspace_path(self.reader, node, key)
             if rel is not None and datainputs.is_data_file(rel):
                 return datainputs.data_file_input(self.reader, self.root, name, node, key, rel, loc)
-            if rel is not None and not (self.root / rel).exists():
+            if rel is not None and not self.reader.facts.exists(self.root / rel):
                 fix = missing_fix(self.root, rel)
                 self.reader.add(node, key, f"input path {rel!r} does not exist", fix)
             return RepoInput(name=name, path=rel or text, loc=loc)
@@ -260,7 +261,7 @@ class _StepBuilder:
         if "path" in fields:
             path_key, path_node = join(key, "path"), fields["path"].value
             path = workspace_path(self.reader, path_node, path_key)
-            problem = None if path is None else outpaths.destination_problem(self.root, path)
+            problem = None if path is None else self.reader.facts.destination_problem(self.root, path)
             if problem is not None:
                 self.reader.add(path_node, path_key, *problem)
                 path = None
@@ -366,7 +367,7 @@ class _StepBuilder:
         if context is None or dockerfile is None:
             return None
         path = posixpath.normpath(posixpath.join(context, dockerfile))
-        if not (self.root / path).is_file():
+        if not self.reader.facts.is_file(self.root / path):
             where = file_node.value if file_node is not None else context_node
             where_key = join(key, "dockerfile") if file_node is not None else context_key
             fix = "add it, or name it with 'dockerfile' (relative to the context)"
@@ -375,7 +376,7 @@ class _StepBuilder:
 
     def directory(self, node: Node, key: str, what: str) -> str | None:
         rel = workspace_path(self.reader, node, key)
-        if rel is not None and not (self.root / rel).is_dir():
+        if rel is not None and not self.reader.facts.is_dir(self.root / rel):
             self.reader.add(node, key, f"{what} {rel!r} is not a directory", missing_fix(self.root, rel))
             return None
         return rel
@@ -459,7 +460,7 @@ class _StepBuilder:
                 fix = "give it relative to the workspace root, or absolute"
                 self.reader.add(node, key, f"host path {host!r} is outside the workspace root", fix)
                 return None
-            if not (self.root / rel).exists():
+            if not self.reader.facts.exists(self.root / rel):
                 self.reader.add(node, key, f"host path {rel!r} does not exist", missing_fix(self.root, rel))
             host = rel
         return ContainerMount(host=host, target=target, read_only=found[3] == "ro")
@@ -526,10 +527,10 @@ class _StepBuilder:
             rel = workspace_path(self.reader, item, key)
             if rel is None:
                 continue
-            if not (self.root / rel).exists():
+            if not self.reader.facts.exists(self.root / rel):
                 fix = missing_fix(self.root, rel)
                 self.reader.add(item, key, f"environment file {rel!r} does not exist", fix)
-            elif not (self.root / rel).is_file():
+            elif not self.reader.facts.is_file(self.root / rel):
                 self.reader.add(
                     item, key, f"environment file {rel!r} is not a file", "list the files themselves"
                 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,7 +13,10 @@ from yaml.events import AliasEvent, CollectionStartEvent, ScalarEvent
 from yaml.nodes import CollectionNode, MappingNode, Node, ScalarNode, SequenceNode
 
 from mlpipe.errors import BrokenInvariant, Problem
+from mlpipe.spec.facts import Facts
 from mlpipe.spec.model import Location
+from mlpipe.spec.params import INT64
+from mlpipe.text import did_you_mean
 
 
 @dataclass(frozen=True)
@@ -30,15 +33,6 @@ def join(path: str, name: str) -> str:
     is built for every node below it, and a 400 KB key copied into each made a 1 MB file take 24 GB."""
     name = name if len(name) <= MAX_NAME else f"{name[: MAX_NAME - 3]}..."
     return f"{path}.{name}" if path else name
-
-
-def did_you_mean(name: str, choices: Iterable[str]) -> str:
-    """'did you mean X?' for a close name, else the list of valid names (compared case-insensitively)."""
-    by_lower = {choice.lower(): choice for choice in choices}
-    close = close_matches(name.lower(), list(by_lower), n=1)
-    if close:
-        return f"did you mean {by_lower[close[0]]!r}?"
-    return f"expected one of: {', '.join(by_lower.values())}" if by_lower else ""
 
 
 def plain(node: ScalarNode) -> Any:
@@ -78,7 +72,6 @@ MAX_DEPTH = 64
 """Lists and mappings nested deeper than this are refused: a pipeline needs about six levels."""
 MAX_VALUES = 100_000
 """Values a document may stand for once every alias is expanded (a 'billion laughs' stands for billions)."""
-INT64 = range(-(2**63), 2**63)
 MAX_NAME = 64
 """Characters of one name shown in a key path."""
 MAX_PROBLEMS = 200
@@ -173,7 +166,7 @@ class Loader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no types
             return
         try:
             value = plain(node)
-        except (ValueError, KeyError, TypeError, yaml.YAMLError):
+        except (ValueError, KeyError, TypeError, IndexError, yaml.YAMLError):  # IndexError: `!!int` of ""
             if explicit or node.tag in {YAML + "int", YAML + "float"}:
                 self.refuse(node, *_unreadable(node))
             else:
@@ -273,6 +266,8 @@ class Reader:
     problems: list[Problem] = field(default_factory=list)
     dropped: int = 0
     """Problems past MAX_PROBLEMS, counted, not kept."""
+    facts: Facts = field(default_factory=Facts)
+    """The loader's questions to the disk and their answers (what a cached pipeline depends on)."""
 
     def add(self, node: Node, key: str, message: str, fix: str = "", *, offset: int | None = None) -> None:
         line, col = position(node, offset)
@@ -393,10 +388,3 @@ def position(node: Node, offset: int | None = None) -> tuple[int, int]:
     if node.style in {"'", '"'} and source == f"{node.style}{node.value}{node.style}":
         return line, col + 1 + offset
     return line, col
-
-
-def close_matches(word: str, choices: Sequence[str], n: int) -> list[str]:
-    """difflib's suggestions, imported only when a pipeline has a mistake to suggest a fix for."""
-    import difflib
-
-    return difflib.get_close_matches(word, choices, n=n)
