@@ -9,8 +9,9 @@ import re
 import stat
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
     from concurrent.futures import Future
 
 _CHUNK = 1 << 20
+_CHUNK_ENTRIES = 1024
+"""Entries turned into JSON at once when a whole manifest is hashed or written."""
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -52,7 +55,7 @@ def json_digest(value: Any) -> str:
     return "sha256:" + bytes_sha256(canonical_json(value))
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Entry:
     """One file of a tree: a regular file (with its exec bit) or a symbolic link (sha256 of its target)."""
 
@@ -86,9 +89,13 @@ class Manifest:
     type: str  # "file" | "dir"
     entries: tuple[Entry, ...]
 
-    @property
+    @cached_property
     def digest(self) -> str:
-        return json_digest({"type": self.type, "entries": [e.to_json() for e in self.entries]})
+        """json_digest of to_json(), taken a chunk of entries at a time (not a dict per entry all at once), once."""
+        digest = ManifestDigest(self.type)
+        for start in range(0, len(self.entries), _CHUNK_ENTRIES):
+            digest.add(self.entries[start : start + _CHUNK_ENTRIES])
+        return digest.hexdigest()
 
     @property
     def size(self) -> int:
@@ -276,7 +283,7 @@ class ManifestDigest:
         self._hash = hashlib.sha256(b'{"entries":[')
         self._separator = b""
 
-    def add(self, entries: list[Entry]) -> None:
+    def add(self, entries: Sequence[Entry]) -> None:
         """The next entries, in order (a batch at a time: one JSON encoding per call, not per entry)."""
         if entries:
             self._hash.update(self._separator + canonical_json([e.to_json() for e in entries])[1:-1])
