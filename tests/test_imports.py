@@ -6,6 +6,7 @@ process the modules are already imported and a cycle would go unnoticed.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -30,9 +31,19 @@ def module_names() -> list[str]:
     return names
 
 
-def python(code: str) -> subprocess.CompletedProcess[str]:
+def python(code: str, *, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    # Outside GitHub Actions, as a developer's no-op: a job's context is read there, a release tag honoured;
+    # and without a user config file (the TOML parser loads only where one exists).
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "MLPIPE_"))}
+    env["XDG_CONFIG_HOME"] = "/nonexistent/mlpipe-test-imports"
     return subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        cwd=cwd,
+        env=env,
     )
 
 
@@ -106,9 +117,34 @@ NOT_ON_THE_NO_OP = ("difflib", "random", "mlpipe.core.compare", "mlpipe.github.h
 A no-op `ci-run` or `plan` pays for none of them (bench/README.md, issue 18)."""
 
 
+NOT_UNTIL_A_STEP_RUNS = (
+    "socket",
+    "tomllib",
+    "unicodedata",
+    "mlpipe.executors.base",
+    "mlpipe.executors.choose",
+    "mlpipe.executors.gpus",
+    "mlpipe.executors.host",
+    "mlpipe.executors.orphans",
+    "mlpipe.executors.stopping",
+    "mlpipe.images.provide",
+    "mlpipe.images.pushed",
+    "mlpipe.cache.image_artifacts",
+    "mlpipe.cache.logins",
+    "mlpipe.release.baseline",
+    "mlpipe.release.manifest",
+    "mlpipe.github.context",
+)
+"""Loaded when a step runs (the executors, GPUs; the orphan-step reaper only when a killed mlpipe left a step's
+record), when a step has `build:` (the image modules), or in a GitHub Actions job (its context, a pull request's
+base run, a release tag); the TOML parser only where a config file exists, `unicodedata` only for a failed
+step's log tail: a no-op `ci-run` or `plan` outside Actions without config files loads none of them (issue 18)."""
+
+
 @pytest.mark.parametrize("module", ["mlpipe.cli.ci_run", "mlpipe.cli.plan"])
 def test_the_no_op_path_does_not_import_what_it_does_not_use(module: str) -> None:
-    result = python(f"import sys, {module}\nprint(sorted(set(sys.modules) & {set(NOT_ON_THE_NO_OP)!r}))")
+    unused = {*NOT_ON_THE_NO_OP, *NOT_UNTIL_A_STEP_RUNS}
+    result = python(f"import sys, {module}\nprint(sorted(set(sys.modules) & {unused!r}))")
     assert result.returncode == 0, result.stderr
     assert result.stdout == "[]\n"
 
@@ -132,3 +168,32 @@ def test_a_no_op_ci_run_imports_no_comparison(tmp_path: Path) -> None:
     result = python(code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.endswith("\n[]\n"), result.stdout
+
+
+@pytest.mark.parametrize("command", ["ci-run", "plan"])
+def test_a_no_op_loads_no_executor_image_release_or_github_module(tmp_path: Path, command: str) -> None:
+    # The whole command after a run that stored every result: reusing a step starts no executor, and a
+    # pipeline without `build:` outside GitHub Actions needs no image, release or GitHub module.
+    from mlpipe_testing import make_repo
+
+    pipeline = "name: demo\nsteps:\n  a:\n    code: src\n    run: echo hi > ${{ outputs.o }}\n    outputs: {o: {type: file}}\n"
+    root = make_repo(
+        tmp_path / "repo", {"mlpipe.yaml": pipeline, "src/a.txt": "a\n", ".gitignore": ".mlpipe/\n"}
+    )
+    run = "from mlpipe.cli.main import main\ntry:\n    main({!r})\nexcept SystemExit as e:\n    assert e.code == 0, e.code\n"
+    first = python(run.format(["ci-run"]), cwd=root)
+    assert first.returncode == 0, first.stderr
+    unused = {*NOT_ON_THE_NO_OP, *NOT_UNTIL_A_STEP_RUNS}
+    result = python(
+        run.format([command]) + f"import sys\nprint(sorted(set(sys.modules) & {unused!r}))", cwd=root
+    )
+    assert result.returncode == 0, result.stderr
+    assert "reuse" in result.stdout, result.stdout  # step a is reused: nothing ran
+    assert result.stdout.endswith("\n[]\n"), result.stdout
+    # The check can see them: a run that starts a step loads the host executor.
+    loaded = python(
+        run.format(["ci-run", "--no-reuse"]) + "import sys\nprint('mlpipe.executors.host' in sys.modules)",
+        cwd=root,
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.endswith("\nTrue\n"), loaded.stdout

@@ -13,7 +13,7 @@ from typing import TypeVar
 import pytest
 
 from mlpipe import statcache
-from mlpipe.digest import FileHasher, _Hashing, file_sha256, tree_signature, walk_files
+from mlpipe.digest import FileHasher, _Hashing, file_sha256, tree_signature, walk_files, walk_signature
 from mlpipe.statcache import StatCache
 
 T = TypeVar("T")
@@ -220,6 +220,33 @@ def test_the_tree_signature_is_the_digest_of_the_joined_lines_as_stored_before(t
     expected = hashlib.blake2b(joined.encode(), digest_size=20).hexdigest()
     assert tree_signature(iter(files)) == (expected, max(st.st_mtime_ns for _, st in files))
     assert tree_signature([]) == (hashlib.blake2b(b"", digest_size=20).hexdigest(), 0)
+
+
+def test_the_one_pass_walk_signature_hashes_exactly_the_bytes_of_the_walk_and_its_signature(
+    tmp_path: Path,
+) -> None:
+    # walk_signature batches each directory's files between its subdirectories; the bytes, and so the stored
+    # keys, must be those of tree_signature(walk_files(...)): files before and after a subdirectory, nested
+    # and empty directories, a link, a FIFO (skipped), a name that is not UTF-8, an empty tree.
+    top = tmp_path / "top"
+    for name in ("a", "b/x", "b/y/z", "c", "d/e/f", "g"):
+        (top / name).parent.mkdir(parents=True, exist_ok=True)
+        (top / name).write_text(name)
+    (top / "empty").mkdir()
+    (top / "d" / "e2").mkdir()
+    (top / "link").symlink_to("a")
+    os.mkfifo(top / "b" / "fifo")
+    (top / os.fsdecode(b"name-\xff")).write_text("latin-1")
+    files = list(walk_files(top))
+    assert [rel for rel, _ in files][:3] == ["a", "b/x", "b/y/z"] and len(files) == 8
+    joined = "\n".join(
+        f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0{st.st_ino}\0{st.st_mode}"
+        for rel, st in files
+    )
+    expected = hashlib.blake2b(joined.encode("utf-8", "surrogateescape"), digest_size=20).hexdigest()
+    newest = max(st.st_mtime_ns for _, st in files)
+    assert walk_signature(str(top)) == tree_signature(walk_files(top)) == (expected, newest)
+    assert walk_signature(str(top / "empty")) == tree_signature([])
 
 
 def test_recognising_an_unchanged_tree_holds_no_list_of_its_files(tmp_path: Path) -> None:

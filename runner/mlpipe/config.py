@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,11 +83,15 @@ def user_config_path(environ: Mapping[str, str]) -> Path:
 def read_config(path: Path, shown: str) -> dict[str, Any]:
     """A config file's settings, checked; {} when there is no file. Relative cache dirs are made absolute."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return {}
     except (OSError, UnicodeDecodeError) as error:
         raise UsageError(f"{shown}: cannot read: {error}") from None
+    import tomllib  # loaded only where a config file exists (most runs have none)
+
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise UsageError(f"{shown}: invalid TOML: {error}") from None
     except RecursionError:  # tomllib descends recursively: `a = [[[[...` 100,000 deep

@@ -25,12 +25,13 @@ COMMIT = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 """A git commit: sha1, or sha256 in a repository of that object format."""
 OUTPUT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,199}")
 """As the pipeline file allows them (spec/refs.py NAME), at most 200 characters."""
-RUN_URL = re.compile(
+RUN_URL = (
     r"https?://[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*(?::[0-9]{1,5})?"
     r"/(?!\.)[A-Za-z0-9_.-]{1,100}/(?!\.)[A-Za-z0-9_.-]{1,100}/actions/runs/[0-9]{1,20}"
 )
 """A GitHub Actions workflow run: SERVER/OWNER/REPO/actions/runs/ID; nothing else becomes a link."""
-MEDIA_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}")
+MEDIA_TYPE = r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}"
+"""RUN_URL and MEDIA_TYPE are compiled on first use (re's cache): a no-op run reads no link or descriptor."""
 
 MAX_SIZE = 1 << 63
 """Sizes are below this (what an off_t holds)."""
@@ -289,7 +290,7 @@ def _source(value: Any, where: str) -> str:
 def run_url(value: Any) -> str | None:
     """`value` if it is a workflow run's URL (RUN_URL), else None: a stored record's link, checked before it
     is shown as one."""
-    return value if isinstance(value, str) and RUN_URL.fullmatch(value) else None
+    return value if isinstance(value, str) and re.fullmatch(RUN_URL, value) else None
 
 
 def _run_url(value: Any, where: str) -> str:
@@ -362,7 +363,7 @@ class OciManifest:
 def descriptor(value: Any, where: str) -> Descriptor:
     data = obj(value, where)
     media_type = field(data, "mediaType", where)
-    if not isinstance(media_type, str) or not MEDIA_TYPE.fullmatch(media_type):
+    if not isinstance(media_type, str) or not re.fullmatch(MEDIA_TYPE, media_type):
         raise BadRecord(f"{where}.mediaType", f"expected a media type, found {shown(media_type)}")
     return Descriptor(
         media_type,

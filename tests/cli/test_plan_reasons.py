@@ -30,6 +30,9 @@ def test_a_fresh_clone_names_the_change_against_the_newest_run_in_the_registry(
     plan = fresh.run("plan", "--json", env=env).assert_success().json()
     reasons = {s["name"]: s["reasons"] for s in plan["steps"]}
     assert reasons["train"] == ["param lr: 0.1 -> 0.2", f"vs run {main_run} at {commit[:10]}"]
+    lr_line = 1 + PIPELINE.splitlines().index(next(x for x in PIPELINE.splitlines() if "lr: 0.1" in x))
+    changed_at = {s["name"]: s["changed_at"] for s in plan["steps"]}
+    assert changed_at["train"] == {"path": None, "line": lr_line}  # the param's line in the pipeline file
     # Without the registry nothing names an earlier run.
     assert fresh.run("plan", "--json").assert_success().json()["steps"][1]["reasons"] == [
         "no stored result for this step yet"

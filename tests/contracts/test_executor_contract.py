@@ -257,6 +257,22 @@ class TestExecutorContract:
             lines.seen == expected
         )  # podman's followed log stream lost thousands; its attach stream loses none
 
+    def test_a_progress_bar_redrawn_in_place_shows_while_the_step_runs(self, backend: Backend) -> None:
+        lines = Lines()
+        # As tqdm draws on a pipe: `\r` and the bar, no newline until it is done; the step waits for the test.
+        command = (
+            "printf 'ready  10%%|#    |\\r'\n"
+            'i=0; while [ ! -e "$OUT/go" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done\n'
+            "printf '\\r 100%%|#####|\\n'"
+        )
+        running = backend.executor.start(backend.request(command, on_line=lines))
+        assert lines.ready.wait(WAIT_S), backend.log()
+        (backend.workdir / "outputs" / "go").touch()
+        outcome = finish(running)
+        assert outcome.exit_code == 0, backend.log()
+        assert lines.seen == ["ready  10%|#    |", " 100%|#####|"]
+        assert backend.log() == lines.seen
+
     def test_non_utf8_output_is_replaced_not_fatal(self, backend: Backend) -> None:
         lines = Lines()
         outcome = run(backend, "printf 'bad \\377\\376 bytes\\n'\necho after", on_line=lines)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from mlpipe.core.fingerprint import Fingerprint
 from mlpipe.core.plan import Plan, StepPlan
+from mlpipe.core.reasons import Spot
 from mlpipe.core.results import StepResult
 from mlpipe.report.text import plan_json, plan_text, run_summary, runs_json, runs_text, show_text, where
 from mlpipe.runs import RunRecord, StepRecord
@@ -198,6 +199,7 @@ def make_plan() -> Plan:
                 action="run",
                 selected=True,
                 reasons=("upstream train will run", "param x now used"),
+                spot=Spot(path=None, line=12),
             ),
             "fetch": StepPlan(
                 name="fetch",
@@ -234,6 +236,7 @@ def test_plan_json_envelope() -> None:
                 "fingerprint": "a" * 64,
                 "reasons": [f"same fingerprint as run {OLD_RUN_ID}"],
                 "reused_from": OLD_RUN_ID,
+                "changed_at": None,
             },
             {
                 "name": "train",
@@ -243,6 +246,7 @@ def test_plan_json_envelope() -> None:
                 "fingerprint": "b" * 64,
                 "reasons": ["forced by --from"],
                 "reused_from": None,
+                "changed_at": None,
             },
             {
                 "name": "eval",
@@ -252,6 +256,7 @@ def test_plan_json_envelope() -> None:
                 "fingerprint": None,
                 "reasons": ["upstream train will run", "param x now used"],
                 "reused_from": None,
+                "changed_at": {"path": None, "line": 12},
             },
             {
                 "name": "fetch",
@@ -261,6 +266,7 @@ def test_plan_json_envelope() -> None:
                 "fingerprint": "c" * 64,
                 "reasons": ["no stored result for its current code, params and inputs"],
                 "reused_from": None,
+                "changed_at": None,
             },
         ],
     }

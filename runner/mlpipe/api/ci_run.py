@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from mlpipe.api.source import Selected, Source, open_source, prepare_steps
+from mlpipe.api.source import Selected, Source, find_baseline, open_source, prepare_steps
 from mlpipe.errors import CacheError, MlpipeError, PipelineFailed, UsageError
 from mlpipe.events import Relay, Sink, message, to_stderr
-from mlpipe.github.context import from_env
 from mlpipe.inputs.base import RegistryAccess
 from mlpipe.ownvars import step_environment
-from mlpipe.release.baseline import Baseline, baseline_for, branch_runs, compare_runs
-from mlpipe.release.manifest import build_manifest, push_release, release_tag, require_clean, save_local
 from mlpipe.report.events import Reporter
 from mlpipe.report.terminal import choose_reporter
 from mlpipe.report.traffic import traffic_display
@@ -28,8 +25,10 @@ from mlpipe.run.runners import runner_labels
 from mlpipe.run.session import Session, remote_of
 from mlpipe.runs import RunRecord, new_run_id
 
-if TYPE_CHECKING:  # the comparison's modules load only when a base run is compared
+if TYPE_CHECKING:  # the comparison's, release's and GitHub's modules load only where they are used
     from mlpipe.core.compare import RunDiff
+    from mlpipe.github.context import GitHubContext
+    from mlpipe.release.baseline import Baseline
 
 DEFAULT_MAX_RECOVERABLE_FILE = 100 * 2**20
 
@@ -110,9 +109,7 @@ def _run(
 ) -> RunResult:
     # Found before any compute: a `since` REF without a run is an error, not a surprise at the end.
     registry = remote_of(session.settings)
-    baseline = baseline_for(
-        session.workspace, since=options.since, environ=session.settings.environ, registry=registry
-    )
+    baseline = find_baseline(session, since=options.since, registry=registry)
     with traffic_display(
         session.settings.environ, stream
     ):  # planning fetches the results a registry has: a meter on a terminal
@@ -123,8 +120,10 @@ def _run(
             base=baseline.record if baseline else None,  # reasons name what changed since the base's run
             registry=registry,
         )
-    tag = release_tag(session.settings.environ)
+    tag = _release_tag(session.settings.environ)
     if tag is not None:  # before any compute: a release is the tagged commit and nothing else
+        from mlpipe.release.manifest import require_clean
+
         require_clean(tag, prepared.git)
     missing = prepared.plan.missing()
     if missing:
@@ -154,7 +153,7 @@ def _run(
 def run_options(session: Session, options: CiRunOptions, sink: Sink = to_stderr) -> RunOptions:
     """How a runner runs the steps, from the command's settings; `sink` hears `oci://` inputs' registries."""
     settings = session.settings
-    github = from_env(settings.environ)
+    github = _github(settings.environ)
     return RunOptions(
         jobs=options.jobs or settings.jobs or os.cpu_count() or 1,
         fail_fast=options.fail_fast,
@@ -198,7 +197,7 @@ def _branch_history(
     """The branch a CI run's metrics are charted against and a reader of its latest runs: on a pull request its
     base branch's, here and in the registry (a fresh clone has none of its own); else the branch's own, here only
     (a run that reuses everything from the local store makes no registry request)."""
-    github = from_env(session.settings.environ)
+    github = _github(session.settings.environ)
     if github is None:
         return None
     pushed = github.ref.removeprefix("refs/heads/") if github.ref.startswith("refs/heads/") else None
@@ -207,6 +206,7 @@ def _branch_history(
         return None
     registry = remote_of(session.settings) if github.base_ref else None
     from mlpipe.github.history import POINTS
+    from mlpipe.release.baseline import branch_runs
 
     return lambda: (branch, branch_runs(session.workspace, branch, limit=POINTS - 1, registry=registry))
 
@@ -229,8 +229,29 @@ class _Comparison:
     def _compare(self, baseline: Baseline, record: RunRecord) -> tuple[RunDiff | None, str]:
         if baseline.record is None:
             return None, baseline.note
+        from mlpipe.release.baseline import compare_runs
+
         diff = compare_runs(self.session.workspace, baseline.record, record, pipeline=self.session.pipeline)
         return diff, ""
+
+
+def _github(environ: Mapping[str, str]) -> GitHubContext | None:
+    """The GitHub Actions job's context (`github.context.from_env`); outside a job None, without loading it."""
+    if environ.get("GITHUB_ACTIONS") != "true":
+        return None
+    from mlpipe.github.context import from_env
+
+    return from_env(environ)
+
+
+def _release_tag(environ: Mapping[str, str]) -> str | None:
+    """The tag a GitHub Actions job runs for (`release.manifest.release_tag`); outside a job None, without
+    loading the release's modules."""
+    if environ.get("GITHUB_ACTIONS") != "true":
+        return None
+    from mlpipe.release.manifest import release_tag
+
+    return release_tag(environ)
 
 
 def _failure(record: RunRecord) -> PipelineFailed | None:
@@ -245,6 +266,8 @@ def _failure(record: RunRecord) -> PipelineFailed | None:
 
 def _release(session: Session, tag: str, record: RunRecord, sink: Sink) -> Released:
     """Save the release manifest and push it; a release whose manifest is not where `verify` looks is not done."""
+    from mlpipe.release.manifest import build_manifest, push_release, save_local
+
     manifest = build_manifest(tag, record)
     path = save_local(session.workspace, manifest)
     registry = remote_of(session.settings)

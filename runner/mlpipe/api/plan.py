@@ -7,10 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import IO
 
-from mlpipe.api.source import Selected, Source, open_source, prepare_steps
+from mlpipe.api.source import Selected, Source, find_baseline, open_source, prepare_steps
 from mlpipe.core.plan import Plan
 from mlpipe.errors import UsageError
-from mlpipe.release.baseline import baseline_for
 from mlpipe.report.traffic import traffic_display
 from mlpipe.run.session import remote_of
 
@@ -35,7 +34,7 @@ def plan(source: Source, options: PlanOptions, *, stream: IO[str] | None = None)
     session = open_source(source)
     registry = remote_of(session.settings)
     # On a pull request, reasons name what changed since the base commit's run, as ci-run's do.
-    base = baseline_for(session.workspace, since=None, environ=session.settings.environ, registry=registry)
+    base = find_baseline(session, since=None, registry=registry)
     # Plans are cheap and change nothing: a step whose image must be built says so.
     with traffic_display(
         session.settings.environ, sys.stderr

@@ -12,9 +12,10 @@ from mlpipe.run.session import Session, open_session
 
 if TYPE_CHECKING:
     from mlpipe.cache.tiered import RemoteSettings
+    from mlpipe.release.baseline import Baseline
     from mlpipe.runs import RunRecord
 
-__all__ = ["Selected", "Source", "open_source", "prepare_steps"]
+__all__ = ["Selected", "Source", "find_baseline", "open_source", "prepare_steps"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,3 +58,14 @@ def prepare_steps(
         base=base,
         registry=registry,
     )
+
+
+def find_baseline(session: Session, *, since: str | None, registry: RemoteSettings | None) -> Baseline | None:
+    """The run a new run or plan is compared with (`release.baseline.baseline_for`): `since`'s, else a pull
+    request's base commit's. Without `since` outside GitHub Actions there is none, and the comparison's modules
+    are not loaded (a no-op `ci-run` or `plan` pays for none of them)."""
+    if since is None and session.settings.environ.get("GITHUB_ACTIONS") != "true":
+        return None
+    from mlpipe.release.baseline import baseline_for
+
+    return baseline_for(session.workspace, since=since, environ=session.settings.environ, registry=registry)

@@ -30,6 +30,7 @@ from mlpipe.executors.base import (
     StepPaths,
     StepRequest,
 )
+from mlpipe.executors.lines import LineSplitter
 from mlpipe.executors.orphans import Owner, owner_labels, remove_orphans
 from mlpipe.executors.stopping import Stopper
 
@@ -314,21 +315,15 @@ class ContainerStep:
         self.container.start()
 
     def _pump(self) -> None:
-        pending = b""
+        lines = LineSplitter(MAX_LINE_BYTES)
         try:
             for chunk in self._output:
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
-                for raw in lines:
+                for raw in lines.feed(chunk):
                     self._line(raw)
-                # No newline yet: passed on in pieces, never all held; a line of exactly MAX_LINE_BYTES stays whole.
-                while len(pending) > MAX_LINE_BYTES:
-                    self._line(pending[:MAX_LINE_BYTES])
-                    pending = pending[MAX_LINE_BYTES:]
         except Exception:  # noqa: BLE001, S110 - the stream ends when the container is removed
             pass
-        if pending:
-            self._line(pending)
+        for raw in lines.close():
+            self._line(raw)
 
     def _drain(self) -> None:
         """Wait for the reader to reach the end of the output stream: removing the container cuts it off."""
@@ -339,7 +334,7 @@ class ContainerStep:
 
     def _line(self, raw: bytes) -> None:
         self._lines += 1
-        line = raw.decode("utf-8", "replace").rstrip("\r")
+        line = raw.decode("utf-8", "replace")
         for prefix, replacement in self.request.rewrites:
             line = line.replace(prefix, replacement)
         self._log.write(line.encode() + b"\n")

@@ -30,8 +30,11 @@ from mlpipe.executors.base import (
     StepPaths,
     StepRequest,
 )
+from mlpipe.executors.lines import LineSplitter
 from mlpipe.executors.orphans import forget_host_step, record_host_step
 from mlpipe.executors.stopping import Stopper
+
+_READ_BYTES = 1 << 16
 
 
 def shell_argv(command: str) -> list[str]:
@@ -159,21 +162,24 @@ class HostStep:
     def _pump(self) -> None:
         process = present(self.process, "a step's output read before it started")
         stream: IO[bytes] = present(process.stdout, "a step started without its output pipe")
-        cut = False  # the last read was a piece of a longer line: a newline alone now only ends it
-        for raw in iter(lambda: stream.readline(MAX_LINE_BYTES), b""):
-            if cut and raw in (b"\n", b"\r\n"):
-                cut = False
-                continue
-            cut = not raw.endswith(b"\n")
-            line = raw.decode("utf-8", "replace").rstrip("\r\n")
-            for prefix, replacement in self.request.rewrites:
-                line = line.replace(prefix, replacement)
-            with contextlib.suppress(OSError):  # a full disk: the step goes on; its output is not kept
-                self._log.write(line.encode() + b"\n")
-                self._log.flush()
-            # The pipe must be drained whatever happens to the display, or the step blocks on a full pipe.
-            with contextlib.suppress(Exception):
-                self.request.on_line(self.request.step, line)
+        lines = LineSplitter(MAX_LINE_BYTES)
+        # read1: whatever the pipe holds now, so a progress bar's redraws arrive as they are written
+        for chunk in iter(lambda: stream.read1(_READ_BYTES), b""):  # type: ignore[attr-defined]
+            for raw in lines.feed(chunk):
+                self._line(raw)
+        for raw in lines.close():
+            self._line(raw)
+
+    def _line(self, raw: bytes) -> None:
+        line = raw.decode("utf-8", "replace")
+        for prefix, replacement in self.request.rewrites:
+            line = line.replace(prefix, replacement)
+        with contextlib.suppress(OSError):  # a full disk: the step goes on; its output is not kept
+            self._log.write(line.encode() + b"\n")
+            self._log.flush()
+        # The pipe must be drained whatever happens to the display, or the step blocks on a full pipe.
+        with contextlib.suppress(Exception):
+            self.request.on_line(self.request.step, line)
 
     def wait(self) -> StepOutcome:
         if self.process is None:

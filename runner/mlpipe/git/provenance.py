@@ -27,7 +27,8 @@ from mlpipe.git.snapshot import (
 from mlpipe.paths import STATE_DIR
 
 RUNS_REF_PREFIX = "refs/mlpipe/runs/"
-_RUN_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
+_RUN_ID = r"[A-Za-z0-9_][A-Za-z0-9._-]*"
+"""A run id fit for a ref name; compiled on first use (re's cache): only a dirty run's snapshot ref needs it."""
 IDENTITY = b"mlpipe <mlpipe@localhost>"
 
 
@@ -225,7 +226,7 @@ def write_snapshot_ref(
     repo_paths = find_repo(Path(root))
     if repo_paths is None:
         raise GitError(f"{root} is not in a git repository; cannot record the run's code in git")
-    if not _RUN_ID.fullmatch(run_id) or ".." in run_id or run_id.endswith(".lock"):
+    if not re.fullmatch(_RUN_ID, run_id) or ".." in run_id or run_id.endswith(".lock"):
         raise GitError(f"run id {run_id!r} cannot name a git ref")
     ref = RUNS_REF_PREFIX + run_id
 

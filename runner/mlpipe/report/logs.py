@@ -4,7 +4,6 @@ the workspace's own log directory (a record's `log` field is data, not a path to
 from __future__ import annotations
 
 import re
-import unicodedata
 from pathlib import Path, PurePosixPath
 
 from mlpipe.paths import STATE_DIR
@@ -15,8 +14,9 @@ TAIL_BYTES = 16 * 1024
 """Read at most this much of the log's end: a step that printed gigabytes costs no more than one that did not."""
 LINE_CHARS = 300
 
-_ESCAPES = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)?|[@-Z\\-_])")
-"""ANSI/VT escape sequences (colours, cursor moves, OSC titles and links)."""
+_ESCAPES = r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)?|[@-Z\\-_])"
+"""ANSI/VT escape sequences (colours, cursor moves, OSC titles and links); compiled on first use (re's
+cache): only a failed step's log tail needs it."""
 
 
 def failure_tails(record: RunRecord, root: Path) -> dict[str, list[str]]:
@@ -48,7 +48,9 @@ def log_tail(root: Path, log: str, lines: int = TAIL_LINES) -> list[str]:
 
 def printable(line: str) -> str:
     """One log line as it is safe to print: no escape sequences or control characters, at most LINE_CHARS."""
-    line = _ESCAPES.sub("", line.replace("\t", "    "))
+    import unicodedata  # loaded for a failed step's tail only: a run that succeeds prints none
+
+    line = re.sub(_ESCAPES, "", line.replace("\t", "    "))
     line = "".join(c for c in line.split("\r")[-1] if not unicodedata.category(c).startswith("C"))
     return line if len(line) <= LINE_CHARS else line[: LINE_CHARS - 1] + "…"
 

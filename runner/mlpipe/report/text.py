@@ -119,6 +119,8 @@ def plan_json(pipeline: str, plan: Plan) -> dict[str, Any]:
                 "fingerprint": s.fingerprint.key if s.fingerprint else None,
                 "reasons": list(s.reasons),
                 "reused_from": dict(s.result.provenance).get("run_id") if s.result else None,
+                # As the run record's: a repository path, or None for the pipeline file.
+                "changed_at": {"path": s.spot.path, "line": s.spot.line} if s.spot else None,
             }
             for name, s in plan.steps.items()
         ],

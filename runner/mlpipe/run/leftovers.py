@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from mlpipe.cache.local import _rmtree
-from mlpipe.executors.orphans import reap_host_steps
 from mlpipe.paths import Workspace
 from mlpipe.run.locks import RunLocks, hold_for_run, workspace_idle
 from mlpipe.runs import RunHistory
@@ -47,9 +46,12 @@ def start_run(
         say=say,
         when_idle=lambda: clear_store_tmp(store),
     )
-    reaped = reap_host_steps(host_step_records(workspace))
-    if reaped:
-        say(f"stopped {len(reaped)} step process group(s) left running by a killed mlpipe: {reaped}")
+    if _entries(host_step_records(workspace)):  # a step's record outlives it only when its mlpipe was killed
+        from mlpipe.executors.orphans import reap_host_steps
+
+        reaped = reap_host_steps(host_step_records(workspace))
+        if reaped:
+            say(f"stopped {len(reaped)} step process group(s) left running by a killed mlpipe: {reaped}")
     history = RunHistory(workspace.runs)
     clear_run_dirs(workspace, history, keep=run_id)
     clear_record_temps(workspace)

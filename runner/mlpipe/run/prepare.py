@@ -18,7 +18,6 @@ from mlpipe.core.reasons import CodeChanges, Earlier, FileChange
 from mlpipe.digest import FileHasher
 from mlpipe.errors import ContainerError
 from mlpipe.events import Sink, to_stderr
-from mlpipe.executors.gpus import Gpu, check_fits, discover, why_no_gpus
 from mlpipe.git.provenance import GitInfo, git_info
 from mlpipe.git.snapshot import Snapshot, Snapshotter
 from mlpipe.git.treediff import CodeDiff
@@ -29,8 +28,9 @@ from mlpipe.run.earlier import REGISTRY_LIMIT, EarlierFinder
 from mlpipe.runs import RunHistory, RunRecord
 from mlpipe.spec.model import Pipeline, RepoInput, Step
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # GPUs, image builds and registries load only when a pipeline uses them
     from mlpipe.cache.tiered import RemoteSettings
+    from mlpipe.executors.gpus import Gpu
     from mlpipe.images.provide import Provided
 
 
@@ -198,9 +198,9 @@ def prepare(
         code_trees={code: snap.tree for code, snap in snapshots.items()},
         input_digests={name: _input_digests(pipeline, name, hasher) for name in order},
         environment_digests={name: _environment_digests(pipeline, name, hasher) for name in order},
-        images=_images(pipeline, order, strict=to_run) | built.images,
+        images=_images(pipeline, order, strict=to_run) | (built.images if built is not None else {}),
         platform=platform_id(),
-        pending_builds=built.pending,
+        pending_builds=built.pending if built is not None else {},
     )
 
     hasher.save()
@@ -222,7 +222,12 @@ def prepare(
     plan = planner(facts=facts)
     # Built images only the registry has are loaded for the steps that run (and the engine's pushed for them);
     # one that had to be built instead has a new id, so the plan is made again with it.
-    if to_run and build and built.settle(store, {n for n, s in plan.steps.items() if s.action == "run"}):
+    if (
+        to_run
+        and build
+        and built is not None
+        and built.settle(store, {n for n, s in plan.steps.items() if s.action == "run"})
+    ):
         facts = replace(facts, images={**facts.images, **built.images})
         plan = planner(facts=facts)
     return Prepared(
@@ -313,6 +318,8 @@ def _gpus(
     }
     if not needs:
         return ()
+    from mlpipe.executors.gpus import check_fits, discover, why_no_gpus
+
     gpus = tuple(discover(environ))
     check_fits(needs, gpus, why_none=why_no_gpus(environ))
     return gpus
@@ -328,10 +335,13 @@ def _built_images(
     build: bool,
     strict: bool,
     sink: Sink,
-) -> tuple[Pipeline, Provided]:
+) -> tuple[Pipeline, Provided | None]:
     """Steps with `build:` get `image:` set to their built image, tagged by the context's tree hash (an unchanged
     context is not rebuilt); the build context is the snapshot's files, exactly what the tag names. The image
-    comes from the engine, else from the OCI cache, else is built (`build`) and pushed there."""
+    comes from the engine, else from the OCI cache, else is built (`build`) and pushed there. None: no step to
+    run or reuse has `build:` (the image modules are not even loaded)."""
+    if all(pipeline.steps[name].build is None for name in order):
+        return pipeline, None
     from mlpipe.images.provide import BuildRequest, Provided, build_key, build_tag, provide
 
     steps = dict(pipeline.steps)
@@ -353,8 +363,6 @@ def _built_images(
             )
         )
         steps[name] = replace(steps[name], image=tag)
-    if not requests:
-        return pipeline, Provided()
     try:
         provided = provide(requests, store, build=build, sink=sink)
     except ContainerError:

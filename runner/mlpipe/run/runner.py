@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlpipe import __version__, records
 from mlpipe.cache.base import Handed, ResultStore
@@ -25,21 +25,9 @@ from mlpipe.cache.intake import UnstorableOutput, check_top
 from mlpipe.cache.local import DamagedData
 from mlpipe.core.plan import changed_code, decide, fingerprint_step, gathered_refs, output_refs
 from mlpipe.core.results import StepResult
-from mlpipe.digest import FileHasher, Manifest, tree_signature, walk_files
+from mlpipe.digest import FileHasher, Manifest, tree_signature, walk_signature
 from mlpipe.diskspace import full_disk, is_full
 from mlpipe.errors import BrokenInvariant, present
-from mlpipe.executors.base import (
-    ContainerSpec,
-    Executor,
-    Mount,
-    RunningStep,
-    StepOutcome,
-    StepPaths,
-    StepRequest,
-)
-from mlpipe.executors.choose import container_executor
-from mlpipe.executors.gpus import Gpu, GpuPool
-from mlpipe.executors.host import HostExecutor
 from mlpipe.git.provenance import web_url, write_snapshot_ref
 from mlpipe.git.workdir import private_copy, remove_tree
 from mlpipe.inputs.base import RegistryAccess
@@ -51,6 +39,10 @@ from mlpipe.run.sweeps import gather_dir
 from mlpipe.runs import RunHistory, RunRecord, StepRecord, new_run_id, utc_now
 from mlpipe.spec import refs
 from mlpipe.spec.model import Output, RepoInput, Step
+
+if TYPE_CHECKING:  # the executors load when the first step starts: a run that reuses every step needs none
+    from mlpipe.executors.base import ContainerSpec, Executor, Mount, RunningStep, StepOutcome
+    from mlpipe.executors.gpus import Gpu, GpuPool
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -103,13 +95,15 @@ class Runner:
         self.site = site
         self.reporter = reporter
         self.options = options
-        self.executor = executor or HostExecutor(host_step_records(site.workspace))
+        self._host = executor
+        """Runs steps on the host; created when the first such step starts (`_executor_for`)."""
         self.containers = containers
         """Runs steps with `image:`; the docker executor, created when the first such step starts (scheduler)."""
         # Threads: the scheduler (the thread that calls `run`) owns everything below unless it says otherwise;
         # each started step has a thread of its own (`_start`'s `after_exit`) that checks and stores its outputs
         # and hands its `_Finished` back through `_done`; output readers call only the reporter (locked).
-        self.gpu_pool = GpuPool(work.gpus)  # locked inside, though only the scheduler takes and gives back
+        self._gpu_pool: GpuPool | None = None
+        """Made when a step first needs GPUs (`gpu_pool()`); locked inside, though only the scheduler takes and gives back."""
         self._gpus_held: dict[str, tuple[Gpu, ...]] = {}
         self.labels = options.labels
         self.run_id = run_id or new_run_id()
@@ -304,6 +298,8 @@ class Runner:
         # Its own copy of the code: what it changes there, no other step or run sees (issue 13).
         cwd = private_copy(work.snapshot, self.site.workspace.snapshots, staging / "code")
         executor = self._executor_for(step)
+        from mlpipe.executors.base import StepPaths, StepRequest
+
         # The step sees its paths where its executor puts them (in a container: where they are mounted).
         here = StepPaths(code=cwd, outputs_dir=staging / "outputs", inputs=inputs, outputs=outputs)
         placed = executor.place(here, self._container(work))
@@ -389,7 +385,9 @@ class Runner:
         threading.Thread(target=after_exit, name=f"mlpipe-{name}", daemon=True).start()
 
     def _complete(self, done: _Finished) -> None:
-        self.gpu_pool.give_back(self._gpus_held.pop(done.name, ()))
+        held = self._gpus_held.pop(done.name, ())
+        if held:
+            self.gpu_pool().give_back(held)
         record = self.record.steps[done.name]
         outcome = done.outcome
         record.ended_at = utc_now()
@@ -569,12 +567,12 @@ class Runner:
         gpus = step.spec.gpus
         if not gpus or step.planned.action == "reuse":
             return False
-        return gpus <= len(self.work.gpus) and self.gpu_pool.available() < gpus
+        return gpus <= len(self.work.gpus) and self.gpu_pool().available() < gpus
 
     def _take_gpus(self, name: str, step: Step) -> tuple[Gpu, ...]:
         if not step.gpus:
             return ()
-        taken = present(self.gpu_pool.take(step.gpus), "a step is started only when enough GPUs are free")
+        taken = present(self.gpu_pool().take(step.gpus), "a step is started only when enough GPUs are free")
         self._gpus_held[name] = taken
         return taken
 
@@ -586,10 +584,24 @@ class Runner:
             return f"needs {step.gpus} GPUs (resources.gpus) and this runner has {len(self.work.gpus)}"
         return ""
 
+    def gpu_pool(self) -> GpuPool:
+        """The runner's GPUs as handed out to steps: made on first use, so a run that needs none loads no GPU code."""
+        if self._gpu_pool is None:
+            from mlpipe.executors.gpus import GpuPool
+
+            self._gpu_pool = GpuPool(self.work.gpus)
+        return self._gpu_pool
+
     def _executor_for(self, step: Step) -> Executor:
         if step.image is None:
-            return self.executor
+            if self._host is None:
+                from mlpipe.executors.host import HostExecutor
+
+                self._host = HostExecutor(host_step_records(self.site.workspace))
+            return self._host
         if self.containers is None:
+            from mlpipe.executors.choose import container_executor
+
             self.containers = container_executor(self.reporter.notice)
         return self.containers
 
@@ -598,6 +610,8 @@ class Runner:
         step = work.spec
         if step.image is None:
             return None
+        from mlpipe.executors.base import ContainerSpec
+
         return ContainerSpec(
             image=str(work.image.get("id") or step.image),
             image_ref=step.image,
@@ -611,6 +625,8 @@ class Runner:
 
     def _extra_mounts(self, step: Step) -> tuple[Mount, ...]:
         """`mounts:` as bind mounts: a relative host path is in the workspace (the checkout, not the snapshot)."""
+        from mlpipe.executors.base import Mount
+
         return tuple(
             Mount(source=self.work.pipeline.root / m.host, target=m.target, read_only=m.read_only)
             for m in step.mounts
@@ -763,7 +779,7 @@ def _flatten_metrics(output: str, data: Mapping[str, Any], prefix: str, depth: i
 def _state(path: Path) -> str:
     """What a step must not change about an input: every file's path and stat data, as one digest."""
     st = os.stat(path)
-    return tree_signature(walk_files(path) if stat.S_ISDIR(st.st_mode) else [("", st)])[0]
+    return (walk_signature(os.fspath(path)) if stat.S_ISDIR(st.st_mode) else tree_signature([("", st)]))[0]
 
 
 def _content_digest(path: Path) -> str | None:
