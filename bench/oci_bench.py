@@ -69,11 +69,36 @@ def generate(out: Path, total: int, files: int) -> None:
                 left -= n
 
 
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+_REGISTRY_PID: list[int] = []
+
+
+def _registry_cpu() -> float:
+    """The registry process's CPU time (user + system), from /proc; 0 where there is none."""
+    try:
+        fields = Path(f"/proc/{_REGISTRY_PID[0]}/stat").read_text().rsplit(")", 1)[1].split()
+    except (IndexError, OSError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def timed(label: str, results: dict[str, float], fn):  # type: ignore[no-untyped-def]
-    start = time.perf_counter()
+    """Wall time as `label`, this process's CPU time (user + system, every thread) as `label`_cpu, and the
+    registry's as `label`_registry_cpu (both compete for the same cores)."""
+    cpu, registry, start = _cpu(), _registry_cpu(), time.perf_counter()
     value = fn()
     results[label] = round(time.perf_counter() - start, 3)
-    print(f"{label}: {results[label]:.2f}s", file=sys.stderr)
+    results[f"{label}_cpu"] = round(_cpu() - cpu, 3)
+    results[f"{label}_registry_cpu"] = round(_registry_cpu() - registry, 3)
+    print(
+        f"{label}: {results[label]:.2f}s (cpu {results[label + '_cpu']:.2f}s,"
+        f" registry {results[label + '_registry_cpu']:.2f}s)",
+        file=sys.stderr,
+    )
     return value
 
 
@@ -120,6 +145,7 @@ def sync_and_settle() -> None:
 def one_rep(tmp: Path, out: Path, tarball: Path) -> dict[str, float]:
     registry = Registry(tmp / "registry")
     registry.start()
+    _REGISTRY_PID[:] = [registry.process.pid] if registry.process else []
     results: dict[str, float] = {}
     try:
         a = LocalStore(tmp / "store-a")

@@ -17,11 +17,12 @@ from mlpipe.cache.local import LocalStore
 from mlpipe.cache.named import (
     NamedLayer,
     TreeSink,
-    TreeStream,
+    WrittenTree,
     gzip_size,
     plan_named,
     stored_gzip,
     titles_for,
+    write_tree,
 )
 from mlpipe.digest import Entry, Manifest
 
@@ -98,19 +99,24 @@ def store_with(tmp_path: Path, content: dict[str, bytes], mode: int = 0o444) -> 
     return paths
 
 
-def tree_of(tmp_path: Path, name: str, mode: int = 0o444) -> tuple[NamedLayer, TreeStream]:
+def written(tree: NamedLayer, objects: dict[ObjectKey, Path]) -> tuple[bytes, WrittenTree]:
+    out = io.BytesIO()
+    made = write_tree(tree.members, objects.__getitem__, out)
+    return out.getvalue(), made
+
+
+def tree_of(tmp_path: Path, name: str, mode: int = 0o444) -> tuple[NamedLayer, bytes, WrittenTree]:
     (tmp_path / name).mkdir()
     objects = store_with(tmp_path / name, CONTENT, mode)
     (tree, *_) = plan_named(outputs(), {"data": "data", "model": "model", "empty": "empty"})
-    return tree, TreeStream(tree.members, objects.__getitem__)
+    return tree, *written(tree, objects)
 
 
 def test_a_tree_layer_is_reproducible_and_reads_as_oras_clients_read_it(tmp_path) -> None:
-    _, one = tree_of(tmp_path, "one")
-    _, two = tree_of(tmp_path, "two", mode=0o644)  # another store: other modes and times
-    data = b"".join(one)
-    assert data == b"".join(two) and len(data) == len(one)
-    digest, tar_digest = one.digests()
+    _, data, one = tree_of(tmp_path, "one")
+    _, again, two = tree_of(tmp_path, "two", mode=0o644)  # another store: other modes and times
+    assert data == again and one == two and len(data) == one.size
+    digest, tar_digest = one.digest, one.tar_digest
     assert digest == "sha256:" + sha(data)
     tar = gzip.decompress(data)
     assert tar_digest == "sha256:" + sha(tar)
@@ -143,12 +149,12 @@ def pull(tree: NamedLayer, data: bytes, store: LocalStore, step: int = 4093) -> 
 
 
 def test_a_pulled_tree_lands_in_the_store_each_object_once(tmp_path) -> None:
-    tree, stream = tree_of(tmp_path, "src")
+    tree, data, _ = tree_of(tmp_path, "src")
     store = LocalStore(tmp_path / "store")
-    pull(tree, b"".join(stream), store, step=1)
-    for path, data in CONTENT.items():
+    pull(tree, data, store, step=1)
+    for path, content in CONTENT.items():
         x = path == "run.sh"
-        assert Path(store.object_file(sha(data), x)).read_bytes() == data
+        assert Path(store.object_file(sha(content), x)).read_bytes() == content
     assert Path(store.object_file(sha(b"sub/b.txt"), False)).read_bytes() == b"sub/b.txt"
 
 
@@ -174,11 +180,11 @@ def spoiled(data: bytes, old: bytes, new: bytes) -> bytes:
 def test_anything_but_the_recorded_tree_is_refused_and_nothing_half_written_stays(
     tmp_path, spoil, message
 ) -> None:
-    tree, stream = tree_of(tmp_path, "src")
+    tree, data, _ = tree_of(tmp_path, "src")
     store = LocalStore(tmp_path / "store")
     wanted = {m.key for m in tree.members if m.key is not None}
     sink = TreeSink(tree.members, wanted, lambda k: store.new_object(k.sha256, k.executable))
-    data = spoil(b"".join(stream))
+    data = spoil(data)
     with pytest.raises(LayerError, match=message.replace("(", r"\(").replace(")", r"\)")):
         try:
             for i in range(0, len(data), 4093):
@@ -194,3 +200,50 @@ def test_anything_but_the_recorded_tree_is_refused_and_nothing_half_written_stay
         if p.is_file() and "objects" not in p.relative_to(tmp_path).parts
     ]
     assert temps == []
+
+
+def pseudo_random(seed: str, size: int) -> bytes:
+    blocks = (hashlib.sha256(f"{seed}{i}".encode()).digest() for i in range(-(-size // 32)))
+    return b"".join(blocks)[:size]
+
+
+GOLDEN_CONTENT = {
+    "empty.bin": b"",
+    "one.bin": b"1",
+    "511.bin": pseudo_random("a", 511),
+    "512.bin": pseudo_random("b", 512),
+    "sub/70000.bin": pseudo_random("c", 70_000),
+    "sub/deeper/300000.bin": pseudo_random("d", 300_000),
+    "d/" + "x" * 120 + ".bin": pseudo_random("e", 1000),
+}
+
+
+def test_a_tree_layers_digests_are_pinned_so_every_version_makes_the_same_layer(tmp_path) -> None:
+    """The same files must give the same layer on every runner and every mlpipe version (an unchanged output is
+    only HEADed, and a registry holding it already is never sent it again): a change here is a format bump."""
+    objects = store_with(tmp_path, GOLDEN_CONTENT)
+    entries = [file_entry(p, d, x=p.startswith("sub/")) for p, d in GOLDEN_CONTENT.items()]
+    entries.append(link_entry("link", "sub/70000.bin"))
+    objects[ObjectKey(sha(b"sub/70000.bin"), False)] = tmp_path / "link-target"
+    (tmp_path / "link-target").write_bytes(b"sub/70000.bin")
+    manifest = Manifest(type="dir", entries=tuple(sorted(entries, key=lambda e: e.path)))
+    (tree,) = plan_named({"out": manifest}, {"out": "out"})
+    data, made = written(tree, objects)
+    assert made == WrittenTree(
+        digest="sha256:f267e2cd4c727b703041d825df47869a88ef26bda16559b620f0349253a1e88f",
+        tar_digest="sha256:078ea5ae755e3f5212216a0286e38733aec2c48600ac87e46304b6326bffd0f6",
+        size=380_981,
+    )
+    assert len(data) == made.size == gzip_size(len(gzip.decompress(data)))
+
+
+@pytest.mark.parametrize(("path", "grow"), [("511.bin", 1), ("512.bin", -1), ("sub/deeper/300000.bin", 1)])
+def test_a_file_that_changed_size_since_it_was_stored_stops_the_tree(tmp_path, path, grow) -> None:
+    objects = store_with(tmp_path, GOLDEN_CONTENT)
+    entries = [file_entry(p, d) for p, d in GOLDEN_CONTENT.items()]
+    (tree,) = plan_named({"out": Manifest(type="dir", entries=tuple(entries))}, {"out": "out"})
+    changed = objects[ObjectKey(sha(GOLDEN_CONTENT[path]), False)]
+    os.chmod(changed, 0o644)
+    changed.write_bytes(GOLDEN_CONTENT[path] + b"x" if grow > 0 else GOLDEN_CONTENT[path][:-1])
+    with pytest.raises(LayerError, match=f"'out/{path}' changed size while it was read"):
+        write_tree(tree.members, objects.__getitem__, io.BytesIO())

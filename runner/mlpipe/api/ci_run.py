@@ -119,6 +119,7 @@ def _run(
             sink=relay,
             base=baseline.record if baseline else None,  # reasons name what changed since the base's run
             registry=registry,
+            ahead=True,  # the Runner looks each result up again before it uses it
         )
     tag = _release_tag(session.settings.environ)
     if tag is not None:  # before any compute: a release is the tagged commit and nothing else

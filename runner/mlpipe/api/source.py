@@ -43,9 +43,11 @@ def prepare_steps(
     sink: Sink = to_stderr,
     base: RunRecord | None = None,
     registry: RemoteSettings | None = None,
+    ahead: bool = False,
 ) -> Prepared:
     """Snapshots, facts and the plan of the selected steps (`build=False`: no image is built or loaded); reasons
-    compare with the base commit's run `base` first, and look for run records in `registry`."""
+    compare with the base commit's run `base` first, and look for run records in `registry`. `ahead`: a runner
+    carries the plan out (`prepare`)."""
     return prepare(
         session.pipeline,
         session.workspace,
@@ -57,6 +59,7 @@ def prepare_steps(
         sink=sink,
         base=base,
         registry=registry,
+        ahead=ahead,
     )
 
 

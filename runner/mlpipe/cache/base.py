@@ -96,6 +96,11 @@ class ResultStore(Protocol):
 
     def lookup(self, fingerprint: str) -> StepResult | None: ...
 
+    def lookup_ahead(self, fingerprint: str) -> StepResult | None:
+        """As `lookup`, for a plan a runner carries out: the result's objects may still be arriving, and the
+        runner's `lookup` of the fingerprint waits for them (a miss if they cannot be had)."""
+        ...
+
     def publish(self, result: StepResult, staged: Mapping[str, Path]) -> Published:
         """Store the staged outputs' content, then the result entry, atomically and last."""
         ...

@@ -172,6 +172,14 @@ class LocalStore:
             return None
         return result
 
+    def has_results(self) -> bool:
+        """Whether any result was ever stored here (False in a fresh clone)."""
+        return os.path.isdir(self.root / "results")
+
+    def lookup_ahead(self, fingerprint: str) -> StepResult | None:
+        """As `lookup`: everything stored here is here."""
+        return self.lookup(fingerprint)
+
     def _has(self, entry: Entry) -> bool:
         return self.object_path(entry).exists()
 

@@ -42,11 +42,11 @@ from mlpipe.cache.named import (
     Member,
     NamedLayer,
     TreeSink,
-    TreeStream,
     check_member_paths,
     max_tree_size,
     plan_named,
     titles_for,
+    write_tree,
 )
 from mlpipe.cache.registry import MANIFEST_TYPE, BlobCorrupt, RegistryClient
 from mlpipe.core.results import StepResult
@@ -120,7 +120,7 @@ class _Layer:
 
 
 @dataclass(frozen=True)
-class _ResultEntry:
+class ResultEntry:
     """A result artifact whose every field passed its check: what `fetch` may act on."""
 
     result: StepResult
@@ -128,7 +128,7 @@ class _ResultEntry:
     layers: tuple[_Layer, ...]
 
 
-def read_result_entry(client: RegistryClient, repo: str, tag: str, manifest_bytes: bytes) -> _ResultEntry:
+def read_result_entry(client: RegistryClient, repo: str, tag: str, manifest_bytes: bytes) -> ResultEntry:
     """Check a result artifact's manifest, download its config (refused unread when its descriptor declares
     more than MAX_CONFIG) and check every field of it. Raises Refused, or CacheError when the registry fails."""
     try:
@@ -150,7 +150,7 @@ def read_result_entry(client: RegistryClient, repo: str, tag: str, manifest_byte
         raise Refused(str(error)) from None
 
 
-def _check_entry(config: dict[str, Any], manifest: records.OciManifest, tag: str) -> _ResultEntry:
+def _check_entry(config: dict[str, Any], manifest: records.OciManifest, tag: str) -> ResultEntry:
     if config.get("format") not in (CONFIG_FORMAT, CONFIG_FORMAT_1):
         raise Refused(f"unknown result format {records.shown(config.get('format'))}")
     result = StepResult.from_json(records.field(config, "result", "config"))
@@ -166,7 +166,7 @@ def _check_entry(config: dict[str, Any], manifest: records.OciManifest, tag: str
     index = records.layer_index(records.field(config, "layers", "config"), "config.layers")
     if {digest for digest, _ in index} != set(descriptors):
         raise Refused("the manifest's layers are not the layers its config indexes")
-    return _ResultEntry(
+    return ResultEntry(
         result=result,
         trust=records.trust(config.get("trust")),
         layers=tuple(_layer(descriptors[digest], names, sizes) for digest, names in index),
@@ -185,7 +185,7 @@ def _object_sizes(result: StepResult) -> dict[ObjectKey, int]:
 
 def _check_named(
     config: dict[str, Any], manifest: records.OciManifest, result: StepResult, sizes: dict[ObjectKey, int]
-) -> _ResultEntry:
+) -> ResultEntry:
     """A format-2 entry: the layers are the ones the record and its titles make, in that order."""
     titles = records.obj(records.field(config, "titles", "config"), "config.titles")
     if set(titles) != set(result.outputs) or not all(isinstance(t, str) for t in titles.values()):
@@ -200,10 +200,10 @@ def _check_named(
     if not plans:
         if [(d.media_type, d.digest) for d in manifest.layers] != [(EMPTY_MEDIA_TYPE, EMPTY_DIGEST)]:
             raise Refused("a result without files must have the empty descriptor as its one layer")
-        return _ResultEntry(result=result, trust=records.trust(config.get("trust")), layers=())
+        return ResultEntry(result=result, trust=records.trust(config.get("trust")), layers=())
     if len(manifest.layers) != len(plans):
         raise Refused(f"the manifest has {len(manifest.layers)} layers; the result's files make {len(plans)}")
-    return _ResultEntry(
+    return ResultEntry(
         result=result,
         trust=records.trust(config.get("trust")),
         layers=tuple(_named(d, plan, sizes) for d, plan in zip(manifest.layers, plans, strict=True)),
@@ -263,6 +263,17 @@ class OciCache:
 
         Raises Refused for an artifact that is there but unusable, CacheError when the registry fails.
         """
+        entry = self.read_entry(repo, fingerprint, accept)
+        return None if entry is None else self.pull_entry(repo, entry)
+
+    def read_entry(
+        self, repo: str, fingerprint: str, accept: Callable[[Mapping[str, Any]], bool] = lambda t: True
+    ) -> ResultEntry | None:
+        """The result artifact under this fingerprint, its manifest and config checked and its trust accepted,
+        without its layers: its record is what a plan needs. None when absent or not accepted.
+
+        Raises Refused for an artifact that is there but unusable, CacheError when the registry fails.
+        """
         tag = result_tag(fingerprint)
         try:
             got = self.client.get_manifest(repo, tag)
@@ -271,8 +282,14 @@ class OciCache:
         if got is None:
             return None
         entry = read_result_entry(self.client, repo, tag, got[0])
-        if not accept(entry.trust):
-            return None
+        return entry if accept(entry.trust) else None
+
+    def pull_entry(self, repo: str, entry: ResultEntry) -> StepResult:
+        """Download what the local store lacks of a checked entry's objects (each verified against its digest),
+        then commit the result there; the stored result.
+
+        Raises Refused for layers that are unusable, CacheError when the registry fails.
+        """
         result = entry.result
         missing = {
             ObjectKey(e.sha256, e.executable)
@@ -375,15 +392,19 @@ class OciCache:
     ) -> str:
         """Push a stored result unless its tag exists; 'pushed' or 'exists' (a complete entry is kept)."""
         tag = result_tag(result.fingerprint)
-        record = canonical_json(result.to_json())
-        if len(record) > MAX_CONFIG:  # its config would be refused unread by every runner: share nothing
+        titles = titles_for(result.outputs, result.provenance.get("paths") or {})
+        # Made once (the record of 20,000 files takes 0.1 s to encode); refused unread by every runner when
+        # larger than MAX_CONFIG, so such a result shares nothing.
+        config = canonical_json(
+            {"format": CONFIG_FORMAT, "result": result.to_json(), "trust": dict(trust), "titles": titles}
+        )
+        if len(config) > MAX_CONFIG:
             raise TooLarge(
-                f"the record of {result.fingerprint[:12]} is {len(record)} bytes, more than the "
+                f"the record of {result.fingerprint[:12]} is {len(config)} bytes, more than the "
                 f"{MAX_CONFIG} a runner reads from a registry (fewer files per output would fit)"
             )
         if self.client.has_manifest(repo, tag, push=True):
             return "exists"
-        titles = titles_for(result.outputs, result.provenance.get("paths") or {})
         plans = plan_named(result.outputs, titles)
         # Each blob once: several paths may hold one content, each is a layer of its own (named by its path).
         unique = {(p.kind, p.key if p.kind == "file" else p.title): p for p in plans}
@@ -400,13 +421,6 @@ class OciCache:
             layer["annotations"] = {TITLE: plan.title, **layer.get("annotations", {})}
             layers.append(layer)
         layers = layers or empty_layer(self.client, repo)
-        config = canonical_json(
-            {"format": CONFIG_FORMAT, "result": result.to_json(), "trust": dict(trust), "titles": titles}
-        )
-        if len(config) > MAX_CONFIG:
-            raise TooLarge(
-                f"the config of {result.fingerprint[:12]} is {len(config)} bytes, over {MAX_CONFIG}"
-            )
         self._ensure_bytes(repo, config)
         manifest = _manifest(ARTIFACT_TYPE, CONFIG_TYPE, config, layers, _annotations(result))
         # Checked again right before the write: another runner may have finished first. The distribution API
@@ -437,9 +451,15 @@ class OciCache:
             known = json.loads(memo.read_bytes())
             if self.client.has_blob(repo, known["digest"]):
                 return _tree_descriptor(known["digest"], int(known["size"]), known["tar"])
-        stream = TreeStream(plan.members, lambda k: self.store.object_file(k.sha256, k.executable))
-        (digest, tar), size = stream.digests(), len(stream)
-        self._ensure_blob(repo, digest, stream, mount_from)
+        temp = self.store.temp_path(".layer")
+        try:
+            with open(temp, "wb") as out:
+                tree = write_tree(plan.members, lambda k: self.store.object_file(k.sha256, k.executable), out)
+            digest, size, tar = tree.digest, tree.size, tree.tar_digest
+            self._ensure_blob(repo, digest, FileBody(temp, size), mount_from)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
         with contextlib.suppress(OSError):
             memo.parent.mkdir(parents=True, exist_ok=True)
             staged = self.store.temp_path(".json")
@@ -447,9 +467,7 @@ class OciCache:
             os.replace(staged, memo)
         return _tree_descriptor(digest, size, tar)
 
-    def _ensure_blob(
-        self, repo: str, digest: str, body: FileBody | TreeStream, mount_from: Sequence[str]
-    ) -> None:
+    def _ensure_blob(self, repo: str, digest: str, body: FileBody, mount_from: Sequence[str]) -> None:
         self.client.ensure_blob(repo, digest, len(body), lambda: body, mount_from)
 
     def _ensure_bytes(self, repo: str, data: bytes) -> str:
@@ -464,7 +482,9 @@ class OciCache:
         git = record.get("git") or {}
         tag = run_tag(git.get("commit"), str(record["run_id"]))
         config = canonical_json(dict(record))
-        self._ensure_bytes(repo, config)
+        # Uploaded without asking first: a record holds its run id and times, so no registry has it yet (and a
+        # second upload of the same bytes is harmless). One round trip less at the end of every pushing run.
+        self.client.upload_bytes(repo, _digest(config), config)
         layers = []
         if bundle is not None:
             digest, size = _file_digest(bundle)

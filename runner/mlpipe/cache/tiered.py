@@ -64,6 +64,14 @@ def parse_oci_url(value: str) -> tuple[str, str]:
     return host, repo
 
 
+def _import_client() -> None:
+    """Import the registry client's third-party modules (never mlpipe's own: two threads importing modules that
+    import each other could each wait for the other's half-done module)."""
+    with contextlib.suppress(Exception):  # the import that needs them raises it again, where it is reported
+        import requests  # noqa: F401
+        import truststore  # noqa: F401
+
+
 def transfer_line(verb: str, result: StepResult, where: str, seconds: float) -> str:
     files = sum(len(m.entries) for m in result.outputs.values())
     size = human_size(sum(m.size for m in result.outputs.values()))
@@ -102,6 +110,13 @@ class TieredStore:
         self.failures: list[str] = []
         self._refused: set[tuple[str, str]] = set()
         """(repository, fingerprint) of entries refused in this run."""
+        self._pulls: dict[str, tuple[Future[StepResult], str, StepResult]] = {}
+        """Fingerprint -> the pull of its objects that `lookup_ahead` started, the repository, the record."""
+        self._pull_pool: ThreadPoolExecutor | None = None
+        if not self._disabled and not local.has_results():
+            # A fresh runner (nothing stored here) asks the registry for every step: its HTTP client's imports
+            # (~70 ms of CPU) run beside the snapshots and input hashing that come first, not after them.
+            threading.Thread(target=_import_client, name="mlpipe-import", daemon=True).start()
 
     @property
     def local(self) -> LocalStore:
@@ -174,9 +189,33 @@ class TieredStore:
 
     # -- the ResultStore verbs -------------------------------------------------------------------------
     def lookup(self, fingerprint: str) -> StepResult | None:
+        pulling = self._take_pull(fingerprint)
+        if pulling is not None:
+            future, repo, _record = pulling
+            found = self._settle(fingerprint, future, repo)
+            if found is not None:
+                return found
         found = self._local.lookup(fingerprint)
         if found is not None or not re.fullmatch(r"[0-9a-f]{64}", fingerprint):
             return found
+        return self._from_registry(fingerprint, ahead=False)
+
+    def lookup_ahead(self, fingerprint: str) -> StepResult | None:
+        """As `lookup`, for a plan that a runner carries out next: a result only the registry has is returned
+        once its record is read and checked, and its objects are pulled on background threads. The runner's
+        `lookup` of the fingerprint, before it uses the result, waits for them (each object verified against its
+        digest, as `lookup` does) and finds a miss when they could not be pulled. So the registry's round trips
+        for one step's outputs overlap the next step's lookup."""
+        with self._lock:
+            pulling = self._pulls.get(fingerprint)
+        if pulling is not None:  # a plan made again (built images) reads the pending record
+            return pulling[2]
+        found = self._local.lookup(fingerprint)
+        if found is not None or not re.fullmatch(r"[0-9a-f]{64}", fingerprint):
+            return found
+        return self._from_registry(fingerprint, ahead=True)
+
+    def _from_registry(self, fingerprint: str, *, ahead: bool) -> StepResult | None:
         opened = self.open_registry()
         if opened is None:
             return None
@@ -188,22 +227,61 @@ class TieredStore:
                 continue  # said once; a later lookup in this run (plan, then run) does not fetch it again
             started = time.monotonic()
             try:
-                result: StepResult | None = remote.fetch(
-                    repo, fingerprint, lambda t, r=repo: pol.accepts(r, t)
-                )
+                entry = remote.read_entry(repo, fingerprint, lambda t, r=repo: pol.accepts(r, t))
+                if entry is not None and ahead:
+                    self._pull_later(remote, repo, entry, started)
+                    return entry.result  # type: ignore[no-any-return]
+                result: StepResult | None = None if entry is None else remote.pull_entry(repo, entry)
             except Refused as error:
-                with self._lock:
-                    self._refused.add((repo, fingerprint))
-                self.sink(warning(f"ignoring registry entry {repo}:result-{fingerprint[:12]}…: {error}"))
+                self._refuse(repo, fingerprint, error)
                 continue
             except CacheError as error:
                 self.fail(error, f"looking up {fingerprint[:12]} in {self.settings.host}/{repo}")
                 return None
             if result is not None:
-                where = f"from {self.settings.host}/{repo}"
-                self.sink(cache_note(transfer_line("fetched", result, where, time.monotonic() - started)))
+                self._fetched(result, repo, started)
                 return result
         return None
+
+    def _pull_later(self, remote: Any, repo: str, entry: Any, started: float) -> None:
+        """Pull a checked entry's objects on the pull threads; `lookup` settles it."""
+
+        def pull() -> StepResult:
+            result: StepResult = remote.pull_entry(repo, entry)
+            self._fetched(result, repo, started)
+            return result
+
+        with self._lock:
+            if self._pull_pool is None:
+                self._pull_pool = ThreadPoolExecutor(4, thread_name_prefix="mlpipe-pull")
+            future = self._pull_pool.submit(pull)
+            self._pulls[entry.result.fingerprint] = (future, repo, entry.result)
+
+    def _take_pull(self, fingerprint: str) -> tuple[Future[StepResult], str, StepResult] | None:
+        with self._lock:
+            return self._pulls.pop(fingerprint, None)
+
+    def _settle(self, fingerprint: str, future: Future[StepResult], repo: str) -> StepResult | None:
+        """A background pull's outcome, as `lookup` would have met it: the stored result, or None (a refused
+        entry is warned about, a failing registry given up) and the lookup goes on as without the pull."""
+        from mlpipe.cache.oci import Refused
+
+        try:
+            return future.result()
+        except Refused as error:
+            self._refuse(repo, fingerprint, error)
+        except CacheError as error:
+            self.fail(error, f"looking up {fingerprint[:12]} in {self.settings.host}/{repo}")
+        return None
+
+    def _refuse(self, repo: str, fingerprint: str, error: Exception) -> None:
+        with self._lock:
+            self._refused.add((repo, fingerprint))
+        self.sink(warning(f"ignoring registry entry {repo}:result-{fingerprint[:12]}…: {error}"))
+
+    def _fetched(self, result: StepResult, repo: str, started: float) -> None:
+        where = f"from {self.settings.host}/{repo}"
+        self.sink(cache_note(transfer_line("fetched", result, where, time.monotonic() - started)))
 
     def publish(self, result: StepResult, staged: Mapping[str, Path]) -> Published:
         published = self._local.publish(result, staged)
@@ -271,6 +349,7 @@ class TieredStore:
 
     def sync(self, run: Mapping[str, Any]) -> dict[str, Any]:
         """Wait for the pushes, then push the run record; say what happened, for the run record."""
+        self._drop_pulls()
         with self._lock:
             pushes, self._pushes = self._pushes, []
         pending = sum(not p.done() for p in pushes)
@@ -308,6 +387,14 @@ class TieredStore:
         summary["unavailable"] = self._disabled and self.settings.mode != "off"
         summary["required"] = self.settings.required
         return summary
+
+    def _drop_pulls(self) -> None:
+        """Pulls no runner looked up (steps skipped or cancelled): those not started are dropped, the others are
+        let finish (a result half-pulled leaves no entry, only objects a later pull reuses)."""
+        with self._lock:
+            pool, self._pull_pool, self._pulls = self._pull_pool, None, {}
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _snapshot_bundle(self, run: Mapping[str, Any]) -> Path | None:
         """A dirty run's code snapshot as a git bundle, for the record pushed with --allow-dirty-push."""

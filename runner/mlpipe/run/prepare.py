@@ -167,6 +167,7 @@ def prepare(
     sink: Sink = to_stderr,
     base: RunRecord | None = None,
     registry: RemoteSettings | None = None,
+    ahead: bool = False,
 ) -> Prepared:
     """`environ`: the command's settings' environment (where GPUs are looked for: PATH, MLPIPE_GPUS).
 
@@ -175,7 +176,8 @@ def prepare(
     `build=False` (`mlpipe plan`): no image is built or loaded; a step whose image is nowhere yet will run.
     `sink` hears that an image is built here. `base`: the base commit's run (a pull request's base, `--since`),
     which reasons compare with first; `registry`: where run records are looked for when no record here has a
-    step that runs."""
+    step that runs. `ahead`: a runner carries the plan out, looking each result up again before it uses it, so
+    the plan may look results up with `lookup_ahead` (a registry's objects arrive while the plan goes on)."""
     graph = dag.Dag.from_pipeline(pipeline)
     chosen = graph.select(only=selection.only, from_=selection.from_, with_upstream=selection.with_upstream)
     selected = frozenset(chosen.steps)
@@ -214,7 +216,7 @@ def prepare(
         selected=selected,
         forced=frozenset(chosen.forced),
         needed=needed,
-        lookup=store.lookup,
+        lookup=store.lookup_ahead if ahead else store.lookup,
         earlier=earlier,
         code_changes=code_changes,
         no_reuse=selection.no_reuse,
