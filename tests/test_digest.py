@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from mlpipe.digest import (
     Entry,
     FileHasher,
     Manifest,
+    _Hashing,
     bytes_sha256,
     canonical_json,
     file_sha256,
@@ -200,3 +203,54 @@ def test_parallel_hashing_gives_the_same_manifest_as_one_thread(tmp_path: Path) 
     threaded.PARALLEL_BYTES = 1  # force the threaded path on small data
     assert threaded.manifest(top) == serial
     assert [e.path for e in serial.entries] == sorted(e.path for e in serial.entries)
+
+
+def spread_files(top: Path, count: int, per_dir: int = 500) -> Path:
+    for i in range(count):
+        part = top / f"{i // per_dir:03d}"
+        part.mkdir(parents=True, exist_ok=True)
+        (part / f"f{i:06d}").write_bytes(i.to_bytes(3, "big"))
+    return top
+
+
+def test_a_directory_digest_taken_as_it_is_walked_is_the_manifest_digest(tmp_path: Path) -> None:
+    # digest() no longer builds the manifest: the same canonical JSON is hashed entry by entry, through batches
+    # that cross directories, on one thread and on a pool.
+    top = spread_files(tmp_path / "t", 700, per_dir=300)
+    (top / "000" / "f000001").chmod(0o755)
+    os.symlink("../001/f000300", top / "000" / "link")
+    (top / "é ü").mkdir()
+    (top / "é ü" / '"quoted"\\name').write_bytes(b"\x00\xff")
+    expected = FileHasher(workers=1).manifest(top).digest
+    assert FileHasher(workers=1).digest(top) == expected
+    threaded = FileHasher(workers=3)
+    threaded.PARALLEL_BYTES = 1  # the pool from the first batch on
+    assert threaded.digest(top) == expected
+    assert threaded.manifest(top).digest == expected
+    (top / "single").write_bytes(b"one file")
+    assert FileHasher().digest(top / "single") == FileHasher().manifest(top / "single").digest
+
+
+def traced_peak(action: Callable[[], object]) -> int:
+    tracemalloc.start()
+    try:
+        action()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_hashing_a_new_directory_holds_no_list_of_its_files(
+    tmp_path: Path, workers: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Memory flat in data size (issue 18): before, the files were listed whole and then hashed, about 1 kB a
+    # file held at once (4.5 MB more for the larger tree here); now a few batches are in flight whatever the size.
+    monkeypatch.setattr(_Hashing, "BATCH_FILES", 16)
+    peaks = []
+    for count in (500, 5000):
+        top = spread_files(tmp_path / str(count), count)
+        hasher = FileHasher(workers=workers)
+        hasher.PARALLEL_BYTES = 1 if workers > 1 else hasher.PARALLEL_BYTES
+        peaks.append(traced_peak(lambda hasher=hasher, top=top: hasher.digest(top)))
+    assert peaks[1] - peaks[0] < 300_000, peaks

@@ -6,10 +6,17 @@ import hashlib
 import os
 import time
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
-from mlpipe.digest import FileHasher, file_sha256, tree_signature, walk_files, walk_signature
+import pytest
+
+from mlpipe import statcache
+from mlpipe.digest import FileHasher, _Hashing, file_sha256, tree_signature, walk_files, walk_signature
 from mlpipe.statcache import StatCache
+
+T = TypeVar("T")
 
 
 def fake_stat(size: int, mtime_ns: int, ctime_ns: int = 1, ino: int = 7) -> os.stat_result:
@@ -19,23 +26,55 @@ def fake_stat(size: int, mtime_ns: int, ctime_ns: int = 1, ino: int = 7) -> os.s
     return os.stat_result(fields, extra)
 
 
-def written_at(cache_file: Path, ns: int, root: Path) -> StatCache:
-    os.utime(cache_file, ns=(ns, ns))
-    return StatCache(cache_file, root)
+def traced(action: Callable[[], T]) -> tuple[T, int]:
+    """What `action` returns, and the peak of memory traced while it ran."""
+    tracemalloc.start()
+    try:
+        return action(), tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
 
 
-def test_entries_older_than_the_cache_write_are_trusted_and_racy_ones_are_not(tmp_path: Path) -> None:
+def opened(cache: StatCache, root: Path) -> int:
+    """Open the per-file table (a lookup does) and return its stamp: the file system's clock at that moment."""
+    cache.get(str(root / "nothing"), fake_stat(1, 1))
+    return os.stat(cache.path.with_suffix(".sqlite")).st_mtime_ns
+
+
+def test_entries_hashed_after_their_last_change_are_trusted_and_racy_ones_are_not(tmp_path: Path) -> None:
+    # git's racy-clean rule: a file whose mtime is not older than a moment before it was hashed could change
+    # again within the same clock tick without its stat data changing.
     cache_file = tmp_path / ".mlpipe" / "statcache.json"
     cache = StatCache(cache_file, tmp_path)
-    old = fake_stat(10, mtime_ns=1_000_000_000_000)
-    racy = fake_stat(10, mtime_ns=2_000_000_000_000)
+    stamp = opened(cache, tmp_path)
+    old = fake_stat(10, mtime_ns=stamp - 1)
+    racy = fake_stat(10, mtime_ns=stamp)
     cache.put(str(tmp_path / "old"), old, "d-old")
     cache.put(str(tmp_path / "racy"), racy, "d-racy")
     cache.save()
 
-    reloaded = written_at(cache_file, 2_000_000_000_000, tmp_path)  # written in the same tick as `racy`
+    reloaded = StatCache(cache_file, tmp_path)
     assert reloaded.get(str(tmp_path / "old"), old) == "d-old"
     assert reloaded.get(str(tmp_path / "racy"), racy) is None
+
+
+def test_a_racy_entry_stays_untrusted_when_another_run_writes_the_table_later(tmp_path: Path) -> None:
+    # Each entry keeps the stamp of the run that hashed it: a later write (another run's entries) does not make
+    # it trusted, as rewriting a whole JSON table with a newer mtime did; hashing it again does.
+    cache_file = tmp_path / "statcache.json"
+    first = StatCache(cache_file, tmp_path)
+    racy = fake_stat(10, mtime_ns=opened(first, tmp_path))
+    first.put(str(tmp_path / "racy"), racy, "d-racy")
+    first.save()
+    time.sleep(0.05)
+    later = StatCache(cache_file, tmp_path)
+    assert later.get(str(tmp_path / "racy"), racy) is None
+    later.put(str(tmp_path / "other"), fake_stat(1, 1), "d-other")
+    later.save()
+    assert StatCache(cache_file, tmp_path).get(str(tmp_path / "racy"), racy) is None
+    later.put(str(tmp_path / "racy"), racy, "d-racy")  # hashed again by a run that began after its change
+    later.save()
+    assert StatCache(cache_file, tmp_path).get(str(tmp_path / "racy"), racy) == "d-racy"
 
 
 def test_any_stat_change_is_a_miss(tmp_path: Path) -> None:
@@ -44,7 +83,7 @@ def test_any_stat_change_is_a_miss(tmp_path: Path) -> None:
     st = fake_stat(10, mtime_ns=1_000, ctime_ns=5, ino=3)
     cache.put(str(tmp_path / "f"), st, "d")
     cache.save()
-    reloaded = written_at(cache_file, 10**18, tmp_path)
+    reloaded = StatCache(cache_file, tmp_path)
     assert reloaded.get(str(tmp_path / "f"), st) == "d"
     for changed in (
         fake_stat(11, 1_000, 5, 3),
@@ -61,13 +100,41 @@ def test_files_outside_the_workspace_or_in_its_state_are_not_cached(tmp_path: Pa
     cache.put(str(tmp_path / "elsewhere"), st, "d")
     cache.put(str(tmp_path / "ws" / ".mlpipe" / "tmp" / "x"), st, "d")
     cache.save()
-    assert not (tmp_path / "c.json").exists()
+    assert not (tmp_path / "c.json").exists() and not (tmp_path / "c.sqlite").exists()
 
 
 def test_a_corrupt_cache_file_means_hashing_again(tmp_path: Path) -> None:
-    (tmp_path / "c.json").write_text("{not json")
+    (tmp_path / "c.sqlite").write_bytes(b"{not a database" * 100)
+    (tmp_path / "c-trees.json").write_text("{not json")
     cache = StatCache(tmp_path / "c.json", tmp_path)
     assert cache.get(str(tmp_path / "f"), fake_stat(1, 1)) is None
+    assert cache.get_tree(str(tmp_path / "d"), "sig", 1) is None
+    cache.put(str(tmp_path / "f"), fake_stat(1, 1), "d")  # the corrupt table was replaced by a new one
+    cache.save()
+    assert StatCache(tmp_path / "c.json", tmp_path).get(str(tmp_path / "f"), fake_stat(1, 1)) == "d"
+
+
+def test_a_table_another_run_holds_locked_is_a_miss_and_entries_not_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    cache = StatCache(tmp_path / "c.json", tmp_path)
+    cache.put(str(tmp_path / "f"), fake_stat(1, 1), "d")
+    cache.save()
+    other = sqlite3.connect(tmp_path / "c.sqlite", isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    monkeypatch.setattr(statcache._FileTable, "BUSY_MS", 50)
+    try:
+        locked = StatCache(tmp_path / "c.json", tmp_path)
+        assert locked.get(str(tmp_path / "f"), fake_stat(1, 1)) is None
+        locked.put(str(tmp_path / "g"), fake_stat(1, 1), "e")
+        locked.save()
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    after = StatCache(tmp_path / "c.json", tmp_path)
+    assert after.get(str(tmp_path / "f"), fake_stat(1, 1)) == "d"
 
 
 def test_hasher_reads_a_file_only_when_its_stat_changed(tmp_path: Path) -> None:
@@ -89,11 +156,15 @@ def test_hasher_reads_a_file_only_when_its_stat_changed(tmp_path: Path) -> None:
     assert again.hash_file(data, st) == "pretend"  # served from the cache, not from the file
 
 
-def test_entries_added_from_threads_while_another_saves(tmp_path: Path) -> None:
+def test_entries_added_from_threads_while_another_saves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The hasher's pool threads and the runner's step threads add entries while the scheduler may save: the
-    tables are locked, so an entry added during a save is never marked saved without being written."""
+    tables are locked, so an entry added during a save is never marked saved without being written (nor lost
+    by a pool thread that writes a full batch of per-file entries meanwhile)."""
     import threading
 
+    monkeypatch.setattr(statcache._FileTable, "PENDING", 50)
     for round_ in range(100):
         path = tmp_path / f"statcache-{round_}.json"
         cache = StatCache(path, tmp_path)
@@ -103,6 +174,7 @@ def test_entries_added_from_threads_while_another_saves(tmp_path: Path) -> None:
         def add(worker: int, cache: StatCache = cache) -> None:
             for i in range(300):
                 cache.put_tree(str(tmp_path / f"w{worker}" / f"d{i}"), "sig", f"sha256:{i}")
+                cache.put(str(tmp_path / f"w{worker}" / f"f{i}"), fake_stat(i, 1), f"f{i}")
 
         def save(
             cache: StatCache = cache, stop: threading.Event = stop, errors: list[BaseException] = errors
@@ -127,6 +199,12 @@ def test_entries_added_from_threads_while_another_saves(tmp_path: Path) -> None:
         again = StatCache(path, tmp_path)
         found = [again.get_tree(str(tmp_path / f"w{n}" / "d299"), "sig", 0) for n in range(4)]
         assert found == ["sha256:299"] * 4, f"round {round_}"
+        files = [
+            again.get(str(tmp_path / f"w{n}" / f"f{i}"), fake_stat(i, 1))
+            for n in range(4)
+            for i in range(300)
+        ]
+        assert files == [f"f{i}" for _n in range(4) for i in range(300)], f"round {round_}"
 
 
 def test_the_tree_signature_is_the_digest_of_the_joined_lines_as_stored_before(tmp_path: Path) -> None:
@@ -185,14 +263,119 @@ def test_recognising_an_unchanged_tree_holds_no_list_of_its_files(tmp_path: Path
     first.save()
     time.sleep(0.05)  # past the racy window: the files are older than the cache file
     second = FileHasher(StatCache(cache_file, tmp_path))
-    tracemalloc.start()
-    try:
-        assert second.digest(data) == digest
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    again, peak = traced(lambda: second.digest(data))
+    assert again == digest
     assert (
         second.stat_cache is not None
         and second.stat_cache.get_tree(str(data), *tree_signature(walk_files(data))) == digest
     )  # it was a hit
     assert peak < 1_000_000, peak
+
+
+def test_hashing_new_files_and_a_tree_with_one_change_hold_no_table_of_every_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Memory flat in data size (issue 18): the per-file table was a dict loaded whole on the first lookup and
+    # grown by every new file until saved, about 200 bytes an entry (0.9 MB more for the larger tree here). Now
+    # entries are looked up one at a time and written in bounded batches.
+    monkeypatch.setattr(_Hashing, "BATCH_FILES", 16)
+    monkeypatch.setattr(statcache._FileTable, "PENDING", 64)
+
+    def digest(data: Path, cache_file: Path) -> str:
+        hasher = FileHasher(StatCache(cache_file, data.parent), workers=1)
+        found = hasher.digest(data)
+        hasher.save()
+        return found
+
+    new, changed = [], []
+    for count in (500, 5000):
+        data = tmp_path / str(count) / "data"
+        for i in range(count):
+            part = data / f"{i // 100:02d}"  # the rows of the last few directories read are held: a constant
+            part.mkdir(parents=True, exist_ok=True)
+            (part / f"f{i:05d}").write_bytes(i.to_bytes(2, "big"))
+        cache_file = tmp_path / str(count) / ".mlpipe" / "statcache.json"
+        first, peak = traced(lambda data=data, cache_file=cache_file: digest(data, cache_file))
+        new.append(peak)
+        (data / "00" / "f00000").write_bytes(b"changed")
+        second, peak = traced(lambda data=data, cache_file=cache_file: digest(data, cache_file))
+        changed.append(peak)
+        assert second != first and second == FileHasher().digest(data)
+    assert new[1] - new[0] < 300_000, new
+    assert changed[1] - changed[0] < 300_000, changed
+
+
+def test_a_no_op_run_never_opens_the_per_file_table(tmp_path: Path) -> None:
+    # The no-op stays a stat walk: an unchanged data input is recognised by its tree signature, so the per-file
+    # table (and sqlite3) is not even imported. The first run hashes the data and fills the table.
+    import subprocess
+    import sys
+
+    from mlpipe_testing import make_repo
+
+    pipeline = (
+        "name: demo\nsteps:\n  a:\n    code: src\n    run: ls ${{ inputs.d }} > ${{ outputs.o }}\n"
+        "    inputs: {d: data}\n    outputs: {o: {type: file}}\n"
+    )
+    files = {f"data/{i // 50}/f{i}": f"{i}\n" for i in range(200)}
+    root = make_repo(
+        tmp_path / "repo", {"mlpipe.yaml": pipeline, "src/a.txt": "a\n", ".gitignore": ".mlpipe/\n", **files}
+    )
+    code = (
+        "import os, sys\n"
+        f"os.chdir({str(root)!r})\n"
+        "from mlpipe.cli.main import main\n"
+        "try:\n    main(['ci-run'])\nexcept SystemExit as e:\n    assert e.code == 0, e.code\n"
+        "print('sqlite3' in sys.modules)"
+    )
+    runs = [
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=120)
+        for _ in range(2)
+    ]
+    assert [r.returncode for r in runs] == [0, 0], [r.stderr for r in runs]
+    assert (root / ".mlpipe" / "statcache.sqlite").exists()
+    assert [r.stdout.splitlines()[-1] for r in runs] == ["True", "False"]
+
+
+WRITER = """
+import os, sys
+from pathlib import Path
+from mlpipe.statcache import StatCache
+root, name, count = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+cache = StatCache(root / "statcache.json", root)
+st = os.stat_result((0o100644, 7, 1, 1, 0, 0, 1, 0, 0, 0), {"st_mtime_ns": 1, "st_ctime_ns": 1, "st_atime_ns": 0})
+for i in range(count):
+    cache.put(str(root / name / f"f{i}"), st, f"{name}{i}")
+    if i % 100 == 99:
+        cache.save()
+        print(i, flush=True)
+"""
+
+
+def test_two_runs_write_the_table_at_once_and_a_killed_one_leaves_what_it_committed(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    def writer(name: str, count: int) -> subprocess.Popen[str]:
+        argv = [sys.executable, "-c", WRITER, str(tmp_path), name, str(count)]
+        return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    both = [writer("a", 3000), writer("b", 3000)]
+    for proc in both:
+        _out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    killed = writer("k", 10**7)
+    assert killed.stdout is not None
+    committed = [int(killed.stdout.readline()) for _ in range(20)][-1]  # it goes on writing
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(60)
+
+    st = fake_stat(1, 1, 1, 7)
+    cache = StatCache(tmp_path / "statcache.json", tmp_path)
+    for name, count in (("a", 3000), ("b", 3000), ("k", committed + 1)):
+        found = [cache.get(str(tmp_path / name / f"f{i}"), st) for i in range(count)]
+        assert found == [f"{name}{i}" for i in range(count)], name
+    cache.put(str(tmp_path / "after"), st, "after")
+    cache.save()
+    assert StatCache(tmp_path / "statcache.json", tmp_path).get(str(tmp_path / "after"), st) == "after"

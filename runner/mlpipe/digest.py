@@ -9,15 +9,22 @@ import os
 import re
 import stat
 import threading
-from collections.abc import Iterable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlpipe import records
 from mlpipe.statcache import StatCache
 
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
 _CHUNK = 1 << 20
+_CHUNK_ENTRIES = 1024
+"""Entries turned into JSON at once when a whole manifest is hashed or written."""
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -49,7 +56,7 @@ def json_digest(value: Any) -> str:
     return "sha256:" + bytes_sha256(canonical_json(value))
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Entry:
     """One file of a tree: a regular file (with its exec bit) or a symbolic link (sha256 of its target)."""
 
@@ -83,9 +90,13 @@ class Manifest:
     type: str  # "file" | "dir"
     entries: tuple[Entry, ...]
 
-    @property
+    @cached_property
     def digest(self) -> str:
-        return json_digest({"type": self.type, "entries": [e.to_json() for e in self.entries]})
+        """json_digest of to_json(), taken a chunk of entries at a time (not a dict per entry all at once), once."""
+        digest = ManifestDigest(self.type)
+        for start in range(0, len(self.entries), _CHUNK_ENTRIES):
+            digest.add(self.entries[start : start + _CHUNK_ENTRIES])
+        return digest.hexdigest()
 
     @property
     def size(self) -> int:
@@ -234,28 +245,50 @@ class FileHasher:
         """The content digest of a file or directory, as `manifest(path).digest`.
 
         A directory whose files' stat data all match the last time it was hashed is not hashed again, not even
-        file by file: one walk decides (this is what keeps a no-op run close to a bare stat walk).
+        file by file: one walk decides (this is what keeps a no-op run close to a bare stat walk). A directory
+        is hashed as it is walked, in bounded batches, and its digest taken entry by entry: memory stays flat in
+        the number of files.
         """
+        top = os.fspath(path)
+        st = os.stat(top)
+        if not stat.S_ISDIR(st.st_mode):
+            return self._file_digest(path)
+        if self.stat_cache is None:
+            digest = ManifestDigest("dir")
+            pipeline = _Hashing(self, top, digest.add)
+            for rel, file_st in walk_files(top):
+                pipeline.add(rel, file_st)
+            pipeline.close()
+            return digest.hexdigest()
+        signature, newest = walk_signature(top)
+        cached = self.stat_cache.get_tree(top, signature, newest)
+        if cached is None:
+            # A miss: walk again, hashing as it goes, and key the digest by the signature of the very walk it
+            # was computed from, in case a file changed between the walks.
+            digest = ManifestDigest("dir")
+            pipeline = _Hashing(self, top, digest.add)
+            signature, _ = tree_signature(pipeline.tap(walk_files(top)))
+            pipeline.close()
+            cached = digest.hexdigest()
+            self.stat_cache.put_tree(top, signature, cached)
+        with self._lock:
+            self._signatures[top] = signature
+        return cached
+
+    def _file_digest(self, path: Path) -> str:
         if self.stat_cache is None:
             return self.manifest(path).digest
         top = os.fspath(path)
-        st = os.stat(top)
-        is_dir = stat.S_ISDIR(st.st_mode)
-        signature, newest = walk_signature(top) if is_dir else tree_signature([("", st)])
+        signature, newest = tree_signature([("", os.stat(top))])
         cached = self.stat_cache.get_tree(top, signature, newest)
-        if cached is not None:
-            with self._lock:
-                self._signatures[top] = signature
-            return cached
-        # A miss: walk again, keeping the list this time (the files are hashed now anyway), and key the digest
-        # by the signature of the very walk it was computed from, in case a file changed between the walks.
-        files = list(walk_files(top)) if is_dir else [("", os.stat(top))]
-        signature, _ = tree_signature(files)
+        if cached is None:
+            st = os.stat(top)
+            signature, _ = tree_signature([("", st)])
+            cached = Manifest(type="file", entries=(self.entry(path, "", st),)).digest
+            self.stat_cache.put_tree(top, signature, cached)
         with self._lock:
             self._signatures[top] = signature
-        digest = (self._dir_manifest(top, files) if is_dir else self.manifest(path)).digest
-        self.stat_cache.put_tree(top, signature, digest)
-        return digest
+        return cached
 
     def signature(self, path: Path | str) -> str | None:
         """The stat signature `digest()` last saw of `path`, if it digested it."""
@@ -279,43 +312,116 @@ class FileHasher:
         if not stat.S_ISDIR(st.st_mode):
             return Manifest(type="file", entries=(self.entry(path, "", st),))
         top = os.fspath(path)
-        return self._dir_manifest(top, list(walk_files(top)))
+        entries: list[Entry] = []
+        pipeline = _Hashing(self, top, entries.extend)
+        for rel, file_st in walk_files(top):
+            pipeline.add(rel, file_st)
+        pipeline.close()
+        return Manifest(type="dir", entries=tuple(entries))
 
-    def _dir_manifest(self, top: str, files: list[tuple[str, os.stat_result]]) -> Manifest:
-        base = top + os.sep
-        cache = self.stat_cache
-        known: dict[str, str] = {}
-        new_bytes = 0
+
+class ManifestDigest:
+    """`Manifest.digest` taken entry by entry, without holding the entries: the same bytes are hashed (the
+    canonical JSON of {"entries": [...], "type": ...}, keys sorted)."""
+
+    def __init__(self, kind: str) -> None:
+        self._kind = kind
+        self._hash = hashlib.sha256(b'{"entries":[')
+        self._separator = b""
+
+    def add(self, entries: Sequence[Entry]) -> None:
+        """The next entries, in order (a batch at a time: one JSON encoding per call, not per entry)."""
+        if entries:
+            self._hash.update(self._separator + canonical_json([e.to_json() for e in entries])[1:-1])
+            self._separator = b","
+
+    def hexdigest(self) -> str:
+        """The digest ('sha256:...'); call once, after the last entry."""
+        self._hash.update(b"]," + canonical_json({"type": self._kind})[1:])
+        return "sha256:" + self._hash.hexdigest()
+
+
+_Item = tuple[str, os.stat_result, "str | None"]
+"""A file on its way through `_Hashing`: relative path, lstat, and its digest if the stat cache knew it."""
+
+
+class _Hashing:
+    """The entries of a walk, in walk order, handed to `out` a batch at a time as they are hashed: in batches, a bounded
+    number in flight, so memory does not grow with the number of files.
+
+    Files are hashed in this thread until FileHasher.PARALLEL_BYTES of new data has been seen, then by a pool of
+    threads (hashlib releases the GIL while it hashes), a few batches ahead of the one handed out next.
+    """
+
+    BATCH_FILES = 256
+    """A batch, not a future per file: 20,000 futures cost more than the hashing they share."""
+
+    def __init__(self, hasher: FileHasher, top: str, out: Callable[[list[Entry]], None]) -> None:
+        self._hasher = hasher
+        self._base = top + os.sep
+        self._out = out
+        self._batch: list[_Item] = []
+        self._batch_bytes = 0
+        self._new_bytes = 0
+        self._pool: Any = None
+        self._ahead: deque[Future[list[Entry]]] = deque()
+
+    def tap(self, files: Iterable[tuple[str, os.stat_result]]) -> Iterator[tuple[str, os.stat_result]]:
+        """`files`, unchanged, each also added here as it passes (so one walk feeds a signature and the hash)."""
         for rel, st in files:
-            if stat.S_ISREG(st.st_mode):
-                hit = cache.get(base + rel, st) if cache else None
-                if hit is None:
-                    new_bytes += st.st_size
-                else:
-                    known[rel] = hit
+            self.add(rel, st)
+            yield rel, st
 
-        def entry(item: tuple[str, os.stat_result]) -> Entry:
-            rel, st = item
-            if rel in known:
-                return Entry(
-                    path=rel,
-                    kind="file",
-                    executable=bool(st.st_mode & stat.S_IXUSR),
-                    size=st.st_size,
-                    sha256=known[rel],
+    def add(self, rel: str, st: os.stat_result) -> None:
+        known = None
+        if stat.S_ISREG(st.st_mode) and self._hasher.stat_cache is not None:
+            known = self._hasher.stat_cache.get(self._base + rel, st)
+            if known is None:
+                self._batch_bytes += st.st_size
+        self._batch.append((rel, st, known))
+        if len(self._batch) >= self.BATCH_FILES or self._batch_bytes >= FileHasher.PARALLEL_BYTES:
+            self._flush()
+
+    def close(self) -> None:
+        """Hand out what is left; shuts the pool down (also when hashing failed)."""
+        try:
+            self._flush()
+            while self._ahead:
+                self._out(self._ahead.popleft().result())
+        finally:
+            if self._pool is not None:
+                for future in self._ahead:
+                    future.cancel()
+                self._pool.shutdown()
+                self._pool = None
+
+    def _flush(self) -> None:
+        batch, self._batch = self._batch, []
+        self._new_bytes += self._batch_bytes
+        self._batch_bytes = 0
+        if not batch:
+            return
+        workers = self._hasher.workers
+        if self._pool is None and (workers < 2 or self._new_bytes < self._hasher.PARALLEL_BYTES):
+            self._out(self._entries(batch))
+            return
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(workers)
+        self._ahead.append(self._pool.submit(self._entries, batch))
+        while len(self._ahead) > 2 * workers:
+            self._out(self._ahead.popleft().result())
+
+    def _entries(self, batch: list[_Item]) -> list[Entry]:
+        hasher, base = self._hasher, self._base
+        entries = []
+        for rel, st, known in batch:
+            if known is None:
+                entries.append(hasher.entry(base + rel, rel, st))
+            else:
+                executable = bool(st.st_mode & stat.S_IXUSR)
+                entries.append(
+                    Entry(path=rel, kind="file", executable=executable, size=st.st_size, sha256=known)
                 )
-            return self.entry(base + rel, rel, st)
-
-        if self.workers > 1 and new_bytes >= self.PARALLEL_BYTES:
-            from concurrent.futures import ThreadPoolExecutor  # hashlib releases the GIL while it hashes
-
-            # A few big batches, not a future per file: 20,000 futures cost more than the hashing they share.
-            size = max(1, len(files) // (self.workers * 4))
-            batches = [files[i : i + size] for i in range(0, len(files), size)]
-            with ThreadPoolExecutor(self.workers) as pool:
-                entries = tuple(
-                    e for batch in pool.map(lambda b: [entry(f) for f in b], batches) for e in batch
-                )
-        else:
-            entries = tuple(map(entry, files))
-        return Manifest(type="dir", entries=entries)
+        return entries

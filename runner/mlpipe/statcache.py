@@ -1,11 +1,16 @@
 """Digests of workspace files remembered by their stat data, so unchanged files are not read again.
 
 An entry is trusted only while the file's (size, mtime_ns, ctime_ns, inode) are unchanged and, as git's
-racy-clean rule has it, its mtime is older than the moment the cache was written: a file modified within the
-same clock tick as that write could change again without its stat data changing, so it is hashed again.
+racy-clean rule has it, its mtime is older than a moment before it was hashed: a file modified within the same
+clock tick as its hashing could change again without its stat data changing, so it is hashed again. That moment
+is the file system's clock when the process began using the table (it touches the table's file and reads its
+mtime), stored with each entry it writes.
 
-Whole directories are remembered too (a digest of every file's path and stat data -> the directory's digest),
-in a table of their own, so that a run in which nothing changed reads one small file, not one entry per file.
+The per-file table is an SQLite database (stdlib sqlite3), read one entry at a time and written in bounded
+batches: memory does not grow with the number of files, and two runs writing at once both keep their entries
+(SQLite's lock; a run killed mid-write leaves the last committed state, by its journal). Whole directories are
+remembered too (a digest of every file's path and stat data -> the directory's digest), in a small JSON table of
+their own, so that a run in which nothing changed reads one small file, never the per-file table.
 """
 
 from __future__ import annotations
@@ -14,10 +19,16 @@ import json
 import os
 import threading
 import uuid
+from collections import OrderedDict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import sqlite3
 
 FORMAT = "mlpipe.statcache/1"
+FILES_FORMAT = 2
+"""The per-file table's format, as SQLite's user_version (1 was a JSON file, FORMAT, loaded whole)."""
 
 Signature = tuple[int, int, int, int]
 
@@ -65,13 +76,151 @@ class _Table:
         self._dirty = False
 
 
+class _FileTable:
+    """Per-file entries in SQLite: looked up one at a time, written in batches of at most PENDING entries.
+
+    Anything wrong with the database (corrupt, locked past the timeout, a full disk) is a miss and an entry not
+    kept, never an error: the files are hashed again.
+    """
+
+    PENDING = 2048
+    DIR_ROWS = 2048
+    DIRS = 4
+    BUSY_MS = 5000
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db: sqlite3.Connection | None = None
+        self._broken = False
+        self.stamp_ns = 0
+        """The file system's clock when this process opened the table: every file it hashes is hashed after."""
+        self._pending: dict[str, tuple[int, int, int, int, str]] = {}
+        self._dirs: OrderedDict[str, dict[str, tuple[Any, ...]] | None] = OrderedDict()
+        """The last directories read: name -> row, or None for one too big to hold (read entry by entry)."""
+
+    def _open(self) -> sqlite3.Connection | None:
+        if self._db is None and not self._broken:
+            import sqlite3
+
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._db = self._connect()
+            except (OSError, sqlite3.Error):
+                self._broken = True
+        return self._db
+
+    def _connect(self) -> sqlite3.Connection:
+        import sqlite3
+
+        try:
+            return self._prepare()
+        except sqlite3.OperationalError:
+            raise  # locked, read-only, ...: no cache this time
+        except sqlite3.DatabaseError:  # not a database, malformed: start a new one
+            self.path.unlink(missing_ok=True)
+            return self._prepare()
+
+    def _prepare(self) -> sqlite3.Connection:
+        import sqlite3
+
+        db = sqlite3.connect(
+            self.path, timeout=self.BUSY_MS / 1000, check_same_thread=False, isolation_level=None
+        )
+        try:
+            db.execute("PRAGMA synchronous=OFF")  # a cache: a kill still leaves the journal's last commit
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                if db.execute("PRAGMA user_version").fetchone()[0] != FILES_FORMAT:
+                    db.execute("DROP TABLE IF EXISTS files")
+                    db.execute(
+                        "CREATE TABLE files (dir TEXT, name TEXT, size INTEGER, mtime INTEGER, ctime INTEGER,"
+                        " ino INTEGER, digest TEXT, stamp INTEGER, PRIMARY KEY (dir, name)) WITHOUT ROWID"
+                    )
+                    db.execute(f"PRAGMA user_version={FILES_FORMAT}")
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            self.path.with_suffix(".json").unlink(missing_ok=True)  # the table of format 1, loaded whole
+            os.utime(self.path)  # the file system's "now", before anything this process hashes
+            self.stamp_ns = os.stat(self.path).st_mtime_ns
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def get(self, key: str) -> tuple[Any, ...] | None:
+        """(size, mtime, ctime, ino, digest, stamp) of `key`, if stored. A directory's entries are read in one
+        query, and the last few directories' kept (a walk comes back to a parent after its subdirectories); a
+        directory of more than DIR_ROWS entries is read one entry at a time."""
+        directory, _, name = key.rpartition("/")
+        if directory in self._dirs:
+            rows = self._dirs[directory]
+            self._dirs.move_to_end(directory)
+        else:
+            fetched = self._query(
+                "SELECT name, size, mtime, ctime, ino, digest, stamp FROM files WHERE dir=? LIMIT ?",
+                (directory, self.DIR_ROWS + 1),
+            )
+            rows = None if len(fetched) > self.DIR_ROWS else {row[0]: row[1:] for row in fetched}
+            self._dirs[directory] = rows
+            if len(self._dirs) > self.DIRS:
+                del self._dirs[next(iter(self._dirs))]
+        if rows is not None:
+            return rows.get(name)
+        found = self._query(
+            "SELECT size, mtime, ctime, ino, digest, stamp FROM files WHERE dir=? AND name=?",
+            (directory, name),
+        )
+        return found[0] if found else None
+
+    def _query(self, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        db = self._open()
+        if db is None:
+            return []
+        import sqlite3
+
+        try:
+            return db.execute(sql, args).fetchall()
+        except (sqlite3.Error, UnicodeEncodeError):  # a name that is not UTF-8 is never stored
+            return []
+
+    def put(self, key: str, value: tuple[int, int, int, int, str]) -> None:
+        try:
+            key.encode()
+        except UnicodeEncodeError:
+            return  # a name that is not UTF-8 (os.fsdecode's surrogates): SQLite cannot hold it, so it is not kept
+        self._pending[key] = value
+        if len(self._pending) >= self.PENDING:
+            self.save()
+
+    def save(self) -> None:
+        pending, self._pending = self._pending, {}
+        db = self._open() if pending else None
+        if db is None:
+            return
+        import sqlite3
+
+        rows = [(*key.rpartition("/")[::2], *value, self.stamp_ns) for key, value in pending.items()]
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error:
+            pass  # not kept: hashed again next time
+
+
 class StatCache:
     def __init__(self, path: Path, root: Path, *, exclude: Path | None = None) -> None:
         self.path = path
         self.root = str(root) + os.sep
         self.exclude = str(exclude) + os.sep if exclude else None
         """Not cached: mlpipe's own state (staged outputs come and go)."""
-        self._files = _Table(path)
+        self._files = _FileTable(path.with_suffix(".sqlite"))
         self._trees = _Table(path.with_name(f"{path.stem}-trees{path.suffix}"))
         self._lock = threading.Lock()
         """Guards both tables: the hasher's pool threads and the runner's step threads read and add entries while
@@ -88,9 +237,13 @@ class StatCache:
         if key is None:
             return None
         with self._lock:
-            entry = self._files.entries.get(key)
-            written_ns = self._files.written_ns
-        if entry is None or tuple(entry[:4]) != signature(st) or st.st_mtime_ns >= written_ns:
+            entry = self._files.get(key)
+        if (
+            entry is None
+            or entry[:4] != signature(st)
+            or not isinstance(entry[5], int)
+            or st.st_mtime_ns >= entry[5]
+        ):
             return None
         digest = entry[4]
         return digest if isinstance(digest, str) else None
@@ -99,7 +252,7 @@ class StatCache:
         key = self._key(path)
         if key is not None:
             with self._lock:
-                self._files.put(key, [*signature(st), digest])
+                self._files.put(key, (*signature(st), digest))
 
     def get_tree(self, path: str, tree_signature: str, newest_mtime_ns: int) -> str | None:
         """A directory's digest, if every file's stat data is as when it was cached and none is racy."""
@@ -121,7 +274,7 @@ class StatCache:
                 self._trees.put(key, [tree_signature, digest])
 
     def save(self) -> None:
-        """Write what changed; entries that were racy now are trusted after a later save."""
+        """Write what changed; an entry that was racy is trusted once a later process hashed it again."""
         with self._lock:
             self._files.save()
             self._trees.save()
