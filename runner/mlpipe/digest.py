@@ -350,11 +350,13 @@ class _Hashing:
     number in flight, so memory does not grow with the number of files.
 
     Files are hashed in this thread until FileHasher.PARALLEL_BYTES of new data has been seen, then by a pool of
-    threads (hashlib releases the GIL while it hashes), a few batches ahead of the one handed out next.
+    threads (hashlib releases the GIL while it hashes), ROUND_BATCHES batches at a time.
     """
 
     BATCH_FILES = 256
     """A batch, not a future per file: 20,000 futures cost more than the hashing they share."""
+    ROUND_BATCHES = 16
+    """Batches hashed together before the walk goes on: at most 4,096 files (or 16 x PARALLEL_BYTES) held."""
 
     def __init__(self, hasher: FileHasher, top: str, out: Callable[[list[Entry]], None]) -> None:
         self._hasher = hasher
@@ -374,8 +376,9 @@ class _Hashing:
 
     def add(self, rel: str, st: os.stat_result) -> None:
         known = None
-        if stat.S_ISREG(st.st_mode) and self._hasher.stat_cache is not None:
-            known = self._hasher.stat_cache.get(self._base + rel, st)
+        if stat.S_ISREG(st.st_mode):
+            if self._hasher.stat_cache is not None:
+                known = self._hasher.stat_cache.get(self._base + rel, st)
             if known is None:
                 self._batch_bytes += st.st_size
         self._batch.append((rel, st, known))
@@ -410,8 +413,11 @@ class _Hashing:
 
             self._pool = ThreadPoolExecutor(workers)
         self._ahead.append(self._pool.submit(self._entries, batch))
-        while len(self._ahead) > 2 * workers:
-            self._out(self._ahead.popleft().result())
+        if len(self._ahead) >= self.ROUND_BATCHES:
+            # The walk waits for the round: walking (stat calls, GIL hand-offs) while 8 threads hash made every
+            # stat wait its turn for the GIL, 20,000 files' walk took 0.6 s instead of 0.1 s.
+            while self._ahead:
+                self._out(self._ahead.popleft().result())
 
     def _entries(self, batch: list[_Item]) -> list[Entry]:
         hasher, base = self._hasher, self._base
