@@ -4,8 +4,6 @@ arrive on background threads, and the runner waits for them (verified) before it
 from __future__ import annotations
 
 import hashlib
-import subprocess
-import sys
 import uuid
 
 from test_oci_cache import FILES
@@ -53,35 +51,3 @@ def test_the_next_steps_record_is_read_while_a_layer_is_still_downloading(
     # left asks for the empty layer.
     heads = [path for method, path in requests if method == "HEAD"]
     assert heads == [f"/v2/{repo}/blobs/{EMPTY_DIGEST}"], requests
-
-
-FRESH_STORE = """
-import sys, threading
-from pathlib import Path
-from mlpipe.cache.local import LocalStore
-from mlpipe.cache.tiered import RemoteSettings, TieredStore
-root = Path(sys.argv[1])
-if sys.argv[2] == "warm":
-    (root / "results").mkdir(parents=True)
-settings = RemoteSettings(host="127.0.0.1:9", repo="t/x")
-TieredStore(LocalStore(root), settings=settings, workspace_root=root, run_context=lambda: None)
-for thread in threading.enumerate():
-    if thread.name == "mlpipe-import":
-        thread.join(60)
-print("requests" in sys.modules)
-"""
-
-
-def test_an_empty_store_imports_the_http_client_at_once_a_warm_one_never(tmp_path):
-    """A fresh runner will ask the registry for every step: its client's imports start when the store opens,
-    beside the hashing that comes first. A warm no-op asks nothing and imports nothing."""
-    for state, expected in (("fresh", "True"), ("warm", "False")):
-        done = subprocess.run(
-            [sys.executable, "-c", FRESH_STORE, str(tmp_path / state), state],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert done.returncode == 0, done.stderr
-        assert done.stdout.strip() == expected, (state, done.stdout)

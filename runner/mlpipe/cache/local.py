@@ -172,10 +172,6 @@ class LocalStore:
             return None
         return result
 
-    def has_results(self) -> bool:
-        """Whether any result was ever stored here (False in a fresh clone)."""
-        return os.path.isdir(self.root / "results")
-
     def lookup_ahead(self, fingerprint: str) -> StepResult | None:
         """As `lookup`: everything stored here is here."""
         return self.lookup(fingerprint)

@@ -64,14 +64,6 @@ def parse_oci_url(value: str) -> tuple[str, str]:
     return host, repo
 
 
-def _import_client() -> None:
-    """Import the registry client's third-party modules (never mlpipe's own: two threads importing modules that
-    import each other could each wait for the other's half-done module)."""
-    with contextlib.suppress(Exception):  # the import that needs them raises it again, where it is reported
-        import requests  # noqa: F401
-        import truststore  # noqa: F401
-
-
 def transfer_line(verb: str, result: StepResult, where: str, seconds: float) -> str:
     files = sum(len(m.entries) for m in result.outputs.values())
     size = human_size(sum(m.size for m in result.outputs.values()))
@@ -113,10 +105,6 @@ class TieredStore:
         self._pulls: dict[str, tuple[Future[StepResult], str, StepResult]] = {}
         """Fingerprint -> the pull of its objects that `lookup_ahead` started, the repository, the record."""
         self._pull_pool: ThreadPoolExecutor | None = None
-        if not self._disabled and not local.has_results():
-            # A fresh runner (nothing stored here) asks the registry for every step: its HTTP client's imports
-            # (~70 ms of CPU) run beside the snapshots and input hashing that come first, not after them.
-            threading.Thread(target=_import_client, name="mlpipe-import", daemon=True).start()
 
     @property
     def local(self) -> LocalStore:
