@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlpipe import records
+from mlpipe.errors import present
 from mlpipe.statcache import StatCache
 
 if TYPE_CHECKING:
@@ -367,6 +368,8 @@ class _Hashing:
         self._new_bytes = 0
         self._pool: Any = None
         self._ahead: deque[Future[list[Entry]]] = deque()
+        self._round: list[list[_Item]] = []
+        """Batches walked and not yet hashed (once the threads have started)."""
 
     def tap(self, files: Iterable[tuple[str, os.stat_result]]) -> Iterator[tuple[str, os.stat_result]]:
         """`files`, unchanged, each also added here as it passes (so one walk feeds a signature and the hash)."""
@@ -389,8 +392,8 @@ class _Hashing:
         """Hand out what is left; shuts the pool down (also when hashing failed)."""
         try:
             self._flush()
-            while self._ahead:
-                self._out(self._ahead.popleft().result())
+            if self._round:
+                self._hash_round()
         finally:
             if self._pool is not None:
                 for future in self._ahead:
@@ -412,12 +415,19 @@ class _Hashing:
             from concurrent.futures import ThreadPoolExecutor
 
             self._pool = ThreadPoolExecutor(workers)
-        self._ahead.append(self._pool.submit(self._entries, batch))
-        if len(self._ahead) >= self.ROUND_BATCHES:
-            # The walk waits for the round: walking (stat calls, GIL hand-offs) while 8 threads hash made every
-            # stat wait its turn for the GIL, 20,000 files' walk took 0.6 s instead of 0.1 s.
-            while self._ahead:
-                self._out(self._ahead.popleft().result())
+        self._round.append(batch)
+        if len(self._round) >= self.ROUND_BATCHES:
+            self._hash_round()
+
+    def _hash_round(self) -> None:
+        # The walk waits while the threads hash, and they wait while it walks: a walk (stat calls, each a GIL
+        # hand-off) beside 8 hashing threads waits its turn for the GIL at every file; 20,000 files' walk took
+        # 0.4-0.6 s instead of 0.1 s.
+        pool = present(self._pool, "a round hashed before its threads started")
+        rounds, self._round = self._round, []
+        self._ahead.extend(pool.submit(self._entries, batch) for batch in rounds)
+        while self._ahead:
+            self._out(self._ahead.popleft().result())
 
     def _entries(self, batch: list[_Item]) -> list[Entry]:
         hasher, base = self._hasher, self._base
