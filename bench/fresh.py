@@ -1,7 +1,7 @@
 """Only the fresh CI runner case of run.py, A/B between mlpipe source trees, with an optional profile.
 
     python3 bench/fresh.py --preset small [--reps 7] [--source before=DIR] [--source after=DIR]
-                           [--profile DIR] [--requests] [--latency-ms N]
+                           [--profile DIR] [--requests] [--latency-ms N] [--phases N]
 
 Each repetition clones the scenario's origin anew (data copied in, no `.mlpipe`; untimed) and times
 `mlpipe ci-run --cache oci://127.0.0.1:PORT/bench/fresh` run from each source tree in turn (alternating, so
@@ -9,7 +9,8 @@ drift hits every source alike). A source is a directory holding the `mlpipe` pac
 or `git archive COMMIT runner | tar -x` of an older commit); it is put first on `sys.path` by a launcher, not
 through PYTHONPATH. Prints medians (wall, CPU of the command and its children) and min-max per source.
 `--profile DIR` adds one cProfile run per source (`DIR/<name>.prof`); `--requests` prints the HTTP
-requests of one run per source (start, duration, thread, method, path). `--latency-ms N` puts a forwarder
+requests of one run per source (start, duration, thread, method, path); `--phases N` adds N traced runs per
+source and prints each phase's time stamps, wall and CPU per thread (phases.py). `--latency-ms N` puts a forwarder
 in front of the registry that holds each request N ms before passing it on (a registry across a network, as
 ghcr.io is from a CI runner, rather than one on loopback): what serial round trips cost shows.
 """
@@ -27,6 +28,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import phases
 import scenario
 from timing import run_once
 
@@ -71,6 +73,13 @@ def main() -> int:
     parser.add_argument("--profile", type=Path, default=None)
     parser.add_argument("--requests", action="store_true")
     parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument(
+        "--phases",
+        type=int,
+        default=0,
+        metavar="N",
+        help="N traced runs per source: each phase's time stamps and CPU, per thread (phases.py)",
+    )
     args = parser.parse_args()
     sources = dict(s.split("=", 1) for s in args.source) or {"this": str(bench_run.REPO / "runner")}
     sources = {name: str(Path(src).resolve()) for name, src in sources.items()}
@@ -122,6 +131,27 @@ def main() -> int:
                     [args.python, "-c", code, "ci-run", "--cache", cache], clone, env, logs / f"{name}.log"
                 )
                 print(f"profile of {name}: {out}")
+        if args.phases:
+            traced = {name: ([], [], []) for name in sources}
+            for rep in range(args.phases):
+                for name, src in sources.items():
+                    scenario.clone(origin, clone)
+                    time.sleep(0.2)
+                    out = logs / f"{name}-phases-{rep}.json"
+                    code = phases.launcher(src, str(out))
+                    sample = run_once(
+                        [args.python, "-c", code, "ci-run", "--cache", cache],
+                        clone,
+                        env,
+                        logs / f"{name}.log",
+                    )
+                    traces, walls, cpus = traced[name]
+                    traces.append(phases.load(out))
+                    walls.append(sample.seconds)
+                    cpus.append(sample.cpu_seconds)
+            for name, (traces, walls, cpus) in traced.items():
+                print(f"## phases of {name} (medians of {args.phases} traced runs)")
+                print(phases.report(traces, walls, cpus))
         samples: dict[str, list[tuple[float, float]]] = {name: [] for name in sources}
         for _rep in range(args.reps):
             for name, src in sources.items():
