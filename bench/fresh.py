@@ -7,7 +7,8 @@ Each repetition clones the scenario's origin anew (data copied in, no `.mlpipe`;
 `mlpipe ci-run --cache oci://127.0.0.1:PORT/bench/fresh` run from each source tree in turn (alternating, so
 drift hits every source alike). A source is a directory holding the `mlpipe` package (a worktree's `runner/`,
 or `git archive COMMIT runner | tar -x` of an older commit); it is put first on `sys.path` by a launcher, not
-through PYTHONPATH. Prints medians (wall, CPU of the command and its children) and min-max per source.
+through PYTHONPATH. Prints medians (wall, CPU of the command and its children) and min-max per source, and
+the median of the paired differences (each later source against the first, repetition by repetition).
 `--profile DIR` adds one cProfile run per source (`DIR/<name>.prof`); `--requests` prints the HTTP
 requests of one run per source (start, duration, thread, method, path); `--phases N` adds N traced runs per
 source and prints each phase's time stamps, wall and CPU per thread (phases.py). `--latency-ms N` puts a forwarder
@@ -170,6 +171,17 @@ def main() -> int:
             f"  cpu {1000 * statistics.median(cpu):6.0f} ms ({1000 * min(cpu):.0f}-{1000 * max(cpu):.0f})"
             f"  n={len(got)}"
         )
+    names = [name for name, got in samples.items() if got]
+    for other in names[1:]:
+        first = names[0]
+        pairs = list(zip(samples[first], samples[other], strict=False))
+        if pairs:
+            wall = statistics.median(b[0] - a[0] for a, b in pairs)
+            cpu = statistics.median(b[1] - a[1] for a, b in pairs)
+            print(
+                f"{other} - {first}: median of {len(pairs)} paired differences: wall {1000 * wall:+.0f} ms, "
+                f"cpu {1000 * cpu:+.0f} ms"
+            )
     return 0
 
 

@@ -156,6 +156,39 @@ def test_hasher_reads_a_file_only_when_its_stat_changed(tmp_path: Path) -> None:
     assert again.hash_file(data, st) == "pretend"  # served from the cache, not from the file
 
 
+def test_a_tree_never_stored_is_walked_once_and_a_stored_one_is_signed_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A fresh clone's data (issue 18): no directory digest is stored, so no signature could match; the signature
+    # walk (80-90 ms on 20,000 files) is skipped and the tree is walked once, hashed as it goes, and stored.
+    from mlpipe import digest as digest_module
+
+    signed: list[str] = []
+
+    def counted(top: str) -> tuple[str, int]:
+        signed.append(top)
+        return walk_signature(top)
+
+    monkeypatch.setattr(digest_module, "walk_signature", counted)
+    data = tmp_path / "data"
+    for i in range(30):
+        path = data / f"d{i // 10}" / f"f{i:02d}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(bytes([i]) * 100)
+        os.utime(path, ns=(10**9, 10**9))  # well before the cache write: not racy
+    cache_file = tmp_path / ".mlpipe" / "statcache.json"
+    first = FileHasher(StatCache(cache_file, tmp_path))
+    expected = FileHasher().digest(data)
+    assert first.digest(data) == expected
+    assert signed == []
+    first.save()
+
+    second = FileHasher(StatCache(cache_file, tmp_path))
+    assert second.digest(data) == expected
+    assert signed == [str(data)]  # the stored digest is checked against a signature walk: a hit, nothing read
+    assert second.signature(data) == first.signature(data)
+
+
 def test_entries_added_from_threads_while_another_saves(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -261,11 +261,15 @@ class FileHasher:
                 pipeline.add(rel, file_st)
             pipeline.close()
             return digest.hexdigest()
-        signature, newest = walk_signature(top)
-        cached = self.stat_cache.get_tree(top, signature, newest)
+        cached = None
+        if self.stat_cache.knows_tree(
+            top
+        ):  # else (a fresh clone, a new input) a signature walk decides nothing
+            signature, newest = walk_signature(top)
+            cached = self.stat_cache.get_tree(top, signature, newest)
         if cached is None:
-            # A miss: walk again, hashing as it goes, and key the digest by the signature of the very walk it
-            # was computed from, in case a file changed between the walks.
+            # A miss, or a tree never seen: walk (again), hashing as it goes, and key the digest by the signature
+            # of the very walk it was computed from, in case a file changed between the walks.
             digest = ManifestDigest("dir")
             pipeline = _Hashing(self, top, digest.add)
             signature, _ = tree_signature(pipeline.tap(walk_files(top)))

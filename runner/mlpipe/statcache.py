@@ -254,6 +254,15 @@ class StatCache:
             with self._lock:
                 self._files.put(key, (*signature(st), digest))
 
+    def knows_tree(self, path: str) -> bool:
+        """Whether a digest of the directory `path` is stored at all (whatever its signature): without one,
+        `get_tree` misses for any signature, so there is no need to walk the tree for one."""
+        key = self._key(path)
+        if key is None:
+            return False
+        with self._lock:
+            return key in self._trees.entries
+
     def get_tree(self, path: str, tree_signature: str, newest_mtime_ns: int) -> str | None:
         """A directory's digest, if every file's stat data is as when it was cached and none is racy."""
         key = self._key(path)
