@@ -30,6 +30,31 @@ def write_files(root: Path, files: Mapping[str, str | bytes]) -> None:
             path.write_text(content)
 
 
+def count_file_reads(monkeypatch: Any) -> list[str]:
+    """The base names of the files `mlpipe.digest` reads to hash from now on (the real hashing, counted)."""
+    from mlpipe import digest
+
+    read: list[str] = []
+    real = digest.file_sha256
+
+    def counted(path: Path | str) -> str:
+        read.append(os.path.basename(path))
+        return real(path)
+
+    monkeypatch.setattr(digest, "file_sha256", counted)
+    return read
+
+
+def old_files(top: Path, count: int, per_dir: int) -> Path:
+    """`count` small files of distinct bytes in directories of `per_dir`, dated 1970 (never racy for a stat cache)."""
+    for i in range(count):
+        path = top / f"d{i // per_dir}" / f"f{i:02d}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(bytes([i % 256]) * 100)
+        os.utime(path, ns=(10**9, 10**9))
+    return top
+
+
 def make_repo(root: Path, files: Mapping[str, str | bytes], *, commit: bool = True) -> Path:
     """A real git repository at `root` holding `files`, committed on branch main."""
     root.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,8 @@ from mlpipe.digest import (
     json_digest,
     walk_files,
 )
+from mlpipe.statcache import StatCache
+from mlpipe_testing import count_file_reads
 
 TREE = {"README": b"hello\n", "src/train.py": b"print('x')\n", "src/lib/util.py": b"", "data/a.csv": b"1,2\n"}
 
@@ -176,21 +178,17 @@ def test_a_file_given_through_a_symlink_is_hashed_by_content(tmp_path: Path) -> 
     assert FileHasher().manifest(tmp_path / "input.csv").entries[0].sha256 == sha(b"3,4\n")
 
 
-def test_hash_file_is_the_hook_for_a_stat_cache(tmp_path: Path) -> None:
-    class Counting(FileHasher):
-        def __init__(self) -> None:
-            super().__init__()
-            self.read: list[str] = []
-
-        def hash_file(self, path: Path | str, st: os.stat_result) -> str:
-            self.read.append(os.path.basename(path))
-            return super().hash_file(path, st)
-
+def test_every_regular_file_is_read_once_and_links_are_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read = count_file_reads(monkeypatch)
     top = make_tree(tmp_path / "t")
     os.symlink("README", top / "link")
-    hasher = Counting()
-    hasher.manifest(top)
-    assert sorted(hasher.read) == ["README", "a.csv", "train.py", "util.py"]  # links are not read
+    FileHasher().manifest(top)
+    assert sorted(read) == ["README", "a.csv", "train.py", "util.py"]
+    read.clear()
+    FileHasher(StatCache(tmp_path / ".mlpipe" / "statcache.json", tmp_path)).digest(top)
+    assert sorted(read) == ["README", "a.csv", "train.py", "util.py"]  # a new stat cache: no second lookup
 
 
 def test_parallel_hashing_gives_the_same_manifest_as_one_thread(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import pytest
 from mlpipe import statcache
 from mlpipe.digest import FileHasher, _Hashing, file_sha256, tree_signature, walk_files, walk_signature
 from mlpipe.statcache import StatCache
+from mlpipe_testing import count_file_reads, old_files
 
 T = TypeVar("T")
 
@@ -170,12 +171,7 @@ def test_a_tree_never_stored_is_walked_once_and_a_stored_one_is_signed_first(
         return walk_signature(top)
 
     monkeypatch.setattr(digest_module, "walk_signature", counted)
-    data = tmp_path / "data"
-    for i in range(30):
-        path = data / f"d{i // 10}" / f"f{i:02d}"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(bytes([i]) * 100)
-        os.utime(path, ns=(10**9, 10**9))  # well before the cache write: not racy
+    data = old_files(tmp_path / "data", 30, per_dir=10)
     cache_file = tmp_path / ".mlpipe" / "statcache.json"
     first = FileHasher(StatCache(cache_file, tmp_path))
     expected = FileHasher().digest(data)
@@ -187,6 +183,30 @@ def test_a_tree_never_stored_is_walked_once_and_a_stored_one_is_signed_first(
     assert second.digest(data) == expected
     assert signed == [str(data)]  # the stored digest is checked against a signature walk: a hit, nothing read
     assert second.signature(data) == first.signature(data)
+
+
+def test_a_new_table_is_not_asked_about_each_file_and_a_filled_one_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A fresh clone's table holds nothing, so the walk asks it nothing; once written, a changed tree is hashed
+    # file by file from it again: only the changed file is read.
+    read = count_file_reads(monkeypatch)
+    data = old_files(tmp_path / "data", 12, per_dir=4)
+    cache_file = tmp_path / ".mlpipe" / "statcache.json"
+    fresh = StatCache(cache_file, tmp_path)
+    assert not fresh.knows_files()
+    first = FileHasher(fresh)
+    digest = first.digest(data)
+    assert len(read) == 12
+    first.save()
+    assert fresh.knows_files()  # written by this process since
+
+    (data / "d1" / "f05").write_bytes(b"changed")
+    os.utime(data / "d1" / "f05", ns=(2 * 10**9, 2 * 10**9))
+    read.clear()
+    again = FileHasher(StatCache(cache_file, tmp_path))
+    assert again.digest(data) == FileHasher().digest(data) != digest
+    assert read[0] == "f05" and len(read) == 13  # the hasher read f05; FileHasher() read all 12 to compare
 
 
 def test_entries_added_from_threads_while_another_saves(

@@ -228,6 +228,16 @@ class FileHasher:
             self.stat_cache.put(name, st, digest)
         return digest
 
+    def _hash_new(self, base: str, batch: Sequence[tuple[str, os.stat_result]]) -> list[str]:
+        """The digests of regular files the stat cache was already asked about (and did not know), kept in it
+        a batch at a time: no second lookup, one lock per batch."""
+        digests = [file_sha256(base + rel) for rel, _st in batch]
+        if self.stat_cache is not None and batch:
+            self.stat_cache.put_many(
+                [(base + rel, st, d) for (rel, st), d in zip(batch, digests, strict=True)]
+            )
+        return digests
+
     def entry(self, path: Path | str, rel: str, st: os.stat_result) -> Entry:
         if stat.S_ISLNK(st.st_mode):
             target = os.readlink(path).encode()
@@ -374,6 +384,9 @@ class _Hashing:
         self._ahead: deque[Future[list[Entry]]] = deque()
         self._round: list[list[_Item]] = []
         """Batches walked and not yet hashed (once the threads have started)."""
+        cache = hasher.stat_cache
+        self._ask = cache is not None and cache.knows_files()
+        """Whether to look each file up: not in a table that cannot know it (a fresh clone's, a new one)."""
 
     def tap(self, files: Iterable[tuple[str, os.stat_result]]) -> Iterator[tuple[str, os.stat_result]]:
         """`files`, unchanged, each also added here as it passes (so one walk feeds a signature and the hash)."""
@@ -384,8 +397,8 @@ class _Hashing:
     def add(self, rel: str, st: os.stat_result) -> None:
         known = None
         if stat.S_ISREG(st.st_mode):
-            if self._hasher.stat_cache is not None:
-                known = self._hasher.stat_cache.get(self._base + rel, st)
+            if self._ask:
+                known = self._hasher.stat_cache.get(self._base + rel, st)  # type: ignore[union-attr]
             if known is None:
                 self._batch_bytes += st.st_size
         self._batch.append((rel, st, known))
@@ -435,13 +448,16 @@ class _Hashing:
 
     def _entries(self, batch: list[_Item]) -> list[Entry]:
         hasher, base = self._hasher, self._base
+        new = [(rel, st) for rel, st, known in batch if known is None and stat.S_ISREG(st.st_mode)]
+        hashed = dict(zip((rel for rel, _st in new), hasher._hash_new(base, new), strict=True))
         entries = []
         for rel, st, known in batch:
-            if known is None:
+            digest = known or hashed.get(rel)
+            if digest is None:  # a link
                 entries.append(hasher.entry(base + rel, rel, st))
             else:
                 executable = bool(st.st_mode & stat.S_IXUSR)
                 entries.append(
-                    Entry(path=rel, kind="file", executable=executable, size=st.st_size, sha256=known)
+                    Entry(path=rel, kind="file", executable=executable, size=st.st_size, sha256=digest)
                 )
         return entries

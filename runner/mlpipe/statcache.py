@@ -20,6 +20,7 @@ import os
 import threading
 import uuid
 from collections import OrderedDict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -94,6 +95,9 @@ class _FileTable:
         self._broken = False
         self.stamp_ns = 0
         """The file system's clock when this process opened the table: every file it hashes is hashed after."""
+        self._held_rows = True
+        """Whether the table held any entry when this process opened it (or has been written since): while
+        not, every lookup misses and need not be made."""
         self._pending: dict[str, tuple[int, int, int, int, str]] = {}
         self._dirs: OrderedDict[str, dict[str, tuple[Any, ...]] | None] = OrderedDict()
         """The last directories read: name -> row, or None for one too big to hold (read entry by entry)."""
@@ -141,6 +145,7 @@ class _FileTable:
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+            self._held_rows = db.execute("SELECT 1 FROM files LIMIT 1").fetchone() is not None
             self.path.with_suffix(".json").unlink(missing_ok=True)  # the table of format 1, loaded whole
             os.utime(self.path)  # the file system's "now", before anything this process hashes
             self.stamp_ns = os.stat(self.path).st_mtime_ns
@@ -148,6 +153,11 @@ class _FileTable:
             db.close()
             raise
         return db
+
+    def holds_entries(self) -> bool:
+        """Opens the table (taking its stamp, so call it before hashing) and says whether a lookup can hit: False
+        for a new or empty table (a fresh clone's), until this process writes to it. A broken table: False."""
+        return self._open() is not None and self._held_rows
 
     def get(self, key: str) -> tuple[Any, ...] | None:
         """(size, mtime, ctime, ino, digest, stamp) of `key`, if stored. A directory's entries are read in one
@@ -207,6 +217,7 @@ class _FileTable:
             try:
                 db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
                 db.execute("COMMIT")
+                self._held_rows = True
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
@@ -253,6 +264,19 @@ class StatCache:
         if key is not None:
             with self._lock:
                 self._files.put(key, (*signature(st), digest))
+
+    def put_many(self, hashed: Sequence[tuple[str, os.stat_result, str]]) -> None:
+        """`put` of each (path, lstat, digest), under one lock: a hashed batch's files at once."""
+        keyed = [(key, st, digest) for path, st, digest in hashed if (key := self._key(path)) is not None]
+        with self._lock:
+            for key, st, digest in keyed:
+                self._files.put(key, (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, digest))
+
+    def knows_files(self) -> bool:
+        """Whether a per-file lookup can hit at all (`_FileTable.holds_entries`): on a fresh clone's new table it
+        cannot, and a hasher asks nothing of it. Opens the table, taking its stamp: call it before hashing."""
+        with self._lock:
+            return self._files.holds_entries()
 
     def knows_tree(self, path: str) -> bool:
         """Whether a digest of the directory `path` is stored at all (whatever its signature): without one,
