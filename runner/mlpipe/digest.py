@@ -40,8 +40,20 @@ def is_digest(value: object) -> bool:
 
 
 def file_sha256(path: Path | str) -> str:
+    """The sha256 of a file's bytes, read into a buffer this thread keeps: `hashlib.file_digest` allocates and
+    zeroes a new 256 KiB buffer per file, which for 20,000 files of 50 kB costs about 50 ms of 1 s (issue 18)."""
+    buffer = getattr(_BUFFERS, "buffer", None)
+    if buffer is None:
+        buffer = _BUFFERS.buffer = memoryview(bytearray(_CHUNK))
+    digest = hashlib.sha256()
     with open(path, "rb", buffering=0) as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
+        while size := f.readinto(buffer):
+            digest.update(buffer[:size])
+    return digest.hexdigest()
+
+
+_BUFFERS = threading.local()
+"""One read buffer of _CHUNK bytes per thread that hashes files (`file_sha256`)."""
 
 
 def bytes_sha256(data: bytes) -> str:
