@@ -11,7 +11,7 @@ through PYTHONPATH. Prints medians (wall, CPU of the command and its children) a
 the median of the paired differences (each later source against the first, repetition by repetition).
 `--profile DIR` adds one cProfile run per source (`DIR/<name>.prof`); `--requests` prints the HTTP
 requests of one run per source (start, duration, thread, method, path); `--phases N` adds N traced runs per
-source and prints each phase's time stamps, wall and CPU per thread (phases.py). `--latency-ms N` puts a forwarder
+source and prints each phase's time stamps, wall and CPU per thread (fresh_phases.py). `--latency-ms N` puts a forwarder
 in front of the registry that holds each request N ms before passing it on (a registry across a network, as
 ghcr.io is from a CI runner, rather than one on loopback): what serial round trips cost shows.
 """
@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import phases
+import fresh_phases as phases
 import scenario
 from timing import run_once
 
@@ -79,7 +79,7 @@ def main() -> int:
         type=int,
         default=0,
         metavar="N",
-        help="N traced runs per source: each phase's time stamps and CPU, per thread (phases.py)",
+        help="N traced runs per source: each phase's time stamps and CPU, per thread (fresh_phases.py)",
     )
     args = parser.parse_args()
     sources = dict(s.split("=", 1) for s in args.source) or {"this": str(bench_run.REPO / "runner")}
