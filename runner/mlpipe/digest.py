@@ -14,11 +14,11 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mlpipe import records
 from mlpipe.errors import present
-from mlpipe.statcache import StatCache
+from mlpipe.statcache import StatCache, StatData
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -160,12 +160,28 @@ def walk_signature(top: str) -> tuple[str, int]:
     directory's run of files between its subdirectories is joined and hashed at once, no generator is resumed
     per file, and the file type is read from the mode without a call. A no-op run signs every input tree this
     way (issue 18: 20,000 files, ~98 -> ~80 ms; the bare `walk_files` loop alone takes ~72 ms)."""
+    signature, newest, _runs = _signed_walk(top, 0)
+    return signature, newest
+
+
+Run = tuple[str, bytes]
+"""A directory's run of files between its subdirectories, as `walk_signature` hashed them: the directory's
+'/'-terminated prefix ('' at the top) and the run's signature lines joined by newlines."""
+
+
+def _signed_walk(top: str, keep_bytes: int) -> tuple[str, int, list[Run] | None]:
+    """`walk_signature`, also handing back the walk's runs while they total at most `keep_bytes` (None beyond
+    that, or if a name holds a newline and the lines would not split apart again): what a stat-cache miss needs
+    to look the files up without walking again. The bytes kept are the ones hashed anyway, one object a run:
+    nothing is done per file for them."""
     h = hashlib.blake2b(digest_size=20)
     newest = 0
     separator = b""
+    runs: list[Run] | None = [] if keep_bytes > 0 else None
+    kept = 0
 
     def walk(directory: str, prefix: str) -> None:
-        nonlocal newest, separator
+        nonlocal newest
         with os.scandir(directory) as it:
             entries = sorted(it, key=_BY_NAME)
         lines: list[str] = []
@@ -175,8 +191,8 @@ def walk_signature(top: str) -> tuple[str, int]:
             kind = mode & _S_IFMT
             if kind == stat.S_IFDIR:
                 if lines:
-                    h.update(separator + "\n".join(lines).encode("utf-8", "surrogateescape"))
-                    separator, lines = b"\n", []
+                    run(prefix, lines)
+                    lines = []
                 walk(entry.path, prefix + entry.name + "/")
             elif kind in _FILE_KINDS:
                 mtime = st.st_mtime_ns
@@ -186,11 +202,44 @@ def walk_signature(top: str) -> tuple[str, int]:
                 if mtime > newest:  # noqa: PLR1730 (a call to max() per file costs more, in this hot loop)
                     newest = mtime
         if lines:
-            h.update(separator + "\n".join(lines).encode("utf-8", "surrogateescape"))
-            separator = b"\n"
+            run(prefix, lines)
+
+    def run(prefix: str, lines: list[str]) -> None:
+        nonlocal separator, runs, kept
+        joined = "\n".join(lines).encode("utf-8", "surrogateescape")
+        h.update(separator + joined)
+        separator = b"\n"
+        if runs is not None:
+            kept += len(joined)
+            if kept > keep_bytes or joined.count(b"\n") != len(lines) - 1:
+                runs = None  # too many to hold, or a name with a newline: a miss walks again
+            else:
+                runs.append((prefix, joined))
 
     walk(top, "")
-    return h.hexdigest(), newest
+    return h.hexdigest(), newest, runs
+
+
+class FileStat(NamedTuple):
+    """The stat fields of a file as a signature line holds them (`_signed_walk`)."""
+
+    st_mode: int
+    st_ino: int
+    st_size: int
+    st_mtime_ns: int
+    st_ctime_ns: int
+
+
+def _run_files(prefix: str, joined: bytes) -> list[tuple[str, FileStat]]:
+    """A run's files read back from its signature lines: (name within the directory, stat fields). A name holds
+    no NUL, so a line splits into exactly its six fields (`_signed_walk` kept no run whose names hold a
+    newline)."""
+    files = []
+    start = len(prefix)
+    for line in joined.decode("utf-8", "surrogateescape").split("\n"):
+        rel, size, mtime, ctime, ino, mode = line.split("\0")
+        files.append((rel[start:], FileStat(int(mode), int(ino), int(size), int(mtime), int(ctime))))
+    return files
 
 
 _BY_NAME = operator.attrgetter("name")
@@ -205,6 +254,10 @@ class FileHasher:
 
     PARALLEL_BYTES = 8 << 20
     """Below this much new data, threads cost more than they save."""
+    KEEP_BYTES = 8 << 20
+    """A directory's walk keeps its signature lines up to this many bytes (about 100,000 files of 20,000's path
+    lengths, ~20 MB at most with the strings' own size), so that a stat-cache miss looks the files up from the
+    one walk instead of walking again; beyond, it walks again (memory stays bounded in the number of files)."""
 
     def __init__(self, stat_cache: StatCache | None = None, *, workers: int | None = None) -> None:
         self.stat_cache = stat_cache
@@ -218,7 +271,7 @@ class FileHasher:
         if self.stat_cache is not None:
             self.stat_cache.save()
 
-    def hash_file(self, path: Path | str, st: os.stat_result) -> str:
+    def hash_file(self, path: Path | str, st: StatData) -> str:
         name = os.fspath(path)
         cached = self.stat_cache.get(name, st) if self.stat_cache else None
         if cached is not None:
@@ -228,7 +281,7 @@ class FileHasher:
             self.stat_cache.put(name, st, digest)
         return digest
 
-    def entry(self, path: Path | str, rel: str, st: os.stat_result) -> Entry:
+    def entry(self, path: Path | str, rel: str, st: StatData) -> Entry:
         if stat.S_ISLNK(st.st_mode):
             target = os.readlink(path).encode()
             return Entry(
@@ -261,20 +314,34 @@ class FileHasher:
                 pipeline.add(rel, file_st)
             pipeline.close()
             return digest.hexdigest()
-        signature, newest = walk_signature(top)
+        signature, newest, runs = _signed_walk(top, self.KEEP_BYTES)
         cached = self.stat_cache.get_tree(top, signature, newest)
         if cached is None:
-            # A miss: walk again, hashing as it goes, and key the digest by the signature of the very walk it
-            # was computed from, in case a file changed between the walks.
             digest = ManifestDigest("dir")
             pipeline = _Hashing(self, top, digest.add)
-            signature, _ = tree_signature(pipeline.tap(walk_files(top)))
+            if runs is not None:
+                # A miss: hashed from the walk's own stat data, looked up a directory at a time, so the
+                # digest is keyed by the signature of the very walk it was computed from.
+                for prefix, joined in runs:
+                    self._put_run(pipeline, top, prefix, _run_files(prefix, joined))
+            else:
+                # Too many files to hold their lines (or a name with a newline): walk again, hashing as it
+                # goes, and key the digest by the signature of that second walk, in case a file changed
+                # between the walks.
+                signature, _ = tree_signature(pipeline.tap(walk_files(top)))
             pipeline.close()
             cached = digest.hexdigest()
             self.stat_cache.put_tree(top, signature, cached)
         with self._lock:
             self._signatures[top] = signature
         return cached
+
+    def _put_run(self, pipeline: _Hashing, top: str, prefix: str, files: list[tuple[str, FileStat]]) -> None:
+        """A run's files into `pipeline`, each with its digest if the stat cache knows it (one query a run)."""
+        directory = top + os.sep + prefix[:-1] if prefix else top
+        known = present(self.stat_cache, "a run looked up without a stat cache").get_many(directory, files)
+        for (name, seen), sha256 in zip(files, known, strict=True):
+            pipeline.put(prefix + name, seen, sha256)
 
     def _file_digest(self, path: Path) -> str:
         if self.stat_cache is None:
@@ -342,7 +409,7 @@ class ManifestDigest:
         return "sha256:" + self._hash.hexdigest()
 
 
-_Item = tuple[str, os.stat_result, "str | None"]
+_Item = tuple[str, StatData, "str | None"]
 """A file on its way through `_Hashing`: relative path, lstat, and its digest if the stat cache knew it."""
 
 
@@ -379,11 +446,16 @@ class _Hashing:
 
     def add(self, rel: str, st: os.stat_result) -> None:
         known = None
-        if stat.S_ISREG(st.st_mode):
-            if self._hasher.stat_cache is not None:
-                known = self._hasher.stat_cache.get(self._base + rel, st)
-            if known is None:
-                self._batch_bytes += st.st_size
+        if stat.S_ISREG(st.st_mode) and self._hasher.stat_cache is not None:
+            known = self._hasher.stat_cache.get(self._base + rel, st)
+        self.put(rel, st, known)
+
+    def put(self, rel: str, st: StatData, known: str | None) -> None:
+        """The next file, its digest already looked up (`known`: None where the stat cache had none)."""
+        if not stat.S_ISREG(st.st_mode):
+            known = None  # a link is read, never looked up
+        elif known is None:
+            self._batch_bytes += st.st_size
         self._batch.append((rel, st, known))
         if len(self._batch) >= self.BATCH_FILES or self._batch_bytes >= FileHasher.PARALLEL_BYTES:
             self._flush()
