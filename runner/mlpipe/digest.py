@@ -398,9 +398,19 @@ class ManifestDigest:
         self._separator = b""
 
     def add(self, entries: Sequence[Entry]) -> None:
-        """The next entries, in order (a batch at a time: one JSON encoding per call, not per entry)."""
+        """The next entries, in order (a batch at a time). Each is written as `canonical_json(e.to_json())`
+        writes it, without the dict and the encoder's walk over it: keys in sorted order, strings through
+        json's own escaping, an int's and a bool's JSON spelling (tests compare the bytes with canonical_json)."""
         if entries:
-            self._hash.update(self._separator + canonical_json([e.to_json() for e in entries])[1:-1])
+            quoted = _json_string
+            body = ",".join(
+                [
+                    f'{{"kind":{quoted(e.kind)},"path":{quoted(e.path)},"sha256":{quoted(e.sha256)},'
+                    f'"size":{int(e.size)},"x":{"true" if e.executable else "false"}}}'
+                    for e in entries
+                ]
+            )
+            self._hash.update(self._separator + body.encode())
             self._separator = b","
 
     def hexdigest(self) -> str:
@@ -408,6 +418,9 @@ class ManifestDigest:
         self._hash.update(b"]," + canonical_json({"type": self._kind})[1:])
         return "sha256:" + self._hash.hexdigest()
 
+
+_json_string: Callable[[str], str] = json.encoder.encode_basestring
+"""A str as `json.dumps(..., ensure_ascii=False)` writes it, quotes included (the C function it uses)."""
 
 _Item = tuple[str, StatData, "str | None"]
 """A file on its way through `_Hashing`: relative path, lstat, and its digest if the stat cache knew it."""
