@@ -14,14 +14,16 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 from mlpipe import records
 from mlpipe.errors import present
-from mlpipe.statcache import StatCache, StatData
+from mlpipe.statcache import StatCache, StatData, trusted
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
+
+T = TypeVar("T")
 
 _CHUNK = 1 << 20
 _CHUNK_ENTRIES = 1024
@@ -230,18 +232,6 @@ class FileStat(NamedTuple):
     st_ctime_ns: int
 
 
-def _run_files(prefix: str, joined: bytes) -> list[tuple[str, FileStat]]:
-    """A run's files read back from its signature lines: (name within the directory, stat fields). A name holds
-    no NUL, so a line splits into exactly its six fields (`_signed_walk` kept no run whose names hold a
-    newline)."""
-    files = []
-    start = len(prefix)
-    for line in joined.decode("utf-8", "surrogateescape").split("\n"):
-        rel, size, mtime, ctime, ino, mode = line.split("\0")
-        files.append((rel[start:], FileStat(int(mode), int(ino), int(size), int(mtime), int(ctime))))
-    return files
-
-
 _BY_NAME = operator.attrgetter("name")
 _S_IFMT = 0o170000
 """`stat.S_IFMT(mode)` is `mode & 0o170000`."""
@@ -309,7 +299,7 @@ class FileHasher:
             return self._file_digest(path)
         if self.stat_cache is None:
             digest = ManifestDigest("dir")
-            pipeline = _Hashing(self, top, digest.add)
+            pipeline = _EntryJson(self, top, digest.add_json)
             for rel, file_st in walk_files(top):
                 pipeline.add(rel, file_st)
             pipeline.close()
@@ -318,12 +308,12 @@ class FileHasher:
         cached = self.stat_cache.get_tree(top, signature, newest)
         if cached is None:
             digest = ManifestDigest("dir")
-            pipeline = _Hashing(self, top, digest.add)
+            pipeline = _EntryJson(self, top, digest.add_json)
             if runs is not None:
                 # A miss: hashed from the walk's own stat data, looked up a directory at a time, so the
                 # digest is keyed by the signature of the very walk it was computed from.
                 for prefix, joined in runs:
-                    self._put_run(pipeline, top, prefix, _run_files(prefix, joined))
+                    self._put_run(pipeline, top, prefix, joined)
             else:
                 # Too many files to hold their lines (or a name with a newline): walk again, hashing as it
                 # goes, and key the digest by the signature of that second walk, in case a file changed
@@ -336,12 +326,22 @@ class FileHasher:
             self._signatures[top] = signature
         return cached
 
-    def _put_run(self, pipeline: _Hashing, top: str, prefix: str, files: list[tuple[str, FileStat]]) -> None:
-        """A run's files into `pipeline`, each with its digest if the stat cache knows it (one query a run)."""
+    def _put_run(self, pipeline: _Hashing[str], top: str, prefix: str, joined: bytes) -> None:
+        """A run's files into `pipeline`, read back from its signature lines (a name holds no NUL, so a line
+        splits into exactly its six fields; `_signed_walk` kept no run whose names hold a newline), each with
+        its digest where the stat cache trusts it, the directory's entries read in one query."""
+        cache = present(self.stat_cache, "a run looked up without a stat cache")
+        lines = joined.decode("utf-8", "surrogateescape").split("\n")
+        start = len(prefix)
         directory = top + os.sep + prefix[:-1] if prefix else top
-        known = present(self.stat_cache, "a run looked up without a stat cache").get_many(directory, files)
-        for (name, seen), sha256 in zip(files, known, strict=True):
-            pipeline.put(prefix + name, seen, sha256)
+        rows = cache.rows(directory, lambda: [line[start : line.index("\0")] for line in lines])
+        put = pipeline.put
+        for line in lines:
+            rel, size_, mtime_, ctime_, ino_, mode_ = line.split("\0")
+            size, mtime, ctime, ino = int(size_), int(mtime_), int(ctime_), int(ino_)
+            row = rows.get(rel[start:])
+            known = None if row is None else trusted(row, size, mtime, ctime, ino)
+            put(rel, FileStat(int(mode_), ino, size, mtime, ctime), known)
 
     def _file_digest(self, path: Path) -> str:
         if self.stat_cache is None:
@@ -381,7 +381,7 @@ class FileHasher:
             return Manifest(type="file", entries=(self.entry(path, "", st),))
         top = os.fspath(path)
         entries: list[Entry] = []
-        pipeline = _Hashing(self, top, entries.extend)
+        pipeline = _Entries(self, top, entries.extend)
         for rel, file_st in walk_files(top):
             pipeline.add(rel, file_st)
         pipeline.close()
@@ -401,16 +401,12 @@ class ManifestDigest:
         """The next entries, in order (a batch at a time). Each is written as `canonical_json(e.to_json())`
         writes it, without the dict and the encoder's walk over it: keys in sorted order, strings through
         json's own escaping, an int's and a bool's JSON spelling (tests compare the bytes with canonical_json)."""
+        self.add_json([_entry_json(e.kind, e.path, e.sha256, e.size, e.executable) for e in entries])
+
+    def add_json(self, entries: Sequence[str]) -> None:
+        """The next entries, as `_entry_json` wrote them."""
         if entries:
-            quoted = _json_string
-            body = ",".join(
-                [
-                    f'{{"kind":{quoted(e.kind)},"path":{quoted(e.path)},"sha256":{quoted(e.sha256)},'
-                    f'"size":{int(e.size)},"x":{"true" if e.executable else "false"}}}'
-                    for e in entries
-                ]
-            )
-            self._hash.update(self._separator + body.encode())
+            self._hash.update(self._separator + ",".join(entries).encode())
             self._separator = b","
 
     def hexdigest(self) -> str:
@@ -422,13 +418,22 @@ class ManifestDigest:
 _json_string: Callable[[str], str] = json.encoder.encode_basestring
 """A str as `json.dumps(..., ensure_ascii=False)` writes it, quotes included (the C function it uses)."""
 
+
+def _entry_json(kind: str, path: str, sha256: str, size: int, executable: bool) -> str:
+    """`canonical_json(entry.to_json())` of an entry with these fields, as a str."""
+    quoted = _json_string
+    x = "true" if executable else "false"
+    return f'{{"kind":{quoted(kind)},"path":{quoted(path)},"sha256":{quoted(sha256)},"size":{int(size)},"x":{x}}}'
+
+
 _Item = tuple[str, StatData, "str | None"]
 """A file on its way through `_Hashing`: relative path, lstat, and its digest if the stat cache knew it."""
 
 
-class _Hashing:
+class _Hashing(Generic[T]):
     """The entries of a walk, in walk order, handed to `out` a batch at a time as they are hashed: in batches, a bounded
-    number in flight, so memory does not grow with the number of files.
+    number in flight, so memory does not grow with the number of files. What an entry is handed out as, is the
+    subclass's (`_Entries`: an Entry; `_EntryJson`: its canonical JSON, for a digest).
 
     Files are hashed in this thread until FileHasher.PARALLEL_BYTES of new data has been seen, then by a pool of
     threads (hashlib releases the GIL while it hashes), ROUND_BATCHES batches at a time.
@@ -439,7 +444,7 @@ class _Hashing:
     ROUND_BATCHES = 16
     """Batches hashed together before the walk goes on: at most 4,096 files (or 16 x PARALLEL_BYTES) held."""
 
-    def __init__(self, hasher: FileHasher, top: str, out: Callable[[list[Entry]], None]) -> None:
+    def __init__(self, hasher: FileHasher, top: str, out: Callable[[list[T]], None]) -> None:
         self._hasher = hasher
         self._base = top + os.sep
         self._out = out
@@ -447,7 +452,7 @@ class _Hashing:
         self._batch_bytes = 0
         self._new_bytes = 0
         self._pool: Any = None
-        self._ahead: deque[Future[list[Entry]]] = deque()
+        self._ahead: deque[Future[list[T]]] = deque()
         self._round: list[list[_Item]] = []
         """Batches walked and not yet hashed (once the threads have started)."""
 
@@ -514,6 +519,11 @@ class _Hashing:
         while self._ahead:
             self._out(self._ahead.popleft().result())
 
+    def _entries(self, batch: list[_Item]) -> list[T]:
+        raise NotImplementedError
+
+
+class _Entries(_Hashing[Entry]):
     def _entries(self, batch: list[_Item]) -> list[Entry]:
         hasher, base = self._hasher, self._base
         entries = []
@@ -525,4 +535,20 @@ class _Hashing:
                 entries.append(
                     Entry(path=rel, kind="file", executable=executable, size=st.st_size, sha256=known)
                 )
+        return entries
+
+
+class _EntryJson(_Hashing[str]):
+    """Each entry as `_entry_json` writes it, a file the stat cache knows without an Entry made for it (20,000
+    files: an Entry each cost more than the rest of their JSON)."""
+
+    def _entries(self, batch: list[_Item]) -> list[str]:
+        hasher, base = self._hasher, self._base
+        entries = []
+        for rel, st, known in batch:
+            if known is None:
+                e = hasher.entry(base + rel, rel, st)
+                entries.append(_entry_json(e.kind, e.path, e.sha256, e.size, e.executable))
+            else:
+                entries.append(_entry_json("file", rel, known, st.st_size, bool(st.st_mode & stat.S_IXUSR)))
         return entries

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import sqlite3
-    from collections.abc import Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
 FORMAT = "mlpipe.statcache/1"
 FILES_FORMAT = 2
@@ -278,18 +278,21 @@ class StatCache:
             entry = self._files.get(key)
         return _trusted(entry, st)
 
-    def get_many(self, directory: str, files: Sequence[tuple[str, StatData]]) -> list[str | None]:
-        """`get` of each (name, stat) of one directory, in order, the directory's entries read in one query (in
-        chunks of names for a directory too big to read whole): a walk that has the stat data of a directory's
-        files in hand looks them up without a call per file."""
+    def rows(self, directory: str, names: Callable[[], Sequence[str]]) -> Mapping[str, tuple[Any, ...]]:
+        """The stored entries of a directory's files (file name -> entry, for `trusted`), read in one query (in
+        chunks of `names()` for a directory too big to read whole; nothing outside the workspace): a walk that
+        has a directory's stat data in hand looks its files up without a call per file."""
         key = self._key(directory + os.sep)
         if key is None:
-            return [None] * len(files)
+            return {}
         key = key[:-1]  # the workspace-relative directory, '' for the workspace itself
         with self._lock:
             rows = self._files.rows(key)
-            if rows is None:
-                rows = self._files.some(key, [name for name, _st in files])
+            return rows if rows is not None else self._files.some(key, names())
+
+    def get_many(self, directory: str, files: Sequence[tuple[str, StatData]]) -> list[str | None]:
+        """`get` of each (name, stat) of one directory, in order, through `rows`."""
+        rows = self.rows(directory, lambda: [name for name, _st in files])
         return [_trusted(rows.get(name), st) for name, st in files]
 
     def put(self, path: str, st: StatData, digest: str) -> None:
@@ -325,12 +328,19 @@ class StatCache:
 
 
 def _trusted(entry: tuple[Any, ...] | None, st: StatData) -> str | None:
-    """The digest of a stored entry if the file's stat data is unchanged and it was not racy when hashed."""
+    return None if entry is None else trusted(entry, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def trusted(entry: tuple[Any, ...], size: int, mtime_ns: int, ctime_ns: int, ino: int) -> str | None:
+    """The digest of a stored entry (as `rows` gives it) if the file's stat data is unchanged and it was not racy
+    when hashed."""
     if (
-        entry is None
-        or entry[:4] != signature(st)
+        entry[0] != size
+        or entry[1] != mtime_ns
+        or entry[2] != ctime_ns
+        or entry[3] != ino
         or not isinstance(entry[5], int)
-        or st.st_mtime_ns >= entry[5]
+        or mtime_ns >= entry[5]
     ):
         return None
     digest = entry[4]
