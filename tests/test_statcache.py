@@ -463,7 +463,7 @@ def test_a_changed_tree_is_digested_from_one_walk_as_a_fresh_hasher_digests_it(
 def test_looking_up_a_directory_at_once_trusts_what_looking_up_each_file_trusts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rows: int
 ) -> None:
-    # get_many is get for each file, one query a directory (or a chunk of names, for a directory too big to
+    # rows + trusted is get for each file, one query a directory (or a chunk of names, for a directory too big to
     # read whole): the same racy-clean rule, the same stat fields compared, nothing outside the workspace.
     monkeypatch.setattr(statcache._FileTable, "DIR_ROWS", rows)
     monkeypatch.setattr(statcache._FileTable, "NAMES_PER_QUERY", 2)
@@ -486,6 +486,15 @@ def test_looking_up_a_directory_at_once_trusts_what_looking_up_each_file_trusts(
     ]
     reloaded = StatCache(cache_file, tmp_path, exclude=tmp_path / ".mlpipe")
     each = [reloaded.get(str(tmp_path / "d" / name), st) for name, st in files]
-    assert reloaded.get_many(str(tmp_path / "d"), files) == each == ["digest-old", *[None] * 6]
-    assert reloaded.get_many(str(tmp_path / ".mlpipe" / "d"), files) == [None] * 7
-    assert reloaded.get_many(str(tmp_path.parent), files) == [None] * 7
+    names = [name for name, _st in files]
+
+    def many(directory: Path) -> list[str | None]:
+        rows = reloaded.rows(str(directory), lambda: names)
+        return [
+            None if (row := rows.get(name)) is None else statcache.trusted(row, *statcache.signature(st))
+            for name, st in files
+        ]
+
+    assert many(tmp_path / "d") == each == ["digest-old", *[None] * 6]
+    assert many(tmp_path / ".mlpipe" / "d") == [None] * 7
+    assert many(tmp_path.parent) == [None] * 7

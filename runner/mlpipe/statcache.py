@@ -290,11 +290,6 @@ class StatCache:
             rows = self._files.rows(key)
             return rows if rows is not None else self._files.some(key, names())
 
-    def get_many(self, directory: str, files: Sequence[tuple[str, StatData]]) -> list[str | None]:
-        """`get` of each (name, stat) of one directory, in order, through `rows`."""
-        rows = self.rows(directory, lambda: [name for name, _st in files])
-        return [_trusted(rows.get(name), st) for name, st in files]
-
     def put(self, path: str, st: StatData, digest: str) -> None:
         key = self._key(path)
         if key is not None:
