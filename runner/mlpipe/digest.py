@@ -245,8 +245,8 @@ class FileHasher:
     PARALLEL_BYTES = 8 << 20
     """Below this much new data, threads cost more than they save."""
     KEEP_BYTES = 8 << 20
-    """A directory's walk keeps its signature lines up to this many bytes (about 100,000 files of 20,000's path
-    lengths, ~20 MB at most with the strings' own size), so that a stat-cache miss looks the files up from the
+    """A directory's walk keeps its signature lines up to this many bytes (one bytes object a directory run;
+    about 100,000 files of the benchmark's path lengths), so that a stat-cache miss looks the files up from the
     one walk instead of walking again; beyond, it walks again (memory stays bounded in the number of files)."""
 
     def __init__(self, stat_cache: StatCache | None = None, *, workers: int | None = None) -> None:
