@@ -25,6 +25,8 @@ MODES = ("auto", "read-write", "read", "off")
 
 @dataclass(frozen=True, kw_only=True)
 class Key:
+    """One setting: its name, environment variable, command-line option, check and help."""
+
     name: str
     env: str
     option: str
@@ -66,6 +68,8 @@ KEYS = {
 
 @dataclass(frozen=True, kw_only=True)
 class Setting:
+    """A setting's value and where it came from."""
+
     name: str
     value: Any
     """None when nothing sets it (the command's own default applies)."""

@@ -35,6 +35,8 @@ DEFAULT_MAX_RECOVERABLE_FILE = 100 * 2**20
 
 @dataclass(frozen=True, kw_only=True)
 class CiRunOptions:
+    """How `ci_run` runs: which steps, how many at once, what it publishes."""
+
     selection: Selected = field(default_factory=Selected)
     jobs: int | None = None
     """Steps run at once (None: the settings' `jobs`, else the cores)."""
@@ -61,6 +63,8 @@ class Released:
 
 @dataclass(frozen=True, kw_only=True)
 class RunResult:
+    """A finished run: its record, the comparison with a base run, a release."""
+
     record: RunRecord
     comparison: RunDiff | None = None
     """The run compared with its base (`since`, or a pull request's base commit), when a base run was found."""

@@ -16,6 +16,8 @@ from mlpipe.run.session import remote_of
 
 @dataclass(frozen=True, kw_only=True)
 class PlanOptions:
+    """Which steps `plan` looks at, and whether it publishes the plan."""
+
     selection: Selected = field(default_factory=Selected)
     publish: bool = False
     """In GitHub Actions, publish the plan as a check run and in the job summary."""
@@ -23,6 +25,8 @@ class PlanOptions:
 
 @dataclass(frozen=True, kw_only=True)
 class PlanResult:
+    """A plan, with its pipeline's name and where it was published."""
+
     pipeline: str
     plan: Plan
     published: str = ""

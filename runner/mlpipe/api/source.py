@@ -20,6 +20,8 @@ __all__ = ["Selected", "Source", "find_baseline", "open_source", "prepare_steps"
 
 @dataclass(frozen=True, kw_only=True)
 class Source:
+    """Where the pipeline comes from: its file, param overrides and the settings given as flags."""
+
     file: str | None = None
     """The pipeline file (default: ./mlpipe.yaml)."""
     params: tuple[str, ...] = ()

@@ -18,6 +18,8 @@ from mlpipe.digest import Entry, FileHasher, Manifest
 
 @dataclass(frozen=True, kw_only=True)
 class Published:
+    """What publishing a step's result left in the store."""
+
     result: StepResult
     """The entry now stored under the fingerprint (an earlier one wins over ours)."""
     already_stored: bool

@@ -35,6 +35,8 @@ class Facts:
 
 @dataclass(frozen=True, kw_only=True)
 class StepPlan:
+    """One step's part of the plan."""
+
     name: str
     action: Action
     selected: bool
@@ -52,6 +54,8 @@ class StepPlan:
 
 @dataclass(frozen=True, kw_only=True)
 class Plan:
+    """Per step: run, reuse or missing, and why."""
+
     steps: Mapping[str, StepPlan] = field(default_factory=dict)
     """In execution order."""
 
@@ -202,6 +206,8 @@ def make_plan(
 
 @dataclass(frozen=True, kw_only=True)
 class Decision:
+    """Run or reuse one step, and why."""
+
     action: Action
     result: StepResult | None = None
     """The stored result to reuse."""

@@ -57,6 +57,8 @@ class Earlier:
 
 @dataclass(frozen=True, kw_only=True)
 class FileChange:
+    """A file of a step's code that changed since the stored result."""
+
     change: str
     """added, removed or modified."""
     path: str
@@ -79,6 +81,8 @@ CodeChanges = Callable[[str, str, str], list[FileChange] | None]
 
 @dataclass(frozen=True, kw_only=True)
 class Why:
+    """Why a step runs: its reasons, and where the first change is."""
+
     reasons: tuple[str, ...]
     spot: Spot | None = None
     """Where the first change is, for the notice annotation; None: at the step's line."""

@@ -41,6 +41,8 @@ _CHUNK = 1 << 20
 
 @dataclass(frozen=True)
 class SnapshotFile:
+    """One file of a snapshot, as git stores it."""
+
     path: str
     """'/'-separated, relative to the snapshot directory."""
     mode: int
@@ -53,6 +55,8 @@ class SnapshotFile:
 
 @dataclass(frozen=True)
 class Snapshot:
+    """A code directory's filtered files and their git tree id."""
+
     directory: Path
     """Absolute."""
     tree: str

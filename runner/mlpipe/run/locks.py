@@ -37,6 +37,8 @@ class Busy(MlpipeError):
 
 @dataclass(frozen=True, kw_only=True)
 class Holder:
+    """The run that holds a lock."""
+
     run_id: str
     pid: int
     workspace: str = ""

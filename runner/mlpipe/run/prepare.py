@@ -40,6 +40,8 @@ def platform_id() -> str:
 
 @dataclass(frozen=True, kw_only=True)
 class Selected:
+    """Which steps to run (`--only`, `--from`) and whether stored results may be reused."""
+
     only: tuple[str, ...] = ()
     from_: tuple[str, ...] = ()
     with_upstream: bool = False
@@ -48,6 +50,8 @@ class Selected:
 
 @dataclass(frozen=True, kw_only=True)
 class Prepared:
+    """Everything a plan and a run start from: pipeline, store, git state, snapshots, fingerprints."""
+
     pipeline: Pipeline
     workspace: Workspace
     store: ResultStore

@@ -47,6 +47,8 @@ if TYPE_CHECKING:  # the executors load when the first step starts: a run that r
 
 @dataclass(frozen=True, kw_only=True)
 class RunOptions:
+    """How the runner runs steps: how many at once, fail-fast, limits, the steps' environment."""
+
     jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
     fail_fast: bool = False
     kill_grace_s: float = 10.0
@@ -70,6 +72,8 @@ class StepError(Exception):
 
 @dataclass
 class _Finished:
+    """A step that ended: its outcome, stored result or error."""
+
     name: str
     outcome: StepOutcome | None
     result: StepResult | None = None

@@ -26,6 +26,8 @@ DEFAULT_FILE = "mlpipe.yaml"
 
 @dataclass(frozen=True)
 class Session:
+    """What a command reads once: pipeline, workspace, store, hasher, settings."""
+
     pipeline: Pipeline
     workspace: Workspace
     store: ResultStore
