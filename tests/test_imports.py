@@ -271,11 +271,11 @@ COMPARED_BY_IDENTITY = (
 )
 """Dataclasses of the no-op path that nothing compares or hashes by value (found with every generated __eq__,
 __hash__ and __repr__ recorded while tests/{spec,core,run,cli,api,cache,git,report,github} ran, and by grep):
-`eq=False` spares the generated `__eq__` and `__hash__`, each an `exec` at import (issue 18)."""
+`eq=False, repr=False` spare the generated `__eq__`, `__hash__` and `__repr__`, each an `exec` at import (issue 18)."""
 
 
 @pytest.mark.parametrize("entry", COMPARED_BY_IDENTITY)
-def test_dataclasses_nothing_compares_generate_no_equality(entry: str) -> None:
+def test_dataclasses_nothing_compares_or_prints_generate_no_equality_or_repr(entry: str) -> None:
     import dataclasses
     import importlib
 
@@ -286,3 +286,4 @@ def test_dataclasses_nothing_compares_generate_no_equality(entry: str) -> None:
         assert dataclasses.is_dataclass(cls)
         assert "__eq__" not in vars(cls), name
         assert "__hash__" not in vars(cls), name
+        assert "__repr__" not in vars(cls), name

@@ -23,7 +23,7 @@ REPO_FILE = "mlpipe.toml"
 MODES = ("auto", "read-write", "read", "off")
 
 
-@dataclass(frozen=True, kw_only=True, eq=False)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class Key:
     """One setting: its name, environment variable, command-line option, check and help."""
 
@@ -177,7 +177,7 @@ def _plain_http(cli: Mapping[str, Any], env: Mapping[str, str]) -> tuple[bool | 
     return None, "default"
 
 
-@dataclass(frozen=True, kw_only=True, eq=False)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class Settings:
     """One command's settings, each with its source, and the environment it was read from (read once)."""
 

@@ -14,7 +14,7 @@ from mlpipe.report.traffic import traffic_display
 from mlpipe.run.session import remote_of
 
 
-@dataclass(frozen=True, kw_only=True, eq=False)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class PlanOptions:
     """Which steps `plan` looks at, and whether it publishes the plan."""
 
@@ -23,7 +23,7 @@ class PlanOptions:
     """In GitHub Actions, publish the plan as a check run and in the job summary."""
 
 
-@dataclass(frozen=True, kw_only=True, eq=False)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class PlanResult:
     """A plan, with its pipeline's name and where it was published."""
 

@@ -31,7 +31,7 @@ Signature = list[int]
 """A file's (inode, size, mtime_ns, ctime_ns, mode): content can change only if one of them does."""
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class Handed:
     """A materialization as handed to a step: what it must hold, and its files' stat data at that moment."""
 

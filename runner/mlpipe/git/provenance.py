@@ -188,7 +188,7 @@ def strip_credentials(url: str) -> str:
 # -- the snapshot ref ----------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class SnapshotRef:
     """The commit that holds a dirty run's code snapshot."""
 

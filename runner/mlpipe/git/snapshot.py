@@ -39,7 +39,7 @@ _SMALL_FILE = 1 << 20
 _CHUNK = 1 << 20
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class SnapshotFile:
     """One file of a snapshot, as git stores it."""
 
@@ -53,7 +53,7 @@ class SnapshotFile:
     """Bytes in the working tree; a symlink's target length; 0 for a gitlink."""
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class Snapshot:
     """A code directory's filtered files and their git tree id."""
 

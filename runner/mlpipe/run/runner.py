@@ -45,7 +45,7 @@ if TYPE_CHECKING:  # the executors load when the first step starts: a run that r
     from mlpipe.executors.gpus import Gpu, GpuPool
 
 
-@dataclass(frozen=True, kw_only=True, eq=False)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class RunOptions:
     """How the runner runs steps: how many at once, fail-fast, limits, the steps' environment."""
 
@@ -70,7 +70,7 @@ class StepError(Exception):
     """The step ran but its result is unusable (missing output, bad metrics, modified input)."""
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class _Finished:
     """A step that ended: its outcome, stored result or error."""
 

@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # `validate` only loads the file: the store and config stay u
 DEFAULT_FILE = "mlpipe.yaml"
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class Session:
     """What a command reads once: pipeline, workspace, store, hasher, settings."""
 
