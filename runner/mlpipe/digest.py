@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, overload
 
 from mlpipe import records
 from mlpipe.errors import present
+from mlpipe.jsonstream import Scanner
 from mlpipe.statcache import StatCache
 
 if TYPE_CHECKING:
@@ -159,6 +160,11 @@ class Entries(Sequence[Entry]):
         paths, starts = self._paths, self._starts
         return (paths[starts[i] : starts[i + 1]] for i in range(len(self._sizes)))
 
+    def files(self) -> Iterator[tuple[str, bool]]:
+        """Each entry's (path, whether it is a link), without an Entry each."""
+        paths, starts, flags = self._paths, self._starts, self._flags
+        return ((paths[starts[i] : starts[i + 1]], flags[i] & _LINK != 0) for i in range(len(flags)))
+
     def has_links(self) -> bool:
         return any(f & _LINK for f in self._flags)
 
@@ -183,6 +189,7 @@ class Entries(Sequence[Entry]):
 
 
 _new_entry = functools.partial(tuple.__new__, Entry)
+_ABSENT = object()
 
 
 class EntriesPacker:
@@ -217,17 +224,38 @@ class EntriesPacker:
     def __len__(self) -> int:
         return len(self._sizes)
 
-    def fill(self, entries: Entries) -> None:
-        self._chunks.append("".join(self._pending))
-        entries._paths = "".join(self._chunks)
+    def _joined(self) -> str:
+        if self._pending:
+            self._chunks.append("".join(self._pending))
+            self._pending.clear()
+        if len(self._chunks) != 1:
+            self._chunks = ["".join(self._chunks)]
+        return self._chunks[0]
+
+    @property
+    def sizes(self) -> array[int]:
+        return self._sizes
+
+    def files(self) -> Iterator[tuple[str, bool]]:
+        """Each entry's (path, whether it is a link) so far."""
+        paths, starts, flags = self._joined(), self._starts, self._flags
+        return ((paths[starts[i] : starts[i + 1]], flags[i] & _LINK != 0) for i in range(len(flags)))
+
+    def fill(self, entries: Entries, shas: bytes | None = None, sizes: array[int] | None = None) -> None:
+        """`entries` made of what was added; `shas` and `sizes`, when given, in place of the entries' own."""
+        if (shas is not None and len(shas) != len(self._shas)) or (
+            sizes is not None and len(sizes) != len(self)
+        ):
+            raise ValueError("sha256s or sizes for another number of entries")
+        entries._paths = self._joined()
         entries._starts = self._starts
-        entries._shas = bytes(self._shas)
-        entries._sizes = self._sizes
+        entries._shas = bytes(self._shas if shas is None else shas)
+        entries._sizes = self._sizes if sizes is None else sizes
         entries._flags = bytes(self._flags)
 
-    def entries(self) -> Entries:
+    def entries(self, shas: bytes | None = None, sizes: array[int] | None = None) -> Entries:
         packed = Entries.__new__(Entries)
-        self.fill(packed)
+        self.fill(packed, shas, sizes)
         return packed
 
 
@@ -269,6 +297,30 @@ class Manifest:
         for path, k, x, size, sha256 in entries:
             packer.add(path, k, x, size, sha256)
         return Manifest(type=kind, entries=packer.entries())
+
+    @staticmethod
+    def read(scanner: Scanner, where: str = "manifest") -> Manifest:
+        """A manifest as stored, read from `scanner` an entry at a time into packed entries (never a parsed dict
+        per entry, nor the record's whole text): every field checked as `from_json` checks it."""
+        kind: Any = _ABSENT
+        packer: EntriesPacker | None = None
+        for key in scanner.members(where):
+            if key == "entries":
+                packer = EntriesPacker()
+                for i in scanner.items(f"{where}.entries", records.array):
+                    packer.add(*records.entry(scanner.value(), f"{where}.entries[{i}]"))
+            elif key == "type":
+                kind = scanner.value()
+            else:
+                scanner.value()
+        if kind is _ABSENT:
+            raise records.BadRecord(where, "no 'type'")
+        kind = records.choice(kind, ("file", "dir"), f"{where}.type")
+        if packer is None:
+            raise records.BadRecord(where, "no 'entries'")
+        entries = packer.entries()
+        records.check_manifest(kind, entries.files, len(entries), where)
+        return Manifest(type=kind, entries=entries)
 
 
 def walk_files(top: Path | str, *, specials: bool = False) -> Iterator[tuple[str, os.stat_result]]:
