@@ -23,6 +23,7 @@ import os
 import shutil
 import stat
 import uuid
+from array import array
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -40,6 +41,8 @@ from mlpipe.jsonstream import Scanner
 from mlpipe.treepaths import UnsafeTree, check_in_order
 
 LAYOUT = 1
+_INGEST_BATCH = 4096
+"""Files of an output hashed at once when it is stored."""
 FARM_STAT_SUFFIX = "-@stat.json"
 """materialized/<digest>-@stat.json: a farm's stat data when last found whole ('@' is in no alias name)."""
 
@@ -226,23 +229,28 @@ class LocalStore:
         """Store a staged output, which is untrusted (see intake.py), and return its manifest.
 
         Raises UnstorableOutput for what cannot be stored, leaving nothing in the store."""
-        taken = intake.take(path, lambda: os.fspath(self._temp_path()))
+        taken = intake.take(path, os.fspath(self._temp_path()))
         try:
-            hashed = self._hash_files([t.temp for t in taken], sum(t.size for t in taken))
-            entries = tuple(
-                Entry(path=t.path, kind=t.kind, executable=t.executable, size=size, sha256=sha)
-                for t, (sha, size) in zip(taken, hashed, strict=True)
-            )
-            for item, entry in zip(taken, entries, strict=True):
-                target = self.object_path(entry)
-                if target.exists():
+            shas, sizes = bytearray(), array("Q")
+            for start in range(0, len(taken), _INGEST_BATCH):  # bounded: no list of every path or digest
+                stop = min(start + _INGEST_BATCH, len(taken))
+                batch = [taken.temp(i) for i in range(start, stop)]
+                for sha, size in self._hash_files(batch, sum(taken.sizes[start:stop])):
+                    shas += bytes.fromhex(sha)
+                    sizes.append(size)
+            entries = taken.entries(bytes(shas), sizes)
+            del shas
+            for i, entry in enumerate(entries):
+                target = self.object_file(entry.sha256, entry.executable)
+                if os.path.exists(target):
                     continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(item.temp, target)
+                directory = os.path.dirname(target)
+                if directory not in self._dirs:
+                    os.makedirs(directory, exist_ok=True)
+                    self._dirs.add(directory)
+                os.replace(taken.temp(i), target)
         finally:
-            for item in taken:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(item.temp)
+            taken.close()
         single = len(entries) == 1 and entries[0].path == ""
         return Manifest(type="file" if single else "dir", entries=entries)
 
