@@ -254,3 +254,22 @@ def test_hashing_a_new_directory_holds_no_list_of_its_files(
         hasher.PARALLEL_BYTES = 1 if workers > 1 else hasher.PARALLEL_BYTES
         peaks.append(traced_peak(lambda hasher=hasher, top=top: hasher.digest(top)))
     assert peaks[1] - peaks[0] < 300_000, peaks
+
+
+def test_a_manifest_digest_hashes_exactly_the_canonical_json_of_the_manifest() -> None:
+    # ManifestDigest writes each entry's JSON itself (issue 18: no dict and encoder walk per file); the bytes
+    # must stay canonical_json's: quotes, backslashes, control and non-ASCII characters, line separators.
+    paths = ["plain", 'q"uote', "back\\slash", "tab\tnew\nline\x01\x1f", "é ü 日本", "\u2028\u2029", "a/b/c"]
+    entries = tuple(
+        Entry(path=path, kind=kind, executable=x, size=size, sha256=hashlib.sha256(path.encode()).hexdigest())
+        for path, kind, x, size in zip(
+            paths,
+            ["file", "link"] * 4,
+            [True, False, False, True] * 2,
+            [0, 1, 2**40, 7, 99, 3, 12],
+            strict=False,
+        )
+    )
+    for manifest in (Manifest(type="dir", entries=entries), Manifest(type="file", entries=entries[:1])):
+        assert manifest.digest == json_digest(manifest.to_json())
+    assert Manifest(type="dir", entries=()).digest == json_digest({"type": "dir", "entries": []})

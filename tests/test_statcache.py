@@ -249,9 +249,13 @@ def test_the_one_pass_walk_signature_hashes_exactly_the_bytes_of_the_walk_and_it
     assert walk_signature(str(top / "empty")) == tree_signature([])
 
 
-def test_recognising_an_unchanged_tree_holds_no_list_of_its_files(tmp_path: Path) -> None:
+def test_recognising_an_unchanged_tree_holds_no_list_of_its_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Memory flat in data size (issue 18): the hit path streams the walk. Before, it held every path and
-    # stat result at once, about 1 kB a file (5 MB here); now well under 1 MB whatever the number of files.
+    # stat result at once, about 1 kB a file (5 MB here); now well under 1 MB whatever the number of files,
+    # beyond the signature lines a walk keeps for a miss, at most FileHasher.KEEP_BYTES (made small here).
+    monkeypatch.setattr(FileHasher, "KEEP_BYTES", 4096)
     data = tmp_path / "data"
     for i in range(5000):
         part = data / f"{i // 500:02d}"
@@ -280,6 +284,9 @@ def test_hashing_new_files_and_a_tree_with_one_change_hold_no_table_of_every_fil
     # entries are looked up one at a time and written in bounded batches.
     monkeypatch.setattr(_Hashing, "BATCH_FILES", 16)
     monkeypatch.setattr(statcache._FileTable, "PENDING", 64)
+    # A miss keeps the walk's signature lines up to a bound (FileHasher.KEEP_BYTES), so as not to walk twice:
+    # a constant, here made small so that both trees pass it and what grows beyond it would show.
+    monkeypatch.setattr(FileHasher, "KEEP_BYTES", 4096)
 
     def digest(data: Path, cache_file: Path) -> str:
         hasher = FileHasher(StatCache(cache_file, data.parent), workers=1)
@@ -379,3 +386,115 @@ def test_two_runs_write_the_table_at_once_and_a_killed_one_leaves_what_it_commit
     cache.put(str(tmp_path / "after"), st, "after")
     cache.save()
     assert StatCache(tmp_path / "statcache.json", tmp_path).get(str(tmp_path / "after"), st) == "after"
+
+
+def scandirs_of(top: Path, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A counter of `os.scandir` calls on `top` itself (one a walk of it), from now on."""
+    calls = [0]
+    real = os.scandir
+
+    def counting(path: str) -> object:
+        calls[0] += os.fspath(path) == os.fspath(top)
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", counting)
+    return calls
+
+
+def odd_tree(top: Path) -> None:
+    """Files before and after subdirectories, nested directories, a link, an executable, a name with a
+    space and one with non-ASCII letters: every shape a run of a walk can take."""
+    for rel, body in {
+        "a": "a",
+        "b/x": "x",
+        "b/y/z": "z",
+        "b/y/zz": "zz",
+        "b/zzz": "zzz",
+        "c d": "cd",
+        "é/ü": "ü",
+        "z": "z",
+    }.items():
+        (top / rel).parent.mkdir(parents=True, exist_ok=True)
+        (top / rel).write_text(body)
+    (top / "b" / "run.sh").write_text("#!/bin/sh\n")
+    (top / "b" / "run.sh").chmod(0o755)
+    (top / "b" / "link").symlink_to("x")
+
+
+@pytest.mark.parametrize("how", ["kept", "too many to keep", "a name with a newline"])
+def test_a_changed_tree_is_digested_from_one_walk_as_a_fresh_hasher_digests_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    # Issue 18: a data change walked the tree twice (the signature, then again to look each file up); now the
+    # one walk's stat data is looked up and hashed, a directory at a time. The digest stays the one a hasher
+    # without a stat cache takes (and the manifest's); a walk too big to keep, or lines that would not split
+    # apart again, fall back to walking again.
+    top = tmp_path / "data"
+    odd_tree(top)
+    if how == "too many to keep":
+        monkeypatch.setattr(FileHasher, "KEEP_BYTES", 64)
+    if how == "a name with a newline":
+        (top / "b" / "new\nline").write_text("nl")
+    cache_file = tmp_path / ".mlpipe" / "statcache.json"
+    first = FileHasher(StatCache(cache_file, tmp_path))
+    before = first.digest(top)
+    assert before == FileHasher().digest(top) == FileHasher().manifest(top).digest
+    first.save()
+    time.sleep(0.05)  # past the racy window: the files are older than the cache
+    (top / "b" / "y" / "z").write_text("changed")
+    calls = scandirs_of(top, monkeypatch)
+    read: list[str] = []
+    real = FileHasher.hash_file
+
+    def hash_file(self: FileHasher, path: Path | str, st: statcache.StatData) -> str:
+        read.append(os.fspath(path))
+        return real(self, path, st)
+
+    monkeypatch.setattr(FileHasher, "hash_file", hash_file)
+    second = FileHasher(StatCache(cache_file, tmp_path), workers=1)
+    changed = second.digest(top)
+    assert calls[0] == (1 if how == "kept" else 2)
+    assert read == [str(top / "b" / "y" / "z")]  # the unchanged files' digests come from the stat cache
+    assert changed == FileHasher().digest(top) == FileHasher().manifest(top).digest != before
+    assert second.signature(top) == walk_signature(str(top))[0]
+
+
+@pytest.mark.parametrize("rows", [2048, 2])
+def test_looking_up_a_directory_at_once_trusts_what_looking_up_each_file_trusts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rows: int
+) -> None:
+    # rows + trusted is get for each file, one query a directory (or a chunk of names, for a directory too big to
+    # read whole): the same racy-clean rule, the same stat fields compared, nothing outside the workspace.
+    monkeypatch.setattr(statcache._FileTable, "DIR_ROWS", rows)
+    monkeypatch.setattr(statcache._FileTable, "NAMES_PER_QUERY", 2)
+    cache_file = tmp_path / ".mlpipe" / "statcache.json"
+    cache = StatCache(cache_file, tmp_path, exclude=tmp_path / ".mlpipe")
+    stamp = opened(cache, tmp_path)
+    base = fake_stat(10, mtime_ns=stamp - 1, ctime_ns=5, ino=3)
+    for name in ("old", "racy", "grown", "moved", "touched", "relinked"):
+        cache.put(str(tmp_path / "d" / name), base, f"digest-{name}")
+    cache.put(str(tmp_path / "d" / "racy"), fake_stat(10, mtime_ns=stamp, ctime_ns=5, ino=3), "digest-racy")
+    cache.save()
+    files = [
+        ("old", base),
+        ("racy", fake_stat(10, mtime_ns=stamp, ctime_ns=5, ino=3)),
+        ("grown", fake_stat(11, mtime_ns=stamp - 1, ctime_ns=5, ino=3)),
+        ("moved", fake_stat(10, mtime_ns=stamp - 2, ctime_ns=5, ino=3)),
+        ("touched", fake_stat(10, mtime_ns=stamp - 1, ctime_ns=6, ino=3)),
+        ("relinked", fake_stat(10, mtime_ns=stamp - 1, ctime_ns=5, ino=4)),
+        ("unknown", base),
+    ]
+    reloaded = StatCache(cache_file, tmp_path, exclude=tmp_path / ".mlpipe")
+    each = [reloaded.get(str(tmp_path / "d" / name), st) for name, st in files]
+    names = [name for name, _st in files]
+
+    def many(directory: Path) -> list[str | None]:
+        rows = reloaded.rows(str(directory), lambda: names)
+        return [
+            None if (row := rows.get(name)) is None else statcache.trusted(row, *statcache.signature(st))
+            for name, st in files
+        ]
+
+    assert many(tmp_path / "d") == each == ["digest-old", *[None] * 6]
+    assert many(tmp_path / ".mlpipe" / "d") == [None] * 7
+    assert many(tmp_path.parent) == [None] * 7

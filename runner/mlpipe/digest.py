@@ -16,15 +16,17 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, overload
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar, overload
 
 from mlpipe import records
 from mlpipe.errors import present
 from mlpipe.jsonstream import Scanner
-from mlpipe.statcache import StatCache
+from mlpipe.statcache import StatCache, StatData, trusted
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
+
+T = TypeVar("T")
 
 _CHUNK = 1 << 20
 _CHUNK_ENTRIES = 1024
@@ -363,12 +365,28 @@ def walk_signature(top: str) -> tuple[str, int]:
     directory's run of files between its subdirectories is joined and hashed at once, no generator is resumed
     per file, and the file type is read from the mode without a call. A no-op run signs every input tree this
     way (issue 18: 20,000 files, ~98 -> ~80 ms; the bare `walk_files` loop alone takes ~72 ms)."""
+    signature, newest, _runs = _signed_walk(top, 0)
+    return signature, newest
+
+
+Run = tuple[str, bytes]
+"""A directory's run of files between its subdirectories, as `walk_signature` hashed them: the directory's
+'/'-terminated prefix ('' at the top) and the run's signature lines joined by newlines."""
+
+
+def _signed_walk(top: str, keep_bytes: int) -> tuple[str, int, list[Run] | None]:
+    """`walk_signature`, also handing back the walk's runs while they total at most `keep_bytes` (None beyond
+    that, or if a name holds a newline and the lines would not split apart again): what a stat-cache miss needs
+    to look the files up without walking again. The bytes kept are the ones hashed anyway, one object a run:
+    nothing is done per file for them."""
     h = hashlib.blake2b(digest_size=20)
     newest = 0
     separator = b""
+    runs: list[Run] | None = [] if keep_bytes > 0 else None
+    kept = 0
 
     def walk(directory: str, prefix: str) -> None:
-        nonlocal newest, separator
+        nonlocal newest
         with os.scandir(directory) as it:
             entries = sorted(it, key=_BY_NAME)
         lines: list[str] = []
@@ -378,8 +396,8 @@ def walk_signature(top: str) -> tuple[str, int]:
             kind = mode & _S_IFMT
             if kind == stat.S_IFDIR:
                 if lines:
-                    h.update(separator + "\n".join(lines).encode("utf-8", "surrogateescape"))
-                    separator, lines = b"\n", []
+                    run(prefix, lines)
+                    lines = []
                 walk(entry.path, prefix + entry.name + "/")
             elif kind in _FILE_KINDS:
                 mtime = st.st_mtime_ns
@@ -389,11 +407,32 @@ def walk_signature(top: str) -> tuple[str, int]:
                 if mtime > newest:  # noqa: PLR1730 (a call to max() per file costs more, in this hot loop)
                     newest = mtime
         if lines:
-            h.update(separator + "\n".join(lines).encode("utf-8", "surrogateescape"))
-            separator = b"\n"
+            run(prefix, lines)
+
+    def run(prefix: str, lines: list[str]) -> None:
+        nonlocal separator, runs, kept
+        joined = "\n".join(lines).encode("utf-8", "surrogateescape")
+        h.update(separator + joined)
+        separator = b"\n"
+        if runs is not None:
+            kept += len(joined)
+            if kept > keep_bytes or joined.count(b"\n") != len(lines) - 1:
+                runs = None  # too many to hold, or a name with a newline: a miss walks again
+            else:
+                runs.append((prefix, joined))
 
     walk(top, "")
-    return h.hexdigest(), newest
+    return h.hexdigest(), newest, runs
+
+
+class FileStat(NamedTuple):
+    """The stat fields of a file as a signature line holds them (`_signed_walk`)."""
+
+    st_mode: int
+    st_ino: int
+    st_size: int
+    st_mtime_ns: int
+    st_ctime_ns: int
 
 
 _BY_NAME = operator.attrgetter("name")
@@ -408,6 +447,10 @@ class FileHasher:
 
     PARALLEL_BYTES = 8 << 20
     """Below this much new data, threads cost more than they save."""
+    KEEP_BYTES = 8 << 20
+    """A directory's walk keeps its signature lines up to this many bytes (one bytes object a directory run;
+    about 100,000 files of the benchmark's path lengths), so that a stat-cache miss looks the files up from the
+    one walk instead of walking again; beyond, it walks again (memory stays bounded in the number of files)."""
 
     def __init__(self, stat_cache: StatCache | None = None, *, workers: int | None = None) -> None:
         self.stat_cache = stat_cache
@@ -421,7 +464,7 @@ class FileHasher:
         if self.stat_cache is not None:
             self.stat_cache.save()
 
-    def hash_file(self, path: Path | str, st: os.stat_result) -> str:
+    def hash_file(self, path: Path | str, st: StatData) -> str:
         name = os.fspath(path)
         cached = self.stat_cache.get(name, st) if self.stat_cache else None
         if cached is not None:
@@ -431,7 +474,7 @@ class FileHasher:
             self.stat_cache.put(name, st, digest)
         return digest
 
-    def entry(self, path: Path | str, rel: str, st: os.stat_result) -> Entry:
+    def entry(self, path: Path | str, rel: str, st: StatData) -> Entry:
         if stat.S_ISLNK(st.st_mode):
             target = os.readlink(path).encode()
             return Entry(
@@ -459,25 +502,49 @@ class FileHasher:
             return self._file_digest(path)
         if self.stat_cache is None:
             digest = ManifestDigest("dir")
-            pipeline = _Hashing(self, top, digest.add)
+            pipeline = _EntryJson(self, top, digest.add_json)
             for rel, file_st in walk_files(top):
                 pipeline.add(rel, file_st)
             pipeline.close()
             return digest.hexdigest()
-        signature, newest = walk_signature(top)
+        signature, newest, runs = _signed_walk(top, self.KEEP_BYTES)
         cached = self.stat_cache.get_tree(top, signature, newest)
         if cached is None:
-            # A miss: walk again, hashing as it goes, and key the digest by the signature of the very walk it
-            # was computed from, in case a file changed between the walks.
             digest = ManifestDigest("dir")
-            pipeline = _Hashing(self, top, digest.add)
-            signature, _ = tree_signature(pipeline.tap(walk_files(top)))
+            pipeline = _EntryJson(self, top, digest.add_json)
+            if runs is not None:
+                # A miss: hashed from the walk's own stat data, looked up a directory at a time, so the
+                # digest is keyed by the signature of the very walk it was computed from.
+                for prefix, joined in runs:
+                    self._put_run(pipeline, top, prefix, joined)
+            else:
+                # Too many files to hold their lines (or a name with a newline): walk again, hashing as it
+                # goes, and key the digest by the signature of that second walk, in case a file changed
+                # between the walks.
+                signature, _ = tree_signature(pipeline.tap(walk_files(top)))
             pipeline.close()
             cached = digest.hexdigest()
             self.stat_cache.put_tree(top, signature, cached)
         with self._lock:
             self._signatures[top] = signature
         return cached
+
+    def _put_run(self, pipeline: _Hashing[str], top: str, prefix: str, joined: bytes) -> None:
+        """A run's files into `pipeline`, read back from its signature lines (a name holds no NUL, so a line
+        splits into exactly its six fields; `_signed_walk` kept no run whose names hold a newline), each with
+        its digest where the stat cache trusts it, the directory's entries read in one query."""
+        cache = present(self.stat_cache, "a run looked up without a stat cache")
+        lines = joined.decode("utf-8", "surrogateescape").split("\n")
+        start = len(prefix)
+        directory = top + os.sep + prefix[:-1] if prefix else top
+        rows = cache.rows(directory, lambda: [line[start : line.index("\0")] for line in lines])
+        put = pipeline.put
+        for line in lines:
+            rel, size_, mtime_, ctime_, ino_, mode_ = line.split("\0")
+            size, mtime, ctime, ino = int(size_), int(mtime_), int(ctime_), int(ino_)
+            row = rows.get(rel[start:])
+            known = None if row is None else trusted(row, size, mtime, ctime, ino)
+            put(rel, FileStat(int(mode_), ino, size, mtime, ctime), known)
 
     def _file_digest(self, path: Path) -> str:
         if self.stat_cache is None:
@@ -517,7 +584,7 @@ class FileHasher:
             return Manifest(type="file", entries=(self.entry(path, "", st),))
         top = os.fspath(path)
         entries: list[Entry] = []
-        pipeline = _Hashing(self, top, entries.extend)
+        pipeline = _Entries(self, top, entries.extend)
         for rel, file_st in walk_files(top):
             pipeline.add(rel, file_st)
         pipeline.close()
@@ -534,9 +601,15 @@ class ManifestDigest:
         self._separator = b""
 
     def add(self, entries: Sequence[Entry]) -> None:
-        """The next entries, in order (a batch at a time: one JSON encoding per call, not per entry)."""
+        """The next entries, in order (a batch at a time). Each is written as `canonical_json(e.to_json())`
+        writes it, without the dict and the encoder's walk over it: keys in sorted order, strings through
+        json's own escaping, an int's and a bool's JSON spelling (tests compare the bytes with canonical_json)."""
+        self.add_json([_entry_json(e.kind, e.path, e.sha256, e.size, e.executable) for e in entries])
+
+    def add_json(self, entries: Sequence[str]) -> None:
+        """The next entries, as `_entry_json` wrote them."""
         if entries:
-            self._hash.update(self._separator + canonical_json([e.to_json() for e in entries])[1:-1])
+            self._hash.update(self._separator + ",".join(entries).encode())
             self._separator = b","
 
     def hexdigest(self) -> str:
@@ -545,13 +618,25 @@ class ManifestDigest:
         return "sha256:" + self._hash.hexdigest()
 
 
-_Item = tuple[str, os.stat_result, "str | None"]
+_json_string: Callable[[str], str] = json.encoder.encode_basestring
+"""A str as `json.dumps(..., ensure_ascii=False)` writes it, quotes included (the C function it uses)."""
+
+
+def _entry_json(kind: str, path: str, sha256: str, size: int, executable: bool) -> str:
+    """`canonical_json(entry.to_json())` of an entry with these fields, as a str."""
+    quoted = _json_string
+    x = "true" if executable else "false"
+    return f'{{"kind":{quoted(kind)},"path":{quoted(path)},"sha256":{quoted(sha256)},"size":{int(size)},"x":{x}}}'
+
+
+_Item = tuple[str, StatData, "str | None"]
 """A file on its way through `_Hashing`: relative path, lstat, and its digest if the stat cache knew it."""
 
 
-class _Hashing:
+class _Hashing(Generic[T]):
     """The entries of a walk, in walk order, handed to `out` a batch at a time as they are hashed: in batches, a bounded
-    number in flight, so memory does not grow with the number of files.
+    number in flight, so memory does not grow with the number of files. What an entry is handed out as, is the
+    subclass's (`_Entries`: an Entry; `_EntryJson`: its canonical JSON, for a digest).
 
     Files are hashed in this thread until FileHasher.PARALLEL_BYTES of new data has been seen, then by a pool of
     threads (hashlib releases the GIL while it hashes), ROUND_BATCHES batches at a time.
@@ -562,7 +647,7 @@ class _Hashing:
     ROUND_BATCHES = 16
     """Batches hashed together before the walk goes on: at most 4,096 files (or 16 x PARALLEL_BYTES) held."""
 
-    def __init__(self, hasher: FileHasher, top: str, out: Callable[[list[Entry]], None]) -> None:
+    def __init__(self, hasher: FileHasher, top: str, out: Callable[[list[T]], None]) -> None:
         self._hasher = hasher
         self._base = top + os.sep
         self._out = out
@@ -570,7 +655,7 @@ class _Hashing:
         self._batch_bytes = 0
         self._new_bytes = 0
         self._pool: Any = None
-        self._ahead: deque[Future[list[Entry]]] = deque()
+        self._ahead: deque[Future[list[T]]] = deque()
         self._round: list[list[_Item]] = []
         """Batches walked and not yet hashed (once the threads have started)."""
 
@@ -582,11 +667,16 @@ class _Hashing:
 
     def add(self, rel: str, st: os.stat_result) -> None:
         known = None
-        if stat.S_ISREG(st.st_mode):
-            if self._hasher.stat_cache is not None:
-                known = self._hasher.stat_cache.get(self._base + rel, st)
-            if known is None:
-                self._batch_bytes += st.st_size
+        if stat.S_ISREG(st.st_mode) and self._hasher.stat_cache is not None:
+            known = self._hasher.stat_cache.get(self._base + rel, st)
+        self.put(rel, st, known)
+
+    def put(self, rel: str, st: StatData, known: str | None) -> None:
+        """The next file, its digest already looked up (`known`: None where the stat cache had none)."""
+        if not stat.S_ISREG(st.st_mode):
+            known = None  # a link is read, never looked up
+        elif known is None:
+            self._batch_bytes += st.st_size
         self._batch.append((rel, st, known))
         if len(self._batch) >= self.BATCH_FILES or self._batch_bytes >= FileHasher.PARALLEL_BYTES:
             self._flush()
@@ -632,6 +722,11 @@ class _Hashing:
         while self._ahead:
             self._out(self._ahead.popleft().result())
 
+    def _entries(self, batch: list[_Item]) -> list[T]:
+        raise NotImplementedError
+
+
+class _Entries(_Hashing[Entry]):
     def _entries(self, batch: list[_Item]) -> list[Entry]:
         hasher, base = self._hasher, self._base
         entries = []
@@ -643,4 +738,20 @@ class _Hashing:
                 entries.append(
                     Entry(path=rel, kind="file", executable=executable, size=st.st_size, sha256=known)
                 )
+        return entries
+
+
+class _EntryJson(_Hashing[str]):
+    """Each entry as `_entry_json` writes it, a file the stat cache knows without an Entry made for it (20,000
+    files: an Entry each cost more than the rest of their JSON)."""
+
+    def _entries(self, batch: list[_Item]) -> list[str]:
+        hasher, base = self._hasher, self._base
+        entries = []
+        for rel, st, known in batch:
+            if known is None:
+                e = hasher.entry(base + rel, rel, st)
+                entries.append(_entry_json(e.kind, e.path, e.sha256, e.size, e.executable))
+            else:
+                entries.append(_entry_json("file", rel, known, st.st_size, bool(st.st_mode & stat.S_IXUSR)))
         return entries

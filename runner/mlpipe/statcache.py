@@ -21,10 +21,11 @@ import threading
 import uuid
 from collections import OrderedDict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import sqlite3
+    from collections.abc import Callable, Mapping, Sequence
 
 FORMAT = "mlpipe.statcache/1"
 FILES_FORMAT = 2
@@ -33,7 +34,23 @@ FILES_FORMAT = 2
 Signature = tuple[int, int, int, int]
 
 
-def signature(st: os.stat_result) -> Signature:
+class StatData(Protocol):
+    """The stat fields a cache entry is checked against: an os.stat_result, or the same fields read back from a
+    walk's signature lines (digest.FileStat)."""
+
+    @property
+    def st_mode(self) -> int: ...
+    @property
+    def st_ino(self) -> int: ...
+    @property
+    def st_size(self) -> int: ...
+    @property
+    def st_mtime_ns(self) -> int: ...
+    @property
+    def st_ctime_ns(self) -> int: ...
+
+
+def signature(st: StatData) -> Signature:
     return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
@@ -86,6 +103,8 @@ class _FileTable:
     PENDING = 2048
     DIR_ROWS = 2048
     DIRS = 4
+    NAMES_PER_QUERY = 500
+    """Below SQLite's default limit of 999 bound parameters (older builds)."""
     BUSY_MS = 5000
 
     def __init__(self, path: Path) -> None:
@@ -154,18 +173,7 @@ class _FileTable:
         query, and the last few directories' kept (a walk comes back to a parent after its subdirectories); a
         directory of more than DIR_ROWS entries is read one entry at a time."""
         directory, _, name = key.rpartition("/")
-        if directory in self._dirs:
-            rows = self._dirs[directory]
-            self._dirs.move_to_end(directory)
-        else:
-            fetched = self._query(
-                "SELECT name, size, mtime, ctime, ino, digest, stamp FROM files WHERE dir=? LIMIT ?",
-                (directory, self.DIR_ROWS + 1),
-            )
-            rows = None if len(fetched) > self.DIR_ROWS else {row[0]: row[1:] for row in fetched}
-            self._dirs[directory] = rows
-            if len(self._dirs) > self.DIRS:
-                del self._dirs[next(iter(self._dirs))]
+        rows = self.rows(directory)
         if rows is not None:
             return rows.get(name)
         found = self._query(
@@ -173,6 +181,36 @@ class _FileTable:
             (directory, name),
         )
         return found[0] if found else None
+
+    def rows(self, directory: str) -> dict[str, tuple[Any, ...]] | None:
+        """Every stored entry of `directory` (name -> row as `get` returns it), read in one query and kept with
+        the last few; None for a directory of more than DIR_ROWS entries."""
+        if directory in self._dirs:
+            self._dirs.move_to_end(directory)
+            return self._dirs[directory]
+        fetched = self._query(
+            "SELECT name, size, mtime, ctime, ino, digest, stamp FROM files WHERE dir=? LIMIT ?",
+            (directory, self.DIR_ROWS + 1),
+        )
+        rows = None if len(fetched) > self.DIR_ROWS else {row[0]: row[1:] for row in fetched}
+        self._dirs[directory] = rows
+        if len(self._dirs) > self.DIRS:
+            del self._dirs[next(iter(self._dirs))]
+        return rows
+
+    def some(self, directory: str, names: Sequence[str]) -> dict[str, tuple[Any, ...]]:
+        """The stored entries of `names` in a directory too big for `rows`: NAMES_PER_QUERY names a query."""
+        found: dict[str, tuple[Any, ...]] = {}
+        for start in range(0, len(names), self.NAMES_PER_QUERY):
+            chunk = names[start : start + self.NAMES_PER_QUERY]
+            marks = ",".join("?" * len(chunk))
+            for row in self._query(
+                "SELECT name, size, mtime, ctime, ino, digest, stamp FROM files"
+                f" WHERE dir=? AND name IN ({marks})",
+                (directory, *chunk),
+            ):
+                found[row[0]] = row[1:]
+        return found
 
     def _query(self, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         db = self._open()
@@ -232,23 +270,27 @@ class StatCache:
             return None
         return path[len(self.root) :]
 
-    def get(self, path: str, st: os.stat_result) -> str | None:
+    def get(self, path: str, st: StatData) -> str | None:
         key = self._key(path)
         if key is None:
             return None
         with self._lock:
             entry = self._files.get(key)
-        if (
-            entry is None
-            or entry[:4] != signature(st)
-            or not isinstance(entry[5], int)
-            or st.st_mtime_ns >= entry[5]
-        ):
-            return None
-        digest = entry[4]
-        return digest if isinstance(digest, str) else None
+        return _trusted(entry, st)
 
-    def put(self, path: str, st: os.stat_result, digest: str) -> None:
+    def rows(self, directory: str, names: Callable[[], Sequence[str]]) -> Mapping[str, tuple[Any, ...]]:
+        """The stored entries of a directory's files (file name -> entry, for `trusted`), read in one query (in
+        chunks of `names()` for a directory too big to read whole; nothing outside the workspace): a walk that
+        has a directory's stat data in hand looks its files up without a call per file."""
+        key = self._key(directory + os.sep)
+        if key is None:
+            return {}
+        key = key[:-1]  # the workspace-relative directory, '' for the workspace itself
+        with self._lock:
+            rows = self._files.rows(key)
+            return rows if rows is not None else self._files.some(key, names())
+
+    def put(self, path: str, st: StatData, digest: str) -> None:
         key = self._key(path)
         if key is not None:
             with self._lock:
@@ -278,3 +320,23 @@ class StatCache:
         with self._lock:
             self._files.save()
             self._trees.save()
+
+
+def _trusted(entry: tuple[Any, ...] | None, st: StatData) -> str | None:
+    return None if entry is None else trusted(entry, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def trusted(entry: tuple[Any, ...], size: int, mtime_ns: int, ctime_ns: int, ino: int) -> str | None:
+    """The digest of a stored entry (as `rows` gives it) if the file's stat data is unchanged and it was not racy
+    when hashed."""
+    if (
+        entry[0] != size
+        or entry[1] != mtime_ns
+        or entry[2] != ctime_ns
+        or entry[3] != ino
+        or not isinstance(entry[5], int)
+        or mtime_ns >= entry[5]
+    ):
+        return None
+    digest = entry[4]
+    return digest if isinstance(digest, str) else None
