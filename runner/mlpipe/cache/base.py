@@ -19,6 +19,8 @@ from mlpipe.digest import Entry, FileHasher, Manifest
 
 @dataclass(frozen=True, kw_only=True)
 class Published:
+    """What publishing a step's result left in the store."""
+
     result: StepResult
     """The entry now stored under the fingerprint (an earlier one wins over ours)."""
     already_stored: bool
@@ -31,7 +33,7 @@ FIELDS = 5
 them does); all zero for a file not found, or whose stat data is not trusted."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Handed:
     """A materialization as handed to a step: what it must hold, and its files' stat data at that moment, FIELDS
     int64s per entry of its manifest, in the manifest's order (40 bytes a file; a dict of lists held about 330)."""
