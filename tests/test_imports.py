@@ -220,3 +220,70 @@ def test_a_no_op_with_a_warm_pipeline_cache_imports_no_yaml(tmp_path: Path, comm
     result = python(code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.endswith("\n[]\n"), result.stdout
+
+
+NO_OP_DATACLASSES = (
+    "import dataclasses, sys\n"
+    "classes = [c for m in list(sys.modules.values()) if getattr(m, '__name__', '').startswith('mlpipe')\n"
+    "           for c in vars(m).values() if isinstance(c, type) and c.__module__ == m.__name__\n"
+    "           and dataclasses.is_dataclass(c)]\n"
+)
+
+
+@pytest.mark.parametrize("command", ["ci-run", "plan"])
+def test_every_dataclass_on_the_no_op_path_has_a_docstring(tmp_path: Path, command: str) -> None:
+    # @dataclass gives a class without a docstring one made from `inspect.signature(cls)`, about 0.1 ms a class
+    # at import on Python 3.11: the no-op imports some 60 of them (bench/README.md, issue 18).
+    root = one_step_repo(tmp_path)
+    run = "from mlpipe.cli.main import main\ntry:\n    main({!r})\nexcept SystemExit as e:\n    assert e.code == 0, e.code\n"
+    first = python(run.format(["ci-run"]), cwd=root)
+    assert first.returncode == 0, first.stderr
+    result = python(
+        run.format([command])
+        + NO_OP_DATACLASSES
+        + "print(len(classes), sorted(c.__qualname__ for c in classes if c.__doc__.startswith(c.__name__ + '(')))",
+        cwd=root,
+    )
+    assert result.returncode == 0, result.stderr
+    count, undocumented = result.stdout.splitlines()[-1].split(" ", 1)
+    assert int(count) > 40  # the check sees the no-op's dataclasses
+    assert undocumented == "[]"
+
+
+COMPARED_BY_IDENTITY = (
+    "mlpipe.api.ci_run:CiRunOptions Released RunResult",
+    "mlpipe.api.plan:PlanOptions PlanResult",
+    "mlpipe.api.source:Source",
+    "mlpipe.cache.base:Handed",
+    "mlpipe.cache.intake:Taken",
+    "mlpipe.config:Key Settings",
+    "mlpipe.core.plan:Facts StepPlan Plan Decision",
+    "mlpipe.core.reasons:Earlier FileChange Why",
+    "mlpipe.git.commands:RepoPaths",
+    "mlpipe.git.provenance:SnapshotRef",
+    "mlpipe.git.snapshot:SnapshotFile Snapshot",
+    "mlpipe.inputs.base:RegistryAccess",
+    "mlpipe.paths:Workspace",
+    "mlpipe.run.locks:Holder RunLocks",
+    "mlpipe.run.prepare:Selected Prepared Work StepWork Site",
+    "mlpipe.run.runner:RunOptions _Finished",
+    "mlpipe.run.session:Session",
+)
+"""Dataclasses of the no-op path that nothing compares or hashes by value (found with every generated __eq__,
+__hash__ and __repr__ recorded while tests/{spec,core,run,cli,api,cache,git,report,github} ran, and by grep):
+`eq=False, repr=False` spare the generated `__eq__`, `__hash__` and `__repr__`, each an `exec` at import (issue 18)."""
+
+
+@pytest.mark.parametrize("entry", COMPARED_BY_IDENTITY)
+def test_dataclasses_nothing_compares_or_prints_generate_no_equality_or_repr(entry: str) -> None:
+    import dataclasses
+    import importlib
+
+    module_name, names = entry.split(":")
+    module = importlib.import_module(module_name)
+    for name in names.split():
+        cls = getattr(module, name)
+        assert dataclasses.is_dataclass(cls)
+        assert "__eq__" not in vars(cls), name
+        assert "__hash__" not in vars(cls), name
+        assert "__repr__" not in vars(cls), name

@@ -23,8 +23,10 @@ REPO_FILE = "mlpipe.toml"
 MODES = ("auto", "read-write", "read", "off")
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class Key:
+    """One setting: its name, environment variable, command-line option, check and help."""
+
     name: str
     env: str
     option: str
@@ -66,6 +68,8 @@ KEYS = {
 
 @dataclass(frozen=True, kw_only=True)
 class Setting:
+    """A setting's value and where it came from."""
+
     name: str
     value: Any
     """None when nothing sets it (the command's own default applies)."""
@@ -173,7 +177,7 @@ def _plain_http(cli: Mapping[str, Any], env: Mapping[str, str]) -> tuple[bool | 
     return None, "default"
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class Settings:
     """One command's settings, each with its source, and the environment it was read from (read once)."""
 

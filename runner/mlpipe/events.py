@@ -23,6 +23,8 @@ _PREFIXES: dict[NoticeKind, str] = {
 
 @dataclass(frozen=True, kw_only=True)
 class Notice:
+    """A message for the user: an info line, a warning or an error."""
+
     kind: NoticeKind
     text: str
 

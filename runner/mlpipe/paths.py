@@ -14,7 +14,7 @@ STATE_IGNORE = "# made by mlpipe: its state (runs, logs, the store) stays out of
 commits the store or the records (and a workspace needs no line in its own .gitignore)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Workspace:
     """Locations under one workspace (the repository root, or the pipeline file's dir outside git)."""
 

@@ -348,6 +348,8 @@ def trust(value: Any) -> dict[str, Any]:
 # -- OCI manifests and configs -------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Descriptor:
+    """An OCI descriptor: media type, digest, size."""
+
     media_type: str
     digest: str
     size: int
@@ -355,6 +357,8 @@ class Descriptor:
 
 @dataclass(frozen=True)
 class OciManifest:
+    """An OCI image manifest: its artifact type, config and layers."""
+
     artifact_type: str | None
     config: Descriptor
     layers: tuple[Descriptor, ...]

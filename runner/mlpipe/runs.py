@@ -36,6 +36,8 @@ def utc_now() -> str:
 
 @dataclass(kw_only=True)
 class StepRecord:
+    """One step of a run record."""
+
     status: StepStatus = "pending"
     fingerprint: str | None = None
     parts: dict[str, Any] | None = None
@@ -65,6 +67,8 @@ class StepRecord:
 
 @dataclass(kw_only=True)
 class RunRecord:
+    """A run as stored under .mlpipe/runs: its steps, status and times."""
+
     run_id: str
     pipeline: str
     pipeline_file: str

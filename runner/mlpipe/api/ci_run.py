@@ -33,8 +33,10 @@ if TYPE_CHECKING:  # the comparison's, release's and GitHub's modules load only 
 DEFAULT_MAX_RECOVERABLE_FILE = 100 * 2**20
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class CiRunOptions:
+    """How `ci_run` runs: which steps, how many at once, what it publishes."""
+
     selection: Selected = field(default_factory=Selected)
     jobs: int | None = None
     """Steps run at once (None: the settings' `jobs`, else the cores)."""
@@ -50,7 +52,7 @@ class CiRunOptions:
     """The run's id (None: a new one); a fan-out run's jobs all run under the fan-out run's id."""
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class Released:
     """A release run's manifest: where it was saved, and where it was pushed (or why not)."""
 
@@ -59,8 +61,10 @@ class Released:
     where: str
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class RunResult:
+    """A finished run: its record, the comparison with a base run, a release."""
+
     record: RunRecord
     comparison: RunDiff | None = None
     """The run compared with its base (`since`, or a pull request's base commit), when a base run was found."""

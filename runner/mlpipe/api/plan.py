@@ -14,15 +14,19 @@ from mlpipe.report.traffic import traffic_display
 from mlpipe.run.session import remote_of
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class PlanOptions:
+    """Which steps `plan` looks at, and whether it publishes the plan."""
+
     selection: Selected = field(default_factory=Selected)
     publish: bool = False
     """In GitHub Actions, publish the plan as a check run and in the job summary."""
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class PlanResult:
+    """A plan, with its pipeline's name and where it was published."""
+
     pipeline: str
     plan: Plan
     published: str = ""

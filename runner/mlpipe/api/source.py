@@ -18,8 +18,10 @@ if TYPE_CHECKING:
 __all__ = ["Selected", "Source", "find_baseline", "open_source", "prepare_steps"]
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class Source:
+    """Where the pipeline comes from: its file, param overrides and the settings given as flags."""
+
     file: str | None = None
     """The pipeline file (default: ./mlpipe.yaml)."""
     params: tuple[str, ...] = ()

@@ -18,6 +18,8 @@ from mlpipe.digest import Entry, FileHasher, Manifest
 
 @dataclass(frozen=True, kw_only=True)
 class Published:
+    """What publishing a step's result left in the store."""
+
     result: StepResult
     """The entry now stored under the fingerprint (an earlier one wins over ours)."""
     already_stored: bool
@@ -29,7 +31,7 @@ Signature = list[int]
 """A file's (inode, size, mtime_ns, ctime_ns, mode): content can change only if one of them does."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Handed:
     """A materialization as handed to a step: what it must hold, and its files' stat data at that moment."""
 

@@ -47,7 +47,7 @@ class UnstorableOutput(ValueError):
     """The output's name, where the caller knows it (LocalStore.publish)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Taken:
     """One file or link of an output, its content now in a temp file of the store's own."""
 

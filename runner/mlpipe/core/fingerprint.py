@@ -20,6 +20,8 @@ SCHEMA_VERSION = 1
 
 @dataclass(frozen=True, kw_only=True)
 class Fingerprint:
+    """A step's reuse key and the parts it was computed over."""
+
     key: str
     """64 hex digits."""
     parts: dict[str, Any]

@@ -16,7 +16,7 @@ Action = Literal["run", "reuse", "missing"]
 """`missing`: a step outside the selection whose stored result is needed but absent."""
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class Facts:
     """What was measured on disk before planning."""
 
@@ -33,8 +33,10 @@ class Facts:
     """Step -> why it runs: its `build:` image is neither built nor in the cache (`mlpipe plan` builds nothing)."""
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class StepPlan:
+    """One step's part of the plan."""
+
     name: str
     action: Action
     selected: bool
@@ -50,8 +52,10 @@ class StepPlan:
     """Where what makes it run changed (a file's line, a param's), when it runs for a change."""
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class Plan:
+    """Per step: run, reuse or missing, and why."""
+
     steps: Mapping[str, StepPlan] = field(default_factory=dict)
     """In execution order."""
 
@@ -200,8 +204,10 @@ def make_plan(
     return Plan(steps=plans)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class Decision:
+    """Run or reuse one step, and why."""
+
     action: Action
     result: StepResult | None = None
     """The stored result to reuse."""

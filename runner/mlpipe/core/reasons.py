@@ -24,7 +24,7 @@ SHOWN_CHARS = 80
 Source = Literal["base", "latest", "run"]
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class Earlier:
     """A step's nearest earlier fingerprint: what a rerun is explained against."""
 
@@ -55,8 +55,10 @@ class Earlier:
         return f"vs {'base ' if self.source == 'base' else ''}{run}{at}{dirty}"
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class FileChange:
+    """A file of a step's code that changed since the stored result."""
+
     change: str
     """added, removed or modified."""
     path: str
@@ -77,8 +79,10 @@ CodeChanges = Callable[[str, str, str], list[FileChange] | None]
 """`(code dir, old tree, new tree)`: the changed files by repository path, or None when the old tree is unknown."""
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class Why:
+    """Why a step runs: its reasons, and where the first change is."""
+
     reasons: tuple[str, ...]
     spot: Spot | None = None
     """Where the first change is, for the notice annotation; None: at the step's line."""

@@ -76,7 +76,7 @@ def split_z(output: bytes) -> list[str]:
     return [os.fsdecode(part) for part in output.split(b"\0") if part]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class RepoPaths:
     """Where a work tree's pieces live; `git_dir` differs from `common_dir` in linked worktrees."""
 

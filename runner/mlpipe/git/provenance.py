@@ -34,6 +34,8 @@ IDENTITY = b"mlpipe <mlpipe@localhost>"
 
 @dataclass(frozen=True)
 class GitInfo:
+    """The repository's state: root, commit, branch, whether the tree is clean."""
+
     in_repo: bool
     root: Path
     commit: str | None = None
@@ -186,8 +188,10 @@ def strip_credentials(url: str) -> str:
 # -- the snapshot ref ----------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class SnapshotRef:
+    """The commit that holds a dirty run's code snapshot."""
+
     ref: str
     commit: str
     tree: str

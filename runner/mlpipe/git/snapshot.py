@@ -39,8 +39,10 @@ _SMALL_FILE = 1 << 20
 _CHUNK = 1 << 20
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class SnapshotFile:
+    """One file of a snapshot, as git stores it."""
+
     path: str
     """'/'-separated, relative to the snapshot directory."""
     mode: int
@@ -51,8 +53,10 @@ class SnapshotFile:
     """Bytes in the working tree; a symlink's target length; 0 for a gitlink."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Snapshot:
+    """A code directory's filtered files and their git tree id."""
+
     directory: Path
     """Absolute."""
     tree: str

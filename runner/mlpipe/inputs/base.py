@@ -18,7 +18,7 @@ class InputUnavailable(MlpipeError):
     """An input could not be fetched (a URL, a data set): the step that reads it fails, the others go on."""
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class RegistryAccess:
     """How to reach the registry an `oci://` input names: the command's `--plain-http`, the environment its
     credentials and trusted certificate authorities are looked up in (the command's `Settings.environ`; never

@@ -35,8 +35,10 @@ class Busy(MlpipeError):
     exit_code = 75  # EX_TEMPFAIL: try again later
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class Holder:
+    """The run that holds a lock."""
+
     run_id: str
     pid: int
     workspace: str = ""
@@ -99,7 +101,7 @@ def _write_holder(lock: IO[bytes], holder: Holder) -> None:
     lock.flush()
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class RunLocks:
     """The locks a run holds from before it plans until the process ends (or `release`)."""
 

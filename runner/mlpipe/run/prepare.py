@@ -38,16 +38,20 @@ def platform_id() -> str:
     return f"{sys.platform}-{platform.machine().lower()}"
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class Selected:
+    """Which steps to run (`--only`, `--from`) and whether stored results may be reused."""
+
     only: tuple[str, ...] = ()
     from_: tuple[str, ...] = ()
     with_upstream: bool = False
     no_reuse: bool = False
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class Prepared:
+    """Everything a plan and a run start from: pipeline, store, git state, snapshots, fingerprints."""
+
     pipeline: Pipeline
     workspace: Workspace
     store: ResultStore
@@ -83,7 +87,7 @@ class Prepared:
         return Site(workspace=self.workspace, store=self.store, git=self.git, snapshotter=self.snapshotter)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class Work:
     """What a runner carries out: the steps in order, the plan made before the run, and what it decides each
     step again with once the step's upstream outputs are known."""
@@ -121,7 +125,7 @@ class Work:
         )
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class StepWork:
     """What the runner needs of one step, made once from `Work`: the seam through which a runner is handed the
     steps it carries out (a fan-out hands each runner its share). The fingerprint is not here: it is known once
@@ -143,7 +147,7 @@ class StepWork:
     """Its image's id and registry digest (`Facts.images`); empty without `image:` or where unresolved."""
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class Site:
     """Where a runner works: the workspace, its store, and the checkout's git state."""
 

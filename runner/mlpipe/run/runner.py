@@ -45,8 +45,10 @@ if TYPE_CHECKING:  # the executors load when the first step starts: a run that r
     from mlpipe.executors.gpus import Gpu, GpuPool
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class RunOptions:
+    """How the runner runs steps: how many at once, fail-fast, limits, the steps' environment."""
+
     jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
     fail_fast: bool = False
     kill_grace_s: float = 10.0
@@ -68,8 +70,10 @@ class StepError(Exception):
     """The step ran but its result is unusable (missing output, bad metrics, modified input)."""
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class _Finished:
+    """A step that ended: its outcome, stored result or error."""
+
     name: str
     outcome: StepOutcome | None
     result: StepResult | None = None

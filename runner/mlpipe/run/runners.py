@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, kw_only=True)
 class RunnerLabels:
+    """The labels of the machine mlpipe runs on, for `runs-on:`."""
+
     labels: frozenset[str]
     source: str
     """Where they came from, for messages."""

@@ -24,8 +24,10 @@ if TYPE_CHECKING:  # `validate` only loads the file: the store and config stay u
 DEFAULT_FILE = "mlpipe.yaml"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Session:
+    """What a command reads once: pipeline, workspace, store, hasher, settings."""
+
     pipeline: Pipeline
     workspace: Workspace
     store: ResultStore

@@ -24,6 +24,8 @@ class Location:
 
 @dataclass(frozen=True, kw_only=True)
 class Param:
+    """A pipeline param: its default and the value in use."""
+
     name: str
     default: ParamValue
     value: ParamValue
@@ -141,6 +143,8 @@ class ContainerMount:
 
 @dataclass(frozen=True, kw_only=True)
 class Output:
+    """A step output: a file or a directory mlpipe stores."""
+
     name: str
     type: Literal["dir", "file"]
     """A directory mlpipe creates empty before the step runs, or a file path whose parent exists."""
@@ -162,6 +166,8 @@ class Output:
 
 @dataclass(frozen=True, kw_only=True)
 class Step:
+    """A checked step: code directory, command, inputs, outputs."""
+
     name: str
     code: str
     """Code directory, workspace-relative and '/'-separated; '.' is the workspace root."""
@@ -220,6 +226,8 @@ class Step:
 
 @dataclass(frozen=True, kw_only=True)
 class Pipeline:
+    """A checked pipeline: its params and steps."""
+
     name: str
     file: Path
     """Absolute path of the pipeline file."""

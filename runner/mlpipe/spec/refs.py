@@ -22,6 +22,8 @@ Scope = Literal["params", "inputs", "outputs", "matrix", "steps"]
 
 @dataclass(frozen=True)
 class Ref:
+    """A `${{ }}` reference in a step's command."""
+
     scope: Scope
     name: str
     """Param, input or output name; for `steps.S.outputs.O` the output O."""
