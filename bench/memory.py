@@ -15,11 +15,15 @@ Cases:
   ingest        LocalStore.publish of a result with a directory output of N files (storing a step's output)
   materialize   LocalStore.lookup + materialize of it (the read-only farm a step reading it gets), built anew
   checkout      LocalStore.lookup + checkout of that stored output into the workspace
+  oci push      OciCache.push of that stored result into a new repository of a registry started here
+                (Debian's docker-registry on 127.0.0.1, as tests/services/registry.py starts it)
+  oci pull      OciCache.fetch of that pushed result into an empty local store (every object downloaded)
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import statistics
@@ -27,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 SETUP = """
@@ -34,7 +39,7 @@ import os, sys, json
 from pathlib import Path
 from mlpipe.digest import FileHasher, Manifest
 from mlpipe.statcache import StatCache
-ws, state = Path(sys.argv[1]), Path(sys.argv[2])
+ws, state, host, repo = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], sys.argv[4]
 def hasher():
     return FileHasher(StatCache(state / 'statcache.json', ws, exclude=state))
 def store():
@@ -52,7 +57,18 @@ CASES = {
     ),
     "materialize": "s = store(); m = s.lookup('a' * 64).outputs['o']; print(s.materialize(m, 'out').name)",
     "checkout": "s = store(); m = s.lookup('a' * 64).outputs['o']; s.checkout(m, ws / 'out'); print(m.digest)",
+    "oci push": (
+        "from mlpipe.cache.oci import OciCache; from mlpipe.cache.registry import RegistryClient; s = store();"
+        " print(OciCache(RegistryClient(host), s).push(repo, s.lookup('a' * 64), {}))"
+    ),
+    "oci pull": (
+        "from mlpipe.cache.oci import OciCache; from mlpipe.cache.registry import RegistryClient;"
+        " from mlpipe.cache.local import LocalStore;"
+        " r = OciCache(RegistryClient(host), LocalStore(state / 'pulled')).fetch(repo, 'a' * 64);"
+        " print(r.outputs['o'].digest)"
+    ),
 }
+OCI_CASES = {"oci push", "oci pull"}
 
 
 def make_files(top: Path, count: int, salt: str = "") -> None:
@@ -80,6 +96,8 @@ def before(case: str, ws: Path, state: Path, count: int, rep: int) -> None:
         _rmtree(state / "cache" / "materialized")
     elif case == "checkout":
         shutil.rmtree(ws / "out", ignore_errors=True)
+    elif case == "oci pull":
+        _rmtree(state / "pulled")
 
 
 def _rmtree(path: Path) -> None:
@@ -89,13 +107,13 @@ def _rmtree(path: Path) -> None:
         shutil.rmtree(path)
 
 
-def measure(runner: str, case: str, ws: Path, state: Path) -> tuple[float, float, str]:
+def measure(runner: str, case: str, ws: Path, state: Path, host: str, repo: str) -> tuple[float, float, str]:
     """(peak RSS MiB, CPU seconds, what it printed) of the case in a fresh interpreter."""
     env = {**os.environ, "PYTHONPATH": runner}
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     with tempfile.TemporaryFile() as out:
         proc = subprocess.Popen(
-            [sys.executable, "-c", SETUP + CASES[case], str(ws), str(state)], env=env, stdout=out
+            [sys.executable, "-c", SETUP + CASES[case], str(ws), str(state), host, repo], env=env, stdout=out
         )
         _pid, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -119,30 +137,49 @@ def main() -> None:
     cases = args.case or list(CASES)
     print("| files | case | runner | peak RSS (median) | CPU (median) |")
     print("|---|---|---|---|---|")
-    for count in args.files:
-        with tempfile.TemporaryDirectory(prefix="mlpipe-memory-") as temp:
-            ws = Path(temp)
-            make_files(ws / "data", count)
-            for case in cases:
-                samples: dict[str, list[tuple[float, float]]] = {name: [] for name in runners}
-                for rep in range(args.reps):
-                    printed_by: set[str] = set()
-                    order = list(runners.items())
-                    for name, runner in order if rep % 2 == 0 else order[::-1]:  # ABBA: neither always second
-                        state = ws / f".mlpipe-{name}"
-                        before(case, ws, state, count, rep)
-                        rss, cpu, printed = measure(runner, case, ws, state)
-                        samples[name].append((rss, cpu))
-                        printed_by.add(printed)
-                    if len(printed_by) > 1 and case != "one changed":  # that one changes the data per runner
-                        raise SystemExit(f"{case}: the runners disagree: {sorted(printed_by)}")
-                for name, got in samples.items():
-                    rss = statistics.median(s[0] for s in got)
-                    cpu = statistics.median(s[1] for s in got)
-                    print(
-                        f"| {count:,} | {case} | {name} | {rss:.1f} MiB | {cpu * 1000:.0f} ms |", flush=True
-                    )
-            _rmtree(ws)
+    with contextlib.ExitStack() as stack:
+        host = stack.enter_context(_registry()) if OCI_CASES & set(cases) else ""
+        for count in args.files:
+            _one_size(count, cases, runners, args.reps, host)
+
+
+@contextlib.contextmanager
+def _registry() -> Iterator[str]:
+    sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
+    from services.registry import Registry
+
+    with tempfile.TemporaryDirectory(prefix="mlpipe-memory-registry-") as temp:
+        registry = Registry(Path(temp))
+        registry.start()
+        try:
+            yield registry.host
+        finally:
+            registry.stop()
+
+
+def _one_size(count: int, cases: list[str], runners: dict[str, str], reps: int, host: str) -> None:
+    with tempfile.TemporaryDirectory(prefix="mlpipe-memory-") as temp:
+        ws = Path(temp)
+        make_files(ws / "data", count)
+        for case in cases:
+            samples: dict[str, list[tuple[float, float]]] = {name: [] for name in runners}
+            for rep in range(reps):
+                printed_by: set[str] = set()
+                order = list(runners.items())
+                for name, runner in order if rep % 2 == 0 else order[::-1]:  # ABBA: neither always second
+                    state = ws / f".mlpipe-{name}"
+                    before(case, ws, state, count, rep)
+                    repo = f"memory/{name.lower()}-{count}-{rep}"  # a push is cold: a new repository each
+                    rss, cpu, printed = measure(runner, case, ws, state, host, repo)
+                    samples[name].append((rss, cpu))
+                    printed_by.add(printed)
+                if len(printed_by) > 1 and case != "one changed":  # that one changes the data per runner
+                    raise SystemExit(f"{case}: the runners disagree: {sorted(printed_by)}")
+            for name, got in samples.items():
+                rss = statistics.median(s[0] for s in got)
+                cpu = statistics.median(s[1] for s in got)
+                print(f"| {count:,} | {case} | {name} | {rss:.1f} MiB | {cpu * 1000:.0f} ms |", flush=True)
+        _rmtree(ws)
 
 
 if __name__ == "__main__":

@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mlpipe_testing import Project, git, make_repo, write_files  # noqa: F401 - re-exported
+from mlpipe_testing import Project, git, isolate_environment, make_repo, write_files  # noqa: F401 - re-exported
 from nonroot_testing import shared_dir  # noqa: F401 - a fixture
 from service_fixtures import (  # noqa: F401 - fixtures and constants, one instance per test run
     GITHUB_READ_TOKEN,
@@ -27,35 +26,11 @@ from service_fixtures import (  # noqa: F401 - fixtures and constants, one insta
     token_registry,
 )
 
-GIT_IDENTITY = {
-    "GIT_AUTHOR_NAME": "Test Author",
-    "GIT_AUTHOR_EMAIL": "author@example.com",
-    "GIT_AUTHOR_DATE": "2026-01-01T00:00:00+00:00",
-    "GIT_COMMITTER_NAME": "Test Committer",
-    "GIT_COMMITTER_EMAIL": "committer@example.com",
-    "GIT_COMMITTER_DATE": "2026-01-01T00:00:00+00:00",
-}
-
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     """No inherited git/mlpipe/GitHub state; a private HOME so global git config cannot leak in."""
-    for name in list(os.environ):
-        if name.startswith(("GIT_", "MLPIPE_", "GITHUB_")) or name in {"CI", "RUNNER_TEMP"}:
-            monkeypatch.delenv(name, raising=False)
-    home = tmp_path_factory.mktemp("home")
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
-    # Registry logins (podman's, docker's) of whoever runs the tests stay out of them.
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(home / "run"))
-    for name in ("REGISTRY_AUTH_FILE", "DOCKER_CONFIG"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    monkeypatch.setenv("NO_COLOR", "1")
-    # Steps find `python` as they would in an activated virtual environment.
-    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    for name, value in GIT_IDENTITY.items():
-        monkeypatch.setenv(name, value)
+    isolate_environment(monkeypatch, tmp_path_factory.mktemp("home"))
 
 
 @pytest.fixture

@@ -244,6 +244,8 @@ def test_hashing_a_new_directory_holds_no_list_of_its_files(
 ) -> None:
     # Memory flat in data size (issue 18): before, the files were listed whole and then hashed, about 1 kB a
     # file held at once (4.5 MB more for the larger tree here); now a few batches are in flight whatever the size.
+    # The bound leaves room for the thread pool's own allocations, which vary with scheduling (321 kB seen once
+    # under load), and is still a fifth of what listing the files costs.
     monkeypatch.setattr(_Hashing, "BATCH_FILES", 16)
     peaks = []
     for count in (500, 5000):
@@ -251,7 +253,7 @@ def test_hashing_a_new_directory_holds_no_list_of_its_files(
         hasher = FileHasher(workers=workers)
         hasher.PARALLEL_BYTES = 1 if workers > 1 else hasher.PARALLEL_BYTES
         peaks.append(traced_peak(lambda hasher=hasher, top=top: hasher.digest(top)))
-    assert peaks[1] - peaks[0] < 300_000, peaks
+    assert peaks[1] - peaks[0] < 900_000, peaks
 
 
 def test_a_manifest_digest_hashes_exactly_the_canonical_json_of_the_manifest() -> None:

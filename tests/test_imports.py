@@ -255,7 +255,6 @@ COMPARED_BY_IDENTITY = (
     "mlpipe.api.plan:PlanOptions PlanResult",
     "mlpipe.api.source:Source",
     "mlpipe.cache.base:Handed",
-    "mlpipe.cache.intake:Taken",
     "mlpipe.config:Key Settings",
     "mlpipe.core.plan:Facts StepPlan Plan Decision",
     "mlpipe.core.reasons:Earlier FileChange Why",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mlpipe.treepaths import UnsafeTree, check_name, check_tree
+from mlpipe.treepaths import UnsafeTree, check_in_order, check_name, check_tree
 
 
 @pytest.mark.parametrize(
@@ -116,3 +116,41 @@ def _build(top: Path, files: dict[str, str | None]) -> None:
             dest.write_text(path)
         else:
             os.symlink(target, dest)
+
+
+def walk_order(paths: list[str]) -> list[str]:
+    return sorted(paths, key=lambda p: p.split("/"))
+
+
+@pytest.mark.parametrize(
+    "paths",
+    [
+        ["a", "a-b", "a/c"],  # a file, then a file under it
+        ["d/x", "d/x/y"],
+        ["d/x", "d/x", "e"],
+        ["ok", "bad\nname"],
+        ["a/b", "a-b", "a.c", "b/c/d", "b/c/e", "b/cc"],  # a sound tree
+    ],
+)
+def test_a_tree_in_walk_order_is_judged_in_one_pass_as_check_tree_judges_it(paths: list[str]) -> None:
+    ordered = walk_order(paths)
+    try:
+        check_tree(dict.fromkeys(paths))
+        expected = None
+    except UnsafeTree as error:
+        expected = str(error)
+    if len(set(paths)) < len(paths):  # a dict holds a path once: records.manifest tells a path twice first
+        expected = f"{ordered[1]!r} is listed twice"
+    try:
+        assert check_in_order((p, False) for p in ordered) is True
+        got = None
+    except UnsafeTree as error:
+        got = str(error)
+    assert got == expected
+
+
+def test_paths_out_of_walk_order_are_left_to_check_tree() -> None:
+    assert check_in_order([("a-b", False), ("a/c", False)]) is False  # "a/c" walks before "a-b"
+    assert check_in_order([("b", False), ("a", False)]) is False
+    with pytest.raises(UnsafeTree, match="'a/c' lies under 'a', which is a link"):
+        check_in_order([("a", True), ("a/c", False)])

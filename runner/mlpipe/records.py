@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mlpipe.treepaths import UnsafeTree, check_name, check_tree
+from mlpipe.treepaths import UnsafeTree, check_in_order, check_name, check_tree
 
 SHA256 = re.compile(r"[0-9a-f]{64}")
 OBJECT_NAME = re.compile(r"[0-9a-f]{64}(\.x)?")
@@ -61,6 +61,11 @@ def load_json(data: bytes, what: str) -> dict[str, Any]:
         raise BadRecord(what, "nested too deeply") from None
     except ValueError as error:  # UnicodeDecodeError too
         raise BadRecord(what, f"not JSON ({_short(str(error), 120)})") from None
+    return json_object(value, what)
+
+
+def json_object(value: Any, what: str) -> dict[str, Any]:
+    """A record's value as a whole: a JSON object."""
     if not isinstance(value, dict):
         raise BadRecord(what, f"expected a JSON object, found {_kind(value)}")
     return value
@@ -167,21 +172,32 @@ def manifest(data: Any, where: str) -> tuple[str, list[tuple[str, str, bool, int
     kind = choice(field(data, "type", where), ("file", "dir"), f"{where}.type")
     raw = array(field(data, "entries", where), f"{where}.entries")
     entries = [entry(e, f"{where}.entries[{i}]") for i, e in enumerate(raw)]
+    check_manifest(kind, lambda: ((e[0], e[1] == "link") for e in entries), len(entries), where)
+    return kind, entries
+
+
+def check_manifest(
+    kind: str, files: Callable[[], Iterator[tuple[str, bool]]], count: int, where: str
+) -> None:
+    """The shape of a manifest of `count` entries whose fields passed `entry`, `files()` giving each one's
+    (path, is a link): a file output is one regular file with path ''; a directory's paths are unique plain
+    names, none under a file or a link."""
     if kind == "file":
-        if len(entries) != 1 or entries[0][0] != "" or entries[0][1] != "file":
+        if count != 1 or next(files()) != ("", False):
             raise BadRecord(where, "a file output must have exactly one entry: a regular file with path ''")
-        return kind, entries
-    tree: dict[str, str | None] = {}
-    for path, entry_kind, *_ in entries:
-        if path in tree:
-            raise BadRecord(where, f"{shown(path)} is listed twice")
-        # A link's target is an object not fetched yet: '.' stands for it here, so the shape is checked now.
-        tree[path] = "." if entry_kind == "link" else None
+        return
     try:
+        # A link's target is an object not fetched yet: the shape is checked now, its target once it is stored.
+        if check_in_order(files()):
+            return
+        tree: dict[str, str | None] = {}
+        for path, link in files():
+            if path in tree:
+                raise BadRecord(where, f"{shown(path)} is listed twice")
+            tree[path] = "." if link else None  # '.': a target that stays where it is
         check_tree(tree)
     except UnsafeTree as error:
         raise BadRecord(where, str(error)) from None
-    return kind, entries
 
 
 def check_links(entries: Iterable[Any], target: Callable[[Any], str]) -> None:

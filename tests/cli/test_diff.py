@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import pytest
 
-from mlpipe_testing import METRICS_FILES, metrics_pipeline
+from mlpipe_testing import METRICS_FILES, Project, isolate_environment, make_repo, metrics_pipeline
 
 PIPELINE = metrics_pipeline("diffdemo")
 
 FILES = {"mlpipe.yaml": PIPELINE, **METRICS_FILES}
 
 
-@pytest.fixture
-def project(project_factory):
-    p = project_factory(FILES)
-    p.run("ci-run").assert_success()
-    p.write({"train/train.sh": '# tuned\nprintf \'{"acc": 0.75}\' > "$3"\n'})
-    p.commit("tune train")
-    p.run("ci-run").assert_success()
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """Two runs, made once for the module: every test here only reads them (`diff`, `runs`, `git rev-parse`)."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        isolate_environment(monkeypatch, tmp_path_factory.mktemp("home"))
+        p = Project(
+            make_repo(tmp_path_factory.mktemp("diff") / "project", {".gitignore": ".mlpipe/\n", **FILES})
+        )
+        p.run("ci-run").assert_success()
+        p.write({"train/train.sh": '# tuned\nprintf \'{"acc": 0.75}\' > "$3"\n'})
+        p.commit("tune train")
+        p.run("ci-run").assert_success()
     return p
 
 

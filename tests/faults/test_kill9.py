@@ -142,8 +142,14 @@ def test_kill_9_at_random_points(project_factory, registry, tmp_path):
         v = rng.choice(seen) if seen and rng.random() < 0.3 else rng.randint(1, 10**9)
         seen.append(v)
         token = uuid.uuid4().hex
-        env = {**base_env, MARKER: token, "SLOW_S": str(rng.choice([0.05, 0.3, 1.0, 60]))}
         phase = rng.choice(list(PHASES))
+        # A 60 s step is there to be killed while it runs (phases step, store, random). The lines the checkout and
+        # push phases wait for come only after the step ends: with it they would wait out their 10 s and then
+        # kill the running step, the step phase's kill, 10 s later.
+        slow_s = rng.choice(
+            [0.05, 0.3, 1.0, 60] if phase in {"step", "store", "random"} else [0.05, 0.3, 1.0]
+        )
+        env = {**base_env, MARKER: token, "SLOW_S": str(slow_s)}
         run = Run(project.root, ["-p", f"v={v}", "-j", "2", *cache], env)
         hit = run.wait_for(PHASES[phase], timeout=10) if PHASES[phase] else True
         time.sleep(rng.uniform(0, 0.15 if phase != "random" else 2.5))

@@ -7,7 +7,8 @@ pull, a temp path on the store's file system, the hasher) they reach through `st
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from array import array
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,28 +28,40 @@ class Published:
     """An entry existed with the same fingerprint but other output digests."""
 
 
-Signature = list[int]
-"""A file's (inode, size, mtime_ns, ctime_ns, mode): content can change only if one of them does."""
+FIELDS = 5
+"""A file's stat data in a farm's table: inode, size, mtime_ns, ctime_ns, mode (content can change only if one of
+them does); all zero for a file not found, or whose stat data is not trusted."""
 
 
 @dataclass(frozen=True, eq=False, repr=False)
 class Handed:
-    """A materialization as handed to a step: what it must hold, and its files' stat data at that moment."""
+    """A materialization as handed to a step: what it must hold, and its files' stat data at that moment, FIELDS
+    int64s per entry of its manifest, in the manifest's order (40 bytes a file; a dict of lists held about 330)."""
 
     manifest: Manifest
     top: Path
     content: Path
-    seen: dict[str, Signature]
+    seen: array[int]
 
-    def racy(self, since_ns: int) -> dict[str, Signature]:
-        """Files whose ctime is `since_ns` or later: a change within the same clock tick could leave their stat
-        data as seen (git's racy-clean case), so their content is compared after the step."""
-        return {rel: sig for rel, sig in self.seen.items() if sig[3] >= since_ns}
+    def racy_bytes(self, since_ns: int) -> int:
+        """The size of the files whose ctime is `since_ns` or later: a change within the same clock tick could
+        leave their stat data as seen (git's racy-clean case), so their content is compared after the step."""
+        seen = self.seen
+        return sum(
+            size for size, ctime in zip(seen[1::FIELDS], seen[3::FIELDS], strict=True) if ctime >= since_ns
+        )
 
-    def distrusting(self, paths: Iterable[str]) -> Handed:
-        """The same farm, with the stat data of `paths` forgotten: their content is compared after the step."""
-        drop = set(paths)
-        return replace(self, seen={rel: sig for rel, sig in self.seen.items() if rel not in drop})
+    def distrusting_racy(self, since_ns: int) -> Handed:
+        """The same farm, with the stat data of the files `racy_bytes` counts forgotten: their content is compared
+        after the step."""
+        seen = array("q", self.seen)
+        for i in range(3, len(seen), FIELDS):
+            if seen[i] >= since_ns:
+                seen[i - 3 : i + 2] = _UNKNOWN
+        return replace(self, seen=seen)
+
+
+_UNKNOWN = array("q", bytes(8 * FIELDS))
 
 
 class LocalObjects(Protocol):

@@ -16,8 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlpipe.cache.local import FARM_STAT_SUFFIX
-from mlpipe.core.results import StepResult
+from mlpipe.cache.local import FARM_STAT_SUFFIX, read_result
 from mlpipe.digest import Manifest, file_sha256
 from mlpipe.records import load_json
 
@@ -123,7 +122,7 @@ def _check_results(root: Path, report: FsckReport) -> dict[str, Manifest]:
             continue
         report.results += 1
         try:
-            result = StepResult.from_json(load_json(path.read_bytes(), rel))
+            result = read_result(path, rel)
             outputs = {name: (m, m.digest) for name, m in result.outputs.items()}
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
             report.problems.append(f"bad result {rel}: does not parse: {error!r}")

@@ -18,9 +18,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from mlpipe.cache.local import LocalStore, _rmtree
+from mlpipe.cache.local import LocalStore, _rmtree, read_result
 from mlpipe.core.results import StepResult
-from mlpipe.records import load_json
 from mlpipe.runs import RunRecord
 
 
@@ -96,7 +95,7 @@ def gc_local(
     for path in list(store.results()):
         fp = path.stem
         try:  # checked as every reader checks it: a shared store's entries are untrusted
-            result: StepResult | None = StepResult.from_json(load_json(path.read_bytes(), str(path)))
+            result: StepResult | None = read_result(path, str(path))
         except (OSError, ValueError):
             result = None  # a corrupt entry is a miss for every run: removed like an unkept one
         created = _parse_time(result.provenance.get("created_at")) if result is not None else None

@@ -12,15 +12,16 @@ characters, links that lead outside the output (treepaths follows them as the ke
 
 from __future__ import annotations
 
-import contextlib
 import os
+import shutil
 import stat
+from array import array
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mlpipe.copies import copy_fd
+from mlpipe.digest import Entries, EntriesPacker
 from mlpipe.treepaths import UnsafeTree, check_name, check_tree
 
 OBJECT_MTIME_NS = 1_000_000_000
@@ -47,15 +48,51 @@ class UnstorableOutput(ValueError):
     """The output's name, where the caller knows it (LocalStore.publish)."""
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class Taken:
-    """One file or link of an output, its content now in a temp file of the store's own."""
+    """Every file and link of an output, in walk order, each one's content in the temp file `temp(i)` of one temp
+    directory: packed (paths in one string, sizes and flags in arrays), not an object and a temp path per file,
+    so taking 100,000 files holds a few MB (issue 18). `close` removes what is left of the temp files."""
 
-    path: str
-    kind: str  # "file" | "link"
-    executable: bool
-    temp: str
-    size: int
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self._packer = EntriesPacker()
+        self._links: dict[str, str] = {}
+        """Each link's target, for the check that links stay inside (outputs hold few)."""
+
+    @property
+    def sizes(self) -> array[int]:
+        """Each file's size when it was taken."""
+        return self._packer.sizes
+
+    def temp(self, index: int) -> str:
+        return f"{self.directory}/{index}"
+
+    def next_temp(self) -> str:
+        return self.temp(len(self._packer))
+
+    def add(self, path: str, kind: str, executable: bool, size: int, target: str = "") -> None:
+        self._packer.add(path, kind, executable, size, _UNHASHED)
+        if kind == "link":
+            self._links[path] = target
+
+    def __len__(self) -> int:
+        return len(self._packer)
+
+    def entries(self, shas: bytes, sizes: array[int]) -> Entries:
+        """The entries, with each one's sha256 (32 bytes each) and size as hashed from its temp file."""
+        return self._packer.entries(shas, sizes)
+
+    def check(self) -> None:
+        """Links lead nowhere outside (names were checked as they were walked); raises UnsafeTree."""
+        if self._links:
+            files = self._packer.files()
+            check_tree({rel: self._links.get(rel) if link else None for rel, link in files if rel})
+
+    def close(self) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+_UNHASHED = "0" * 64
 
 
 def kind_of(mode: int) -> str:
@@ -78,46 +115,45 @@ def _check_top(st: os.stat_result, target: str, what: str, where: str) -> None:
         raise UnstorableOutput(f"is {kind_of(st.st_mode)}: {RULE}")
 
 
-def take(path: Path, new_temp: Callable[[], str]) -> list[Taken]:
-    """Every file and link of the output at `path`, in walk_files order, each in a temp file from `new_temp`
-    (read-only, its mtime OBJECT_MTIME_NS); on a refusal or error no temp file is left."""
-    taken: list[Taken] = []
-    links: dict[str, str | None] = {}
+def take(path: Path, directory: str) -> Taken:
+    """Every file and link of the output at `path`, in walk_files order, each in a temp file in `directory` (made
+    here; read-only files, their mtime OBJECT_MTIME_NS); on a refusal or error `directory` is removed."""
+    os.mkdir(directory)
+    taken = Taken(directory)
     try:
-        parent = os.open(path.parent, _OPEN_DIR)
-    except OSError as error:
-        raise UnstorableOutput(
-            f"cannot be read: {path.parent} is not a directory ({error.strerror})"
-        ) from None
-    try:
-        st = os.stat(path.name, dir_fd=parent, follow_symlinks=False)
-        if stat.S_ISDIR(st.st_mode):
-            top = os.open(path.name, _OPEN_DIR, dir_fd=parent)
-            try:
-                _walk(top, taken, links, new_temp)
-            finally:
-                os.close(top)
-        elif stat.S_ISREG(st.st_mode):
-            taken.append(_take_file(parent, path.name, "", st, new_temp()))
-            links[""] = None
-        else:
-            target = os.readlink(path.name, dir_fd=parent) if stat.S_ISLNK(st.st_mode) else ""
-            _check_top(st, target, "file or directory", "")
         try:
-            check_tree({rel: target for rel, target in links.items() if rel})
+            parent = os.open(path.parent, _OPEN_DIR)
+        except OSError as error:
+            raise UnstorableOutput(
+                f"cannot be read: {path.parent} is not a directory ({error.strerror})"
+            ) from None
+        try:
+            st = os.stat(path.name, dir_fd=parent, follow_symlinks=False)
+            if stat.S_ISDIR(st.st_mode):
+                top = os.open(path.name, _OPEN_DIR, dir_fd=parent)
+                try:
+                    _walk(top, taken)
+                finally:
+                    os.close(top)
+            elif stat.S_ISREG(st.st_mode):
+                executable, size = _take_file(parent, path.name, "", st, taken.next_temp())
+                taken.add("", "file", executable, size)
+            else:
+                target = os.readlink(path.name, dir_fd=parent) if stat.S_ISLNK(st.st_mode) else ""
+                _check_top(st, target, "file or directory", "")
+        finally:
+            os.close(parent)
+        try:
+            taken.check()
         except UnsafeTree as error:
             raise UnstorableOutput(f"holds a path that cannot be stored: {error}; {RULE}, {NAMES}") from None
     except BaseException:
-        for item in taken:
-            with contextlib.suppress(OSError):
-                os.unlink(item.temp)
+        taken.close()
         raise
-    finally:
-        os.close(parent)
     return taken
 
 
-def _walk(top: int, taken: list[Taken], links: dict[str, str | None], new_temp: Callable[[], str]) -> None:
+def _walk(top: int, taken: Taken) -> None:
     """Depth first, names sorted in each directory (walk_files' order, which manifest digests depend on),
     holding one open directory per level, not one per directory found."""
     stack: list[tuple[int, str, list[str]]] = [(top, "", _names(top, ""))]
@@ -143,13 +179,11 @@ def _walk(top: int, taken: list[Taken], links: dict[str, str | None], new_temp: 
                 stack.append((sub, rel + "/", _names(sub, rel)))
             elif stat.S_ISLNK(st.st_mode):
                 target = _source(os.readlink, rel, name, dir_fd=fd)
-                links[rel] = target
-                taken.append(
-                    Taken(rel, "link", False, _link_object(target, new_temp()), len(os.fsencode(target)))
-                )
+                _link_object(target, taken.next_temp())
+                taken.add(rel, "link", False, len(os.fsencode(target)), target)
             elif stat.S_ISREG(st.st_mode):
-                links[rel] = None
-                taken.append(_take_file(fd, name, rel, st, new_temp()))
+                executable, size = _take_file(fd, name, rel, st, taken.next_temp())
+                taken.add(rel, "file", executable, size)
             else:
                 raise UnstorableOutput(f"holds {kind_of(st.st_mode)} at {rel!r}: {RULE}")
     finally:
@@ -186,11 +220,12 @@ def _link_object(target: str, temp: str) -> str:
     return temp
 
 
-def _take_file(dir_fd: int, name: str, rel: str, st: os.stat_result, temp: str) -> Taken:
+def _take_file(dir_fd: int, name: str, rel: str, st: os.stat_result, temp: str) -> tuple[bool, int]:
+    """The file's content in `temp`: (executable, size)."""
     executable = bool(st.st_mode & stat.S_IXUSR)
     mode = 0o555 if executable else 0o444
     if st.st_nlink == 1 and _link_alone(dir_fd, name, st, temp, mode):
-        return Taken(rel, "file", executable, temp, st.st_size)
+        return executable, st.st_size
     src = _source(os.open, rel, name, _OPEN_FILE, dir_fd=dir_fd)
     try:
         found = os.fstat(src)
@@ -207,7 +242,7 @@ def _take_file(dir_fd: int, name: str, rel: str, st: os.stat_result, temp: str) 
             os.close(dst)
     finally:
         os.close(src)
-    return Taken(rel, "file", executable, temp, found.st_size)
+    return executable, found.st_size
 
 
 def _link_alone(dir_fd: int, name: str, st: os.stat_result, temp: str, mode: int) -> bool:

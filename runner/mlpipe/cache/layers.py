@@ -30,7 +30,7 @@ TAR_MEDIA_TYPE = "application/vnd.mlpipe.objects.v1.tar"
 RAW_MEDIA_TYPE = "application/vnd.mlpipe.object.v1"
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class ObjectKey:
     sha256: str
     executable: bool

@@ -23,22 +23,26 @@ import os
 import shutil
 import stat
 import uuid
+from array import array
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from mlpipe import records
-from mlpipe.cache import intake
-from mlpipe.cache.base import Handed, LocalObjects, Published, Signature
+from mlpipe.cache import farmstat, intake
+from mlpipe.cache.base import Handed, LocalObjects, Published
 from mlpipe.cache.intake import OBJECT_MTIME_NS, UnstorableOutput
 from mlpipe.core.results import StepResult
-from mlpipe.digest import Entry, FileHasher, Manifest, bytes_sha256, walk_files
+from mlpipe.digest import Entries, Entry, FileHasher, Manifest, bytes_sha256, walk_files
 from mlpipe.errors import MlpipeError, present
 from mlpipe.events import Sink, to_stderr, warning
-from mlpipe.treepaths import UnsafeTree
+from mlpipe.jsonstream import Scanner
+from mlpipe.treepaths import UnsafeTree, check_in_order
 
 LAYOUT = 1
+_INGEST_BATCH = _HASH_BATCH = 4096
+"""Files of an output hashed at once when it is stored, or when a farm is checked."""
 FARM_STAT_SUFFIX = "-@stat.json"
 """materialized/<digest>-@stat.json: a farm's stat data when last found whole ('@' is in no alias name)."""
 
@@ -48,7 +52,10 @@ def _check_paths(manifest: Manifest, link_target: Callable[[Entry], str]) -> Non
     files under a file or a link, links that resolve outside however they chain (treepaths.check_tree). A
     result in a store several clones share is as untrusted as one from a registry. Raises UnsafeTree."""
     if manifest.type == "dir":
-        records.check_links(manifest.entries, link_target)
+        entries = manifest.entries
+        if isinstance(entries, Entries) and not entries.has_links() and check_in_order(entries.files()):
+            return  # in walk order and without links: checked in one pass, not as a dict of every path
+        records.check_links(entries, link_target)
     elif manifest.entries[0].kind != "file" or manifest.entries[0].path:
         raise UnsafeTree("a file output must be one regular file")
 
@@ -156,7 +163,7 @@ class LocalStore:
     def lookup(self, fingerprint: str) -> StepResult | None:
         path = self._result_path(fingerprint)
         try:
-            result = StepResult.from_json(records.load_json(path.read_bytes(), "result"))
+            result = read_result(path, "result")
             missing = next((e for m in result.outputs.values() for e in m.entries if not self._has(e)), None)
         except FileNotFoundError:
             return None
@@ -177,7 +184,7 @@ class LocalStore:
         return self.lookup(fingerprint)
 
     def _has(self, entry: Entry) -> bool:
-        return self.object_path(entry).exists()
+        return os.path.exists(self.object_file(entry.sha256, entry.executable))
 
     def publish(self, result: StepResult, staged: Mapping[str, Path]) -> Published:
         """Ingest every staged output, then write the entry; the entry appearing is the commit point."""
@@ -204,7 +211,7 @@ class LocalStore:
         temp = self._temp_path(".json")
         try:
             with open(temp, "wb") as f:
-                f.writelines(_result_json(result))
+                f.writelines(result_json(result))
             os.link(temp, final)  # fails if an entry exists: never overwrite the first complete one
             stored, already = result, False
         except FileExistsError:
@@ -222,23 +229,28 @@ class LocalStore:
         """Store a staged output, which is untrusted (see intake.py), and return its manifest.
 
         Raises UnstorableOutput for what cannot be stored, leaving nothing in the store."""
-        taken = intake.take(path, lambda: os.fspath(self._temp_path()))
+        taken = intake.take(path, os.fspath(self._temp_path()))
         try:
-            hashed = self._hash_files([t.temp for t in taken], sum(t.size for t in taken))
-            entries = tuple(
-                Entry(path=t.path, kind=t.kind, executable=t.executable, size=size, sha256=sha)
-                for t, (sha, size) in zip(taken, hashed, strict=True)
-            )
-            for item, entry in zip(taken, entries, strict=True):
-                target = self.object_path(entry)
-                if target.exists():
+            shas, sizes = bytearray(), array("Q")
+            for start in range(0, len(taken), _INGEST_BATCH):  # bounded: no list of every path or digest
+                stop = min(start + _INGEST_BATCH, len(taken))
+                batch = [taken.temp(i) for i in range(start, stop)]
+                for sha, size in self._hash_files(batch, sum(taken.sizes[start:stop])):
+                    shas += bytes.fromhex(sha)
+                    sizes.append(size)
+            entries = taken.entries(bytes(shas), sizes)
+            del shas
+            for i, entry in enumerate(entries):
+                target = self.object_file(entry.sha256, entry.executable)
+                if os.path.exists(target):
                     continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(item.temp, target)
+                directory = os.path.dirname(target)
+                if directory not in self._dirs:
+                    os.makedirs(directory, exist_ok=True)
+                    self._dirs.add(directory)
+                os.replace(taken.temp(i), target)
         finally:
-            for item in taken:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(item.temp)
+            taken.close()
         single = len(entries) == 1 and entries[0].path == ""
         return Manifest(type="file" if single else "dir", entries=entries)
 
@@ -308,14 +320,9 @@ class LocalStore:
     def _sidecar(self, top: Path) -> Path:
         return top.parent / f"{top.name}{FARM_STAT_SUFFIX}"
 
-    def _checked(self, manifest: Manifest, top: Path) -> dict[str, Signature] | None:
+    def _checked(self, manifest: Manifest, top: Path) -> array[int] | None:
         """The farm's stat data if it holds `manifest` exactly; else None, having removed it."""
-        try:
-            known = json.loads(self._sidecar(top).read_bytes())
-            if not isinstance(known, dict):
-                known = {}
-        except (OSError, ValueError):
-            known = {}
+        known = farmstat.read(self._sidecar(top), len(manifest.entries))
         try:
             bad, seen = self._damage(manifest, self._content(manifest, top), known)
         except FileNotFoundError:  # removed meanwhile
@@ -324,48 +331,44 @@ class LocalStore:
             self._discard(manifest, top, bad)
             return None
         if seen != known:
-            _atomic_write(self._sidecar(top), seen, self._temp_path())
+            farmstat.write(self._sidecar(top), seen, self._temp_path())
         return seen
 
     def _damage(
-        self, manifest: Manifest, content: Path, known: Mapping[str, Any]
-    ) -> tuple[list[str], dict[str, Signature]]:
+        self, manifest: Manifest, content: Path, known: array[int] | None
+    ) -> tuple[list[str], array[int]]:
         """The paths where a farm differs from `manifest` (missing, extra, kind, mode, size, content; content is
-        read only where stat data differ from `known`), and every file's stat data."""
+        read only where stat data differ from `known`, a batch of files at a time), and every file's stat data."""
         top = os.lstat(content)
         if manifest.type == "dir" and not stat.S_ISDIR(top.st_mode):
-            return [""], {}
-        seen = {rel: _signature(st) for rel, st in _files(manifest, content)}
-        bad: list[str] = []
-        unsure: list[Entry] = []
-        matched = 0
-        for entry in manifest.entries:
-            signature = seen.get(entry.path)
+            return [""], farmstat.empty(len(manifest.entries))
+        seen, extra = farmstat.found(manifest, content)
+        bad: list[tuple[int, str]] = []
+        unsure: list[tuple[int, Entry]] = []
+        for i, entry in enumerate(manifest.entries):
+            found = farmstat.row(seen, i)
+            mode, size = found[4], found[1]
             path = os.path.join(content, entry.path) if entry.path else os.fspath(content)
-            if signature is None:
-                bad.append(entry.path)
-                continue
-            matched += 1
-            mode, size = signature[4], signature[1]
-            if entry.kind == "link":
+            if not mode:
+                bad.append((i, entry.path))
+            elif entry.kind == "link":
                 if not stat.S_ISLNK(mode) or _link_sha256(path) != entry.sha256:
-                    bad.append(entry.path)
+                    bad.append((i, entry.path))
             elif not stat.S_ISREG(mode) or stat.S_IMODE(mode) != _mode(entry) or size != entry.size:
-                bad.append(entry.path)
-            elif known.get(entry.path) != signature:
-                unsure.append(entry)
-        if matched < len(seen):  # what the farm holds and the manifest does not
-            listed = {e.path for e in manifest.entries}
-            bad.extend(rel for rel in seen if rel not in listed)
-        paths = [os.path.join(content, e.path) if e.path else os.fspath(content) for e in unsure]
-        hashed = self._hash_files(paths, sum(e.size for e in unsure))
-        for entry, (sha, _size) in zip(unsure, hashed, strict=True):
-            if sha != entry.sha256:
-                bad.append(entry.path)
-        if not bad:
-            return bad, seen
-        order = {e.path: i for i, e in enumerate(manifest.entries)}
-        return sorted(bad, key=lambda p: order.get(p, len(order))), seen
+                bad.append((i, entry.path))
+            elif known is None or farmstat.row(known, i) != found:
+                unsure.append((i, entry))
+                if len(unsure) >= _HASH_BATCH:
+                    bad += self._changed(content, unsure)
+                    unsure.clear()
+        bad += self._changed(content, unsure)
+        return [path for _i, path in sorted(bad)] + extra, seen
+
+    def _changed(self, content: Path, unsure: list[tuple[int, Entry]]) -> list[tuple[int, str]]:
+        """Those of `unsure` (index, entry) whose file in the farm does not hold its sha256."""
+        paths = [os.path.join(content, e.path) if e.path else os.fspath(content) for _i, e in unsure]
+        hashed = self._hash_files(paths, sum(e.size for _i, e in unsure))
+        return [(i, e.path) for (i, e), (sha, _size) in zip(unsure, hashed, strict=True) if sha != e.sha256]
 
     def _discard(self, manifest: Manifest, top: Path, bad: list[str]) -> None:
         """Remove a damaged farm, and drop the objects behind its damaged files that no longer hold their name."""
@@ -386,33 +389,35 @@ class LocalStore:
     def _sound_object(self, entry: Entry, *, hash_always: bool = False) -> bool:
         """Whether the object holds its name, read-only; one that does not is dropped. Its content is read only
         when its mtime is not OBJECT_MTIME_NS (something wrote to it, or it predates the mark), or if asked."""
-        path = self.object_path(entry)
+        path = self.object_file(entry.sha256, entry.executable)
         try:
             st = os.lstat(path)
         except FileNotFoundError:
             return False
         sound = stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == _mode(entry)
         if sound and (hash_always or st.st_mtime_ns != OBJECT_MTIME_NS or entry.kind == "link"):
-            sound = self._hash_files([os.fspath(path)])[0][0] == entry.sha256
+            sound = self._hash_files([path])[0][0] == entry.sha256
             if sound and st.st_mtime_ns != OBJECT_MTIME_NS:
                 with contextlib.suppress(PermissionError):  # another user's object in a shared store
                     os.utime(path, ns=(OBJECT_MTIME_NS, OBJECT_MTIME_NS))
         if not sound:
             self.sink(
-                warning(f"dropping stored object {path.name} of {entry.path!r}: its content or mode changed")
+                warning(
+                    f"dropping stored object {os.path.basename(path)} of {entry.path!r}: its content or mode changed"
+                )
             )
             with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+                os.unlink(path)
         return sound
 
-    def _new_farm(self, manifest: Manifest, top: Path, name: str) -> dict[str, Signature] | None:
+    def _new_farm(self, manifest: Manifest, top: Path, name: str) -> array[int] | None:
         temp = self._temp_path()
         temp.mkdir()
         content = temp / ("d" if manifest.type == "dir" else name)
         try:
             self._build(manifest, content, link=True)
             _make_read_only(content)
-            seen = {rel: _signature(st) for rel, st in _files(manifest, content)}
+            seen, _extra = farmstat.found(manifest, content)
         except BaseException:
             _rmtree(temp)
             raise
@@ -423,7 +428,7 @@ class LocalStore:
             _rmtree(temp)
             return None
         os.chmod(top, 0o555)  # only now: renaming a directory rewrites its `..`, which needs it writable
-        _atomic_write(self._sidecar(top), seen, self._temp_path())
+        farmstat.write(self._sidecar(top), seen, self._temp_path())
         return seen
 
     def checkout(self, manifest: Manifest, dest: Path) -> None:
@@ -447,16 +452,25 @@ class LocalStore:
         """Hard links (`link`) or copies of the objects; an object that does not hold its name is dropped and
         nothing is built (DamagedData)."""
         _check_paths(manifest, lambda e: _link_target(self.object_path(e), e))
+        # Path strings, not a Path per file: pathlib interns every name it parses (a table grown per file).
+        top = os.fspath(dest)
+        os.makedirs(os.path.dirname(top), exist_ok=True)
+        made = {os.path.dirname(top)}
         if manifest.type == "dir":
-            dest.mkdir(parents=True)
+            os.mkdir(top)
+            made.add(top)
         for entry in manifest.entries:
-            target = dest / entry.path if entry.path else dest
-            target.parent.mkdir(parents=True, exist_ok=True)
-            source = self.object_path(entry)
+            target = f"{top}/{entry.path}" if entry.path else top
+            parent = os.path.dirname(target)
+            if parent not in made:
+                os.makedirs(parent, exist_ok=True)
+                made.add(parent)
+            source = self.object_file(entry.sha256, entry.executable)
             if not self._sound_object(entry):
                 raise DamagedData(entry.path)
             if entry.kind == "link":
-                os.symlink(source.read_bytes().decode(), target)
+                with open(source, "rb") as f:
+                    os.symlink(f.read().decode(), target)
             elif link:
                 os.link(source, target)
             else:
@@ -520,6 +534,16 @@ class LocalStore:
         yield from (self.root / "results").glob("*/*.json")
 
 
+def read_result(path: Path, what: str) -> StepResult:
+    """The result entry at `path`, read as a stream (a record of 100,000 files is 13-45 MB of JSON) and checked
+    whole (StepResult.read); records.BadRecord (a ValueError) for one that fails, OSError when unreadable."""
+    with open(path, "rb") as f:
+        scanner = Scanner(f.read, what)
+        result = StepResult.read(scanner)
+        scanner.end()
+    return result
+
+
 _ENTRIES_AT_ONCE = 1024
 """Entries of a result turned into JSON at once when it is written."""
 
@@ -529,9 +553,10 @@ def _compact(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
 
 
-def _result_json(result: StepResult) -> Iterator[bytes]:
+def result_json(result: StepResult, _compact: Callable[[Any], bytes] = _compact) -> Iterator[bytes]:
     """The bytes of _compact(result.to_json()), in pieces: each output's entries a chunk at a time, so writing a
-    result never holds a dict per entry, nor the whole text (about 450 bytes an entry, 45 MB for 100,000)."""
+    result never holds a dict per entry, nor the whole text (about 450 bytes an entry, 45 MB for 100,000).
+    `_compact` may be another encoder of sorted keys without spaces (digest.canonical_json: not ASCII-escaped)."""
     shell = replace(result, outputs={n: Manifest(type=m.type, entries=()) for n, m in result.outputs.items()})
     data = shell.to_json()
     empty = b'{"entries":[]'
@@ -572,23 +597,12 @@ def _slug(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_.[]=," else "_" for c in name)
 
 
-def _signature(st: os.stat_result) -> Signature:
-    return [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode]
-
-
 def _mode(entry: Entry) -> int:
     return 0o555 if entry.executable else 0o444
 
 
 def _link_sha256(path: str) -> str:
     return bytes_sha256(os.fsencode(os.readlink(path)))
-
-
-def _files(manifest: Manifest, content: Path) -> Iterator[tuple[str, os.stat_result]]:
-    if manifest.type == "dir":
-        yield from walk_files(content, specials=True)
-    else:
-        yield "", os.lstat(content)
 
 
 def _make_read_only(content: Path) -> None:

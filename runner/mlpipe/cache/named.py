@@ -45,7 +45,7 @@ CONTENT_DIGEST = "io.deis.oras.content.digest"
 """The digest of a directory layer's tar, before gzip (oras-go checks it)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Member:
     """One member of a tree layer: its path from the pull directory, and what it is."""
 
@@ -102,10 +102,16 @@ def plan_named(outputs: Mapping[str, Manifest], titles: Mapping[str, str]) -> li
             kind: Literal["file", "link"] = "link" if e.kind == "link" else "file"
             members[path] = Member(path, kind, ObjectKey(e.sha256, e.executable), e.size)
     layers = [
-        NamedLayer("tree", top, members=tuple(sorted(m.values(), key=lambda m: m.path.split("/"))))
+        NamedLayer("tree", top, members=tuple(sorted(m.values(), key=_walk_order)))
         for top, m in sorted(trees.items())
     ]
     return layers + [files[t] for t in sorted(files)]
+
+
+def _walk_order(member: Member) -> str:
+    """Sorts as `member.path.split("/")` does ('/' below every character a name holds), one string per member
+    instead of a list of its parts."""
+    return member.path.replace("/", "\0")
 
 
 def _add_dirs(members: dict[str, Member], path: str) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import re
@@ -30,7 +31,7 @@ from mlpipe.cache.layers import (
     TarObjectSink,
     tar_size,
 )
-from mlpipe.cache.local import LocalStore
+from mlpipe.cache.local import LocalStore, result_json
 from mlpipe.cache.named import (
     CONTENT_DIGEST,
     EMPTY_DIGEST,
@@ -52,6 +53,7 @@ from mlpipe.cache.registry import MANIFEST_TYPE, BlobCorrupt, RegistryClient
 from mlpipe.core.results import StepResult
 from mlpipe.digest import Entry, canonical_json
 from mlpipe.errors import present
+from mlpipe.jsonstream import Scanner
 from mlpipe.treepaths import UnsafeTree
 
 ARTIFACT_TYPE = "application/vnd.mlpipe.result.v1+json"
@@ -143,17 +145,53 @@ def read_result_entry(client: RegistryClient, repo: str, tag: str, manifest_byte
         data = client.blob_bytes(repo, config.digest, max_size=config.size)
         if len(data) != config.size:
             raise Refused(f"its config is {len(data)} bytes, not the {config.size} its descriptor declares")
-        return _check_entry(records.load_json(data, "config"), manifest, tag)
+        fields, result = _read_config(data)
+        return _check_entry(fields, result, manifest, tag)
     except records.BadRecord as error:
         raise Refused(str(error)) from None
     except BlobCorrupt as error:
         raise Refused(str(error)) from None
 
 
-def _check_entry(config: dict[str, Any], manifest: records.OciManifest, tag: str) -> ResultEntry:
+def _config(result: StepResult, trust: Mapping[str, Any], titles: Mapping[str, str]) -> bytes:
+    """canonical_json of the result's config, made without a dict per entry (local.result_json): the same bytes."""
+    return b"".join(
+        [
+            b'{"format":' + canonical_json(CONFIG_FORMAT) + b',"result":',
+            *result_json(result, canonical_json),
+            b',"titles":' + canonical_json(dict(titles)) + b',"trust":' + canonical_json(dict(trust)) + b"}",
+        ]
+    )
+
+
+def _read_config(data: bytes) -> tuple[dict[str, Any], StepResult | None]:
+    """A result config's fields, its result read as a stream (StepResult.read: no dict per entry); a config of
+    another format is refused before its result is read (keys are sorted: `format` comes first)."""
+    scanner = Scanner(io.BytesIO(data).read, "config")
+    config: dict[str, Any] = {}
+    result = None
+    for key in scanner.members("config"):
+        if key == "result" and config.get("format") in (CONFIG_FORMAT, CONFIG_FORMAT_1):
+            result = StepResult.read(scanner)
+            continue
+        config[key] = scanner.value()
+        if key == "format":
+            _check_format(config)
+    scanner.end()
+    return config, result
+
+
+def _check_format(config: Mapping[str, Any]) -> None:
     if config.get("format") not in (CONFIG_FORMAT, CONFIG_FORMAT_1):
         raise Refused(f"unknown result format {records.shown(config.get('format'))}")
-    result = StepResult.from_json(records.field(config, "result", "config"))
+
+
+def _check_entry(
+    config: dict[str, Any], result: StepResult | None, manifest: records.OciManifest, tag: str
+) -> ResultEntry:
+    _check_format(config)
+    if result is None:
+        result = StepResult.from_json(records.field(config, "result", "config"))
     if result_tag(result.fingerprint) != tag:
         raise Refused(f"the artifact holds fingerprint {result.fingerprint[:12]}, not {tag[7:19]}")
     sizes = _object_sizes(result)
@@ -395,9 +433,7 @@ class OciCache:
         titles = titles_for(result.outputs, result.provenance.get("paths") or {})
         # Made once (the record of 20,000 files takes 0.1 s to encode); refused unread by every runner when
         # larger than MAX_CONFIG, so such a result shares nothing.
-        config = canonical_json(
-            {"format": CONFIG_FORMAT, "result": result.to_json(), "trust": dict(trust), "titles": titles}
-        )
+        config = _config(result, trust, titles)
         if len(config) > MAX_CONFIG:
             raise TooLarge(
                 f"the record of {result.fingerprint[:12]} is {len(config)} bytes, more than the "
@@ -442,11 +478,7 @@ class OciCache:
             self._ensure_blob(repo, digest, body, mount_from)
             return {"mediaType": FILE_MEDIA_TYPE, "digest": digest, "size": plan.size}
         # A tree's digests are remembered by its members, so an unchanged tree is only HEADed, not rebuilt.
-        memo = (
-            self.store.root
-            / "chunks"
-            / f"{hashlib.sha256(canonical_json([[m.path, m.kind, m.key and m.key.name] for m in plan.members])).hexdigest()}.json"
-        )
+        memo = self.store.root / "chunks" / f"{_members_key(plan.members)}.json"
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             known = json.loads(memo.read_bytes())
             if self.client.has_blob(repo, known["digest"]):
@@ -565,6 +597,17 @@ class OciCache:
             with contextlib.suppress(FileNotFoundError):
                 temp.unlink()
         return True
+
+
+def _members_key(members: Sequence[Member]) -> str:
+    """sha256 of canonical_json([[path, kind, object name], ...]) of a tree's members, made 1,024 at a time (the
+    same bytes, without a list per member all at once)."""
+    h = hashlib.sha256(b"[")
+    for start in range(0, len(members), 1024):
+        chunk = [[m.path, m.kind, m.key and m.key.name] for m in members[start : start + 1024]]
+        h.update((b"," if start else b"") + canonical_json(chunk)[1:-1])
+    h.update(b"]")
+    return h.hexdigest()
 
 
 class FileBody:

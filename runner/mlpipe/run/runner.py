@@ -809,12 +809,11 @@ def _settled(farms: Mapping[str, tuple[str, str, Handed]]) -> dict[str, tuple[st
     that recently (a farm just built) have their content compared after the step, or, when that is more to
     read than a wait costs, the step starts once the tick has passed."""
     since = time.time_ns() - _TICK_NS
-    racy = {label: handed.racy(since) for label, (_name, _prefix, handed) in farms.items()}
-    if sum(sig[1] for files in racy.values() for sig in files.values()) > _RACY_HASH_BYTES:
+    if sum(handed.racy_bytes(since) for _name, _prefix, handed in farms.values()) > _RACY_HASH_BYTES:
         time.sleep(_TICK_NS / 1e9)
         return dict(farms)
     return {
-        label: (name, prefix, handed.distrusting(racy[label]))
+        label: (name, prefix, handed.distrusting_racy(since))
         for label, (name, prefix, handed) in farms.items()
     }
 
