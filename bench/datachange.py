@@ -25,8 +25,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import scenario
+from timing import LAUNCHER
 
-RUN = "import sys; sys.path.insert(0, {src!r}); from mlpipe.cli.main import main; sys.exit(main())"
 DIGEST = (
     "import sys, time, os; sys.path.insert(0, {src!r})\n"
     "from pathlib import Path\n"
@@ -67,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     clone = (args.work / "mlpipe").resolve()
     preset = scenario.PRESETS[args.preset]
-    template = RUN if args.case == "run" else DIGEST
+    template = LAUNCHER if args.case == "run" else DIGEST
     tail = [] if args.case == "digest" else ["ci-run"]
     commands = {
         label: [sys.executable, "-c", template.format(src=str((tree / "runner").resolve())), *tail]

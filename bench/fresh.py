@@ -31,11 +31,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fresh_phases as phases
 import scenario
-from timing import run_once
+from timing import LAUNCHER, run_once
 
 import run as bench_run
 
-LAUNCHER = "import sys; sys.path.insert(0, {src!r}); from mlpipe.cli.main import main; sys.exit(main())"
 TRACED = (
     "import sys, time, threading, atexit, json; sys.path.insert(0, {src!r}); t0 = time.perf_counter(); seen = []\n"
     "import requests\n"

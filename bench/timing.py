@@ -19,6 +19,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+LAUNCHER = "import sys; sys.path.insert(0, {src!r}); from mlpipe.cli.main import main; sys.exit(main())"
+"""`python -c` code that runs the mlpipe CLI from the source tree `src` (a directory holding the `mlpipe`
+package), put first on sys.path rather than through PYTHONPATH, which the steps would inherit."""
+
 
 class CommandFailed(RuntimeError):
     def __init__(self, argv: Sequence[str], cwd: Path, code: int, log: Path) -> None:
