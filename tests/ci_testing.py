@@ -14,7 +14,6 @@ IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 def unavailable(why: str) -> NoReturn:
     if not IN_CI:
-        pytest.skip(
-            why
-        )  # a laptop without the service; never under CI=true, where the next line fails the run
+        # A laptop without the service; never under CI=true, where the line below fails the run instead.
+        pytest.skip(why)
     pytest.fail(f"CI=true and {why}", pytrace=False)
