@@ -10,7 +10,8 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping
+import tracemalloc
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -205,3 +206,13 @@ METRICS_FILES = {
 def metrics_pipeline(name: str, extra_steps: str = "") -> str:
     """prepare -> train (a metrics output, higher is better) -> report: what the diff and PR tests compare."""
     return f"name: {name}\n" + _METRICS_STEPS + extra_steps
+
+
+def traced_peak(action: Callable[[], object]) -> int:
+    """The peak of memory traced (tracemalloc) while `action()` runs."""
+    tracemalloc.start()
+    try:
+        action()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()

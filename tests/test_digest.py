@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tracemalloc
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,7 +20,7 @@ from mlpipe.digest import (
     walk_files,
 )
 from mlpipe.statcache import StatCache
-from mlpipe_testing import count_file_reads
+from mlpipe_testing import count_file_reads, traced_peak
 
 TREE = {"README": b"hello\n", "src/train.py": b"print('x')\n", "src/lib/util.py": b"", "data/a.csv": b"1,2\n"}
 
@@ -227,15 +225,6 @@ def test_a_directory_digest_taken_as_it_is_walked_is_the_manifest_digest(tmp_pat
     assert threaded.manifest(top).digest == expected
     (top / "single").write_bytes(b"one file")
     assert FileHasher().digest(top / "single") == FileHasher().manifest(top / "single").digest
-
-
-def traced_peak(action: Callable[[], object]) -> int:
-    tracemalloc.start()
-    try:
-        action()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
 
 
 @pytest.mark.parametrize("workers", [1, 2])

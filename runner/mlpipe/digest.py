@@ -174,6 +174,11 @@ class Entries(Sequence[Entry]):
         paths, starts = self._paths, self._starts
         return (paths[starts[i] : starts[i + 1]] for i in range(len(self._sizes)))
 
+    def sha256s(self) -> Iterator[str]:
+        """Each entry's sha256, without an Entry each."""
+        shas = self._shas
+        return (shas[i : i + 32].hex() for i in range(0, len(shas), 32))
+
     def files(self) -> Iterator[tuple[str, bool]]:
         """Each entry's (path, whether it is a link), without an Entry each."""
         paths, starts, flags = self._paths, self._starts, self._flags

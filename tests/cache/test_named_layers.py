@@ -9,6 +9,7 @@ import io
 import os
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +19,7 @@ from mlpipe.cache.named import (
     NamedLayer,
     TreeSink,
     WrittenTree,
+    first_of_each,
     gzip_size,
     plan_named,
     stored_gzip,
@@ -140,8 +142,9 @@ def test_the_stored_gzip_is_a_gzip_of_the_declared_size(size) -> None:
 
 
 def pull(tree: NamedLayer, data: bytes, store: LocalStore, step: int = 4093) -> TreeSink:
-    wanted = {m.key for m in tree.members if m.key is not None}
-    sink = TreeSink(tree.members, wanted, lambda k: store.new_object(k.sha256, k.executable))
+    sink = TreeSink(
+        tree.members, first_of_each(outputs()), lambda k: store.new_object(k.sha256, k.executable)
+    )
     for i in range(0, len(data), step):
         sink.write(data[i : i + step])
     sink.finish()
@@ -183,7 +186,9 @@ def test_anything_but_the_recorded_tree_is_refused_and_nothing_half_written_stay
     tree, data, _ = tree_of(tmp_path, "src")
     store = LocalStore(tmp_path / "store")
     wanted = {m.key for m in tree.members if m.key is not None}
-    sink = TreeSink(tree.members, wanted, lambda k: store.new_object(k.sha256, k.executable))
+    sink = TreeSink(
+        tree.members, first_of_each(outputs()), lambda k: store.new_object(k.sha256, k.executable)
+    )
     data = spoil(data)
     with pytest.raises(LayerError, match=message.replace("(", r"\(").replace(")", r"\)")):
         try:
@@ -247,3 +252,75 @@ def test_a_file_that_changed_size_since_it_was_stored_stops_the_tree(tmp_path, p
     changed.write_bytes(GOLDEN_CONTENT[path] + b"x" if grow > 0 else GOLDEN_CONTENT[path][:-1])
     with pytest.raises(LayerError, match=f"'out/{path}' changed size while it was read"):
         write_tree(tree.members, objects.__getitem__, io.BytesIO())
+
+
+def members_as_sorted(
+    outputs: dict[str, Manifest], titles: dict[str, str]
+) -> dict[str, list[tuple[Any, ...]]]:
+    """Each tree's members as the layout defines them (what plan_named held before issue 18): every entry's path
+    and every directory above one, sorted as a walk gives them ('/' below every other character)."""
+    trees: dict[str, dict[str, tuple[Any, ...]]] = {}
+    for name, manifest in outputs.items():
+        if manifest.type == "file":
+            continue
+        members = trees.setdefault(titles[name].split("/")[0], {})
+        for path in [titles[name], *(f"{titles[name]}/{e.path}" for e in manifest.entries)]:
+            parent = path.rpartition("/")[0] if path != titles[name] else path
+            while parent:
+                members.setdefault(parent, (parent, "dir", None, 0))
+                parent = parent.rpartition("/")[0]
+        for e in manifest.entries:
+            if e.kind == "link" or e.size <= RAW_THRESHOLD:
+                path = f"{titles[name]}/{e.path}"
+                members[path] = (path, "link" if e.kind == "link" else "file", e.sha256, e.size)
+    return {
+        top: sorted(m.values(), key=lambda m: m[0].replace("/", "\0")) for top, m in sorted(trees.items())
+    }
+
+
+def test_tree_members_made_from_the_packed_entries_are_the_sorted_layout() -> None:
+    # Members are now made as they are iterated, a directory as the walk enters it, instead of a dict of every
+    # path sorted once: the same members, in the same order, for outputs sharing a top, directories that hold
+    # only a big file, names that sort around '/', an empty output and a manifest out of walk order.
+    paths = ["a-b", "a/b", "a/c/d", "a.txt", "big/only.bin", "z/y/x/w", "z/y-", "z0", "link"]
+    entries = [
+        Entry(
+            path=p,
+            kind="link" if p == "link" else "file",
+            executable=False,
+            size=RAW_THRESHOLD + 1 if p.endswith(".bin") else len(p),
+            sha256=sha(p.encode()),
+        )
+        for p in paths
+    ]
+    walk = sorted(entries, key=lambda e: e.path.replace("/", "\0"))
+    outs = {
+        "a": Manifest(type="dir", entries=tuple(walk)),
+        "b": Manifest(type="dir", entries=tuple(reversed(walk))),
+        "c": Manifest(type="dir", entries=()),
+        "d": Manifest(type="dir", entries=tuple(entries)),
+        "m": Manifest(type="file", entries=(file_entry("", b"m"),)),
+    }
+    titles = {"a": "out/a", "b": "out/b-c/deep", "c": "out/c", "d": "data", "m": "out/m"}
+    layers = plan_named(outs, titles)
+    trees = {
+        layer.title: [(m.path, m.kind, m.key and m.key.sha256, m.size) for m in layer.members]
+        for layer in layers
+        if layer.kind == "tree"
+    }
+    assert trees == members_as_sorted(outs, titles)
+    assert list(layers[0].members) == list(layers[0].members)  # made again, the same, each time
+
+
+def test_each_object_is_written_once_and_one_sha256_has_one_size() -> None:
+    one, two = file_entry("a", b"1"), file_entry("b", b"2")
+    outs = {
+        "p": Manifest(
+            type="dir", entries=(one, two, one._replace(path="c"), one._replace(path="d", executable=True))
+        ),
+        "q": Manifest(type="file", entries=(two._replace(path=""),)),
+    }
+    assert first_of_each(outs) == bytearray([1, 1, 0, 1, 0])  # p's four, then q's
+    outs["q"] = Manifest(type="file", entries=(one._replace(path="", size=7),))
+    with pytest.raises(LayerError, match=f"object {one.sha256[:12]} is declared with two sizes"):
+        first_of_each(outs)

@@ -47,7 +47,7 @@ FARM_STAT_SUFFIX = "-@stat.json"
 """materialized/<digest>-@stat.json: a farm's stat data when last found whole ('@' is in no alias name)."""
 
 
-def _check_paths(manifest: Manifest, link_target: Callable[[Entry], str]) -> None:
+def check_paths(manifest: Manifest, link_target: Callable[[Entry], str]) -> None:
     """Refuse, before writing anything, a tree that could leave its top: names that are not plain relative paths,
     files under a file or a link, links that resolve outside however they chain (treepaths.check_tree). A
     result in a store several clones share is as untrusted as one from a registry. Raises UnsafeTree."""
@@ -451,7 +451,7 @@ class LocalStore:
     def _build(self, manifest: Manifest, dest: Path, *, link: bool) -> None:
         """Hard links (`link`) or copies of the objects; an object that does not hold its name is dropped and
         nothing is built (DamagedData)."""
-        _check_paths(manifest, lambda e: _link_target(self.object_path(e), e))
+        check_paths(manifest, lambda e: _link_target(self.object_path(e), e))
         # Path strings, not a Path per file: pathlib interns every name it parses (a table grown per file).
         top = os.fspath(dest)
         os.makedirs(os.path.dirname(top), exist_ok=True)

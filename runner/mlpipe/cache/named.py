@@ -15,11 +15,14 @@ layer against it but the files' content, which is checked against the record's s
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import hashlib
+import itertools
 import os
 import struct
 import zlib
+from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -28,7 +31,7 @@ from pathlib import Path
 from typing import BinaryIO, Literal
 
 from mlpipe.cache.layers import RAW_THRESHOLD, LayerError, NewObject, ObjectKey
-from mlpipe.digest import Manifest
+from mlpipe.digest import Entries, Entry, Manifest
 from mlpipe.errors import present
 from mlpipe.records import MAX_LINK_BYTES
 from mlpipe.treepaths import UnsafeTree, check_name, check_tree
@@ -53,6 +56,62 @@ class Member:
     kind: Literal["dir", "file", "link"]
     key: ObjectKey | None = None
     size: int = 0
+    index: int = -1
+    """A file or link's place among the result's entries (`entry_bases`); -1 for a directory."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """A directory output in a tree layer: its title, its entries and where they start among the result's."""
+
+    title: str
+    entries: Sequence[Entry]
+    base: int
+    order: Sequence[int] | None
+    """The entries' indexes in walk order when they are not in it (a record mlpipe did not write)."""
+
+
+class TreeMembers:
+    """A tree layer's members in walk order, made from the outputs' packed entries each time they are iterated:
+    no Member, path or key per file is held (issue 18: a 100,000-file tree held about 400 bytes a file)."""
+
+    def __init__(self, parts: Sequence[_Part]) -> None:
+        self._parts = tuple(sorted(parts, key=lambda p: p.title.replace("/", "\0")))
+
+    def __iter__(self) -> Iterator[Member]:
+        opened: list[str] = []  # the directories above the current member, outermost first
+        for part in self._parts:
+            yield from _enter(opened, part.title)
+            title, entries, base = part.title, part.entries, part.base
+            for j in range(len(entries)) if part.order is None else part.order:
+                e = entries[j]
+                path = f"{title}/{e.path}"
+                yield from _enter(opened, path.rpartition("/")[0])
+                if e.kind == "file" and e.size > RAW_THRESHOLD:
+                    continue  # a layer of its own; its directories are members all the same
+                kind: Literal["file", "link"] = "link" if e.kind == "link" else "file"
+                yield Member(path, kind, ObjectKey(e.sha256, e.executable), e.size, base + j)
+
+    def objects(self) -> Iterator[tuple[int, str, bool]]:
+        """Each file and link member's (index, sha256, exec bit), in no set order: no path or Member made."""
+        for part in self._parts:
+            for j, e in enumerate(part.entries):
+                if e.kind == "link" or e.size <= RAW_THRESHOLD:
+                    yield part.base + j, e.sha256, e.executable
+
+
+def _enter(opened: list[str], directory: str) -> Iterator[Member]:
+    """The members for `directory` and those above it not yet given. In walk order a directory comes right
+    before what it holds, and what it holds comes together, so the directories open are a stack."""
+    while opened and not (directory == opened[-1] or directory.startswith(opened[-1] + "/")):
+        opened.pop()
+    start = len(opened[-1]) + 1 if opened else 0
+    while len(directory) >= start and directory:
+        end = directory.find("/", start)
+        end = len(directory) if end < 0 else end
+        opened.append(directory[:end])
+        yield Member(directory[:end], "dir")
+        start = end + 1
 
 
 @dataclass(frozen=True)
@@ -63,7 +122,10 @@ class NamedLayer:
     """A file layer's object."""
     size: int = 0
     """A file layer's size."""
-    members: tuple[Member, ...] = ()
+    members: Iterable[Member] = ()
+    """A tree layer's members, in walk order (TreeMembers: made each time they are iterated)."""
+    index: int = -1
+    """A file layer's entry among the result's entries (`entry_bases`)."""
 
 
 def titles_for(outputs: Mapping[str, Manifest], paths: Mapping[str, str]) -> dict[str, str]:
@@ -79,46 +141,109 @@ def titles_for(outputs: Mapping[str, Manifest], paths: Mapping[str, str]) -> dic
     return titles
 
 
+def entry_bases(outputs: Mapping[str, Manifest]) -> dict[str, int]:
+    """Where each output's entries start when all of a result's are numbered, outputs in name order."""
+    bases, at = {}, 0
+    for name in sorted(outputs):
+        bases[name] = at
+        at += len(outputs[name].entries)
+    return bases
+
+
 def plan_named(outputs: Mapping[str, Manifest], titles: Mapping[str, str]) -> list[NamedLayer]:
     """The layers of a result, in a fixed order: tree layers by title, then file layers by title."""
     files: dict[str, NamedLayer] = {}
-    trees: dict[str, dict[str, Member]] = {}
+    trees: dict[str, list[_Part]] = {}
+    bases = entry_bases(outputs)
     for name in sorted(outputs):
-        manifest, title = outputs[name], titles[name]
+        manifest, title, base = outputs[name], titles[name], bases[name]
         if manifest.type == "file":
             (entry,) = manifest.entries
-            files[title] = NamedLayer("file", title, ObjectKey(entry.sha256, entry.executable), entry.size)
+            key = ObjectKey(entry.sha256, entry.executable)
+            files[title] = NamedLayer("file", title, key, entry.size, index=base)
             continue
-        top = title.split("/", 1)[0]
-        members = trees.setdefault(top, {})
-        _add_dirs(members, title)
-        for e in manifest.entries:
-            path = f"{title}/{e.path}"
+        entries = manifest.entries
+        order = None if _in_walk_order(entries) else _walk_order(entries)
+        trees.setdefault(title.split("/", 1)[0], []).append(_Part(title, entries, base, order))
+        for j, e in enumerate(entries):
             if e.kind == "file" and e.size > RAW_THRESHOLD:
-                files[path] = NamedLayer("file", path, ObjectKey(e.sha256, e.executable), e.size)
-                _add_dirs(members, path.rsplit("/", 1)[0])
-                continue
-            _add_dirs(members, path.rsplit("/", 1)[0])
-            kind: Literal["file", "link"] = "link" if e.kind == "link" else "file"
-            members[path] = Member(path, kind, ObjectKey(e.sha256, e.executable), e.size)
-    layers = [
-        NamedLayer("tree", top, members=tuple(sorted(m.values(), key=_walk_order)))
-        for top, m in sorted(trees.items())
-    ]
+                path = f"{title}/{e.path}"
+                files[path] = NamedLayer(
+                    "file", path, ObjectKey(e.sha256, e.executable), e.size, index=base + j
+                )
+    layers = [NamedLayer("tree", top, members=TreeMembers(parts)) for top, parts in sorted(trees.items())]
     return layers + [files[t] for t in sorted(files)]
 
 
-def _walk_order(member: Member) -> str:
-    """Sorts as `member.path.split("/")` does ('/' below every character a name holds), one string per member
-    instead of a list of its parts."""
-    return member.path.replace("/", "\0")
+def first_of_each(outputs: Mapping[str, Manifest]) -> bytearray:
+    """A byte per entry of the result (`entry_bases`): 1 for the first entry holding its object (sha256 and exec
+    bit), 0 for each later one, which a pull does not write again. Raises LayerError when one sha256 is declared
+    with two sizes. Found by sorting an int per entry (its sha256's first 64 bits and its index), not a dict of
+    keys: about 50 bytes a file while it runs, none after."""
+    bases = entry_bases(outputs)
+    ordered: list[int] = []
+    for name, base in bases.items():
+        ordered.extend(
+            int(sha[:16], 16) << 32 | base + j for j, sha in enumerate(_shas(outputs[name].entries))
+        )
+    ordered.sort()
+    first = bytearray(b"\1") * len(ordered)
+    starts = sorted((base, name) for name, base in bases.items() if len(outputs[name].entries))
+    previous = -1
+    group: list[int] = []
+    for item in ordered:
+        prefix = item >> 32
+        if prefix != previous:
+            if len(group) > 1:
+                _later_copies(group, outputs, starts, first)
+            group.clear()
+            previous = prefix
+        group.append(item & 0xFFFFFFFF)
+    if len(group) > 1:
+        _later_copies(group, outputs, starts, first)
+    return first
 
 
-def _add_dirs(members: dict[str, Member], path: str) -> None:
-    """The directory `path` and every directory above it, as members (their order comes from sorting)."""
-    while path and path not in members:
-        members[path] = Member(path, "dir")
-        path = path.rpartition("/")[0]
+def _later_copies(
+    group: list[int], outputs: Mapping[str, Manifest], starts: list[tuple[int, str]], first: bytearray
+) -> None:
+    """Entries whose sha256s start alike, in index order (`starts`: each output holding entries, by its base):
+    every size of one sha256 the same, and each object after its first marked 0 in `first`."""
+    seen: dict[tuple[str, bool], int] = {}
+    sizes: dict[str, int] = {}
+    for g in group:
+        base, name = starts[bisect.bisect_right(starts, (g, "\uffff")) - 1]
+        e = outputs[name].entries[g - base]
+        if sizes.setdefault(e.sha256, e.size) != e.size:
+            raise LayerError(f"object {e.sha256[:12]} is declared with two sizes")
+        if seen.setdefault((e.sha256, e.executable), g) != g:
+            first[g] = 0
+
+
+def _shas(entries: Sequence[Entry]) -> Iterator[str]:
+    return entries.sha256s() if isinstance(entries, Entries) else (e.sha256 for e in entries)
+
+
+def _paths(entries: Sequence[Entry]) -> Iterator[str]:
+    return entries.paths() if isinstance(entries, Entries) else (e.path for e in entries)
+
+
+def _in_walk_order(entries: Sequence[Entry]) -> bool:
+    """Whether the paths come as a walk gives them ('/' below every character a name holds), as mlpipe
+    writes every manifest."""
+    previous = None
+    for path in _paths(entries):
+        key = path.replace("/", "\0")
+        if previous is not None and key <= previous:
+            return False
+        previous = key
+    return True
+
+
+def _walk_order(entries: Sequence[Entry]) -> array[int]:
+    """The entries' indexes sorted as walk order sorts their paths (a record written elsewhere)."""
+    keys = [path.replace("/", "\0") for path in _paths(entries)]
+    return array("Q", sorted(range(len(keys)), key=keys.__getitem__))
 
 
 # -- tar headers ----------------------------------------------------------------------------------------------
@@ -174,12 +299,15 @@ _AHEAD_BYTES = 4 << 20
 """How far small files are read ahead of the tar being made: at most 8 trees are made at once, so 32 MiB."""
 
 
-def tar_blocks(members: Sequence[Member], open_object: Callable[[ObjectKey], str | Path]) -> Iterator[bytes]:
+def tar_blocks(members: Iterable[Member], open_object: Callable[[ObjectKey], str | Path]) -> Iterator[bytes]:
     """The tar of these members, in blocks of about 256 KiB, file contents read from `open_object(key)`.
 
     Files of at most 256 KiB are read ahead on 4 threads (a tree holds thousands: opening and reading them
     one after the other, not hashing their bytes, was most of the time it took to make one)."""
-    small = (m for m in members if m.kind == "file" and 0 < m.size <= _BLOCK_BYTES)
+    # One pass over the members (a TreeMembers makes each as it goes), two cursors: the read-ahead runs at most
+    # 64 small files ahead of the tar, so tee holds few.
+    members, ahead_of = itertools.tee(members)
+    small = (m for m in ahead_of if m.kind == "file" and 0 < m.size <= _BLOCK_BYTES)
     ahead: deque[tuple[Future[bytes], int]] = deque()
     ahead_bytes = 0
     block = bytearray()
@@ -289,7 +417,7 @@ class WrittenTree:
 
 
 def write_tree(
-    members: tuple[Member, ...], open_object: Callable[[ObjectKey], str | Path], out: BinaryIO
+    members: Iterable[Member], open_object: Callable[[ObjectKey], str | Path], out: BinaryIO
 ) -> WrittenTree:
     """Make a tree layer once, into `out` (a temp file: the upload body), hashing it on the way. Every file is
     opened and every header made once: the layer was made twice before, once into sha256 for its digest (the
@@ -313,12 +441,21 @@ def max_tree_size(members: Iterable[Member]) -> int:
     return gzip_size(tar)
 
 
-def check_member_paths(layers: Iterable[NamedLayer]) -> None:
-    """Every title and member path is a plain relative name (titles come from records others wrote)."""
+def check_member_paths(layers: Iterable[NamedLayer]) -> dict[str, int]:
+    """Every title and member path is a plain relative name (titles come from records others wrote). Returns
+    each tree layer's `max_tree_size`, found on the same pass over its members (each made as it comes)."""
+    bounds = {}
     for layer in layers:
         check_name(layer.title)
-        for m in layer.members:
-            check_name(m.path)
+        if layer.kind == "tree":
+            bounds[layer.title] = max_tree_size(_checked(layer.members))
+    return bounds
+
+
+def _checked(members: Iterable[Member]) -> Iterator[Member]:
+    for m in members:
+        check_name(m.path)
+        yield m
 
 
 # -- pull: a tree layer streamed into the store -------------------------------------------------------------
@@ -329,14 +466,11 @@ class TreeSink:
     the stream, is what takes time), at most 16 MiB of them waiting."""
 
     def __init__(
-        self,
-        members: tuple[Member, ...],
-        wanted: Iterable[ObjectKey],
-        open_object: Callable[[ObjectKey], NewObject],
+        self, members: Iterable[Member], wanted: bytearray, open_object: Callable[[ObjectKey], NewObject]
     ) -> None:
-        self.wanted = set(wanted)
-        """What is still to be committed; a retried download starts a fresh sink for it."""
-        self._seen: set[ObjectKey] = set()
+        self.wanted = wanted
+        """A byte per entry of the result (`Member.index`), 1 while it is still to be committed (cleared then,
+        so a retried download starts a fresh sink on the same bytes); a byte, not a set of keys (issue 18)."""
         self._members = iter(members)
         self._open = open_object
         self._gunzip = zlib.decompressobj(wbits=31)
@@ -349,7 +483,7 @@ class TreeSink:
         self._hash = hashlib.sha256()
         self._ended = False
         self._pool: ThreadPoolExecutor | None = None
-        self._jobs: deque[tuple[Future[None], ObjectKey, int]] = deque()
+        self._jobs: deque[tuple[Future[None], ObjectKey, int, int]] = deque()
         self._queued = 0
         self._next()
 
@@ -433,9 +567,8 @@ class TreeSink:
         key = present(member.key, "a link member without its object")
         if hashlib.sha256(link).hexdigest() != key.sha256:
             raise LayerError(f"link {member.path[:200]!r} does not match its digest")
-        if key in self.wanted and key not in self._seen:
-            self._seen.add(key)
-            self._submit(key, link)
+        if self.wanted[member.index]:
+            self._submit(member, link)
         self._next()
         return view
 
@@ -456,9 +589,7 @@ class TreeSink:
         self._left, self._pad = member.size, -member.size % 512
 
     def _start_file(self, member: Member) -> None:
-        key = present(member.key, "a file member without its object")
-        if key in self.wanted and key not in self._seen:  # a second path with this content is skipped
-            self._seen.add(key)
+        if self.wanted[member.index]:  # a later path with this content is not (first_of_each)
             self._out, self._hash = bytearray(), hashlib.sha256()
 
     def _finish_file(self) -> None:
@@ -469,14 +600,15 @@ class TreeSink:
             key = present(member.key, "a file member without its object")
             if self._hash.hexdigest() != key.sha256:
                 raise LayerError(f"{member.path[:200]!r} in a layer does not match its digest")
-            self._submit(key, bytes(out))
+            self._submit(member, bytes(out))
         if not self._pad:
             self._next()
 
-    def _submit(self, key: ObjectKey, data: bytes) -> None:
+    def _submit(self, member: Member, data: bytes) -> None:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(8, thread_name_prefix="mlpipe-tree")
-        self._jobs.append((self._pool.submit(self._commit, key, data), key, len(data)))
+        key = present(member.key, "a member without its object")
+        self._jobs.append((self._pool.submit(self._commit, key, data), key, member.index, len(data)))
         self._queued += len(data)
         while len(self._jobs) > 1024 or self._queued > 16 << 20:
             self._reap()
@@ -491,13 +623,13 @@ class TreeSink:
             raise
 
     def _reap(self) -> None:
-        job, key, size = self._jobs.popleft()
+        job, key, index, size = self._jobs.popleft()
         self._queued -= size
         try:
             job.result()
         except FileNotFoundError:  # its temp file went under it: a concurrent `mlpipe gc` of the store
             raise LayerError(f"object {key.sha256[:12]} was removed while it was written") from None
-        self.wanted.discard(key)
+        self.wanted[index] = 0
 
     def close(self) -> None:
         """Wait for the writes under way (after an error: what was checked may still be committed)."""
@@ -515,8 +647,6 @@ class TreeSink:
         self.close()
         if not (self._ended and self._gunzip.eof) or self._gunzip.unused_data:
             raise LayerError("the layer ends before its tar does, or has bytes after its gzip stream")
-        if self.wanted:
-            raise LayerError(f"{len(self.wanted)} object(s) missing from their layer")
 
 
 def _octal(field: bytes) -> int:

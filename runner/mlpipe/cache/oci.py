@@ -13,11 +13,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import itertools
 import json
 import os
 import re
 import shutil
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from mlpipe.cache.layers import (
     TarObjectSink,
     tar_size,
 )
-from mlpipe.cache.local import LocalStore, result_json
+from mlpipe.cache.local import LocalStore, check_paths, result_json
 from mlpipe.cache.named import (
     CONTENT_DIGEST,
     EMPTY_DIGEST,
@@ -42,9 +43,10 @@ from mlpipe.cache.named import (
     UNPACK,
     Member,
     NamedLayer,
+    TreeMembers,
     TreeSink,
     check_member_paths,
-    max_tree_size,
+    first_of_each,
     plan_named,
     titles_for,
     write_tree,
@@ -117,8 +119,10 @@ class _Layer:
     objects: tuple[ObjectKey, ...]
     sizes: dict[ObjectKey, int]
     """Every object of the layer and its size, as the result's file index declares it."""
-    members: tuple[Member, ...] = ()
-    """A tree layer's members, in order."""
+    members: Iterable[Member] = ()
+    """A tree layer's members, in order (TreeMembers: made as they are iterated)."""
+    index: int = -1
+    """A format-2 file layer's entry among the result's (named.entry_bases)."""
 
 
 @dataclass(frozen=True)
@@ -128,6 +132,8 @@ class ResultEntry:
     result: StepResult
     trust: dict[str, Any]
     layers: tuple[_Layer, ...]
+    first: bytearray | None = None
+    """Format 2: a byte per entry of the result, 1 for the first holding its object (named.first_of_each)."""
 
 
 def read_result_entry(client: RegistryClient, repo: str, tag: str, manifest_bytes: bytes) -> ResultEntry:
@@ -194,9 +200,9 @@ def _check_entry(
         result = StepResult.from_json(records.field(config, "result", "config"))
     if result_tag(result.fingerprint) != tag:
         raise Refused(f"the artifact holds fingerprint {result.fingerprint[:12]}, not {tag[7:19]}")
-    sizes = _object_sizes(result)
     if config["format"] == CONFIG_FORMAT:
-        return _check_named(config, manifest, result, sizes)
+        return _check_named(config, manifest, result)
+    sizes = _object_sizes(result)
     descriptors: dict[str, records.Descriptor] = {}
     for d in manifest.layers:
         if descriptors.setdefault(d.digest, d) is not d:
@@ -221,10 +227,9 @@ def _object_sizes(result: StepResult) -> dict[ObjectKey, int]:
     return sizes
 
 
-def _check_named(
-    config: dict[str, Any], manifest: records.OciManifest, result: StepResult, sizes: dict[ObjectKey, int]
-) -> ResultEntry:
-    """A format-2 entry: the layers are the ones the record and its titles make, in that order."""
+def _check_named(config: dict[str, Any], manifest: records.OciManifest, result: StepResult) -> ResultEntry:
+    """A format-2 entry: the layers are the ones the record and its titles make, in that order. Nothing is
+    held per file but a byte (`first_of_each`): trees are planned as indexes into the packed entries."""
     titles = records.obj(records.field(config, "titles", "config"), "config.titles")
     if set(titles) != set(result.outputs) or not all(isinstance(t, str) for t in titles.values()):
         raise Refused("config.titles does not name each output once")
@@ -232,9 +237,13 @@ def _check_named(
         if titles_for(result.outputs, titles) != titles:
             raise Refused("config.titles puts two outputs at one path, or one under another")
         plans = plan_named(result.outputs, titles)
-        check_member_paths(plans)
+        bounds = check_member_paths(plans)
     except UnsafeTree as error:
         raise Refused(f"config.titles: {error}") from None
+    try:
+        first = first_of_each(result.outputs)
+    except LayerError as error:
+        raise Refused(str(error)) from None
     if not plans:
         if [(d.media_type, d.digest) for d in manifest.layers] != [(EMPTY_MEDIA_TYPE, EMPTY_DIGEST)]:
             raise Refused("a result without files must have the empty descriptor as its one layer")
@@ -244,11 +253,13 @@ def _check_named(
     return ResultEntry(
         result=result,
         trust=records.trust(config.get("trust")),
-        layers=tuple(_named(d, plan, sizes) for d, plan in zip(manifest.layers, plans, strict=True)),
+        layers=tuple(_named(d, plan, bounds) for d, plan in zip(manifest.layers, plans, strict=True)),
+        first=first,
     )
 
 
-def _named(descriptor: records.Descriptor, plan: NamedLayer, sizes: Mapping[ObjectKey, int]) -> _Layer:
+def _named(descriptor: records.Descriptor, plan: NamedLayer, bounds: Mapping[str, int]) -> _Layer:
+    """`bounds`: each tree layer's largest size (named.max_tree_size)."""
     where = f"layer {plan.title[:80]!r}"
     if plan.kind == "file":
         key = present(plan.key, "a file layer without its object")
@@ -258,13 +269,12 @@ def _named(descriptor: records.Descriptor, plan: NamedLayer, sizes: Mapping[Obje
             plan.size,
         ):
             raise Refused(f"{where} is not the file its record declares")
-        return _Layer(descriptor, (key,), {key: plan.size})
+        return _Layer(descriptor, (key,), {key: plan.size}, index=plan.index)
     if descriptor.media_type != TREE_MEDIA_TYPE:
         raise Refused(f"{where} has media type {descriptor.media_type!r}, not {TREE_MEDIA_TYPE!r}")
-    if descriptor.size > max_tree_size(plan.members):
+    if descriptor.size > bounds[plan.title]:
         raise Refused(f"{where} declares {descriptor.size} bytes, more than its files can make")
-    keys = {m.key: sizes[m.key] for m in plan.members if m.key is not None}
-    return _Layer(descriptor, tuple(keys), keys, plan.members)
+    return _Layer(descriptor, (), {}, plan.members)
 
 
 def _layer(descriptor: records.Descriptor, names: list[str], sizes: Mapping[ObjectKey, int]) -> _Layer:
@@ -329,9 +339,51 @@ class OciCache:
         Raises Refused for layers that are unusable, CacheError when the registry fails.
         """
         result = entry.result
+        if entry.first is None:
+            _parallel(lambda item: self._pull_layer(repo, item[0], item[1]), self._chunk_work(entry))
+        else:
+            self._pull_named(repo, entry.layers, bytearray(entry.first))
+        for output in result.outputs.values():
+            try:
+                check_paths(output, self._link_target)
+            except (UnsafeTree, OSError) as error:
+                raise Refused(str(error)) from None
+        return self.store.commit_result(result).result
+
+    def _pull_named(self, repo: str, layers: Sequence[_Layer], want: bytearray) -> None:
+        """Format 2: `want` (a byte per entry of the result, 1 for the first holding its object) loses each
+        object the store has; the layers holding one still wanted are downloaded, each clearing its own."""
+        object_file = self.store.object_file
+        work: list[tuple[_Layer, Sequence[ObjectKey]]] = []
+        for layer in layers:
+            if isinstance(layer.members, TreeMembers):
+                wanted = False
+                for index, sha256, executable in layer.members.objects():
+                    if want[index] and os.path.exists(object_file(sha256, executable)):
+                        want[index] = 0
+                    wanted = wanted or bool(want[index])
+                if wanted:
+                    work.append((layer, ()))
+            elif want[layer.index]:
+                if os.path.exists(object_file(layer.objects[0].sha256, layer.objects[0].executable)):
+                    want[layer.index] = 0
+                else:
+                    work.append((layer, layer.objects))
+
+        def pull(layer: _Layer, keys: Sequence[ObjectKey]) -> None:
+            self._pull_layer(repo, layer, keys, want)
+            if layer.index >= 0:
+                want[layer.index] = 0
+
+        _parallel(lambda item: pull(*item), work)
+        if left := want.count(1):
+            raise Refused(f"{left} object(s) of the result were not written by its layers")
+
+    def _chunk_work(self, entry: ResultEntry) -> list[tuple[_Layer, list[ObjectKey]]]:
+        """Format 1 (tar chunks of objects named by digest): what each layer gives of what the store lacks."""
         missing = {
             ObjectKey(e.sha256, e.executable)
-            for m in result.outputs.values()
+            for m in entry.result.outputs.values()
             for e in m.entries
             if not os.path.exists(self.store.object_file(e.sha256, e.executable))
         }
@@ -352,22 +404,18 @@ class OciCache:
                 missing.difference_update(wanted)
         if missing:
             raise Refused(f"{len(missing)} object(s) are in no layer of the artifact")
-        _parallel(lambda item: self._pull_layer(repo, item[0], item[1]), work)
-        for output in result.outputs.values():
-            try:
-                if output.type == "dir":
-                    records.check_links(output.entries, self._link_target)
-            except (UnsafeTree, OSError) as error:
-                raise Refused(str(error)) from None
-        return self.store.commit_result(result).result
+        return work
 
     def _link_target(self, entry: Entry) -> str:
         with open(self.store.object_file(entry.sha256, entry.executable), "rb") as f:
             return records.link_target(f.read(records.MAX_LINK_BYTES + 1), entry.path)
 
-    def _pull_layer(self, repo: str, layer: _Layer, wanted: Sequence[ObjectKey]) -> None:
+    def _pull_layer(
+        self, repo: str, layer: _Layer, wanted: Sequence[ObjectKey], want: bytearray | None = None
+    ) -> None:
+        """`wanted`: the objects a raw or format-1 layer gives; `want`: the entries a tree layer gives."""
         if layer.descriptor.media_type in (TAR_MEDIA_TYPE, TREE_MEDIA_TYPE):
-            self._pull_tar(repo, layer, wanted)
+            self._pull_tar(repo, layer, wanted, want)
             return
         temp = self.store.temp_path(".layer")
         try:
@@ -379,19 +427,22 @@ class OciCache:
             with contextlib.suppress(FileNotFoundError):
                 temp.unlink()
 
-    def _pull_tar(self, repo: str, layer: _Layer, wanted: Sequence[ObjectKey]) -> None:
+    def _pull_tar(
+        self, repo: str, layer: _Layer, wanted: Sequence[ObjectKey], want: bytearray | None = None
+    ) -> None:
         """Streamed straight into the store: no temp copy of the layer, no tarfile per member. A retried
         download starts a fresh sink for what is still wanted (objects already committed were checked)."""
         sinks: list[TarObjectSink | TreeSink] = []
 
         def fresh() -> Callable[[bytes], int]:
-            left = sinks[-1].wanted if sinks else set(wanted)
-            if sinks:
-                sinks[-1].close()
+            last = sinks[-1] if sinks else None
+            if last is not None:
+                last.close()
             new_object = lambda k: self.store.new_object(k.sha256, k.executable)
-            if layer.descriptor.media_type == TREE_MEDIA_TYPE:
-                sinks.append(TreeSink(layer.members, left, new_object))
+            if layer.descriptor.media_type == TREE_MEDIA_TYPE:  # `want` is cleared as objects are committed
+                sinks.append(TreeSink(layer.members, present(want, "a tree without its entries"), new_object))
             else:
+                left = last.wanted if isinstance(last, TarObjectSink) else set(wanted)
                 sinks.append(TarObjectSink(left, new_object, layer.sizes))
             return sinks[-1].write
 
@@ -599,13 +650,14 @@ class OciCache:
         return True
 
 
-def _members_key(members: Sequence[Member]) -> str:
+def _members_key(members: Iterable[Member]) -> str:
     """sha256 of canonical_json([[path, kind, object name], ...]) of a tree's members, made 1,024 at a time (the
     same bytes, without a list per member all at once)."""
     h = hashlib.sha256(b"[")
-    for start in range(0, len(members), 1024):
-        chunk = [[m.path, m.kind, m.key and m.key.name] for m in members[start : start + 1024]]
-        h.update((b"," if start else b"") + canonical_json(chunk)[1:-1])
+    it, start = iter(members), True
+    while chunk := [[m.path, m.kind, m.key and m.key.name] for m in itertools.islice(it, 1024)]:
+        h.update((b"" if start else b",") + canonical_json(chunk)[1:-1])
+        start = False
     h.update(b"]")
     return h.hexdigest()
 
