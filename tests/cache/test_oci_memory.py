@@ -52,4 +52,6 @@ def test_a_push_and_a_pull_hold_little_per_file(registry, tmp_path) -> None:
         push_and_pull(client, tmp_path / str(n), n) for n in (1000, 5000)
     )
     per_file = {"push": (push_5k - push_1k) / 4000, "pull": (pull_5k - pull_1k) / 4000}
-    assert max(per_file.values()) < 250, per_file
+    # The push's config (about 130 bytes a file) was held whole while uploaded: now written to a temp file and
+    # uploaded from there (110 bytes a file here before, about 0 now).
+    assert per_file["push"] < 60 and per_file["pull"] < 250, per_file

@@ -21,7 +21,7 @@ import shutil
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from mlpipe import records
 from mlpipe.cache.layers import (
@@ -148,10 +148,15 @@ def read_result_entry(client: RegistryClient, repo: str, tag: str, manifest_byte
             raise Refused(f"its config has media type {config.media_type!r}, not {CONFIG_TYPE!r}")
         if config.size > MAX_CONFIG:
             raise Refused(f"its config declares {config.size} bytes, more than the {MAX_CONFIG} mlpipe reads")
-        data = client.blob_bytes(repo, config.digest, max_size=config.size)
-        if len(data) != config.size:
-            raise Refused(f"its config is {len(data)} bytes, not the {config.size} its descriptor declares")
-        fields, result = _read_config(data)
+        import tempfile
+
+        # Into a temp file, read back as a stream: the config of 100,000 files is about 13 MB (issue 18).
+        with tempfile.TemporaryFile() as temp:
+            size = client.download_blob(repo, config.digest, temp, max_size=config.size)
+            if size != config.size:
+                raise Refused(f"its config is {size} bytes, not the {config.size} its descriptor declares")
+            temp.seek(0)
+            fields, result = _read_config_from(temp.read)
         return _check_entry(fields, result, manifest, tag)
     except records.BadRecord as error:
         raise Refused(str(error)) from None
@@ -160,20 +165,27 @@ def read_result_entry(client: RegistryClient, repo: str, tag: str, manifest_byte
 
 
 def _config(result: StepResult, trust: Mapping[str, Any], titles: Mapping[str, str]) -> bytes:
-    """canonical_json of the result's config, made without a dict per entry (local.result_json): the same bytes."""
-    return b"".join(
-        [
-            b'{"format":' + canonical_json(CONFIG_FORMAT) + b',"result":',
-            *result_json(result, canonical_json),
-            b',"titles":' + canonical_json(dict(titles)) + b',"trust":' + canonical_json(dict(trust)) + b"}",
-        ]
-    )
+    return b"".join(_config_pieces(result, trust, titles))
+
+
+def _config_pieces(
+    result: StepResult, trust: Mapping[str, Any], titles: Mapping[str, str]
+) -> Iterator[bytes]:
+    """canonical_json of the result's config in pieces, made without a dict per entry (local.result_json): the
+    same bytes."""
+    yield b'{"format":' + canonical_json(CONFIG_FORMAT) + b',"result":'
+    yield from result_json(result, canonical_json)
+    yield b',"titles":' + canonical_json(dict(titles)) + b',"trust":' + canonical_json(dict(trust)) + b"}"
 
 
 def _read_config(data: bytes) -> tuple[dict[str, Any], StepResult | None]:
+    return _read_config_from(io.BytesIO(data).read)
+
+
+def _read_config_from(read: Callable[[int], bytes]) -> tuple[dict[str, Any], StepResult | None]:
     """A result config's fields, its result read as a stream (StepResult.read: no dict per entry); a config of
     another format is refused before its result is read (keys are sorted: `format` comes first)."""
-    scanner = Scanner(io.BytesIO(data).read, "config")
+    scanner = Scanner(read, "config")
     config: dict[str, Any] = {}
     result = None
     for key in scanner.members("config"):
@@ -480,16 +492,33 @@ class OciCache:
         self, repo: str, result: StepResult, trust: Mapping[str, Any], *, mount_from: Sequence[str] = ()
     ) -> str:
         """Push a stored result unless its tag exists; 'pushed' or 'exists' (a complete entry is kept)."""
-        tag = result_tag(result.fingerprint)
         titles = titles_for(result.outputs, result.provenance.get("paths") or {})
-        # Made once (the record of 20,000 files takes 0.1 s to encode); refused unread by every runner when
-        # larger than MAX_CONFIG, so such a result shares nothing.
-        config = _config(result, trust, titles)
-        if len(config) > MAX_CONFIG:
-            raise TooLarge(
-                f"the record of {result.fingerprint[:12]} is {len(config)} bytes, more than the "
-                f"{MAX_CONFIG} a runner reads from a registry (fewer files per output would fit)"
-            )
+        # Made once (the record of 20,000 files takes 0.1 s to encode), into a temp file hashed on the way (that
+        # of 100,000 files is about 13 MB); refused unread by every runner when larger than MAX_CONFIG, so such
+        # a result shares nothing.
+        config = self.store.temp_path(".json")
+        try:
+            with open(config, "wb") as out:
+                digest, size = _write_hashed(_config_pieces(result, trust, titles), out)
+            if size > MAX_CONFIG:
+                raise TooLarge(
+                    f"the record of {result.fingerprint[:12]} is {size} bytes, more than the "
+                    f"{MAX_CONFIG} a runner reads from a registry (fewer files per output would fit)"
+                )
+            return self._push_result(repo, result, titles, (digest, FileBody(config, size)), mount_from)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                config.unlink()
+
+    def _push_result(
+        self,
+        repo: str,
+        result: StepResult,
+        titles: Mapping[str, str],
+        config: tuple[str, FileBody],
+        mount_from: Sequence[str],
+    ) -> str:
+        tag = result_tag(result.fingerprint)
         if self.client.has_manifest(repo, tag, push=True):
             return "exists"
         plans = plan_named(result.outputs, titles)
@@ -508,8 +537,9 @@ class OciCache:
             layer["annotations"] = {TITLE: plan.title, **layer.get("annotations", {})}
             layers.append(layer)
         layers = layers or empty_layer(self.client, repo)
-        self._ensure_bytes(repo, config)
-        manifest = _manifest(ARTIFACT_TYPE, CONFIG_TYPE, config, layers, _annotations(result))
+        digest, body = config
+        self._ensure_blob(repo, digest, body, ())
+        manifest = _manifest(ARTIFACT_TYPE, CONFIG_TYPE, (digest, len(body)), layers, _annotations(result))
         # Checked again right before the write: another runner may have finished first. The distribution API
         # has no conditional tag write (no If-None-Match on a manifest PUT), so a narrow race remains: two
         # complete entries for one fingerprint that both pass this check are both written, and the later tag
@@ -707,16 +737,18 @@ def result_config(client: RegistryClient, repo: str, tag: str) -> dict[str, Any]
 def _manifest(
     artifact_type: str,
     config_type: str,
-    config: bytes,
+    config: bytes | tuple[str, int],
     layers: list[dict[str, Any]],
     annotations: dict[str, str],
 ) -> bytes:
+    """`config`: its bytes, or its digest and size."""
+    digest, size = (_digest(config), len(config)) if isinstance(config, bytes) else config
     return canonical_json(
         {
             "schemaVersion": 2,
             "mediaType": MANIFEST_TYPE,
             "artifactType": artifact_type,
-            "config": {"mediaType": config_type, "digest": _digest(config), "size": len(config)},
+            "config": {"mediaType": config_type, "digest": digest, "size": size},
             "layers": layers,
             "annotations": annotations,
         }
@@ -749,6 +781,15 @@ def _annotations(result: StepResult) -> dict[str, str]:
         "org.opencontainers.image.revision": prov.get("commit"),
     }
     return {"org.mlpipe.fingerprint": result.fingerprint, **{k: v for k, v in found.items() if v}}
+
+
+def _write_hashed(pieces: Iterable[bytes], out: BinaryIO) -> tuple[str, int]:
+    hasher, size = hashlib.sha256(), 0
+    for piece in pieces:
+        hasher.update(piece)
+        out.write(piece)
+        size += len(piece)
+    return "sha256:" + hasher.hexdigest(), size
 
 
 def _file_digest(path: Path) -> tuple[str, int]:
