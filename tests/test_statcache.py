@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from mlpipe import statcache
+from mlpipe import digest, statcache
 from mlpipe.digest import FileHasher, _Hashing, file_sha256, tree_signature, walk_files, walk_signature
 from mlpipe.statcache import StatCache
 from mlpipe_testing import count_file_reads, old_files
@@ -442,16 +442,16 @@ def test_two_runs_write_the_table_at_once_and_a_killed_one_leaves_what_it_commit
     assert StatCache(tmp_path / "statcache.json", tmp_path).get(str(tmp_path / "after"), st) == "after"
 
 
-def scandirs_of(top: Path, monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """A counter of `os.scandir` calls on `top` itself (one a walk of it), from now on."""
+def walks_of(top: Path, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A counter of listings of `top` itself (one a walk of it), from now on."""
     calls = [0]
-    real = os.scandir
+    real = digest._listing
 
-    def counting(path: str) -> object:
-        calls[0] += os.fspath(path) == os.fspath(top)
-        return real(path)
+    def counting(directory: str, flags: int) -> tuple[list[str], list[os.stat_result]]:
+        calls[0] += directory == os.fspath(top)
+        return real(directory, flags)
 
-    monkeypatch.setattr(os, "scandir", counting)
+    monkeypatch.setattr(digest, "_listing", counting)
     return calls
 
 
@@ -496,7 +496,7 @@ def test_a_changed_tree_is_digested_from_one_walk_as_a_fresh_hasher_digests_it(
     first.save()
     time.sleep(0.05)  # past the racy window: the files are older than the cache
     (top / "b" / "y" / "z").write_text("changed")
-    calls = scandirs_of(top, monkeypatch)
+    calls = walks_of(top, monkeypatch)
     read = count_file_reads(monkeypatch)
     second = FileHasher(StatCache(cache_file, tmp_path), workers=1)
     changed = second.digest(top)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import operator
 import os
 import re
 import stat
@@ -341,18 +340,35 @@ def walk_files(top: Path | str, *, specials: bool = False) -> Iterator[tuple[str
     """Every file and link under `top` as ('/'-separated relative path, lstat), in sorted order; with
     `specials`, FIFOs, sockets and devices too (a check of a tree must see them: a hash walk skips them)."""
 
-    def walk(directory: str, prefix: str) -> Iterator[tuple[str, os.stat_result]]:
-        with os.scandir(directory) as it:
-            entries = sorted(it, key=lambda e: e.name)
-        for entry in entries:
-            st = entry.stat(follow_symlinks=False)
+    def walk(directory: str, prefix: str, flags: int) -> Iterator[tuple[str, os.stat_result]]:
+        names, stats = _listing(directory, flags)
+        for name, st in zip(names, stats, strict=True):
             mode = st.st_mode
             if stat.S_ISDIR(mode):
-                yield from walk(entry.path, prefix + entry.name + "/")
+                yield from walk(directory + os.sep + name, prefix + name + "/", _OPEN_SUBDIR)
             elif specials or stat.S_ISREG(mode) or stat.S_ISLNK(mode):
-                yield prefix + entry.name, st
+                yield prefix + name, st
 
-    yield from walk(os.fspath(top), "")
+    yield from walk(os.fspath(top), "", _OPEN_TOP)
+
+
+def _listing(directory: str, flags: int) -> tuple[list[str], list[os.stat_result]]:
+    """The names in `directory`, sorted, and each one's lstat, taken relative to the directory's descriptor: the
+    kernel looks up one name per file instead of the whole path again (issue 18: a walk of 20,000 files in 100
+    directories, ~85 -> ~66 ms CPU). One descriptor is open at a time, closed before the walk goes deeper."""
+    fd = os.open(directory, flags)
+    try:
+        names = sorted(os.listdir(fd))
+        lstat = os.lstat
+        return names, [lstat(name, dir_fd=fd) for name in names]
+    finally:
+        os.close(fd)
+
+
+_OPEN_TOP = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+"""A walk's top is followed if it is a link (an input linked in from elsewhere is walked as its target)."""
+_OPEN_SUBDIR = _OPEN_TOP | os.O_NOFOLLOW
+"""A directory below it was lstat'ed as one: a link swapped in since then fails (ELOOP), never followed."""
 
 
 def tree_signature(files: Iterable[tuple[str, os.stat_result]]) -> tuple[str, int]:
@@ -397,25 +413,21 @@ def _signed_walk(top: str, keep_bytes: int) -> tuple[str, int, list[Run] | None]
     runs: list[Run] | None = [] if keep_bytes > 0 else None
     kept = 0
 
-    def walk(directory: str, prefix: str) -> None:
+    def walk(directory: str, prefix: str, flags: int) -> None:
         nonlocal newest
-        with os.scandir(directory) as it:
-            entries = sorted(it, key=_BY_NAME)
+        names, stats = _listing(directory, flags)
         lines: list[str] = []
-        for entry in entries:
-            st = entry.stat(follow_symlinks=False)
+        for name, st in zip(names, stats, strict=True):
             mode = st.st_mode
             kind = mode & _S_IFMT
             if kind == stat.S_IFDIR:
                 if lines:
                     run(prefix, lines)
                     lines = []
-                walk(entry.path, prefix + entry.name + "/")
+                walk(directory + os.sep + name, prefix + name + "/", _OPEN_SUBDIR)
             elif kind in _FILE_KINDS:
                 mtime = st.st_mtime_ns
-                lines.append(
-                    f"{prefix}{entry.name}\0{st.st_size}\0{mtime}\0{st.st_ctime_ns}\0{st.st_ino}\0{mode}"
-                )
+                lines.append(f"{prefix}{name}\0{st.st_size}\0{mtime}\0{st.st_ctime_ns}\0{st.st_ino}\0{mode}")
                 if mtime > newest:  # noqa: PLR1730 (a call to max() per file costs more, in this hot loop)
                     newest = mtime
         if lines:
@@ -433,7 +445,7 @@ def _signed_walk(top: str, keep_bytes: int) -> tuple[str, int, list[Run] | None]
             else:
                 runs.append((prefix, joined))
 
-    walk(top, "")
+    walk(top, "", _OPEN_TOP)
     return h.hexdigest(), newest, runs
 
 
@@ -447,7 +459,6 @@ class FileStat(NamedTuple):
     st_ctime_ns: int
 
 
-_BY_NAME = operator.attrgetter("name")
 _S_IFMT = 0o170000
 """`stat.S_IFMT(mode)` is `mode & 0o170000`."""
 _FILE_KINDS = frozenset({stat.S_IFREG, stat.S_IFLNK})
