@@ -10,7 +10,10 @@ The per-file table is an SQLite database (stdlib sqlite3), read one entry at a t
 batches: memory does not grow with the number of files, and two runs writing at once both keep their entries
 (SQLite's lock; a run killed mid-write leaves the last committed state, by its journal). Whole directories are
 remembered too (a digest of every file's path and stat data -> the directory's digest), in a small JSON table of
-their own, so that a run in which nothing changed reads one small file, never the per-file table.
+their own, so that a run in which nothing changed reads one small file, never the per-file table. And each run
+of a directory's walk (its files between its subdirectories) is kept as its entries' JSON under a digest of
+those files' paths and stat data (table `runs`), so that a tree in which one file changed looks up that file's
+run alone.
 """
 
 from __future__ import annotations
