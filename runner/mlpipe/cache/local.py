@@ -81,7 +81,7 @@ class NewObject:
         self.fd = os.open(self._temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         os.fchmod(self.fd, mode)  # whatever the umask
 
-    def write(self, data: bytes | memoryview) -> int:
+    def write(self, data: bytes | bytearray | memoryview) -> int:
         view = memoryview(data)
         while view:
             view = view[os.write(self.fd, view) :]
