@@ -332,9 +332,10 @@ _MAX_BATCHES = 32
 class TreeSink:
     """Extract a tree layer as it streams through `write`, checking every byte but file contents against the
     layout the result record gives. Each wanted file (and link) is checked against its sha256, then written to
-    its object file on `_WRITERS` threads (a tree holds files of at most 1 MiB: creating and renaming them, not
-    reading the stream, is what takes time), handed over `_BATCH_FILES` at a time (a future and a thread hand-off
-    per file cost more CPU than the file's own syscalls), at most 16 MiB of them waiting."""
+    its object file, on `_WRITERS` threads: the stream's own thread, which a tree's pull waits for, only parses
+    (a tree holds files of at most 1 MiB: creating and renaming them is most of the time). Files are handed over
+    `_BATCH_FILES` at a time (a future and a thread hand-off per file cost more CPU than the file's own
+    syscalls), at most 16 MiB of them waiting."""
 
     def __init__(
         self,
@@ -354,12 +355,11 @@ class TreeSink:
         self._left = 0
         self._pad = 0
         self._out: bytearray | None = None
-        self._hash = hashlib.sha256()
         self._ended = False
         self._pool: ThreadPoolExecutor | None = None
         self._jobs: deque[tuple[Future[None], list[ObjectKey], int]] = deque()
         self._queued = 0
-        self._batch: list[tuple[ObjectKey, bytes | bytearray]] = []
+        self._batch: list[tuple[Member, bytes | bytearray]] = []
         self._batch_bytes = 0
         self._next()
 
@@ -389,7 +389,6 @@ class TreeSink:
             if self._left:
                 n = min(self._left, len(view))
                 if self._out is not None:
-                    self._hash.update(view[:n])
                     self._out += view[:n]
                 self._left -= n
                 view = view[n:]
@@ -445,7 +444,7 @@ class TreeSink:
             raise LayerError(f"link {member.path[:200]!r} does not match its digest")
         if key in self.wanted and key not in self._seen:
             self._seen.add(key)
-            self._submit(key, link)
+            self._submit(member, link)
         self._next()
         return view
 
@@ -469,22 +468,19 @@ class TreeSink:
         key = present(member.key, "a file member without its object")
         if key in self.wanted and key not in self._seen:  # a second path with this content is skipped
             self._seen.add(key)
-            self._out, self._hash = bytearray(), hashlib.sha256()
+            self._out = bytearray()
 
     def _finish_file(self) -> None:
         out = self._out
         member = present(self._member, "file content without its member")
         if out is not None:
             self._out = None
-            key = present(member.key, "a file member without its object")
-            if self._hash.hexdigest() != key.sha256:
-                raise LayerError(f"{member.path[:200]!r} in a layer does not match its digest")
-            self._submit(key, out)  # the bytearray itself: it is this file's alone
+            self._submit(member, out)  # the bytearray itself: it is this file's alone
         if not self._pad:
             self._next()
 
-    def _submit(self, key: ObjectKey, data: bytes | bytearray) -> None:
-        self._batch.append((key, data))
+    def _submit(self, member: Member, data: bytes | bytearray) -> None:
+        self._batch.append((member, data))
         self._batch_bytes += len(data)
         if len(self._batch) >= _BATCH_FILES or self._batch_bytes >= _BATCH_BYTES:
             self._flush()
@@ -496,13 +492,19 @@ class TreeSink:
             self._pool = ThreadPoolExecutor(_WRITERS, thread_name_prefix="mlpipe-tree")
         batch, size = self._batch, self._batch_bytes
         self._batch, self._batch_bytes = [], 0
-        self._jobs.append((self._pool.submit(self._commit, batch), [key for key, _ in batch], size))
+        keys = [present(m.key, "a member without its object") for m, _ in batch]
+        self._jobs.append((self._pool.submit(self._commit, batch), keys, size))
         self._queued += size
         while len(self._jobs) > _MAX_BATCHES or self._queued > 16 << 20:
             self._reap()
 
-    def _commit(self, batch: list[tuple[ObjectKey, bytes | bytearray]]) -> None:
-        for key, data in batch:
+    def _commit(self, batch: list[tuple[Member, bytes | bytearray]]) -> None:
+        """Check each file against its sha256 (here, on the writers: the stream's own thread is what a tree's
+        pull waits for), then write it to its object."""
+        for member, data in batch:
+            key = present(member.key, "a member without its object")
+            if hashlib.sha256(data).hexdigest() != key.sha256:
+                raise LayerError(f"{member.path[:200]!r} in a layer does not match its digest")
             out = self._open(key)
             try:
                 out.write(data)
