@@ -11,19 +11,20 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from mlpipe.errors import UsageError
+from mlpipe.frozen import frozen
 from mlpipe.text import did_you_mean, table
 
 REPO_FILE = "mlpipe.toml"
 MODES = ("auto", "read-write", "read", "off")
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@frozen(kw_only=True, eq=False, repr=False)
 class Key:
     """One setting: its name, environment variable, command-line option, check and help."""
 
@@ -66,7 +67,7 @@ KEYS = {
 }
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Setting:
     """A setting's value and where it came from."""
 
@@ -177,7 +178,7 @@ def _plain_http(cli: Mapping[str, Any], env: Mapping[str, str]) -> tuple[bool | 
     return None, "default"
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@frozen(kw_only=True, eq=False, repr=False)
 class Settings:
     """One command's settings, each with its source, and the environment it was read from (read once)."""
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
+
+from mlpipe.frozen import frozen
 
 STATE_DIR = ".mlpipe"
 """Per-workspace state directory; never part of a snapshot or of the dirty paths."""
@@ -14,7 +15,7 @@ STATE_IGNORE = "# made by mlpipe: its state (runs, logs, the store) stays out of
 commits the store or the records (and a workspace needs no line in its own .gitignore)."""
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@frozen(eq=False, repr=False)
 class Workspace:
     """Locations under one workspace (the repository root, or the pipeline file's dir outside git)."""
 

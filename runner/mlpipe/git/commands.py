@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from mlpipe.errors import GitError
+from mlpipe.frozen import frozen
 
 # Variables that say how to reach remotes or hold the user's configuration are kept; the ones naming a
 # repository, index or object store (GIT_DIR, GIT_INDEX_FILE, GIT_WORK_TREE, ... set when mlpipe runs
@@ -76,7 +76,7 @@ def split_z(output: bytes) -> list[str]:
     return [os.fsdecode(part) for part in output.split(b"\0") if part]
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@frozen(eq=False, repr=False)
 class RepoPaths:
     """Where a work tree's pieces live; `git_dir` differs from `common_dir` in linked worktrees."""
 

@@ -8,12 +8,12 @@ import re
 import stat
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from mlpipe.errors import GitError
+from mlpipe.frozen import frozen
 from mlpipe.git.commands import find_repo, run_git, split_z
 from mlpipe.git.snapshot import (
     MODE_EXEC,
@@ -32,7 +32,7 @@ _RUN_ID = r"[A-Za-z0-9_][A-Za-z0-9._-]*"
 IDENTITY = b"mlpipe <mlpipe@localhost>"
 
 
-@dataclass(frozen=True)
+@frozen
 class GitInfo:
     """The repository's state: root, commit, branch, whether the tree is clean."""
 
@@ -188,7 +188,7 @@ def strip_credentials(url: str) -> str:
 # -- the snapshot ref ----------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@frozen(eq=False, repr=False)
 class SnapshotRef:
     """The commit that holds a dirty run's code snapshot."""
 

@@ -6,10 +6,11 @@ import json
 import re
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
+from mlpipe.frozen import frozen
 from mlpipe.records import run_url
 
 PR_EVENTS = frozenset({"pull_request", "pull_request_target", "pull_request_review"})
@@ -20,7 +21,7 @@ REPO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 BRANCH = re.compile(r"(?!-)[A-Za-z0-9_./-]{1,255}")
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class GitHubContext:
     repository: str
     """owner/name."""

@@ -6,7 +6,7 @@ import os
 import platform
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +18,7 @@ from mlpipe.core.reasons import CodeChanges, Earlier, FileChange
 from mlpipe.digest import FileHasher
 from mlpipe.errors import ContainerError
 from mlpipe.events import Sink, to_stderr
+from mlpipe.frozen import frozen
 from mlpipe.git.provenance import GitInfo, git_info
 from mlpipe.git.snapshot import Snapshot, Snapshotter
 from mlpipe.git.treediff import CodeDiff
@@ -38,7 +39,7 @@ def platform_id() -> str:
     return f"{sys.platform}-{platform.machine().lower()}"
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@frozen(kw_only=True, eq=False, repr=False)
 class Selected:
     """Which steps to run (`--only`, `--from`) and whether stored results may be reused."""
 
@@ -48,7 +49,7 @@ class Selected:
     no_reuse: bool = False
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@frozen(kw_only=True, eq=False, repr=False)
 class Prepared:
     """Everything a plan and a run start from: pipeline, store, git state, snapshots, fingerprints."""
 
@@ -87,7 +88,7 @@ class Prepared:
         return Site(workspace=self.workspace, store=self.store, git=self.git, snapshotter=self.snapshotter)
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@frozen(kw_only=True, eq=False, repr=False)
 class Work:
     """What a runner carries out: the steps in order, the plan made before the run, and what it decides each
     step again with once the step's upstream outputs are known."""
@@ -125,7 +126,7 @@ class Work:
         )
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@frozen(kw_only=True, eq=False, repr=False)
 class StepWork:
     """What the runner needs of one step, made once from `Work`: the seam through which a runner is handed the
     steps it carries out (a fan-out hands each runner its share). The fingerprint is not here: it is known once
@@ -147,7 +148,7 @@ class StepWork:
     """Its image's id and registry digest (`Facts.images`); empty without `image:` or where unresolved."""
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@frozen(kw_only=True, eq=False, repr=False)
 class Site:
     """Where a runner works: the workspace, its store, and the checkout's git state."""
 
