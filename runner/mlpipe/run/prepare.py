@@ -19,7 +19,7 @@ from mlpipe.digest import FileHasher
 from mlpipe.errors import ContainerError
 from mlpipe.events import Sink, to_stderr
 from mlpipe.frozen import frozen
-from mlpipe.git.provenance import GitInfo, git_info
+from mlpipe.git.provenance import GitInfo, start_git_info
 from mlpipe.git.snapshot import Snapshot, Snapshotter
 from mlpipe.git.treediff import CodeDiff
 from mlpipe.git.workdir import materialize_snapshot
@@ -183,6 +183,7 @@ def prepare(
     which reasons compare with first; `registry`: where run records are looked for when no record here has a
     step that runs. `ahead`: a runner carries the plan out, looking each result up again before it uses it, so
     the plan may look results up with `lookup_ahead` (a registry's objects arrive while the plan goes on)."""
+    git = start_git_info(workspace.root)  # runs beside the snapshots, the input walk and the plan
     graph = dag.Dag.from_pipeline(pipeline)
     chosen = graph.select(only=selection.only, from_=selection.from_, with_upstream=selection.with_upstream)
     selected = frozenset(chosen.steps)
@@ -241,7 +242,7 @@ def prepare(
         pipeline=pipeline,
         workspace=workspace,
         store=store,
-        git=git_info(workspace.root),
+        git=git(),
         snapshotter=snapshotter,
         snapshots=snapshots,
         facts=facts,
