@@ -22,7 +22,6 @@ import json
 import os
 import shutil
 import stat
-import uuid
 from array import array
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
@@ -77,7 +76,7 @@ class NewObject:
 
     def __init__(self, directory: str, name: str, mode: int) -> None:
         self.target = f"{directory}/{name}"
-        self._temp: str | None = f"{directory}/.{name}.{uuid.uuid4().hex[:12]}.tmp"
+        self._temp: str | None = f"{directory}/.{name}.{os.urandom(6).hex()}.tmp"
         self.fd = os.open(self._temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         os.fchmod(self.fd, mode)  # whatever the umask
 
@@ -157,7 +156,7 @@ class LocalStore:
 
     def _temp_path(self, hint: str = "") -> Path:
         self._tmp.mkdir(parents=True, exist_ok=True)
-        return self._tmp / f"{uuid.uuid4().hex}{hint}"
+        return self._tmp / f"{os.urandom(16).hex()}{hint}"
 
     # -- results -------------------------------------------------------------------------------------------
     def lookup(self, fingerprint: str) -> StepResult | None:
@@ -433,7 +432,7 @@ class LocalStore:
 
     def checkout(self, manifest: Manifest, dest: Path) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        temp = dest.parent / f".{dest.name}.mlpipe-{uuid.uuid4().hex[:8]}"
+        temp = dest.parent / f".{dest.name}.mlpipe-{os.urandom(4).hex()}"
         try:
             self._build(manifest, temp, link=False)
         except BaseException:
@@ -442,7 +441,7 @@ class LocalStore:
         old = None
         # A file replaces a file or link atomically; anything else is moved aside first (rename cannot).
         if os.path.lexists(dest) and (manifest.type == "dir" or (dest.is_dir() and not dest.is_symlink())):
-            old = dest.parent / f".{dest.name}.mlpipe-old-{uuid.uuid4().hex[:8]}"
+            old = dest.parent / f".{dest.name}.mlpipe-old-{os.urandom(4).hex()}"
             os.rename(dest, old)
         os.replace(temp, dest)
         if old is not None:
