@@ -57,6 +57,7 @@ def test_every_variable_an_option_reads_sends_the_command_to_click() -> None:
     assert read == set(OPTION_VARIABLES)
 
 
+# `loud` waits for `ok`: the two run one after the other, so their progress lines come in one order.
 PIPELINE = """\
 name: demo
 steps:
@@ -67,6 +68,8 @@ steps:
   loud:
     code: loud
     run: printf '\\033[31mred\\033[0m and plain\\n'; exit 3
+    inputs:
+      ok: ${{ steps.ok.outputs.o }}
     outputs: {o: {type: file}}
 """
 
