@@ -123,11 +123,12 @@ def test_python_dash_m_runs_the_cli() -> None:
 
 
 NOT_ON_THE_NO_OP = ("difflib", "random", "mlpipe.core.compare", "mlpipe.github.history")
-NOT_ON_A_PLAIN_NO_OP = ("click", "gettext", "uuid", "platform")
-"""Not loaded by a plain `mlpipe ci-run` / `mlpipe plan` (no option: mlpipe/cli/plain.py, no click), whose temp
-names come from os.urandom and whose platform id from os.uname (issue 18)."""
 """Loaded only when used: suggestions for a mistyped key, a comparison with a base run, GitHub's trend charts.
 A no-op `ci-run` or `plan` pays for none of them (bench/README.md, issue 18)."""
+
+NOT_ON_A_PLAIN_NO_OP = ("click", "gettext", "uuid", "platform", "datetime")
+"""Not loaded by a plain `mlpipe ci-run` / `mlpipe plan` (no option: mlpipe/cli/plain.py, no click), whose temp
+names come from os.urandom, its platform id from os.uname and its timestamps from time (issue 18)."""
 
 
 NOT_UNTIL_A_STEP_RUNS = (
