@@ -14,6 +14,15 @@ STATE_IGNORE = "# made by mlpipe: its state (runs, logs, the store) stays out of
 commits the store or the records (and a workspace needs no line in its own .gitignore)."""
 
 
+CACHE_IGNORE = "# made by mlpipe: its result store stays out of git\n*\n"
+
+
+def _ignore_itself(directory: Path, rules: str) -> None:
+    temp = directory / f".gitignore.{os.getpid()}.tmp"
+    temp.write_text(rules, encoding="utf-8")
+    os.replace(temp, directory / ".gitignore")
+
+
 @dataclass(frozen=True, eq=False, repr=False)
 class Workspace:
     """Locations under one workspace (the repository root, or the pipeline file's dir outside git)."""
@@ -29,13 +38,21 @@ class Workspace:
         """The state directory, made (with its `.gitignore`) if it is not there yet; every command that writes
         state calls this first."""
         state = self.state
-        ignore = state / ".gitignore"
-        if not ignore.is_file():
+        if not (state / ".gitignore").is_file():
             state.mkdir(parents=True, exist_ok=True)
-            temp = state / f".gitignore.{os.getpid()}.tmp"
-            temp.write_text(STATE_IGNORE, encoding="utf-8")
-            os.replace(temp, ignore)
+            _ignore_itself(state, STATE_IGNORE)
         return state
+
+    def make_cache(self) -> Path:
+        """The local store's directory. One that `--cache` names is made ignoring itself as the state directory
+        does, when mlpipe makes it (or finds it empty): a store inside the repository then never shows as
+        untracked, never makes a run dirty and never enters a snapshot. A directory that already holds
+        something is left as it is: it may be the user's own."""
+        cache = self.cache
+        if self.cache_override is not None and (not cache.is_dir() or not any(cache.iterdir())):
+            cache.mkdir(parents=True, exist_ok=True)
+            _ignore_itself(cache, CACHE_IGNORE)
+        return cache
 
     @property
     def runs(self) -> Path:

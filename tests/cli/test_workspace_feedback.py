@@ -207,3 +207,22 @@ def test_git_status_in_a_subdirectory_workspace_stays_clean(tmp_path):
     root = make_repo(tmp_path / "mono", {"ml/mlpipe.yaml": PULLED, "README": "x\n"})
     Project(root / "ml").run("ci-run").assert_success()
     assert git(root, "status", "--porcelain", "--untracked-files=all") == ""
+
+
+def test_a_store_made_inside_the_repository_ignores_itself_and_leaves_the_next_run_clean(tmp_path):
+    project = bare_project(tmp_path, {"mlpipe.yaml": PULLED})
+
+    project.run("ci-run", "--cache", "shared-store").assert_success()
+
+    assert (project.root / "shared-store/.gitignore").read_text().splitlines()[-1] == "*"
+    assert project.git("status", "--porcelain", "--untracked-files=all") == ""
+    project.run("ci-run", "--cache", "shared-store").assert_success()
+    assert project.record()["git"]["dirty"] is False
+
+
+def test_a_store_directory_that_holds_files_of_its_own_is_left_without_a_gitignore(tmp_path):
+    project = bare_project(tmp_path, {"mlpipe.yaml": PULLED, "mine/notes.txt": "the user's\n"})
+
+    project.run("ci-run", "--cache", "mine").assert_success()
+
+    assert not (project.root / "mine/.gitignore").exists()

@@ -279,3 +279,17 @@ class TestExecutorContract:
         assert outcome.exit_code == 0
         assert lines.seen == ["bad \ufffd\ufffd bytes", "after"]
         assert backend.log() == lines.seen
+
+    def test_a_failing_display_loses_no_line_of_the_log(self, backend: Backend) -> None:
+        class FailsOnBoom(Lines):
+            def __call__(self, step: str, line: str) -> None:
+                super().__call__(step, line)
+                if line == "boom":
+                    raise RuntimeError("the display broke")
+
+        lines = FailsOnBoom()
+        outcome = run(backend, "echo before\necho boom\nseq 1 2000\necho last", on_line=lines)
+        assert outcome.exit_code == 0, backend.log()
+        expected = ["before", "boom", *map(str, range(1, 2001)), "last"]
+        assert backend.log() == expected
+        assert lines.seen == expected

@@ -32,6 +32,7 @@ from mlpipe.executors.base import (
 )
 from mlpipe.executors.lines import LineSplitter
 from mlpipe.executors.orphans import Owner, owner_labels, remove_orphans
+from mlpipe.executors.steplog import StepLog
 from mlpipe.executors.stopping import Stopper
 
 __lazy_modules__ = ["docker"]
@@ -285,9 +286,7 @@ class ContainerStep:
         self._engine: Any = None
         self._box: Container | None = None
         self.container: Any = None
-        request.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(request.log_path, "wb")  # noqa: SIM115 - closed in wait()
-        self._lines = 0
+        self._log = StepLog(request)
         self._output: Any = None
         self._reader = threading.Thread(target=self._pump, daemon=True)
         self._waiter = threading.Thread(target=self._wait_exit, daemon=True)
@@ -319,27 +318,18 @@ class ContainerStep:
         try:
             for chunk in self._output:
                 for raw in lines.feed(chunk):
-                    self._line(raw)
+                    self._log.line(raw)
         except Exception:  # noqa: BLE001, S110 - the stream ends when the container is removed
             pass
         for raw in lines.close():
-            self._line(raw)
+            self._log.line(raw)
 
     def _drain(self) -> None:
         """Wait for the reader to reach the end of the output stream: removing the container cuts it off."""
         seen = -1
-        while self._reader.is_alive() and seen != self._lines:
-            seen = self._lines
+        while self._reader.is_alive() and seen != self._log.lines:
+            seen = self._log.lines
             self._reader.join(timeout=_DRAIN_IDLE_S)
-
-    def _line(self, raw: bytes) -> None:
-        self._lines += 1
-        line = raw.decode("utf-8", "replace")
-        for prefix, replacement in self.request.rewrites:
-            line = line.replace(prefix, replacement)
-        self._log.write(line.encode() + b"\n")
-        self._log.flush()
-        self.request.on_line(self.request.step, line)
 
     def _wait_exit(self) -> None:
         try:

@@ -32,6 +32,7 @@ from mlpipe.executors.base import (
 )
 from mlpipe.executors.lines import LineSplitter
 from mlpipe.executors.orphans import forget_host_step, record_host_step
+from mlpipe.executors.steplog import StepLog
 from mlpipe.executors.stopping import Stopper
 
 _READ_BYTES = 1 << 16
@@ -135,8 +136,7 @@ class HostStep:
         self._stopper = Stopper(
             send=self._signal, ended=self._ended, timeout_s=request.timeout_s, grace_s=request.kill_grace_s
         )
-        request.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(request.log_path, "wb")  # noqa: SIM115 - closed in wait()
+        self._log = StepLog(request)
         try:
             self.process: subprocess.Popen[bytes] | None = subprocess.Popen(
                 shell_argv(request.command),
@@ -166,20 +166,9 @@ class HostStep:
         # read1: whatever the pipe holds now, so a progress bar's redraws arrive as they are written
         for chunk in iter(lambda: stream.read1(_READ_BYTES), b""):  # type: ignore[attr-defined]
             for raw in lines.feed(chunk):
-                self._line(raw)
+                self._log.line(raw)
         for raw in lines.close():
-            self._line(raw)
-
-    def _line(self, raw: bytes) -> None:
-        line = raw.decode("utf-8", "replace")
-        for prefix, replacement in self.request.rewrites:
-            line = line.replace(prefix, replacement)
-        with contextlib.suppress(OSError):  # a full disk: the step goes on; its output is not kept
-            self._log.write(line.encode() + b"\n")
-            self._log.flush()
-        # The pipe must be drained whatever happens to the display, or the step blocks on a full pipe.
-        with contextlib.suppress(Exception):
-            self.request.on_line(self.request.step, line)
+            self._log.line(raw)
 
     def wait(self) -> StepOutcome:
         if self.process is None:
@@ -194,8 +183,7 @@ class HostStep:
         if self._record is not None:
             forget_host_step(self._record)
         self._reader.join(timeout=5)
-        with contextlib.suppress(OSError):
-            self._log.close()
+        self._log.close()
         return StepOutcome(
             exit_code=code,
             duration_s=time.monotonic() - self._started,

@@ -130,7 +130,7 @@ def local_store(
     from mlpipe.cache.local import LocalStore
 
     workspace.make_state()
-    return LocalStore(workspace.cache, hasher=hasher, sink=sink)
+    return LocalStore(workspace.make_cache(), hasher=hasher, sink=sink)
 
 
 def remote_of(settings: Settings) -> RemoteSettings | None:
