@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from mlpipe import statcache
+from mlpipe import digest, statcache
 from mlpipe.digest import FileHasher, _Hashing, file_sha256, tree_signature, walk_files, walk_signature
 from mlpipe.statcache import StatCache
 from mlpipe_testing import count_file_reads, old_files
@@ -442,16 +442,16 @@ def test_two_runs_write_the_table_at_once_and_a_killed_one_leaves_what_it_commit
     assert StatCache(tmp_path / "statcache.json", tmp_path).get(str(tmp_path / "after"), st) == "after"
 
 
-def scandirs_of(top: Path, monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """A counter of `os.scandir` calls on `top` itself (one a walk of it), from now on."""
+def walks_of(top: Path, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A counter of listings of `top` itself (one a walk of it), from now on."""
     calls = [0]
-    real = os.scandir
+    real = digest._listing
 
-    def counting(path: str) -> object:
-        calls[0] += os.fspath(path) == os.fspath(top)
-        return real(path)
+    def counting(directory: str, flags: int) -> tuple[list[str], list[os.stat_result]]:
+        calls[0] += directory == os.fspath(top)
+        return real(directory, flags)
 
-    monkeypatch.setattr(os, "scandir", counting)
+    monkeypatch.setattr(digest, "_listing", counting)
     return calls
 
 
@@ -496,7 +496,7 @@ def test_a_changed_tree_is_digested_from_one_walk_as_a_fresh_hasher_digests_it(
     first.save()
     time.sleep(0.05)  # past the racy window: the files are older than the cache
     (top / "b" / "y" / "z").write_text("changed")
-    calls = scandirs_of(top, monkeypatch)
+    calls = walks_of(top, monkeypatch)
     read = count_file_reads(monkeypatch)
     second = FileHasher(StatCache(cache_file, tmp_path), workers=1)
     changed = second.digest(top)
@@ -545,3 +545,78 @@ def test_looking_up_a_directory_at_once_trusts_what_looking_up_each_file_trusts(
     assert many(tmp_path / "d") == each == ["digest-old", *[None] * 6]
     assert many(tmp_path / ".mlpipe" / "d") == [None] * 7
     assert many(tmp_path.parent) == [None] * 7
+
+
+def runs_hashed_file_by_file(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The directories (walk prefixes) whose runs a digest looks up file by file from now on (not taken whole)."""
+    seen: list[str] = []
+    real = FileHasher._put_run
+
+    def counting(self: FileHasher, pipeline: Any, top: str, prefix: str, joined: bytes) -> None:
+        seen.append(prefix)
+        real(self, pipeline, top, prefix, joined)
+
+    monkeypatch.setattr(FileHasher, "_put_run", counting)
+    return seen
+
+
+def rewrite_keeping_size_and_mtime(path: Path, body: str) -> None:
+    st = path.stat()
+    path.write_text(body)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+@pytest.mark.parametrize("batch", [256, 2])
+def test_a_miss_takes_each_unchanged_run_whole_and_looks_up_the_changed_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch: int
+) -> None:
+    # Issue 18: after one file changed, the other runs of the walk (their files' paths and stat data exactly as
+    # when they were kept) are taken as their stored JSON; the digest stays the one a hasher without a cache takes.
+    # The runs of odd_tree: '' [a], b/ [link, run.sh, x], b/y/ [z, zz], b/ [zzz], '' [c d, z], é/ [ü].
+    monkeypatch.setattr(_Hashing, "BATCH_FILES", batch)  # 2: a run's entries come in several batches
+    top = tmp_path / "data"
+    odd_tree(top)
+    cache_file = tmp_path / ".mlpipe" / "statcache.json"
+    rounds: list[tuple[Callable[[], object], list[str]]] = [
+        (lambda: None, []),  # never signed: walked and hashed as it goes
+        (lambda: (top / "b" / "y" / "z").write_text("changed"), ["", "b/", "b/y/", "b/", "", "é/"]),
+        (lambda: (top / "b" / "x").write_text("y"), ["b/"]),  # same size
+        (lambda: rewrite_keeping_size_and_mtime(top / "b" / "zzz", "ZZZ"), ["b/"]),  # only ctime shows it
+        (lambda: (top / "a").unlink(), []),  # the run is gone; the others are as kept
+        (lambda: (top / "b" / "new").write_text("new"), ["b/"]),
+        (lambda: (top / "0 first").write_text("first"), [""]),  # a run with a new first file
+        (lambda: (top / "é" / "ü").unlink(), []),
+    ]
+    digests = set()
+    for change, expected in rounds:
+        change()
+        time.sleep(0.05)  # past the racy window: the files are older than the next process's stamp
+        hashed = runs_hashed_file_by_file(monkeypatch)
+        hasher = FileHasher(StatCache(cache_file, tmp_path), workers=1)
+        got = hasher.digest(top)
+        hasher.save()
+        assert got == FileHasher().digest(top) == FileHasher().manifest(top).digest
+        assert hashed == expected
+        digests.add(got)
+    assert len(digests) == len(rounds)
+
+
+def test_a_run_with_a_racy_file_is_not_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A file changed after the process began using the table could change again within the same clock tick
+    # without a trace in its stat data: its run is looked up file by file every time until it is not racy.
+    top = tmp_path / "data"
+    odd_tree(top)
+    cache_file = tmp_path / ".mlpipe" / "statcache.json"
+    first = FileHasher(StatCache(cache_file, tmp_path))
+    first.digest(top)
+    first.save()
+    future = time.time_ns() + 3600 * 10**9
+    (top / "b" / "x").write_text("x2")
+    os.utime(top / "b" / "x", ns=(future, future))
+    for _ in range(2):  # the second time, nothing changed since the first
+        time.sleep(0.05)
+        hashed = runs_hashed_file_by_file(monkeypatch)
+        hasher = FileHasher(StatCache(cache_file, tmp_path), workers=1)
+        assert hasher.digest(top) == FileHasher().digest(top)
+        hasher.save()
+        assert "b/" in hashed

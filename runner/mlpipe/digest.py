@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import operator
 import os
 import re
 import stat
@@ -341,18 +340,35 @@ def walk_files(top: Path | str, *, specials: bool = False) -> Iterator[tuple[str
     """Every file and link under `top` as ('/'-separated relative path, lstat), in sorted order; with
     `specials`, FIFOs, sockets and devices too (a check of a tree must see them: a hash walk skips them)."""
 
-    def walk(directory: str, prefix: str) -> Iterator[tuple[str, os.stat_result]]:
-        with os.scandir(directory) as it:
-            entries = sorted(it, key=lambda e: e.name)
-        for entry in entries:
-            st = entry.stat(follow_symlinks=False)
+    def walk(directory: str, prefix: str, flags: int) -> Iterator[tuple[str, os.stat_result]]:
+        names, stats = _listing(directory, flags)
+        for name, st in zip(names, stats, strict=True):
             mode = st.st_mode
             if stat.S_ISDIR(mode):
-                yield from walk(entry.path, prefix + entry.name + "/")
+                yield from walk(directory + os.sep + name, prefix + name + "/", _OPEN_SUBDIR)
             elif specials or stat.S_ISREG(mode) or stat.S_ISLNK(mode):
-                yield prefix + entry.name, st
+                yield prefix + name, st
 
-    yield from walk(os.fspath(top), "")
+    yield from walk(os.fspath(top), "", _OPEN_TOP)
+
+
+def _listing(directory: str, flags: int) -> tuple[list[str], list[os.stat_result]]:
+    """The names in `directory`, sorted, and each one's lstat, taken relative to the directory's descriptor: the
+    kernel looks up one name per file instead of the whole path again (issue 18: a walk of 20,000 files in 100
+    directories, ~85 -> ~66 ms CPU). One descriptor is open at a time, closed before the walk goes deeper."""
+    fd = os.open(directory, flags)
+    try:
+        names = sorted(os.listdir(fd))
+        lstat = os.lstat
+        return names, [lstat(name, dir_fd=fd) for name in names]
+    finally:
+        os.close(fd)
+
+
+_OPEN_TOP = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+"""A walk's top is followed if it is a link (an input linked in from elsewhere is walked as its target)."""
+_OPEN_SUBDIR = _OPEN_TOP | os.O_NOFOLLOW
+"""A directory below it was lstat'ed as one: a link swapped in since then fails (ELOOP), never followed."""
 
 
 def tree_signature(files: Iterable[tuple[str, os.stat_result]]) -> tuple[str, int]:
@@ -381,9 +397,9 @@ def walk_signature(top: str) -> tuple[str, int]:
     return signature, newest
 
 
-Run = tuple[str, bytes]
+Run = tuple[str, bytes, int]
 """A directory's run of files between its subdirectories, as `walk_signature` hashed them: the directory's
-'/'-terminated prefix ('' at the top) and the run's signature lines joined by newlines."""
+'/'-terminated prefix ('' at the top), the run's signature lines joined by newlines, and its newest mtime."""
 
 
 def _signed_walk(top: str, keep_bytes: int) -> tuple[str, int, list[Run] | None]:
@@ -397,32 +413,30 @@ def _signed_walk(top: str, keep_bytes: int) -> tuple[str, int, list[Run] | None]
     runs: list[Run] | None = [] if keep_bytes > 0 else None
     kept = 0
 
-    def walk(directory: str, prefix: str) -> None:
+    def walk(directory: str, prefix: str, flags: int) -> None:
         nonlocal newest
-        with os.scandir(directory) as it:
-            entries = sorted(it, key=_BY_NAME)
+        names, stats = _listing(directory, flags)
         lines: list[str] = []
-        for entry in entries:
-            st = entry.stat(follow_symlinks=False)
+        run_newest = 0
+        for name, st in zip(names, stats, strict=True):
             mode = st.st_mode
             kind = mode & _S_IFMT
             if kind == stat.S_IFDIR:
                 if lines:
-                    run(prefix, lines)
-                    lines = []
-                walk(entry.path, prefix + entry.name + "/")
+                    run(prefix, lines, run_newest)
+                    lines, run_newest = [], 0
+                walk(directory + os.sep + name, prefix + name + "/", _OPEN_SUBDIR)
             elif kind in _FILE_KINDS:
                 mtime = st.st_mtime_ns
-                lines.append(
-                    f"{prefix}{entry.name}\0{st.st_size}\0{mtime}\0{st.st_ctime_ns}\0{st.st_ino}\0{mode}"
-                )
-                if mtime > newest:  # noqa: PLR1730 (a call to max() per file costs more, in this hot loop)
-                    newest = mtime
+                lines.append(f"{prefix}{name}\0{st.st_size}\0{mtime}\0{st.st_ctime_ns}\0{st.st_ino}\0{mode}")
+                if mtime > run_newest:  # noqa: PLR1730 (a call to max() per file costs more, in this hot loop)
+                    run_newest = mtime
         if lines:
-            run(prefix, lines)
+            run(prefix, lines, run_newest)
 
-    def run(prefix: str, lines: list[str]) -> None:
-        nonlocal separator, runs, kept
+    def run(prefix: str, lines: list[str], run_newest: int) -> None:
+        nonlocal newest, separator, runs, kept
+        newest = max(newest, run_newest)
         joined = "\n".join(lines).encode("utf-8", "surrogateescape")
         h.update(separator + joined)
         separator = b"\n"
@@ -431,9 +445,9 @@ def _signed_walk(top: str, keep_bytes: int) -> tuple[str, int, list[Run] | None]
             if kept > keep_bytes or joined.count(b"\n") != len(lines) - 1:
                 runs = None  # too many to hold, or a name with a newline: a miss walks again
             else:
-                runs.append((prefix, joined))
+                runs.append((prefix, joined, run_newest))
 
-    walk(top, "")
+    walk(top, "", _OPEN_TOP)
     return h.hexdigest(), newest, runs
 
 
@@ -447,7 +461,6 @@ class FileStat(NamedTuple):
     st_ctime_ns: int
 
 
-_BY_NAME = operator.attrgetter("name")
 _S_IFMT = 0o170000
 """`stat.S_IFMT(mode)` is `mode & 0o170000`."""
 _FILE_KINDS = frozenset({stat.S_IFREG, stat.S_IFLNK})
@@ -535,16 +548,18 @@ class FileHasher:
             cached = self.stat_cache.get_tree(top, signature, newest)
         if cached is None:
             digest = ManifestDigest("dir")
-            pipeline = _EntryJson(self, top, digest.add_json)
             if runs is not None:
-                # A miss: hashed from the walk's own stat data, looked up a directory at a time, so the
-                # digest is keyed by the signature of the very walk it was computed from.
-                for prefix, joined in runs:
-                    self._put_run(pipeline, top, prefix, joined)
+                # A miss: hashed from the walk's own stat data, so the digest is keyed by the signature of the
+                # very walk it was computed from; a run whose signature lines are as stored is taken whole.
+                stored = _StoredRuns(self.stat_cache, digest.add_json)
+                pipeline = _EntryJson(self, top, stored.add)
+                for run in runs:
+                    self._take_run(pipeline, stored, top, run)
             else:
                 # A tree never signed (walked once, here), or too many files to hold their lines (or a name
                 # with a newline): walk (again), hashing as it goes, and key the digest by the signature of
                 # that walk, in case a file changed between the walks.
+                pipeline = _EntryJson(self, top, digest.add_json)
                 signature, _ = tree_signature(pipeline.tap(walk_files(top)))
             pipeline.close()
             cached = digest.hexdigest()
@@ -552,6 +567,23 @@ class FileHasher:
         with self._lock:
             self._signatures[top] = signature
         return cached
+
+    def _take_run(self, pipeline: _EntryJson, stored: _StoredRuns, top: str, run: Run) -> None:
+        """A run's entries into `pipeline`: the JSON stored for it if its signature lines are the very ones it
+        was stored under (every file's path and stat data; none racy then), else file by file (`_put_run`),
+        and then kept for next time."""
+        prefix, joined, run_newest = run
+        directory = top + os.sep + prefix[:-1] if prefix else top
+        first = joined[: joined.index(b"\0")].decode("utf-8", "surrogateescape")[len(prefix) :]
+        key = hashlib.blake2b(joined, digest_size=20).hexdigest()
+        cache = present(self.stat_cache, "a run looked up without a stat cache")
+        entries = cache.get_run(directory, first, key, run_newest)
+        if entries is not None:
+            stored.expect(None, 1)
+            pipeline.emit(entries)
+        else:
+            stored.expect((directory, first, key, run_newest), joined.count(b"\n") + 1)
+            self._put_run(pipeline, top, prefix, joined)
 
     def _put_run(self, pipeline: _Hashing[str], top: str, prefix: str, joined: bytes) -> None:
         """A run's files into `pipeline`, read back from its signature lines (a name holds no NUL, so a line
@@ -708,6 +740,13 @@ class _Hashing(Generic[T]):
         if len(self._batch) >= self.BATCH_FILES or self._batch_bytes >= FileHasher.PARALLEL_BYTES:
             self._flush()
 
+    def emit(self, item: T) -> None:
+        """Hand out `item` as is, after every file put so far (a stored run's entries, taken whole)."""
+        self._flush()
+        if self._round:
+            self._hash_round()
+        self._out([item])
+
     def close(self) -> None:
         """Hand out what is left; shuts the pool down (also when hashing failed)."""
         try:
@@ -792,3 +831,46 @@ class _EntryJson(_Hashing[str]):
             else:
                 entries.append(_entry_json("file", rel, digest, st.st_size, bool(st.st_mode & stat.S_IXUSR)))
         return entries
+
+
+_RunKey = tuple[str, str, str, int]
+"""A run as `StatCache.put_run` keeps it: its directory, its first file's name, its key and its newest mtime."""
+
+
+class _StoredRuns:
+    """The entries' JSON on its way to a digest, cut back into runs as they were put: each run hashed file by
+    file is kept in the stat cache (`StatCache.put_run`), so that the next miss takes it whole if its files'
+    stat data are unchanged (issue 18: a data change of one file in 100 directories of 200 reads one)."""
+
+    MAX_FILES = 4096
+    """A longer run is not kept (its JSON would be held whole until its last entry is hashed)."""
+
+    def __init__(self, cache: StatCache, out: Callable[[Sequence[str]], None]) -> None:
+        self._cache = cache
+        self._out = out
+        self._expected: deque[tuple[_RunKey | None, int]] = deque()
+        """The runs whose entries are still to come, in order, and how many of each are."""
+        self._held: list[str] = []
+        """The entries of the first expected run so far, if it is to be kept."""
+
+    def expect(self, run: _RunKey | None, count: int) -> None:
+        """The next run's `count` entries come next: kept once all have passed, unless `run` is None (taken
+        from the cache) or it is too long."""
+        self._expected.append((run if count <= self.MAX_FILES else None, count))
+
+    def add(self, entries: Sequence[str]) -> None:
+        self._out(entries)
+        done = 0
+        while done < len(entries):
+            run, left = self._expected[0]
+            taken = entries[done : done + left]
+            done += len(taken)
+            if run is not None:
+                self._held.extend(taken)
+            if len(taken) < left:
+                self._expected[0] = (run, left - len(taken))
+                continue
+            self._expected.popleft()
+            if run is not None:
+                self._cache.put_run(*run, ",".join(self._held))
+                self._held.clear()

@@ -10,7 +10,10 @@ The per-file table is an SQLite database (stdlib sqlite3), read one entry at a t
 batches: memory does not grow with the number of files, and two runs writing at once both keep their entries
 (SQLite's lock; a run killed mid-write leaves the last committed state, by its journal). Whole directories are
 remembered too (a digest of every file's path and stat data -> the directory's digest), in a small JSON table of
-their own, so that a run in which nothing changed reads one small file, never the per-file table.
+their own, so that a run in which nothing changed reads one small file, never the per-file table. And each run
+of a directory's walk (its files between its subdirectories) is kept as its entries' JSON under a digest of
+those files' paths and stat data (table `runs`), so that a tree in which one file changed looks up that file's
+run alone.
 """
 
 from __future__ import annotations
@@ -107,6 +110,8 @@ class _FileTable:
     NAMES_PER_QUERY = 500
     """Below SQLite's default limit of 999 bound parameters (older builds)."""
     BUSY_MS = 5000
+    PENDING_RUN_BYTES = 4 << 20
+    """Runs' entries held for the next write at most (a run of a directory is its files' JSON, ~150 bytes each)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -118,6 +123,8 @@ class _FileTable:
         """Whether the table held any entry when this process opened it (or has been written since): while
         not, every lookup misses and need not be made."""
         self._pending: dict[str, tuple[int, int, int, int, str]] = {}
+        self._pending_runs: dict[tuple[str, str], tuple[str, str]] = {}
+        self._pending_run_bytes = 0
         self._dirs: OrderedDict[str, dict[str, tuple[Any, ...]] | None] = OrderedDict()
         """The last directories read: name -> row, or None for one too big to hold (read entry by entry)."""
 
@@ -155,11 +162,16 @@ class _FileTable:
             try:
                 if db.execute("PRAGMA user_version").fetchone()[0] != FILES_FORMAT:
                     db.execute("DROP TABLE IF EXISTS files")
+                    db.execute("DROP TABLE IF EXISTS runs")
                     db.execute(
                         "CREATE TABLE files (dir TEXT, name TEXT, size INTEGER, mtime INTEGER, ctime INTEGER,"
                         " ino INTEGER, digest TEXT, stamp INTEGER, PRIMARY KEY (dir, name)) WITHOUT ROWID"
                     )
                     db.execute(f"PRAGMA user_version={FILES_FORMAT}")
+                db.execute(  # a table of format 2 may predate it; an older mlpipe leaves it alone
+                    "CREATE TABLE IF NOT EXISTS runs (dir TEXT, start TEXT, key TEXT, entries TEXT,"
+                    " stamp INTEGER, PRIMARY KEY (dir, start)) WITHOUT ROWID"
+                )
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
@@ -242,18 +254,38 @@ class _FileTable:
         if len(self._pending) >= self.PENDING:
             self.save()
 
+    def get_run(self, directory: str, start: str) -> tuple[Any, ...] | None:
+        """(key, entries, stamp) of the run of `directory` whose first file is `start`, if stored."""
+        found = self._query(
+            "SELECT key, entries, stamp FROM runs WHERE dir=? AND start=?", (directory, start)
+        )
+        return found[0] if found else None
+
+    def put_run(self, directory: str, start: str, key: str, entries: str) -> None:
+        try:
+            (directory + start + entries).encode()
+        except UnicodeEncodeError:
+            return  # a name that is not UTF-8: not kept, as in `put`
+        self._pending_runs[directory, start] = (key, entries)
+        self._pending_run_bytes += len(entries)
+        if self._pending_run_bytes >= self.PENDING_RUN_BYTES:
+            self.save()
+
     def save(self) -> None:
         pending, self._pending = self._pending, {}
-        db = self._open() if pending else None
+        runs, self._pending_runs, self._pending_run_bytes = self._pending_runs, {}, 0
+        db = self._open() if pending or runs else None
         if db is None:
             return
         import sqlite3
 
         rows = [(*key.rpartition("/")[::2], *value, self.stamp_ns) for key, value in pending.items()]
+        run_rows = [(*where, *value, self.stamp_ns) for where, value in runs.items()]
         try:
             db.execute("BEGIN IMMEDIATE")
             try:
                 db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                db.executemany("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?)", run_rows)
                 db.execute("COMMIT")
                 self._held_rows = True
             except BaseException:
@@ -313,6 +345,29 @@ class StatCache:
         with self._lock:
             for key, st, digest in keyed:
                 self._files.put(key, (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, digest))
+
+    def get_run(self, directory: str, start: str, key: str, newest_mtime_ns: int) -> str | None:
+        """The entries' JSON (`digest._entry_json`, joined by commas) of the run of files of `directory` that
+        begins with the file `start`, if it was kept under `key` (a digest of every file's path and stat data:
+        the same key is the same files, unchanged) and none of them was racy then (`trusted`'s rule)."""
+        where = self._key(directory + os.sep)
+        if where is None:
+            return None
+        with self._lock:
+            row = self._files.get_run(where[:-1], start)
+        if row is None or row[0] != key or not isinstance(row[2], int) or newest_mtime_ns >= row[2]:
+            return None
+        return row[1] if isinstance(row[1], str) else None
+
+    def put_run(self, directory: str, start: str, key: str, newest_mtime_ns: int, entries: str) -> None:
+        """Keep a run's entries (`get_run`) unless one of its files is racy now: changed since this process
+        began using the table, so that it could change again unseen within the same clock tick."""
+        where = self._key(directory + os.sep)
+        if where is None:
+            return
+        with self._lock:
+            if self._files.stamp_ns > 0 and newest_mtime_ns < self._files.stamp_ns:
+                self._files.put_run(where[:-1], start, key, entries)
 
     def knows_files(self) -> bool:
         """Whether a per-file lookup can hit at all (`_FileTable.holds_entries`): on a fresh clone's new table it

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -183,3 +185,39 @@ def test_a_tar_without_its_end_blocks_is_not_whole(tmp_path) -> None:
     sink.write(tarfile_bytes(items)[:1024])  # the member, not the zero blocks after it
     with pytest.raises(LayerError, match="before its end blocks"):
         sink.finish()
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o277])
+def test_a_new_object_has_its_mode_whatever_the_umask(tmp_path, umask) -> None:
+    """The mode is chmodded only where the umask would take bits of it (read once per process: its own one)."""
+    code = (
+        "import hashlib, os, sys; from pathlib import Path; from mlpipe.cache.local import LocalStore\n"
+        f"os.umask({umask}); store = LocalStore(Path(sys.argv[1]))\n"
+        "for data, x in ((b'plain', False), (b'tool', True)):\n"
+        "    out = store.new_object(hashlib.sha256(data).hexdigest(), x); out.write(data); out.commit()\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "store")], check=True, timeout=60)
+    modes = {
+        p.name.endswith(".x"): p.stat().st_mode & 0o777 for p in (tmp_path / "store/objects").glob("*/*")
+    }
+    assert modes == {False: 0o444, True: 0o555}
+    assert not list((tmp_path / "store/objects").glob("*/.*"))  # no temp file left
+
+
+def test_a_taken_temp_name_is_skipped_not_overwritten(tmp_path, monkeypatch) -> None:
+    """Temp names come from a per-process counter; a name another writer holds is passed over (O_EXCL)."""
+    import itertools
+
+    from mlpipe.cache import local
+
+    monkeypatch.setattr(local, "_TEMP_COUNTER", itertools.count(7))
+    store = LocalStore(tmp_path / "store")
+    sha = hashlib.sha256(b"content").hexdigest()
+    (tmp_path / "store/objects" / sha[:2]).mkdir(parents=True)
+    taken = tmp_path / "store/objects" / sha[:2] / f".{sha[2:]}.{local._TEMP_PREFIX}7.tmp"
+    taken.write_bytes(b"another writer's")
+    out = store.new_object(sha, False)
+    out.write(b"content")
+    out.commit()
+    assert taken.read_bytes() == b"another writer's"
+    assert (tmp_path / "store/objects" / sha[:2] / sha[2:]).read_bytes() == b"content"

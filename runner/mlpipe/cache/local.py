@@ -17,7 +17,9 @@ stat data changed (linking an object for another farm changes its ctime, which i
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -65,6 +67,23 @@ def _link_target(path: Path, entry: Entry) -> str:
         return records.link_target(f.read(records.MAX_LINK_BYTES + 1), entry.path)
 
 
+_TEMP_PREFIX = uuid.uuid4().hex[:8]
+_TEMP_COUNTER = itertools.count()
+"""Temp names of objects being written: a random prefix per process and a counter (a uuid4 per file was a
+getrandom call and a UUID object per pulled file)."""
+
+
+@functools.cache
+def _umask() -> int:
+    """This process's umask, read once from /proc (setting it to read it would race with other threads); 0o777,
+    so every mode is set explicitly, where it cannot be read."""
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/status", "rb") as f:
+        for line in f:
+            if line.startswith(b"Umask:"):
+                return int(line.split()[1], 8)
+    return 0o777
+
+
 class NewObject:
     """A store object being written: invisible under its name until `commit`, gone after `discard`.
 
@@ -77,11 +96,17 @@ class NewObject:
 
     def __init__(self, directory: str, name: str, mode: int) -> None:
         self.target = f"{directory}/{name}"
-        self._temp: str | None = f"{directory}/.{name}.{uuid.uuid4().hex[:12]}.tmp"
-        self.fd = os.open(self._temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-        os.fchmod(self.fd, mode)  # whatever the umask
+        while True:  # unique in this process by its counter; O_EXCL settles it against any other writer
+            self._temp: str | None = f"{directory}/.{name}.{_TEMP_PREFIX}{next(_TEMP_COUNTER):x}.tmp"
+            try:
+                self.fd = os.open(self._temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+                break
+            except FileExistsError:
+                continue
+        if mode & _umask():
+            os.fchmod(self.fd, mode)  # the umask took bits of it
 
-    def write(self, data: bytes | memoryview) -> int:
+    def write(self, data: bytes | bytearray | memoryview) -> int:
         view = memoryview(data)
         while view:
             view = view[os.write(self.fd, view) :]

@@ -322,11 +322,20 @@ def check_member_paths(layers: Iterable[NamedLayer]) -> None:
 
 
 # -- pull: a tree layer streamed into the store -------------------------------------------------------------
+_WRITERS = 8
+_BATCH_FILES = 32
+_BATCH_BYTES = 1 << 20
+_MAX_BATCHES = 32
+"""Batches handed to the writers and not yet reaped (with the 16 MiB bound: about 1,024 files waiting)."""
+
+
 class TreeSink:
     """Extract a tree layer as it streams through `write`, checking every byte but file contents against the
     layout the result record gives. Each wanted file (and link) is checked against its sha256, then written to
-    its object file on 8 threads (a tree holds files of at most 1 MiB: creating and renaming them, not reading
-    the stream, is what takes time), at most 16 MiB of them waiting."""
+    its object file, on `_WRITERS` threads: the stream's own thread, which a tree's pull waits for, only parses
+    (a tree holds files of at most 1 MiB: creating and renaming them is most of the time). Files are handed over
+    `_BATCH_FILES` at a time (a future and a thread hand-off per file cost more CPU than the file's own
+    syscalls), at most 16 MiB of them waiting."""
 
     def __init__(
         self,
@@ -346,11 +355,12 @@ class TreeSink:
         self._left = 0
         self._pad = 0
         self._out: bytearray | None = None
-        self._hash = hashlib.sha256()
         self._ended = False
         self._pool: ThreadPoolExecutor | None = None
-        self._jobs: deque[tuple[Future[None], ObjectKey, int]] = deque()
+        self._jobs: deque[tuple[Future[None], list[ObjectKey], int]] = deque()
         self._queued = 0
+        self._batch: list[tuple[Member, bytes | bytearray]] = []
+        self._batch_bytes = 0
         self._next()
 
     def write(self, data: bytes) -> int:
@@ -379,7 +389,6 @@ class TreeSink:
             if self._left:
                 n = min(self._left, len(view))
                 if self._out is not None:
-                    self._hash.update(view[:n])
                     self._out += view[:n]
                 self._left -= n
                 view = view[n:]
@@ -435,7 +444,7 @@ class TreeSink:
             raise LayerError(f"link {member.path[:200]!r} does not match its digest")
         if key in self.wanted and key not in self._seen:
             self._seen.add(key)
-            self._submit(key, link)
+            self._submit(member, link)
         self._next()
         return view
 
@@ -459,49 +468,64 @@ class TreeSink:
         key = present(member.key, "a file member without its object")
         if key in self.wanted and key not in self._seen:  # a second path with this content is skipped
             self._seen.add(key)
-            self._out, self._hash = bytearray(), hashlib.sha256()
+            self._out = bytearray()
 
     def _finish_file(self) -> None:
         out = self._out
         member = present(self._member, "file content without its member")
         if out is not None:
             self._out = None
-            key = present(member.key, "a file member without its object")
-            if self._hash.hexdigest() != key.sha256:
-                raise LayerError(f"{member.path[:200]!r} in a layer does not match its digest")
-            self._submit(key, bytes(out))
+            self._submit(member, out)  # the bytearray itself: it is this file's alone
         if not self._pad:
             self._next()
 
-    def _submit(self, key: ObjectKey, data: bytes) -> None:
+    def _submit(self, member: Member, data: bytes | bytearray) -> None:
+        self._batch.append((member, data))
+        self._batch_bytes += len(data)
+        if len(self._batch) >= _BATCH_FILES or self._batch_bytes >= _BATCH_BYTES:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._batch:
+            return
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(8, thread_name_prefix="mlpipe-tree")
-        self._jobs.append((self._pool.submit(self._commit, key, data), key, len(data)))
-        self._queued += len(data)
-        while len(self._jobs) > 1024 or self._queued > 16 << 20:
+            self._pool = ThreadPoolExecutor(_WRITERS, thread_name_prefix="mlpipe-tree")
+        batch, size = self._batch, self._batch_bytes
+        self._batch, self._batch_bytes = [], 0
+        keys = [present(m.key, "a member without its object") for m, _ in batch]
+        self._jobs.append((self._pool.submit(self._commit, batch), keys, size))
+        self._queued += size
+        while len(self._jobs) > _MAX_BATCHES or self._queued > 16 << 20:
             self._reap()
 
-    def _commit(self, key: ObjectKey, data: bytes) -> None:
-        out = self._open(key)
-        try:
-            out.write(data)
-            out.commit()
-        except BaseException:
-            out.discard()
-            raise
+    def _commit(self, batch: list[tuple[Member, bytes | bytearray]]) -> None:
+        """Check each file against its sha256 (here, on the writers: the stream's own thread is what a tree's
+        pull waits for), then write it to its object."""
+        for member, data in batch:
+            key = present(member.key, "a member without its object")
+            if hashlib.sha256(data).hexdigest() != key.sha256:
+                raise LayerError(f"{member.path[:200]!r} in a layer does not match its digest")
+            out = self._open(key)
+            try:
+                out.write(data)
+                out.commit()
+            except FileNotFoundError:  # its temp file went under it: a concurrent `mlpipe gc` of the store
+                out.discard()
+                raise LayerError(f"object {key.sha256[:12]} was removed while it was written") from None
+            except BaseException:
+                out.discard()
+                raise
 
     def _reap(self) -> None:
-        job, key, size = self._jobs.popleft()
+        job, keys, size = self._jobs.popleft()
         self._queued -= size
-        try:
-            job.result()
-        except FileNotFoundError:  # its temp file went under it: a concurrent `mlpipe gc` of the store
-            raise LayerError(f"object {key.sha256[:12]} was removed while it was written") from None
-        self.wanted.discard(key)
+        job.result()
+        self.wanted.difference_update(keys)
 
     def close(self) -> None:
         """Wait for the writes under way (after an error: what was checked may still be committed)."""
         self._out = None
+        self._batch.clear()
         while self._jobs:
             with contextlib.suppress(Exception):
                 self._reap()
@@ -510,6 +534,7 @@ class TreeSink:
             self._pool = None
 
     def finish(self) -> None:
+        self._flush()
         while self._jobs:
             self._reap()
         self.close()

@@ -84,6 +84,35 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+_HASH_APART = 8 << 20
+"""A blob at least this large is hashed on a thread of its own as it streams in: its sink (a tree layer checked
+and cut into files) is what a pull waits for, and on two cores the hash can run beside it."""
+
+
+class _HashApart:
+    """sha256 of the chunks given to `update`, computed on its own thread, at most 4 chunks (1 MiB) behind."""
+
+    def __init__(self) -> None:
+        import queue
+
+        self._hash = hashlib.sha256()
+        self._chunks: queue.Queue[bytes | None] = queue.Queue(4)
+        self._thread = threading.Thread(target=self._run, name="mlpipe-hash", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (chunk := self._chunks.get()) is not None:
+            self._hash.update(chunk)
+
+    def update(self, chunk: bytes) -> None:
+        self._chunks.put(chunk)
+
+    def hexdigest(self) -> str:
+        self._chunks.put(None)
+        self._thread.join()
+        return self._hash.hexdigest()
+
+
 def _retry_after(response: requests.Response | None) -> float | None:
     value = response.headers.get("Retry-After") if response is not None else None
     if not value:
@@ -453,7 +482,8 @@ class RegistryClient:
             if max_size is not None and declared.isdigit() and int(declared) > max_size:
                 raise BlobCorrupt(f"{what} in {repo} is {declared} bytes, more than the {max_size} expected")
             write = new_sink()
-            hasher = hashlib.sha256()
+            large = declared.isdigit() and int(declared) >= _HASH_APART
+            hasher: Any = _HashApart() if large else hashlib.sha256()
             size = 0
             try:
                 for chunk in response.iter_content(_CHUNK):
@@ -465,7 +495,9 @@ class RegistryClient:
                     TRAFFIC.add(received=len(chunk))
             except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
                 return size, "", f"{what} broke off after {size} bytes: {type(exc).__name__}"
-        return size, "sha256:" + hasher.hexdigest(), None
+            finally:
+                digest = hasher.hexdigest()
+        return size, "sha256:" + digest, None
 
     def blob_bytes(self, repo: str, digest: str, *, max_size: int = 256 << 20) -> bytes:
         import io
