@@ -255,17 +255,21 @@ class Settings:
         return f"env {name}" if self.environ.get(name, "").strip() else "default"
 
     def _seconds(self, variable: str, default: float) -> float:
-        """A duration from the environment; a value that is no number names the variable (never a traceback)."""
-        value = self.environ.get(variable, "")
-        if not value.strip():
-            return default
-        try:
-            seconds = float(value)
-        except ValueError:
-            seconds = math.nan
-        if math.isnan(seconds):
-            raise UsageError(f"{variable}={value!r}: expected a number of seconds") from None
-        return max(0.0, seconds)
+        return env_seconds(self.environ, variable, default)
+
+
+def env_seconds(environ: Mapping[str, str], variable: str, default: float) -> float:
+    """A duration from the environment; a value that is no number names the variable (never a traceback)."""
+    value = environ.get(variable, "")
+    if not value.strip():
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if math.isnan(seconds):
+        raise UsageError(f"{variable}={value!r}: expected a number of seconds") from None
+    return max(0.0, seconds)
 
 
 def settings(
