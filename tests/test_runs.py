@@ -237,3 +237,15 @@ def test_steps_come_back_in_the_recorded_order_when_it_names_them_all(order: obj
         "order": order,
     }
     assert list(RunRecord.from_json(data).steps) == expected
+
+
+@pytest.mark.parametrize(
+    "now",
+    [0.0, 1.0005, 1.9995, 1.9999995, 1.0000005, 1765069620.9999996, 1765069620.0004999, 1765069620.123456],
+)
+def test_utc_now_says_what_datetime_says(now: float) -> None:
+    # utc_now reads time, not datetime (not imported at start-up): the same text, rounding included.
+    from datetime import UTC, datetime
+
+    expected = datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    assert utc_now(now) == expected

@@ -11,19 +11,20 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from mlpipe.errors import UsageError
+from mlpipe.frozen import frozen
 from mlpipe.text import did_you_mean, table
 
 REPO_FILE = "mlpipe.toml"
 MODES = ("auto", "read-write", "read", "off")
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@frozen(kw_only=True, eq=False, repr=False)
 class Key:
     """One setting: its name, environment variable, command-line option, check and help."""
 
@@ -66,7 +67,7 @@ KEYS = {
 }
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Setting:
     """A setting's value and where it came from."""
 
@@ -177,7 +178,7 @@ def _plain_http(cli: Mapping[str, Any], env: Mapping[str, str]) -> tuple[bool | 
     return None, "default"
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@frozen(kw_only=True, eq=False, repr=False)
 class Settings:
     """One command's settings, each with its source, and the environment it was read from (read once)."""
 
@@ -254,17 +255,21 @@ class Settings:
         return f"env {name}" if self.environ.get(name, "").strip() else "default"
 
     def _seconds(self, variable: str, default: float) -> float:
-        """A duration from the environment; a value that is no number names the variable (never a traceback)."""
-        value = self.environ.get(variable, "")
-        if not value.strip():
-            return default
-        try:
-            seconds = float(value)
-        except ValueError:
-            seconds = math.nan
-        if math.isnan(seconds):
-            raise UsageError(f"{variable}={value!r}: expected a number of seconds") from None
-        return max(0.0, seconds)
+        return env_seconds(self.environ, variable, default)
+
+
+def env_seconds(environ: Mapping[str, str], variable: str, default: float) -> float:
+    """A duration from the environment; a value that is no number names the variable (never a traceback)."""
+    value = environ.get(variable, "")
+    if not value.strip():
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if math.isnan(seconds):
+        raise UsageError(f"{variable}={value!r}: expected a number of seconds") from None
+    return max(0.0, seconds)
 
 
 def settings(

@@ -12,13 +12,13 @@ import threading
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar, overload
 
 from mlpipe import records
 from mlpipe.errors import present
+from mlpipe.frozen import frozen
 from mlpipe.jsonstream import Scanner
 from mlpipe.statcache import StatCache, StatData, trusted
 
@@ -277,7 +277,7 @@ class EntriesPacker:
         return packed
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Manifest:
     """A file or directory's content, independent of where it lies: the unit outputs and inputs are keyed by.
 

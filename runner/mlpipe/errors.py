@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TypeVar
+
+from mlpipe.frozen import frozen
 
 T = TypeVar("T")
 
@@ -21,7 +22,7 @@ class UsageError(MlpipeError):
     exit_code = 2
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Problem:
     """One thing wrong with a pipeline file, located at the node that is wrong."""
 

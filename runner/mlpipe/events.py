@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import sys
 import threading
-from dataclasses import dataclass
 from typing import Literal, Protocol
+
+from mlpipe.frozen import frozen
 
 NoticeKind = Literal["warning", "cache", "message"]
 """`warning`: something was ignored or given up and the run goes on; `cache`: what a registry transfer did and
@@ -21,7 +22,7 @@ _PREFIXES: dict[NoticeKind, str] = {
 }
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Notice:
     """A message for the user: an info line, a warning or an error."""
 

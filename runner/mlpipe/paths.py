@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
+
+from mlpipe.frozen import frozen
 
 STATE_DIR = ".mlpipe"
 """Per-workspace state directory; never part of a snapshot or of the dirty paths."""
@@ -23,7 +24,7 @@ def _ignore_itself(directory: Path, rules: str) -> None:
     os.replace(temp, directory / ".gitignore")
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@frozen(eq=False, repr=False)
 class Workspace:
     """Locations under one workspace (the repository root, or the pipeline file's dir outside git)."""
 

@@ -11,9 +11,9 @@ import json
 import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
+from mlpipe.frozen import frozen
 from mlpipe.treepaths import UnsafeTree, check_in_order, check_name, check_tree
 
 SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -362,7 +362,7 @@ def trust(value: Any) -> dict[str, Any]:
 
 
 # -- OCI manifests and configs -------------------------------------------------------------------------------
-@dataclass(frozen=True)
+@frozen
 class Descriptor:
     """An OCI descriptor: media type, digest, size."""
 
@@ -371,7 +371,7 @@ class Descriptor:
     size: int
 
 
-@dataclass(frozen=True)
+@frozen
 class OciManifest:
     """An OCI image manifest: its artifact type, config and layers."""
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import threading
-import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
@@ -90,7 +89,7 @@ class _Table:
         if not self._dirty or self._entries is None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        temp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:8]}")
+        temp = self.path.with_name(f".{self.path.name}.{os.urandom(4).hex()}")
         temp.write_text(json.dumps({"format": FORMAT, "entries": self._entries}, separators=(",", ":")))
         os.replace(temp, self.path)
         self.written_ns = self.path.stat().st_mtime_ns

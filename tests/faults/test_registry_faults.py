@@ -22,7 +22,7 @@ from fsck_testing import assert_store_whole
 
 from mlpipe.cache.oci import result_tag
 from mlpipe.cache.registry import RegistryClient
-from mlpipe_testing import Project
+from mlpipe_testing import Project, make_repo
 from services.proxy import Fault, Proxy
 
 PIPELINE = """\
@@ -67,18 +67,27 @@ class Layout:
         return lambda method, path: method == "GET" and path.endswith(fragment)
 
 
+_PUSHED: dict[str, tuple[Project, str, str, dict[str, str]]] = {}
+
+
 @pytest.fixture
-def pushed(project_factory, registry):
-    """Runner a pushed the step's result; runner b, a fresh clone, will look it up through a proxy."""
-    a = project_factory(FILES, name="runner-a")
+def pushed(project_factory, registry, tmp_path_factory):
+    """Runner a pushed the step's result (once per module, by the first test, under that test's clean
+    environment: every test reads the same entry); each test's runner b, a fresh clone, looks it up through a
+    proxy. The layout is read again for each test: a run of b that ran the step may have pushed its own."""
+    if "a" not in _PUSHED:
+        a = Project(
+            make_repo(tmp_path_factory.mktemp("faults") / "runner-a", {".gitignore": ".mlpipe/\n", **FILES})
+        )
+        repo = f"t/faults-{uuid.uuid4().hex[:12]}"
+        a.run("ci-run", env={"MLPIPE_CACHE": f"oci://{registry.host}/{repo}"}).assert_success()
+        step = a.record()["steps"]["a"]
+        _PUSHED["a"] = (a, repo, step["fingerprint"], step["outputs"])
+    a, repo, fingerprint, outputs = _PUSHED["a"]
     b = project_factory(FILES, name="runner-b")
-    repo = f"t/faults-{uuid.uuid4().hex[:12]}"
-    a.run("ci-run", env={"MLPIPE_CACHE": f"oci://{registry.host}/{repo}"}).assert_success()
-    record = a.record()
-    fingerprint = record["steps"]["a"]["fingerprint"]
     # A local run on main writes its own scope, which a local run on main reads.
     layout = Layout(registry.host, f"{repo}/branch-main", fingerprint)
-    return a, b, repo, layout, record["steps"]["a"]["outputs"]
+    return a, b, repo, layout, outputs
 
 
 def armed(layout: Layout, table: dict[str, tuple[str, Fault]], name: str) -> Fault:

@@ -276,7 +276,8 @@ def test_rate_limits_and_server_errors_are_retried(tmp_path: Path, github_api: A
     github_api.fail_next(403, headers={"Retry-After": "1"})  # a secondary rate limit on the create
     github_api.fail_next(502)
     github_api.fail_next(429, headers={"x-ratelimit-remaining": "0", "x-ratelimit-reset": "0"})
-    outcome, _ = run_in_job(project, tmp_path, github_api)
+    # The 502's wait is the backoff (MLPIPE_GITHUB_BACKOFF_S, 1 s by default): short here, it is still waited.
+    outcome, _ = run_in_job(project, tmp_path, github_api, MLPIPE_GITHUB_BACKOFF_S="0.01")
     outcome.assert_success()
     statuses = [r.status for r in github_api.requests]
     assert statuses[:4] == [403, 502, 429, 201]
@@ -288,8 +289,10 @@ def test_rate_limits_and_server_errors_are_retried(tmp_path: Path, github_api: A
 def test_a_broken_api_never_fails_the_pipeline(tmp_path: Path, github_api: Any) -> None:
     project = make_project(tmp_path)
     github_api.fail_next(500, times=20)
-    outcome, job = run_in_job(project, tmp_path, github_api)
+    outcome, job = run_in_job(project, tmp_path, github_api, MLPIPE_GITHUB_BACKOFF_S="0.01")
     outcome.assert_success()
+    statuses = [r.status for r in github_api.requests]
+    assert statuses[:5] == [500] * 5  # the create, tried 5 times (after 0.01, 0.02, 0.04 and 0.08 s)
     assert "::warning title=mlpipe::publishing the check run failed: POST" in outcome.stdout
     assert "HTTP 500" in outcome.stdout
     assert "::notice file=ml/mlpipe.yaml" in outcome.stdout

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from github_testing import REPO, actions_job, dispatch_payload, pull_request_payload, push_payload
+from mlpipe.errors import UsageError
 from mlpipe.github.context import from_env
 
 HEAD, BASE, MERGE = "a" * 40, "b" * 40, "c" * 40
@@ -33,6 +36,14 @@ def test_push(tmp_path: Path) -> None:
     assert ctx.run_url == f"https://github.com/{REPO}/actions/runs/9876543210"
     assert ctx.output == tmp_path / "output" and ctx.step_summary == tmp_path / "step_summary"
     assert "ghs_secret" not in repr(ctx)
+
+
+def test_the_retry_backoff_is_a_setting(tmp_path: Path) -> None:
+    push = (tmp_path, "push", push_payload(HEAD), HEAD, "refs/heads/main")
+    assert context(*push).backoff_s == 1.0  # type: ignore[union-attr]
+    assert context(*push, MLPIPE_GITHUB_BACKOFF_S="0.25").backoff_s == 0.25  # type: ignore[union-attr]
+    with pytest.raises(UsageError, match="MLPIPE_GITHUB_BACKOFF_S='soon': expected a number of seconds"):
+        context(*push, MLPIPE_GITHUB_BACKOFF_S="soon")
 
 
 def test_a_pull_request_reports_on_its_head_not_the_merge_commit(tmp_path: Path) -> None:

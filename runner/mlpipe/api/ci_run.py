@@ -6,13 +6,14 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from mlpipe.api.source import Selected, Source, find_baseline, open_source, prepare_steps
 from mlpipe.errors import CacheError, MlpipeError, PipelineFailed, UsageError
 from mlpipe.events import Relay, Sink, message, to_stderr
+from mlpipe.frozen import frozen
 from mlpipe.inputs.base import RegistryAccess
 from mlpipe.ownvars import step_environment
 from mlpipe.report.events import Reporter
@@ -33,7 +34,7 @@ if TYPE_CHECKING:  # the comparison's, release's and GitHub's modules load only 
 DEFAULT_MAX_RECOVERABLE_FILE = 100 * 2**20
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@frozen(kw_only=True, eq=False, repr=False)
 class CiRunOptions:
     """How `ci_run` runs: which steps, how many at once, what it publishes."""
 
@@ -52,7 +53,7 @@ class CiRunOptions:
     """The run's id (None: a new one); a fan-out run's jobs all run under the fan-out run's id."""
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@frozen(kw_only=True, eq=False, repr=False)
 class Released:
     """A release run's manifest: where it was saved, and where it was pushed (or why not)."""
 
@@ -61,7 +62,7 @@ class Released:
     where: str
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@frozen(kw_only=True, eq=False, repr=False)
 class RunResult:
     """A finished run: its record, the comparison with a base run, a release."""
 

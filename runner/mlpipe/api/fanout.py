@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -21,6 +21,7 @@ from mlpipe.core.fanout import JOB_ID, FanOut, parse_runner_map
 from mlpipe.core.fanparts import Part
 from mlpipe.errors import CacheError, MlpipeError, PipelineFailed, UsageError
 from mlpipe.events import Sink, message, to_stderr, warning
+from mlpipe.frozen import frozen
 from mlpipe.records import RUN_ID
 from mlpipe.run.fanout import (
     Board,
@@ -50,7 +51,7 @@ def check_ids(run_id: str, job: str | None = None) -> None:
 
 
 # -- the plan job -----------------------------------------------------------------------------------------------
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class MatrixOptions:
     selection: Selected = field(default_factory=Selected)
     waves: int = 4
@@ -112,7 +113,7 @@ def plan_matrix(
 
 
 # -- a wave job -------------------------------------------------------------------------------------------------
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class JobOptions:
     run_id: str
     """The fan-out run (the plan job's `run-id` output)."""
@@ -124,7 +125,7 @@ class JobOptions:
     snapshot_max_file_size: int = DEFAULT_MAX_RECOVERABLE_FILE
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class JobResult:
     record: RunRecord | None
     """The job's run (its steps, and the upstream steps it read); None when every step was refused."""
@@ -318,7 +319,7 @@ class PartsSeen:
 
 
 # -- the report -------------------------------------------------------------------------------------------------
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class ReportResult:
     run_id: str
     record: RunRecord | None

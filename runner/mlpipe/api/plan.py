@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import IO
 
 from mlpipe.api.source import Selected, Source, find_baseline, open_source, prepare_steps
 from mlpipe.core.plan import Plan
 from mlpipe.errors import UsageError
+from mlpipe.frozen import frozen
 from mlpipe.report.traffic import traffic_display
 from mlpipe.run.session import remote_of
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@frozen(kw_only=True, eq=False, repr=False)
 class PlanOptions:
     """Which steps `plan` looks at, and whether it publishes the plan."""
 
@@ -23,7 +24,7 @@ class PlanOptions:
     """In GitHub Actions, publish the plan as a check run and in the job summary."""
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@frozen(kw_only=True, eq=False, repr=False)
 class PlanResult:
     """A plan, with its pipeline's name and where it was published."""
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Any
 
 from mlpipe.events import Sink, to_stderr
+from mlpipe.frozen import frozen
 from mlpipe.run.prepare import Prepared, Selected, prepare
 from mlpipe.run.session import Session, open_session
 
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 __all__ = ["Selected", "Source", "find_baseline", "open_source", "prepare_steps"]
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@frozen(kw_only=True, eq=False, repr=False)
 class Source:
     """Where the pipeline comes from: its file, param overrides and the settings given as flags."""
 

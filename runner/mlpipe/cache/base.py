@@ -9,15 +9,16 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
 from mlpipe.core.results import StepResult
 from mlpipe.digest import Entry, FileHasher, Manifest
+from mlpipe.frozen import frozen
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Published:
     """What publishing a step's result left in the store."""
 
@@ -33,7 +34,7 @@ FIELDS = 5
 them does); all zero for a file not found, or whose stat data is not trusted."""
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@frozen(eq=False, repr=False)
 class Handed:
     """A materialization as handed to a step: what it must hold, and its files' stat data at that moment, FIELDS
     int64s per entry of its manifest, in the manifest's order (40 bytes a file; a dict of lists held about 330)."""

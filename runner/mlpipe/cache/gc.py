@@ -20,10 +20,11 @@ from typing import Any
 
 from mlpipe.cache.local import LocalStore, _rmtree, read_result
 from mlpipe.core.results import StepResult
+from mlpipe.frozen import frozen
 from mlpipe.runs import RunRecord
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Keep:
     last: int | None = None
     days: float | None = None

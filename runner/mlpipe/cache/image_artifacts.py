@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from mlpipe.digest import is_digest
+from mlpipe.frozen import frozen
 
 IMAGE_ARTIFACT_TYPE = "application/vnd.mlpipe.image.v1+json"
 IMAGE_CONFIG_TYPE = "application/vnd.mlpipe.image.config.v1+json"
@@ -28,7 +28,7 @@ IMAGES_SUFFIX = "/images"
 """The engine pushes a cache repository's images to `<repo>/images`."""
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Found:
     """An image artifact in the registry, its config read and its trust accepted."""
 

@@ -18,6 +18,7 @@ from typing import IO, Any, Protocol
 
 from mlpipe.digest import Entry
 from mlpipe.errors import present
+from mlpipe.frozen import frozen
 from mlpipe.records import OBJECT_NAME
 
 RAW_THRESHOLD = 1 << 20
@@ -46,7 +47,7 @@ class ObjectKey:
         return ObjectKey(name[:64], name.endswith(".x"))
 
 
-@dataclass(frozen=True)
+@frozen
 class LayerPlan:
     kind: str  # "tar" | "raw"
     objects: tuple[ObjectKey, ...]

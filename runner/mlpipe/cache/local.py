@@ -24,7 +24,6 @@ import json
 import os
 import shutil
 import stat
-import uuid
 from array import array
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
@@ -67,10 +66,10 @@ def _link_target(path: Path, entry: Entry) -> str:
         return records.link_target(f.read(records.MAX_LINK_BYTES + 1), entry.path)
 
 
-_TEMP_PREFIX = uuid.uuid4().hex[:8]
+_TEMP_PREFIX = os.urandom(4).hex()
 _TEMP_COUNTER = itertools.count()
 """Temp names of objects being written: a random prefix per process and a counter (a uuid4 per file was a
-getrandom call and a UUID object per pulled file)."""
+getrandom call and a UUID object per pulled file; os.urandom, not uuid, keeps `uuid` off the no-op)."""
 
 
 @functools.cache
@@ -182,7 +181,7 @@ class LocalStore:
 
     def _temp_path(self, hint: str = "") -> Path:
         self._tmp.mkdir(parents=True, exist_ok=True)
-        return self._tmp / f"{uuid.uuid4().hex}{hint}"
+        return self._tmp / f"{os.urandom(16).hex()}{hint}"
 
     # -- results -------------------------------------------------------------------------------------------
     def lookup(self, fingerprint: str) -> StepResult | None:
@@ -458,7 +457,7 @@ class LocalStore:
 
     def checkout(self, manifest: Manifest, dest: Path) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        temp = dest.parent / f".{dest.name}.mlpipe-{uuid.uuid4().hex[:8]}"
+        temp = dest.parent / f".{dest.name}.mlpipe-{os.urandom(4).hex()}"
         try:
             self._build(manifest, temp, link=False)
         except BaseException:
@@ -467,7 +466,7 @@ class LocalStore:
         old = None
         # A file replaces a file or link atomically; anything else is moved aside first (rename cannot).
         if os.path.lexists(dest) and (manifest.type == "dir" or (dest.is_dir() and not dest.is_symlink())):
-            old = dest.parent / f".{dest.name}.mlpipe-old-{uuid.uuid4().hex[:8]}"
+            old = dest.parent / f".{dest.name}.mlpipe-old-{os.urandom(4).hex()}"
             os.rename(dest, old)
         os.replace(temp, dest)
         if old is not None:

@@ -22,14 +22,16 @@ import json
 import os
 import subprocess
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any
+
+from mlpipe.frozen import frozen
 
 ENV_PAIR = "MLPIPE_REGISTRY_USERNAME and MLPIPE_REGISTRY_PASSWORD"
 
 
-@dataclass(frozen=True)
+@frozen
 class Credentials:
     username: str
     password: str = field(repr=False)

@@ -33,6 +33,7 @@ from typing import BinaryIO, Literal
 from mlpipe.cache.layers import RAW_THRESHOLD, LayerError, NewObject, ObjectKey
 from mlpipe.digest import Entries, Entry, Manifest
 from mlpipe.errors import present
+from mlpipe.frozen import frozen
 from mlpipe.records import MAX_LINK_BYTES
 from mlpipe.treepaths import UnsafeTree, check_name, check_tree
 
@@ -114,7 +115,7 @@ def _enter(opened: list[str], directory: str) -> Iterator[Member]:
         start = end + 1
 
 
-@dataclass(frozen=True)
+@frozen
 class NamedLayer:
     kind: Literal["file", "tree"]
     title: str
@@ -407,7 +408,7 @@ def stored_gzip(blocks: Iterable[bytes], tar_hash: hashlib._Hash | None = None) 
     yield _FINAL + struct.pack("<II", crc, total & 0xFFFFFFFF)
 
 
-@dataclass(frozen=True)
+@frozen
 class WrittenTree:
     digest: str
     """The layer's digest."""

@@ -19,7 +19,6 @@ import os
 import re
 import shutil
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -55,6 +54,7 @@ from mlpipe.cache.registry import MANIFEST_TYPE, BlobCorrupt, RegistryClient
 from mlpipe.core.results import StepResult
 from mlpipe.digest import Entry, canonical_json
 from mlpipe.errors import present
+from mlpipe.frozen import frozen
 from mlpipe.jsonstream import Scanner
 from mlpipe.treepaths import UnsafeTree
 
@@ -113,7 +113,7 @@ class Refused(Exception):
     """An artifact that must not be used (wrong type, escaping paths, corrupt): a miss with a warning."""
 
 
-@dataclass(frozen=True)
+@frozen
 class _Layer:
     descriptor: records.Descriptor
     objects: tuple[ObjectKey, ...]
@@ -125,7 +125,7 @@ class _Layer:
     """A format-2 file layer's entry among the result's (named.entry_bases)."""
 
 
-@dataclass(frozen=True)
+@frozen
 class ResultEntry:
     """A result artifact whose every field passed its check: what `fetch` may act on."""
 

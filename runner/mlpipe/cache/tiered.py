@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +25,14 @@ from mlpipe.core.results import StepResult
 from mlpipe.digest import Manifest
 from mlpipe.errors import CacheError, UsageError
 from mlpipe.events import Sink, cache_note, to_stderr, warning
+from mlpipe.frozen import frozen
 from mlpipe.text import human_size
 
 _REPO_PART = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
 _HOST = re.compile(r"[A-Za-z0-9.-]+(?::[0-9]{1,5})?|\[[0-9A-Fa-f:]+\](?::[0-9]{1,5})?")
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class RemoteSettings:
     host: str
     repo: str

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from mlpipe.errors import CacheError
+from mlpipe.frozen import frozen
 
 CA_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR")
 SYSTEM_STORE = "the system's certificate store"
@@ -29,7 +29,7 @@ class RegistryUntrusted(CacheError):
     """The registry's TLS certificate failed its check, or it does not speak TLS: retrying cannot help."""
 
 
-@dataclass(frozen=True)
+@frozen
 class Trust:
     bundle: str | None = None
     """A PEM file or a hashed certificate directory to trust instead of the system's store."""

@@ -13,8 +13,9 @@ import fnmatch
 import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Literal
+
+from mlpipe.frozen import frozen
 
 CacheMode = Literal["auto", "read-write", "read", "off"]
 MODES: tuple[str, ...] = ("auto", "read-write", "read", "off")
@@ -23,7 +24,7 @@ WRITING_EVENTS = frozenset({"push", "schedule", "workflow_dispatch", "release", 
 """Events whose code is the repository's own; `pull_request` writes only to its PR scope."""
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class RunContext:
     event: str
     """A GitHub event name, or "local" outside GitHub Actions."""
@@ -37,7 +38,7 @@ class RunContext:
     """Extra fnmatch patterns of protected refs (MLPIPE_PROTECTED_REFS)."""
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class CachePolicy:
     read: tuple[str, ...]
     """Repositories to look in, in order; the trusted one first."""

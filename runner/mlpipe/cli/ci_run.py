@@ -3,13 +3,11 @@ the release and the exit policy are `mlpipe.api.ci_run`'s."""
 
 from __future__ import annotations
 
-import json
-import sys
-
 import click
 
-from mlpipe.api.ci_run import DEFAULT_MAX_RECOVERABLE_FILE, CiRunOptions, ci_run
+from mlpipe.api.ci_run import DEFAULT_MAX_RECOVERABLE_FILE
 from mlpipe.api.source import Selected, Source
+from mlpipe.cli.ci_run_body import run_ci
 from mlpipe.cli.options import (
     fan_out_options,
     given_settings,
@@ -17,10 +15,6 @@ from mlpipe.cli.options import (
     pipeline_options,
     selection_options,
 )
-from mlpipe.errors import UsageError
-from mlpipe.report.logs import failure_tails
-from mlpipe.report.text import run_summary
-from mlpipe.run.session import workspace_for
 
 
 @click.command("ci-run")
@@ -79,54 +73,20 @@ def command(
 
     Exits 0 only when every selected step ran or was reused successfully.
     """
-    only = only + steps  # --steps is --only; with --fan-out-run, the job's steps
-    if job_id is not None and fan_out_run is None:
-        raise UsageError("--job names a job of a fan-out run: give --fan-out-run RUN_ID too")
-    if fan_out_run is not None:  # one job of a run spread over CI jobs (issue 15)
-        from mlpipe.api.fanout import JobOptions, run_job
-        from mlpipe.cli.fanout import print_job
-
-        if job_id is None:
-            raise UsageError("--fan-out-run needs --job JOB (the matrix entry's job)")
-        job = JobOptions(
-            run_id=fan_out_run,
-            job=job_id,
-            steps=only,
-            jobs=jobs,
-            fail_fast=fail_fast,
-            snapshot_max_file_size=snapshot_max_file_size,
-        )
-        source = Source(file=file, params=params, settings=given_settings(cache))
-        print_job(run_job(source, job, stream=sys.stderr if as_json else sys.stdout), as_json=as_json)
-        return
-    # With --json, stdout carries only the record; progress goes to stderr.
-    result = ci_run(
+    run_ci(
         Source(file=file, params=params, settings=given_settings(cache)),
-        CiRunOptions(
-            selection=Selected(only=only, from_=from_, with_upstream=with_upstream, no_reuse=no_reuse),
-            jobs=jobs,
-            fail_fast=fail_fast,
-            snapshot_max_file_size=snapshot_max_file_size,
-            publish_checks=publish_checks,
-            since=since,
+        Selected(
+            only=only + steps,  # --steps is --only; with --fan-out-run, the job's steps
+            from_=from_,
+            with_upstream=with_upstream,
+            no_reuse=no_reuse,
         ),
-        stream=sys.stderr if as_json else sys.stdout,
+        jobs=jobs,
+        fail_fast=fail_fast,
+        snapshot_max_file_size=snapshot_max_file_size,
+        publish_checks=publish_checks,
+        since=since,
+        fan_out_run=fan_out_run,
+        job_id=job_id,
+        as_json=as_json,
     )
-    if as_json:
-        click.echo(json.dumps(result.record.to_json(), indent=1, sort_keys=True))
-    else:
-        root = workspace_for(file).root
-        click.echo(run_summary(result.record, failure_tails(result.record, root)))
-        if result.comparison is not None:
-            from mlpipe.core.compare import diff_text  # a run compared with its base, only
-
-            click.echo("\n" + diff_text(result.comparison))
-        elif result.comparison_note:
-            click.echo(f"\nno comparison with the base: {result.comparison_note}")
-    if result.released is not None:
-        released = result.released
-        click.echo(
-            f"mlpipe: release manifest for {released.tag}: {released.path} ({released.where})", err=as_json
-        )
-    if result.failure is not None:
-        raise result.failure

@@ -3,14 +3,11 @@ the plan is `mlpipe.api.plan`'s."""
 
 from __future__ import annotations
 
-import json
-
 import click
 
-from mlpipe.api.plan import PlanOptions, plan
 from mlpipe.api.source import Selected, Source
 from mlpipe.cli.options import given_settings, json_option, pipeline_options, selection_options
-from mlpipe.report.text import plan_json, plan_text
+from mlpipe.cli.plan_body import run_plan
 
 
 @click.command("plan")
@@ -56,21 +53,12 @@ def command(
     as_json: bool,
 ) -> None:
     """Say for each step whether `ci-run` would run it or reuse a stored result, and why."""
-    source = Source(file=file, params=params, settings=given_settings(cache))
-    selection = Selected(only=only, from_=from_, with_upstream=with_upstream, no_reuse=no_reuse)
-    if github_matrix:  # a run spread over CI jobs (issue 15)
-        from mlpipe.api.fanout import MatrixOptions, plan_matrix
-        from mlpipe.cli.fanout import print_plan
-
-        options = MatrixOptions(selection=selection, waves=waves, runner_labels=runner_labels)
-        print_plan(plan_matrix(source, options), as_json=as_json)
-        return
-    result = plan(source, PlanOptions(selection=selection, publish=publish))
-    if (
-        result.published
-    ):  # stderr: stdout keeps the plan alone, as without --github (and --json stays parseable)
-        click.echo(f"plan published: {result.published}", err=True)
-    if as_json:
-        click.echo(json.dumps(plan_json(result.pipeline, result.plan), indent=1))
-    else:
-        click.echo(plan_text(result.plan))
+    run_plan(
+        Source(file=file, params=params, settings=given_settings(cache)),
+        Selected(only=only, from_=from_, with_upstream=with_upstream, no_reuse=no_reuse),
+        publish=publish,
+        github_matrix=github_matrix,
+        waves=waves,
+        runner_labels=runner_labels,
+        as_json=as_json,
+    )

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Literal
 
 from mlpipe.core.fingerprint import changes, describe_change
 from mlpipe.core.reasons import FileChange, describe_code
+from mlpipe.frozen import frozen
 from mlpipe.runs import RunRecord
 from mlpipe.text import table
 
@@ -21,7 +22,7 @@ StepChange = Literal["changed", "added", "removed", "same"]
 Verdict = Literal["better", "worse", "same", "changed", "added", "removed"]
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Change:
     """One fingerprint part that differs: `params`/`lr`, `code`/``, `inputs`/`data`, ..."""
 
@@ -34,7 +35,7 @@ class Change:
         return describe_change(self.part, self.item, self.old, self.new)
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class StepDiff:
     step: str
     change: StepChange
@@ -58,7 +59,7 @@ class StepDiff:
         return said or (["fingerprint changed"] if self.change == "changed" else [])
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class MetricDiff:
     step: str
     output: str
@@ -87,7 +88,7 @@ class MetricDiff:
         return "better" if (delta > 0) == self.higher_is_better else "worse"
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class RunDiff:
     base: RunRecord
     head: RunRecord

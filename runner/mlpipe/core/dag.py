@@ -5,9 +5,9 @@ from __future__ import annotations
 import graphlib
 import heapq
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 from mlpipe.errors import UsageError
+from mlpipe.frozen import frozen
 from mlpipe.graphs import Graph, reach
 from mlpipe.spec.model import Pipeline
 from mlpipe.text import did_you_mean
@@ -15,7 +15,7 @@ from mlpipe.text import did_you_mean
 """Step -> the steps it waits for, keys in file order."""
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Selection:
     """Which steps a command executes; every tuple is in DAG order."""
 

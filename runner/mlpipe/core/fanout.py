@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from mlpipe.errors import UsageError
+from mlpipe.frozen import frozen
 
 MAX_JOBS = 256
 """GitHub: a matrix makes at most 256 jobs per workflow run."""
@@ -37,7 +38,7 @@ GPU_KEY = frozenset({"gpu"})
 """The `--runner-labels` key that also places the steps with `resources: {gpus: N}` and no `runs-on`."""
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class StepNeeds:
     """What placing one step needs to know of it."""
 
@@ -53,7 +54,7 @@ class StepNeeds:
     """`resources: {gpus: N}`: with no `runs-on`, it goes where `--runner-labels` maps `gpu`."""
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class RunnerMap:
     """How a step's `runs-on` labels become a job's `runs-on` (`--runner-labels`)."""
 
@@ -129,7 +130,7 @@ def _runs_on_value(key: str, value: Any) -> RunsOn:
     return labels[0] if isinstance(value, str) else tuple(labels)
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Job:
     id: str
     """`w<wave>j<n>`: stable within a run; names the job in the registry and in messages."""
@@ -144,7 +145,7 @@ class Job:
         return {"job": self.id, "name": self.name, "runs-on": runs_on, "steps": ",".join(self.steps)}
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class FanOut:
     """The plan of a fan-out run: the jobs of each wave, and what the plan found reused."""
 

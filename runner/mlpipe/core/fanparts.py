@@ -7,11 +7,12 @@ the others pending) with every part into one run record, naming the steps that n
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, get_args
 
 from mlpipe import records
 from mlpipe.core.fanout import JOB_ID, BadFanOut, FanOut
+from mlpipe.frozen import frozen
 from mlpipe.runs import RunRecord, StepRecord, StepStatus
 
 PART_FORMAT = "mlpipe.fanout-part/1"
@@ -19,7 +20,7 @@ DONE = frozenset({"ran", "reused"})
 FINISHED = frozenset({"ran", "reused", "failed", "skipped", "cancelled"})
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Part:
     run_id: str
     job: str
@@ -179,7 +180,7 @@ def _text(value: Any) -> str | None:
 
 
 # -- what a job may run ----------------------------------------------------------------------------------------
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Unmet:
     """An upstream step a job's step needs whose result is not stored, and why."""
 

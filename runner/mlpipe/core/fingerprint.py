@@ -7,10 +7,10 @@ No path, run id, hostname or time enters a fingerprint, so clones at different p
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from mlpipe.digest import bytes_sha256, canonical_json, json_digest
+from mlpipe.frozen import frozen
 from mlpipe.spec import refs
 from mlpipe.spec.model import ParamValue, Step
 
@@ -18,7 +18,7 @@ SCHEMA_VERSION = 1
 """Bump when the meaning of a part changes: every old result stops matching."""
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Fingerprint:
     """A step's reuse key and the parts it was computed over."""
 

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Literal
 
 from mlpipe.core import fingerprint as fp
 from mlpipe.core.reasons import CodeChanges, Earlier, FileChange, Spot, what_changed
 from mlpipe.core.results import StepResult
 from mlpipe.digest import json_digest
+from mlpipe.frozen import frozen
 from mlpipe.spec.model import Pipeline, Step, StepInput
 
 Action = Literal["run", "reuse", "missing"]
 """`missing`: a step outside the selection whose stored result is needed but absent."""
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@frozen(kw_only=True, eq=False, repr=False)
 class Facts:
     """What was measured on disk before planning."""
 
@@ -33,7 +34,7 @@ class Facts:
     """Step -> why it runs: its `build:` image is neither built nor in the cache (`mlpipe plan` builds nothing)."""
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@frozen(kw_only=True, eq=False, repr=False)
 class StepPlan:
     """One step's part of the plan."""
 
@@ -52,7 +53,7 @@ class StepPlan:
     """Where what makes it run changed (a file's line, a param's), when it runs for a change."""
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@frozen(kw_only=True, eq=False, repr=False)
 class Plan:
     """Per step: run, reuse or missing, and why."""
 
@@ -204,7 +205,7 @@ def make_plan(
     return Plan(steps=plans)
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@frozen(kw_only=True, eq=False, repr=False)
 class Decision:
     """Run or reuse one step, and why."""
 

@@ -8,11 +8,11 @@ step's latest stored result, or its newest recorded run) and the changed files o
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from mlpipe.core import fingerprint as fp
 from mlpipe.core.results import StepResult
+from mlpipe.frozen import frozen
 from mlpipe.spec.model import DataInput, ExternalInput, Pipeline, RepoInput, Step, StepInput
 from mlpipe.text import printable
 
@@ -24,7 +24,7 @@ SHOWN_CHARS = 80
 Source = Literal["base", "latest", "run"]
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@frozen(kw_only=True, eq=False, repr=False)
 class Earlier:
     """A step's nearest earlier fingerprint: what a rerun is explained against."""
 
@@ -55,7 +55,7 @@ class Earlier:
         return f"vs {'base ' if self.source == 'base' else ''}{run}{at}{dirty}"
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@frozen(kw_only=True, eq=False, repr=False)
 class FileChange:
     """A file of a step's code that changed since the stored result."""
 
@@ -67,7 +67,7 @@ class FileChange:
     """The first changed line of the new file (1 for an added or binary file); None when removed or not read."""
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Spot:
     """Where a step's change is: a line of a repository file, or (`path` None) of the pipeline file."""
 
@@ -79,7 +79,7 @@ CodeChanges = Callable[[str, str, str], list[FileChange] | None]
 """`(code dir, old tree, new tree)`: the changed files by repository path, or None when the old tree is unknown."""
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@frozen(kw_only=True, eq=False, repr=False)
 class Why:
     """Why a step runs: its reasons, and where the first change is."""
 

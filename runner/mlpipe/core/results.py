@@ -4,17 +4,18 @@ what a store or a registry holds with every field checked (records.py)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from mlpipe import records
 from mlpipe.digest import Manifest
+from mlpipe.frozen import frozen
 from mlpipe.jsonstream import Scanner
 
 RESULT_FORMAT = "mlpipe.result/1"
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class StepResult:
     """A stored, complete step result: what a later run reuses instead of running the step."""
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Protocol
 
+from mlpipe.frozen import frozen
 from mlpipe.ownvars import step_environment
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Mount:
     """A host path bind-mounted into a step's container."""
 
@@ -19,7 +20,7 @@ class Mount:
     read_only: bool = True
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class ContainerSpec:
     """How a step runs in a container; the request's command, env and timeout still apply."""
 
@@ -43,7 +44,7 @@ MAX_LINE_BYTES = 1 << 20
 newline cannot make mlpipe hold its whole output in memory."""
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class StepRequest:
     step: str
     command: str
@@ -69,7 +70,7 @@ class StepRequest:
         object.__setattr__(self, "env", step_environment(self.env))
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class StepOutcome:
     exit_code: int
     duration_s: float
@@ -79,7 +80,7 @@ class StepOutcome:
     """Why the step could not be started or finished, when the exit code alone does not say."""
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class StepPaths:
     """Where a step's code (its working directory), inputs and outputs are: on this machine, or as the step
     sees them where it runs."""
@@ -91,7 +92,7 @@ class StepPaths:
     outputs: Mapping[str, Path] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Placed:
     """A step's paths as it sees them, and its container with everything mounted (None: on this machine)."""
 

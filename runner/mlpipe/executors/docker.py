@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -34,6 +34,7 @@ from mlpipe.executors.lines import LineSplitter
 from mlpipe.executors.orphans import Owner, owner_labels, remove_orphans
 from mlpipe.executors.steplog import StepLog
 from mlpipe.executors.stopping import Stopper
+from mlpipe.frozen import frozen
 
 __lazy_modules__ = ["docker"]
 
@@ -104,7 +105,7 @@ def build_image(context: Path, dockerfile: str, tag: str, *, shown: str) -> bool
 
 
 # -- the container's request -----------------------------------------------------------------------------------
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Engine:
     """What the executor needs to know about the engine, asked once."""
 

@@ -11,10 +11,10 @@ import shutil
 import subprocess
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from mlpipe.errors import MlpipeError
+from mlpipe.frozen import frozen
 
 QUERY = ["--query-gpu=index,name,memory.total,driver_version", "--format=csv,noheader"]
 
@@ -23,7 +23,7 @@ class GpuError(MlpipeError):
     """GPUs cannot be discovered, or a step needs more than the runner has."""
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Gpu:
     index: str
     """As nvidia-smi numbers it: what CUDA_VISIBLE_DEVICES and device_requests take."""

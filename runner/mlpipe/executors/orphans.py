@@ -15,9 +15,10 @@ import os
 import signal
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from mlpipe.frozen import frozen
 
 OWNER_PLACE = "io.mlpipe.owner.place"
 OWNER_PID = "io.mlpipe.owner.pid"
@@ -45,7 +46,7 @@ def start_time(pid: int) -> str | None:
     return None if state in {"Z", "X"} else rest[18]
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Owner:
     place: str
     pid: int

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import subprocess
+import weakref
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from mlpipe.errors import GitError
+from mlpipe.frozen import frozen
 
 # Variables that say how to reach remotes or hold the user's configuration are kept; the ones naming a
 # repository, index or object store (GIT_DIR, GIT_INDEX_FILE, GIT_WORK_TREE, ... set when mlpipe runs
@@ -62,13 +63,50 @@ def run_git(
             argv, cwd=cwd, input=stdin, capture_output=True, env=git_env(env), check=False
         )
     except FileNotFoundError:
-        raise GitError(
-            "git is not installed or not on PATH; mlpipe needs git to read the repository"
-        ) from None
-    if result.returncode not in ok_codes:
-        stderr = result.stderr.decode(errors="replace").strip()
-        raise GitError(f"`{' '.join(argv)}` failed with exit code {result.returncode}: {stderr}")
-    return result.stdout
+        raise GitError(_NO_GIT) from None
+    return _checked(argv, result.returncode, result.stdout, result.stderr, ok_codes)
+
+
+_NO_GIT = "git is not installed or not on PATH; mlpipe needs git to read the repository"
+
+
+def _checked(argv: list[str], code: int, stdout: bytes, stderr: bytes, ok_codes: Sequence[int]) -> bytes:
+    if code not in ok_codes:
+        said = stderr.decode(errors="replace").strip()
+        raise GitError(f"`{' '.join(argv)}` failed with exit code {code}: {said}")
+    return stdout
+
+
+class StartedGit:
+    """`git ARGS` started now and read later, so that it runs while this process does other work: `output()`
+    waits for it and returns what `run_git` would (or raises as it does). Started but never read (the command
+    failed on the way), it is stopped and reaped when this object goes."""
+
+    def __init__(self, args: Sequence[str], cwd: Path, *, ok_codes: Sequence[int] = (0,)) -> None:
+        self.argv = ["git", *args]
+        self.ok_codes = ok_codes
+        self.process: subprocess.Popen[bytes] | None = None
+        """The running git; None when git is not installed."""
+        try:
+            self.process = subprocess.Popen(
+                self.argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=git_env()
+            )
+        except FileNotFoundError:
+            return  # said by output(), where run_git would say it
+        weakref.finalize(self, _reap, self.process)
+
+    def output(self) -> bytes:
+        """git's stdout; call once."""
+        if self.process is None:
+            raise GitError(_NO_GIT)
+        stdout, stderr = self.process.communicate()
+        return _checked(self.argv, self.process.returncode, stdout, stderr, self.ok_codes)
+
+
+def _reap(process: subprocess.Popen[bytes]) -> None:
+    if process.returncode is None:
+        process.kill()
+        process.communicate()
 
 
 def split_z(output: bytes) -> list[str]:
@@ -76,7 +114,7 @@ def split_z(output: bytes) -> list[str]:
     return [os.fsdecode(part) for part in output.split(b"\0") if part]
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@frozen(eq=False, repr=False)
 class RepoPaths:
     """Where a work tree's pieces live; `git_dir` differs from `common_dir` in linked worktrees."""
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mlpipe.errors import BrokenInvariant, MlpipeError, present
+from mlpipe.frozen import frozen
 from mlpipe.git.commands import RepoPaths, find_repo, run_git
 from mlpipe.git.ignore import RULE_FILES, RuleStack, is_excluded, read_rules
 from mlpipe.git.index import MODE_TREE, IndexEntry, read_index, tree_id
@@ -39,7 +40,7 @@ _SMALL_FILE = 1 << 20
 _CHUNK = 1 << 20
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@frozen(eq=False, repr=False)
 class SnapshotFile:
     """One file of a snapshot, as git stores it."""
 
@@ -53,7 +54,7 @@ class SnapshotFile:
     """Bytes in the working tree; a symlink's target length; 0 for a gitlink."""
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@frozen(eq=False, repr=False)
 class Snapshot:
     """A code directory's filtered files and their git tree id."""
 

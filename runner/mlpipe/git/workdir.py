@@ -16,7 +16,6 @@ import hashlib
 import os
 import shutil
 import stat
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,7 +32,7 @@ def materialize_snapshot(snapshot: Snapshot, pool: Path) -> Path:
     top = pool / "trees" / snapshot.tree
     if top.is_dir():
         return top
-    temp = pool / "tmp" / uuid.uuid4().hex
+    temp = pool / "tmp" / os.urandom(16).hex()
     _place(snapshot, pool, temp, lambda blob, target, _executable: os.link(blob, target))
     _make_read_only(temp, but_top=True)
     top.parent.mkdir(parents=True, exist_ok=True)
@@ -103,7 +102,7 @@ def _pooled_blob(blobs: Path, snapshot: Snapshot, rel: str, blob: str, *, execut
     if not path.exists():
         source = snapshot.directory / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.with_name(f".{uuid.uuid4().hex}")
+        temp = path.with_name(f".{os.urandom(16).hex()}")
         try:
             shutil.copyfile(source, temp)
             if not _holds_blob(temp, snapshot, rel, blob):

@@ -9,9 +9,9 @@ from __future__ import annotations
 import posixpath
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Literal
 
+from mlpipe.frozen import frozen
 from mlpipe.runs import RunRecord
 from mlpipe.text import escape_data, escape_property
 
@@ -27,7 +27,7 @@ LOG_TAIL_LINES = 15
 MAX_LINE = 10_000_000
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Annotation:
     path: str
     line: int
@@ -52,7 +52,7 @@ class Annotation:
         return f"::{command} {props}::{escape_data(self.message)}"
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class StepSource:
     """What locates one step's problems in the repository."""
 
@@ -64,7 +64,7 @@ class StepSource:
     """The step's line in the pipeline file."""
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Layout:
     repo_root: str
     """Absolute path of the repository (or workspace, outside git)."""

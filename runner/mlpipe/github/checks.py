@@ -327,7 +327,7 @@ def publish_plan(ctx: GitHubContext, *, name: str, title: str, markdown: str, st
     url = ""
     if ctx.token and ctx.repository:
         stream.write(mask(ctx.token) + "\n")
-        check = CheckRun(GitHubAPI(ctx.api_url, ctx.token), ctx.repository)
+        check = CheckRun(GitHubAPI(ctx.api_url, ctx.token, backoff_s=ctx.backoff_s), ctx.repository)
         body: dict[str, Any] = {
             "name": name,
             "head_sha": ctx.sha,
@@ -391,7 +391,11 @@ def github_reporter(
     stream: IO[str] | None = None,
     throttle_s: float = 10.0,
 ) -> GitHubReporter:
-    api = GitHubAPI(ctx.api_url, ctx.token) if publish_checks and ctx.token and ctx.repository else None
+    api = (
+        GitHubAPI(ctx.api_url, ctx.token, backoff_s=ctx.backoff_s)
+        if publish_checks and ctx.token and ctx.repository
+        else None
+    )
     upstream = {name: prepared.pipeline.steps[name].upstream() for name in prepared.order}
     return GitHubReporter(ctx, layout_for(prepared), upstream, api=api, stream=stream, throttle_s=throttle_s)
 

@@ -6,10 +6,12 @@ import json
 import re
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
+from mlpipe.config import env_seconds
+from mlpipe.frozen import frozen
 from mlpipe.records import run_url
 
 PR_EVENTS = frozenset({"pull_request", "pull_request_target", "pull_request_review"})
@@ -20,7 +22,7 @@ REPO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 BRANCH = re.compile(r"(?!-)[A-Za-z0-9_./-]{1,255}")
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class GitHubContext:
     repository: str
     """owner/name."""
@@ -47,6 +49,8 @@ class GitHubContext:
     """On a pull request: the base branch's commit it is compared with (`pull_request.base.sha`)."""
     base_ref: str | None = None
     """On a pull request: the base branch's name (`pull_request.base.ref`)."""
+    backoff_s: float = 1.0
+    """The first wait before a failed GitHub request is repeated, doubling on each try (MLPIPE_GITHUB_BACKOFF_S)."""
 
     @property
     def run_url(self) -> str:
@@ -94,6 +98,7 @@ def from_env(environ: Mapping[str, str]) -> GitHubContext | None:
         ref_protected=environ.get("GITHUB_REF_PROTECTED") == "true",
         base_sha=_text(base.get("sha"), SHA),
         base_ref=_text(base.get("ref"), BRANCH),
+        backoff_s=env_seconds(environ, "MLPIPE_GITHUB_BACKOFF_S", 1.0),
     )
 
 

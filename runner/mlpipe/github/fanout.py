@@ -92,7 +92,9 @@ def job_statuses(plan: FanOut, record: RunRecord) -> dict[str, str]:
 
 # -- the check run (I/O) ------------------------------------------------------------------------------------------
 def _api(ctx: GitHubContext) -> GitHubAPI | None:
-    return GitHubAPI(ctx.api_url, ctx.token) if ctx.token and ctx.repository else None
+    return (
+        GitHubAPI(ctx.api_url, ctx.token, backoff_s=ctx.backoff_s) if ctx.token and ctx.repository else None
+    )
 
 
 def context(environ: Mapping[str, str], stream: IO[str]) -> GitHubContext | None:

@@ -42,6 +42,7 @@ from mlpipe.cache.image_artifacts import (
 from mlpipe.digest import canonical_json, json_digest
 from mlpipe.errors import CacheError, ContainerError, MlpipeError
 from mlpipe.events import Notice, Sink, cache_note, message, to_stderr, warning
+from mlpipe.frozen import frozen
 from mlpipe.images.archives import BadArchive, load_image
 from mlpipe.images.pushed import EngineRefused, NotSaved, Unauthorized, pull_image, push_image
 from mlpipe.text import human_size
@@ -76,7 +77,7 @@ def image_tag(key: str) -> str:
     return f"image-{key}"
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class BuildRequest:
     step: str
     tag: str
@@ -89,7 +90,7 @@ class BuildRequest:
     """The build context on disk, made only when a build happens."""
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Provided:
     images: dict[str, dict[str, str | None]] = field(default_factory=dict)
     """Build tag -> {"id", "digest": None, "source": "engine" | "registry" | "built"}."""

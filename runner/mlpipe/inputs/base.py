@@ -4,11 +4,12 @@ to them do not import each other: the one error they raise, and how they reach a
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING
 
 from mlpipe.errors import MlpipeError
 from mlpipe.events import Sink, to_stderr, warning
+from mlpipe.frozen import frozen
 
 if TYPE_CHECKING:
     from mlpipe.cache.registry import RegistryClient
@@ -18,7 +19,7 @@ class InputUnavailable(MlpipeError):
     """An input could not be fetched (a URL, a data set): the step that reads it fails, the others go on."""
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@frozen(kw_only=True, eq=False, repr=False)
 class RegistryAccess:
     """How to reach the registry an `oci://` input names: the command's `--plain-http`, the environment its
     credentials and trusted certificate authorities are looked up in (the command's `Settings.environ`; never

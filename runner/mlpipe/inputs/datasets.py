@@ -15,7 +15,6 @@ import contextlib
 import json
 import os
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from mlpipe.cache.base import ResultStore
 from mlpipe.core.results import StepResult
 from mlpipe.digest import FileHasher, Manifest, bytes_sha256, canonical_json
 from mlpipe.errors import UsageError
+from mlpipe.frozen import frozen
 from mlpipe.inputs.base import InputUnavailable, RegistryAccess
 from mlpipe.spec.datafiles import DATA_SUFFIX, FORMAT, DataRecord, data_path, read_record, record_path
 
@@ -37,7 +37,7 @@ def data_key(digest: str) -> str:
 
 
 # -- commands --------------------------------------------------------------------------------------------
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Added:
     record_file: Path
     record: DataRecord

@@ -8,12 +8,12 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlpipe.core.reasons import FileChange
 from mlpipe.errors import GitError, MlpipeError, UsageError
+from mlpipe.frozen import frozen
 from mlpipe.git.commands import run_git
 from mlpipe.github.context import from_env
 from mlpipe.paths import Workspace
@@ -110,7 +110,7 @@ def pr_base_commit(environ: Mapping[str, str]) -> str | None:
     return sha if isinstance(sha, str) and sha else None
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Baseline:
     """The run a new run is compared with, or why there is none."""
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 import contextlib
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlpipe.errors import GitError, UsageError
+from mlpipe.frozen import frozen
 from mlpipe.git.commands import run_git
 from mlpipe.git.provenance import RUNS_REF_PREFIX
 from mlpipe.paths import Workspace
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from mlpipe.cache.tiered import RemoteSettings
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class RunCode:
     run_id: str
     code: str

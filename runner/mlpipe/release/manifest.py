@@ -11,7 +11,6 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +18,7 @@ from mlpipe.cache.base import ResultStore
 from mlpipe.digest import Entry, bytes_sha256, canonical_json, file_sha256, is_digest
 from mlpipe.errors import MlpipeError, UsageError
 from mlpipe.events import Sink, to_stderr, warning
+from mlpipe.frozen import frozen
 from mlpipe.git.provenance import GitInfo
 from mlpipe.paths import Workspace
 from mlpipe.runs import RunRecord
@@ -210,7 +210,7 @@ class NotVerified(MlpipeError):
         return f"release {self.tag} is not verified: {', '.join(self.failed)} missing or not matching"
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Finding:
     step: str
     output: str

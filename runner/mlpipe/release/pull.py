@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from mlpipe.core.results import StepResult
 from mlpipe.errors import UsageError
+from mlpipe.frozen import frozen
 from mlpipe.git.commands import find_repo, run_git
 from mlpipe.git.provenance import parse_status
 from mlpipe.run.prepare import Selected, prepare, workspace_path
@@ -14,7 +14,7 @@ from mlpipe.run.session import Session
 from mlpipe.text import did_you_mean
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Pulled:
     step: str
     current: bool

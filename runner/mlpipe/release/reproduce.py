@@ -15,11 +15,11 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from mlpipe.errors import GitError, MlpipeError, UsageError
+from mlpipe.frozen import frozen
 from mlpipe.git.commands import git_env, run_git
 from mlpipe.paths import Workspace
 from mlpipe.release.manifest import build_manifest, load_release
@@ -49,7 +49,7 @@ class NotReproduced(MlpipeError):
         return f"{self.name} is not reproduced: nondeterministic step(s) {', '.join(self.steps)}"
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class OutputCheck:
     step: str
     output: str
@@ -58,7 +58,7 @@ class OutputCheck:
     outcome: Outcome
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Reproduction:
     name: str
     run_id: str

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,6 +32,7 @@ from mlpipe.core.fanparts import (
 from mlpipe.core.plan import Plan
 from mlpipe.errors import CacheError, UsageError
 from mlpipe.events import Notice
+from mlpipe.frozen import frozen
 from mlpipe.run.prepare import Prepared, Work, workspace_path
 from mlpipe.run.session import Session
 from mlpipe.runs import RunRecord, StepRecord, utc_now
@@ -222,7 +223,7 @@ def read_parts(
 
 
 # -- one job ----------------------------------------------------------------------------------------------------
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class JobWork:
     work: Work | None
     """What the runner carries out (None: every step of the job is refused)."""

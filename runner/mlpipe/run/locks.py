@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from mlpipe.errors import MlpipeError
+from mlpipe.frozen import frozen
 
 STORE_LOCK = "lock"
 STORE_USERS = "users"
@@ -35,7 +36,7 @@ class Busy(MlpipeError):
     exit_code = 75  # EX_TEMPFAIL: try again later
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@frozen(kw_only=True, eq=False, repr=False)
 class Holder:
     """The run that holds a lock."""
 

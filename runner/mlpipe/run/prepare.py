@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import os
-import platform
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,7 +17,8 @@ from mlpipe.core.reasons import CodeChanges, Earlier, FileChange
 from mlpipe.digest import FileHasher
 from mlpipe.errors import ContainerError
 from mlpipe.events import Sink, to_stderr
-from mlpipe.git.provenance import GitInfo, git_info
+from mlpipe.frozen import frozen
+from mlpipe.git.provenance import GitInfo, start_git_info
 from mlpipe.git.snapshot import Snapshot, Snapshotter
 from mlpipe.git.treediff import CodeDiff
 from mlpipe.git.workdir import materialize_snapshot
@@ -35,10 +35,13 @@ if TYPE_CHECKING:  # GPUs, image builds and registries load only when a pipeline
 
 
 def platform_id() -> str:
-    return f"{sys.platform}-{platform.machine().lower()}"
+    """`sys.platform` and the machine, as `platform.machine()` reads it on POSIX (`os.uname()`, "unknown" as
+    ""), without importing `platform` at start-up. Part of every fingerprint: keep it byte for byte."""
+    machine = os.uname().machine
+    return f"{sys.platform}-{'' if machine == 'unknown' else machine.lower()}"
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@frozen(kw_only=True, eq=False, repr=False)
 class Selected:
     """Which steps to run (`--only`, `--from`) and whether stored results may be reused."""
 
@@ -48,7 +51,7 @@ class Selected:
     no_reuse: bool = False
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@frozen(kw_only=True, eq=False, repr=False)
 class Prepared:
     """Everything a plan and a run start from: pipeline, store, git state, snapshots, fingerprints."""
 
@@ -87,7 +90,7 @@ class Prepared:
         return Site(workspace=self.workspace, store=self.store, git=self.git, snapshotter=self.snapshotter)
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@frozen(kw_only=True, eq=False, repr=False)
 class Work:
     """What a runner carries out: the steps in order, the plan made before the run, and what it decides each
     step again with once the step's upstream outputs are known."""
@@ -125,7 +128,7 @@ class Work:
         )
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@frozen(kw_only=True, eq=False, repr=False)
 class StepWork:
     """What the runner needs of one step, made once from `Work`: the seam through which a runner is handed the
     steps it carries out (a fan-out hands each runner its share). The fingerprint is not here: it is known once
@@ -147,7 +150,7 @@ class StepWork:
     """Its image's id and registry digest (`Facts.images`); empty without `image:` or where unresolved."""
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@frozen(kw_only=True, eq=False, repr=False)
 class Site:
     """Where a runner works: the workspace, its store, and the checkout's git state."""
 
@@ -182,6 +185,7 @@ def prepare(
     which reasons compare with first; `registry`: where run records are looked for when no record here has a
     step that runs. `ahead`: a runner carries the plan out, looking each result up again before it uses it, so
     the plan may look results up with `lookup_ahead` (a registry's objects arrive while the plan goes on)."""
+    git = start_git_info(workspace.root)  # runs beside the snapshots, the input walk and the plan
     graph = dag.Dag.from_pipeline(pipeline)
     chosen = graph.select(only=selection.only, from_=selection.from_, with_upstream=selection.with_upstream)
     selected = frozenset(chosen.steps)
@@ -240,7 +244,7 @@ def prepare(
         pipeline=pipeline,
         workspace=workspace,
         store=store,
-        git=git_info(workspace.root),
+        git=git(),
         snapshotter=snapshotter,
         snapshots=snapshots,
         facts=facts,

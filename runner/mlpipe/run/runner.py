@@ -28,6 +28,7 @@ from mlpipe.core.results import StepResult
 from mlpipe.digest import FileHasher, Manifest, tree_signature, walk_signature
 from mlpipe.diskspace import full_disk, is_full
 from mlpipe.errors import BrokenInvariant, present
+from mlpipe.frozen import frozen
 from mlpipe.git.provenance import web_url, write_snapshot_ref
 from mlpipe.git.workdir import private_copy, remove_tree
 from mlpipe.inputs.base import RegistryAccess
@@ -45,7 +46,7 @@ if TYPE_CHECKING:  # the executors load when the first step starts: a run that r
     from mlpipe.executors.gpus import Gpu, GpuPool
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@frozen(kw_only=True, eq=False, repr=False)
 class RunOptions:
     """How the runner runs steps: how many at once, fail-fast, limits, the steps' environment."""
 

@@ -10,10 +10,11 @@ is not checked. Labels compare case-insensitively, as GitHub's do.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+
+from mlpipe.frozen import frozen
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class RunnerLabels:
     """The labels of the machine mlpipe runs on, for `runs-on:`."""
 

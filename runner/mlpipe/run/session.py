@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlpipe.errors import UsageError
 from mlpipe.events import Sink, to_stderr
+from mlpipe.frozen import frozen
 from mlpipe.paths import Workspace
 from mlpipe.run import pipecache
 from mlpipe.spec.model import Pipeline
@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # `validate` only loads the file: the store and config stay u
 DEFAULT_FILE = "mlpipe.yaml"
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@frozen(eq=False, repr=False)
 class Session:
     """What a command reads once: pipeline, workspace, store, hasher, settings."""
 

@@ -8,17 +8,17 @@ without importing any input fetcher.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mlpipe.digest import is_digest
+from mlpipe.frozen import frozen
 
 FORMAT = "mlpipe.data/1"
 DATA_SUFFIX = ".mlpipe-data.json"
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class DataRecord:
     path: str
     """The data's name, relative to the data file's directory."""

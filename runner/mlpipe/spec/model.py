@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Literal
+
+from mlpipe.frozen import frozen
 
 ParamValue = bool | int | float | str
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Location:
     """Where a node sits in the pipeline file (1-based line and column)."""
 
@@ -22,7 +24,7 @@ class Location:
         return f"{self.file}:{self.line}:{self.col}"
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Param:
     """A pipeline param: its default and the value in use."""
 
@@ -33,7 +35,7 @@ class Param:
     loc: Location
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class RepoInput:
     """An input read from the repository/workspace: a file or directory, relative to the workspace root."""
 
@@ -43,7 +45,7 @@ class RepoInput:
     loc: Location
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class StepInput:
     """An input that is another step's output: `${{ steps.S.outputs.O }}`."""
 
@@ -57,7 +59,7 @@ class StepInput:
     loc: Location
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class UrlInput:
     """`{url: https://..., sha256: HEX}`: a file downloaded once, verified, stored, and read from the store.
 
@@ -70,7 +72,7 @@ class UrlInput:
     loc: Location
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class ExternalInput:
     """`{path: /abs/path, external: true}`: a file or directory on the runner, hashed like any input."""
 
@@ -80,7 +82,7 @@ class ExternalInput:
     loc: Location
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class DataInput:
     """A data set recorded by `mlpipe data add` (`inputs: {raw: data/raw.mlpipe-data.json}`).
 
@@ -96,7 +98,7 @@ class DataInput:
     loc: Location
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class OciInput:
     """`oci://HOST/REPO@sha256:...`: an OCI artifact's files (oras push), fetched once, read from the store.
 
@@ -117,7 +119,7 @@ class OciInput:
 Input = RepoInput | StepInput | UrlInput | ExternalInput | DataInput | OciInput
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Build:
     """`build: {context: DIR, dockerfile: FILE}`: the step's image, built from a directory of the repository."""
 
@@ -127,7 +129,7 @@ class Build:
     """Relative to the context and inside it, so that the context's tree hash covers it."""
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class ContainerMount:
     """`mounts: [HOST:CONTAINER[:ro]]`: a host path bind-mounted into a container step (read-write unless `:ro`)."""
 
@@ -141,7 +143,7 @@ class ContainerMount:
         return f"{self.host}:{self.target}:{'ro' if self.read_only else 'rw'}"
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Output:
     """A step output: a file or a directory mlpipe stores."""
 
@@ -164,7 +166,7 @@ class Output:
         return dict(self.metric_directions).get(metric, self.higher_is_better)
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Step:
     """A checked step: code directory, command, inputs, outputs."""
 
@@ -224,7 +226,7 @@ class Step:
         return tuple(dict.fromkeys(n for n in names if n is not None))
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Pipeline:
     """A checked pipeline: its params and steps."""
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Literal
+
+from mlpipe.frozen import frozen
 
 NAME = r"[A-Za-z_][A-Za-z0-9_-]*"
 SELECTOR = r"\[[^\]\s]*\]"
@@ -20,7 +21,7 @@ _REF = re.compile(
 Scope = Literal["params", "inputs", "outputs", "matrix", "steps"]
 
 
-@dataclass(frozen=True)
+@frozen
 class Ref:
     """A `${{ }}` reference in a step's command."""
 

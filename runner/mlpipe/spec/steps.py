@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from mlpipe.frozen import frozen
 from mlpipe.spec import datainputs, refs
 from mlpipe.spec.model import (
     Build,
@@ -69,7 +70,7 @@ MATRIX_VALUE = re.compile(r"[A-Za-z0-9_.+-]+")
 MatrixSpec = dict[str, list[tuple[ParamValue, Node]]]
 
 
-@dataclass(frozen=True)
+@frozen
 class Site:
     """A reference, a `needs` entry or an input, with the node and key path it was written at."""
 

@@ -13,13 +13,14 @@ from yaml.events import AliasEvent, CollectionStartEvent, ScalarEvent
 from yaml.nodes import CollectionNode, MappingNode, Node, ScalarNode, SequenceNode
 
 from mlpipe.errors import BrokenInvariant, Problem
+from mlpipe.frozen import frozen
 from mlpipe.spec.facts import Facts
 from mlpipe.spec.model import Location
 from mlpipe.spec.params import INT64
 from mlpipe.text import did_you_mean
 
 
-@dataclass(frozen=True)
+@frozen
 class Entry:
     """One `key: value` pair of a mapping, with both nodes."""
 
@@ -83,7 +84,7 @@ TYPE_FIX = "use a plain string, number, boolean, list or mapping"
 ALIAS_FIX = "write fewer aliases of large anchors"
 
 
-@dataclass(frozen=True)
+@frozen
 class Refusal:
     """Well-formed YAML that mlpipe will not read, at its 1-based line:col and key path."""
 
