@@ -66,7 +66,8 @@ NOT_SETTINGS = {
     "git/commands.py": "the environment of a git child process",
     "git/snapshot.py": "git's own config variables, read as the git mlpipe runs reads them",
     "executors/docker.py": "DOCKER_HOST named in a message as the docker SDK reads it",
-    "cli/main.py": "the error edge: a pipeline-file error in Actions is annotated, whether or not settings were read",
+    "cli/main.py": "the error edge: a pipeline-file error in Actions is annotated, whether or not settings were read; "
+    "and whether an option of a plain `ci-run`/`plan` is set by a variable (cli/plain.py), before any settings",
 }
 
 

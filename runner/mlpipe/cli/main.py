@@ -32,7 +32,7 @@ def __getattr__(name: str) -> Any:
 def main(argv: list[str] | None = None) -> Any:
     args = sys.argv[1:] if argv is None else list(argv)
     try:
-        plain = plain_command(args)
+        plain = plain_command(args, os.environ)
         return plain() if plain is not None else _with_click(args)
     except MlpipeError as error:
         if isinstance(error, SpecError) and os.environ.get("GITHUB_ACTIONS") == "true":

@@ -9,8 +9,7 @@ parses (`--help`, `--version`, a typo, any option).
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 OPTION_VARIABLES = ("MLPIPE_SNAPSHOT_MAX_FILE_SIZE", "MLPIPE_PUBLISH_CHECKS")
@@ -20,9 +19,10 @@ DEFAULT_SETTINGS: dict[str, Any] = {"cache": None}
 """`mlpipe.cli.options.given_settings()` when no option is given: no registry flag, no `--cache`."""
 
 
-def plain_command(args: list[str]) -> Callable[[], None] | None:
-    """`ci-run` or `plan` with every option at its default, if `args` is just that command's name."""
-    if len(args) != 1 or any(name in os.environ for name in OPTION_VARIABLES):
+def plain_command(args: list[str], environ: Mapping[str, str]) -> Callable[[], None] | None:
+    """`ci-run` or `plan` with every option at its default, if `args` is just that command's name (and
+    `environ`, the process's environment, sets no variable an option reads)."""
+    if len(args) != 1 or any(name in environ for name in OPTION_VARIABLES):
         return None
     if args[0] == "ci-run":
         from mlpipe.api.source import Selected, Source
